@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Connection pool: a mutex-guarded stack of idle connections and a condition variable for
+// callers waiting on a full pool. A connection found dead is closed and made anew.
+#include "db-pool.h"
+
+#include <string.h>
+
+#include "vmb-error.h"
+
+struct DbPool {
+    char *conninfo;
+    unsigned size;
+    unsigned acquire_timeout_ms;
+    unsigned statement_timeout_ms;
+    unsigned max_retries;
+
+    GMutex lock;
+    GCond freed;
+    GPtrArray *idle;     /* PGconn *, ready for use */
+    unsigned in_use;     /* borrowed plus being connected */
+    guint64 waits;
+};
+
+/**
+ * db_pool_new:
+ * @opts: pool settings; copied
+ *
+ * No connection is made until the first acquire.
+ *
+ * Returns: (transfer full): the pool.
+ */
+DbPool *
+db_pool_new(const DbPoolOptions *opts)
+{
+    DbPool *pool = g_new0(DbPool, 1);
+
+    pool->conninfo = g_strdup(opts->conninfo);
+    pool->size = MAX(opts->size, 1u);
+    pool->acquire_timeout_ms = opts->acquire_timeout_ms;
+    pool->statement_timeout_ms = opts->statement_timeout_ms;
+    pool->max_retries = opts->max_retries;
+    g_mutex_init(&pool->lock);
+    g_cond_init(&pool->freed);
+    pool->idle = g_ptr_array_new_with_free_func((GDestroyNotify) PQfinish);
+    return pool;
+}
+
+/**
+ * db_pool_free:
+ * @pool: (nullable): a pool whose connections have all been released
+ */
+void
+db_pool_free(DbPool *pool)
+{
+    if (!pool)
+        return;
+    g_ptr_array_unref(pool->idle);
+    g_mutex_clear(&pool->lock);
+    g_cond_clear(&pool->freed);
+    g_free(pool->conninfo);
+    g_free(pool);
+}
+
+static PGconn *
+pool_connect(DbPool *pool, GError **error)
+{
+    g_autofree char *options = g_strdup_printf("-c statement_timeout=%u -c lock_timeout=%u",
+                                               pool->statement_timeout_ms,
+                                               pool->statement_timeout_ms);
+    const char *const keys[] = { "dbname", "options", "application_name",
+                                 "connect_timeout", NULL };
+    const char *const values[] = { pool->conninfo, options, "vmbroker", "5", NULL };
+    g_autoptr(PGconn) pg = PQconnectdbParams(keys, values, 1);
+
+    if (!pg || PQstatus(pg) != CONNECTION_OK) {
+        g_autofree char *msg = g_strdup(pg ? PQerrorMessage(pg) : "out of memory");
+        g_strchomp(msg);
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE, "database unavailable: %s", msg);
+        return NULL;
+    }
+    return g_steal_pointer(&pg);
+}
+
+/**
+ * db_pool_acquire:
+ * @pool: the pool
+ * @error: return location for an error
+ *
+ * Borrows an idle connection, makes one if the pool has room, or waits up to the acquire
+ * timeout for one to be released.
+ *
+ * Returns: (transfer full): the connection, or NULL with VMB_ERROR_UNAVAILABLE.
+ */
+DbConn *
+db_pool_acquire(DbPool *pool, GError **error)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64) pool->acquire_timeout_ms * 1000;
+    PGconn *pg = NULL;
+    DbConn *conn;
+    bool waited = false;
+
+    g_mutex_lock(&pool->lock);
+    for (;;) {
+        if (pool->idle->len > 0) {
+            pg = g_ptr_array_steal_index_fast(pool->idle, pool->idle->len - 1);
+            pool->in_use++;
+            break;
+        }
+        if (pool->in_use < pool->size) {
+            pool->in_use++;
+            break;
+        }
+        if (!waited) {
+            pool->waits++;
+            waited = true;
+        }
+        if (!g_cond_wait_until(&pool->freed, &pool->lock, deadline)) {
+            g_mutex_unlock(&pool->lock);
+            g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+                        "database busy: no connection free within %u ms",
+                        pool->acquire_timeout_ms);
+            return NULL;
+        }
+    }
+    g_mutex_unlock(&pool->lock);
+
+    /* An idle connection may have died with a PostgreSQL restart: replace it. */
+    if (pg && PQstatus(pg) != CONNECTION_OK) {
+        PQfinish(pg);
+        pg = NULL;
+    }
+    if (!pg) {
+        pg = pool_connect(pool, error);
+        if (!pg) {
+            g_mutex_lock(&pool->lock);
+            pool->in_use--;
+            g_cond_signal(&pool->freed);
+            g_mutex_unlock(&pool->lock);
+            return NULL;
+        }
+    }
+    conn = g_new0(DbConn, 1);
+    conn->pool = pool;
+    conn->pg = pg;
+    return conn;
+}
+
+/**
+ * db_conn_release:
+ * @conn: (nullable): a borrowed connection
+ *
+ * Gives the connection back; a broken one, or one left inside a transaction, is closed.
+ */
+void
+db_conn_release(DbConn *conn)
+{
+    DbPool *pool;
+
+    if (!conn)
+        return;
+    pool = conn->pool;
+    if (conn->broken || PQstatus(conn->pg) != CONNECTION_OK ||
+        PQtransactionStatus(conn->pg) != PQTRANS_IDLE) {
+        PQfinish(conn->pg);
+        conn->pg = NULL;
+    }
+    g_mutex_lock(&pool->lock);
+    if (conn->pg)
+        g_ptr_array_add(pool->idle, conn->pg);
+    pool->in_use--;
+    g_cond_signal(&pool->freed);
+    g_mutex_unlock(&pool->lock);
+    g_free(conn);
+}
+
+/**
+ * db_pool_waits:
+ * @pool: the pool
+ *
+ * Returns: how many acquires had to wait for a connection.
+ */
+guint64
+db_pool_waits(DbPool *pool)
+{
+    guint64 n;
+
+    g_mutex_lock(&pool->lock);
+    n = pool->waits;
+    g_mutex_unlock(&pool->lock);
+    return n;
+}
+
+/**
+ * db_sqlstate:
+ * @res: (nullable): a result
+ *
+ * Returns: the five-character SQLSTATE of a failed result, or "".
+ */
+const char *
+db_sqlstate(const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return state ? state : "";
+}
+
+static bool
+sqlstate_is_retryable(const char *state)
+{
+    return strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0;
+}
+
+/**
+ * db_set_error:
+ * @conn: the connection the result came from
+ * @res: (nullable): the failed result, NULL when libpq returned none
+ * @error: return location for the error
+ *
+ * Maps SQLSTATE classes to kinds: lost connections, shutdowns and timeouts are
+ * VMB_ERROR_UNAVAILABLE; the rest VMB_ERROR_INTERNAL (the message is for logs only).
+ */
+void
+db_set_error(DbConn *conn, const PGresult *res, GError **error)
+{
+    const char *state = db_sqlstate(res);
+    g_autofree char *msg = g_strdup(res ? PQresultErrorMessage(res) : PQerrorMessage(conn->pg));
+    VmbErrorKind kind = VMB_ERROR_INTERNAL;
+
+    g_strchomp(msg);
+    g_strlcpy(conn->sqlstate, state, sizeof(conn->sqlstate));
+    if (PQstatus(conn->pg) != CONNECTION_OK || g_str_has_prefix(state, "08") ||
+        g_str_has_prefix(state, "57P") || !res) {
+        conn->broken = true;
+        kind = VMB_ERROR_UNAVAILABLE;
+    } else if (strcmp(state, "57014") == 0 || strcmp(state, "55P03") == 0) {
+        kind = VMB_ERROR_UNAVAILABLE; /* statement or lock timeout */
+    }
+    g_set_error(error, VMB_ERROR, kind, "database [%s]: %s", *state ? state : "-", msg);
+}
+
+/**
+ * db_exec:
+ * @conn: a borrowed connection
+ * @expect: the status a success has (PGRES_TUPLES_OK or PGRES_COMMAND_OK)
+ * @sql: one statement with $1.. placeholders
+ * @nparams: number of parameters
+ * @params: (array length=nparams): text values, NULL for SQL NULL
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the result, or NULL with @error set.
+ */
+PGresult *
+db_exec(DbConn *conn, ExecStatusType expect, const char *sql,
+        int nparams, const char *const *params, GError **error)
+{
+    g_autoptr(PGresult) res = PQexecParams(conn->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+
+    if (!res || PQresultStatus(res) != expect) {
+        db_set_error(conn, res, error);
+        return NULL;
+    }
+    return g_steal_pointer(&res);
+}
+
+static bool
+exec_simple(DbConn *conn, const char *sql, GError **error)
+{
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK, sql, 0, NULL, error);
+    return res != NULL;
+}
+
+/**
+ * db_pool_transaction:
+ * @pool: the pool
+ * @fn: the transaction's body, run between BEGIN and COMMIT
+ * @data: passed to @fn
+ * @error: return location for an error
+ *
+ * Runs @fn in a transaction on a pooled connection. A serialization failure or deadlock
+ * (40001, 40P01), in @fn or at COMMIT, rolls back and runs @fn again, up to max_retries
+ * times; @fn must therefore keep no side effects outside the database.
+ *
+ * Returns: true when the transaction committed.
+ */
+bool
+db_pool_transaction(DbPool *pool, DbTxFunc fn, void *data, GError **error)
+{
+    for (unsigned attempt = 0;; attempt++) {
+        g_autoptr(DbConn) conn = db_pool_acquire(pool, error);
+        g_autoptr(GError) err = NULL;
+        bool ok;
+
+        if (!conn)
+            return false;
+        ok = exec_simple(conn, "BEGIN", &err) && fn(conn, data, &err) &&
+             exec_simple(conn, "COMMIT", &err);
+        if (ok)
+            return true;
+        if (!conn->broken && PQtransactionStatus(conn->pg) != PQTRANS_IDLE) {
+            g_autoptr(PGresult) rb = PQexec(conn->pg, "ROLLBACK");
+            if (PQresultStatus(rb) != PGRES_COMMAND_OK)
+                conn->broken = true;
+        }
+        if (attempt < pool->max_retries && sqlstate_is_retryable(conn->sqlstate)) {
+            g_usleep((1u << MIN(attempt, 6u)) * 1000); /* 1, 2, 4 ... ms */
+            continue;
+        }
+        g_propagate_error(error, g_steal_pointer(&err));
+        return false;
+    }
+}
+
+/**
+ * db_pool_ping:
+ * @pool: the pool
+ * @error: return location for an error
+ *
+ * Returns: true when PostgreSQL answers a query on a pooled connection.
+ */
+bool
+db_pool_ping(DbPool *pool, GError **error)
+{
+    g_autoptr(DbConn) conn = db_pool_acquire(pool, error);
+    g_autoptr(PGresult) res = NULL;
+
+    if (!conn)
+        return false;
+    res = db_exec(conn, PGRES_TUPLES_OK, "SELECT 1", 0, NULL, error);
+    return res != NULL;
+}

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// users: insert and look up.
+#include "db-users.h"
+
+#include <string.h>
+
+#include "vmb-error.h"
+
+/**
+ * db_user_free:
+ * @user: (nullable): a user record
+ */
+void
+db_user_free(DbUser *user)
+{
+    if (!user)
+        return;
+    g_free(user->id);
+    g_free(user->username);
+    g_free(user->role);
+    g_free(user->password_hash);
+    g_free(user);
+}
+
+/**
+ * db_users_insert:
+ * @conn: a connection
+ * @username: a name already checked against the documented charset
+ * @role: "admin", "user" or "service"
+ * @password_hash: (nullable): PHC string, NULL for no password login
+ * @ret_id: (out) (optional): the new user's id
+ * @error: return location for an error
+ *
+ * Returns: true on success; VMB_ERROR_CONFLICT when the name is taken.
+ */
+bool
+db_users_insert(DbConn *conn, const char *username, const char *role,
+                const char *password_hash, char **ret_id, GError **error)
+{
+    const char *params[] = { username, role, password_hash };
+    g_autoptr(PGresult) res = PQexecParams(conn->pg,
+        "INSERT INTO users (username, role, password_hash) VALUES ($1, $2, $3)"
+        " ON CONFLICT (username) DO NOTHING RETURNING id", 3, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        db_set_error(conn, res, error);
+        return false;
+    }
+    if (PQntuples(res) == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "user '%s' already exists", username);
+        return false;
+    }
+    if (ret_id)
+        *ret_id = g_strdup(PQgetvalue(res, 0, 0));
+    return true;
+}
+
+/**
+ * db_users_get_by_name:
+ * @conn: a connection
+ * @username: the login name
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the user, or NULL (VMB_ERROR_NOT_FOUND when absent).
+ */
+DbUser *
+db_users_get_by_name(DbConn *conn, const char *username, GError **error)
+{
+    const char *params[] = { username };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "SELECT id, username, role, password_hash, disabled FROM users WHERE username = $1",
+        1, params, error);
+    DbUser *user;
+
+    if (!res)
+        return NULL;
+    if (PQntuples(res) == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "no user '%s'", username);
+        return NULL;
+    }
+    user = g_new0(DbUser, 1);
+    user->id = g_strdup(PQgetvalue(res, 0, 0));
+    user->username = g_strdup(PQgetvalue(res, 0, 1));
+    user->role = g_strdup(PQgetvalue(res, 0, 2));
+    user->password_hash = PQgetisnull(res, 0, 3) ? NULL : g_strdup(PQgetvalue(res, 0, 3));
+    user->disabled = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
+    return user;
+}

@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Queries on the users table.
+#pragma once
+
+#include <stdbool.h>
+#include <glib.h>
+
+#include "db-pool.h"
+
+typedef struct {
+    char *id;            /* uuid */
+    char *username;      /* unique login name */
+    char *role;          /* "admin", "user" or "service" */
+    char *password_hash; /* argon2id PHC string, NULL when password login is off */
+    bool disabled;       /* disabled users cannot log in or use tokens */
+} DbUser;
+
+void db_user_free(DbUser *user);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DbUser, db_user_free)
+
+/* VMB_ERROR_CONFLICT when the name is taken. */
+bool db_users_insert(DbConn *conn, const char *username, const char *role,
+                     const char *password_hash, char **ret_id, GError **error);
+/* VMB_ERROR_NOT_FOUND when there is no such user. */
+DbUser *db_users_get_by_name(DbConn *conn, const char *username, GError **error);

@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The VMB_ERROR domain and its kind names.
+#include "vmb-error.h"
+
+G_DEFINE_QUARK(vmb-error-quark, vmb_error)
+
+static const char *const kind_names[] = {
+    [VMB_ERROR_INTERNAL] = "internal",
+    [VMB_ERROR_INVALID] = "invalid",
+    [VMB_ERROR_UNPROCESSABLE] = "unprocessable",
+    [VMB_ERROR_NOT_FOUND] = "not-found",
+    [VMB_ERROR_CONFLICT] = "conflict",
+    [VMB_ERROR_UNAUTHORIZED] = "unauthorized",
+    [VMB_ERROR_FORBIDDEN] = "forbidden",
+    [VMB_ERROR_TOO_LARGE] = "too-large",
+    [VMB_ERROR_UNSUPPORTED_MEDIA] = "unsupported-media-type",
+    [VMB_ERROR_TOO_MANY] = "too-many-requests",
+    [VMB_ERROR_UNAVAILABLE] = "unavailable",
+    [VMB_ERROR_EXHAUSTED] = "exhausted",
+    [VMB_ERROR_NO_SPACE] = "insufficient-storage",
+    [VMB_ERROR_CONFIG] = "config",
+    [VMB_ERROR_SCHEMA] = "schema",
+};
+G_STATIC_ASSERT(G_N_ELEMENTS(kind_names) == VMB_ERROR_LAST);
+
+/**
+ * vmb_error_kind_to_string:
+ * @kind: an error kind
+ *
+ * Returns: the kind's stable name; "internal" for a value out of range.
+ */
+const char *
+vmb_error_kind_to_string(VmbErrorKind kind)
+{
+    if ((unsigned) kind >= VMB_ERROR_LAST)
+        return kind_names[VMB_ERROR_INTERNAL];
+    return kind_names[kind];
+}
+
+/**
+ * vmb_error_kind:
+ * @error: (nullable): an error
+ *
+ * Returns: @error's kind when it is in the VMB_ERROR domain, else VMB_ERROR_INTERNAL.
+ */
+VmbErrorKind
+vmb_error_kind(const GError *error)
+{
+    if (!error || error->domain != VMB_ERROR || (unsigned) error->code >= VMB_ERROR_LAST)
+        return VMB_ERROR_INTERNAL;
+    return (VmbErrorKind) error->code;
+}

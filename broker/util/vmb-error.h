@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Error kinds shared by every layer. A lower layer reports a GError in the VMB_ERROR
+// domain whose code is a VmbErrorKind; only the HTTP layer maps a kind to a status.
+#pragma once
+
+#include <glib.h>
+
+typedef enum {
+    VMB_ERROR_INTERNAL = 0,      /* a bug or an unexpected failure: never detailed to clients */
+    VMB_ERROR_INVALID,           /* malformed input */
+    VMB_ERROR_UNPROCESSABLE,     /* well-formed input naming something unusable */
+    VMB_ERROR_NOT_FOUND,         /* no such object (or not visible to the caller) */
+    VMB_ERROR_CONFLICT,          /* the object's state forbids the operation */
+    VMB_ERROR_UNAUTHORIZED,      /* no or bad credentials */
+    VMB_ERROR_FORBIDDEN,         /* credentials fine, permission missing */
+    VMB_ERROR_TOO_LARGE,         /* a client-controlled size over its bound */
+    VMB_ERROR_UNSUPPORTED_MEDIA, /* wrong content type */
+    VMB_ERROR_TOO_MANY,          /* throttled */
+    VMB_ERROR_UNAVAILABLE,       /* a dependency (PostgreSQL, libvirt) is down */
+    VMB_ERROR_EXHAUSTED,         /* no capacity left (ports, memory) */
+    VMB_ERROR_NO_SPACE,          /* storage full */
+    VMB_ERROR_CONFIG,            /* bad configuration */
+    VMB_ERROR_SCHEMA,            /* database schema newer than this binary */
+
+    VMB_ERROR_LAST
+} VmbErrorKind;
+
+#define VMB_ERROR (vmb_error_quark())
+
+GQuark vmb_error_quark(void);
+
+/* Stable lower-case name of a kind ("not-found"), used in logs and problem type URIs. */
+const char *vmb_error_kind_to_string(VmbErrorKind kind);
+
+/* The kind of @error: its code in the VMB_ERROR domain, VMB_ERROR_INTERNAL otherwise. */
+VmbErrorKind vmb_error_kind(const GError *error);

@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// One-line logging to stderr with a UTC timestamp. Only the top of the program
+// (handlers, subcommands) logs; lower layers return errors.
+#pragma once
+
+#include <glib.h>
+
+typedef enum {
+    VMB_LOG_DEBUG,
+    VMB_LOG_INFO,
+    VMB_LOG_WARNING,
+    VMB_LOG_ERROR,
+
+    VMB_LOG_LAST
+} VmbLogLevel;
+
+void vmb_log_set_level(VmbLogLevel level);
+void vmb_log(VmbLogLevel level, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+#define vmb_debug(...) vmb_log(VMB_LOG_DEBUG, __VA_ARGS__)
+#define vmb_info(...) vmb_log(VMB_LOG_INFO, __VA_ARGS__)
+#define vmb_warning(...) vmb_log(VMB_LOG_WARNING, __VA_ARGS__)
+#define vmb_error(...) vmb_log(VMB_LOG_ERROR, __VA_ARGS__)
