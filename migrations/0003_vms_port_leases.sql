@@ -51,14 +51,17 @@ CREATE TABLE port_leases (
     host_id           uuid NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,
     port              integer NOT NULL CHECK (port BETWEEN 1 AND 65535),
     kind              text NOT NULL CHECK (kind IN ('vnc', 'ws')),
-    -- NO ACTION: a VM cannot be deleted while it still holds a lease.
-    vm_id             uuid REFERENCES vms (id),
+    -- Checked at commit: a VM cannot be deleted while it still holds a lease, and the
+    -- create transaction leases before it inserts the VM.
+    vm_id             uuid REFERENCES vms (id) DEFERRABLE INITIALLY DEFERRED,
     leased_at         timestamptz,
     released_at       timestamptz,
     -- Not leasable before this: a slow QEMU exit must not collide with the next guest.
     cooldown_until    timestamptz,
     -- A foreign process held the port when it was probed: skipped until then.
     quarantined_until timestamptz,
+    -- false: the configured ranges no longer hold this port; it is dropped on release.
+    in_range          boolean NOT NULL DEFAULT true,
     PRIMARY KEY (host_id, port),
     CONSTRAINT port_leases_held CHECK ((vm_id IS NULL) = (leased_at IS NULL)),
     CONSTRAINT port_leases_one_per_kind UNIQUE (vm_id, kind),
@@ -66,10 +69,9 @@ CREATE TABLE port_leases (
 );
 -- The free rows of a (host, kind), least recently released first.
 CREATE INDEX port_leases_free_idx ON port_leases (host_id, kind, released_at NULLS FIRST, port)
-    WHERE vm_id IS NULL;
+    WHERE vm_id IS NULL AND in_range;
 
--- A VM's ports are exactly the leases it holds. Deferred: the create transaction leases
--- and records the ports in either order.
+-- A VM's ports are exactly the leases it holds (checked at commit).
 ALTER TABLE vms
     ADD CONSTRAINT vms_vnc_leased FOREIGN KEY (id, vnc_kind, host_id, vnc_port)
         REFERENCES port_leases (vm_id, kind, host_id, port) DEFERRABLE INITIALLY DEFERRED,

@@ -3,6 +3,7 @@
 // callers waiting on a full pool. A connection found dead is closed and made anew.
 #include "db-pool.h"
 
+#include <poll.h>
 #include <string.h>
 
 #include "vmb-error.h"
@@ -81,6 +82,21 @@ pool_connect(DbPool *pool, GError **error)
     return g_steal_pointer(&pg);
 }
 
+/* An idle session receives nothing (vmbroker does not LISTEN), so anything readable on its
+ * socket (the FATAL a terminated backend sends, or EOF) means it is gone. PQstatus alone
+ * only learns that when a query fails. */
+static bool
+idle_conn_alive(PGconn *pg)
+{
+    struct pollfd pfd = { .fd = PQsocket(pg), .events = POLLIN };
+
+    if (PQstatus(pg) != CONNECTION_OK || pfd.fd < 0)
+        return false;
+    if (poll(&pfd, 1, 0) != 0)
+        return false;
+    return true;
+}
+
 /**
  * db_pool_acquire:
  * @pool: the pool
@@ -125,7 +141,7 @@ db_pool_acquire(DbPool *pool, GError **error)
     g_mutex_unlock(&pool->lock);
 
     /* An idle connection may have died with a PostgreSQL restart: replace it. */
-    if (pg && PQstatus(pg) != CONNECTION_OK) {
+    if (pg && !idle_conn_alive(pg)) {
         PQfinish(pg);
         pg = NULL;
     }
@@ -277,28 +293,39 @@ exec_simple(DbConn *conn, const char *sql, GError **error)
  *
  * Runs @fn in a transaction on a pooled connection. A serialization failure or deadlock
  * (40001, 40P01), in @fn or at COMMIT, rolls back and runs @fn again, up to max_retries
- * times; @fn must therefore keep no side effects outside the database.
+ * times; @fn must therefore keep no side effects outside the database. A connection lost
+ * before BEGIN went through is replaced once; one lost later is not retried (the COMMIT may
+ * have happened).
  *
  * Returns: true when the transaction committed.
  */
 bool
 db_pool_transaction(DbPool *pool, DbTxFunc fn, void *data, GError **error)
 {
+    bool lost_at_begin = false;
+
     for (unsigned attempt = 0;; attempt++) {
         g_autoptr(DbConn) conn = db_pool_acquire(pool, error);
         g_autoptr(GError) err = NULL;
-        bool ok;
+        bool ok, began;
 
         if (!conn)
             return false;
-        ok = exec_simple(conn, "BEGIN", &err) && fn(conn, data, &err) &&
-             exec_simple(conn, "COMMIT", &err);
+        began = exec_simple(conn, "BEGIN", &err);
+        ok = began && fn(conn, data, &err) && exec_simple(conn, "COMMIT", &err);
         if (ok)
             return true;
         if (!conn->broken && PQtransactionStatus(conn->pg) != PQTRANS_IDLE) {
             g_autoptr(PGresult) rb = PQexec(conn->pg, "ROLLBACK");
             if (PQresultStatus(rb) != PGRES_COMMAND_OK)
                 conn->broken = true;
+        }
+        if (!began && conn->broken && !lost_at_begin) {
+            /* The connection died before BEGIN went through (a race with a restart that
+             * the idle check missed): nothing ran, so one more try is safe. */
+            lost_at_begin = true;
+            attempt--;
+            continue;
         }
         if (attempt < pool->max_retries && sqlstate_is_retryable(conn->sqlstate)) {
             g_usleep((1u << MIN(attempt, 6u)) * 1000); /* 1, 2, 4 ... ms */
@@ -314,16 +341,27 @@ db_pool_transaction(DbPool *pool, DbTxFunc fn, void *data, GError **error)
  * @pool: the pool
  * @error: return location for an error
  *
+ * A connection found dead is replaced and the query tried once more on a new one.
+ *
  * Returns: true when PostgreSQL answers a query on a pooled connection.
  */
 bool
 db_pool_ping(DbPool *pool, GError **error)
 {
-    g_autoptr(DbConn) conn = db_pool_acquire(pool, error);
-    g_autoptr(PGresult) res = NULL;
+    for (int attempt = 0;; attempt++) {
+        g_autoptr(DbConn) conn = db_pool_acquire(pool, error);
+        g_autoptr(PGresult) res = NULL;
+        g_autoptr(GError) err = NULL;
 
-    if (!conn)
+        if (!conn)
+            return false;
+        res = db_exec(conn, PGRES_TUPLES_OK, "SELECT 1", 0, NULL, &err);
+        if (res)
+            return true;
+        /* A connection that died since its idle check: one fresh try. */
+        if (attempt == 0 && conn->broken)
+            continue;
+        g_propagate_error(error, g_steal_pointer(&err));
         return false;
-    res = db_exec(conn, PGRES_TUPLES_OK, "SELECT 1", 0, NULL, error);
-    return res != NULL;
+    }
 }
