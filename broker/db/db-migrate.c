@@ -4,6 +4,7 @@
 #include "db-migrate.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "vmb-error.h"
 
@@ -38,10 +39,19 @@ db_migrate_known_version(void)
 bool
 db_migrate_current_version(DbConn *conn, int *ret_version, GError **error)
 {
-    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
-        "SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN 0"
-        " ELSE (SELECT coalesce(max(version), 0) FROM schema_migrations) END", 0, NULL, error);
+    /* Two queries: one naming a missing table fails at parse time, whatever CASE says. */
+    g_autoptr(PGresult) exists = db_exec(conn, PGRES_TUPLES_OK,
+        "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL, error);
+    g_autoptr(PGresult) res = NULL;
 
+    if (!exists)
+        return false;
+    if (strcmp(PQgetvalue(exists, 0, 0), "t") != 0) {
+        *ret_version = 0;
+        return true;
+    }
+    res = db_exec(conn, PGRES_TUPLES_OK,
+                  "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL, error);
     if (!res)
         return false;
     *ret_version = (int) strtol(PQgetvalue(res, 0, 0), NULL, 10);
