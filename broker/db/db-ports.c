@@ -71,15 +71,15 @@ db_ports_sync(DbConn *conn, const char *host_id, const DbPortRanges *ranges, GEr
         const char *const *p = i == 0 ? vnc_params : ws_params;
         if (!exec_cmd(conn,
                 "INSERT INTO port_leases (host_id, port, kind)"
-                " SELECT $1, p, $2 FROM generate_series($3::int, $4::int) AS p"
+                " SELECT $1::uuid, p, $2::text FROM generate_series($3::int, $4::int) AS p"
                 " ON CONFLICT (host_id, port) DO NOTHING", 4, p, error) ||
             !exec_cmd(conn,
                 "UPDATE port_leases SET kind = $2"
                 " WHERE host_id = $1 AND port BETWEEN $3::int AND $4::int"
                 " AND kind <> $2 AND vm_id IS NULL", 4, p, error) ||
             !exec_cmd(conn,
-                "UPDATE port_leases SET in_range = true"
-                " WHERE host_id = $1 AND port BETWEEN $3::int AND $4::int AND NOT in_range",
+                "UPDATE port_leases SET in_range = true WHERE host_id = $1"
+                " AND port BETWEEN $3::int AND $4::int AND NOT in_range AND kind = $2",
                 4, p, error))
             return false;
     }
@@ -96,22 +96,24 @@ db_ports_sync(DbConn *conn, const char *host_id, const DbPortRanges *ranges, GEr
 /* The free rows of one kind, least recently released first; rows locked by concurrent
  * transactions are skipped rather than waited for. */
 #define FREE_ROW(kind_param)                                                        \
-    "(SELECT port FROM port_leases"                                                 \
+    "SELECT port FROM port_leases"                                                  \
     " WHERE host_id = $1 AND kind = " kind_param " AND vm_id IS NULL AND in_range"  \
     " AND (cooldown_until IS NULL OR cooldown_until <= now())"                      \
     " AND (quarantined_until IS NULL OR quarantined_until <= now())"                \
-    " ORDER BY released_at NULLS FIRST, port LIMIT 1 FOR UPDATE SKIP LOCKED)"
+    " ORDER BY released_at NULLS FIRST, port LIMIT 1 FOR UPDATE SKIP LOCKED"
 
+/* Locking clauses are not allowed under UNION, so each kind picks in a CTE of its own. */
 static const char lease_pair_sql[] =
-    "WITH pick AS MATERIALIZED (" FREE_ROW("'vnc'") " UNION ALL " FREE_ROW("'ws'") ")"
+    "WITH v AS MATERIALIZED (" FREE_ROW("'vnc'") "),"
+    " w AS MATERIALIZED (" FREE_ROW("'ws'") ")"
     " UPDATE port_leases l SET vm_id = $2, leased_at = now()"
-    " FROM pick WHERE l.host_id = $1 AND l.port = pick.port"
+    " WHERE l.host_id = $1 AND l.port IN (SELECT port FROM v UNION ALL SELECT port FROM w)"
     " RETURNING l.kind, l.port";
 
 static const char lease_one_sql[] =
-    "WITH pick AS MATERIALIZED " FREE_ROW("$3") ""
+    "WITH pick AS MATERIALIZED (" FREE_ROW("$3::text") ")"
     " UPDATE port_leases l SET vm_id = $2, leased_at = now()"
-    " FROM pick WHERE l.host_id = $1 AND l.port = pick.port"
+    " WHERE l.host_id = $1 AND l.port IN (SELECT port FROM pick)"
     " RETURNING l.kind, l.port";
 
 static bool
