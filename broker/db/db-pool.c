@@ -4,6 +4,7 @@
 #include "db-pool.h"
 
 #include <poll.h>
+#include <libpq-events.h>
 #include <string.h>
 
 #include "vmb-error.h"
@@ -62,6 +63,36 @@ db_pool_free(DbPool *pool)
     g_free(pool);
 }
 
+/* Per-connection state kept by libpq itself (instance data of a libpq event procedure),
+ * so it lives and dies with the PGconn: the names of the statements prepared on it. */
+static int
+conn_event(PGEventId id, void *info, void *pass_through)
+{
+    switch (id) {
+    case PGEVT_REGISTER: {
+        PGEventRegister *e = info;
+        return PQsetInstanceData(e->conn, conn_event,
+                                 g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL));
+    }
+    case PGEVT_CONNRESET: {
+        PGEventConnReset *e = info;
+        GHashTable *prepared = PQinstanceData(e->conn, conn_event);
+        if (prepared)
+            g_hash_table_remove_all(prepared);
+        return 1;
+    }
+    case PGEVT_CONNDESTROY: {
+        PGEventConnDestroy *e = info;
+        GHashTable *prepared = PQinstanceData(e->conn, conn_event);
+        if (prepared)
+            g_hash_table_unref(prepared);
+        return 1;
+    }
+    default:
+        return 1;
+    }
+}
+
 static PGconn *
 pool_connect(DbPool *pool, GError **error)
 {
@@ -77,6 +108,10 @@ pool_connect(DbPool *pool, GError **error)
         g_autofree char *msg = g_strdup(pg ? PQerrorMessage(pg) : "out of memory");
         g_strchomp(msg);
         g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE, "database unavailable: %s", msg);
+        return NULL;
+    }
+    if (!PQregisterEventProc(pg, conn_event, "vmbroker-pool", NULL)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INTERNAL, "cannot register a libpq event");
         return NULL;
     }
     return g_steal_pointer(&pg);
@@ -277,11 +312,57 @@ db_exec(DbConn *conn, ExecStatusType expect, const char *sql,
     return g_steal_pointer(&res);
 }
 
+/**
+ * db_exec_prepared:
+ * @conn: a borrowed connection
+ * @expect: the status a success has
+ * @name: a name for @sql, unique among vmbroker's statements ("ports_lease_pair")
+ * @sql: one statement with $1.. placeholders; always the same text for @name
+ * @nparams: number of parameters
+ * @params: (array length=nparams): text values, NULL for SQL NULL
+ * @error: return location for an error
+ *
+ * Like db_exec, for statements run often: @sql is parsed and planned once per connection
+ * (PQprepare on first use; prepared statements outlive transaction rollbacks).
+ *
+ * Returns: (transfer full): the result, or NULL with @error set.
+ */
+PGresult *
+db_exec_prepared(DbConn *conn, ExecStatusType expect, const char *name, const char *sql,
+                 int nparams, const char *const *params, GError **error)
+{
+    GHashTable *prepared = PQinstanceData(conn->pg, conn_event);
+    g_autoptr(PGresult) res = NULL;
+
+    if (!prepared)
+        return db_exec(conn, expect, sql, nparams, params, error);
+    if (!g_hash_table_contains(prepared, name)) {
+        g_autoptr(PGresult) prep = PQprepare(conn->pg, name, sql, nparams, NULL);
+        if (!prep || PQresultStatus(prep) != PGRES_COMMAND_OK) {
+            db_set_error(conn, prep, error);
+            return NULL;
+        }
+        g_hash_table_add(prepared, g_strdup(name));
+    }
+    res = PQexecPrepared(conn->pg, name, nparams, params, NULL, NULL, 0);
+    if (!res || PQresultStatus(res) != expect) {
+        db_set_error(conn, res, error);
+        return NULL;
+    }
+    return g_steal_pointer(&res);
+}
+
+/* BEGIN, COMMIT: the simple protocol, one message and no planning. */
 static bool
 exec_simple(DbConn *conn, const char *sql, GError **error)
 {
-    g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK, sql, 0, NULL, error);
-    return res != NULL;
+    g_autoptr(PGresult) res = PQexec(conn->pg, sql);
+
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+        db_set_error(conn, res, error);
+        return false;
+    }
+    return true;
 }
 
 /**

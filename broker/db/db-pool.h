@@ -49,6 +49,10 @@ bool db_pool_transaction(DbPool *pool, DbTxFunc fn, void *data, GError **error);
 /* PQexecParams with text parameters; NULL (and @error) unless the status is @expect. */
 PGresult *db_exec(DbConn *conn, ExecStatusType expect, const char *sql,
                   int nparams, const char *const *params, GError **error);
+/* Like db_exec, with @sql prepared once per connection under @name (for hot statements). */
+PGresult *db_exec_prepared(DbConn *conn, ExecStatusType expect, const char *name,
+                           const char *sql, int nparams, const char *const *params,
+                           GError **error);
 /* Turns a failed result (or a lost connection) into a VMB_ERROR and marks @conn broken
  * when the connection itself is at fault. */
 void db_set_error(DbConn *conn, const PGresult *res, GError **error);

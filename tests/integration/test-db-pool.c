@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // broker/db/db-pool.c and db-migrate.c on real PostgreSQL: migrations, retries of
 // serialization failures and deadlocks, statement timeouts, killed backends, restarts.
+#include <stdlib.h>
 #include <string.h>
 #include <libpq-fe.h>
 
@@ -271,12 +272,69 @@ TEST(terminated_idle_connection_is_replaced)
     int before = 0, after = 0;
 
     g_assert_true(db_pool_transaction(db->pool, pid_tx, &before, &err));
+    /* A live idle session is reused, not replaced. */
+    for (int i = 0; i < 3; i++) {
+        g_assert_true(db_pool_transaction(db->pool, pid_tx, &after, &err));
+        g_assert_cmpint(after, ==, before);
+    }
     terminate_backend(db->conninfo, before);
     /* The next transaction runs on a new session, without an error. */
     g_assert_true(db_pool_transaction(db->pool, pid_tx, &after, &err));
     g_assert_no_error(err);
     g_assert_cmpint(after, !=, before);
     g_assert_true(db_pool_ping(db->pool, &err));
+}
+
+typedef struct {
+    bool fail;     /* roll back after the statement */
+    long prepared; /* statements prepared on the session, seen inside the transaction */
+    int pid;
+} PrepArgs;
+
+static bool
+prepared_tx(DbConn *conn, void *data, GError **error)
+{
+    PrepArgs *a = data;
+    const char *params[] = { "41" };
+    g_autoptr(PGresult) res = db_exec_prepared(conn, PGRES_TUPLES_OK, "test_add_one",
+                                               "SELECT $1::int + 1", 1, params, error);
+    g_autoptr(PGresult) count = NULL;
+
+    if (!res)
+        return false;
+    g_assert_cmpstr(PQgetvalue(res, 0, 0), ==, "42");
+    count = db_exec(conn, PGRES_TUPLES_OK, "SELECT count(*) FROM pg_prepared_statements", 0,
+                    NULL, error);
+    a->prepared = strtol(PQgetvalue(count, 0, 0), NULL, 10);
+    a->pid = PQbackendPID(conn->pg);
+    if (a->fail) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "roll back");
+        return false;
+    }
+    return true;
+}
+
+TEST(prepared_statements_outlive_rollbacks_and_follow_reconnects)
+{
+    g_autoptr(TestDb) db = test_db_new("pool_prepared", 1, 41000, 41100, 2);
+    g_autoptr(GError) err = NULL;
+    PrepArgs a = { .fail = true };
+    int first_pid;
+
+    g_assert_false(db_pool_transaction(db->pool, prepared_tx, &a, &err));
+    g_clear_error(&err);
+    first_pid = a.pid;
+    a.fail = false;
+    g_assert_true(db_pool_transaction(db->pool, prepared_tx, &a, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(a.pid, ==, first_pid);
+    g_assert_cmpint(a.prepared, ==, 1);
+    /* A new session prepares it again. */
+    terminate_backend(db->conninfo, first_pid);
+    g_assert_true(db_pool_transaction(db->pool, prepared_tx, &a, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(a.pid, !=, first_pid);
+    g_assert_cmpint(a.prepared, ==, 1);
 }
 
 TEST(pool_survives_postgres_restart)
