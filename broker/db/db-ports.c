@@ -94,12 +94,14 @@ db_ports_sync(DbConn *conn, const char *host_id, const DbPortRanges *ranges, GEr
 }
 
 /* The free rows of one kind, least recently released first; rows locked by concurrent
- * transactions are skipped rather than waited for. */
+ * transactions are skipped rather than waited for. The time is clock_timestamp(): a row
+ * released by another client after this statement began is rechecked (EvalPlanQual) with
+ * a cool-down that ended "after" the statement's own timestamp, and would be skipped. */
 #define FREE_ROW(kind_param)                                                        \
     "SELECT port FROM port_leases"                                                  \
     " WHERE host_id = $1 AND kind = " kind_param " AND vm_id IS NULL AND in_range"  \
-    " AND (cooldown_until IS NULL OR cooldown_until <= now())"                      \
-    " AND (quarantined_until IS NULL OR quarantined_until <= now())"                \
+    " AND (cooldown_until IS NULL OR cooldown_until <= clock_timestamp())"          \
+    " AND (quarantined_until IS NULL OR quarantined_until <= clock_timestamp())"    \
     " ORDER BY released_at NULLS FIRST, port LIMIT 1 FOR UPDATE SKIP LOCKED"
 
 /* Locking clauses are not allowed under UNION, so each kind picks in a CTE of its own. */
@@ -107,13 +109,14 @@ static const char lease_pair_sql[] =
     "WITH v AS MATERIALIZED (" FREE_ROW("'vnc'") "),"
     " w AS MATERIALIZED (" FREE_ROW("'ws'") ")"
     " UPDATE port_leases l SET vm_id = $2, leased_at = now()"
-    " WHERE l.host_id = $1 AND l.port IN (SELECT port FROM v UNION ALL SELECT port FROM w)"
+    " WHERE l.host_id = $1"
+    " AND l.port = ANY (ARRAY(SELECT port FROM v UNION ALL SELECT port FROM w))"
     " RETURNING l.kind, l.port";
 
 static const char lease_one_sql[] =
     "WITH pick AS MATERIALIZED (" FREE_ROW("$3::text") ")"
     " UPDATE port_leases l SET vm_id = $2, leased_at = now()"
-    " WHERE l.host_id = $1 AND l.port IN (SELECT port FROM pick)"
+    " WHERE l.host_id = $1 AND l.port = ANY (ARRAY(SELECT port FROM pick))"
     " RETURNING l.kind, l.port";
 
 static bool
@@ -143,7 +146,7 @@ quarantine(DbConn *conn, const char *host_id, unsigned port, unsigned seconds, G
 
     return exec_cmd(conn,
         "UPDATE port_leases SET vm_id = NULL, leased_at = NULL,"
-        " quarantined_until = now() + make_interval(secs => $3::int)"
+        " quarantined_until = clock_timestamp() + make_interval(secs => $3::int)"
         " WHERE host_id = $1 AND port = $2::int", 3, params, error);
 }
 
@@ -173,7 +176,8 @@ db_ports_lease_pair(DbConn *conn, const char *host_id, const char *vm_id,
 
     if (!require_transaction(conn, "db_ports_lease_pair", error))
         return false;
-    res = db_exec(conn, PGRES_TUPLES_OK, lease_pair_sql, 2, params, error);
+    res = db_exec_prepared(conn, PGRES_TUPLES_OK, "ports_lease_pair", lease_pair_sql, 2,
+                           params, error);
     if (!res)
         return false;
     for (int row = 0;; row++) {
@@ -187,7 +191,8 @@ db_ports_lease_pair(DbConn *conn, const char *host_id, const char *vm_id,
             if (!kind)
                 break;
             params[2] = kind;
-            res = db_exec(conn, PGRES_TUPLES_OK, lease_one_sql, 3, params, error);
+            res = db_exec_prepared(conn, PGRES_TUPLES_OK, "ports_lease_one", lease_one_sql, 3,
+                                   params, error);
             if (!res)
                 return false;
             if (PQntuples(res) == 0)
@@ -233,7 +238,7 @@ db_ports_release_vm(DbConn *conn, const char *vm_id, unsigned cooldown_s,
 
     if (!require_transaction(conn, "db_ports_release_vm", error))
         return false;
-    res = db_exec(conn, PGRES_TUPLES_OK,
+    res = db_exec_prepared(conn, PGRES_TUPLES_OK, "ports_release_vm",
         "WITH gone AS (DELETE FROM port_leases WHERE vm_id = $1 AND NOT in_range"
         "              RETURNING port),"
         " freed AS (UPDATE port_leases SET vm_id = NULL, leased_at = NULL,"
@@ -267,8 +272,9 @@ db_ports_count(DbConn *conn, const char *host_id, const char *kind, DbPortCounts
     g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
         "SELECT count(*),"
         " count(*) FILTER (WHERE vm_id IS NOT NULL),"
-        " count(*) FILTER (WHERE vm_id IS NULL AND cooldown_until > now()),"
-        " count(*) FILTER (WHERE vm_id IS NULL AND quarantined_until > now())"
+        " count(*) FILTER (WHERE vm_id IS NULL AND cooldown_until > statement_timestamp()),"
+        " count(*) FILTER (WHERE vm_id IS NULL"
+        "                  AND quarantined_until > statement_timestamp())"
         " FROM port_leases WHERE host_id = $1 AND ($2::text IS NULL OR kind = $2)",
         2, params, error);
 
