@@ -137,6 +137,15 @@ TEST(sync_adds_removes_and_keeps_leases)
         g_assert_true(db_ports_sync(conn, db->host_id, &full, &err));
     }
     g_assert_cmpuint(counts(db, NULL).total, ==, 10);
+    /* Swapped ranges: the free rows change kind. */
+    {
+        DbPortRanges swapped = { WS_FIRST, WS_FIRST + 4, VNC_FIRST, VNC_FIRST + 4 };
+        g_autoptr(DbConn) conn = db_pool_acquire(db->pool, &err);
+        g_assert_true(db_ports_sync(conn, db->host_id, &swapped, &err));
+    }
+    g_assert_cmpint(test_db_scalar(db, "SELECT count(*) FROM port_leases"
+                                       " WHERE kind = 'vnc' AND port >= 29700"), ==, 5);
+    g_assert_cmpuint(counts(db, "ws").total, ==, 5);
 }
 
 TEST(exhaustion_is_its_own_error_and_cooldown_holds_ports)

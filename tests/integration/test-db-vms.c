@@ -3,8 +3,11 @@
 // PostgreSQL itself, whatever SQL tries to store them.
 #include <string.h>
 
+#include "db-audit.h"
+#include "db-hosts.h"
 #include "db-limits.h"
 #include "db-ports.h"
+#include "db-templates.h"
 #include "db-vms.h"
 #include "test-db.h"
 #include "test.h"
@@ -439,6 +442,54 @@ TEST(running_limit_holds_under_concurrent_creates)
                                        " WHERE vm_id IS NOT NULL"), ==, 4);
     g_mutex_clear(&r.lock);
     g_cond_clear(&r.go);
+}
+
+TEST(hosts_templates_audit)
+{
+    g_autoptr(TestDb) db = test_db_new("vms_misc", 2, VNC_FIRST, WS_FIRST, 2);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(DbConn) conn = db_pool_acquire(db->pool, &err);
+    g_autofree char *same = NULL, *moved = NULL, *other = NULL;
+    int version = 0;
+    DbAuditEntry entry = { .actor_id = db->alice_id, .action = "vm.create",
+                           .object_kind = "vm", .object_id = "x",
+                           .remote_addr = "2001:db8::1", .detail_json = "{\"template\": \"tiny\"}" };
+
+    g_assert_true(db_hosts_ensure(conn, "local", "qemu:///system", &same, &err));
+    g_assert_cmpstr(same, ==, db->host_id);
+    g_assert_true(db_hosts_ensure(conn, "local", "qemu+ssh://hv1/system", &moved, &err));
+    g_assert_cmpstr(moved, ==, db->host_id);
+    g_assert_true(db_hosts_ensure(conn, "hv2", "qemu+ssh://hv2/system", &other, &err));
+    g_assert_cmpstr(other, !=, db->host_id);
+
+    /* The version grows with the content only. */
+    g_assert_true(db_templates_upsert(conn, "tiny", "iso", "name = tiny\n", &version, &err));
+    g_assert_cmpint(version, ==, 1);
+    g_assert_true(db_templates_upsert(conn, "tiny", "iso", "name = tiny\nmemory = 64\n",
+                                      &version, &err));
+    g_assert_cmpint(version, ==, 2);
+    g_assert_true(db_templates_upsert(conn, "tiny", "iso", "name = tiny\nmemory = 64\n",
+                                      &version, &err));
+    g_assert_cmpint(version, ==, 2);
+    {
+        g_autoptr(DbVm) vm = insert_vm(db, "versioned", db->alice_id, &err);
+        g_assert_no_error(err);
+        g_assert_cmpint(vm->template_version, ==, 2);
+    }
+
+    g_assert_true(db_audit_insert(conn, &entry, &err));
+    g_assert_no_error(err);
+    entry.detail_json = NULL;
+    entry.remote_addr = NULL;
+    entry.actor_id = NULL;
+    g_assert_true(db_audit_insert(conn, &entry, &err));
+    entry.detail_json = "[1]";
+    g_assert_false(db_audit_insert(conn, &entry, &err));
+    g_clear_error(&err);
+    g_assert_cmpint(test_db_scalar(db, "SELECT count(*) FROM audit_log"
+                                       " WHERE detail ->> 'template' = 'tiny'"
+                                       " AND remote_addr = '2001:db8::1'"), ==, 1);
+    g_assert_cmpint(test_db_scalar(db, "SELECT count(*) FROM audit_log"), ==, 2);
 }
 
 TEST_MAIN()
