@@ -8,6 +8,10 @@
 
 #include "db-pool.h"
 
+/* Defaults for the config layer: console.port_cooldown_s and console.port_quarantine_s. */
+#define DB_PORTS_COOLDOWN_DEFAULT_S 10u
+#define DB_PORTS_QUARANTINE_DEFAULT_S 60u
+
 /* Whether @port of @kind ("vnc" or "ws") is free on the host; false skips and quarantines
  * it. Called with the row locked, so it must be quick (a bind(), not a network round trip). */
 typedef bool (*DbPortProbe)(const char *kind, unsigned port, void *data);
