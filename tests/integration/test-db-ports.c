@@ -2,6 +2,7 @@
 // Port leases on real PostgreSQL: range sync, exhaustion, cool-down, quarantine of ports a
 // foreign socket holds, 64 concurrent clients, and a backend killed inside a lease.
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -447,6 +448,119 @@ TEST(killed_backend_inside_lease_loses_and_leaks_nothing)
         g_assert_cmpuint(vm->vnc_port, ==, k.leased.vnc);
         g_assert_cmpuint(vm->ws_port, ==, k.leased.ws);
     }
+}
+
+/* --- backends killed at random under load --- */
+
+#define FAULT_CLIENTS 8
+#define FAULT_CYCLES 40
+
+typedef struct {
+    Stress s;           /* shared counters and log */
+    gint done;          /* clients finished */
+    gint kills;         /* backends terminated */
+    gint unavailable;   /* operations that failed with a lost connection */
+} Fault;
+
+static gpointer
+fault_client(gpointer data)
+{
+    StressClient *c = data;
+    Fault *f = (Fault *) c->s;
+    Stress *s = c->s;
+
+    for (int cycle = 0; cycle < FAULT_CYCLES;) {
+        g_autoptr(GError) err = NULL;
+        g_autofree char *name = g_strdup_printf("f-%d-%d", c->client, cycle);
+        g_autoptr(DbVm) vm = create_vm(s->db, name, NULL, &err);
+
+        if (!vm) {
+            if (g_error_matches(err, VMB_ERROR, VMB_ERROR_EXHAUSTED)) {
+                g_thread_yield();
+                continue;
+            }
+            if (g_error_matches(err, VMB_ERROR, VMB_ERROR_UNAVAILABLE)) {
+                /* The COMMIT may or may not have happened: the final sweep finds out. */
+                g_atomic_int_inc(&f->unavailable);
+                cycle++;
+                continue;
+            }
+            g_printerr("client %d: %s\n", c->client, err->message);
+            g_atomic_int_inc(&s->failures);
+            break;
+        }
+        if (!log_take(s, vm->vnc_port, c->client) || !log_take(s, vm->ws_port, c->client))
+            g_atomic_int_inc(&s->violations);
+        if (!log_give(s, vm->vnc_port, c->client) || !log_give(s, vm->ws_port, c->client))
+            g_atomic_int_inc(&s->violations);
+        for (;;) {
+            VmTx t = { .db = s->db, .vm_id = vm->id, .cooldown_s = 0 };
+            g_clear_error(&err);
+            if (db_pool_transaction(s->db->pool, delete_tx, &t, &err) ||
+                g_error_matches(err, VMB_ERROR, VMB_ERROR_NOT_FOUND))
+                break;
+            if (!g_error_matches(err, VMB_ERROR, VMB_ERROR_UNAVAILABLE)) {
+                g_printerr("client %d: %s\n", c->client, err->message);
+                g_atomic_int_inc(&s->failures);
+                break;
+            }
+            g_atomic_int_inc(&f->unavailable);
+        }
+        cycle++;
+    }
+    g_atomic_int_inc(&f->done);
+    return NULL;
+}
+
+TEST(backends_killed_under_load_leak_nothing)
+{
+    g_autofree Fault *f = g_new0(Fault, 1);
+    StressClient clients[FAULT_CLIENTS];
+    GThread *threads[FAULT_CLIENTS];
+    g_autoptr(PGconn) killer = NULL;
+    g_autoptr(GError) err = NULL;
+
+    f->s.db = test_db_new("ports_faults", FAULT_CLIENTS, VNC_FIRST, WS_FIRST, 20);
+    killer = PQconnectdb(f->s.db->conninfo);
+    g_assert_cmpint(PQstatus(killer), ==, CONNECTION_OK);
+    for (int i = 0; i < FAULT_CLIENTS; i++) {
+        clients[i] = (StressClient) { &f->s, i };
+        threads[i] = g_thread_new("client", fault_client, &clients[i]);
+    }
+    /* Terminate one of the pool's busy sessions, whichever, until the clients are done. */
+    while (g_atomic_int_get(&f->done) < FAULT_CLIENTS) {
+        g_autoptr(PGresult) r = PQexec(killer,
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM"
+            " (SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            "  AND application_name = 'vmbroker' AND state <> 'idle'"
+            "  ORDER BY random() LIMIT 1) AS victim");
+        g_assert_cmpint(PQresultStatus(r), ==, PGRES_TUPLES_OK);
+        f->kills += (gint) strtol(PQgetvalue(r, 0, 0), NULL, 10);
+        g_usleep(20000);
+    }
+    for (int i = 0; i < FAULT_CLIENTS; i++)
+        g_thread_join(threads[i]);
+    g_printerr("kills %d, operations that lost their connection %d\n", f->kills,
+               f->unavailable);
+    g_assert_cmpint(f->s.failures, ==, 0);
+    g_assert_cmpint(f->s.violations, ==, 0);
+    g_assert_cmpint(f->kills, >, 0);
+    /* Creates whose COMMIT went through before the kill left VMs: each holds exactly its
+     * own pair (the schema says so); deleting them frees everything. */
+    {
+        g_autoptr(DbConn) conn = db_pool_acquire(f->s.db->pool, &err);
+        g_autoptr(GPtrArray) left = db_vms_list(conn, NULL, &err);
+        g_assert_no_error(err);
+        g_assert_cmpint(test_db_scalar(f->s.db, "SELECT count(*) FROM port_leases"
+                                                " WHERE vm_id IS NOT NULL"), ==, 2 * left->len);
+        g_clear_pointer(&conn, db_conn_release);
+        for (unsigned i = 0; i < left->len; i++)
+            delete_vm(f->s.db, ((DbVm *) left->pdata[i])->id, 0);
+    }
+    g_assert_cmpuint(counts(f->s.db, NULL).leased, ==, 0);
+    g_assert_cmpuint(counts(f->s.db, NULL).total, ==, 40);
+    g_assert_cmpint(test_db_scalar(f->s.db, "SELECT count(*) FROM vms"), ==, 0);
+    test_db_free(f->s.db);
 }
 
 TEST_MAIN()
