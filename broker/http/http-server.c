@@ -164,6 +164,12 @@ http_request_query(HttpRequest *req, const char *name)
 }
 
 const char *
+http_request_cookie(HttpRequest *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+const char *
 http_request_remote_addr(HttpRequest *req)
 {
     return req->remote;

@@ -61,6 +61,7 @@ const char *http_request_path(HttpRequest *req);
 const char *http_request_param(HttpRequest *req, const char *name);
 const char *http_request_header(HttpRequest *req, const char *name);
 const char *http_request_query(HttpRequest *req, const char *name);
+const char *http_request_cookie(HttpRequest *req, const char *name);
 const char *http_request_remote_addr(HttpRequest *req);
 /* The body, NUL-terminated for convenience; @ret_len (optional) gets its length. */
 const char *http_request_body(HttpRequest *req, size_t *ret_len);
