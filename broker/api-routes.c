@@ -5,6 +5,7 @@
 const HttpRoute api_routes[] = {
     { "GET", "/healthz", api_health_live, 0 },
     { "GET", "/readyz", api_health_ready, 0 },
+    { "GET", "/metrics", api_health_metrics, 0 },
     { "POST", "/api/v1/auth/login", api_auth_login, 0 },
     { "POST", "/api/v1/auth/logout", api_auth_logout, 0 },
     { "POST", "/api/v1/auth/signup", api_auth_signup, 0 },

@@ -7,6 +7,7 @@
 
 HttpReply *api_health_live(HttpRequest *req, void *app);
 HttpReply *api_health_ready(HttpRequest *req, void *app);
+HttpReply *api_health_metrics(HttpRequest *req, void *app);
 
 HttpReply *api_auth_login(HttpRequest *req, void *app);
 HttpReply *api_auth_logout(HttpRequest *req, void *app);

@@ -13,6 +13,7 @@ typedef struct {
     DbPool *db;            /* PostgreSQL */
     DomHypervisor *hv;     /* libvirt */
     SvcAuth *auth;         /* logins, sessions, tokens */
+    VmbMetrics *metrics;   /* what /metrics shows */
     bool secure_cookies;   /* public_url is https: Secure cookies with the __Host- prefix */
 } App;
 
