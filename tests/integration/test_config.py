@@ -67,7 +67,9 @@ class Config(harness.TestCase):
         self.bad('log', 'level', 'loud')
 
     def test_unknown_key_in_a_section(self):
-        self.bad('http', 'colour', 'blue')
+        # The key is what is wrong here, so the line need name only the key.
+        cfg = self.config(http={'colour': 'blue'})
+        self.assertFailsWithOneLine(self.vmb('migrate', config=cfg), 'http.colour')
 
     def test_unknown_section(self):
         cfg = self.config(frobnicator={'speed': '3'})
