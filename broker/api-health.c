@@ -3,6 +3,8 @@
 // load balancer stops sending work to a broker whose dependencies are gone.
 #include "api.h"
 
+#include <string.h>
+
 #include "http-problem.h"
 #include "vmb-log.h"
 
@@ -62,4 +64,26 @@ api_health_ready(HttpRequest *req, void *app)
         json_object_object_add(extra, "checks", checks);
         return http_problem_new(503, detail, g_steal_pointer(&extra));
     }
+}
+
+/**
+ * api_health_metrics:
+ * @req: GET /metrics
+ * @app: the daemon's state
+ *
+ * Gauges that describe state elsewhere (the pool) are read at scrape time.
+ *
+ * Returns: 200 text/plain in Prometheus exposition format 0.0.4.
+ */
+HttpReply *
+api_health_metrics(HttpRequest *req, void *app)
+{
+    App *a = app;
+    char *text;
+
+    vmb_metrics_set(a->metrics, "vmbroker_db_pool_waits_total", (double) db_pool_waits(a->db),
+                    NULL);
+    text = vmb_metrics_render(a->metrics);
+    return http_reply_new(200, "text/plain; version=0.0.4; charset=utf-8",
+                          g_bytes_new_take(text, strlen(text)));
 }

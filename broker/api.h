@@ -7,3 +7,13 @@
 
 HttpReply *api_health_live(HttpRequest *req, void *app);
 HttpReply *api_health_ready(HttpRequest *req, void *app);
+HttpReply *api_health_metrics(HttpRequest *req, void *app);
+
+HttpReply *api_auth_login(HttpRequest *req, void *app);
+HttpReply *api_auth_logout(HttpRequest *req, void *app);
+HttpReply *api_auth_signup(HttpRequest *req, void *app);
+HttpReply *api_auth_me(HttpRequest *req, void *app);
+
+HttpReply *api_tokens_create(HttpRequest *req, void *app);
+HttpReply *api_tokens_list(HttpRequest *req, void *app);
+HttpReply *api_tokens_delete(HttpRequest *req, void *app);

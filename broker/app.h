@@ -6,11 +6,15 @@
 #include "db-pool.h"
 #include "dom-hypervisor.h"
 #include "http-server.h"
+#include "svc-auth.h"
 
 typedef struct {
     const Config *cfg;     /* the loaded configuration */
     DbPool *db;            /* PostgreSQL */
     DomHypervisor *hv;     /* libvirt */
+    SvcAuth *auth;         /* logins, sessions, tokens */
+    VmbMetrics *metrics;   /* what /metrics shows */
+    bool secure_cookies;   /* public_url is https: Secure cookies with the __Host- prefix */
 } App;
 
 /* The route table of `vmbroker serve`. */

@@ -28,6 +28,8 @@ cmd_serve(const char *config_path, int argc, char **argv)
     g_autoptr(Config) cfg = NULL;
     g_autoptr(DbPool) pool = NULL;
     g_autoptr(DomHypervisor) hv = NULL;
+    g_autoptr(SvcAuth) auth = NULL;
+    g_autoptr(VmbMetrics) metrics = vmb_metrics_new();
     g_autoptr(GError) error = NULL;
     HttpServer *srv;
     sigset_t sigs;
@@ -76,7 +78,26 @@ cmd_serve(const char *config_path, int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    app = (App) { .cfg = cfg, .db = pool, .hv = hv };
+    auth = svc_auth_new(&(SvcAuthOptions) {
+        .argon2 = { cfg->auth_argon2_memory_kib, cfg->auth_argon2_iterations,
+                    cfg->auth_argon2_lanes },
+        .max_hashing = cfg->auth_max_hashing,
+        .session_idle_s = cfg->auth_session_idle_s,
+        .session_max_s = cfg->auth_session_max_s,
+        .max_failures_user = cfg->auth_login_failures_per_user,
+        .max_failures_addr = cfg->auth_login_failures_per_addr,
+        .window_s = cfg->auth_login_window_s,
+    });
+    vmb_metrics_declare(metrics, "vmbroker_db_pool_waits_total", VMB_METRIC_COUNTER,
+                        "Database connection requests that had to wait.", NULL, 0);
+    app = (App) {
+        .cfg = cfg,
+        .db = pool,
+        .hv = hv,
+        .auth = auth,
+        .metrics = metrics,
+        .secure_cookies = g_str_has_prefix(cfg->http_public_url, "https://"),
+    };
     srv = http_server_start(&(HttpServerOptions) {
         .listen_host = cfg->http_listen_host,
         .listen_port = cfg->http_listen_port,
@@ -88,6 +109,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .routes = api_routes,
         .nroutes = api_routes_count,
         .app = &app,
+        .metrics = metrics,
     }, &error);
     if (!srv) {
         cmd_fail("%s", error->message);

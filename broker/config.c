@@ -63,6 +63,17 @@ static const KeyDef keys[] = {
       OFF(limits_max_running_per_user) },
     { "templates", "dir", KEY_DIR, VMB_TEMPLATES_DIR, 0, 0, OFF(templates_dir) },
     { "auth", "signup", KEY_BOOL, "false", 0, 0, OFF(auth_signup) },
+    { "auth", "session_idle_s", KEY_UINT, "7200", 60, 2592000, OFF(auth_session_idle_s) },
+    { "auth", "session_max_s", KEY_UINT, "86400", 60, 31536000, OFF(auth_session_max_s) },
+    { "auth", "argon2_memory_kib", KEY_UINT, "19456", 8, 4194304, OFF(auth_argon2_memory_kib) },
+    { "auth", "argon2_iterations", KEY_UINT, "2", 1, 100, OFF(auth_argon2_iterations) },
+    { "auth", "argon2_lanes", KEY_UINT, "1", 1, 64, OFF(auth_argon2_lanes) },
+    { "auth", "max_hashing", KEY_UINT, "4", 1, 256, OFF(auth_max_hashing) },
+    { "auth", "login_failures_per_user", KEY_UINT, "5", 1, 100000,
+      OFF(auth_login_failures_per_user) },
+    { "auth", "login_failures_per_addr", KEY_UINT, "20", 1, 100000,
+      OFF(auth_login_failures_per_addr) },
+    { "auth", "login_window_s", KEY_UINT, "60", 1, 86400, OFF(auth_login_window_s) },
     { "log", "level", KEY_LOGLEVEL, "info", 0, 0, OFF(log_level) },
 };
 

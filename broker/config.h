@@ -49,6 +49,15 @@ typedef struct {
 
     /* [auth] */
     bool auth_signup;              /* whether POST /api/v1/auth/signup is open */
+    unsigned auth_session_idle_s;  /* a session unused this long ends */
+    unsigned auth_session_max_s;   /* a session ends this long after login */
+    unsigned auth_argon2_memory_kib; /* argon2id m */
+    unsigned auth_argon2_iterations; /* argon2id t */
+    unsigned auth_argon2_lanes;    /* argon2id p */
+    unsigned auth_max_hashing;     /* password hashes computed at once */
+    unsigned auth_login_failures_per_user; /* failed logins per user per window */
+    unsigned auth_login_failures_per_addr; /* failed logins per address per window */
+    unsigned auth_login_window_s;  /* the throttling window */
 
     /* [log] */
     char *log_level;               /* debug, info, warning or error */

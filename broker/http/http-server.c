@@ -13,6 +13,9 @@
 #include "vmb-error.h"
 #include "vmb-log.h"
 
+#define HTTP_METRIC_REQUESTS "vmbroker_http_requests_total"
+#define HTTP_METRIC_DURATION "vmbroker_http_request_duration_seconds"
+
 struct HttpServer {
     struct MHD_Daemon *daemon;
     HttpServerOptions opts;
@@ -161,6 +164,12 @@ const char *
 http_request_query(HttpRequest *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *
+http_request_cookie(HttpRequest *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
 }
 
 const char *
@@ -371,6 +380,17 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (!req)
         return;
     ms = (double) (g_get_monotonic_time() - req->started_us) / 1000.0;
+    if (srv->opts.metrics) {
+        /* Labels come from the route table, never from the client, to bound cardinality. */
+        const char *route = req->route ? req->route->pattern : "unmatched";
+        const char *method = req->route ? req->route->method : "-";
+        char status[8];
+        g_snprintf(status, sizeof(status), "%u", req->replied ? req->status : 0);
+        vmb_metrics_add(srv->opts.metrics, HTTP_METRIC_REQUESTS, 1, "route", route,
+                        "method", method, "status", status, NULL);
+        vmb_metrics_observe(srv->opts.metrics, HTTP_METRIC_DURATION, ms / 1000.0,
+                            "route", route, NULL);
+    }
     vmb_info("http %s %s %u %.2fms user=%s addr=%s%s", req->method, req->path,
              req->replied ? req->status : 0, ms, req->user ? req->user : "-", req->remote,
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
@@ -403,6 +423,13 @@ http_server_start(const HttpServerOptions *opts, GError **error)
                      MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
 
     srv->opts = *opts;
+    if (opts->metrics) {
+        static const double bounds[] = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30 };
+        vmb_metrics_declare(opts->metrics, HTTP_METRIC_REQUESTS, VMB_METRIC_COUNTER,
+                            "HTTP requests by route, method and status.", NULL, 0);
+        vmb_metrics_declare(opts->metrics, HTTP_METRIC_DURATION, VMB_METRIC_HISTOGRAM,
+                            "HTTP request duration by route.", bounds, G_N_ELEMENTS(bounds));
+    }
     if (strchr(opts->listen_host, ':')) {
         struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &ss;
         sin6->sin6_family = AF_INET6;

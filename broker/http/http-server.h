@@ -7,6 +7,8 @@
 #include <glib.h>
 #include <json-c/json.h>
 
+#include "vmb-metrics.h"
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(json_object, json_object_put)
 
 typedef struct HttpServer HttpServer;
@@ -48,6 +50,8 @@ typedef struct {
     const HttpRoute *routes;        /* the route table */
     size_t nroutes;                 /* its length */
     void *app;                      /* passed to every handler */
+    VmbMetrics *metrics;            /* (nullable) gets vmbroker_http_requests_total and
+                                     * vmbroker_http_request_duration_seconds */
 } HttpServerOptions;
 
 HttpServer *http_server_start(const HttpServerOptions *opts, GError **error);
@@ -61,6 +65,7 @@ const char *http_request_path(HttpRequest *req);
 const char *http_request_param(HttpRequest *req, const char *name);
 const char *http_request_header(HttpRequest *req, const char *name);
 const char *http_request_query(HttpRequest *req, const char *name);
+const char *http_request_cookie(HttpRequest *req, const char *name);
 const char *http_request_remote_addr(HttpRequest *req);
 /* The body, NUL-terminated for convenience; @ret_len (optional) gets its length. */
 const char *http_request_body(HttpRequest *req, size_t *ret_len);
