@@ -9,6 +9,10 @@ HttpReply *api_health_live(HttpRequest *req, void *app);
 HttpReply *api_health_ready(HttpRequest *req, void *app);
 HttpReply *api_health_metrics(HttpRequest *req, void *app);
 
+HttpReply *api_web_index(HttpRequest *req, void *app);
+HttpReply *api_web_file(HttpRequest *req, void *app);
+HttpReply *api_web_novnc(HttpRequest *req, void *app);
+
 HttpReply *api_auth_login(HttpRequest *req, void *app);
 HttpReply *api_auth_logout(HttpRequest *req, void *app);
 HttpReply *api_auth_signup(HttpRequest *req, void *app);

@@ -48,6 +48,7 @@ static const KeyDef keys[] = {
     { "http", "max_body_bytes", KEY_UINT64, "65536", 256, 16777216, OFF(http_max_body_bytes) },
     { "http", "shutdown_timeout_s", KEY_UINT, "30", 0, 3600, OFF(http_shutdown_timeout_s) },
     { "http", "threads", KEY_UINT, "8", 1, 256, OFF(http_threads) },
+    { "http", "web_dir", KEY_DIR, VMB_WEB_DIR, 0, 0, OFF(http_web_dir) },
     { "database", "url", KEY_DBURL, NULL, 0, 0, OFF(database_url) },
     { "database", "pool_size", KEY_UINT, "16", 1, 256, OFF(database_pool_size) },
     { "database", "statement_timeout_ms", KEY_UINT, "5000", 0, 3600000,
@@ -59,6 +60,7 @@ static const KeyDef keys[] = {
     { "console", "vnc_ports", KEY_PORTS, "5900-5999", 0, 0, OFF(console_vnc_ports) },
     { "console", "ws_ports", KEY_PORTS, "5700-5799", 0, 0, OFF(console_ws_ports) },
     { "console", "port_cooldown_s", KEY_UINT, "10", 0, 3600, OFF(console_port_cooldown_s) },
+    { "console", "novnc_dir", KEY_DIR, VMB_NOVNC_DIR, 0, 0, OFF(console_novnc_dir) },
     { "limits", "max_running_per_user", KEY_UINT, "1", 0, 10000,
       OFF(limits_max_running_per_user) },
     { "templates", "dir", KEY_DIR, VMB_TEMPLATES_DIR, 0, 0, OFF(templates_dir) },
@@ -94,6 +96,8 @@ config_free(Config *cfg)
     g_free(cfg->storage_dir);
     g_free(cfg->console_listen);
     g_free(cfg->templates_dir);
+    g_free(cfg->http_web_dir);
+    g_free(cfg->console_novnc_dir);
     g_free(cfg->log_level);
     g_free(cfg);
 }
@@ -355,9 +359,17 @@ config_load(const char *path, GError **error)
         const char *env_value = g_getenv(var);
         const char *value = env_value ? env_value : file_value ? file_value : k->def;
         g_autofree char *why = NULL;
+        g_autofree char *fallback = NULL;
 
         if (file_value)
             g_strstrip(file_value);
+        if (value == k->def && k->type == KEY_DIR && !g_file_test(value, G_FILE_TEST_IS_DIR)) {
+            /* Not installed: a build run from its source tree uses the tree's folder. */
+            g_autofree char *base = g_path_get_basename(value);
+            fallback = g_build_filename(VMB_SOURCE_ROOT, base, NULL);
+            if (g_file_test(fallback, G_FILE_TEST_IS_DIR))
+                value = fallback;
+        }
         if (!value) {
             if (k->type == KEY_URL)
                 continue; /* derived below */

@@ -22,6 +22,7 @@ typedef struct {
     guint64 http_max_body_bytes;   /* largest JSON request body */
     unsigned http_shutdown_timeout_s; /* how long SIGTERM waits for in-flight requests */
     unsigned http_threads;         /* libmicrohttpd worker threads */
+    char *http_web_dir;            /* the web UI's files, served at / and /ui/ */
 
     /* [database] */
     char *database_url;            /* libpq connection string or URI */
@@ -40,6 +41,7 @@ typedef struct {
     ConfigPortRange console_vnc_ports;
     ConfigPortRange console_ws_ports;
     unsigned console_port_cooldown_s; /* a released port waits this long before reuse */
+    char *console_novnc_dir;       /* Debian's noVNC, served at /novnc/ */
 
     /* [limits] */
     unsigned limits_max_running_per_user; /* running VMs a non-admin may have */

@@ -34,6 +34,8 @@ cmd_fail(const char *fmt, ...)
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
+    /* One line, always: libpq and libvirt messages may carry newlines and tabs. */
+    g_strdelimit(g_strstrip(msg), "\n\r\t", ' ');
     fprintf(stderr, "vmbroker: %s\n", msg);
 }
 
@@ -89,6 +91,10 @@ main(int argc, char **argv)
     argc -= i;
     argv += i;
     if (strcmp(argv[0], "version") == 0) {
+        if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+            printf("Usage: vmbroker version\n\nPrints the version of vmbroker.\n");
+            return CMD_EXIT_OK;
+        }
         printf("vmbroker %s\n", VMB_VERSION);
         return CMD_EXIT_OK;
     }

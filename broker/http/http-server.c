@@ -209,10 +209,20 @@ route_match(const char *pattern, const char *path, GHashTable **ret_params)
     g_auto(GStrv) got = g_strsplit(path, "/", -1);
     g_autoptr(GHashTable) params = NULL;
 
-    if (g_strv_length(want) != g_strv_length(got))
+    guint nwant = g_strv_length(want), ngot = g_strv_length(got);
+    bool rest = nwant > 0 && strcmp(want[nwant - 1], "*") == 0;
+
+    if (rest ? ngot < nwant : nwant != ngot)
         return false;
     for (size_t i = 0; want[i]; i++) {
         size_t len = strlen(want[i]);
+        if (rest && i == nwant - 1) {
+            g_autofree char *tail = g_strjoinv("/", got + i);
+            if (!params)
+                params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+            g_hash_table_insert(params, g_strdup("*"), g_steal_pointer(&tail));
+            break;
+        }
         if (len > 2 && want[i][0] == '{' && want[i][len - 1] == '}') {
             if (!*got[i])
                 return false;
@@ -264,9 +274,11 @@ send_reply(HttpRequest *req, HttpReply *reply)
     if (reply->content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, reply->content_type);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
     for (guint i = 0; i + 1 < reply->headers->len; i += 2)
         MHD_add_response_header(resp, reply->headers->pdata[i], reply->headers->pdata[i + 1]);
+    /* API answers carry user data: not cached anywhere unless the handler says so. */
+    if (!MHD_get_response_header(resp, "Cache-Control"))
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
     ret = MHD_queue_response(req->conn, reply->status, resp);
     MHD_destroy_response(resp);
     req->status = reply->status;

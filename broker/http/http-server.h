@@ -34,7 +34,8 @@ typedef HttpReply *(*HttpHandlerFunc)(HttpRequest *req, void *app);
 
 typedef struct {
     const char *method;      /* "GET", "POST" ... */
-    const char *pattern;     /* "/api/v1/vms/{id}/stop": {name} matches one segment */
+    const char *pattern;     /* "/api/v1/vms/{id}/stop": {name} matches one segment; a last
+                              * segment "*" matches the rest (parameter "*") */
     HttpHandlerFunc handler; /* builds the reply */
     guint64 max_body;        /* body bound for this route, 0 for the server's default */
 } HttpRoute;
