@@ -67,6 +67,18 @@ class TokenCreate(harness.TestCase):
                 self.assertEqual(r.stdout, '')
         self.assertEqual(self.db.scalar('SELECT count(*) FROM api_tokens'), '0')
 
+    def test_cli_token_authenticates(self):
+        r = self.create('portal')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        token = r.stdout.strip()
+        b = self.serve()
+        status, _, me = b.get_json('/api/v1/me', headers={'Authorization': f'Bearer {token}'})
+        self.assertEqual(status, 200, me)
+        self.assertEqual((me['username'], me['role']), ('portal', 'service'))
+        bad = token[:-1] + ('A' if token[-1] != 'A' else 'B')
+        status, _, _ = b.request('GET', '/api/v1/me', headers={'Authorization': f'Bearer {bad}'})
+        self.assertEqual(status, 401)
+
 
 if __name__ == '__main__':
     harness.main()

@@ -94,6 +94,23 @@ class UserAdd(harness.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIsNone(self.user_row('erin'))
 
+    def test_cli_passwords_log_in(self):
+        # The hash the command line stores is the one the server verifies.
+        r = self.add('frank')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        generated = re.search(r'^password: (\S+)$', r.stdout, re.M).group(1)
+        r = self.add('grace', '--password-stdin', input='pässwörd with spaces\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        b = self.serve()
+        for user, password in (('frank', generated), ('grace', 'pässwörd with spaces')):
+            status, _, data = b.request('POST', '/api/v1/auth/login',
+                                        {'username': user, 'password': password})
+            self.assertEqual(status, 200, data)
+        status, hdrs, _ = b.request('POST', '/api/v1/auth/login',
+                                    {'username': 'frank', 'password': generated + 'x'})
+        self.assertEqual(status, 401)
+        self.assertTrue(hdrs['content-type'].startswith('application/problem+json'), hdrs)
+
 
 if __name__ == '__main__':
     harness.main()
