@@ -364,12 +364,20 @@ dom_xml_metadata_free(DomMetadata *md)
     g_free(md);
 }
 
+/* Ours: in our namespace, or in none when libvirt handed the element out on its own
+ * (virDomainGetMetadata() strips the namespace). */
+static bool
+is_ours(xmlNode *n, const char *name)
+{
+    return n->type == XML_ELEMENT_NODE && xmlStrEqual(n->name, X(name)) &&
+           (!n->ns || xmlStrEqual(n->ns->href, X(DOM_XML_NS_URI)));
+}
+
 static char *
 child_text(xmlNode *parent, const char *name)
 {
     for (xmlNode *c = parent->children; c; c = c->next) {
-        if (c->type == XML_ELEMENT_NODE && c->ns &&
-            xmlStrEqual(c->ns->href, X(DOM_XML_NS_URI)) && xmlStrEqual(c->name, X(name))) {
+        if (is_ours(c, name)) {
             xmlChar *s = xmlNodeGetContent(c);
             char *out = g_strdup((const char *) s);
             xmlFree(s);
@@ -396,25 +404,32 @@ dom_xml_parse_metadata(const char *xml, GError **error)
     g_autoptr(xmlXPathObject) obj = NULL;
     g_autoptr(DomMetadata) md = NULL;
     g_autoptr(GPtrArray) vols = g_ptr_array_new();
-    xmlNode *inst;
+    xmlNode *inst = NULL;
+    xmlNode *root;
 
     if (!doc)
         return NULL;
-    ctx = xmlXPathNewContext(doc);
-    xmlXPathRegisterNs(ctx, X("v"), X(DOM_XML_NS_URI));
-    obj = xmlXPathEvalExpression(X("//v:instance"), ctx);
-    if (!obj || !obj->nodesetval || obj->nodesetval->nodeNr < 1) {
+    root = xmlDocGetRootElement(doc);
+    if (root && is_ours(root, "instance")) {
+        inst = root;
+    } else {
+        ctx = xmlXPathNewContext(doc);
+        xmlXPathRegisterNs(ctx, X("v"), X(DOM_XML_NS_URI));
+        obj = xmlXPathEvalExpression(X("/domain/metadata/v:instance"), ctx);
+        if (obj && obj->nodesetval && obj->nodesetval->nodeNr > 0)
+            inst = obj->nodesetval->nodeTab[0];
+    }
+    if (!inst) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "no vmbroker metadata in the domain");
         return NULL;
     }
-    inst = obj->nodesetval->nodeTab[0];
     md = g_new0(DomMetadata, 1);
     md->vm_id = child_text(inst, "vm-id");
     md->owner = child_text(inst, "owner");
     md->template_name = child_text(inst, "template");
     md->created = child_text(inst, "created");
     for (xmlNode *c = inst->children; c; c = c->next) {
-        if (c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, X("ephemeral-volume"))) {
+        if (is_ours(c, "ephemeral-volume")) {
             xmlChar *s = xmlNodeGetContent(c);
             g_ptr_array_add(vols, g_strdup((const char *) s));
             xmlFree(s);
