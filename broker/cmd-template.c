@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dom-storage.h"
 #include "dom-template.h"
 #include "dom-xml.h"
 #include "vmb-error.h"
@@ -94,7 +95,9 @@ cmd_render(const DomTemplateSet *set, const char *name_prefix, int argc, char **
     if (dom_template_needs_iso(t) && !iso)
         iso = g_build_filename(storage_dir, "isos", "ISO.iso", NULL);
     if (dom_template_has_disk(t)) {
-        g_autofree char *vol = g_strconcat(dom_name, "-disk0.qcow2", NULL);
+        g_autofree char *vol = (t->kind == DOM_TEMPLATE_KIND_OVERLAY && t->persistent)
+                                   ? dom_storage_persistent_volume_name(name_prefix, owner, t)
+                                   : g_strconcat(dom_name, "-disk0.qcow2", NULL);
         disk = g_build_filename(storage_dir, "disks", vol, NULL);
     }
     if (t->kind == DOM_TEMPLATE_KIND_OVERLAY)

@@ -440,6 +440,106 @@ dom_storage_create_overlay(virConnectPtr conn, const char *prefix, const char *v
 }
 
 /**
+ * dom_storage_persistent_volume_name:
+ * @prefix: the configured name prefix
+ * @owner: the owner's user name
+ * @tmpl: a persistent overlay template
+ *
+ * The one overlay volume a user keeps for @tmpl: "<prefix>persist-<template>@<owner>.qcow2".
+ * Template names cannot hold '@', so two users or templates never share a name; '/' in
+ * @owner becomes '_'.
+ *
+ * Returns: (transfer full): the volume name.
+ */
+char *
+dom_storage_persistent_volume_name(const char *prefix, const char *owner,
+                                   const DomTemplate *tmpl)
+{
+    g_autofree char *safe = g_strdup(owner);
+
+    g_strdelimit(safe, "/", '_');
+    return g_strconcat(prefix, "persist-", tmpl->name, "@", safe, ".qcow2", NULL);
+}
+
+/**
+ * dom_storage_reuse_overlay:
+ * @conn: a connection
+ * @prefix: the configured name prefix
+ * @vol_name: the overlay's name (dom_storage_persistent_volume_name())
+ * @tmpl: a persistent overlay template
+ * @ret_backing_path: (out) (optional): the base image's path, for the domain XML
+ * @ret_created: (out) (optional): whether the overlay was made now
+ * @error: return location for an error
+ *
+ * Re-attaches a user's persistent overlay: returns the existing volume when it is a qcow2
+ * overlay of the template's base image, or creates it as dom_storage_create_overlay()
+ * does. An existing volume of another format or on another base is refused (conflict)
+ * rather than silently replaced: it holds the user's data.
+ *
+ * Returns: (transfer full): the overlay's path, or NULL on error.
+ */
+char *
+dom_storage_reuse_overlay(virConnectPtr conn, const char *prefix, const char *vol_name,
+                          const DomTemplate *tmpl, char **ret_backing_path, bool *ret_created,
+                          GError **error)
+{
+    g_autoptr(virStoragePool) pool = NULL;
+    g_autoptr(virStorageVol) vol = NULL;
+    g_autofree char *xml = NULL;
+    g_autofree char *base_path = NULL;
+    g_autofree char *have_fmt = NULL, *have_base = NULL, *have_base_fmt = NULL;
+    g_autoptr(xmlDoc) doc = NULL;
+    char *path;
+
+    if (!check_vol_name(vol_name, error))
+        return NULL;
+    pool = dom_storage_pool(conn, prefix, DOM_POOL_DISKS, error);
+    if (!pool)
+        return NULL;
+    vol = virStorageVolLookupByName(pool, vol_name);
+    if (!vol) {
+        if (virGetLastErrorCode() != VIR_ERR_NO_STORAGE_VOL) {
+            dom_virt_set_error(error, "looking up volume '%s'", vol_name);
+            return NULL;
+        }
+        path = dom_storage_create_overlay(conn, prefix, vol_name, tmpl, ret_backing_path, error);
+        if (path && ret_created)
+            *ret_created = true;
+        return path;
+    }
+
+    base_path = dom_storage_volume_path(conn, prefix, DOM_POOL_BASE, tmpl->base_image, error);
+    if (!base_path)
+        return NULL;
+    xml = virStorageVolGetXMLDesc(vol, 0);
+    if (!xml) {
+        dom_virt_set_error(error, "reading volume '%s'", vol_name);
+        return NULL;
+    }
+    doc = dom_virt_parse_xml(xml, "a storage volume", error);
+    if (!doc)
+        return NULL;
+    have_fmt = dom_virt_xpath_string(doc, "/volume/target/format/@type");
+    have_base = dom_virt_xpath_string(doc, "/volume/backingStore/path");
+    have_base_fmt = dom_virt_xpath_string(doc, "/volume/backingStore/format/@type");
+    if (g_strcmp0(have_fmt, "qcow2") != 0 || g_strcmp0(have_base, base_path) != 0 ||
+        g_strcmp0(have_base_fmt, dom_template_image_format_to_string(tmpl->base_format)) != 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+                    "volume '%s' exists but is not a qcow2 overlay of %s (%s): left alone",
+                    vol_name, base_path, dom_template_image_format_to_string(tmpl->base_format));
+        return NULL;
+    }
+    path = volume_path(vol, error);
+    if (!path)
+        return NULL;
+    if (ret_backing_path)
+        *ret_backing_path = g_steal_pointer(&base_path);
+    if (ret_created)
+        *ret_created = false;
+    return path;
+}
+
+/**
  * dom_storage_delete_path:
  * @conn: a connection
  * @path: a volume's path

@@ -37,6 +37,11 @@ char *dom_storage_create_blank(virConnectPtr conn, const char *prefix, const cha
 char *dom_storage_create_overlay(virConnectPtr conn, const char *prefix, const char *vol_name,
                                  const DomTemplate *tmpl, char **ret_backing_path,
                                  GError **error);
+char *dom_storage_persistent_volume_name(const char *prefix, const char *owner,
+                                         const DomTemplate *tmpl);
+char *dom_storage_reuse_overlay(virConnectPtr conn, const char *prefix, const char *vol_name,
+                                const DomTemplate *tmpl, char **ret_backing_path,
+                                bool *ret_created, GError **error);
 bool dom_storage_delete_path(virConnectPtr conn, const char *path, GError **error);
 
 /* What a file really is */

@@ -549,6 +549,42 @@ TEST(overlay_lives_and_dies_with_its_domain)
     g_assert_no_error(error);
 }
 
+TEST(persistent_overlay_is_reattached)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DomTemplate) t = NULL;
+    g_autofree char *vol = NULL, *first = NULL, *second = NULL, *backing = NULL;
+    g_autofree char *b2 = NULL, *blank = NULL, *clash = NULL;
+    bool created = false;
+
+    setup();
+    make_base("keep.qcow2", "qcow2");
+    g_assert_true(dom_storage_ensure_pools(conn, prefix, storage_dir, &error));
+    t = write_template("keep", "{\"kind\":\"overlay\",\"memory_mib\":64,\"persistent\":true,"
+                               "\"base_image\":\"keep.qcow2\"}");
+    vol = dom_storage_persistent_volume_name(prefix, "erin", t);
+    g_assert_true(g_str_has_suffix(vol, "persist-keep@erin.qcow2"));
+    first = dom_storage_reuse_overlay(conn, prefix, vol, t, &backing, &created, &error);
+    g_assert_no_error(error);
+    g_assert_true(created);
+    second = dom_storage_reuse_overlay(conn, prefix, vol, t, &b2, &created, &error);
+    g_assert_no_error(error);
+    g_assert_false(created);
+    g_assert_cmpstr(first, ==, second);
+    g_assert_cmpstr(backing, ==, b2);
+
+    /* A volume of that name that is not our overlay holds someone's data: refused. */
+    clash = dom_storage_persistent_volume_name(prefix, "frank", t);
+    blank = dom_storage_create_blank(conn, prefix, clash, 1, &error);
+    g_assert_no_error(error);
+    g_assert_null(dom_storage_reuse_overlay(conn, prefix, clash, t, NULL, NULL, &error));
+    g_assert_error(error, VMB_ERROR, VMB_ERROR_CONFLICT);
+    g_clear_error(&error);
+    g_assert_true(dom_storage_delete_path(conn, blank, &error));
+    g_assert_true(dom_storage_delete_path(conn, first, &error));
+    g_assert_no_error(error);
+}
+
 TEST(special_characters_round_trip)
 {
     g_autoptr(GError) error = NULL;

@@ -133,6 +133,7 @@ TEST(render_placeholders_for_disks)
     g_assert_nonnull(strstr(iso.out, "<vmbroker:ephemeral-volume>"));
     g_assert_cmpint(overlay.status, ==, 0);
     g_assert_nonnull(strstr(overlay.out, "<source file=\"/var/lib/vmbroker/base/debian-12.qcow2\"/>"));
+    g_assert_nonnull(strstr(overlay.out, "<source file=\"/var/lib/vmbroker/disks/vmbroker-persist-debian-overlay@owner.qcow2\"/>"));
     /* A persistent overlay outlives the VM. */
     g_assert_null(strstr(overlay.out, "ephemeral-volume"));
 }
