@@ -347,7 +347,9 @@ TEST(pools_overlays_and_ephemeral_volumes)
         g_autofree char *sub = g_build_filename(dir, dom_storage_pool_kind_to_string(k), NULL);
         g_rmdir(sub);
     }
+    g_rmdir(other);
     g_rmdir(dir);
+    g_assert_false(g_file_test(dir, G_FILE_TEST_EXISTS));
 }
 
 TEST_MAIN()
