@@ -8,8 +8,6 @@
 #include "vmb-log.h"
 #include "vmb-secret.h"
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(json_tokener, json_tokener_free)
-
 /* Nesting deeper than this in a request body is refused. */
 #define JSON_MAX_DEPTH 16
 

@@ -7,6 +7,7 @@
 
 #include "build-config.h"
 #include "cmd.h"
+#include "cmd-template.h"
 #include "vmb-log.h"
 
 /* Used when --config is not given and the file exists. */
@@ -20,6 +21,7 @@ static const char usage[] =
     "  migrate                    bring the database schema up to date\n"
     "  user add NAME              create a user (--role, --password-stdin)\n"
     "  token create USER          create an API token and print it\n"
+    "  template list|render NAME  show the templates and the domain XML they make\n"
     "  version                    print the version\n"
     "\n"
     "Every command takes --help. The config file is INI; every key can also be set as\n"
@@ -56,6 +58,20 @@ cmd_load_config(const char *path)
     else if (strcmp(cfg->log_level, "error") == 0)
         vmb_log_set_level(VMB_LOG_ERROR);
     return cfg;
+}
+
+static int
+cmd_template(const char *config_path, int argc, char **argv)
+{
+    g_autoptr(Config) cfg = NULL;
+
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return cmd_template_main(NULL, NULL, argc, argv); /* usage needs no config */
+    cfg = cmd_load_config(config_path);
+    if (!cfg)
+        return CMD_EXIT_FAILURE;
+    return cmd_template_main(cfg->templates_dir, cfg->libvirt_name_prefix, argc, argv);
 }
 
 int
@@ -106,6 +122,8 @@ main(int argc, char **argv)
         return cmd_user(config_path, argc, argv);
     if (strcmp(argv[0], "token") == 0)
         return cmd_token(config_path, argc, argv);
+    if (strcmp(argv[0], "template") == 0)
+        return cmd_template(config_path, argc, argv);
     cmd_fail("unknown command '%s' (see vmbroker --help)", argv[0]);
     return CMD_EXIT_USAGE;
 }

@@ -1,23 +1,14 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // The shared libvirt connection: opened lazily, checked with virConnectIsAlive, reopened
-// after libvirtd restarts. libvirt's default error printer is silenced: errors are returned.
+// after libvirtd restarts.
 #include "dom-hypervisor.h"
 
-#include <libvirt/virterror.h>
-
-#include "vmb-error.h"
 
 struct DomHypervisor {
     char *uri;
     GMutex lock;
     virConnectPtr conn; /* NULL until opened, or after it died */
 };
-
-static void
-silent_error_handler(void *data, virErrorPtr err)
-{
-    /* libvirt would print every error to stderr; callers report what matters. */
-}
 
 /**
  * dom_hypervisor_new:
@@ -30,7 +21,7 @@ dom_hypervisor_new(const char *uri)
 {
     DomHypervisor *hv = g_new0(DomHypervisor, 1);
 
-    virSetErrorFunc(NULL, silent_error_handler);
+    dom_virt_init();
     hv->uri = g_strdup(uri);
     g_mutex_init(&hv->lock);
     return hv;
@@ -68,10 +59,8 @@ dom_hypervisor_get(DomHypervisor *hv, GError **error)
     if (hv->conn && virConnectIsAlive(hv->conn) != 1)
         g_clear_pointer(&hv->conn, virConnectClose);
     if (!hv->conn)
-        hv->conn = virConnectOpen(hv->uri);
+        hv->conn = dom_virt_connect(hv->uri, error);
     if (!hv->conn) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE, "libvirt %s unavailable: %s",
-                    hv->uri, virGetLastErrorMessage());
         g_mutex_unlock(&hv->lock);
         return NULL;
     }
@@ -97,8 +86,7 @@ dom_hypervisor_ping(DomHypervisor *hv, GError **error)
     if (!conn)
         return false;
     if (virConnectGetLibVersion(conn, &version) < 0) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE, "libvirt %s unavailable: %s",
-                    hv->uri, virGetLastErrorMessage());
+        dom_virt_set_error_kind(error, VMB_ERROR_UNAVAILABLE, "libvirt %s", hv->uri);
         return false;
     }
     return true;

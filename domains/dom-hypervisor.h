@@ -7,7 +7,7 @@
 #include <glib.h>
 #include <libvirt/libvirt.h>
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(virConnect, virConnectClose)
+#include "dom-virt.h"
 
 typedef struct DomHypervisor DomHypervisor;
 

@@ -7,9 +7,10 @@
 #include <glib.h>
 #include <json-c/json.h>
 
+#include "vmb-json.h"
+
 #include "vmb-metrics.h"
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(json_object, json_object_put)
 
 typedef struct HttpServer HttpServer;
 typedef struct HttpRequest HttpRequest;

@@ -45,7 +45,7 @@ documented_operations(const char *path)
 
 TEST(routes_and_openapi_agree)
 {
-    g_autoptr(GHashTable) doc = documented_operations(SOURCE_ROOT "/contrib/openapi.yaml");
+    g_autoptr(GHashTable) doc = documented_operations(VMB_SOURCE_ROOT "/contrib/openapi.yaml");
     unsigned missing = 0;
 
     g_assert_cmpuint(g_hash_table_size(doc), >, 0);
