@@ -106,7 +106,7 @@ pool_connect(DbPool *pool, GError **error)
 
     if (!pg || PQstatus(pg) != CONNECTION_OK) {
         g_autofree char *msg = g_strdup(pg ? PQerrorMessage(pg) : "out of memory");
-        g_strchomp(msg);
+        g_strdelimit(g_strstrip(msg), "\n\t", ' ');
         g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE, "database unavailable: %s", msg);
         return NULL;
     }
@@ -276,7 +276,7 @@ db_set_error(DbConn *conn, const PGresult *res, GError **error)
     g_autofree char *msg = g_strdup(res ? PQresultErrorMessage(res) : PQerrorMessage(conn->pg));
     VmbErrorKind kind = VMB_ERROR_INTERNAL;
 
-    g_strchomp(msg);
+    g_strdelimit(g_strstrip(msg), "\n\t", ' ');
     g_strlcpy(conn->sqlstate, state, sizeof(conn->sqlstate));
     if (PQstatus(conn->pg) != CONNECTION_OK || g_str_has_prefix(state, "08") ||
         g_str_has_prefix(state, "57P") || !res) {

@@ -2,6 +2,8 @@
 // api_tokens: insert.
 #include "db-tokens.h"
 
+#include <string.h>
+
 #include "vmb-error.h"
 
 /**
@@ -32,5 +34,120 @@ db_tokens_insert(DbConn *conn, const char *user_id, const char *name,
         return false;
     if (ret_id)
         *ret_id = g_strdup(PQgetvalue(res, 0, 0));
+    return true;
+}
+
+/**
+ * db_token_free:
+ * @token: (nullable): a listed token
+ */
+void
+db_token_free(DbToken *token)
+{
+    if (!token)
+        return;
+    g_free(token->id);
+    g_free(token->name);
+    g_free(token->created_at);
+    g_free(token->expires_at);
+    g_free(token->last_used_at);
+    g_free(token);
+}
+
+/**
+ * db_tokens_authenticate:
+ * @conn: a connection
+ * @secret_hash: hex SHA-256 of the presented token
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the token's user, or NULL (VMB_ERROR_UNAUTHORIZED when the
+ * token is unknown, revoked or expired, or its user is disabled).
+ */
+DbUser *
+db_tokens_authenticate(DbConn *conn, const char *secret_hash, GError **error)
+{
+    const char *params[] = { secret_hash };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "UPDATE api_tokens t SET last_used_at = now() FROM users u"
+        " WHERE t.secret_hash = $1 AND u.id = t.user_id AND NOT u.disabled"
+        "   AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())"
+        " RETURNING " DB_USERS_COLUMNS, 1, params, error);
+
+    if (!res)
+        return NULL;
+    if (PQntuples(res) == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAUTHORIZED,
+                    "The API token is unknown, revoked or expired.");
+        return NULL;
+    }
+    return db_users_from_row(res, 0, 0);
+}
+
+static char *
+nullable_value(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : g_strdup(PQgetvalue(res, row, col));
+}
+
+/**
+ * db_tokens_list:
+ * @conn: a connection
+ * @user_id: the owner
+ * @error: return location for an error
+ *
+ * Returns: (transfer full) (element-type DbToken): the tokens, or NULL on error.
+ */
+GPtrArray *
+db_tokens_list(DbConn *conn, const char *user_id, GError **error)
+{
+    const char *params[] = { user_id };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "SELECT id, name,"
+        " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+        " to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+        " to_char(last_used_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+        " revoked_at IS NOT NULL"
+        " FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC, id", 1, params, error);
+    GPtrArray *out;
+
+    if (!res)
+        return NULL;
+    out = g_ptr_array_new_with_free_func((GDestroyNotify) db_token_free);
+    for (int i = 0; i < PQntuples(res); i++) {
+        DbToken *t = g_new0(DbToken, 1);
+        t->id = g_strdup(PQgetvalue(res, i, 0));
+        t->name = g_strdup(PQgetvalue(res, i, 1));
+        t->created_at = g_strdup(PQgetvalue(res, i, 2));
+        t->expires_at = nullable_value(res, i, 3);
+        t->last_used_at = nullable_value(res, i, 4);
+        t->revoked = strcmp(PQgetvalue(res, i, 5), "t") == 0;
+        g_ptr_array_add(out, t);
+    }
+    return out;
+}
+
+/**
+ * db_tokens_revoke:
+ * @conn: a connection
+ * @user_id: the caller, who must own the token
+ * @token_id: the token's id (any text: a malformed id is simply not found)
+ * @error: return location for an error
+ *
+ * Returns: true when a token of @user_id was revoked (or already was).
+ */
+bool
+db_tokens_revoke(DbConn *conn, const char *user_id, const char *token_id, GError **error)
+{
+    const char *params[] = { user_id, token_id };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,
+        "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())"
+        " WHERE user_id = $1 AND id::text = $2", 2, params, error);
+
+    if (!res)
+        return false;
+    if (strcmp(PQcmdTuples(res), "0") == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No such token.");
+        return false;
+    }
     return true;
 }

@@ -6,8 +6,31 @@
 #include <glib.h>
 
 #include "db-pool.h"
+#include "db-users.h"
 
 /* @expires_in_s: lifetime in seconds, 0 for a token that does not expire. */
 bool db_tokens_insert(DbConn *conn, const char *user_id, const char *name,
                       const char *secret_hash, gint64 expires_in_s, char **ret_id,
+                      GError **error);
+
+/* One row of a token listing; the secret is never read back. */
+typedef struct {
+    char *id;           /* uuid */
+    char *name;         /* label */
+    char *created_at;   /* ISO 8601 */
+    char *expires_at;   /* ISO 8601, NULL when it never expires */
+    char *last_used_at; /* ISO 8601, NULL when never used */
+    bool revoked;       /* revoked tokens are listed until they are purged */
+} DbToken;
+
+void db_token_free(DbToken *token);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DbToken, db_token_free)
+
+/* The user of a live token (not revoked, not expired, user not disabled), marking it
+ * used. VMB_ERROR_UNAUTHORIZED when none. */
+DbUser *db_tokens_authenticate(DbConn *conn, const char *secret_hash, GError **error);
+/* @user_id's tokens, newest first: a GPtrArray of DbToken. */
+GPtrArray *db_tokens_list(DbConn *conn, const char *user_id, GError **error);
+/* Revokes @token_id if it belongs to @user_id; VMB_ERROR_NOT_FOUND otherwise. */
+bool db_tokens_revoke(DbConn *conn, const char *user_id, const char *token_id,
                       GError **error);

@@ -23,6 +23,28 @@ db_user_free(DbUser *user)
 }
 
 /**
+ * db_users_from_row:
+ * @res: a result holding DB_USERS_COLUMNS
+ * @row: the row
+ * @col: the column of the first of DB_USERS_COLUMNS
+ *
+ * Returns: (transfer full): the user of that row.
+ */
+DbUser *
+db_users_from_row(const PGresult *res, int row, int col)
+{
+    DbUser *user = g_new0(DbUser, 1);
+
+    user->id = g_strdup(PQgetvalue(res, row, col));
+    user->username = g_strdup(PQgetvalue(res, row, col + 1));
+    user->role = g_strdup(PQgetvalue(res, row, col + 2));
+    user->disabled = strcmp(PQgetvalue(res, row, col + 3), "t") == 0;
+    if (!PQgetisnull(res, row, col + 4))
+        user->password_hash = g_strdup(PQgetvalue(res, row, col + 4));
+    return user;
+}
+
+/**
  * db_users_insert:
  * @conn: a connection
  * @username: a name already checked against the documented charset
@@ -68,9 +90,8 @@ db_users_get_by_name(DbConn *conn, const char *username, GError **error)
 {
     const char *params[] = { username };
     g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
-        "SELECT id, username, role, password_hash, disabled FROM users WHERE username = $1",
+        "SELECT " DB_USERS_COLUMNS " FROM users u WHERE u.username = $1",
         1, params, error);
-    DbUser *user;
 
     if (!res)
         return NULL;
@@ -78,11 +99,5 @@ db_users_get_by_name(DbConn *conn, const char *username, GError **error)
         g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "no user '%s'", username);
         return NULL;
     }
-    user = g_new0(DbUser, 1);
-    user->id = g_strdup(PQgetvalue(res, 0, 0));
-    user->username = g_strdup(PQgetvalue(res, 0, 1));
-    user->role = g_strdup(PQgetvalue(res, 0, 2));
-    user->password_hash = PQgetisnull(res, 0, 3) ? NULL : g_strdup(PQgetvalue(res, 0, 3));
-    user->disabled = strcmp(PQgetvalue(res, 0, 4), "t") == 0;
-    return user;
+    return db_users_from_row(res, 0, 0);
 }

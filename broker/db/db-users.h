@@ -15,7 +15,11 @@ typedef struct {
     bool disabled;       /* disabled users cannot log in or use tokens */
 } DbUser;
 
+/* The users columns db_users_from_row reads, for queries that join users as "u". */
+#define DB_USERS_COLUMNS "u.id, u.username, u.role, u.disabled, u.password_hash"
+
 void db_user_free(DbUser *user);
+DbUser *db_users_from_row(const PGresult *res, int row, int col);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(DbUser, db_user_free)
 
 /* VMB_ERROR_CONFLICT when the name is taken. */

@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Authentication, CSRF, JSON bodies and error replies shared by the handlers.
+#include "api-common.h"
+
+#include <string.h>
+
+#include "http-problem.h"
+#include "vmb-log.h"
+#include "vmb-secret.h"
+
+/* Nesting deeper than this in a request body is refused. */
+#define JSON_MAX_DEPTH 16
+
+/**
+ * api_caller_free:
+ * @caller: (nullable): a caller
+ */
+void
+api_caller_free(ApiCaller *caller)
+{
+    if (!caller)
+        return;
+    db_user_free(caller->user);
+    g_free(caller);
+}
+
+/**
+ * api_session_cookie:
+ * @app: the daemon's state
+ *
+ * Returns: the session cookie's name.
+ */
+const char *
+api_session_cookie(const App *app)
+{
+    return app->secure_cookies ? "__Host-vmb_session" : "vmb_session";
+}
+
+/**
+ * api_error:
+ * @req: the request
+ * @error: what went wrong
+ *
+ * Returns: (transfer full): the problem reply.
+ */
+HttpReply *
+api_error(HttpRequest *req, const GError *error)
+{
+    VmbErrorKind kind = vmb_error_kind(error);
+    unsigned status = http_problem_status(kind);
+
+    if (status >= 500)
+        vmb_warning("%s %s: %s", http_request_method(req), http_request_path(req),
+                    error->message);
+    return http_problem_from_error(error, NULL);
+}
+
+static bool
+method_changes_state(const char *method)
+{
+    return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+           strcmp(method, "OPTIONS") != 0;
+}
+
+/* The origin (scheme://host[:port]) of @url, which config_load checked. */
+static char *
+origin_of(const char *url)
+{
+    const char *p = strstr(url, "://");
+    const char *slash = p ? strchr(p + 3, '/') : NULL;
+    return slash ? g_strndup(url, (size_t) (slash - url)) : g_strdup(url);
+}
+
+static HttpReply *
+check_csrf(HttpRequest *req, App *app, const char *csrf_hash)
+{
+    const char *token = http_request_header(req, "X-CSRF-Token");
+    const char *origin = http_request_header(req, "Origin");
+    const char *fetch_site = http_request_header(req, "Sec-Fetch-Site");
+    g_autofree char *ours = origin_of(app->cfg->http_public_url);
+    g_autofree char *digest = NULL;
+
+    if (!token)
+        return http_problem_new(403, "A signed-in request that changes something needs the "
+                                     "X-CSRF-Token header that login returned.", NULL);
+    digest = vmb_secret_sha256_hex(token, strlen(token));
+    if (!vmb_secret_equal(digest, csrf_hash))
+        return http_problem_new(403, "The X-CSRF-Token header does not match this session.",
+                                NULL);
+    if (origin ? strcmp(origin, ours) != 0
+               : !(fetch_site && strcmp(fetch_site, "same-origin") == 0))
+        return http_problem_new(403, "Cross-site request refused: the Origin is not this "
+                                     "site's.", NULL);
+    return NULL;
+}
+
+/**
+ * api_authenticate:
+ * @req: the request
+ * @app: the daemon's state
+ * @ret_caller: (out): the caller, set when NULL is returned
+ *
+ * A bearer token wins over a cookie. Cookie-authenticated requests that change state must
+ * pass the CSRF rule.
+ *
+ * Returns: (transfer full) (nullable): NULL when authenticated, else the reply to send.
+ */
+HttpReply *
+api_authenticate(HttpRequest *req, App *app, ApiCaller **ret_caller)
+{
+    const char *authz = http_request_header(req, "Authorization");
+    const char *cookie = http_request_cookie(req, api_session_cookie(app));
+    g_autoptr(ApiCaller) caller = g_new0(ApiCaller, 1);
+    g_autoptr(GError) error = NULL;
+
+    if (authz) {
+        if (g_ascii_strncasecmp(authz, "Bearer ", 7) != 0 || !authz[7]) {
+            HttpReply *r = http_problem_new(401, "Use 'Authorization: Bearer <token>'.", NULL);
+            http_reply_add_header(r, "WWW-Authenticate", "Bearer");
+            return r;
+        }
+        caller->kind = API_AUTH_TOKEN;
+        caller->user = svc_auth_token(app->db, authz + 7, &error);
+    } else if (cookie && *cookie) {
+        g_autofree char *csrf_hash = NULL;
+        caller->kind = API_AUTH_SESSION;
+        caller->user = svc_auth_session(app->auth, app->db, cookie, &csrf_hash, &error);
+        if (caller->user && method_changes_state(http_request_method(req))) {
+            HttpReply *refused = check_csrf(req, app, csrf_hash);
+            if (refused)
+                return refused;
+        }
+    } else {
+        HttpReply *r = http_problem_new(401, "Sign in, or send an API token.", NULL);
+        http_reply_add_header(r, "WWW-Authenticate", "Bearer");
+        return r;
+    }
+    if (!caller->user)
+        return api_error(req, error);
+    http_request_set_user(req, caller->user->username);
+    *ret_caller = g_steal_pointer(&caller);
+    return NULL;
+}
+
+/**
+ * api_json_body:
+ * @req: the request
+ * @ret_obj: (out): the parsed object, set when NULL is returned
+ *
+ * Returns: (transfer full) (nullable): NULL on success, else the 400 or 415 reply.
+ */
+HttpReply *
+api_json_body(HttpRequest *req, json_object **ret_obj)
+{
+    const char *ctype = http_request_header(req, "Content-Type");
+    size_t len = 0;
+    const char *body = http_request_body(req, &len);
+    g_autoptr(json_tokener) tok = NULL;
+    g_autoptr(json_object) obj = NULL;
+
+    if (!ctype || g_ascii_strncasecmp(ctype, "application/json", 16) != 0 ||
+        (ctype[16] != '\0' && ctype[16] != ';'))
+        return http_problem_new(415, "Send the body as application/json.", NULL);
+    if (strlen(body) != len || !g_utf8_validate(body, (gssize) len, NULL))
+        return http_problem_new(400, "The body is not valid UTF-8 text.", NULL);
+    tok = json_tokener_new_ex(JSON_MAX_DEPTH);
+    obj = json_tokener_parse_ex(tok, body, (int) len);
+    if (!obj || json_tokener_get_error(tok) != json_tokener_success ||
+        json_tokener_get_parse_end(tok) != len)
+        return http_problem_new(400, "The body is not valid JSON.", NULL);
+    if (!json_object_is_type(obj, json_type_object))
+        return http_problem_new(400, "The body must be a JSON object.", NULL);
+    *ret_obj = g_steal_pointer(&obj);
+    return NULL;
+}
+
+/**
+ * api_json_string:
+ * @obj: a JSON object
+ * @key: the member
+ * @required: whether it must be present
+ * @ret: (out): the string, borrowed from @obj; untouched when absent
+ * @error: return location for a VMB_ERROR_INVALID error
+ *
+ * Returns: true when the member is a string, or absent and optional.
+ */
+bool
+api_json_string(json_object *obj, const char *key, bool required, const char **ret,
+                GError **error)
+{
+    json_object *v = NULL;
+
+    if (!json_object_object_get_ex(obj, key, &v) || json_object_is_type(v, json_type_null)) {
+        if (!required)
+            return true;
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "'%s' is required.", key);
+        return false;
+    }
+    if (!json_object_is_type(v, json_type_string)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "'%s' must be a string.", key);
+        return false;
+    }
+    *ret = json_object_get_string(v);
+    return true;
+}
+
+/**
+ * api_json_uint:
+ * @obj: a JSON object
+ * @key: the member
+ * @max: the largest value allowed
+ * @ret: (out): the value; untouched when absent
+ * @error: return location for a VMB_ERROR_INVALID error
+ *
+ * Returns: true when the member is an integer from 0 to @max, or absent.
+ */
+bool
+api_json_uint(json_object *obj, const char *key, gint64 max, gint64 *ret, GError **error)
+{
+    json_object *v = NULL;
+    gint64 n;
+
+    if (!json_object_object_get_ex(obj, key, &v) || json_object_is_type(v, json_type_null))
+        return true;
+    n = json_object_get_int64(v);
+    if (!json_object_is_type(v, json_type_int) || n < 0 || n > max) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+                    "'%s' must be a whole number from 0 to %" G_GINT64_FORMAT ".", key, max);
+        return false;
+    }
+    *ret = n;
+    return true;
+}
+
+/**
+ * api_user_json:
+ * @user: a user
+ *
+ * Returns: (transfer full): {id, username, role}.
+ */
+json_object *
+api_user_json(const DbUser *user)
+{
+    json_object *obj = json_object_new_object();
+
+    json_object_object_add(obj, "id", json_object_new_string(user->id));
+    json_object_object_add(obj, "username", json_object_new_string(user->username));
+    json_object_object_add(obj, "role", json_object_new_string(user->role));
+    return obj;
+}

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// What every API handler needs: who is calling (bearer token or session cookie, with the
+// CSRF rule for cookies), JSON bodies, and turning errors into problem replies.
+#pragma once
+
+#include "app.h"
+#include "db-users.h"
+
+typedef enum {
+    API_AUTH_TOKEN,   /* Authorization: Bearer */
+    API_AUTH_SESSION, /* session cookie */
+
+    API_AUTH_LAST
+} ApiAuthKind;
+
+typedef struct {
+    DbUser *user;      /* the caller */
+    ApiAuthKind kind;  /* how they proved it */
+} ApiCaller;
+
+void api_caller_free(ApiCaller *caller);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ApiCaller, api_caller_free)
+
+/* The session cookie's name: "__Host-vmb_session" behind https, else "vmb_session". */
+const char *api_session_cookie(const App *app);
+
+/* Authenticates the request. On failure returns the reply to send (401, 403 for a cookie
+ * request that changes state without the CSRF token and a same-origin Origin, 503). */
+HttpReply *api_authenticate(HttpRequest *req, App *app, ApiCaller **ret_caller);
+
+/* Parses a JSON object body (415 unless application/json, 400 when malformed). */
+HttpReply *api_json_body(HttpRequest *req, json_object **ret_obj);
+/* Reads a member that must be a string (or absent when !required); VMB_ERROR_INVALID. */
+bool api_json_string(json_object *obj, const char *key, bool required, const char **ret,
+                     GError **error);
+/* Reads a member that must be a non-negative integer (or absent: *ret untouched). */
+bool api_json_uint(json_object *obj, const char *key, gint64 max, gint64 *ret,
+                   GError **error);
+
+/* The problem reply for @error; logs it when its detail is hidden from the client. */
+HttpReply *api_error(HttpRequest *req, const GError *error);
+/* A JSON object describing @user for clients: {id, username, role}. */
+json_object *api_user_json(const DbUser *user);

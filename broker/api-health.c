@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Liveness and readiness. /readyz asks PostgreSQL and libvirt for real on every call, so a
+// load balancer stops sending work to a broker whose dependencies are gone.
+#include "api.h"
+
+#include <string.h>
+
+#include "http-problem.h"
+#include "vmb-log.h"
+
+/**
+ * api_health_live:
+ * @req: the request
+ * @app: the daemon's state
+ *
+ * Returns: 200 as long as the process serves HTTP.
+ */
+HttpReply *
+api_health_live(HttpRequest *req, void *app)
+{
+    g_autoptr(json_object) obj = json_object_new_object();
+
+    json_object_object_add(obj, "status", json_object_new_string("ok"));
+    return http_reply_json(200, obj);
+}
+
+/**
+ * api_health_ready:
+ * @req: the request
+ * @app: the daemon's state
+ *
+ * Returns: 200 when PostgreSQL and libvirt answer, else 503 naming what is down.
+ */
+HttpReply *
+api_health_ready(HttpRequest *req, void *app)
+{
+    App *a = app;
+    g_autoptr(GError) db_err = NULL;
+    g_autoptr(GError) hv_err = NULL;
+    bool db_ok = db_pool_ping(a->db, &db_err);
+    bool hv_ok = dom_hypervisor_ping(a->hv, &hv_err);
+    json_object *checks = json_object_new_object();
+    g_autoptr(GString) down = g_string_new(NULL);
+
+    json_object_object_add(checks, "database", json_object_new_string(db_ok ? "ok" : "down"));
+    json_object_object_add(checks, "libvirt", json_object_new_string(hv_ok ? "ok" : "down"));
+    if (db_ok && hv_ok) {
+        g_autoptr(json_object) obj = json_object_new_object();
+        json_object_object_add(obj, "status", json_object_new_string("ready"));
+        json_object_object_add(obj, "checks", checks);
+        return http_reply_json(200, obj);
+    }
+    if (!db_ok) {
+        vmb_warning("readyz: %s", db_err->message);
+        g_string_append(down, "database");
+    }
+    if (!hv_ok) {
+        vmb_warning("readyz: %s", hv_err->message);
+        g_string_append_printf(down, "%slibvirt", down->len ? " and " : "");
+    }
+    {
+        g_autoptr(json_object) extra = json_object_new_object();
+        g_autofree char *detail = g_strdup_printf("Not ready: %s unavailable.", down->str);
+        json_object_object_add(extra, "checks", checks);
+        return http_problem_new(503, detail, g_steal_pointer(&extra));
+    }
+}
+
+/**
+ * api_health_metrics:
+ * @req: GET /metrics
+ * @app: the daemon's state
+ *
+ * Gauges that describe state elsewhere (the pool) are read at scrape time.
+ *
+ * Returns: 200 text/plain in Prometheus exposition format 0.0.4.
+ */
+HttpReply *
+api_health_metrics(HttpRequest *req, void *app)
+{
+    App *a = app;
+    char *text;
+
+    vmb_metrics_set(a->metrics, "vmbroker_db_pool_waits_total", (double) db_pool_waits(a->db),
+                    NULL);
+    text = vmb_metrics_render(a->metrics);
+    return http_reply_new(200, "text/plain; version=0.0.4; charset=utf-8",
+                          g_bytes_new_take(text, strlen(text)));
+}

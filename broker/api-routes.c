@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The route table: every path vmbroker serves. contrib/openapi.yaml describes the same set.
+#include "api.h"
+
+const HttpRoute api_routes[] = {
+    { "GET", "/healthz", api_health_live, 0 },
+    { "GET", "/readyz", api_health_ready, 0 },
+    { "GET", "/metrics", api_health_metrics, 0 },
+    { "GET", "/", api_web_index, 0 },
+    { "GET", "/ui/*", api_web_file, 0 },
+    { "GET", "/novnc/*", api_web_novnc, 0 },
+    { "POST", "/api/v1/auth/login", api_auth_login, 0 },
+    { "POST", "/api/v1/auth/logout", api_auth_logout, 0 },
+    { "POST", "/api/v1/auth/signup", api_auth_signup, 0 },
+    { "GET", "/api/v1/me", api_auth_me, 0 },
+    { "POST", "/api/v1/tokens", api_tokens_create, 0 },
+    { "GET", "/api/v1/tokens", api_tokens_list, 0 },
+    { "DELETE", "/api/v1/tokens/{id}", api_tokens_delete, 0 },
+};
+const size_t api_routes_count = G_N_ELEMENTS(api_routes);

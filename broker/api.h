@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// HTTP handlers of `vmbroker serve`, one file per resource family (api-<family>.c), and
+// the route table that maps paths to them.
+#pragma once
+
+#include "app.h"
+
+HttpReply *api_health_live(HttpRequest *req, void *app);
+HttpReply *api_health_ready(HttpRequest *req, void *app);
+HttpReply *api_health_metrics(HttpRequest *req, void *app);
+
+HttpReply *api_web_index(HttpRequest *req, void *app);
+HttpReply *api_web_file(HttpRequest *req, void *app);
+HttpReply *api_web_novnc(HttpRequest *req, void *app);
+
+HttpReply *api_auth_login(HttpRequest *req, void *app);
+HttpReply *api_auth_logout(HttpRequest *req, void *app);
+HttpReply *api_auth_signup(HttpRequest *req, void *app);
+HttpReply *api_auth_me(HttpRequest *req, void *app);
+
+HttpReply *api_tokens_create(HttpRequest *req, void *app);
+HttpReply *api_tokens_list(HttpRequest *req, void *app);
+HttpReply *api_tokens_delete(HttpRequest *req, void *app);

@@ -1,0 +1,22 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// What the daemon's HTTP handlers share: configuration, database pool, hypervisor.
+#pragma once
+
+#include "config.h"
+#include "db-pool.h"
+#include "dom-hypervisor.h"
+#include "http-server.h"
+#include "svc-auth.h"
+
+typedef struct {
+    const Config *cfg;     /* the loaded configuration */
+    DbPool *db;            /* PostgreSQL */
+    DomHypervisor *hv;     /* libvirt */
+    SvcAuth *auth;         /* logins, sessions, tokens */
+    VmbMetrics *metrics;   /* what /metrics shows */
+    bool secure_cookies;   /* public_url is https: Secure cookies with the __Host- prefix */
+} App;
+
+/* The route table of `vmbroker serve`. */
+extern const HttpRoute api_routes[];
+extern const size_t api_routes_count;

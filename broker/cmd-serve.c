@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// `vmbroker serve`: migrate, start the HTTP server, wait for SIGTERM or SIGINT, drain.
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "build-config.h"
+#include "cmd.h"
+#include "db-migrate.h"
+#include "vmb-log.h"
+
+/**
+ * cmd_serve:
+ * @config_path: (nullable): config file
+ * @argc: argument count, argv[0] is "serve"
+ * @argv: arguments
+ *
+ * Runs the daemon until SIGTERM or SIGINT, then finishes requests in flight.
+ *
+ * Returns: the exit status.
+ */
+int
+cmd_serve(const char *config_path, int argc, char **argv)
+{
+    GOptionEntry entries[] = { G_OPTION_ENTRY_NULL };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("");
+    g_autoptr(Config) cfg = NULL;
+    g_autoptr(DbPool) pool = NULL;
+    g_autoptr(DomHypervisor) hv = NULL;
+    g_autoptr(SvcAuth) auth = NULL;
+    g_autoptr(VmbMetrics) metrics = vmb_metrics_new();
+    g_autoptr(GError) error = NULL;
+    HttpServer *srv;
+    sigset_t sigs;
+    int sig = 0, applied = 0;
+    App app;
+
+    g_set_prgname("vmbroker serve");
+    g_option_context_set_summary(ctx, "Runs the daemon: HTTP API, web UI and console proxy.");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, &argc, &argv, &error) || argc != 1) {
+        cmd_fail("serve: %s", error ? error->message : "takes no arguments");
+        return CMD_EXIT_USAGE;
+    }
+    cfg = cmd_load_config(config_path);
+    if (!cfg)
+        return CMD_EXIT_FAILURE;
+
+    pool = db_pool_new(&(DbPoolOptions) {
+        .conninfo = cfg->database_url,
+        .size = cfg->database_pool_size,
+        .acquire_timeout_ms = 5000,
+        .statement_timeout_ms = cfg->database_statement_timeout_ms,
+        .max_retries = 5,
+    });
+    {
+        g_autoptr(DbConn) conn = db_pool_acquire(pool, &error);
+        if (!conn || !db_migrate_apply(conn, &applied, &error)) {
+            cmd_fail("%s", error->message);
+            return CMD_EXIT_FAILURE;
+        }
+    }
+    if (applied)
+        vmb_info("applied %d migration(s); schema at version %d", applied,
+                 db_migrate_known_version());
+
+    hv = dom_hypervisor_new(cfg->libvirt_uri);
+    if (!dom_hypervisor_ping(hv, &error)) {
+        vmb_warning("%s (serving anyway; /readyz reports it)", error->message);
+        g_clear_error(&error);
+    }
+
+    /* Block the signals before any thread starts, so only sigwait below sees them. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    auth = svc_auth_new(&(SvcAuthOptions) {
+        .argon2 = { cfg->auth_argon2_memory_kib, cfg->auth_argon2_iterations,
+                    cfg->auth_argon2_lanes },
+        .max_hashing = cfg->auth_max_hashing,
+        .session_idle_s = cfg->auth_session_idle_s,
+        .session_max_s = cfg->auth_session_max_s,
+        .max_failures_user = cfg->auth_login_failures_per_user,
+        .max_failures_addr = cfg->auth_login_failures_per_addr,
+        .window_s = cfg->auth_login_window_s,
+    });
+    vmb_metrics_declare(metrics, "vmbroker_db_pool_waits_total", VMB_METRIC_COUNTER,
+                        "Database connection requests that had to wait.", NULL, 0);
+    app = (App) {
+        .cfg = cfg,
+        .db = pool,
+        .hv = hv,
+        .auth = auth,
+        .metrics = metrics,
+        .secure_cookies = g_str_has_prefix(cfg->http_public_url, "https://"),
+    };
+    srv = http_server_start(&(HttpServerOptions) {
+        .listen_host = cfg->http_listen_host,
+        .listen_port = cfg->http_listen_port,
+        .threads = cfg->http_threads,
+        .max_connections = cfg->http_max_connections,
+        .per_ip_connections = cfg->http_per_ip_connections,
+        .connection_timeout_s = cfg->http_connection_timeout_s,
+        .max_body_bytes = cfg->http_max_body_bytes,
+        .routes = api_routes,
+        .nroutes = api_routes_count,
+        .app = &app,
+        .metrics = metrics,
+    }, &error);
+    if (!srv) {
+        cmd_fail("%s", error->message);
+        return CMD_EXIT_FAILURE;
+    }
+    vmb_info("vmbroker %s listening on http://%s%s%s:%u (public URL %s)", VMB_VERSION,
+             strchr(cfg->http_listen_host, ':') ? "[" : "", cfg->http_listen_host,
+             strchr(cfg->http_listen_host, ':') ? "]" : "", http_server_port(srv),
+             cfg->http_public_url);
+
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    vmb_info("received %s: finishing requests in flight, then stopping", strsignal(sig));
+    http_server_stop(srv, cfg->http_shutdown_timeout_s);
+    vmb_info("stopped");
+    return CMD_EXIT_OK;
+}

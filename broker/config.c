@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Config loading: one table describes every key (section, name, type, default, bounds,
+// where it lands in Config), so parsing, environment overrides and validation share it.
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "build-config.h"
+#include "vmb-error.h"
+
+typedef enum {
+    KEY_STRING,
+    KEY_UINT,
+    KEY_UINT64,
+    KEY_BOOL,
+    KEY_PORTS,
+    KEY_LISTEN,
+    KEY_ADDRESS,
+    KEY_URL,
+    KEY_DBURL,
+    KEY_DIR,
+    KEY_PREFIX,
+    KEY_LOGLEVEL,
+
+    KEY_LAST
+} KeyType;
+
+typedef struct {
+    const char *section; /* INI group */
+    const char *key;     /* INI key */
+    KeyType type;        /* how the value is parsed and checked */
+    const char *def;     /* default value, NULL when required or derived */
+    guint64 min, max;    /* bounds of KEY_UINT and KEY_UINT64 */
+    size_t offset;       /* where the parsed value goes in Config */
+} KeyDef;
+
+#define OFF(field) offsetof(Config, field)
+
+static const KeyDef keys[] = {
+    { "http", "listen", KEY_LISTEN, "127.0.0.1:8080", 0, 0, OFF(http_listen_host) },
+    { "http", "public_url", KEY_URL, NULL, 0, 0, OFF(http_public_url) },
+    { "http", "max_connections", KEY_UINT, "1024", 1, 100000, OFF(http_max_connections) },
+    { "http", "per_ip_connections", KEY_UINT, "64", 1, 100000, OFF(http_per_ip_connections) },
+    { "http", "connection_timeout_s", KEY_UINT, "60", 1, 3600, OFF(http_connection_timeout_s) },
+    { "http", "max_body_bytes", KEY_UINT64, "65536", 256, 16777216, OFF(http_max_body_bytes) },
+    { "http", "shutdown_timeout_s", KEY_UINT, "30", 0, 3600, OFF(http_shutdown_timeout_s) },
+    { "http", "threads", KEY_UINT, "8", 1, 256, OFF(http_threads) },
+    { "http", "web_dir", KEY_DIR, VMB_WEB_DIR, 0, 0, OFF(http_web_dir) },
+    { "database", "url", KEY_DBURL, NULL, 0, 0, OFF(database_url) },
+    { "database", "pool_size", KEY_UINT, "16", 1, 256, OFF(database_pool_size) },
+    { "database", "statement_timeout_ms", KEY_UINT, "5000", 0, 3600000,
+      OFF(database_statement_timeout_ms) },
+    { "libvirt", "uri", KEY_STRING, "qemu:///system", 0, 0, OFF(libvirt_uri) },
+    { "libvirt", "name_prefix", KEY_PREFIX, "vmbroker-", 0, 0, OFF(libvirt_name_prefix) },
+    { "storage", "dir", KEY_STRING, "/var/lib/vmbroker", 0, 0, OFF(storage_dir) },
+    { "console", "listen", KEY_ADDRESS, "127.0.0.1", 0, 0, OFF(console_listen) },
+    { "console", "vnc_ports", KEY_PORTS, "5900-5999", 0, 0, OFF(console_vnc_ports) },
+    { "console", "ws_ports", KEY_PORTS, "5700-5799", 0, 0, OFF(console_ws_ports) },
+    { "console", "port_cooldown_s", KEY_UINT, "10", 0, 3600, OFF(console_port_cooldown_s) },
+    { "console", "novnc_dir", KEY_DIR, VMB_NOVNC_DIR, 0, 0, OFF(console_novnc_dir) },
+    { "limits", "max_running_per_user", KEY_UINT, "1", 0, 10000,
+      OFF(limits_max_running_per_user) },
+    { "templates", "dir", KEY_DIR, VMB_TEMPLATES_DIR, 0, 0, OFF(templates_dir) },
+    { "auth", "signup", KEY_BOOL, "false", 0, 0, OFF(auth_signup) },
+    { "auth", "session_idle_s", KEY_UINT, "7200", 60, 2592000, OFF(auth_session_idle_s) },
+    { "auth", "session_max_s", KEY_UINT, "86400", 60, 31536000, OFF(auth_session_max_s) },
+    { "auth", "argon2_memory_kib", KEY_UINT, "19456", 8, 4194304, OFF(auth_argon2_memory_kib) },
+    { "auth", "argon2_iterations", KEY_UINT, "2", 1, 100, OFF(auth_argon2_iterations) },
+    { "auth", "argon2_lanes", KEY_UINT, "1", 1, 64, OFF(auth_argon2_lanes) },
+    { "auth", "max_hashing", KEY_UINT, "4", 1, 256, OFF(auth_max_hashing) },
+    { "auth", "login_failures_per_user", KEY_UINT, "5", 1, 100000,
+      OFF(auth_login_failures_per_user) },
+    { "auth", "login_failures_per_addr", KEY_UINT, "20", 1, 100000,
+      OFF(auth_login_failures_per_addr) },
+    { "auth", "login_window_s", KEY_UINT, "60", 1, 86400, OFF(auth_login_window_s) },
+    { "log", "level", KEY_LOGLEVEL, "info", 0, 0, OFF(log_level) },
+};
+
+/**
+ * config_free:
+ * @cfg: (nullable): a configuration
+ */
+void
+config_free(Config *cfg)
+{
+    if (!cfg)
+        return;
+    g_free(cfg->http_listen_host);
+    g_free(cfg->http_public_url);
+    g_free(cfg->database_url);
+    g_free(cfg->libvirt_uri);
+    g_free(cfg->libvirt_name_prefix);
+    g_free(cfg->storage_dir);
+    g_free(cfg->console_listen);
+    g_free(cfg->templates_dir);
+    g_free(cfg->http_web_dir);
+    g_free(cfg->console_novnc_dir);
+    g_free(cfg->log_level);
+    g_free(cfg);
+}
+
+static char *
+env_name(const KeyDef *k)
+{
+    g_autofree char *s = g_ascii_strup(k->section, -1);
+    g_autofree char *n = g_ascii_strup(k->key, -1);
+    return g_strdup_printf("VMBROKER_%s_%s", s, n);
+}
+
+static const KeyDef *
+find_key(const char *section, const char *key)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++)
+        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].key, key) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+static bool
+section_known(const char *section)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++)
+        if (strcmp(keys[i].section, section) == 0)
+            return true;
+    return false;
+}
+
+static bool
+parse_port(const char *s, unsigned *ret)
+{
+    guint64 v;
+
+    if (!g_ascii_string_to_unsigned(s, 10, 1, 65535, &v, NULL))
+        return false;
+    *ret = (unsigned) v;
+    return true;
+}
+
+static bool
+is_ip_address(const char *s)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* Parses @value as @k's type into @cfg; on failure returns the reason. */
+static char *
+parse_value(Config *cfg, const KeyDef *k, const char *value)
+{
+    void *field = (char *) cfg + k->offset;
+
+    switch (k->type) {
+    case KEY_STRING:
+        if (!*value)
+            return g_strdup("must not be empty");
+        *(char **) field = g_strdup(value);
+        return NULL;
+    case KEY_UINT:
+    case KEY_UINT64: {
+        guint64 v;
+        if (!g_ascii_string_to_unsigned(value, 10, k->min, k->max, &v, NULL))
+            return g_strdup_printf("not a whole number from %" G_GUINT64_FORMAT " to %"
+                                   G_GUINT64_FORMAT, k->min, k->max);
+        if (k->type == KEY_UINT)
+            *(unsigned *) field = (unsigned) v;
+        else
+            *(guint64 *) field = v;
+        return NULL;
+    }
+    case KEY_BOOL:
+        if (g_strv_contains((const char *const[]) { "true", "yes", "1", "on", NULL }, value))
+            *(bool *) field = true;
+        else if (g_strv_contains((const char *const[]) { "false", "no", "0", "off", NULL },
+                                 value))
+            *(bool *) field = false;
+        else
+            return g_strdup("not a boolean (true or false)");
+        return NULL;
+    case KEY_PORTS: {
+        ConfigPortRange *r = field;
+        g_auto(GStrv) parts = g_strsplit(value, "-", -1);
+        if (g_strv_length(parts) != 2 || !parse_port(parts[0], &r->first) ||
+            !parse_port(parts[1], &r->last))
+            return g_strdup("not a port range (expected FIRST-LAST, ports 1-65535)");
+        if (r->first > r->last)
+            return g_strdup("the range's first port is after its last");
+        return NULL;
+    }
+    case KEY_LISTEN: {
+        const char *colon = strrchr(value, ':');
+        g_autofree char *host = NULL;
+        if (!colon || !parse_port(colon + 1, &cfg->http_listen_port))
+            return g_strdup("not ADDRESS:PORT (port 1-65535)");
+        host = g_strndup(value, (size_t) (colon - value));
+        if (host[0] == '[' && g_str_has_suffix(host, "]")) {
+            char *inner = g_strndup(host + 1, strlen(host) - 2);
+            g_free(host);
+            host = inner;
+        }
+        if (strcmp(host, "localhost") == 0) {
+            g_free(host);
+            host = g_strdup("127.0.0.1");
+        }
+        if (!is_ip_address(host))
+            return g_strdup("the address is not an IPv4 or IPv6 address");
+        *(char **) field = g_steal_pointer(&host);
+        return NULL;
+    }
+    case KEY_ADDRESS:
+        if (!is_ip_address(value))
+            return g_strdup("not an IPv4 or IPv6 address");
+        *(char **) field = g_strdup(value);
+        return NULL;
+    case KEY_URL: {
+        g_autoptr(GUri) uri = g_uri_parse(value, G_URI_FLAGS_NONE, NULL);
+        const char *scheme = uri ? g_uri_get_scheme(uri) : NULL;
+        if (!uri || !scheme || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) ||
+            !g_uri_get_host(uri) || !*g_uri_get_host(uri))
+            return g_strdup("not an http:// or https:// URL with a host");
+        if (g_uri_get_query(uri) || g_uri_get_fragment(uri) || g_uri_get_userinfo(uri))
+            return g_strdup("must not carry a query, fragment or user");
+        *(char **) field = g_strdup(value);
+        /* Paths are joined to it: keep it without a trailing slash. */
+        while (g_str_has_suffix(*(char **) field, "/"))
+            (*(char **) field)[strlen(*(char **) field) - 1] = '\0';
+        return NULL;
+    }
+    case KEY_DBURL: {
+        char *err = NULL;
+        PQconninfoOption *opts = PQconninfoParse(value, &err);
+        if (!opts) {
+            g_autofree char *why = g_strdup(err ? err : "out of memory");
+            PQfreemem(err);
+            g_strchomp(why);
+            return g_strdup_printf("not a valid libpq connection string: %s", why);
+        }
+        PQconninfoFree(opts);
+        *(char **) field = g_strdup(value);
+        return NULL;
+    }
+    case KEY_DIR: {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(GDir) dir = g_dir_open(value, 0, &err);
+        if (!dir)
+            return g_strdup_printf("cannot read the folder: %s", err->message);
+        *(char **) field = g_strdup(value);
+        return NULL;
+    }
+    case KEY_PREFIX: {
+        g_autoptr(GRegex) re = g_regex_new("^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$", 0, 0, NULL);
+        if (!g_regex_match(re, value, 0, NULL))
+            return g_strdup("1 to 32 characters of [A-Za-z0-9_.-], starting with a letter or "
+                            "digit");
+        *(char **) field = g_strdup(value);
+        return NULL;
+    }
+    case KEY_LOGLEVEL:
+        if (!g_strv_contains((const char *const[]) { "debug", "info", "warning", "error", NULL },
+                             value))
+            return g_strdup("not one of debug, info, warning, error");
+        *(char **) field = g_strdup(value);
+        return NULL;
+    case KEY_LAST:
+        break;
+    }
+    g_assert_not_reached();
+}
+
+static bool
+check_unknown(GKeyFile *kf, const char *path, GError **error)
+{
+    g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+
+    for (char **g = groups; *g; g++) {
+        g_auto(GStrv) names = NULL;
+        if (!section_known(*g)) {
+            g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "config: %s: unknown section [%s]",
+                        path, *g);
+            return false;
+        }
+        names = g_key_file_get_keys(kf, *g, NULL, NULL);
+        for (char **k = names; k && *k; k++) {
+            if (!find_key(*g, *k)) {
+                g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG,
+                            "config: %s: unknown key %s.%s", path, *g, *k);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static bool
+check_unknown_env(GError **error)
+{
+    g_auto(GStrv) env = g_get_environ();
+
+    for (char **e = env; *e; e++) {
+        bool known = false;
+        g_autofree char *name = g_strndup(*e, strcspn(*e, "="));
+        if (!g_str_has_prefix(name, "VMBROKER_"))
+            continue;
+        for (size_t i = 0; i < G_N_ELEMENTS(keys) && !known; i++) {
+            g_autofree char *n = env_name(&keys[i]);
+            known = strcmp(n, name) == 0;
+        }
+        if (!known) {
+            g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG,
+                        "config: %s names no configuration key", name);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool
+ranges_overlap(const ConfigPortRange *a, const ConfigPortRange *b)
+{
+    return a->first <= b->last && b->first <= a->last;
+}
+
+/**
+ * config_load:
+ * @path: (nullable): the INI file; NULL for defaults and environment only
+ * @error: return location for a VMB_ERROR_CONFIG error naming key, value and reason
+ *
+ * Reads @path, applies VMBROKER_<SECTION>_<KEY> overrides, fills in defaults and checks
+ * every value. Unknown sections, keys and VMBROKER_ variables are errors.
+ *
+ * Returns: (transfer full): the configuration, or NULL.
+ */
+Config *
+config_load(const char *path, GError **error)
+{
+    g_autoptr(Config) cfg = g_new0(Config, 1);
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autoptr(GError) err = NULL;
+
+    if (path) {
+        if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err)) {
+            g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "config: %s: %s", path,
+                        err->message);
+            return NULL;
+        }
+        if (!check_unknown(kf, path, error))
+            return NULL;
+    }
+    if (!check_unknown_env(error))
+        return NULL;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+        const KeyDef *k = &keys[i];
+        g_autofree char *var = env_name(k);
+        g_autofree char *file_value = path ? g_key_file_get_string(kf, k->section, k->key,
+                                                                   NULL) : NULL;
+        const char *env_value = g_getenv(var);
+        const char *value = env_value ? env_value : file_value ? file_value : k->def;
+        g_autofree char *why = NULL;
+        g_autofree char *fallback = NULL;
+
+        if (file_value)
+            g_strstrip(file_value);
+        if (value == k->def && k->type == KEY_DIR && !g_file_test(value, G_FILE_TEST_IS_DIR)) {
+            /* Not installed: a build run from its source tree uses the tree's folder. */
+            g_autofree char *base = g_path_get_basename(value);
+            fallback = g_build_filename(VMB_SOURCE_ROOT, base, NULL);
+            if (g_file_test(fallback, G_FILE_TEST_IS_DIR))
+                value = fallback;
+        }
+        if (!value) {
+            if (k->type == KEY_URL)
+                continue; /* derived below */
+            g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG,
+                        "config: %s.%s is required (or set %s)", k->section, k->key, var);
+            return NULL;
+        }
+        why = parse_value(cfg, k, value);
+        if (why) {
+            g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "config: %s.%s = '%s'%s%s%s: %s",
+                        k->section, k->key, value, env_value ? " (from " : "",
+                        env_value ? var : "", env_value ? ")" : "", why);
+            return NULL;
+        }
+    }
+
+    if (ranges_overlap(&cfg->console_vnc_ports, &cfg->console_ws_ports)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG,
+                    "config: console.ws_ports = '%u-%u': overlaps console.vnc_ports (%u-%u)",
+                    cfg->console_ws_ports.first, cfg->console_ws_ports.last,
+                    cfg->console_vnc_ports.first, cfg->console_vnc_ports.last);
+        return NULL;
+    }
+    if (!cfg->http_public_url) {
+        bool v6 = strchr(cfg->http_listen_host, ':') != NULL;
+        cfg->http_public_url = g_strdup_printf("http://%s%s%s:%u", v6 ? "[" : "",
+                                               cfg->http_listen_host, v6 ? "]" : "",
+                                               cfg->http_listen_port);
+    }
+    return g_steal_pointer(&cfg);
+}

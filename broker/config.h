@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// vmbroker's configuration: an INI file read with GKeyFile, every key overridable by
+// VMBROKER_<SECTION>_<KEY>. Loading validates every value and fails on unknown keys.
+#pragma once
+
+#include <stdbool.h>
+#include <glib.h>
+
+typedef struct {
+    unsigned first; /* inclusive */
+    unsigned last;  /* inclusive */
+} ConfigPortRange;
+
+typedef struct {
+    /* [http] */
+    char *http_listen_host;        /* address part of http.listen */
+    unsigned http_listen_port;     /* port part of http.listen */
+    char *http_public_url;         /* URL browsers use, without a trailing slash */
+    unsigned http_max_connections; /* connections at once, all clients */
+    unsigned http_per_ip_connections; /* connections at once from one address */
+    unsigned http_connection_timeout_s; /* idle connection timeout */
+    guint64 http_max_body_bytes;   /* largest JSON request body */
+    unsigned http_shutdown_timeout_s; /* how long SIGTERM waits for in-flight requests */
+    unsigned http_threads;         /* libmicrohttpd worker threads */
+    char *http_web_dir;            /* the web UI's files, served at / and /ui/ */
+
+    /* [database] */
+    char *database_url;            /* libpq connection string or URI */
+    unsigned database_pool_size;   /* pooled connections at most */
+    unsigned database_statement_timeout_ms; /* per statement */
+
+    /* [libvirt] */
+    char *libvirt_uri;             /* hypervisor connection URI */
+    char *libvirt_name_prefix;     /* prefix of every domain, pool and volume we create */
+
+    /* [storage] */
+    char *storage_dir;             /* where vmbroker's storage pools live */
+
+    /* [console] */
+    char *console_listen;          /* address QEMU's VNC and websocket servers bind */
+    ConfigPortRange console_vnc_ports;
+    ConfigPortRange console_ws_ports;
+    unsigned console_port_cooldown_s; /* a released port waits this long before reuse */
+    char *console_novnc_dir;       /* Debian's noVNC, served at /novnc/ */
+
+    /* [limits] */
+    unsigned limits_max_running_per_user; /* running VMs a non-admin may have */
+
+    /* [templates] */
+    char *templates_dir;           /* folder of template files loaded at start */
+
+    /* [auth] */
+    bool auth_signup;              /* whether POST /api/v1/auth/signup is open */
+    unsigned auth_session_idle_s;  /* a session unused this long ends */
+    unsigned auth_session_max_s;   /* a session ends this long after login */
+    unsigned auth_argon2_memory_kib; /* argon2id m */
+    unsigned auth_argon2_iterations; /* argon2id t */
+    unsigned auth_argon2_lanes;    /* argon2id p */
+    unsigned auth_max_hashing;     /* password hashes computed at once */
+    unsigned auth_login_failures_per_user; /* failed logins per user per window */
+    unsigned auth_login_failures_per_addr; /* failed logins per address per window */
+    unsigned auth_login_window_s;  /* the throttling window */
+
+    /* [log] */
+    char *log_level;               /* debug, info, warning or error */
+} Config;
+
+Config *config_load(const char *path, GError **error);
+void config_free(Config *cfg);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Config, config_free)
+

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// sessions: login sessions, looked up by the SHA-256 of the cookie value.
+#include "db-sessions.h"
+
+#include <stdlib.h>
+
+#include "vmb-error.h"
+
+/**
+ * db_sessions_insert:
+ * @conn: a connection
+ * @user_id: the user's uuid
+ * @secret_hash: hex SHA-256 of the cookie value
+ * @csrf_hash: hex SHA-256 of the CSRF token
+ * @max_age_s: absolute lifetime in seconds
+ * @remote_addr: (nullable): the client's address
+ * @error: return location for an error
+ *
+ * Returns: true on success.
+ */
+bool
+db_sessions_insert(DbConn *conn, const char *user_id, const char *secret_hash,
+                   const char *csrf_hash, unsigned max_age_s, const char *remote_addr,
+                   GError **error)
+{
+    g_autofree char *age = g_strdup_printf("%u", max_age_s);
+    const char *params[] = { user_id, secret_hash, csrf_hash, age, remote_addr };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,
+        "INSERT INTO sessions (user_id, secret_hash, csrf_hash, expires_at, remote_addr)"
+        " VALUES ($1, $2, $3, now() + make_interval(secs => $4::int), $5::inet)",
+        5, params, error);
+    return res != NULL;
+}
+
+/**
+ * db_sessions_authenticate:
+ * @conn: a connection
+ * @secret_hash: hex SHA-256 of the cookie value
+ * @idle_s: a session unused for longer is dead
+ * @ret_csrf_hash: (out): the session's CSRF digest
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the session's user, or NULL (VMB_ERROR_UNAUTHORIZED when the
+ * session is unknown, expired, idle too long, or its user is disabled).
+ */
+DbUser *
+db_sessions_authenticate(DbConn *conn, const char *secret_hash, unsigned idle_s,
+                         char **ret_csrf_hash, GError **error)
+{
+    g_autofree char *idle = g_strdup_printf("%u", idle_s);
+    const char *params[] = { secret_hash, idle };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "UPDATE sessions s SET last_seen_at = now() FROM users u"
+        " WHERE s.secret_hash = $1 AND u.id = s.user_id AND NOT u.disabled"
+        "   AND s.expires_at > now()"
+        "   AND s.last_seen_at > now() - make_interval(secs => $2::int)"
+        " RETURNING s.csrf_hash, " DB_USERS_COLUMNS, 2, params, error);
+
+    if (!res)
+        return NULL;
+    if (PQntuples(res) == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAUTHORIZED,
+                    "The session has ended; sign in again.");
+        return NULL;
+    }
+    *ret_csrf_hash = g_strdup(PQgetvalue(res, 0, 0));
+    return db_users_from_row(res, 0, 1);
+}
+
+/**
+ * db_sessions_delete:
+ * @conn: a connection
+ * @secret_hash: hex SHA-256 of the cookie value
+ * @error: return location for an error
+ *
+ * Returns: true on success, also when there was no such session.
+ */
+bool
+db_sessions_delete(DbConn *conn, const char *secret_hash, GError **error)
+{
+    const char *params[] = { secret_hash };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,
+        "DELETE FROM sessions WHERE secret_hash = $1", 1, params, error);
+    return res != NULL;
+}
+
+/**
+ * db_sessions_purge:
+ * @conn: a connection
+ * @idle_s: the idle timeout
+ * @ret_count: (out) (optional): sessions removed
+ * @error: return location for an error
+ *
+ * Returns: true on success.
+ */
+bool
+db_sessions_purge(DbConn *conn, unsigned idle_s, unsigned *ret_count, GError **error)
+{
+    g_autofree char *idle = g_strdup_printf("%u", idle_s);
+    const char *params[] = { idle };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,
+        "DELETE FROM sessions WHERE expires_at <= now()"
+        " OR last_seen_at <= now() - make_interval(secs => $1::int)", 1, params, error);
+
+    if (!res)
+        return false;
+    if (ret_count)
+        *ret_count = (unsigned) strtoul(PQcmdTuples(res), NULL, 10);
+    return true;
+}

@@ -1,0 +1,514 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// libmicrohttpd glue. A request gets a context on the access handler's first call; the body
+// is collected up to its route's bound; the handler runs once the body is complete; the
+// completion callback logs the request and frees the context.
+#include "http-server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http-problem.h"
+#include "vmb-error.h"
+#include "vmb-log.h"
+
+#define HTTP_METRIC_REQUESTS "vmbroker_http_requests_total"
+#define HTTP_METRIC_DURATION "vmbroker_http_request_duration_seconds"
+
+struct HttpServer {
+    struct MHD_Daemon *daemon;
+    HttpServerOptions opts;
+    gint inflight;      /* requests between first call and completion */
+};
+
+struct HttpRequest {
+    HttpServer *srv;
+    struct MHD_Connection *conn;
+    char *method;
+    char *path;
+    const HttpRoute *route;   /* NULL when none matched */
+    GHashTable *params;       /* {name} -> value */
+    GByteArray *body;
+    guint64 max_body;
+    bool replied;             /* a response is queued */
+    unsigned status;          /* for the log line */
+    char *user;               /* for the log line */
+    char remote[INET6_ADDRSTRLEN];
+    gint64 started_us;
+};
+
+/* --- replies --- */
+
+/**
+ * http_reply_new:
+ * @status: HTTP status
+ * @content_type: (nullable): Content-Type, NULL for a reply without body
+ * @body: (nullable) (transfer full): the body
+ *
+ * Returns: (transfer full): a reply.
+ */
+HttpReply *
+http_reply_new(unsigned status, const char *content_type, GBytes *body)
+{
+    HttpReply *reply = g_new0(HttpReply, 1);
+
+    reply->status = status;
+    reply->content_type = g_strdup(content_type);
+    reply->body = body ? body : g_bytes_new_static("", 0);
+    reply->headers = g_ptr_array_new_with_free_func(g_free);
+    return reply;
+}
+
+/**
+ * http_reply_json:
+ * @status: HTTP status
+ * @obj: (transfer none): the JSON value to send
+ *
+ * Returns: (transfer full): an application/json reply.
+ */
+HttpReply *
+http_reply_json(unsigned status, json_object *obj)
+{
+    const char *text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+                                                           JSON_C_TO_STRING_NOSLASHESCAPE);
+    return http_reply_new(status, "application/json", g_bytes_new(text, strlen(text)));
+}
+
+/**
+ * http_reply_empty:
+ * @status: HTTP status, typically 204
+ *
+ * Returns: (transfer full): a reply without body.
+ */
+HttpReply *
+http_reply_empty(unsigned status)
+{
+    return http_reply_new(status, NULL, NULL);
+}
+
+/**
+ * http_reply_add_header:
+ * @reply: a reply
+ * @name: header name
+ * @value: header value
+ */
+void
+http_reply_add_header(HttpReply *reply, const char *name, const char *value)
+{
+    g_ptr_array_add(reply->headers, g_strdup(name));
+    g_ptr_array_add(reply->headers, g_strdup(value));
+}
+
+/**
+ * http_reply_free:
+ * @reply: (nullable): a reply
+ */
+void
+http_reply_free(HttpReply *reply)
+{
+    if (!reply)
+        return;
+    g_free(reply->content_type);
+    g_bytes_unref(reply->body);
+    g_ptr_array_unref(reply->headers);
+    g_free(reply);
+}
+
+/* --- requests --- */
+
+static void
+request_free(HttpRequest *req)
+{
+    g_free(req->method);
+    g_free(req->path);
+    if (req->params)
+        g_hash_table_unref(req->params);
+    g_byte_array_unref(req->body);
+    g_free(req->user);
+    g_free(req);
+}
+
+const char *
+http_request_method(HttpRequest *req)
+{
+    return req->method;
+}
+
+const char *
+http_request_path(HttpRequest *req)
+{
+    return req->path;
+}
+
+/**
+ * http_request_param:
+ * @req: the request
+ * @name: a {name} of the route's pattern
+ *
+ * Returns: (nullable): the path segment it matched.
+ */
+const char *
+http_request_param(HttpRequest *req, const char *name)
+{
+    return req->params ? g_hash_table_lookup(req->params, name) : NULL;
+}
+
+const char *
+http_request_header(HttpRequest *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *
+http_request_query(HttpRequest *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *
+http_request_cookie(HttpRequest *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+const char *
+http_request_remote_addr(HttpRequest *req)
+{
+    return req->remote;
+}
+
+/**
+ * http_request_body:
+ * @req: the request
+ * @ret_len: (out) (optional): the body's length
+ *
+ * Returns: the body, with a NUL after it (a NUL inside is the handler's to refuse).
+ */
+const char *
+http_request_body(HttpRequest *req, size_t *ret_len)
+{
+    if (ret_len)
+        *ret_len = req->body->len;
+    return (const char *) req->body->data;
+}
+
+void
+http_request_set_user(HttpRequest *req, const char *username)
+{
+    g_free(req->user);
+    req->user = g_strdup(username);
+}
+
+/* --- routing --- */
+
+static bool
+route_match(const char *pattern, const char *path, GHashTable **ret_params)
+{
+    g_auto(GStrv) want = g_strsplit(pattern, "/", -1);
+    g_auto(GStrv) got = g_strsplit(path, "/", -1);
+    g_autoptr(GHashTable) params = NULL;
+
+    guint nwant = g_strv_length(want), ngot = g_strv_length(got);
+    bool rest = nwant > 0 && strcmp(want[nwant - 1], "*") == 0;
+
+    if (rest ? ngot < nwant : nwant != ngot)
+        return false;
+    for (size_t i = 0; want[i]; i++) {
+        size_t len = strlen(want[i]);
+        if (rest && i == nwant - 1) {
+            g_autofree char *tail = g_strjoinv("/", got + i);
+            if (!params)
+                params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+            g_hash_table_insert(params, g_strdup("*"), g_steal_pointer(&tail));
+            break;
+        }
+        if (len > 2 && want[i][0] == '{' && want[i][len - 1] == '}') {
+            if (!*got[i])
+                return false;
+            if (!params)
+                params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+            g_hash_table_insert(params, g_strndup(want[i] + 1, len - 2), g_strdup(got[i]));
+        } else if (strcmp(want[i], got[i]) != 0) {
+            return false;
+        }
+    }
+    *ret_params = g_steal_pointer(&params);
+    return true;
+}
+
+/* Finds the route; sets *ret_status to 404 or 405 when there is none. */
+static const HttpRoute *
+route_find(HttpServer *srv, const char *method, const char *path, GHashTable **ret_params,
+           unsigned *ret_status)
+{
+    bool path_known = false;
+
+    for (size_t i = 0; i < srv->opts.nroutes; i++) {
+        const HttpRoute *r = &srv->opts.routes[i];
+        g_autoptr(GHashTable) params = NULL;
+        if (!route_match(r->pattern, path, &params))
+            continue;
+        path_known = true;
+        if (strcmp(r->method, method) == 0 ||
+            (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0)) {
+            *ret_params = g_steal_pointer(&params);
+            return r;
+        }
+    }
+    *ret_status = path_known ? 405 : 404;
+    return NULL;
+}
+
+/* --- libmicrohttpd callbacks --- */
+
+static enum MHD_Result
+send_reply(HttpRequest *req, HttpReply *reply)
+{
+    gsize len = 0;
+    const void *data = g_bytes_get_data(reply->body, &len);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *) data, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ret;
+
+    if (reply->content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, reply->content_type);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    for (guint i = 0; i + 1 < reply->headers->len; i += 2)
+        MHD_add_response_header(resp, reply->headers->pdata[i], reply->headers->pdata[i + 1]);
+    /* API answers carry user data: not cached anywhere unless the handler says so. */
+    if (!MHD_get_response_header(resp, "Cache-Control"))
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
+    ret = MHD_queue_response(req->conn, reply->status, resp);
+    MHD_destroy_response(resp);
+    req->status = reply->status;
+    req->replied = true;
+    return ret;
+}
+
+static enum MHD_Result
+send_problem(HttpRequest *req, unsigned status, const char *detail)
+{
+    g_autoptr(HttpReply) reply = http_problem_new(status, detail, NULL);
+    return send_reply(req, reply);
+}
+
+static HttpRequest *
+request_new(HttpServer *srv, struct MHD_Connection *conn, const char *method, const char *url)
+{
+    HttpRequest *req = g_new0(HttpRequest, 1);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+    req->srv = srv;
+    req->conn = conn;
+    req->method = g_strdup(method);
+    req->path = g_strdup(url);
+    req->body = g_byte_array_new();
+    req->started_us = g_get_monotonic_time();
+    g_strlcpy(req->remote, "-", sizeof(req->remote));
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *) (const void *) sa)->sin_addr,
+                      req->remote, sizeof(req->remote));
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) (const void *) sa)->sin6_addr,
+                      req->remote, sizeof(req->remote));
+    }
+    return req;
+}
+
+static enum MHD_Result
+access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+               const char *version, const char *upload_data, size_t *upload_data_size,
+               void **req_cls)
+{
+    HttpServer *srv = cls;
+    HttpRequest *req = *req_cls;
+
+    if (!req) {
+        const char *clen;
+        guint64 declared;
+        unsigned status = 0;
+
+        req = request_new(srv, conn, method, url);
+        *req_cls = req;
+        g_atomic_int_inc(&srv->inflight);
+
+        req->route = route_find(srv, method, url, &req->params, &status);
+        if (!req->route)
+            return send_problem(req, status, status == 404 ? "No such resource."
+                                                           : "Method not allowed here.");
+        req->max_body = req->route->max_body ? req->route->max_body : srv->opts.max_body_bytes;
+        clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                           MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (clen && g_ascii_string_to_unsigned(clen, 10, 0, G_MAXUINT64, &declared, NULL) &&
+            declared > req->max_body) {
+            g_autofree char *detail = g_strdup_printf(
+                "The request body is larger than %" G_GUINT64_FORMAT " bytes.", req->max_body);
+            return send_problem(req, 413, detail);
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size > 0) {
+        if (!req->replied) {
+            if (req->body->len + *upload_data_size > req->max_body) {
+                g_autofree char *detail = g_strdup_printf(
+                    "The request body is larger than %" G_GUINT64_FORMAT " bytes.",
+                    req->max_body);
+                *upload_data_size = 0;
+                return send_problem(req, 413, detail);
+            }
+            g_byte_array_append(req->body, (const guint8 *) upload_data,
+                                (guint) *upload_data_size);
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (req->replied)
+        return MHD_YES;
+
+    {
+        const guint8 nul = 0;
+        g_autoptr(HttpReply) reply = NULL;
+
+        g_byte_array_append(req->body, &nul, 1);
+        g_byte_array_set_size(req->body, req->body->len - 1);
+        reply = req->route->handler(req, srv->opts.app);
+        return send_reply(req, reply);
+    }
+}
+
+static void
+completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    HttpServer *srv = cls;
+    HttpRequest *req = *req_cls;
+    double ms;
+
+    if (!req)
+        return;
+    ms = (double) (g_get_monotonic_time() - req->started_us) / 1000.0;
+    if (srv->opts.metrics) {
+        /* Labels come from the route table, never from the client, to bound cardinality. */
+        const char *route = req->route ? req->route->pattern : "unmatched";
+        const char *method = req->route ? req->route->method : "-";
+        char status[8];
+        g_snprintf(status, sizeof(status), "%u", req->replied ? req->status : 0);
+        vmb_metrics_add(srv->opts.metrics, HTTP_METRIC_REQUESTS, 1, "route", route,
+                        "method", method, "status", status, NULL);
+        vmb_metrics_observe(srv->opts.metrics, HTTP_METRIC_DURATION, ms / 1000.0,
+                            "route", route, NULL);
+    }
+    vmb_info("http %s %s %u %.2fms user=%s addr=%s%s", req->method, req->path,
+             req->replied ? req->status : 0, ms, req->user ? req->user : "-", req->remote,
+             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+    request_free(req);
+    *req_cls = NULL;
+    g_atomic_int_dec_and_test(&srv->inflight);
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    g_strchomp(msg);
+    vmb_warning("libmicrohttpd: %s", msg);
+}
+
+/**
+ * http_server_start:
+ * @opts: listen address, limits and routes; the routes and app must outlive the server
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): a running server, or NULL.
+ */
+HttpServer *
+http_server_start(const HttpServerOptions *opts, GError **error)
+{
+    g_autofree HttpServer *srv = g_new0(HttpServer, 1);
+    struct sockaddr_storage ss = { 0 };
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+
+    srv->opts = *opts;
+    if (opts->metrics) {
+        static const double bounds[] = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30 };
+        vmb_metrics_declare(opts->metrics, HTTP_METRIC_REQUESTS, VMB_METRIC_COUNTER,
+                            "HTTP requests by route, method and status.", NULL, 0);
+        vmb_metrics_declare(opts->metrics, HTTP_METRIC_DURATION, VMB_METRIC_HISTOGRAM,
+                            "HTTP request duration by route.", bounds, G_N_ELEMENTS(bounds));
+    }
+    if (strchr(opts->listen_host, ':')) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *) &ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t) opts->listen_port);
+        inet_pton(AF_INET6, opts->listen_host, &sin6->sin6_addr);
+        flags |= MHD_USE_IPv6;
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *) &ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t) opts->listen_port);
+        inet_pton(AF_INET, opts->listen_host, &sin->sin_addr);
+    }
+    srv->daemon = MHD_start_daemon(
+        flags, (uint16_t) opts->listen_port, NULL, NULL, access_handler, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int) opts->threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) opts->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) opts->per_ip_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) opts->connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (64 * 1024),
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
+        MHD_OPTION_END);
+    if (!srv->daemon) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG,
+                    "cannot listen on %s port %u (in use, or not an address of this host?)",
+                    opts->listen_host, opts->listen_port);
+        return NULL;
+    }
+    return g_steal_pointer(&srv);
+}
+
+/**
+ * http_server_port:
+ * @srv: a running server
+ *
+ * Returns: the port it listens on (useful when started with port 0).
+ */
+unsigned
+http_server_port(HttpServer *srv)
+{
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return di ? di->port : srv->opts.listen_port;
+}
+
+/**
+ * http_server_stop:
+ * @srv: (nullable) (transfer full): a running server
+ * @drain_timeout_s: how long to wait for requests in flight
+ *
+ * Closes the listening socket first, so no new connection is accepted, lets requests in
+ * flight finish (up to the timeout), then stops the threads and frees the server.
+ */
+void
+http_server_stop(HttpServer *srv, unsigned drain_timeout_s)
+{
+    gint64 deadline;
+    MHD_socket lsock;
+
+    if (!srv)
+        return;
+    lsock = MHD_quiesce_daemon(srv->daemon);
+    if (lsock != MHD_INVALID_SOCKET)
+        close(lsock);
+    deadline = g_get_monotonic_time() + (gint64) drain_timeout_s * G_USEC_PER_SEC;
+    while (g_atomic_int_get(&srv->inflight) > 0 && g_get_monotonic_time() < deadline)
+        g_usleep(20 * 1000);
+    MHD_stop_daemon(srv->daemon);
+    g_free(srv);
+}

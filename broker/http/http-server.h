@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The HTTP server: libmicrohttpd with a thread pool on epoll, a route table with {param}
+// segments, bounded request bodies, one log line per request, and a draining stop.
+#pragma once
+
+#include <stdbool.h>
+#include <glib.h>
+#include <json-c/json.h>
+
+#include "vmb-json.h"
+
+#include "vmb-metrics.h"
+
+
+typedef struct HttpServer HttpServer;
+typedef struct HttpRequest HttpRequest;
+
+/* A response under construction; handlers return one, the server sends and frees it. */
+typedef struct {
+    unsigned status;        /* HTTP status code */
+    char *content_type;     /* Content-Type header */
+    GBytes *body;           /* the whole body */
+    GPtrArray *headers;     /* extra headers: name, value, name, value ... (char *) */
+} HttpReply;
+
+HttpReply *http_reply_new(unsigned status, const char *content_type, GBytes *body);
+/* Serializes @obj (borrowed) as application/json. */
+HttpReply *http_reply_json(unsigned status, json_object *obj);
+HttpReply *http_reply_empty(unsigned status);
+void http_reply_add_header(HttpReply *reply, const char *name, const char *value);
+void http_reply_free(HttpReply *reply);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(HttpReply, http_reply_free)
+
+typedef HttpReply *(*HttpHandlerFunc)(HttpRequest *req, void *app);
+
+typedef struct {
+    const char *method;      /* "GET", "POST" ... */
+    const char *pattern;     /* "/api/v1/vms/{id}/stop": {name} matches one segment; a last
+                              * segment "*" matches the rest (parameter "*") */
+    HttpHandlerFunc handler; /* builds the reply */
+    guint64 max_body;        /* body bound for this route, 0 for the server's default */
+} HttpRoute;
+
+typedef struct {
+    const char *listen_host;        /* IP address */
+    unsigned listen_port;           /* 0 picks a free port */
+    unsigned threads;               /* worker threads */
+    unsigned max_connections;       /* all clients together */
+    unsigned per_ip_connections;    /* from one address */
+    unsigned connection_timeout_s;  /* idle timeout */
+    guint64 max_body_bytes;         /* default body bound */
+    const HttpRoute *routes;        /* the route table */
+    size_t nroutes;                 /* its length */
+    void *app;                      /* passed to every handler */
+    VmbMetrics *metrics;            /* (nullable) gets vmbroker_http_requests_total and
+                                     * vmbroker_http_request_duration_seconds */
+} HttpServerOptions;
+
+HttpServer *http_server_start(const HttpServerOptions *opts, GError **error);
+unsigned http_server_port(HttpServer *srv);
+/* Stops accepting, waits up to @drain_timeout_s for requests in flight, then stops. */
+void http_server_stop(HttpServer *srv, unsigned drain_timeout_s);
+
+/* --- request accessors, valid during the handler --- */
+const char *http_request_method(HttpRequest *req);
+const char *http_request_path(HttpRequest *req);
+const char *http_request_param(HttpRequest *req, const char *name);
+const char *http_request_header(HttpRequest *req, const char *name);
+const char *http_request_query(HttpRequest *req, const char *name);
+const char *http_request_cookie(HttpRequest *req, const char *name);
+const char *http_request_remote_addr(HttpRequest *req);
+/* The body, NUL-terminated for convenience; @ret_len (optional) gets its length. */
+const char *http_request_body(HttpRequest *req, size_t *ret_len);
+/* Names the authenticated user in the request's log line. */
+void http_request_set_user(HttpRequest *req, const char *username);

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// User creation, password hashing with argon2id (PHC strings) and API token minting.
+// Tokens are "vmb_" + 256 random bits; only their SHA-256 is stored.
+#include "svc-users.h"
+
+#include <argon2.h>
+#include <string.h>
+
+#include "db-tokens.h"
+#include "db-users.h"
+#include "vmb-error.h"
+#include "vmb-secret.h"
+
+#define SALT_BYTES 16
+#define HASH_BYTES 32
+/* Longer passwords are refused: argon2 would accept them, but they only cost CPU. */
+#define PASSWORD_MAX 1024
+
+/**
+ * svc_users_name_valid:
+ * @username: a candidate login name
+ *
+ * The documented charset: a lower-case letter or digit, then up to 63 of [a-z0-9._-].
+ * The same rule is a CHECK constraint in the users table.
+ *
+ * Returns: true when @username follows it.
+ */
+bool
+svc_users_name_valid(const char *username)
+{
+    size_t len = strlen(username);
+
+    if (len < 1 || len > 64 || !g_ascii_isalnum(username[0]) || g_ascii_isupper(username[0]))
+        return false;
+    for (size_t i = 1; i < len; i++) {
+        char c = username[i];
+        if (!(g_ascii_islower(c) || g_ascii_isdigit(c) || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/**
+ * svc_users_role_valid:
+ * @role: a candidate role
+ *
+ * Returns: true for "admin", "user" and "service".
+ */
+bool
+svc_users_role_valid(const char *role)
+{
+    return g_strv_contains((const char *const[]) { "admin", "user", "service", NULL }, role);
+}
+
+/**
+ * svc_users_hash_password:
+ * @password: the password, 1 to 1024 bytes
+ * @params: argon2id cost
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): an argon2id PHC string with a fresh random salt, or NULL.
+ */
+char *
+svc_users_hash_password(const char *password, const SvcArgon2Params *params, GError **error)
+{
+    unsigned char salt[SALT_BYTES];
+    size_t pwlen = strlen(password);
+    size_t enclen;
+    g_autofree char *encoded = NULL;
+    int rc;
+
+    if (pwlen < 1 || pwlen > PASSWORD_MAX) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+                    "a password has 1 to %d bytes", PASSWORD_MAX);
+        return NULL;
+    }
+    if (!vmb_secret_random(salt, sizeof(salt), error))
+        return NULL;
+    enclen = argon2_encodedlen(params->iterations, params->memory_kib, params->lanes,
+                               SALT_BYTES, HASH_BYTES, Argon2_id);
+    encoded = g_malloc0(enclen);
+    rc = argon2id_hash_encoded(params->iterations, params->memory_kib, params->lanes,
+                               password, pwlen, salt, SALT_BYTES, HASH_BYTES, encoded, enclen);
+    if (rc != ARGON2_OK) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INTERNAL, "argon2id: %s",
+                    argon2_error_message(rc));
+        return NULL;
+    }
+    return g_steal_pointer(&encoded);
+}
+
+/**
+ * svc_users_verify_password:
+ * @phc_hash: an argon2id PHC string
+ * @password: the password to check
+ *
+ * Returns: true when @password matches.
+ */
+bool
+svc_users_verify_password(const char *phc_hash, const char *password)
+{
+    size_t pwlen = strlen(password);
+
+    if (pwlen < 1 || pwlen > PASSWORD_MAX || !g_str_has_prefix(phc_hash, "$argon2id$"))
+        return false;
+    return argon2id_verify(phc_hash, password, pwlen) == ARGON2_OK;
+}
+
+/**
+ * svc_users_add:
+ * @pool: the database
+ * @username: login name, checked against the documented charset
+ * @role: admin, user or service
+ * @password: (nullable): the password; NULL for an account without password login
+ * @ret_id: (out) (optional): the new user's id
+ * @error: return location for an error (VMB_ERROR_INVALID, VMB_ERROR_CONFLICT, ...)
+ *
+ * Returns: true when the user was created.
+ */
+bool
+svc_users_add(DbPool *pool, const char *username, const char *role, const char *password,
+              char **ret_id, GError **error)
+{
+    g_autofree char *hash = NULL;
+    g_autoptr(DbConn) conn = NULL;
+
+    if (!svc_users_name_valid(username)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+                    "invalid user name: use 1 to 64 of [a-z0-9._-], starting with a letter or "
+                    "digit");
+        return false;
+    }
+    if (!svc_users_role_valid(role)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+                    "invalid role '%s': use " SVC_USERS_ROLES, role);
+        return false;
+    }
+    if (password) {
+        hash = svc_users_hash_password(password, &SVC_ARGON2_DEFAULTS, error);
+        if (!hash)
+            return false;
+    }
+    conn = db_pool_acquire(pool, error);
+    if (!conn)
+        return false;
+    return db_users_insert(conn, username, role, hash, ret_id, error);
+}
+
+/**
+ * svc_users_create_token:
+ * @pool: the database
+ * @username: the token's owner
+ * @name: a label, 1 to 100 characters
+ * @expires_in_s: lifetime in seconds, 0 for none
+ * @ret_id: (out) (optional): the token's id
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the token, shown to the caller once; NULL on error.
+ */
+char *
+svc_users_create_token(DbPool *pool, const char *username, const char *name,
+                       gint64 expires_in_s, char **ret_id, GError **error)
+{
+    g_autoptr(DbConn) conn = NULL;
+    g_autoptr(DbUser) user = NULL;
+    g_autofree char *token = NULL;
+    g_autofree char *digest = NULL;
+    glong namelen = g_utf8_validate(name, -1, NULL) ? g_utf8_strlen(name, -1) : -1;
+
+    if (namelen < 1 || namelen > 100) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+                    "a token name has 1 to 100 characters of valid UTF-8");
+        return NULL;
+    }
+    if (expires_in_s < 0 || expires_in_s > G_GINT64_CONSTANT(10) * 365 * 86400) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+                    "expires_in is 0 (never) to 315360000 seconds (10 years)");
+        return NULL;
+    }
+    conn = db_pool_acquire(pool, error);
+    if (!conn)
+        return NULL;
+    user = db_users_get_by_name(conn, username, error);
+    if (!user)
+        return NULL;
+    token = vmb_secret_new_token("vmb_", error);
+    if (!token)
+        return NULL;
+    digest = vmb_secret_sha256_hex(token, strlen(token));
+    if (!db_tokens_insert(conn, user->id, name, digest, expires_in_s, ret_id, error))
+        return NULL;
+    return g_steal_pointer(&token);
+}

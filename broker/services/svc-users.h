@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Users and their credentials: name rules, argon2id password hashes, API tokens.
+#pragma once
+
+#include <stdbool.h>
+#include <glib.h>
+
+#include "db-pool.h"
+
+/* argon2id cost, in the units of libargon2 (memory in KiB). */
+typedef struct {
+    unsigned memory_kib; /* m, default 19456 */
+    unsigned iterations; /* t, default 2 */
+    unsigned lanes;      /* p, default 1 */
+} SvcArgon2Params;
+
+#define SVC_ARGON2_DEFAULTS ((SvcArgon2Params) { 19456, 2, 1 })
+#define SVC_USERS_ROLES "admin|user|service"
+
+bool svc_users_name_valid(const char *username);
+bool svc_users_role_valid(const char *role);
+
+char *svc_users_hash_password(const char *password, const SvcArgon2Params *params,
+                              GError **error);
+bool svc_users_verify_password(const char *phc_hash, const char *password);
+
+bool svc_users_add(DbPool *pool, const char *username, const char *role,
+                   const char *password, char **ret_id, GError **error);
+
+/* Creates an API token for @username; returns the token (shown once) or NULL. */
+char *svc_users_create_token(DbPool *pool, const char *username, const char *name,
+                             gint64 expires_in_s, char **ret_id, GError **error);

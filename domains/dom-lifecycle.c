@@ -1,0 +1,397 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Domain lifecycle on libvirt. Every libvirt failure becomes a VMB_ERROR naming the
+// domain, the step and libvirt's own message.
+#include "dom-lifecycle.h"
+
+#include <string.h>
+
+#include "dom-storage.h"
+#include "dom-virt.h"
+#include "vmb-error.h"
+
+static const char *const state_names[] = {
+    [DOM_STATE_RUNNING] = "running",
+    [DOM_STATE_PAUSED] = "paused",
+    [DOM_STATE_STOPPING] = "stopping",
+    [DOM_STATE_SHUTOFF] = "shutoff",
+    [DOM_STATE_CRASHED] = "crashed",
+    [DOM_STATE_OTHER] = "other",
+};
+G_STATIC_ASSERT(G_N_ELEMENTS(state_names) == DOM_STATE_LAST);
+
+/* Polling period while waiting for a guest to power off. */
+#define STOP_POLL_US (50 * 1000)
+/* Screenshots larger than this are refused: a sane PPM of 4K is 25 MiB. */
+#define SCREENSHOT_MAX_BYTES (64u << 20)
+
+/**
+ * dom_lifecycle_state_to_string:
+ * @state: a state
+ *
+ * Returns: its stable name, NULL out of range.
+ */
+const char *
+dom_lifecycle_state_to_string(DomState state)
+{
+    if ((unsigned) state >= DOM_STATE_LAST)
+        return NULL;
+    return state_names[state];
+}
+
+/**
+ * dom_lifecycle_state_from_string:
+ * @s: a state's name
+ *
+ * Returns: the state, or -1.
+ */
+int
+dom_lifecycle_state_from_string(const char *s)
+{
+    for (int i = 0; s && i < DOM_STATE_LAST; i++)
+        if (strcmp(s, state_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/**
+ * dom_lifecycle_define:
+ * @conn: a connection
+ * @xml: a domain document (dom_xml_build_string())
+ * @error: return location for an error
+ *
+ * Defines a persistent domain, so that a libvirtd restart never loses it.
+ *
+ * Returns: (transfer full): the domain, or NULL on error.
+ */
+virDomainPtr
+dom_lifecycle_define(virConnectPtr conn, const char *xml, GError **error)
+{
+    virDomainPtr dom = virDomainDefineXMLFlags(conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+
+    if (!dom)
+        dom_virt_set_error(error, "defining domain");
+    return dom;
+}
+
+/**
+ * dom_lifecycle_lookup:
+ * @conn: a connection
+ * @name: a domain name
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the domain, or NULL (not-found when there is none).
+ */
+virDomainPtr
+dom_lifecycle_lookup(virConnectPtr conn, const char *name, GError **error)
+{
+    virDomainPtr dom = virDomainLookupByName(conn, name);
+
+    if (!dom)
+        dom_virt_set_error(error, "looking up domain '%s'", name);
+    return dom;
+}
+
+/**
+ * dom_lifecycle_start:
+ * @dom: a defined domain
+ * @error: return location for an error
+ *
+ * Returns: true when the domain was started (conflict when it already runs).
+ */
+bool
+dom_lifecycle_start(virDomainPtr dom, GError **error)
+{
+    const char *name = virDomainGetName(dom);
+    int active = virDomainIsActive(dom);
+
+    /* Drivers disagree on the error code for this; say it the same way for all. */
+    if (active > 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "starting domain '%s': already running",
+                    name);
+        return false;
+    }
+    /* libvirt clears its last error on every call: take the name before, not after. */
+    if (virDomainCreate(dom) < 0) {
+        dom_virt_set_error(error, "starting domain '%s'", name);
+        return false;
+    }
+    return true;
+}
+
+/**
+ * dom_lifecycle_state:
+ * @dom: a domain
+ * @ret_state: (out): its state
+ * @error: return location for an error
+ *
+ * Returns: true on success.
+ */
+bool
+dom_lifecycle_state(virDomainPtr dom, DomState *ret_state, GError **error)
+{
+    const char *name = virDomainGetName(dom);
+    int state = 0;
+    int reason = 0;
+
+    if (virDomainGetState(dom, &state, &reason, 0) < 0) {
+        dom_virt_set_error(error, "reading the state of domain '%s'", name);
+        return false;
+    }
+    switch ((virDomainState) state) {
+    case VIR_DOMAIN_RUNNING:
+        *ret_state = DOM_STATE_RUNNING;
+        break;
+    case VIR_DOMAIN_PAUSED:
+        *ret_state = DOM_STATE_PAUSED;
+        break;
+    case VIR_DOMAIN_SHUTDOWN:
+        *ret_state = DOM_STATE_STOPPING;
+        break;
+    case VIR_DOMAIN_SHUTOFF:
+        *ret_state = DOM_STATE_SHUTOFF;
+        break;
+    case VIR_DOMAIN_CRASHED:
+        *ret_state = DOM_STATE_CRASHED;
+        break;
+    case VIR_DOMAIN_NOSTATE:
+    case VIR_DOMAIN_BLOCKED:
+    case VIR_DOMAIN_PMSUSPENDED:
+    default:
+        *ret_state = DOM_STATE_OTHER;
+        break;
+    }
+    return true;
+}
+
+/**
+ * dom_lifecycle_destroy:
+ * @dom: a domain
+ * @error: return location for an error
+ *
+ * Powers the domain off at once. A domain that is not running is left alone, so that
+ * the call can be retried.
+ *
+ * Returns: true when the domain is not running afterwards.
+ */
+bool
+dom_lifecycle_destroy(virDomainPtr dom, GError **error)
+{
+    const char *name = virDomainGetName(dom);
+    int active = virDomainIsActive(dom);
+
+    if (active < 0) {
+        dom_virt_set_error(error, "querying domain '%s'", name);
+        return false;
+    }
+    if (!active)
+        return true;
+    if (virDomainDestroy(dom) < 0) {
+        g_autoptr(GError) local = NULL;
+
+        dom_virt_set_error(&local, "destroying domain '%s'", name);
+        /* It may have stopped between the two calls. */
+        if (virDomainIsActive(dom) == 0)
+            return true;
+        g_propagate_error(error, g_steal_pointer(&local));
+        return false;
+    }
+    return true;
+}
+
+/**
+ * dom_lifecycle_stop:
+ * @dom: a domain
+ * @timeout_ms: how long the guest may take to power off after the ACPI request
+ * @ret_forced: (out) (optional): whether the guest had to be destroyed
+ * @error: return location for an error
+ *
+ * Gracefully stops the domain: presses the ACPI power button, waits up to @timeout_ms
+ * for the guest to power off, then destroys it. A guest that ignores ACPI (or has none)
+ * is therefore stopped too. A domain that is not running is left alone.
+ *
+ * Returns: true when the domain is shut off afterwards.
+ */
+bool
+dom_lifecycle_stop(virDomainPtr dom, guint timeout_ms, bool *ret_forced, GError **error)
+{
+    const char *name = virDomainGetName(dom);
+    gint64 deadline = g_get_monotonic_time() + (gint64) timeout_ms * 1000;
+    int active = virDomainIsActive(dom);
+
+    if (active < 0) {
+        dom_virt_set_error(error, "querying domain '%s'", name);
+        return false;
+    }
+    if (!active) {
+        if (ret_forced)
+            *ret_forced = false;
+        return true;
+    }
+    /* A refused request (the guest has no ACPI, or it just went away) is not fatal: the
+     * destroy below still stops it. */
+    if (virDomainShutdownFlags(dom, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) < 0) {
+        int code = virGetLastErrorCode();
+        /* Drivers without a choice of method (libvirt's test driver) take the default. */
+        if (code == VIR_ERR_INVALID_ARG || code == VIR_ERR_NO_SUPPORT ||
+            code == VIR_ERR_ARGUMENT_UNSUPPORTED)
+            virDomainShutdownFlags(dom, 0);
+    }
+    for (;;) {
+        active = virDomainIsActive(dom);
+        if (active < 0) {
+            dom_virt_set_error(error, "querying domain '%s'", name);
+            return false;
+        }
+        if (!active) {
+            if (ret_forced)
+                *ret_forced = false;
+            return true;
+        }
+        if (g_get_monotonic_time() >= deadline)
+            break;
+        g_usleep(STOP_POLL_US);
+    }
+    if (!dom_lifecycle_destroy(dom, error))
+        return false;
+    if (ret_forced)
+        *ret_forced = true;
+    return true;
+}
+
+/**
+ * dom_lifecycle_metadata:
+ * @dom: a domain
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): vmbroker's metadata of @dom, or NULL (not-found when the
+ * domain carries none: it is not vmbroker's).
+ */
+DomMetadata *
+dom_lifecycle_metadata(virDomainPtr dom, GError **error)
+{
+    const char *name = virDomainGetName(dom);
+    g_autofree char *xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT,
+                                                DOM_XML_NS_URI, VIR_DOMAIN_AFFECT_CONFIG);
+
+    if (!xml) {
+        if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN_METADATA) {
+            g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND,
+                        "domain '%s' carries no vmbroker metadata", name);
+            return NULL;
+        }
+        dom_virt_set_error(error, "reading vmbroker metadata of domain '%s'", name);
+        return NULL;
+    }
+    return dom_xml_parse_metadata(xml, error);
+}
+
+/**
+ * dom_lifecycle_undefine:
+ * @dom: a domain that is not running
+ * @delete_ephemeral: also delete the volumes its metadata lists as ephemeral
+ * @error: return location for an error
+ *
+ * Removes the domain's definition together with its managed save image, snapshot and
+ * checkpoint metadata and NVRAM, then (when asked) its ephemeral volumes. A running
+ * domain is refused (conflict): stop or destroy it first.
+ *
+ * Returns: true on success.
+ */
+bool
+dom_lifecycle_undefine(virDomainPtr dom, bool delete_ephemeral, GError **error)
+{
+    const char *name = virDomainGetName(dom);
+    virConnectPtr conn = virDomainGetConnect(dom);
+    g_autoptr(DomMetadata) md = NULL;
+    int active = virDomainIsActive(dom);
+    unsigned int flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                         VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                         VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA | VIR_DOMAIN_UNDEFINE_NVRAM;
+
+    if (active < 0) {
+        dom_virt_set_error(error, "querying domain '%s'", name);
+        return false;
+    }
+    if (active) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+                    "domain '%s' is running: stop or destroy it before undefining it", name);
+        return false;
+    }
+    if (delete_ephemeral) {
+        g_autoptr(GError) local = NULL;
+        md = dom_lifecycle_metadata(dom, &local);
+        /* A domain without our metadata has no volumes of ours to delete. */
+        if (!md && !g_error_matches(local, VMB_ERROR, VMB_ERROR_NOT_FOUND)) {
+            g_propagate_error(error, g_steal_pointer(&local));
+            return false;
+        }
+    }
+    if (virDomainUndefineFlags(dom, flags) < 0) {
+        /* A driver without NVRAM or checkpoints (libvirt's test driver) refuses those
+         * flags; it has nothing of the kind to remove either. */
+        if (virGetLastErrorCode() != VIR_ERR_INVALID_ARG ||
+            virDomainUndefineFlags(dom, flags & (VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                                                 VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)) < 0) {
+            dom_virt_set_error(error, "undefining domain '%s'", name);
+            return false;
+        }
+    }
+    for (char **v = md ? md->ephemeral_volumes : NULL; v && *v; v++)
+        if (!dom_storage_delete_path(conn, *v, error))
+            return false;
+    return true;
+}
+
+/**
+ * dom_lifecycle_screenshot:
+ * @dom: a running domain
+ * @ret_mime: (out) (optional): the image's MIME type, as the hypervisor reports it
+ * @error: return location for an error
+ *
+ * Takes a screenshot of the first screen.
+ *
+ * Returns: (transfer full): the image bytes, or NULL on error.
+ */
+GBytes *
+dom_lifecycle_screenshot(virDomainPtr dom, char **ret_mime, GError **error)
+{
+    const char *name = virDomainGetName(dom);
+    virConnectPtr conn = virDomainGetConnect(dom);
+    g_autoptr(virStream) st = virStreamNew(conn, 0);
+    g_autoptr(GByteArray) data = g_byte_array_new();
+    g_autofree char *mime = NULL;
+    g_autofree char *chunk = g_malloc(64 * 1024);
+
+    if (!st) {
+        dom_virt_set_error(error, "opening a stream for a screenshot of domain '%s'", name);
+        return NULL;
+    }
+    mime = virDomainScreenshot(dom, st, 0, 0);
+    if (!mime) {
+        dom_virt_set_error(error, "taking a screenshot of domain '%s'", name);
+        return NULL;
+    }
+    for (;;) {
+        int n = virStreamRecv(st, chunk, 64 * 1024);
+        if (n == 0)
+            break;
+        if (n < 0 || data->len + (guint) n > SCREENSHOT_MAX_BYTES) {
+            if (n < 0)
+                dom_virt_set_error(error, "receiving the screenshot of domain '%s'", name);
+            else
+                g_set_error(error, VMB_ERROR, VMB_ERROR_TOO_LARGE,
+                            "screenshot of domain '%s' exceeds %u bytes", name,
+                            SCREENSHOT_MAX_BYTES);
+            virStreamAbort(st);
+            return NULL;
+        }
+        g_byte_array_append(data, (const guint8 *) chunk, (guint) n);
+    }
+    if (virStreamFinish(st) < 0) {
+        dom_virt_set_error(error, "finishing the screenshot of domain '%s'", name);
+        return NULL;
+    }
+    if (ret_mime)
+        *ret_mime = g_steal_pointer(&mime);
+    return g_byte_array_free_to_bytes(g_steal_pointer(&data));
+}

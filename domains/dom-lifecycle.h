@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// A VM's life on libvirt: define (persistent), start, graceful stop with a fallback to
+// destroy, destroy, undefine with its ephemeral volumes, state, screenshot, metadata.
+#pragma once
+
+#include <stdbool.h>
+#include <glib.h>
+#include <libvirt/libvirt.h>
+
+#include "dom-xml.h"
+
+typedef enum {
+    DOM_STATE_RUNNING,
+    DOM_STATE_PAUSED,
+    DOM_STATE_STOPPING, /* shutting down */
+    DOM_STATE_SHUTOFF,
+    DOM_STATE_CRASHED,
+    DOM_STATE_OTHER,    /* blocked, suspended by power management, no state */
+
+    DOM_STATE_LAST
+} DomState;
+
+const char *dom_lifecycle_state_to_string(DomState state);
+int dom_lifecycle_state_from_string(const char *s);
+
+/* Domains */
+virDomainPtr dom_lifecycle_define(virConnectPtr conn, const char *xml, GError **error);
+virDomainPtr dom_lifecycle_lookup(virConnectPtr conn, const char *name, GError **error);
+bool dom_lifecycle_start(virDomainPtr dom, GError **error);
+bool dom_lifecycle_stop(virDomainPtr dom, guint timeout_ms, bool *ret_forced, GError **error);
+bool dom_lifecycle_destroy(virDomainPtr dom, GError **error);
+bool dom_lifecycle_undefine(virDomainPtr dom, bool delete_ephemeral, GError **error);
+
+/* Looking at them */
+bool dom_lifecycle_state(virDomainPtr dom, DomState *ret_state, GError **error);
+GBytes *dom_lifecycle_screenshot(virDomainPtr dom, char **ret_mime, GError **error);
+DomMetadata *dom_lifecycle_metadata(virDomainPtr dom, GError **error);

@@ -1,0 +1,135 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# `vmbroker serve`: liveness, readiness following PostgreSQL, request log, and a clean exit on
+# SIGTERM/SIGINT that still completes the request in flight.
+import http.client
+import json
+import re
+import signal
+import socket
+import time
+
+import harness
+
+
+class Serve(harness.TestCase):
+    def test_healthz(self):
+        b = self.serve()
+        status, hdrs, data = b.request('GET', '/healthz')
+        self.assertEqual(status, 200)
+        self.assertTrue(hdrs['content-type'].startswith('application/json'), hdrs)
+        self.assertEqual(json.loads(data), {'status': 'ok'})
+
+    def test_logs_where_it_listens(self):
+        b = self.serve()
+        self.assertIn(f'listening on http://127.0.0.1:{b.port}', b.log())
+
+    def test_readyz_with_database_and_libvirt_up(self):
+        b = self.serve()
+        status, hdrs, body = b.get_json('/readyz')
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body['status'], 'ready')
+        self.assertEqual(body['checks'], {'database': 'ok', 'libvirt': 'ok'})
+
+    def test_unknown_path_is_a_problem_404(self):
+        b = self.serve()
+        status, hdrs, data = b.request('GET', '/no/such/path')
+        self.assertEqual(status, 404)
+        self.assertTrue(hdrs['content-type'].startswith('application/problem+json'), hdrs)
+        problem = json.loads(data)
+        self.assertEqual(problem['status'], 404)
+        for field in ('type', 'title', 'detail'):
+            self.assertIn(field, problem)
+
+    def test_one_log_line_per_request_without_query_string(self):
+        b = self.serve()
+        status, _, _ = b.request('GET', '/healthz?secret=hunter2xyz')
+        self.assertEqual(status, 200)
+        status, _, _ = b.request('GET', '/no/such/path')
+        self.assertEqual(status, 404)
+        b.signal(signal.SIGTERM)
+        self.assertEqual(b.wait(), 0)
+        log = b.log()
+        self.assertNotIn('hunter2xyz', log)
+        lines = [l for l in log.splitlines() if 'GET' in l and '/healthz' in l
+                 and re.search(r'\b200\b', l)]
+        # wait_healthy() polled /healthz too: at least our request and one poll.
+        self.assertGreaterEqual(len(lines), 2, log)
+        self.assertTrue(any('GET' in l and '/no/such/path' in l and re.search(r'\b404\b', l)
+                            for l in log.splitlines()), log)
+
+    def test_readyz_follows_postgresql(self):
+        pg = harness.PrivateCluster(self, port=5489)
+        db = pg.create_database(self, 'ready')
+        b = self.serve(db=db)
+        status, _, body = b.get_json('/readyz')
+        self.assertEqual(status, 200, body)
+
+        pg.stop()
+        status, hdrs, data = b.request('GET', '/readyz')
+        self.assertEqual(status, 503, data)
+        self.assertTrue(hdrs['content-type'].startswith('application/problem+json'), hdrs)
+        problem = json.loads(data)
+        self.assertEqual(problem['status'], 503)
+        for field in ('type', 'title', 'detail'):
+            self.assertIn(field, problem)
+        self.assertIn('database', problem['detail'])
+        self.assertEqual(problem['checks'], {'database': 'down', 'libvirt': 'ok'})
+        # Liveness does not depend on the database.
+        self.assertEqual(b.request('GET', '/healthz')[0], 200)
+
+        pg.start()
+        deadline = time.monotonic() + harness.WAIT_S
+        while True:
+            status, _, body = b.get_json('/readyz')
+            if status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body['checks'], {'database': 'ok', 'libvirt': 'ok'})
+
+    def in_flight_then_signal(self, sig):
+        b = self.serve()
+        s = socket.create_connection(('127.0.0.1', b.port), timeout=30)
+        self.addCleanup(s.close)
+        s.sendall(b'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n\r\n')
+        time.sleep(0.3)  # the server has the headers: the request is in flight
+        b.signal(sig)
+        time.sleep(0.3)  # the signal has arrived while the request waits for its body
+        s.sendall(b'ping')
+        resp = http.client.HTTPResponse(s)
+        resp.begin()
+        body = resp.read()
+        self.assertEqual(resp.status, 200, body)
+        self.assertEqual(resp.version, 11)
+        self.assertEqual(json.loads(body), {'status': 'ok'})
+        self.assertEqual(b.wait(), 0, b.log())
+
+    def test_sigterm_completes_the_request_in_flight_and_exits_0(self):
+        self.in_flight_then_signal(signal.SIGTERM)
+
+    def test_sigint_completes_the_request_in_flight_and_exits_0(self):
+        self.in_flight_then_signal(signal.SIGINT)
+
+    def test_sigterm_when_idle_exits_0_and_stops_listening(self):
+        b = self.serve()
+        b.signal(signal.SIGTERM)
+        self.assertEqual(b.wait(), 0, b.log())
+        with self.assertRaises(OSError):
+            socket.create_connection(('127.0.0.1', b.port), timeout=5).close()
+
+    def test_port_in_use_fails_with_one_line(self):
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            s.listen()
+            port = s.getsockname()[1]
+            self.migrate()
+            cfg = self.config(http={'listen': f'127.0.0.1:{port}'})
+            r = harness.run(['serve'], config=cfg, timeout=harness.WAIT_S)
+            # serve may log before it fails; the failure itself is its last line.
+            self.assertEqual(r.returncode, 1, r.stderr)
+            last = harness.one_line(r.stderr)[-1]
+            self.assertIn(str(port), last)
+
+
+if __name__ == '__main__':
+    harness.main()
