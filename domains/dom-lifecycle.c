@@ -199,6 +199,33 @@ dom_lifecycle_destroy(virDomainPtr dom, GError **error)
 }
 
 /**
+ * dom_lifecycle_reboot:
+ * @dom: a running domain
+ * @error: return location for an error
+ *
+ * Asks the guest to reboot (ACPI); a guest without ACPI is reset like a reset button.
+ *
+ * Returns: true when the reboot was requested or done.
+ */
+bool
+dom_lifecycle_reboot(virDomainPtr dom, GError **error)
+{
+    const char *name = virDomainGetName(dom);
+
+    if (virDomainIsActive(dom) != 1) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "domain '%s' is not running", name);
+        return false;
+    }
+    if (virDomainReboot(dom, VIR_DOMAIN_REBOOT_ACPI_POWER_BTN) == 0)
+        return true;
+    if (virDomainReset(dom, 0) < 0) {
+        dom_virt_set_error(error, "resetting domain '%s'", name);
+        return false;
+    }
+    return true;
+}
+
+/**
  * dom_lifecycle_stop:
  * @dom: a domain
  * @timeout_ms: how long the guest may take to power off after the ACPI request

@@ -29,6 +29,7 @@ virDomainPtr dom_lifecycle_lookup(virConnectPtr conn, const char *name, GError *
 bool dom_lifecycle_start(virDomainPtr dom, GError **error);
 bool dom_lifecycle_stop(virDomainPtr dom, guint timeout_ms, bool *ret_forced, GError **error);
 bool dom_lifecycle_destroy(virDomainPtr dom, GError **error);
+bool dom_lifecycle_reboot(virDomainPtr dom, GError **error);
 bool dom_lifecycle_undefine(virDomainPtr dom, bool delete_ephemeral, GError **error);
 
 /* Looking at them */

@@ -295,7 +295,8 @@ DbVm *
 db_vms_insert(DbConn *conn, const DbVmSpec *spec, const DbPortLeaseOptions *lease,
               GError **error)
 {
-    g_autofree char *id = g_uuid_string_random();
+    /* The caller may choose the id, to name the domain after it before the row exists. */
+    g_autofree char *id = spec->id ? g_strdup(spec->id) : g_uuid_string_random();
     g_autofree char *volumes = text_array_literal(spec->disk_volumes);
     g_autofree char *vnc = NULL, *ws = NULL;
     g_autoptr(PGresult) res = NULL;

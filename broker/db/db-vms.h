@@ -50,6 +50,7 @@ void db_vm_free(DbVm *vm);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(DbVm, db_vm_free)
 
 typedef struct {
+    const char *id;                    /* nullable: the VM's uuid, random when NULL */
     const char *name;                  /* libvirt domain name */
     const char *owner_id;              /* users.id */
     const char *template_name;         /* a loaded template; its current version is used */
