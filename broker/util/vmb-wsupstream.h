@@ -18,7 +18,8 @@ typedef struct {
                         * them to the browser before anything else; never NULL, maybe empty */
 } VmbWsUpstream;
 
-/* Initialiser for a VmbWsUpstream that owns nothing: g_auto(VmbWsUpstream) u = VMB_WSUPSTREAM_INIT; */
+/* Initialiser for a VmbWsUpstream that owns nothing (fd -1, not 0):
+ *   g_auto(VmbWsUpstream) u = VMB_WSUPSTREAM_INIT; */
 #define VMB_WSUPSTREAM_INIT { .fd = -1 }
 
 /* True when @key has the shape of a Sec-WebSocket-Key: 16 bytes in base64, 24 characters. */

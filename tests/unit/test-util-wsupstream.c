@@ -248,7 +248,8 @@ check_rejected(const char *response, size_t len, const char *message_part)
 TEST(upstream_refusals_are_unavailable)
 {
     static const char not_101[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
-    static const char no_accept[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+    static const char no_accept[] =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
     static const char injected[] = "HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: a\x01" "b\r\n\r\n";
     static const char twice[] = "HTTP/1.1 101 OK\r\nSec-WebSocket-Accept: a\r\n"
                                 "Sec-WebSocket-Accept: b\r\n\r\n";
