@@ -251,7 +251,16 @@ rfb_request_update(WsClient *c, const RfbServerInit *si, bool incremental, GErro
 }
 
 bool
-rfb_read_update(WsClient *c, const RfbServerInit *si, guint64 *ret_pixel_bytes, GError **error)
+rfb_set_encodings(WsClient *c, GError **error)
+{
+    static const guint8 msg[] = { 2, 0, 0, 2, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x21 };
+
+    G_STATIC_ASSERT(RFB_ENCODING_DESKTOP_SIZE == (gint32) 0xffffff21);
+    return ws_send(c, msg, sizeof(msg), error);
+}
+
+bool
+rfb_read_update(WsClient *c, RfbServerInit *si, guint64 *ret_pixel_bytes, GError **error)
 {
     guint8 type;
 
@@ -292,6 +301,11 @@ rfb_read_update(WsClient *c, const RfbServerInit *si, guint64 *ret_pixel_bytes, 
 
             if (!ws_recv(c, rect, 12, error))
                 return false;
+            if ((gint32) be32(rect + 8) == RFB_ENCODING_DESKTOP_SIZE) {
+                si->width = (guint16) (rect[4] << 8 | rect[5]);
+                si->height = (guint16) (rect[6] << 8 | rect[7]);
+                continue;
+            }
             if (be32(rect + 8) != 0) {
                 g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE, "encoding %d",
                             (gint32) be32(rect + 8));

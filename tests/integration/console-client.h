@@ -34,9 +34,14 @@ bool ws_recv(WsClient *c, void *buf, size_t len, GError **error);
 /* The server's 12-byte version, security type 2 with @password, ClientInit (shared). */
 bool rfb_handshake(WsClient *c, const char *password, RfbServerInit *ret, GError **error);
 bool rfb_request_update(WsClient *c, const RfbServerInit *si, bool incremental, GError **error);
-/* Reads messages up to and including a FramebufferUpdate in raw encoding; its pixel bytes. */
-bool rfb_read_update(WsClient *c, const RfbServerInit *si, guint64 *ret_pixel_bytes,
-                     GError **error);
+/* Pseudo-encoding by which the server announces a new screen size. */
+#define RFB_ENCODING_DESKTOP_SIZE (-223)
+
+/* SetEncodings: raw, DesktopSize (the guest changes modes while it boots). */
+bool rfb_set_encodings(WsClient *c, GError **error);
+/* Reads messages up to and including a FramebufferUpdate in raw encoding; its pixel bytes.
+ * A DesktopSize rectangle updates @si. */
+bool rfb_read_update(WsClient *c, RfbServerInit *si, guint64 *ret_pixel_bytes, GError **error);
 
 /* The Sec-WebSocket-Accept a server must answer to @key (RFC 6455, 4.2.2). */
 char *ws_expected_accept(const char *key);
