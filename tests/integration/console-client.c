@@ -32,6 +32,14 @@ ws_client_clear(WsClient *c)
     g_clear_pointer(&c->raw, g_free);
 }
 
+void
+ws_client_push(WsClient *c, const void *data, size_t len)
+{
+    g_assert(c->raw_len + len <= c->raw_alloc);
+    memcpy(c->raw + c->raw_len, data, len);
+    c->raw_len += len;
+}
+
 static bool
 send_all(int fd, const guint8 *p, size_t len, GError **error)
 {

@@ -25,6 +25,8 @@ typedef struct {
 
 void ws_client_init(WsClient *c, int fd);
 void ws_client_clear(WsClient *c);
+/* Adds bytes already read from the socket (a handshake's leftover) before what follows. */
+void ws_client_push(WsClient *c, const void *data, size_t len);
 
 /* Sends @len bytes as one masked binary frame. */
 bool ws_send(WsClient *c, const void *data, size_t len, GError **error);
