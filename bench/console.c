@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // bench/console: the console relay (vmb_wsupstream + vmb_splice) against a direct websocket
 // connection to QEMU and against websockify, on one real QEMU guest, in the same run.
-//   bench-console [seconds-per-throughput-round]   (default 15; 3 rounds each way)
+//   bench-console [seconds-per-throughput-round]   (default 15; 2 rounds each way + 2 paired)
 //   VMB_BENCH_BUFFER=bytes sets the engine's per-direction buffer (default 16 KiB).
 // (a) 20 consoles requesting full raw framebuffer updates in a loop: frames/s per console,
 //     and relay CPU seconds per GB; (b) connect to first RFB byte, p50/p99 of 200;
@@ -28,7 +28,7 @@
 #define CONSOLES 20
 #define CONNECTS 200
 #define IDLE_PAIRS 1000
-#define ROUNDS 3
+#define ROUNDS 2
 
 typedef enum { MODE_DIRECT, MODE_SPLICE, MODE_WEBSOCKIFY } Mode;
 
@@ -267,14 +267,20 @@ websockify_cpu_seconds(void)
 
 typedef struct {
     double fps;        /* frames/s per console, mean over the consoles that connected */
+    double fps_mixed_direct;  /* mixed rounds: the direct half... */
+    double fps_mixed_splice;  /* ...and the half through the engine, in the same seconds */
     unsigned failed;   /* consoles that did not connect or broke */
     double cpu_per_gb; /* relay CPU seconds per GB relayed; < 0 when not applicable */
     double gbytes;
 } Throughput;
 
+/* @mixed: even consoles direct, odd ones through the engine, all at once, so that both
+ * halves see the same guest and the same QEMU load (sequential rounds drift a lot). */
 static Throughput
-run_throughput(Mode mode, unsigned seconds)
+run_throughput(Mode mode, bool mixed, unsigned seconds)
 {
+    double frames_mode[3] = { 0 };
+    unsigned ok_mode[3] = { 0 };
     Worker w[CONSOLES];
     GThread *t[CONSOLES];
     gint64 start = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
@@ -284,16 +290,17 @@ run_throughput(Mode mode, unsigned seconds)
 
     vmb_splice_stats(engine, &st0);
     for (unsigned i = 0; i < CONSOLES; i++) {
-        w[i] = (Worker) { .mode = mode, .index = i, .start_us = start,
+        w[i] = (Worker) { .mode = mixed ? (i % 2 ? MODE_SPLICE : MODE_DIRECT) : mode,
+                          .index = i, .start_us = start,
                           .end_us = start + (gint64) seconds * G_USEC_PER_SEC };
         t[i] = g_thread_new("console", worker_main, &w[i]);
     }
     while (g_get_monotonic_time() < start)
         g_usleep(1000);
-    cpu0 = mode == MODE_SPLICE ? engine_cpu_seconds() : 0;
+    cpu0 = mode == MODE_SPLICE || mixed ? engine_cpu_seconds() : 0;
     while (g_get_monotonic_time() < start + (gint64) seconds * G_USEC_PER_SEC)
         g_usleep(10000);
-    cpu1 = mode == MODE_SPLICE ? engine_cpu_seconds() : 0;
+    cpu1 = mode == MODE_SPLICE || mixed ? engine_cpu_seconds() : 0;
     vmb_splice_stats(engine, &st1);
     for (unsigned i = 0; i < CONSOLES; i++) {
         g_thread_join(t[i]);
@@ -301,15 +308,22 @@ run_throughput(Mode mode, unsigned seconds)
             fprintf(stderr, "console %u: %s\n", i, w[i].error);
             g_free(w[i].error);
             r.failed++;
+        } else {
+            ok_mode[w[i].mode]++;
         }
+        frames_mode[w[i].mode] += (double) w[i].frames;
         frames += (double) w[i].frames;
         bytes += (double) w[i].bytes;
     }
     r.fps = r.failed < CONSOLES ? frames / (CONSOLES - r.failed) / seconds : 0;
+    if (ok_mode[MODE_DIRECT])
+        r.fps_mixed_direct = frames_mode[MODE_DIRECT] / ok_mode[MODE_DIRECT] / seconds;
+    if (ok_mode[MODE_SPLICE])
+        r.fps_mixed_splice = frames_mode[MODE_SPLICE] / ok_mode[MODE_SPLICE] / seconds;
     /* QEMU tears the last round's connections down in its own time. */
     g_usleep(2 * G_USEC_PER_SEC);
     r.gbytes = bytes / 1e9;
-    if (mode == MODE_SPLICE) {
+    if (mode == MODE_SPLICE || mixed) {
         double relayed = (double) (st1.bytes_in + st1.bytes_out - st0.bytes_in - st0.bytes_out);
         r.cpu_per_gb = relayed > 0 ? (cpu1 - cpu0) / (relayed / 1e9) : -1;
     }
@@ -476,9 +490,9 @@ main(int argc, char **argv)
     unsigned seconds = argc > 1 ? (unsigned) g_ascii_strtoull(argv[1], NULL, 10) : 10;
     g_autoptr(GError) error = NULL;
     g_autofree char *wsf = g_find_program_in_path("websockify");
-    Throughput direct[ROUNDS], spliced[ROUNDS], wsfy = { .fps = -1, .cpu_per_gb = -1 };
+    Throughput direct[ROUNDS], spliced[ROUNDS], mixed[ROUNDS], wsfy = { .fps = -1, .cpu_per_gb = -1 };
     double d50, d99, s50, s99, w50 = -1, w99 = -1, kib, fds, wsf_cpu0 = 0;
-    double d_fps = 0, s_fps = 0, s_cpu = 0;
+    double d_fps = 0, s_fps = 0, s_cpu = 0, md_fps = 0, ms_fps = 0;
     unsigned d_failed = 0, s_failed = 0;
     const char *buffer_env = g_getenv("VMB_BENCH_BUFFER");
     VmbSpliceOptions opts = { .buffer_size = buffer_env ? g_ascii_strtoull(buffer_env, NULL, 10) : 0 };
@@ -514,9 +528,14 @@ main(int argc, char **argv)
     /* Alternate the throughput rounds so that drift in the guest hits both alike. */
     for (unsigned round = 0; round < ROUNDS; round++) {
         fprintf(stderr, "(a) throughput round %u: direct...\n", round + 1);
-        direct[round] = run_throughput(MODE_DIRECT, seconds);
+        direct[round] = run_throughput(MODE_DIRECT, false, seconds);
         fprintf(stderr, "(a) throughput round %u: through vmb_splice...\n", round + 1);
-        spliced[round] = run_throughput(MODE_SPLICE, seconds);
+        spliced[round] = run_throughput(MODE_SPLICE, false, seconds);
+    }
+    for (unsigned round = 0; round < ROUNDS; round++) {
+        fprintf(stderr, "(a) mixed round %u: 10 direct + 10 through vmb_splice at once...\n",
+                round + 1);
+        mixed[round] = run_throughput(MODE_DIRECT, true, seconds);
     }
     if (wsf) {
         start_websockify();
@@ -524,10 +543,10 @@ main(int argc, char **argv)
             fprintf(stderr, "websockify on %u: connect times, throughput...\n", websockify_port);
             connect_times(MODE_WEBSOCKIFY, &w50, &w99);
             wsf_cpu0 = websockify_cpu_seconds();
-            wsfy = run_throughput(MODE_WEBSOCKIFY, seconds);
+            wsfy = run_throughput(MODE_WEBSOCKIFY, false, seconds);
             g_usleep(500 * 1000);   /* its per-connection children exit and are reaped */
             wsfy.cpu_per_gb = wsfy.gbytes > 0
-                                  ? (websockify_cpu_seconds() - wsf_cpu0) / (2 * wsfy.gbytes)
+                                  ? (websockify_cpu_seconds() - wsf_cpu0) / wsfy.gbytes
                                   : -1;
         }
     }
@@ -535,7 +554,9 @@ main(int argc, char **argv)
         d_fps += direct[round].fps / ROUNDS;
         s_fps += spliced[round].fps / ROUNDS;
         s_cpu += spliced[round].cpu_per_gb / ROUNDS;
-        d_failed += direct[round].failed;
+        md_fps += mixed[round].fps_mixed_direct / ROUNDS;
+        ms_fps += mixed[round].fps_mixed_splice / ROUNDS;
+        d_failed += direct[round].failed + mixed[round].failed;
         s_failed += spliced[round].failed;
     }
 
@@ -548,6 +569,9 @@ main(int argc, char **argv)
     ratio(r2, sizeof(r2), wsfy.fps, d_fps);
     printf("%-36s %10.2f %10.2f %8s %11.2f %8s  %s\n", "frames/s per console", d_fps, s_fps,
            r1, wsfy.fps, r2, ">= 0.95");
+    ratio(r1, sizeof(r1), ms_fps, md_fps);
+    printf("%-36s %10.2f %10.2f %8s %11s %8s  %s\n", "  same, 10+10 at once (paired)", md_fps,
+           ms_fps, r1, "", "", ">= 0.95");
     printf("%-36s %10s %10.2f %8s %11.2f %8s  %s\n", "relay CPU s per GB relayed", "-",
            s_cpu, "", wsfy.cpu_per_gb, "", "");
     printf("%-36s %10.3f %10.3f %+7.3f %11.3f %+7.3f  %s\n", "connect->first RFB byte p50 ms",
@@ -562,7 +586,8 @@ main(int argc, char **argv)
            "buffer bytes held by 1,000 idle", "-", idle_mem, "", "-", "", "");
     printf("rounds (fps):");
     for (unsigned round = 0; round < ROUNDS; round++)
-        printf(" direct %.2f vmbroker %.2f;", direct[round].fps, spliced[round].fps);
+        printf(" direct %.2f vmbroker %.2f (paired %.2f/%.2f);", direct[round].fps,
+               spliced[round].fps, mixed[round].fps_mixed_direct, mixed[round].fps_mixed_splice);
     printf(" consoles failed: direct %u, vmbroker %u, websockify %u%s\n", d_failed, s_failed,
            wsfy.failed, wsf ? "" : "; websockify not installed");
 
