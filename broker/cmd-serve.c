@@ -72,6 +72,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
     g_autoptr(SvcAuth) auth = NULL;
     g_autoptr(DomTemplateSet) templates = NULL;
     g_autoptr(SvcVms) vms = NULL;
+    g_autoptr(SvcConsole) console = NULL;
     g_autofree char *host_id = NULL;
     PrepareTx prep;
     g_autoptr(VmbMetrics) metrics = vmb_metrics_new();
@@ -166,6 +167,18 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .ticket_ttl_s = cfg->console_ticket_ttl_s,
         .metrics = metrics,
     });
+    console = svc_console_new(&(SvcConsoleOptions) {
+        .db = pool,
+        .hv = hv,
+        .vms = vms,
+        .console_listen = cfg->console_listen,
+        .buffer_size = cfg->console_buffer_bytes,
+        .metrics = metrics,
+    }, &error);
+    if (!console) {
+        cmd_fail("%s", error->message);
+        return CMD_EXIT_FAILURE;
+    }
     app = (App) {
         .cfg = cfg,
         .db = pool,
@@ -174,6 +187,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .metrics = metrics,
         .templates = templates,
         .vms = vms,
+        .console = console,
         .host_id = host_id,
         .secure_cookies = g_str_has_prefix(cfg->http_public_url, "https://"),
     };

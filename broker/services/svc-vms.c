@@ -795,13 +795,15 @@ svc_vms_delete(SvcVms *vms, const DbUser *caller, const char *id, const char *re
  * svc_vms_mint_ticket:
  * @vms: the service
  * @vm: the VM
+ * @purpose: "page" (redeemed by the console page) or "ws" (opens the websocket)
  * @user_id: who may use it: the caller, or the owner a service account acts for
  * @error: return location for an error
  *
  * Returns: (transfer full): a ticket, valid once within ticket_ttl_s.
  */
 char *
-svc_vms_mint_ticket(SvcVms *vms, const DbVm *vm, const char *user_id, GError **error)
+svc_vms_mint_ticket(SvcVms *vms, const DbVm *vm, const char *purpose, const char *user_id,
+                    GError **error)
 {
     g_autofree char *ticket = vmb_secret_new_token("", error);
     g_autofree char *digest = NULL;
@@ -811,7 +813,8 @@ svc_vms_mint_ticket(SvcVms *vms, const DbVm *vm, const char *user_id, GError **e
         return NULL;
     digest = vmb_secret_sha256_hex(ticket, strlen(ticket));
     db = db_pool_acquire(vms->opts.db, error);
-    if (!db || !db_tickets_insert(db, digest, user_id, vm->id, vms->opts.ticket_ttl_s, error))
+    if (!db || !db_tickets_insert(db, digest, purpose, user_id, vm->id, vms->opts.ticket_ttl_s,
+                                  error))
         return NULL;
     return g_steal_pointer(&ticket);
 }

@@ -66,7 +66,8 @@ DbVm *svc_vms_reboot(SvcVms *vms, const DbUser *caller, const char *id,
 bool svc_vms_delete(SvcVms *vms, const DbUser *caller, const char *id,
                     const char *remote_addr, GError **error);
 
-/* A one-time console ticket for @vm, usable by @user_id (shown once). */
-char *svc_vms_mint_ticket(SvcVms *vms, const DbVm *vm, const char *user_id, GError **error);
+/* A one-time console ticket for @vm, usable by @user_id for @purpose ("page" or "ws"). */
+char *svc_vms_mint_ticket(SvcVms *vms, const DbVm *vm, const char *purpose,
+                          const char *user_id, GError **error);
 /* The running domain's VNC password, for the authenticated console page. */
 char *svc_vms_vnc_password(SvcVms *vms, const DbVm *vm, GError **error);
