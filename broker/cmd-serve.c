@@ -13,6 +13,7 @@
 #include "db-ports.h"
 #include "db-templates.h"
 #include "dom-storage.h"
+#include "svc-reaper.h"
 #include "vmb-log.h"
 
 typedef struct {
@@ -73,6 +74,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
     g_autoptr(DomTemplateSet) templates = NULL;
     g_autoptr(SvcVms) vms = NULL;
     g_autoptr(SvcConsole) console = NULL;
+    g_autoptr(SvcReaper) reaper = NULL;
     g_autofree char *host_id = NULL;
     PrepareTx prep;
     g_autoptr(VmbMetrics) metrics = vmb_metrics_new();
@@ -179,6 +181,13 @@ cmd_serve(const char *config_path, int argc, char **argv)
         cmd_fail("%s", error->message);
         return CMD_EXIT_FAILURE;
     }
+    reaper = svc_reaper_start(&(SvcReaperOptions) {
+        .db = pool,
+        .vms = vms,
+        .console = console,
+        .templates = templates,
+        .interval_s = cfg->console_reaper_interval_s,
+    });
     app = (App) {
         .cfg = cfg,
         .db = pool,

@@ -66,6 +66,8 @@ static const KeyDef keys[] = {
       OFF(console_port_quarantine_s) },
     { "console", "ticket_ttl_s", KEY_UINT, "60", 1, 60, OFF(console_ticket_ttl_s) },
     { "console", "buffer_bytes", KEY_UINT, "65536", 4096, 16777216, OFF(console_buffer_bytes) },
+    { "console", "reaper_interval_s", KEY_UINT, "10", 1, 3600,
+      OFF(console_reaper_interval_s) },
     { "limits", "max_running_per_user", KEY_UINT, "1", 0, 10000,
       OFF(limits_max_running_per_user) },
     { "limits", "host_memory_mib", KEY_UINT64, "0", 0, G_GUINT64_CONSTANT(1) << 32,

@@ -59,6 +59,10 @@ GPtrArray *svc_vms_list(SvcVms *vms, const DbUser *caller, const char *owner,
  * destroys it after stop_timeout_s and releases its ports. */
 DbVm *svc_vms_stop(SvcVms *vms, const DbUser *caller, const char *id, const char *reason,
                    const char *remote_addr, GError **error);
+/* The system stops a VM (the reaper): audited as @action with no actor; with
+ * @drop_ephemeral its ephemeral disks are deleted once it is off. */
+DbVm *svc_vms_stop_system(SvcVms *vms, const char *id, const char *action, const char *reason,
+                          bool drop_ephemeral, GError **error);
 DbVm *svc_vms_start(SvcVms *vms, const DbUser *caller, const char *id,
                     const char *remote_addr, GError **error);
 DbVm *svc_vms_reboot(SvcVms *vms, const DbUser *caller, const char *id,
