@@ -34,6 +34,8 @@ struct HttpRequest {
     bool replied;             /* a response is queued */
     unsigned status;          /* for the log line */
     char *user;               /* for the log line */
+    void *stream_ctx;         /* a streamed body's context, until released */
+    bool stream_finished;     /* finish() ran */
     HttpUpgradeFunc upgrade;  /* a queued 101's hand-over, until it runs */
     void *upgrade_data;
     GDestroyNotify upgrade_free;
@@ -156,6 +158,8 @@ http_reply_free(HttpReply *reply)
 static void
 request_free(HttpRequest *req)
 {
+    if (req->route && req->route->stream && req->stream_ctx)
+        req->route->stream->release(req->stream_ctx, req->stream_finished);
     g_free(req->method);
     g_free(req->path);
     if (req->params)
@@ -397,6 +401,14 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         if (!req->route)
             return send_problem(req, status, status == 404 ? "No such resource."
                                                            : "Method not allowed here.");
+        if (req->route->stream) {
+            HttpReply *refused = req->route->stream->begin(req, srv->opts.app, &req->stream_ctx);
+            if (refused) {
+                g_autoptr(HttpReply) r = refused;
+                return send_reply(req, r);
+            }
+            return MHD_YES;
+        }
         req->max_body = req->route->max_body ? req->route->max_body : srv->opts.max_body_bytes;
         clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                            MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -409,6 +421,19 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         return MHD_YES;
     }
 
+    if (req->route->stream) {
+        g_autoptr(HttpReply) reply = NULL;
+        if (*upload_data_size > 0) {
+            if (!req->replied)
+                reply = req->route->stream->chunk(req->stream_ctx, upload_data,
+                                                  *upload_data_size);
+            *upload_data_size = 0;
+        } else if (!req->replied) {
+            reply = req->route->stream->finish(req->stream_ctx, req, srv->opts.app);
+            req->stream_finished = true;
+        }
+        return reply ? send_reply(req, reply) : MHD_YES;
+    }
     if (*upload_data_size > 0) {
         if (!req->replied) {
             if (req->body->len + *upload_data_size > req->max_body) {
