@@ -13,6 +13,10 @@
 #include "vmb-error.h"
 #include "vmb-log.h"
 
+/* After a streamed body is refused, this much more of it is read and dropped before the
+ * answer is sent anyway (and the connection closed). */
+#define HTTP_DRAIN_MAX (64 * 1024 * 1024)
+
 #define HTTP_METRIC_REQUESTS "vmbroker_http_requests_total"
 #define HTTP_METRIC_DURATION "vmbroker_http_request_duration_seconds"
 
@@ -36,6 +40,8 @@ struct HttpRequest {
     char *user;               /* for the log line */
     void *stream_ctx;         /* a streamed body's context, until released */
     bool stream_finished;     /* finish() ran */
+    HttpReply *refusal;       /* a streamed body refused midway: sent once the body is read */
+    guint64 drained;          /* bytes discarded since the refusal */
     HttpUpgradeFunc upgrade;  /* a queued 101's hand-over, until it runs */
     void *upgrade_data;
     GDestroyNotify upgrade_free;
@@ -160,6 +166,7 @@ request_free(HttpRequest *req)
 {
     if (req->route && req->route->stream && req->stream_ctx)
         req->route->stream->release(req->stream_ctx, req->stream_finished);
+    http_reply_free(req->refusal);
     g_free(req->method);
     g_free(req->path);
     if (req->params)
@@ -423,16 +430,30 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
 
     if (req->route->stream) {
         g_autoptr(HttpReply) reply = NULL;
-        if (*upload_data_size > 0) {
-            if (!req->replied)
-                reply = req->route->stream->chunk(req->stream_ctx, upload_data,
-                                                  *upload_data_size);
+        if (req->replied) {
             *upload_data_size = 0;
-        } else if (!req->replied) {
+            return MHD_YES;
+        }
+        if (*upload_data_size > 0 && req->refusal) {
+            /* Answering before the body is read would close a socket with unread data, and
+             * the client would see a reset instead of the answer: read on, within reason. */
+            req->drained += *upload_data_size;
+            *upload_data_size = 0;
+            if (req->drained <= HTTP_DRAIN_MAX)
+                return MHD_YES;
+            reply = g_steal_pointer(&req->refusal);
+        } else if (*upload_data_size > 0) {
+            req->refusal = req->route->stream->chunk(req->stream_ctx, upload_data,
+                                                     *upload_data_size);
+            *upload_data_size = 0;
+            return MHD_YES;
+        } else if (req->refusal) {
+            reply = g_steal_pointer(&req->refusal);
+        } else {
             reply = req->route->stream->finish(req->stream_ctx, req, srv->opts.app);
             req->stream_finished = true;
         }
-        return reply ? send_reply(req, reply) : MHD_YES;
+        return send_reply(req, reply);
     }
     if (*upload_data_size > 0) {
         if (!req->replied) {
