@@ -319,7 +319,7 @@ main(int argc, char **argv)
     setup(&b, &host_id);
 
     printf("bench/alloc: lease+release cycles/s, %u port pairs, median of %d alternating "
-           "runs of %.1f s;\n  server us/cycle = PostgreSQL CPU per cycle (independent of "
+           "runs of %.1f s;\n  server us/cycle = PostgreSQL CPU per cycle (less sensitive to "
            "other load on the machine)\n", PAIRS, ROUNDS, seconds);
     printf("%7s %13s %9s %6s | %15s %9s %6s\n", "clients", "skip-locked/s", "naive/s",
            "ratio", "server us/cycle", "naive us", "ratio");
