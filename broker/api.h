@@ -18,6 +18,21 @@ HttpReply *api_auth_logout(HttpRequest *req, void *app);
 HttpReply *api_auth_signup(HttpRequest *req, void *app);
 HttpReply *api_auth_me(HttpRequest *req, void *app);
 
+HttpReply *api_templates_list(HttpRequest *req, void *app);
+
+json_object *api_vm_json(const DbVm *vm);
+HttpReply *api_vms_create(HttpRequest *req, void *app);
+HttpReply *api_vms_list(HttpRequest *req, void *app);
+HttpReply *api_vms_get(HttpRequest *req, void *app);
+HttpReply *api_vms_stop(HttpRequest *req, void *app);
+HttpReply *api_vms_start(HttpRequest *req, void *app);
+HttpReply *api_vms_reboot(HttpRequest *req, void *app);
+HttpReply *api_vms_delete(HttpRequest *req, void *app);
+HttpReply *api_vms_console_ticket(HttpRequest *req, void *app);
+
+HttpReply *api_console_session(HttpRequest *req, void *app);
+HttpReply *api_console_ws(HttpRequest *req, void *app);
+
 HttpReply *api_tokens_create(HttpRequest *req, void *app);
 HttpReply *api_tokens_list(HttpRequest *req, void *app);
 HttpReply *api_tokens_delete(HttpRequest *req, void *app);

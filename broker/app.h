@@ -6,7 +6,10 @@
 #include "db-pool.h"
 #include "dom-hypervisor.h"
 #include "http-server.h"
+#include "dom-template.h"
 #include "svc-auth.h"
+#include "svc-console.h"
+#include "svc-vms.h"
 
 typedef struct {
     const Config *cfg;     /* the loaded configuration */
@@ -14,6 +17,10 @@ typedef struct {
     DomHypervisor *hv;     /* libvirt */
     SvcAuth *auth;         /* logins, sessions, tokens */
     VmbMetrics *metrics;   /* what /metrics shows */
+    DomTemplateSet *templates; /* loaded from templates.dir at start */
+    SvcVms *vms;           /* the VM life cycle */
+    SvcConsole *console;   /* console tickets and the relay */
+    char *host_id;         /* hosts row of libvirt.uri */
     bool secure_cookies;   /* public_url is https: Secure cookies with the __Host- prefix */
 } App;
 

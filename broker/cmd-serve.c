@@ -7,8 +7,50 @@
 #include "api.h"
 #include "build-config.h"
 #include "cmd.h"
+#include "db-hosts.h"
+#include "db-limits.h"
 #include "db-migrate.h"
+#include "db-ports.h"
+#include "db-templates.h"
+#include "dom-storage.h"
+#include "svc-reaper.h"
 #include "vmb-log.h"
+
+typedef struct {
+    const Config *cfg;
+    const DomTemplateSet *templates;
+    char *host_id; /* out */
+} PrepareTx;
+
+/* Brings the database in line with the config: host row, port ranges, running limit,
+ * templates as loaded. */
+static bool
+prepare_tx(DbConn *conn, void *data, GError **error)
+{
+    PrepareTx *tx = data;
+    const Config *cfg = tx->cfg;
+    DbPortRanges ranges = {
+        cfg->console_vnc_ports.first, cfg->console_vnc_ports.last,
+        cfg->console_ws_ports.first, cfg->console_ws_ports.last,
+    };
+
+    g_clear_pointer(&tx->host_id, g_free);
+    if (!db_hosts_ensure(conn, "local", cfg->libvirt_uri, &tx->host_id, error) ||
+        !db_ports_sync(conn, tx->host_id, &ranges, error) ||
+        !db_limits_set_max_running(conn, cfg->limits_max_running_per_user
+                                              ? (int) cfg->limits_max_running_per_user : -1,
+                                   error))
+        return false;
+    for (guint i = 0; i < dom_template_set_count(tx->templates); i++) {
+        const DomTemplate *t = dom_template_set_nth(tx->templates, i);
+        g_autoptr(json_object) def = dom_template_to_json(t);
+        if (!db_templates_upsert(conn, t->name, dom_template_kind_to_string(t->kind),
+                                 json_object_to_json_string_ext(def, JSON_C_TO_STRING_PLAIN),
+                                 NULL, error))
+            return false;
+    }
+    return true;
+}
 
 /**
  * cmd_serve:
@@ -29,6 +71,12 @@ cmd_serve(const char *config_path, int argc, char **argv)
     g_autoptr(DbPool) pool = NULL;
     g_autoptr(DomHypervisor) hv = NULL;
     g_autoptr(SvcAuth) auth = NULL;
+    g_autoptr(DomTemplateSet) templates = NULL;
+    g_autoptr(SvcVms) vms = NULL;
+    g_autoptr(SvcConsole) console = NULL;
+    g_autoptr(SvcReaper) reaper = NULL;
+    g_autofree char *host_id = NULL;
+    PrepareTx prep;
     g_autoptr(VmbMetrics) metrics = vmb_metrics_new();
     g_autoptr(GError) error = NULL;
     HttpServer *srv;
@@ -65,10 +113,26 @@ cmd_serve(const char *config_path, int argc, char **argv)
         vmb_info("applied %d migration(s); schema at version %d", applied,
                  db_migrate_known_version());
 
+    templates = dom_template_set_load_dir(cfg->templates_dir, &error);
+    if (!templates) {
+        cmd_fail("%s", error->message);
+        return CMD_EXIT_FAILURE;
+    }
+    prep = (PrepareTx) { cfg, templates, NULL };
+    if (!db_pool_transaction(pool, prepare_tx, &prep, &error)) {
+        cmd_fail("%s", error->message);
+        return CMD_EXIT_FAILURE;
+    }
+    host_id = g_steal_pointer(&prep.host_id);
+
     hv = dom_hypervisor_new(cfg->libvirt_uri);
-    if (!dom_hypervisor_ping(hv, &error)) {
-        vmb_warning("%s (serving anyway; /readyz reports it)", error->message);
-        g_clear_error(&error);
+    {
+        g_autoptr(virConnect) conn = dom_hypervisor_get(hv, &error);
+        if (!conn || !dom_storage_ensure_pools(conn, cfg->libvirt_name_prefix, cfg->storage_dir,
+                                               &error)) {
+            vmb_warning("%s (serving anyway; /readyz reports it)", error->message);
+            g_clear_error(&error);
+        }
     }
 
     /* Block the signals before any thread starts, so only sigwait below sees them. */
@@ -90,12 +154,50 @@ cmd_serve(const char *config_path, int argc, char **argv)
     });
     vmb_metrics_declare(metrics, "vmbroker_db_pool_waits_total", VMB_METRIC_COUNTER,
                         "Database connection requests that had to wait.", NULL, 0);
+    vms = svc_vms_new(&(SvcVmsOptions) {
+        .db = pool,
+        .hv = hv,
+        .templates = templates,
+        .host_id = host_id,
+        .name_prefix = cfg->libvirt_name_prefix,
+        .console_listen = cfg->console_listen,
+        .port_cooldown_s = cfg->console_port_cooldown_s,
+        .port_quarantine_s = cfg->console_port_quarantine_s,
+        .stop_timeout_s = cfg->libvirt_stop_timeout_s,
+        .max_running_per_user = cfg->limits_max_running_per_user,
+        .host_memory_mib = cfg->limits_host_memory_mib,
+        .ticket_ttl_s = cfg->console_ticket_ttl_s,
+        .metrics = metrics,
+    });
+    console = svc_console_new(&(SvcConsoleOptions) {
+        .db = pool,
+        .hv = hv,
+        .vms = vms,
+        .console_listen = cfg->console_listen,
+        .buffer_size = cfg->console_buffer_bytes,
+        .metrics = metrics,
+    }, &error);
+    if (!console) {
+        cmd_fail("%s", error->message);
+        return CMD_EXIT_FAILURE;
+    }
+    reaper = svc_reaper_start(&(SvcReaperOptions) {
+        .db = pool,
+        .vms = vms,
+        .console = console,
+        .templates = templates,
+        .interval_s = cfg->console_reaper_interval_s,
+    });
     app = (App) {
         .cfg = cfg,
         .db = pool,
         .hv = hv,
         .auth = auth,
         .metrics = metrics,
+        .templates = templates,
+        .vms = vms,
+        .console = console,
+        .host_id = host_id,
         .secure_cookies = g_str_has_prefix(cfg->http_public_url, "https://"),
     };
     srv = http_server_start(&(HttpServerOptions) {

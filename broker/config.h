@@ -32,6 +32,7 @@ typedef struct {
     /* [libvirt] */
     char *libvirt_uri;             /* hypervisor connection URI */
     char *libvirt_name_prefix;     /* prefix of every domain, pool and volume we create */
+    unsigned libvirt_stop_timeout_s; /* ACPI grace of a stop before the guest is destroyed */
 
     /* [storage] */
     char *storage_dir;             /* where vmbroker's storage pools live */
@@ -42,9 +43,14 @@ typedef struct {
     ConfigPortRange console_ws_ports;
     unsigned console_port_cooldown_s; /* a released port waits this long before reuse */
     char *console_novnc_dir;       /* Debian's noVNC, served at /novnc/ */
+    unsigned console_port_quarantine_s; /* a port a foreign process holds is skipped this long */
+    unsigned console_ticket_ttl_s; /* console tickets live this long, 60 s at most */
+    unsigned console_buffer_bytes; /* relay buffer per direction of a console connection */
+    unsigned console_reaper_interval_s; /* how often idle and over-age VMs are looked for */
 
     /* [limits] */
     unsigned limits_max_running_per_user; /* running VMs a non-admin may have */
+    guint64 limits_host_memory_mib; /* guests' memory on the host at most, 0 for no limit */
 
     /* [templates] */
     char *templates_dir;           /* folder of template files loaded at start */

@@ -101,3 +101,25 @@ db_users_get_by_name(DbConn *conn, const char *username, GError **error)
     }
     return db_users_from_row(res, 0, 0);
 }
+
+/**
+ * db_users_ensure:
+ * @conn: a connection
+ * @username: a name already checked against the documented charset
+ * @role: the role of a user created now
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the existing or new user, or NULL.
+ */
+DbUser *
+db_users_ensure(DbConn *conn, const char *username, const char *role, GError **error)
+{
+    const char *params[] = { username, role };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,
+        "INSERT INTO users (username, role) VALUES ($1, $2) ON CONFLICT (username) DO NOTHING",
+        2, params, error);
+
+    if (!res)
+        return NULL;
+    return db_users_get_by_name(conn, username, error);
+}

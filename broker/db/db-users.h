@@ -25,5 +25,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(DbUser, db_user_free)
 /* VMB_ERROR_CONFLICT when the name is taken. */
 bool db_users_insert(DbConn *conn, const char *username, const char *role,
                      const char *password_hash, char **ret_id, GError **error);
+/* The user @username, created with @role and no password when missing (the portal flow). */
+DbUser *db_users_ensure(DbConn *conn, const char *username, const char *role, GError **error);
 /* VMB_ERROR_NOT_FOUND when there is no such user. */
 DbUser *db_users_get_by_name(DbConn *conn, const char *username, GError **error);
