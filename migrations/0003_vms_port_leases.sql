@@ -24,6 +24,9 @@ CREATE TABLE vms (
     state_reason     text CHECK (length(state_reason) <= 1000),  -- why: reaper, admin, user...
     vnc_port         integer,
     ws_port          integer,
+    -- Constant kinds, so the foreign keys below can name the lease's kind.
+    vnc_kind         text NOT NULL GENERATED ALWAYS AS ('vnc') STORED,
+    ws_kind          text NOT NULL GENERATED ALWAYS AS ('ws') STORED,
     disk_volumes     text[] NOT NULL DEFAULT '{}',   -- ephemeral volumes, dropped with the VM
     console_connections integer NOT NULL DEFAULT 0 CHECK (console_connections >= 0),
     console_last_activity_at timestamptz,
@@ -59,15 +62,10 @@ CREATE TABLE port_leases (
     quarantined_until timestamptz,
     -- false: the configured ranges no longer hold this port; it is dropped on release.
     in_range          boolean NOT NULL DEFAULT true,
-    -- The holder per kind (NULL for the other kind), the keys the VMs' ports reference:
-    -- a release then triggers one foreign-key check per row (its own kind's), not two.
-    vnc_holder        uuid GENERATED ALWAYS AS (CASE WHEN kind = 'vnc' THEN vm_id END) STORED,
-    ws_holder         uuid GENERATED ALWAYS AS (CASE WHEN kind = 'ws' THEN vm_id END) STORED,
     PRIMARY KEY (host_id, port),
     CONSTRAINT port_leases_held CHECK ((vm_id IS NULL) = (leased_at IS NULL)),
     CONSTRAINT port_leases_one_per_kind UNIQUE (vm_id, kind),
-    CONSTRAINT port_leases_vnc_key UNIQUE (vnc_holder, host_id, port),
-    CONSTRAINT port_leases_ws_key UNIQUE (ws_holder, host_id, port)
+    CONSTRAINT port_leases_vm_key UNIQUE (vm_id, kind, host_id, port)
 );
 -- The free rows of a (host, kind), least recently released first.
 CREATE INDEX port_leases_free_idx ON port_leases (host_id, kind, released_at NULLS FIRST, port)
@@ -75,10 +73,10 @@ CREATE INDEX port_leases_free_idx ON port_leases (host_id, kind, released_at NUL
 
 -- A VM's ports are exactly the leases it holds (checked at commit).
 ALTER TABLE vms
-    ADD CONSTRAINT vms_vnc_leased FOREIGN KEY (id, host_id, vnc_port)
-        REFERENCES port_leases (vnc_holder, host_id, port) DEFERRABLE INITIALLY DEFERRED,
-    ADD CONSTRAINT vms_ws_leased FOREIGN KEY (id, host_id, ws_port)
-        REFERENCES port_leases (ws_holder, host_id, port) DEFERRABLE INITIALLY DEFERRED;
+    ADD CONSTRAINT vms_vnc_leased FOREIGN KEY (id, vnc_kind, host_id, vnc_port)
+        REFERENCES port_leases (vm_id, kind, host_id, port) DEFERRABLE INITIALLY DEFERRED,
+    ADD CONSTRAINT vms_ws_leased FOREIGN KEY (id, ws_kind, host_id, ws_port)
+        REFERENCES port_leases (vm_id, kind, host_id, port) DEFERRABLE INITIALLY DEFERRED;
 
 -- The running limit: the owner's row is locked first, so two concurrent creates of one user
 -- serialize and the second counts the first. Admins are exempt.
