@@ -102,6 +102,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .acquire_timeout_ms = 5000,
         .statement_timeout_ms = cfg->database_statement_timeout_ms,
         .max_retries = 5,
+        .connect_timeout_s = 10,
     });
     {
         g_autoptr(DbConn) conn = db_pool_acquire(pool, &error);
