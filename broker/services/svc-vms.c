@@ -537,7 +537,14 @@ svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, GE
 DbVm *
 svc_vms_get(SvcVms *vms, const DbUser *caller, const char *id, GError **error)
 {
-    g_autoptr(DbConn) db = db_pool_acquire(vms->opts.db, error);
+    g_autoptr(DbConn) db = NULL;
+
+    /* Not a uuid: no such VM (rather than a type error from PostgreSQL). */
+    if (!g_uuid_string_is_valid(id)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No such VM.");
+        return NULL;
+    }
+    db = db_pool_acquire(vms->opts.db, error);
 
     return db ? db_vms_get(db, id, owner_filter(caller), error) : NULL;
 }
