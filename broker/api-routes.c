@@ -22,6 +22,8 @@ const HttpRoute api_routes[] = {
     { "POST", "/api/v1/vms/{id}/start", api_vms_start, 0 },
     { "POST", "/api/v1/vms/{id}/reboot", api_vms_reboot, 0 },
     { "POST", "/api/v1/vms/{id}/console", api_vms_console_ticket, 0 },
+    { "POST", "/api/v1/vms/{id}/console/session", api_console_session, 0 },
+    { "GET", "/api/v1/vms/{id}/console/ws", api_console_ws, 0 },
     { "POST", "/api/v1/tokens", api_tokens_create, 0 },
     { "GET", "/api/v1/tokens", api_tokens_list, 0 },
     { "DELETE", "/api/v1/tokens/{id}", api_tokens_delete, 0 },

@@ -34,6 +34,9 @@ struct HttpRequest {
     bool replied;             /* a response is queued */
     unsigned status;          /* for the log line */
     char *user;               /* for the log line */
+    HttpUpgradeFunc upgrade;  /* a queued 101's hand-over, until it runs */
+    void *upgrade_data;
+    GDestroyNotify upgrade_free;
     char remote[INET6_ADDRSTRLEN];
     gint64 started_us;
 };
@@ -88,6 +91,37 @@ http_reply_empty(unsigned status)
 }
 
 /**
+ * http_reply_upgrade:
+ * @fn: takes the connection over once the 101 is sent
+ * @data: (transfer full): passed to @fn, which then owns it
+ * @free_data: (nullable): frees @data when @fn never runs (the client went away first)
+ *
+ * The handler adds the protocol's headers (Upgrade, Sec-WebSocket-Accept ...).
+ *
+ * Returns: (transfer full): a 101 reply.
+ */
+HttpReply *
+http_reply_upgrade(HttpUpgradeFunc fn, void *data, GDestroyNotify free_data)
+{
+    HttpReply *reply = http_reply_new(101, NULL, NULL);
+
+    reply->upgrade = fn;
+    reply->upgrade_data = data;
+    reply->upgrade_free = free_data;
+    return reply;
+}
+
+/**
+ * http_upgrade_close:
+ * @handle: the handle an HttpUpgradeFunc got
+ */
+void
+http_upgrade_close(void *handle)
+{
+    MHD_upgrade_action(handle, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+/**
  * http_reply_add_header:
  * @reply: a reply
  * @name: header name
@@ -112,6 +146,8 @@ http_reply_free(HttpReply *reply)
     g_free(reply->content_type);
     g_bytes_unref(reply->body);
     g_ptr_array_unref(reply->headers);
+    if (reply->upgrade_data && reply->upgrade_free)
+        reply->upgrade_free(reply->upgrade_data);
     g_free(reply);
 }
 
@@ -126,6 +162,8 @@ request_free(HttpRequest *req)
         g_hash_table_unref(req->params);
     g_byte_array_unref(req->body);
     g_free(req->user);
+    if (req->upgrade_data && req->upgrade_free)
+        req->upgrade_free(req->upgrade_data); /* the client left before the hand-over */
     g_free(req);
 }
 
@@ -262,14 +300,33 @@ route_find(HttpServer *srv, const char *method, const char *path, GHashTable **r
 
 /* --- libmicrohttpd callbacks --- */
 
+static void
+upgrade_cb(void *cls, struct MHD_Connection *conn, void *req_cls, const char *extra_in,
+           size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+    HttpRequest *req = cls;
+    void *data = g_steal_pointer(&req->upgrade_data);
+
+    req->upgrade(data, sock, extra_in, extra_in_size, urh);
+}
+
 static enum MHD_Result
 send_reply(HttpRequest *req, HttpReply *reply)
 {
     gsize len = 0;
     const void *data = g_bytes_get_data(reply->body, &len);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *) data, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp;
     enum MHD_Result ret;
+
+    if (reply->upgrade) {
+        /* The request keeps the hand-over until libmicrohttpd runs it (or frees it). */
+        req->upgrade = reply->upgrade;
+        req->upgrade_data = g_steal_pointer(&reply->upgrade_data);
+        req->upgrade_free = reply->upgrade_free;
+        resp = MHD_create_response_for_upgrade(upgrade_cb, req);
+    } else {
+        resp = MHD_create_response_from_buffer(len, (void *) data, MHD_RESPMEM_MUST_COPY);
+    }
 
     if (reply->content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, reply->content_type);
@@ -432,7 +489,7 @@ http_server_start(const HttpServerOptions *opts, GError **error)
     g_autofree HttpServer *srv = g_new0(HttpServer, 1);
     struct sockaddr_storage ss = { 0 };
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE;
 
     srv->opts = *opts;
     if (opts->metrics) {

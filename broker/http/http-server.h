@@ -15,18 +15,30 @@
 typedef struct HttpServer HttpServer;
 typedef struct HttpRequest HttpRequest;
 
+/* Called once the 101 is sent: @sock is the client's socket (never close() it: end it with
+ * http_upgrade_close(@handle)), @extra the bytes the server read past the request. */
+typedef void (*HttpUpgradeFunc)(void *data, int sock, const void *extra, size_t extra_len,
+                                void *handle);
+
 /* A response under construction; handlers return one, the server sends and frees it. */
 typedef struct {
     unsigned status;        /* HTTP status code */
     char *content_type;     /* Content-Type header */
     GBytes *body;           /* the whole body */
     GPtrArray *headers;     /* extra headers: name, value, name, value ... (char *) */
+    HttpUpgradeFunc upgrade; /* set for a 101 that hands the connection over */
+    void *upgrade_data;     /* passed to @upgrade */
+    GDestroyNotify upgrade_free; /* frees @upgrade_data if @upgrade never runs */
 } HttpReply;
 
 HttpReply *http_reply_new(unsigned status, const char *content_type, GBytes *body);
 /* Serializes @obj (borrowed) as application/json. */
 HttpReply *http_reply_json(unsigned status, json_object *obj);
 HttpReply *http_reply_empty(unsigned status);
+/* A 101 Switching Protocols; @fn takes the connection over (and @data) once it is sent. */
+HttpReply *http_reply_upgrade(HttpUpgradeFunc fn, void *data, GDestroyNotify free_data);
+/* Closes an upgraded connection; callable from any thread, once. */
+void http_upgrade_close(void *handle);
 void http_reply_add_header(HttpReply *reply, const char *name, const char *value);
 void http_reply_free(HttpReply *reply);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HttpReply, http_reply_free)
