@@ -442,9 +442,13 @@ class Roles(VmCase):
             self.assertEqual((status, listed), (200, []))
         # Unknown and malformed ids are 404 too.
         for bad in ('00000000-0000-0000-0000-000000000000', 'not-a-uuid', "1'%20OR%20'1'='1"):
-            with self.subTest(id=bad):
-                self.problem(self.broker.request('GET', f'/api/v1/vms/{bad}', headers={
-                    'Authorization': f'Bearer {self.tokens["alice"]}'}), 404)
+            for method, path in (('GET', ''), ('POST', '/stop'), ('POST', '/console'),
+                                 ('DELETE', '')):
+                with self.subTest(id=bad, method=method, path=path):
+                    self.problem(self.broker.request(method, f'/api/v1/vms/{bad}{path}',
+                                                     headers={'Authorization':
+                                                              f'Bearer {self.tokens["alice"]}'}),
+                                 404)
 
     def test_admin_sees_every_vm_filters_by_owner_and_stops_and_deletes_them(self):
         self.start()
