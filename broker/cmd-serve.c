@@ -75,6 +75,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
     g_autoptr(SvcVms) vms = NULL;
     g_autoptr(SvcConsole) console = NULL;
     g_autoptr(SvcReaper) reaper = NULL;
+    g_autoptr(SvcIsos) isos = NULL;
     g_autofree char *host_id = NULL;
     PrepareTx prep;
     g_autoptr(VmbMetrics) metrics = vmb_metrics_new();
@@ -181,6 +182,14 @@ cmd_serve(const char *config_path, int argc, char **argv)
         cmd_fail("%s", error->message);
         return CMD_EXIT_FAILURE;
     }
+    isos = svc_isos_new(&(SvcIsosOptions) {
+        .db = pool,
+        .hv = hv,
+        .storage_dir = cfg->storage_dir,
+        .name_prefix = cfg->libvirt_name_prefix,
+        .max_bytes = cfg->storage_max_iso_bytes,
+        .quota_bytes = cfg->storage_user_quota_bytes,
+    });
     reaper = svc_reaper_start(&(SvcReaperOptions) {
         .db = pool,
         .vms = vms,
@@ -197,6 +206,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .templates = templates,
         .vms = vms,
         .console = console,
+        .isos = isos,
         .host_id = host_id,
         .secure_cookies = g_str_has_prefix(cfg->http_public_url, "https://"),
     };

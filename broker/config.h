@@ -36,6 +36,8 @@ typedef struct {
 
     /* [storage] */
     char *storage_dir;             /* where vmbroker's storage pools live */
+    guint64 storage_max_iso_bytes; /* one uploaded ISO at most */
+    guint64 storage_user_quota_bytes; /* one user's uploaded ISOs together at most */
 
     /* [console] */
     char *console_listen;          /* address QEMU's VNC and websocket servers bind */
