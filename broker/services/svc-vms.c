@@ -16,6 +16,7 @@
 #include "dom-xml.h"
 #include "svc-users.h"
 #include "vmb-error.h"
+#include "vmb-log.h"
 #include "vmb-net.h"
 #include "vmb-secret.h"
 
@@ -621,9 +622,13 @@ stop_job(gpointer data, gpointer user_data)
         if (ok && job->drop_ephemeral)
             drop_ephemeral_disks(vms, conn, vm);
     }
+    if (!ok && vm)
+        vmb_warning("stopping VM %s: %s", vm->name, err->message);
+    /* The reason is shown to users: libvirt's words stay in the log. */
     if (vm)
         done = set_state(vms, job->id, ok ? DB_VM_STOPPED : DB_VM_ERROR,
-                         ok ? job->reason : err->message, NULL, NULL, NULL, NULL);
+                         ok ? job->reason : "the stop failed; an administrator can see why in "
+                                            "the broker's log", NULL, NULL, NULL, NULL);
     g_free(job->id);
     g_free(job->reason);
     g_free(job);
