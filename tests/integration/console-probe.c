@@ -77,9 +77,14 @@ main(int argc, char **argv)
         accept_ok = strstr(head->str, needle) ? "true" : "false";
         ws_client_init(&ws, fd);
         if (password) {
-            if (rfb_handshake(&ws, password, &si, &error) && rfb_set_encodings(&ws, &error) &&
-                rfb_request_update(&ws, &si, false, &error))
-                rfb_read_update(&ws, &si, &pixels, &error);
+            /* An update may carry only a DesktopSize change (the guest switched modes while
+             * booting): then ask again for the whole screen at its new size. */
+            if (rfb_handshake(&ws, password, &si, &error) && rfb_set_encodings(&ws, &error))
+                for (int i = 0; i < 100 && pixels != (guint64) si.width * si.height *
+                                                     (si.bits_per_pixel / 8); i++)
+                    if (!rfb_request_update(&ws, &si, false, &error) ||
+                        !rfb_read_update(&ws, &si, &pixels, &error))
+                        break;
             g_strlcpy(version, "RFB 003.008", sizeof(version));
         } else if (ws_recv(&ws, version, 12, &error)) {
             version[11] = '\0'; /* drop the newline */
