@@ -66,7 +66,7 @@ async function onSignUp(ev) {
         await signIn(username, password);
     } catch (e) {
         if (e instanceof ApiError && e.status === 403)
-            say(box, `Sign-up is not open here. ${e.problem?.detail || 'Ask an administrator for an account.'}`, 'warn');
+            say(box, e.problem?.detail || 'Sign-up is not open on this server. Ask an administrator for an account.', 'warn');
         else if (e instanceof ApiError && e.status === 409)
             say(box, 'That user name is taken. Choose another one.');
         else
