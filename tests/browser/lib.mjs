@@ -15,7 +15,15 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+
+let chromium;
+try {
+    ({ chromium } = await import('playwright-core'));
+} catch (e) {
+    console.error(`FAIL: playwright-core is not installed (${e.code || e.message}): run `
+        + '`npm ci --prefix tests/browser` (contrib/run-tests does)');
+    process.exit(1);
+}
 
 export const SRC = process.env.VMB_SOURCE_ROOT || path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 export const BUILD = process.env.VMB_BUILD_ROOT || path.join(SRC, 'build');

@@ -81,7 +81,10 @@ async function loadUsers() {
         users = await api('GET', '/api/v1/users');
     } catch (e) {
         if (e instanceof ApiError && e.status === 404)
-            say($('users-msg'), 'This server does not list users yet (GET /api/v1/users answered 404). Use `vmbroker user` on the server meanwhile.', 'info');
+        {
+            say($('users-msg'), 'This server does not list users yet (GET /api/v1/users answered 404). Meanwhile, manage users with the "vmbroker user" command on the server.', 'info');
+            $('user-table').closest('.table-wrap').hidden = true;
+        }
         else
             say($('users-msg'), `Could not list the users: ${e.message}`);
         return;
