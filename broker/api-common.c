@@ -62,12 +62,19 @@ method_changes_state(const char *method)
            strcmp(method, "OPTIONS") != 0;
 }
 
-/* The origin (scheme://host[:port]) of @url, which config_load checked. */
-static char *
-origin_of(const char *url)
+/**
+ * api_public_origin:
+ * @app: the daemon's state
+ *
+ * Returns: (transfer full): the origin (scheme://host[:port]) of http.public_url.
+ */
+char *
+api_public_origin(const App *app)
 {
+    const char *url = app->cfg->http_public_url;
     const char *p = strstr(url, "://");
     const char *slash = p ? strchr(p + 3, '/') : NULL;
+
     return slash ? g_strndup(url, (size_t) (slash - url)) : g_strdup(url);
 }
 
@@ -77,7 +84,7 @@ check_csrf(HttpRequest *req, App *app, const char *csrf_hash)
     const char *token = http_request_header(req, "X-CSRF-Token");
     const char *origin = http_request_header(req, "Origin");
     const char *fetch_site = http_request_header(req, "Sec-Fetch-Site");
-    g_autofree char *ours = origin_of(app->cfg->http_public_url);
+    g_autofree char *ours = api_public_origin(app);
     g_autofree char *digest = NULL;
 
     if (!token)

@@ -21,6 +21,9 @@ typedef struct {
 void api_caller_free(ApiCaller *caller);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ApiCaller, api_caller_free)
 
+/* scheme://host[:port] of http.public_url, what browsers send as Origin. */
+char *api_public_origin(const App *app);
+
 /* The session cookie's name: "__Host-vmb_session" behind https, else "vmb_session". */
 const char *api_session_cookie(const App *app);
 

@@ -65,8 +65,8 @@ static bool
 add_console_urls(App *a, json_object *obj, const DbVm *vm, const char *user_id,
                  GError **error)
 {
-    g_autofree char *t1 = svc_vms_mint_ticket(a->vms, vm, user_id, error);
-    g_autofree char *t2 = t1 ? svc_vms_mint_ticket(a->vms, vm, user_id, error) : NULL;
+    g_autofree char *t1 = svc_vms_mint_ticket(a->vms, vm, "page", user_id, error);
+    g_autofree char *t2 = t1 ? svc_vms_mint_ticket(a->vms, vm, "ws", user_id, error) : NULL;
     g_autofree char *path = NULL;
     g_autofree char *path_escaped = NULL;
     g_autofree char *console_url = NULL;
@@ -331,7 +331,7 @@ api_vms_console_ticket(HttpRequest *req, void *app)
                                                   db_vm_state_to_string(vm->state));
         return http_problem_new(409, detail, NULL);
     }
-    ticket = svc_vms_mint_ticket(a->vms, vm, caller->user->id, &error);
+    ticket = svc_vms_mint_ticket(a->vms, vm, "ws", caller->user->id, &error);
     if (!ticket || !add_console_urls(a, out, vm, caller->user->id, &error))
         return api_error(req, error);
     expires = g_date_time_add_seconds(now, a->cfg->console_ticket_ttl_s);

@@ -13,6 +13,7 @@
 #include "db-ports.h"
 #include "db-templates.h"
 #include "dom-storage.h"
+#include "svc-reaper.h"
 #include "vmb-log.h"
 
 typedef struct {
@@ -72,6 +73,9 @@ cmd_serve(const char *config_path, int argc, char **argv)
     g_autoptr(SvcAuth) auth = NULL;
     g_autoptr(DomTemplateSet) templates = NULL;
     g_autoptr(SvcVms) vms = NULL;
+    g_autoptr(SvcConsole) console = NULL;
+    g_autoptr(SvcReaper) reaper = NULL;
+    g_autoptr(SvcIsos) isos = NULL;
     g_autofree char *host_id = NULL;
     PrepareTx prep;
     g_autoptr(VmbMetrics) metrics = vmb_metrics_new();
@@ -98,6 +102,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .acquire_timeout_ms = 5000,
         .statement_timeout_ms = cfg->database_statement_timeout_ms,
         .max_retries = 5,
+        .connect_timeout_s = 10,
     });
     {
         g_autoptr(DbConn) conn = db_pool_acquire(pool, &error);
@@ -166,6 +171,33 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .ticket_ttl_s = cfg->console_ticket_ttl_s,
         .metrics = metrics,
     });
+    console = svc_console_new(&(SvcConsoleOptions) {
+        .db = pool,
+        .hv = hv,
+        .vms = vms,
+        .console_listen = cfg->console_listen,
+        .buffer_size = cfg->console_buffer_bytes,
+        .metrics = metrics,
+    }, &error);
+    if (!console) {
+        cmd_fail("%s", error->message);
+        return CMD_EXIT_FAILURE;
+    }
+    isos = svc_isos_new(&(SvcIsosOptions) {
+        .db = pool,
+        .hv = hv,
+        .storage_dir = cfg->storage_dir,
+        .name_prefix = cfg->libvirt_name_prefix,
+        .max_bytes = cfg->storage_max_iso_bytes,
+        .quota_bytes = cfg->storage_user_quota_bytes,
+    });
+    reaper = svc_reaper_start(&(SvcReaperOptions) {
+        .db = pool,
+        .vms = vms,
+        .console = console,
+        .templates = templates,
+        .interval_s = cfg->console_reaper_interval_s,
+    });
     app = (App) {
         .cfg = cfg,
         .db = pool,
@@ -174,6 +206,8 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .metrics = metrics,
         .templates = templates,
         .vms = vms,
+        .console = console,
+        .isos = isos,
         .host_id = host_id,
         .secure_cookies = g_str_has_prefix(cfg->http_public_url, "https://"),
     };

@@ -36,6 +36,8 @@ typedef struct {
 
     /* [storage] */
     char *storage_dir;             /* where vmbroker's storage pools live */
+    guint64 storage_max_iso_bytes; /* one uploaded ISO at most */
+    guint64 storage_user_quota_bytes; /* one user's uploaded ISOs together at most */
 
     /* [console] */
     char *console_listen;          /* address QEMU's VNC and websocket servers bind */
@@ -45,6 +47,8 @@ typedef struct {
     char *console_novnc_dir;       /* Debian's noVNC, served at /novnc/ */
     unsigned console_port_quarantine_s; /* a port a foreign process holds is skipped this long */
     unsigned console_ticket_ttl_s; /* console tickets live this long, 60 s at most */
+    unsigned console_buffer_bytes; /* relay buffer per direction of a console connection */
+    unsigned console_reaper_interval_s; /* how often idle and over-age VMs are looked for */
 
     /* [limits] */
     unsigned limits_max_running_per_user; /* running VMs a non-admin may have */

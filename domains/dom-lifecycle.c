@@ -226,6 +226,39 @@ dom_lifecycle_reboot(virDomainPtr dom, GError **error)
 }
 
 /**
+ * dom_lifecycle_vnc_password:
+ * @dom: a domain
+ * @error: return location for an error
+ *
+ * The password is kept only in libvirt's definition, which shows it to privileged
+ * connections asking for the secure XML; vmbroker stores no copy.
+ *
+ * Returns: (transfer full): the VNC password, or NULL (VMB_ERROR_NOT_FOUND when none).
+ */
+char *
+dom_lifecycle_vnc_password(virDomainPtr dom, GError **error)
+{
+    g_autofree char *xml = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_SECURE);
+    g_autoptr(xmlDoc) doc = NULL;
+    char *password;
+
+    if (!xml) {
+        dom_virt_set_error(error, "reading the definition of domain '%s'", virDomainGetName(dom));
+        return NULL;
+    }
+    doc = dom_virt_parse_xml(xml, "domain XML", error);
+    if (!doc)
+        return NULL;
+    password = dom_virt_xpath_string(doc, "/domain/devices/graphics[@type='vnc']/@passwd");
+    if (!password) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "domain '%s' has no VNC password",
+                    virDomainGetName(dom));
+        return NULL;
+    }
+    return password;
+}
+
+/**
  * dom_lifecycle_stop:
  * @dom: a domain
  * @timeout_ms: how long the guest may take to power off after the ACPI request

@@ -30,6 +30,8 @@ bool dom_lifecycle_start(virDomainPtr dom, GError **error);
 bool dom_lifecycle_stop(virDomainPtr dom, guint timeout_ms, bool *ret_forced, GError **error);
 bool dom_lifecycle_destroy(virDomainPtr dom, GError **error);
 bool dom_lifecycle_reboot(virDomainPtr dom, GError **error);
+/* The VNC password the domain runs with (from its secure XML). */
+char *dom_lifecycle_vnc_password(virDomainPtr dom, GError **error);
 bool dom_lifecycle_undefine(virDomainPtr dom, bool delete_ephemeral, GError **error);
 
 /* Looking at them */

@@ -9,6 +9,7 @@
  * db_tickets_insert:
  * @conn: a connection
  * @secret_hash: hex SHA-256 of the ticket
+ * @purpose: "page" or "ws"
  * @user_id: who may use it
  * @vm_id: the VM it opens
  * @ttl_s: lifetime, 1 to 60 seconds (the table refuses more)
@@ -17,15 +18,15 @@
  * Returns: true on success.
  */
 bool
-db_tickets_insert(DbConn *conn, const char *secret_hash, const char *user_id,
-                  const char *vm_id, unsigned ttl_s, GError **error)
+db_tickets_insert(DbConn *conn, const char *secret_hash, const char *purpose,
+                  const char *user_id, const char *vm_id, unsigned ttl_s, GError **error)
 {
     g_autofree char *ttl = g_strdup_printf("%u", ttl_s);
-    const char *params[] = { secret_hash, user_id, vm_id, ttl };
+    const char *params[] = { secret_hash, user_id, vm_id, ttl, purpose };
     g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,
-        "INSERT INTO console_tickets (secret_hash, user_id, vm_id, created_at, expires_at)"
-        " VALUES ($1, $2, $3, now(), now() + make_interval(secs => $4::int))",
-        4, params, error);
+        "INSERT INTO console_tickets (secret_hash, user_id, vm_id, created_at, expires_at,"
+        " purpose) VALUES ($1, $2, $3, now(), now() + make_interval(secs => $4::int), $5)",
+        5, params, error);
     return res != NULL;
 }
 
@@ -33,6 +34,7 @@ db_tickets_insert(DbConn *conn, const char *secret_hash, const char *user_id,
  * db_tickets_consume:
  * @conn: a connection
  * @secret_hash: hex SHA-256 of the presented ticket
+ * @purpose: what it is presented for: "page" or "ws"
  * @vm_id: the VM the request is for (any text: a malformed id matches nothing)
  * @ret_user_id: (out): the ticket's user
  * @error: return location for an error
@@ -40,14 +42,14 @@ db_tickets_insert(DbConn *conn, const char *secret_hash, const char *user_id,
  * Returns: true when the ticket was live and is now used.
  */
 bool
-db_tickets_consume(DbConn *conn, const char *secret_hash, const char *vm_id,
-                   char **ret_user_id, GError **error)
+db_tickets_consume(DbConn *conn, const char *secret_hash, const char *purpose,
+                   const char *vm_id, char **ret_user_id, GError **error)
 {
-    const char *params[] = { secret_hash, vm_id };
+    const char *params[] = { secret_hash, vm_id, purpose };
     g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
         "UPDATE console_tickets SET used_at = now()"
-        " WHERE secret_hash = $1 AND vm_id::text = $2 AND used_at IS NULL"
-        "   AND expires_at > now() RETURNING user_id", 2, params, error);
+        " WHERE secret_hash = $1 AND vm_id::text = $2 AND purpose = $3 AND used_at IS NULL"
+        "   AND expires_at > now() RETURNING user_id", 3, params, error);
 
     if (!res)
         return false;

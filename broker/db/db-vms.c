@@ -476,6 +476,49 @@ db_vms_set_domain_uuid(DbConn *conn, const char *id, const char *domain_uuid, GE
 }
 
 /**
+ * db_vms_console_adjust:
+ * @conn: a connection
+ * @id: the VM
+ * @delta: +1 when a console connects, -1 when one goes away
+ * @error: return location for an error
+ *
+ * Returns: true on success (also when the VM is gone by now).
+ */
+bool
+db_vms_console_adjust(DbConn *conn, const char *id, int delta, GError **error)
+{
+    g_autofree char *d = g_strdup_printf("%d", delta);
+    const char *params[] = { id, d };
+    g_autoptr(PGresult) res = exec_vm(conn, PGRES_COMMAND_OK,
+        "UPDATE vms SET console_connections = greatest(console_connections + $2::int, 0),"
+        " console_last_activity_at = now() WHERE id = $1", 2, params, error);
+
+    return res != NULL;
+}
+
+/**
+ * db_vms_console_touch:
+ * @conn: a connection
+ * @id: the VM
+ * @at: when a console client last sent bytes
+ * @error: return location for an error
+ *
+ * Returns: true on success (also when the VM is gone by now).
+ */
+bool
+db_vms_console_touch(DbConn *conn, const char *id, GDateTime *at, GError **error)
+{
+    g_autofree char *t = g_date_time_format_iso8601(at);
+    const char *params[] = { id, t };
+    g_autoptr(PGresult) res = exec_vm(conn, PGRES_COMMAND_OK,
+        "UPDATE vms SET console_last_activity_at = $2::timestamptz WHERE id = $1"
+        " AND (console_last_activity_at IS NULL OR console_last_activity_at < $2::timestamptz)",
+        2, params, error);
+
+    return res != NULL;
+}
+
+/**
  * db_vms_delete:
  * @conn: a connection inside a transaction
  * @id: the VM

@@ -74,6 +74,11 @@ DbVm *db_vms_set_state(DbConn *conn, const char *id, DbVmState to, const char *r
  * fresh port pair. */
 DbVm *db_vms_start(DbConn *conn, const char *id, const DbPortLeaseOptions *lease,
                    GError **error);
+/* Adds @delta (+1 on connect, -1 on disconnect) to the VM's open console connections and
+ * marks activity now. A VM that is gone is not an error. */
+bool db_vms_console_adjust(DbConn *conn, const char *id, int delta, GError **error);
+/* Records the time of the last byte a console client sent, if later than the stored one. */
+bool db_vms_console_touch(DbConn *conn, const char *id, GDateTime *at, GError **error);
 /* Records libvirt's uuid once the domain is defined. */
 bool db_vms_set_domain_uuid(DbConn *conn, const char *id, const char *domain_uuid,
                             GError **error);

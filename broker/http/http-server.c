@@ -13,6 +13,10 @@
 #include "vmb-error.h"
 #include "vmb-log.h"
 
+/* After a streamed body is refused, this much more of it is read and dropped before the
+ * answer is sent anyway (and the connection closed). */
+#define HTTP_DRAIN_MAX (64 * 1024 * 1024)
+
 #define HTTP_METRIC_REQUESTS "vmbroker_http_requests_total"
 #define HTTP_METRIC_DURATION "vmbroker_http_request_duration_seconds"
 
@@ -34,6 +38,13 @@ struct HttpRequest {
     bool replied;             /* a response is queued */
     unsigned status;          /* for the log line */
     char *user;               /* for the log line */
+    void *stream_ctx;         /* a streamed body's context, until released */
+    bool stream_finished;     /* finish() ran */
+    HttpReply *refusal;       /* a streamed body refused midway: sent once the body is read */
+    guint64 drained;          /* bytes discarded since the refusal */
+    HttpUpgradeFunc upgrade;  /* a queued 101's hand-over, until it runs */
+    void *upgrade_data;
+    GDestroyNotify upgrade_free;
     char remote[INET6_ADDRSTRLEN];
     gint64 started_us;
 };
@@ -88,6 +99,37 @@ http_reply_empty(unsigned status)
 }
 
 /**
+ * http_reply_upgrade:
+ * @fn: takes the connection over once the 101 is sent
+ * @data: (transfer full): passed to @fn, which then owns it
+ * @free_data: (nullable): frees @data when @fn never runs (the client went away first)
+ *
+ * The handler adds the protocol's headers (Upgrade, Sec-WebSocket-Accept ...).
+ *
+ * Returns: (transfer full): a 101 reply.
+ */
+HttpReply *
+http_reply_upgrade(HttpUpgradeFunc fn, void *data, GDestroyNotify free_data)
+{
+    HttpReply *reply = http_reply_new(101, NULL, NULL);
+
+    reply->upgrade = fn;
+    reply->upgrade_data = data;
+    reply->upgrade_free = free_data;
+    return reply;
+}
+
+/**
+ * http_upgrade_close:
+ * @handle: the handle an HttpUpgradeFunc got
+ */
+void
+http_upgrade_close(void *handle)
+{
+    MHD_upgrade_action(handle, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+/**
  * http_reply_add_header:
  * @reply: a reply
  * @name: header name
@@ -112,6 +154,8 @@ http_reply_free(HttpReply *reply)
     g_free(reply->content_type);
     g_bytes_unref(reply->body);
     g_ptr_array_unref(reply->headers);
+    if (reply->upgrade_data && reply->upgrade_free)
+        reply->upgrade_free(reply->upgrade_data);
     g_free(reply);
 }
 
@@ -120,12 +164,17 @@ http_reply_free(HttpReply *reply)
 static void
 request_free(HttpRequest *req)
 {
+    if (req->route && req->route->stream && req->stream_ctx)
+        req->route->stream->release(req->stream_ctx, req->stream_finished);
+    http_reply_free(req->refusal);
     g_free(req->method);
     g_free(req->path);
     if (req->params)
         g_hash_table_unref(req->params);
     g_byte_array_unref(req->body);
     g_free(req->user);
+    if (req->upgrade_data && req->upgrade_free)
+        req->upgrade_free(req->upgrade_data); /* the client left before the hand-over */
     g_free(req);
 }
 
@@ -262,14 +311,33 @@ route_find(HttpServer *srv, const char *method, const char *path, GHashTable **r
 
 /* --- libmicrohttpd callbacks --- */
 
+static void
+upgrade_cb(void *cls, struct MHD_Connection *conn, void *req_cls, const char *extra_in,
+           size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+    HttpRequest *req = cls;
+    void *data = g_steal_pointer(&req->upgrade_data);
+
+    req->upgrade(data, sock, extra_in, extra_in_size, urh);
+}
+
 static enum MHD_Result
 send_reply(HttpRequest *req, HttpReply *reply)
 {
     gsize len = 0;
     const void *data = g_bytes_get_data(reply->body, &len);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *) data, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *resp;
     enum MHD_Result ret;
+
+    if (reply->upgrade) {
+        /* The request keeps the hand-over until libmicrohttpd runs it (or frees it). */
+        req->upgrade = reply->upgrade;
+        req->upgrade_data = g_steal_pointer(&reply->upgrade_data);
+        req->upgrade_free = reply->upgrade_free;
+        resp = MHD_create_response_for_upgrade(upgrade_cb, req);
+    } else {
+        resp = MHD_create_response_from_buffer(len, (void *) data, MHD_RESPMEM_MUST_COPY);
+    }
 
     if (reply->content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, reply->content_type);
@@ -340,6 +408,14 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         if (!req->route)
             return send_problem(req, status, status == 404 ? "No such resource."
                                                            : "Method not allowed here.");
+        if (req->route->stream) {
+            HttpReply *refused = req->route->stream->begin(req, srv->opts.app, &req->stream_ctx);
+            if (refused) {
+                g_autoptr(HttpReply) r = refused;
+                return send_reply(req, r);
+            }
+            return MHD_YES;
+        }
         req->max_body = req->route->max_body ? req->route->max_body : srv->opts.max_body_bytes;
         clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                            MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -352,6 +428,33 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         return MHD_YES;
     }
 
+    if (req->route->stream) {
+        g_autoptr(HttpReply) reply = NULL;
+        if (req->replied) {
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        if (*upload_data_size > 0 && req->refusal) {
+            /* Answering before the body is read would close a socket with unread data, and
+             * the client would see a reset instead of the answer: read on, within reason. */
+            req->drained += *upload_data_size;
+            *upload_data_size = 0;
+            if (req->drained <= HTTP_DRAIN_MAX)
+                return MHD_YES;
+            reply = g_steal_pointer(&req->refusal);
+        } else if (*upload_data_size > 0) {
+            req->refusal = req->route->stream->chunk(req->stream_ctx, upload_data,
+                                                     *upload_data_size);
+            *upload_data_size = 0;
+            return MHD_YES;
+        } else if (req->refusal) {
+            reply = g_steal_pointer(&req->refusal);
+        } else {
+            reply = req->route->stream->finish(req->stream_ctx, req, srv->opts.app);
+            req->stream_finished = true;
+        }
+        return send_reply(req, reply);
+    }
     if (*upload_data_size > 0) {
         if (!req->replied) {
             if (req->body->len + *upload_data_size > req->max_body) {
@@ -432,7 +535,7 @@ http_server_start(const HttpServerOptions *opts, GError **error)
     g_autofree HttpServer *srv = g_new0(HttpServer, 1);
     struct sockaddr_storage ss = { 0 };
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE;
 
     srv->opts = *opts;
     if (opts->metrics) {

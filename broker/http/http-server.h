@@ -15,23 +15,49 @@
 typedef struct HttpServer HttpServer;
 typedef struct HttpRequest HttpRequest;
 
+/* Called once the 101 is sent: @sock is the client's socket (never close() it: end it with
+ * http_upgrade_close(@handle)), @extra the bytes the server read past the request. */
+typedef void (*HttpUpgradeFunc)(void *data, int sock, const void *extra, size_t extra_len,
+                                void *handle);
+
 /* A response under construction; handlers return one, the server sends and frees it. */
 typedef struct {
     unsigned status;        /* HTTP status code */
     char *content_type;     /* Content-Type header */
     GBytes *body;           /* the whole body */
     GPtrArray *headers;     /* extra headers: name, value, name, value ... (char *) */
+    HttpUpgradeFunc upgrade; /* set for a 101 that hands the connection over */
+    void *upgrade_data;     /* passed to @upgrade */
+    GDestroyNotify upgrade_free; /* frees @upgrade_data if @upgrade never runs */
 } HttpReply;
 
 HttpReply *http_reply_new(unsigned status, const char *content_type, GBytes *body);
 /* Serializes @obj (borrowed) as application/json. */
 HttpReply *http_reply_json(unsigned status, json_object *obj);
 HttpReply *http_reply_empty(unsigned status);
+/* A 101 Switching Protocols; @fn takes the connection over (and @data) once it is sent. */
+HttpReply *http_reply_upgrade(HttpUpgradeFunc fn, void *data, GDestroyNotify free_data);
+/* Closes an upgraded connection; callable from any thread, once. */
+void http_upgrade_close(void *handle);
 void http_reply_add_header(HttpReply *reply, const char *name, const char *value);
 void http_reply_free(HttpReply *reply);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HttpReply, http_reply_free)
 
 typedef HttpReply *(*HttpHandlerFunc)(HttpRequest *req, void *app);
+
+/* A route whose body is too large to hold (uploads) gets it chunk by chunk. Each callback
+ * may refuse by returning a reply (the rest of the body is then discarded). */
+typedef struct {
+    /* Headers are in: check them, set *ret_ctx. */
+    HttpReply *(*begin)(HttpRequest *req, void *app, void **ret_ctx);
+    /* The next piece of the body. */
+    HttpReply *(*chunk)(void *ctx, const void *data, size_t len);
+    /* The body is complete: the answer. */
+    HttpReply *(*finish)(void *ctx, HttpRequest *req, void *app);
+    /* Always called last, after finish or when the request ended early: frees @ctx and
+     * undoes what an unfinished request left (a partial file). */
+    void (*release)(void *ctx, bool finished);
+} HttpStream;
 
 typedef struct {
     const char *method;      /* "GET", "POST" ... */
@@ -39,6 +65,7 @@ typedef struct {
                               * segment "*" matches the rest (parameter "*") */
     HttpHandlerFunc handler; /* builds the reply */
     guint64 max_body;        /* body bound for this route, 0 for the server's default */
+    const HttpStream *stream; /* (nullable) streamed body: @handler unused, no bound here */
 } HttpRoute;
 
 typedef struct {

@@ -578,7 +578,20 @@ svc_vms_list(SvcVms *vms, const DbUser *caller, const char *owner, GError **erro
 typedef struct {
     char *id;
     char *reason;
+    bool drop_ephemeral; /* delete the VM's ephemeral disks once it is off */
 } StopJob;
+
+/* Deletes @vm's ephemeral volumes (by name, in the disks pool); a missing one is fine. */
+static void
+drop_ephemeral_disks(SvcVms *vms, virConnectPtr conn, const DbVm *vm)
+{
+    for (char **v = vm->disk_volumes; v && *v; v++) {
+        g_autofree char *path = dom_storage_volume_path(conn, vms->name_prefix, DOM_POOL_DISKS,
+                                                        *v, NULL);
+        if (path)
+            dom_storage_delete_path(conn, path, NULL);
+    }
+}
 
 static void
 stop_job(gpointer data, gpointer user_data)
@@ -598,6 +611,8 @@ stop_job(gpointer data, gpointer user_data)
         dom = dom_lifecycle_lookup(conn, vm->name, &err);
         /* A domain that is gone is as stopped as it gets. */
         ok = !dom || dom_lifecycle_stop(dom, vms->opts.stop_timeout_s * 1000, NULL, &err);
+        if (ok && job->drop_ephemeral)
+            drop_ephemeral_disks(vms, conn, vm);
     }
     if (vm)
         done = set_state(vms, job->id, ok ? DB_VM_STOPPED : DB_VM_ERROR,
@@ -605,6 +620,24 @@ stop_job(gpointer data, gpointer user_data)
     g_free(job->id);
     g_free(job->reason);
     g_free(job);
+}
+
+static DbVm *
+stop_as(SvcVms *vms, const char *id, const char *actor_id, const char *action,
+        const char *reason, const char *remote_addr, bool drop_ephemeral, GError **error)
+{
+    DbVm *stopping = set_state(vms, id, DB_VM_STOPPING, reason, actor_id, action, remote_addr,
+                               error);
+    StopJob *job;
+
+    if (!stopping)
+        return NULL;
+    job = g_new0(StopJob, 1);
+    job->id = g_strdup(id);
+    job->reason = g_strdup(reason);
+    job->drop_ephemeral = drop_ephemeral;
+    g_thread_pool_push(vms->stoppers, job, NULL);
+    return stopping;
 }
 
 /**
@@ -623,20 +656,28 @@ svc_vms_stop(SvcVms *vms, const DbUser *caller, const char *id, const char *reas
              const char *remote_addr, GError **error)
 {
     g_autoptr(DbVm) vm = svc_vms_get(vms, caller, id, error);
-    DbVm *stopping;
-    StopJob *job;
 
     if (!vm)
         return NULL;
-    stopping = set_state(vms, vm->id, DB_VM_STOPPING, reason, caller ? caller->id : NULL,
-                         "vm.stop", remote_addr, error);
-    if (!stopping)
-        return NULL;
-    job = g_new0(StopJob, 1);
-    job->id = g_strdup(vm->id);
-    job->reason = g_strdup(reason);
-    g_thread_pool_push(vms->stoppers, job, NULL);
-    return stopping;
+    return stop_as(vms, vm->id, caller->id, "vm.stop", reason, remote_addr, false, error);
+}
+
+/**
+ * svc_vms_stop_system:
+ * @vms: the service
+ * @id: the VM
+ * @action: what the audit log calls it, e.g. "vm.reap"
+ * @reason: why, shown on the VM
+ * @drop_ephemeral: delete the VM's ephemeral disks once it is off
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the VM in state `stopping`, or NULL.
+ */
+DbVm *
+svc_vms_stop_system(SvcVms *vms, const char *id, const char *action, const char *reason,
+                    bool drop_ephemeral, GError **error)
+{
+    return stop_as(vms, id, NULL, action, reason, NULL, drop_ephemeral, error);
 }
 
 typedef struct {
@@ -795,13 +836,15 @@ svc_vms_delete(SvcVms *vms, const DbUser *caller, const char *id, const char *re
  * svc_vms_mint_ticket:
  * @vms: the service
  * @vm: the VM
+ * @purpose: "page" (redeemed by the console page) or "ws" (opens the websocket)
  * @user_id: who may use it: the caller, or the owner a service account acts for
  * @error: return location for an error
  *
  * Returns: (transfer full): a ticket, valid once within ticket_ttl_s.
  */
 char *
-svc_vms_mint_ticket(SvcVms *vms, const DbVm *vm, const char *user_id, GError **error)
+svc_vms_mint_ticket(SvcVms *vms, const DbVm *vm, const char *purpose, const char *user_id,
+                    GError **error)
 {
     g_autofree char *ticket = vmb_secret_new_token("", error);
     g_autofree char *digest = NULL;
@@ -811,7 +854,8 @@ svc_vms_mint_ticket(SvcVms *vms, const DbVm *vm, const char *user_id, GError **e
         return NULL;
     digest = vmb_secret_sha256_hex(ticket, strlen(ticket));
     db = db_pool_acquire(vms->opts.db, error);
-    if (!db || !db_tickets_insert(db, digest, user_id, vm->id, vms->opts.ticket_ttl_s, error))
+    if (!db || !db_tickets_insert(db, digest, purpose, user_id, vm->id, vms->opts.ticket_ttl_s,
+                                  error))
         return NULL;
     return g_steal_pointer(&ticket);
 }

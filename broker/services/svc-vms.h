@@ -59,6 +59,10 @@ GPtrArray *svc_vms_list(SvcVms *vms, const DbUser *caller, const char *owner,
  * destroys it after stop_timeout_s and releases its ports. */
 DbVm *svc_vms_stop(SvcVms *vms, const DbUser *caller, const char *id, const char *reason,
                    const char *remote_addr, GError **error);
+/* The system stops a VM (the reaper): audited as @action with no actor; with
+ * @drop_ephemeral its ephemeral disks are deleted once it is off. */
+DbVm *svc_vms_stop_system(SvcVms *vms, const char *id, const char *action, const char *reason,
+                          bool drop_ephemeral, GError **error);
 DbVm *svc_vms_start(SvcVms *vms, const DbUser *caller, const char *id,
                     const char *remote_addr, GError **error);
 DbVm *svc_vms_reboot(SvcVms *vms, const DbUser *caller, const char *id,
@@ -66,7 +70,8 @@ DbVm *svc_vms_reboot(SvcVms *vms, const DbUser *caller, const char *id,
 bool svc_vms_delete(SvcVms *vms, const DbUser *caller, const char *id,
                     const char *remote_addr, GError **error);
 
-/* A one-time console ticket for @vm, usable by @user_id (shown once). */
-char *svc_vms_mint_ticket(SvcVms *vms, const DbVm *vm, const char *user_id, GError **error);
+/* A one-time console ticket for @vm, usable by @user_id for @purpose ("page" or "ws"). */
+char *svc_vms_mint_ticket(SvcVms *vms, const DbVm *vm, const char *purpose,
+                          const char *user_id, GError **error);
 /* The running domain's VNC password, for the authenticated console page. */
 char *svc_vms_vnc_password(SvcVms *vms, const DbVm *vm, GError **error);

@@ -250,7 +250,7 @@ class Broker:
             time.sleep(0.1)
         raise AssertionError('vmbroker serve did not answer /healthz:\n' + self.log())
 
-    def request(self, method, path, body=None, headers=None, timeout=30):
+    def request(self, method, path, body=None, headers=None, timeout=120):
         """Returns (status, headers as a lower-cased dict, body bytes)."""
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
@@ -264,7 +264,7 @@ class Broker:
         finally:
             conn.close()
 
-    def raw_request(self, method, path, body, headers, timeout=30):
+    def raw_request(self, method, path, body, headers, timeout=120):
         """Like request, but over a plain socket that keeps reading when the server answers
         before the whole body is sent (413) and closes: returns (status, headers, body)."""
         head = f'{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n'

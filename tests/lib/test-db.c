@@ -39,6 +39,7 @@ test_db_new(const char *tag, unsigned pool_size, unsigned vnc_first, unsigned ws
     DbPoolOptions opts = {
         .size = pool_size,
         .acquire_timeout_ms = 60000,
+        .connect_timeout_s = 60, /* 64 clients connecting at once on two busy cores */
         .statement_timeout_ms = 30000,
         .max_retries = 5,
     };

@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The console: the page redeems its ticket for the VNC password and a websocket ticket;
+// the websocket is checked (ticket, user, Origin, VM state) and then spliced to QEMU.
+#include "api.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "api-common.h"
+#include "http-problem.h"
+#include "svc-console.h"
+#include "vmb-log.h"
+
+/**
+ * api_console_session:
+ * @req: POST /api/v1/vms/{id}/console/session {ticket}
+ * @app: the daemon's state
+ *
+ * The ticket is the credential: the portal's student has no account to sign in with.
+ *
+ * Returns: 200 {password, ws_path, vm}.
+ */
+HttpReply *
+api_console_session(HttpRequest *req, void *app)
+{
+    App *a = app;
+    g_autoptr(json_object) body = NULL;
+    g_autoptr(json_object) out = json_object_new_object();
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DbVm) vm = NULL;
+    g_autofree char *password = NULL;
+    g_autofree char *ws_ticket = NULL;
+    g_autofree char *ws_path = NULL;
+    const char *ticket = NULL;
+    HttpReply *reply = api_json_body(req, &body);
+
+    if (reply)
+        return reply;
+    if (!api_json_string(body, "ticket", true, &ticket, &error))
+        return api_error(req, error);
+    if (!svc_console_session(a->console, http_request_param(req, "id"), ticket, &password,
+                             &ws_ticket, &vm, &error))
+        return api_error(req, error);
+    ws_path = g_strdup_printf("/api/v1/vms/%s/console/ws?ticket=%s", vm->id, ws_ticket);
+    json_object_object_add(out, "password", json_object_new_string(password));
+    json_object_object_add(out, "ws_path", json_object_new_string(ws_path));
+    json_object_object_add(out, "vm", api_vm_json(vm));
+    explicit_bzero(password, strlen(password));
+    return http_reply_json(200, out);
+}
+
+typedef struct {
+    SvcConsole *console;
+    char *vm_id;
+    int upstream_fd;   /* owned until handed to the relay */
+    GBytes *to_client; /* QEMU's bytes past its handshake */
+} ConsoleHandover;
+
+static void
+handover_free(void *data)
+{
+    ConsoleHandover *h = data;
+
+    if (h->upstream_fd >= 0)
+        close(h->upstream_fd);
+    if (h->to_client)
+        g_bytes_unref(h->to_client);
+    g_free(h->vm_id);
+    g_free(h);
+}
+
+static void
+console_done(void *handle)
+{
+    http_upgrade_close(handle);
+}
+
+/* Runs in libmicrohttpd's thread right after the 101: must not block. */
+static void
+console_upgraded(void *data, int sock, const void *extra, size_t extra_len, void *handle)
+{
+    ConsoleHandover *h = data;
+    g_autoptr(GBytes) to_upstream = extra_len ? g_bytes_new(extra, extra_len) : NULL;
+    g_autoptr(GError) error = NULL;
+    int fd = h->upstream_fd;
+
+    h->upstream_fd = -1; /* the relay owns it now, even if it refuses the pair */
+    if (!svc_console_attach(h->console, sock, fd, h->to_client, to_upstream, h->vm_id,
+                            console_done, handle, &error)) {
+        vmb_warning("console of VM %s: %s", h->vm_id, error->message);
+        http_upgrade_close(handle);
+    }
+    handover_free(h);
+}
+
+static bool
+header_has_token(const char *value, const char *token)
+{
+    g_auto(GStrv) parts = value ? g_strsplit(value, ",", -1) : NULL;
+
+    for (char **p = parts; p && *p; p++)
+        if (g_ascii_strcasecmp(g_strstrip(*p), token) == 0)
+            return true;
+    return false;
+}
+
+/* The caller named by the request's credentials, if any; a bad bearer token is refused. */
+static HttpReply *
+optional_caller(HttpRequest *req, App *a, ApiCaller **ret_caller)
+{
+    if (http_request_header(req, "Authorization") ||
+        (http_request_cookie(req, api_session_cookie(a)) &&
+         http_request_header(req, "Authorization") == NULL)) {
+        HttpReply *reply = api_authenticate(req, a, ret_caller);
+        /* A stale session cookie is no reason to refuse: the ticket is the credential. */
+        if (reply && !http_request_header(req, "Authorization")) {
+            http_reply_free(reply);
+            *ret_caller = NULL;
+            return NULL;
+        }
+        return reply;
+    }
+    return NULL;
+}
+
+/**
+ * api_console_ws:
+ * @req: GET /api/v1/vms/{id}/console/ws?ticket=T (a websocket upgrade)
+ * @app: the daemon's state
+ *
+ * Every refusal happens before QEMU is contacted: not a websocket (400/426), a foreign
+ * Origin (403; no Origin only for bearer-token clients), a bad, used or expired ticket or
+ * another user's (401/403), a VM that does not run (409).
+ *
+ * Returns: 101 with QEMU's Sec-WebSocket-Accept, then the bytes flow through the relay.
+ */
+HttpReply *
+api_console_ws(HttpRequest *req, void *app)
+{
+    App *a = app;
+    g_autoptr(ApiCaller) caller = NULL;
+    g_autoptr(GError) error = NULL;
+    g_auto(VmbWsUpstream) up = VMB_WSUPSTREAM_INIT;
+    const char *ticket = http_request_query(req, "ticket");
+    const char *origin = http_request_header(req, "Origin");
+    const char *key = http_request_header(req, "Sec-WebSocket-Key");
+    const char *version = http_request_header(req, "Sec-WebSocket-Version");
+    g_autofree char *ours = NULL;
+    ConsoleHandover *h;
+    HttpReply *reply;
+
+    if (!header_has_token(http_request_header(req, "Upgrade"), "websocket") ||
+        !header_has_token(http_request_header(req, "Connection"), "upgrade") || !key)
+        return http_problem_new(400, "This is a websocket endpoint.", NULL);
+    if (!version || strcmp(version, "13") != 0) {
+        reply = http_problem_new(426, "Only websocket version 13 is spoken here.", NULL);
+        http_reply_add_header(reply, "Sec-WebSocket-Version", "13");
+        return reply;
+    }
+    if ((reply = optional_caller(req, a, &caller)))
+        return reply;
+    ours = api_public_origin(a);
+    if (origin ? strcmp(origin, ours) != 0 : !(caller && caller->kind == API_AUTH_TOKEN))
+        return http_problem_new(403, "Cross-site console connections are refused.", NULL);
+    if (!ticket)
+        return http_problem_new(401, "A console ticket is required.", NULL);
+    if (!svc_console_open(a->console, http_request_param(req, "id"), ticket,
+                          caller ? caller->user->id : NULL, key,
+                          http_request_header(req, "Sec-WebSocket-Protocol"), &up, &error))
+        return api_error(req, error);
+
+    h = g_new0(ConsoleHandover, 1);
+    h->console = a->console;
+    h->vm_id = g_strdup(http_request_param(req, "id"));
+    h->upstream_fd = up.fd;
+    up.fd = -1;
+    h->to_client = up.leftover ? g_bytes_ref(up.leftover) : NULL;
+    reply = http_reply_upgrade(console_upgraded, h, handover_free);
+    http_reply_add_header(reply, "Upgrade", "websocket");
+    http_reply_add_header(reply, "Sec-WebSocket-Accept", up.accept);
+    if (up.protocol)
+        http_reply_add_header(reply, "Sec-WebSocket-Protocol", up.protocol);
+    return reply;
+}

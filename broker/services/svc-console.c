@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Console connections. Every refusal (ticket, user, VM state) happens before a connection
+// to QEMU is opened. Connects and disconnects reach PostgreSQL through one worker thread,
+// because the relay's callbacks run on its event loop and must not block.
+#include "svc-console.h"
+
+#include <string.h>
+
+#include "db-audit.h"
+#include "db-tickets.h"
+#include "dom-lifecycle.h"
+#include "svc-vms.h"
+#include "vmb-error.h"
+#include "vmb-secret.h"
+
+/* How long a connect to QEMU's websocket and its handshake may take. */
+#define UPSTREAM_TIMEOUT_MS 3000
+
+struct SvcConsole {
+    SvcConsoleOptions opts;
+    char *console_listen;
+    VmbSplice *splice;
+    GThreadPool *events; /* ConsoleEvent, one at a time, in order */
+};
+
+typedef struct {
+    char *vm_id;
+    int delta;         /* +1 connect, -1 disconnect */
+    guint64 bytes_in;  /* on disconnect */
+    guint64 bytes_out;
+    char *reason;      /* on disconnect */
+} ConsoleEvent;
+
+static void
+event_job(gpointer data, gpointer user_data)
+{
+    SvcConsole *console = user_data;
+    ConsoleEvent *ev = data;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(DbConn) db = db_pool_acquire(console->opts.db, &err);
+    g_autofree char *detail = ev->delta < 0
+        ? g_strdup_printf("{\"bytes_in\": %" G_GUINT64_FORMAT ", \"bytes_out\": %"
+                          G_GUINT64_FORMAT "}", ev->bytes_in, ev->bytes_out)
+        : NULL;
+    DbAuditEntry entry = {
+        .action = ev->delta > 0 ? "console.connect" : "console.disconnect",
+        .object_kind = "vm",
+        .object_id = ev->vm_id,
+        .detail_json = detail,
+    };
+
+    /* Best effort: a lost count is repaired when the VM stops (its count is reset). */
+    if (db && db_vms_console_adjust(db, ev->vm_id, ev->delta, NULL))
+        db_audit_insert(db, &entry, NULL);
+    if (console->opts.metrics)
+        vmb_metrics_add(console->opts.metrics, ev->delta > 0
+                            ? "vmbroker_console_connects_total"
+                            : "vmbroker_console_disconnects_total", 1, NULL);
+    g_free(ev->vm_id);
+    g_free(ev->reason);
+    g_free(ev);
+}
+
+static void
+queue_event(SvcConsole *console, const char *vm_id, int delta, guint64 in, guint64 out,
+            const char *reason)
+{
+    ConsoleEvent *ev = g_new0(ConsoleEvent, 1);
+
+    ev->vm_id = g_strdup(vm_id);
+    ev->delta = delta;
+    ev->bytes_in = in;
+    ev->bytes_out = out;
+    ev->reason = g_strdup(reason);
+    g_thread_pool_push(console->events, ev, NULL);
+}
+
+static void
+on_close(const char *tag, guint64 bytes_in, guint64 bytes_out, const char *reason, void *data)
+{
+    queue_event(data, tag, -1, bytes_in, bytes_out, reason);
+}
+
+/**
+ * svc_console_new:
+ * @opts: settings; copied
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the console service with its relay thread, or NULL.
+ */
+SvcConsole *
+svc_console_new(const SvcConsoleOptions *opts, GError **error)
+{
+    g_autoptr(SvcConsole) console = g_new0(SvcConsole, 1);
+
+    console->opts = *opts;
+    console->console_listen = g_strdup(opts->console_listen);
+    console->opts.console_listen = console->console_listen;
+    console->events = g_thread_pool_new(event_job, console, 1, TRUE, NULL);
+    console->splice = vmb_splice_new(&(VmbSpliceOptions) {
+        .buffer_size = opts->buffer_size,
+        .on_close = on_close,
+        .on_close_data = console,
+    }, error);
+    if (!console->splice)
+        return NULL;
+    if (opts->metrics) {
+        vmb_metrics_declare(opts->metrics, "vmbroker_console_connects_total",
+                            VMB_METRIC_COUNTER, "Console websocket connections made.", NULL, 0);
+        vmb_metrics_declare(opts->metrics, "vmbroker_console_disconnects_total",
+                            VMB_METRIC_COUNTER, "Console websocket connections ended.", NULL, 0);
+    }
+    return g_steal_pointer(&console);
+}
+
+/**
+ * svc_console_free:
+ * @console: (nullable): the service
+ *
+ * Closes every console (the relay thread ends) and records the disconnects.
+ */
+void
+svc_console_free(SvcConsole *console)
+{
+    if (!console)
+        return;
+    g_clear_pointer(&console->splice, vmb_splice_free);
+    if (console->events)
+        g_thread_pool_free(console->events, FALSE, TRUE);
+    g_free(console->console_listen);
+    g_free(console);
+}
+
+static DbVm *
+running_vm(SvcConsole *console, DbConn *db, const char *vm_id, GError **error)
+{
+    g_autoptr(DbVm) vm = db_vms_get(db, vm_id, NULL, error);
+
+    if (!vm)
+        return NULL;
+    if (vm->state != DB_VM_RUNNING || !vm->ws_port) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "The VM is %s; start it first.",
+                    db_vm_state_to_string(vm->state));
+        return NULL;
+    }
+    return g_steal_pointer(&vm);
+}
+
+/**
+ * svc_console_session:
+ * @console: the service
+ * @vm_id: the VM the page is for
+ * @ticket: the "page" ticket from console_url
+ * @ret_password: (out): the VNC password
+ * @ret_ws_ticket: (out): a "ws" ticket for the same user
+ * @ret_vm: (out): the VM
+ * @error: return location for an error
+ *
+ * Returns: true when the ticket was good and the VM runs.
+ */
+bool
+svc_console_session(SvcConsole *console, const char *vm_id, const char *ticket,
+                    char **ret_password, char **ret_ws_ticket, DbVm **ret_vm, GError **error)
+{
+    g_autofree char *digest = vmb_secret_sha256_hex(ticket, strlen(ticket));
+    g_autofree char *user_id = NULL;
+    g_autofree char *password = NULL;
+    g_autofree char *ws_ticket = NULL;
+    g_autoptr(DbConn) db = db_pool_acquire(console->opts.db, error);
+    g_autoptr(DbVm) vm = NULL;
+    g_autoptr(virConnect) conn = NULL;
+    g_autoptr(virDomain) dom = NULL;
+
+    if (!db || !db_tickets_consume(db, digest, "page", vm_id, &user_id, error))
+        return false;
+    vm = running_vm(console, db, vm_id, error);
+    if (!vm)
+        return false;
+    g_clear_pointer(&db, db_conn_release);
+    conn = dom_hypervisor_get(console->opts.hv, error);
+    dom = conn ? dom_lifecycle_lookup(conn, vm->name, error) : NULL;
+    password = dom ? dom_lifecycle_vnc_password(dom, error) : NULL;
+    if (!password)
+        return false;
+    ws_ticket = svc_vms_mint_ticket(console->opts.vms, vm, "ws", user_id, error);
+    if (!ws_ticket)
+        return false;
+    *ret_password = g_steal_pointer(&password);
+    *ret_ws_ticket = g_steal_pointer(&ws_ticket);
+    *ret_vm = g_steal_pointer(&vm);
+    return true;
+}
+
+/**
+ * svc_console_open:
+ * @console: the service
+ * @vm_id: the VM
+ * @ticket: the "ws" ticket
+ * @caller_id: (nullable): the user the request's credentials name, if it had any
+ * @ws_key: the client's Sec-WebSocket-Key
+ * @ws_protocol: (nullable): the client's Sec-WebSocket-Protocol
+ * @ret_upstream: (out): QEMU's side, handshake done
+ * @error: return location for an error
+ *
+ * Returns: true when QEMU accepted the websocket.
+ */
+bool
+svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
+                 const char *caller_id, const char *ws_key, const char *ws_protocol,
+                 VmbWsUpstream *ret_upstream, GError **error)
+{
+    g_autofree char *digest = vmb_secret_sha256_hex(ticket, strlen(ticket));
+    g_autofree char *user_id = NULL;
+    g_autoptr(DbConn) db = NULL;
+    g_autoptr(DbVm) vm = NULL;
+
+    if (!vmb_wsupstream_key_valid(ws_key)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "Sec-WebSocket-Key is malformed.");
+        return false;
+    }
+    db = db_pool_acquire(console->opts.db, error);
+    if (!db || !db_tickets_consume(db, digest, "ws", vm_id, &user_id, error))
+        return false;
+    if (caller_id && strcmp(caller_id, user_id) != 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_FORBIDDEN,
+                    "This console ticket was issued to another user.");
+        return false;
+    }
+    vm = running_vm(console, db, vm_id, error);
+    if (!vm)
+        return false;
+    g_clear_pointer(&db, db_conn_release);
+    return vmb_wsupstream_connect(console->console_listen, vm->ws_port, NULL, ws_key,
+                                  ws_protocol, UPSTREAM_TIMEOUT_MS, ret_upstream, error);
+}
+
+/**
+ * svc_console_attach:
+ * @console: the service
+ * @client_sock: the upgraded client socket (not owned)
+ * @upstream_fd: QEMU's side (owned from now on, even on failure)
+ * @to_client: (nullable): bytes QEMU sent past its handshake
+ * @to_upstream: (nullable): bytes the client sent past its request
+ * @vm_id: the VM
+ * @done: runs when the pair ends, to close the client socket
+ * @done_data: passed to @done
+ * @error: return location for an error
+ *
+ * Returns: true when the relay took the pair.
+ */
+bool
+svc_console_attach(SvcConsole *console, int client_sock, int upstream_fd, GBytes *to_client,
+                   GBytes *to_upstream, const char *vm_id, VmbSpliceDoneFunc done,
+                   void *done_data, GError **error)
+{
+    if (!vmb_splice_add(console->splice, client_sock, upstream_fd, to_client, to_upstream,
+                        vm_id, done, done_data, error))
+        return false;
+    queue_event(console, vm_id, +1, 0, 0, NULL);
+    return true;
+}
+
+/**
+ * svc_console_close_vm:
+ * @console: the service
+ * @vm_id: the VM
+ * @reason: why, for the disconnect records
+ */
+void
+svc_console_close_vm(SvcConsole *console, const char *vm_id, const char *reason)
+{
+    vmb_splice_close_tag(console->splice, vm_id, reason);
+}
+
+/**
+ * svc_console_vm_activity:
+ * @console: the service
+ * @vm_id: the VM
+ * @ret_connections: (out): open connections
+ * @ret_last_client_us: (out): wall-clock µs of the last client byte, 0 when none open
+ */
+void
+svc_console_vm_activity(SvcConsole *console, const char *vm_id, unsigned *ret_connections,
+                        gint64 *ret_last_client_us)
+{
+    unsigned n = 0;
+    gint64 last = 0;
+
+    if (!vmb_splice_tag_stats(console->splice, vm_id, &n, &last, NULL, NULL)) {
+        n = 0;
+        last = 0;
+    }
+    *ret_connections = n;
+    *ret_last_client_us = last;
+}
+
+/**
+ * svc_console_stats:
+ * @console: the service
+ * @ret: (out): the relay's totals
+ */
+void
+svc_console_stats(SvcConsole *console, VmbSpliceStats *ret)
+{
+    vmb_splice_stats(console->splice, ret);
+}

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Consoles: redeeming one-time tickets, opening QEMU's websocket, handing the pair to the
+// relay engine, and keeping count of connections and activity per VM.
+#pragma once
+
+#include <stdbool.h>
+#include <glib.h>
+
+#include "db-pool.h"
+#include "db-vms.h"
+#include "dom-hypervisor.h"
+#include "vmb-metrics.h"
+#include "vmb-splice.h"
+#include "vmb-wsupstream.h"
+
+typedef struct SvcConsole SvcConsole;
+typedef struct SvcVms SvcVms;
+
+typedef struct {
+    DbPool *db;                  /* PostgreSQL */
+    DomHypervisor *hv;           /* libvirt */
+    SvcVms *vms;                 /* mints tickets */
+    const char *console_listen;  /* where QEMU's websocket servers listen */
+    size_t buffer_size;          /* relay buffer per direction */
+    VmbMetrics *metrics;         /* (nullable) connection counters */
+} SvcConsoleOptions;
+
+SvcConsole *svc_console_new(const SvcConsoleOptions *opts, GError **error);
+void svc_console_free(SvcConsole *console);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SvcConsole, svc_console_free)
+
+/* Redeems a "page" ticket: @ret_password gets the VM's VNC password, @ret_ws_ticket a fresh
+ * "ws" ticket for the same user, @ret_vm the VM. VMB_ERROR_UNAUTHORIZED for a bad ticket,
+ * VMB_ERROR_CONFLICT when the VM does not run. */
+bool svc_console_session(SvcConsole *console, const char *vm_id, const char *ticket,
+                         char **ret_password, char **ret_ws_ticket, DbVm **ret_vm,
+                         GError **error);
+/* Redeems a "ws" ticket (of @caller_id when the request carried credentials) and opens
+ * QEMU's websocket with the client's key. */
+bool svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
+                      const char *caller_id, const char *ws_key, const char *ws_protocol,
+                      VmbWsUpstream *ret_upstream, GError **error);
+/* Hands the pair to the relay; @done runs (on the relay's thread) when it ends. */
+bool svc_console_attach(SvcConsole *console, int client_sock, int upstream_fd,
+                        GBytes *to_client, GBytes *to_upstream, const char *vm_id,
+                        VmbSpliceDoneFunc done, void *done_data, GError **error);
+/* Closes every console of a VM (it stopped, or exclusive mode). */
+void svc_console_close_vm(SvcConsole *console, const char *vm_id, const char *reason);
+/* Open connections and the time of the last client byte (g_get_real_time µs, 0: none). */
+void svc_console_vm_activity(SvcConsole *console, const char *vm_id, unsigned *ret_connections,
+                             gint64 *ret_last_client_us);
+/* Relay totals, for /metrics. */
+void svc_console_stats(SvcConsole *console, VmbSpliceStats *ret);
