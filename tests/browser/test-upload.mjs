@@ -26,7 +26,10 @@ await run('upload', async ({ broker, context, page, name }) => {
     const res = await answer;
     check(res.status() !== 404 && res.status() !== 405,
         `PUT /api/v1/isos/{name} answered ${res.status()}: the server lacks the upload endpoint, so the upload page cannot work`);
-    check(res.status() === 201, `PUT /api/v1/isos/memtest86-x64.iso answered ${res.status()}: ${await res.text()}`);
+    if (res.status() !== 201) {
+        await page.locator('#upload-msg').filter({ hasText: /\S/ }).waitFor();
+        throw new Error(`PUT /api/v1/isos/memtest86-x64.iso answered ${res.status()}; the page says: ${await page.locator('#upload-msg').textContent()}`);
+    }
     await page.locator('#result').waitFor();
     check(await page.locator('#result-name').textContent() === 'memtest86-x64.iso', 'the result shows another name');
     check((await page.locator('#result-size').textContent()).includes(`(${bytes.length} bytes)`),

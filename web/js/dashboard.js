@@ -234,8 +234,8 @@ async function loadIsos() {
             btn.addEventListener('click', () => boot(btn, { template: t.name, iso: iso.id }, $('iso-msg')));
             actions.append(btn);
         }
-        // Course images (an admin's uploads) are everybody's to use, but only theirs to delete.
-        if (!iso.owner || iso.owner === me.username || me.role === 'admin') {
+        // Course images (public: an admin's uploads) are everybody's to use, not to delete.
+        if (!iso.public || me.role === 'admin') {
             const del = el('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${iso.name}` }, 'Delete');
             del.addEventListener('click', async () => {
                 if (!confirm(`Delete the ISO ${iso.name}?`)) return;
@@ -251,7 +251,7 @@ async function loadIsos() {
             actions.append(del);
         }
         const facts = [bytes(Number(iso.size))];
-        if (iso.owner) facts.push(`uploaded by ${iso.owner}`);
+        if (iso.public) facts.push('course image, for everyone');
         if (iso.created_at) facts.push(ago(iso.created_at));
         list.append(el('li', { class: 'card iso', dataset: { id: iso.id } },
             el('h3', {}, iso.name),
