@@ -143,10 +143,13 @@ async function reconnect() {
     say($('console-msg'), '');
     status('connecting', 'Asking for a new console ticket…');
     try {
-        const r = await api('POST', `/api/v1/vms/${encodeURIComponent(vmId)}/console`);
+        const r = await api('POST', `/api/v1/vms/${encodeURIComponent(vmId)}/console`, { noAuthRedirect: true });
         await start(vmId, r.ticket);
     } catch (e) {
-        fail(e instanceof ApiError ? e.message : String(e));
+        if (e instanceof ApiError && (e.status === 401 || e.status === 403))
+            fail('Reconnecting needs a fresh console link: open the console again from your desktops (or from your course portal).');
+        else
+            fail(e instanceof ApiError ? e.message : String(e));
     }
 }
 
