@@ -37,6 +37,10 @@ HttpReply *api_isos_delete(HttpRequest *req, void *app);
 HttpReply *api_console_session(HttpRequest *req, void *app);
 HttpReply *api_console_ws(HttpRequest *req, void *app);
 
+HttpReply *api_users_list(HttpRequest *req, void *app);
+HttpReply *api_users_disable(HttpRequest *req, void *app);
+HttpReply *api_users_enable(HttpRequest *req, void *app);
+
 HttpReply *api_tokens_create(HttpRequest *req, void *app);
 HttpReply *api_tokens_list(HttpRequest *req, void *app);
 HttpReply *api_tokens_delete(HttpRequest *req, void *app);

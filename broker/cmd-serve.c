@@ -14,6 +14,7 @@
 #include "db-templates.h"
 #include "dom-storage.h"
 #include "svc-reaper.h"
+#include "vmb-net.h"
 #include "vmb-log.h"
 
 typedef struct {
@@ -127,6 +128,15 @@ cmd_serve(const char *config_path, int argc, char **argv)
     }
     host_id = g_steal_pointer(&prep.host_id);
 
+    /* With a local hypervisor QEMU listens here: an address this host lacks would only show
+     * later, as every console port "held by someone else". */
+    if ((g_str_has_prefix(cfg->libvirt_uri, "qemu:///") ||
+         g_str_has_prefix(cfg->libvirt_uri, "qemu+unix:///")) &&
+        !vmb_net_port_is_free(cfg->console_listen, 0, NULL)) {
+        cmd_fail("config: console.listen = '%s': not an address of this host, so QEMU cannot "
+                 "listen there", cfg->console_listen);
+        return CMD_EXIT_FAILURE;
+    }
     hv = dom_hypervisor_new(cfg->libvirt_uri);
     {
         g_autoptr(virConnect) conn = dom_hypervisor_get(hv, &error);

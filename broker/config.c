@@ -336,6 +336,23 @@ ranges_overlap(const ConfigPortRange *a, const ConfigPortRange *b)
 }
 
 /**
+ * config_key_names:
+ *
+ * Returns: (transfer full): every configuration key as "section.key".
+ */
+GStrv
+config_key_names(void)
+{
+    g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+        g_autofree char *name = g_strdup_printf("%s.%s", keys[i].section, keys[i].key);
+        g_strv_builder_add(b, name);
+    }
+    return g_strv_builder_end(b);
+}
+
+/**
  * config_load:
  * @path: (nullable): the INI file; NULL for defaults and environment only
  * @error: return location for a VMB_ERROR_CONFIG error naming key, value and reason

@@ -74,6 +74,8 @@ typedef struct {
 } Config;
 
 Config *config_load(const char *path, GError **error);
+/* Every key as "section.key", NULL-terminated, in the table's order. */
+GStrv config_key_names(void);
 void config_free(Config *cfg);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Config, config_free)
 

@@ -16,6 +16,7 @@
 #include "dom-xml.h"
 #include "svc-users.h"
 #include "vmb-error.h"
+#include "vmb-log.h"
 #include "vmb-net.h"
 #include "vmb-secret.h"
 
@@ -537,7 +538,14 @@ svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, GE
 DbVm *
 svc_vms_get(SvcVms *vms, const DbUser *caller, const char *id, GError **error)
 {
-    g_autoptr(DbConn) db = db_pool_acquire(vms->opts.db, error);
+    g_autoptr(DbConn) db = NULL;
+
+    /* Not a uuid: no such VM (rather than a type error from PostgreSQL). */
+    if (!g_uuid_string_is_valid(id)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No such VM.");
+        return NULL;
+    }
+    db = db_pool_acquire(vms->opts.db, error);
 
     return db ? db_vms_get(db, id, owner_filter(caller), error) : NULL;
 }
@@ -614,9 +622,13 @@ stop_job(gpointer data, gpointer user_data)
         if (ok && job->drop_ephemeral)
             drop_ephemeral_disks(vms, conn, vm);
     }
+    if (!ok && vm)
+        vmb_warning("stopping VM %s: %s", vm->name, err->message);
+    /* The reason is shown to users: libvirt's words stay in the log. */
     if (vm)
         done = set_state(vms, job->id, ok ? DB_VM_STOPPED : DB_VM_ERROR,
-                         ok ? job->reason : err->message, NULL, NULL, NULL, NULL);
+                         ok ? job->reason : "the stop failed; an administrator can see why in "
+                                            "the broker's log", NULL, NULL, NULL, NULL);
     g_free(job->id);
     g_free(job->reason);
     g_free(job);

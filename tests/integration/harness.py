@@ -213,6 +213,16 @@ def run(args, config=None, env=None, input=None, timeout=WAIT_S):
                           stdin=None if input is not None else subprocess.DEVNULL)
 
 
+def remove_pools(prefix):
+    """Removes the storage pools `serve` defines for PREFIX (their folders are the test's)."""
+    if not prefix:
+        return
+    for kind in ('isos', 'base', 'disks'):
+        for action in ('pool-destroy', 'pool-undefine'):
+            subprocess.run(['virsh', '-q', '-c', 'qemu:///system', action, prefix + kind],
+                           capture_output=True, timeout=60)
+
+
 class Broker:
     """A running `vmbroker serve`; stopped (and reaped) when the test finishes."""
 
@@ -307,6 +317,7 @@ class Broker:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+        remove_pools(self.sections.get('libvirt', {}).get('name_prefix'))
 
 
 # --- test case base ------------------------------------------------------------------------
