@@ -94,6 +94,18 @@ await run('console', async ({ broker, page, name }) => {
     // The VM stops: the page says so.
     const stop = await broker.api('POST', `/api/v1/vms/${vm.id}/stop`);
     check(stop.status === 202, `stop answered ${stop.status}`);
-    await page.waitForFunction(() => document.body.dataset.consoleState === 'disconnected');
+    // The guest is gone (QEMU exits): vmbroker must close the browser's websocket.
+    await waitFor('the VM to be stopped in the API', async () =>
+        (await broker.api('GET', `/api/v1/vms/${vm.id}`)).body.state === 'stopped');
+    try {
+        await page.waitForFunction(() => document.body.dataset.consoleState === 'disconnected');
+    } catch {
+        const after = (await broker.api('GET', `/api/v1/vms/${vm.id}`)).body;
+        const ps = spawnSync('virsh', ['-c', 'qemu:///system', 'domstate', vm.name], { encoding: 'utf8' });
+        await shot(page, name, 'still-connected');
+        throw new Error(`the VM stopped (API: ${after.state}, ${after.state_reason}; virsh: ${ps.stdout.trim()}) but `
+            + `the console page still says "${await page.locator('#console-status').textContent()}": vmbroker did not `
+            + 'close the websocket (GET /api/v1/vms/{id}/console/ws) when QEMU went away');
+    }
     await shot(page, name, 'disconnected');
 });
