@@ -103,6 +103,10 @@ await run('console', async ({ broker, page, name }) => {
         const after = (await broker.api('GET', `/api/v1/vms/${vm.id}`)).body;
         const ps = spawnSync('virsh', ['-c', 'qemu:///system', 'domstate', vm.name], { encoding: 'utf8' });
         await shot(page, name, 'still-connected');
+        if (ps.stdout.trim() === 'running')
+            throw new Error(`the API says the VM is ${after.state} (${after.state_reason}) but libvirt says its domain `
+                + `${vm.name} is still running, so its console rightly stays connected: POST /api/v1/vms/{id}/stop `
+                + 'marked the VM stopped without the guest going away');
         throw new Error(`the VM stopped (API: ${after.state}, ${after.state_reason}; virsh: ${ps.stdout.trim()}) but `
             + `the console page still says "${await page.locator('#console-status').textContent()}": vmbroker did not `
             + 'close the websocket (GET /api/v1/vms/{id}/console/ws) when QEMU went away');
