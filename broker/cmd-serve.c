@@ -166,6 +166,11 @@ cmd_serve(const char *config_path, int argc, char **argv)
     });
     vmb_metrics_declare(metrics, "vmbroker_db_pool_waits_total", VMB_METRIC_COUNTER,
                         "Database connection requests that had to wait.", NULL, 0);
+    vmb_metrics_declare(metrics, "vmbroker_vms", VMB_METRIC_GAUGE, "VMs by state.", NULL, 0);
+    vmb_metrics_declare(metrics, "vmbroker_ports_free", VMB_METRIC_GAUGE,
+                        "Console ports that can be leased now, by kind.", NULL, 0);
+    vmb_metrics_declare(metrics, "vmbroker_console_connections", VMB_METRIC_GAUGE,
+                        "Console connections open now.", NULL, 0);
     vms = svc_vms_new(&(SvcVmsOptions) {
         .db = pool,
         .hv = hv,

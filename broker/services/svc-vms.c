@@ -161,6 +161,7 @@ insert_tx(DbConn *conn, void *data, GError **error)
 {
     InsertTx *tx = data;
 
+    g_clear_pointer(&tx->vm, db_vm_free); /* a retried transaction runs this again */
     tx->vm = db_vms_insert(conn, tx->spec, &tx->lease, error);
     return tx->vm && audit(conn, tx->actor_id, "vm.create", tx->vm->id, tx->remote_addr, NULL,
                            error);
@@ -182,6 +183,7 @@ state_tx(DbConn *conn, void *data, GError **error)
 {
     StateTx *tx = data;
 
+    g_clear_pointer(&tx->vm, db_vm_free);
     tx->vm = db_vms_set_state(conn, tx->id, tx->to, tx->reason, tx->cooldown_s, error);
     return tx->vm && (!tx->action || audit(conn, tx->actor_id, tx->action, tx->id,
                                            tx->remote_addr, NULL, error));
@@ -501,8 +503,10 @@ svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, GE
         .actor_id = req->caller->id,
         .remote_addr = req->remote_addr,
     };
-    if (!db_pool_transaction(vms->opts.db, insert_tx, &tx, error))
+    if (!db_pool_transaction(vms->opts.db, insert_tx, &tx, error)) {
+        db_vm_free(tx.vm);
         return NULL;
+    }
 
     conn = dom_hypervisor_get(vms->opts.hv, &err);
     if (!conn || !plan_start(vms, conn, tx.vm, tmpl, iso ? iso->volume : NULL, &plan, &err) ||
@@ -705,6 +709,7 @@ start_tx(DbConn *conn, void *data, GError **error)
 {
     StartTx *tx = data;
 
+    g_clear_pointer(&tx->vm, db_vm_free);
     tx->vm = db_vms_start(conn, tx->id, &tx->lease, error);
     return tx->vm && audit(conn, tx->actor_id, "vm.start", tx->id, tx->remote_addr, NULL,
                            error);
@@ -752,8 +757,10 @@ svc_vms_start(SvcVms *vms, const DbUser *caller, const char *id, const char *rem
         g_clear_pointer(&db, db_conn_release);
     }
     tx = (StartTx) { vm->id, lease_options(vms), caller->id, remote_addr, NULL };
-    if (!db_pool_transaction(vms->opts.db, start_tx, &tx, error))
+    if (!db_pool_transaction(vms->opts.db, start_tx, &tx, error)) {
+        db_vm_free(tx.vm);
         return NULL;
+    }
     conn = dom_hypervisor_get(vms->opts.hv, &err);
     if (!conn || !plan_start(vms, conn, tx.vm, tmpl, iso ? iso->volume : NULL, &plan, &err) ||
         !define_and_start(vms, conn, tx.vm, tmpl, &plan, &defined, &err)) {

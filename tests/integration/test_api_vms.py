@@ -812,6 +812,11 @@ class Portal(VmCase):
                   and 'route="/api/v1/vms"' in l]
         self.assertTrue(routes, text)
         self.assertTrue(any('method="POST"' in l and 'status="201"' in l for l in routes), routes)
+        # State read at scrape time: one VM running, one port of each kind taken.
+        self.assertIn('vmbroker_vms{state="running"} 1\n', text)
+        self.assertIn('vmbroker_vms{state="stopped"} 0\n', text)
+        for kind, ports in (('vnc', self.vnc_ports), ('ws', self.ws_ports)):
+            self.assertIn(f'vmbroker_ports_free{{kind="{kind}"}} {len(ports) - 1}\n', text)
 
 
 if __name__ == '__main__':
