@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Scenario 3: a non-admin opening admin.html sees "admins only" and no data; the admin sees
+// every VM with its owner, ports and state, and the users list (or a clear message while the
+// server has no GET /api/v1/users).
+import { check, run, shot, signIn } from './lib.mjs';
+
+await run('admin', async ({ broker, page, name }) => {
+    // A VM of bob's, made through the API as the admin on his behalf.
+    const made = await broker.api('POST', '/api/v1/vms', { template: 'memtest', owner: 'bob' });
+    check(made.status === 201, `POST /api/v1/vms for bob answered ${made.status}: ${JSON.stringify(made.body)}`);
+    const vm = made.body.vm;
+
+    await signIn(page, broker, 'alice');
+    await page.goto('about:blank'); // the dashboard's polls are not the admin page's
+    const asked = [];
+    page.on('request', (r) => { if (r.url().includes('/api/v1/')) asked.push(`${r.method()} ${new URL(r.url()).pathname}`); });
+    await page.goto(`${broker.origin}/ui/admin.html`);
+    await page.getByText('Admins only').waitFor();
+    check(await page.locator('#admin-content').isHidden(), 'the admin content is visible to alice');
+    check(await page.locator('#vm-rows tr').count() === 0, 'alice sees VM rows on the admin page');
+    const leaked = asked.filter((a) => a !== 'GET /api/v1/me');
+    check(leaked.length === 0, `the admin page asked the API for more than /me as alice: ${leaked.join(', ')}`);
+    check(await page.getByRole('link', { name: 'Admin' }).count() === 0, 'alice has an Admin link');
+    await shot(page, name, 'non-admin');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL((u) => new URL(u).pathname === '/');
+
+    await signIn(page, broker, 'root');
+    await page.getByRole('link', { name: 'Admin' }).click();
+    await page.waitForURL(/\/ui\/admin\.html$/);
+    const row = page.locator(`#vm-rows tr[data-id="${vm.id}"]`);
+    await row.waitFor();
+    const cells = await row.locator('td').allTextContents();
+    check(cells[0] === vm.name && cells[1] === 'bob' && cells[2] === 'memtest',
+        `the row reads ${JSON.stringify(cells)}`);
+    check(cells[4].includes(String(vm.vnc_port)) && cells[4].includes(String(vm.ws_port)),
+        `ports ${vm.vnc_port}/${vm.ws_port} not shown: ${cells[4]}`);
+    await page.locator(`#vm-rows tr[data-id="${vm.id}"][data-state="running"]`).waitFor();
+
+    // Users: the list, or a clear message naming the missing endpoint.
+    const users = await broker.api('GET', '/api/v1/users');
+    if (users.status === 404) {
+        await page.locator('#users-msg').filter({ hasText: 'GET /api/v1/users answered 404' }).waitFor();
+    } else {
+        await page.locator('#user-rows tr').first().waitFor();
+        const names = await page.locator('#user-rows tr td:first-child').allTextContents();
+        for (const u of ['root', 'alice', 'bob'])
+            check(names.includes(u), `user ${u} missing from the users list: ${names}`);
+    }
+    await shot(page, name, 'admin');
+
+    // The admin stops bob's VM from the page; the reason says who.
+    await row.getByRole('button', { name: `Stop ${vm.name}` }).click();
+    await page.locator(`#vm-rows tr[data-id="${vm.id}"][data-state="stopped"]`).waitFor();
+    const apiVm = (await broker.api('GET', `/api/v1/vms/${vm.id}`)).body;
+    check(apiVm.state === 'stopped', `the API says ${apiVm.state}`);
+    page.once('dialog', (d) => d.accept());
+    await page.locator(`#vm-rows tr[data-id="${vm.id}"]`).getByRole('button', { name: `Delete ${vm.name}` }).click();
+    await page.locator('#vm-empty').waitFor({ state: 'visible' });
+    check((await broker.vms()).length === 0, 'the VM is still in the API after delete');
+    await shot(page, name, 'admin-after-delete');
+});

@@ -1,0 +1,126 @@
+// The admin page: every VM (owner, ports, state, age) with stop and delete, and the users with
+// disable. A non-admin sees "Admins only" and nothing is fetched (the API refuses anyway).
+import { api, ApiError, requireUser } from './api.js';
+import { ago, el, say, topbar } from './ui.js';
+
+const POLL_MS = 2000;
+const $ = (id) => document.getElementById(id);
+const busy = new Set(); // ids of VMs with an action in flight
+
+function vmRow(vm) {
+    const stop = el('button', { type: 'button', dataset: { action: 'stop' }, 'aria-label': `Stop ${vm.name}`,
+        disabled: busy.has(vm.id) || vm.state !== 'running' }, 'Stop');
+    const del = el('button', { type: 'button', class: 'danger', dataset: { action: 'delete' },
+        'aria-label': `Delete ${vm.name}`, disabled: busy.has(vm.id) || vm.state === 'creating' }, 'Delete');
+    stop.addEventListener('click', () => act(vm, 'stop'));
+    del.addEventListener('click', () => act(vm, 'delete'));
+    const ports = vm.vnc_port || vm.ws_port ? `${vm.vnc_port ?? '–'} / ${vm.ws_port ?? '–'}` : '–';
+    const conns = vm.console?.connections ? `${vm.console.connections} open` : 'none';
+    return el('tr', { dataset: { id: vm.id, state: vm.state } },
+        el('td', { class: 'mono' }, vm.name),
+        el('td', {}, vm.owner),
+        el('td', {}, vm.template),
+        el('td', {}, el('span', { class: `state state-${vm.state}` }, vm.state),
+            vm.state_reason ? el('div', { class: 'small muted' }, vm.state_reason) : null),
+        el('td', { class: 'mono' }, ports),
+        el('td', { title: vm.created_at || '' }, ago(vm.created_at).replace(' ago', '')),
+        el('td', {}, conns),
+        el('td', { class: 'actions' }, stop, ' ', del));
+}
+
+async function act(vm, action) {
+    if (action === 'delete' && !confirm(`Delete ${vm.name} of ${vm.owner}? Its disks are removed.`))
+        return;
+    busy.add(vm.id);
+    say($('vms-msg'), '');
+    try {
+        if (action === 'delete') await api('DELETE', `/api/v1/vms/${encodeURIComponent(vm.id)}`);
+        else await api('POST', `/api/v1/vms/${encodeURIComponent(vm.id)}/${action}`);
+    } catch (e) {
+        say($('vms-msg'), `${vm.name}: ${e.message}`);
+    } finally {
+        busy.delete(vm.id);
+        await refreshVms();
+    }
+}
+
+function renderVms(vms) {
+    const body = $('vm-rows');
+    // Keep keyboard focus on the same button across a refresh.
+    const active = document.activeElement;
+    const focusId = active?.closest?.('tr')?.dataset.id;
+    const focusAction = active?.dataset?.action;
+    vms.sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
+    body.replaceChildren(...vms.map(vmRow));
+    if (focusId && focusAction) {
+        const b = body.querySelector(`tr[data-id="${CSS.escape(focusId)}"] button[data-action="${focusAction}"]`);
+        if (b && !b.disabled) b.focus();
+    }
+    $('vm-empty').hidden = vms.length > 0;
+}
+
+async function refreshVms() {
+    try {
+        renderVms((await api('GET', '/api/v1/vms')) || []);
+        say($('vms-msg'), '');
+        $('vms-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
+    } catch (e) {
+        say($('vms-msg'), `Could not list the VMs: ${e.message}`);
+    }
+}
+
+async function pollVms() {
+    await refreshVms();
+    setTimeout(pollVms, POLL_MS);
+}
+
+async function loadUsers() {
+    const body = $('user-rows');
+    let users;
+    try {
+        users = await api('GET', '/api/v1/users');
+    } catch (e) {
+        if (e instanceof ApiError && e.status === 404)
+        {
+            say($('users-msg'), 'This server does not list users yet (GET /api/v1/users answered 404). Meanwhile, manage users with the "vmbroker user" command on the server.', 'info');
+            $('user-table').closest('.table-wrap').hidden = true;
+        }
+        else
+            say($('users-msg'), `Could not list the users: ${e.message}`);
+        return;
+    }
+    body.replaceChildren(...(users || []).map((u) => {
+        const btn = el('button', { type: 'button', class: 'danger', 'aria-label': `Disable ${u.username}`,
+            disabled: !!u.disabled }, u.disabled ? 'Disabled' : 'Disable');
+        btn.addEventListener('click', async () => {
+            if (!confirm(`Disable ${u.username}? They can no longer sign in.`)) return;
+            btn.disabled = true;
+            try {
+                await api('POST', `/api/v1/users/${encodeURIComponent(u.id)}/disable`);
+                say($('users-msg'), `${u.username} is disabled.`, 'ok');
+            } catch (e) {
+                say($('users-msg'), e instanceof ApiError && e.status === 404
+                    ? 'This server cannot disable users yet (POST /api/v1/users/{id}/disable answered 404).'
+                    : `Could not disable ${u.username}: ${e.message}`);
+            }
+            await loadUsers();
+        });
+        return el('tr', { dataset: { id: u.id } },
+            el('td', {}, u.username), el('td', {}, u.role),
+            el('td', {}, u.disabled ? 'disabled' : 'active'), el('td', { class: 'actions' }, btn));
+    }));
+}
+
+async function init() {
+    const me = await requireUser();
+    topbar(me, 'admin');
+    if (me.role !== 'admin') {
+        $('admins-only').hidden = false;
+        return;
+    }
+    $('admin-content').hidden = false;
+    pollVms();
+    loadUsers();
+}
+
+init();

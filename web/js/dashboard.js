@@ -1,0 +1,278 @@
+// The dashboard: my VMs with their live state (polled every 2 s) and power buttons, the
+// templates with a boot button each, and my ISOs with a boot button per ISO template.
+import { api, ApiError, requireUser } from './api.js';
+import { ago, bytes, el, say, topbar } from './ui.js';
+
+const POLL_MS = 2000;
+const $ = (id) => document.getElementById(id);
+
+const STATE_WORDS = {
+    creating: 'Starting up',
+    running: 'Running',
+    stopping: 'Shutting down',
+    stopped: 'Stopped',
+    error: 'Failed',
+};
+
+let templates = [];
+let me = null;
+const rows = new Map(); // vm id -> {li, parts, busy}
+
+/* --- VMs ------------------------------------------------------------------------------ */
+
+function vmButtons(vm, row) {
+    const s = vm.state;
+    const busy = row.busy;
+    const b = row.parts.buttons;
+    b.console.disabled = busy || s !== 'running';
+    b.start.disabled = busy || !(s === 'stopped' || s === 'error');
+    b.stop.disabled = busy || s !== 'running';
+    b.reboot.disabled = busy || s !== 'running';
+    b.del.disabled = busy || s === 'creating';
+}
+
+function stateLine(vm) {
+    const words = STATE_WORDS[vm.state] || vm.state;
+    const reason = vm.state_reason ? ` — ${vm.state_reason}` : '';
+    return [words, reason];
+}
+
+function fillRow(row, vm) {
+    row.vm = vm;
+    const p = row.parts;
+    p.name.textContent = vm.name;
+    p.badge.textContent = stateLine(vm)[0];
+    p.badge.className = `state state-${vm.state}`;
+    p.badge.dataset.state = vm.state;
+    p.reason.textContent = stateLine(vm)[1];
+    const facts = [`template ${vm.template}`, `created ${ago(vm.created_at)}`];
+    if (vm.state === 'running' && vm.started_at) facts.push(`up since ${ago(vm.started_at).replace(' ago', '')}`);
+    if (vm.console && vm.console.connections) facts.push(`${vm.console.connections} console connection(s)`);
+    p.facts.textContent = facts.join(' · ');
+    row.li.dataset.state = vm.state;
+    vmButtons(vm, row);
+}
+
+function makeRow(vm) {
+    const mk = (text, action, cls) => el('button', { type: 'button', class: cls || null, dataset: { action } }, text);
+    const buttons = {
+        console: mk('Open console', 'console', 'primary'),
+        start: mk('Start', 'start'),
+        stop: mk('Stop', 'stop'),
+        reboot: mk('Reboot', 'reboot'),
+        del: mk('Delete', 'delete', 'danger'),
+    };
+    const parts = {
+        name: el('h3'),
+        badge: el('span', { class: 'state' }),
+        reason: el('span', { class: 'reason' }),
+        facts: el('p', { class: 'muted small' }),
+        msg: el('div', { class: 'msg error', role: 'alert' }),
+        buttons,
+    };
+    const li = el('li', { class: 'card vm', dataset: { id: vm.id } },
+        parts.name,
+        el('p', { class: 'state-line' }, parts.badge, parts.reason),
+        parts.facts,
+        parts.msg,
+        el('div', { class: 'actions' }, Object.values(buttons)));
+    for (const btn of Object.values(buttons))
+        btn.setAttribute('aria-label', `${btn.textContent}: ${vm.name}`);
+    const row = { li, parts, busy: false, vm };
+    li.addEventListener('click', (ev) => {
+        const btn = ev.target.closest('button[data-action]');
+        if (btn && !btn.disabled) act(row, btn.dataset.action);
+    });
+    return row;
+}
+
+async function act(row, action) {
+    const vm = row.vm;
+    if (action === 'delete' &&
+        !confirm(`Delete ${vm.name}? It is switched off and its disks are removed.`))
+        return;
+    row.busy = true;
+    vmButtons(vm, row);
+    say(row.parts.msg, '');
+    try {
+        if (action === 'console') {
+            const r = await api('POST', `/api/v1/vms/${encodeURIComponent(vm.id)}/console`);
+            location.assign(r.console_url);
+            return;
+        }
+        if (action === 'delete') {
+            await api('DELETE', `/api/v1/vms/${encodeURIComponent(vm.id)}`);
+            row.li.remove();
+            rows.delete(vm.id);
+            $('vm-empty').hidden = rows.size > 0;
+            return;
+        }
+        const updated = await api('POST', `/api/v1/vms/${encodeURIComponent(vm.id)}/${action}`);
+        if (updated && updated.id) fillRow(row, updated);
+    } catch (e) {
+        say(row.parts.msg, e.message);
+    } finally {
+        row.busy = false;
+        vmButtons(row.vm, row);
+    }
+}
+
+function renderVms(vms) {
+    const list = $('vm-list');
+    vms.sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
+    const seen = new Set();
+    let prev = null;
+    for (const vm of vms) {
+        seen.add(vm.id);
+        let row = rows.get(vm.id);
+        if (!row) {
+            row = makeRow(vm);
+            rows.set(vm.id, row);
+        }
+        if (!row.busy) fillRow(row, vm);
+        // Keep the order without moving a focused element more than needed.
+        const want = prev ? prev.nextSibling : list.firstChild;
+        if (want !== row.li) list.insertBefore(row.li, want);
+        prev = row.li;
+    }
+    for (const [id, row] of rows)
+        if (!seen.has(id)) { row.li.remove(); rows.delete(id); }
+    $('vm-empty').hidden = vms.length > 0;
+    list.setAttribute('aria-busy', 'false');
+}
+
+async function poll() {
+    try {
+        const vms = await api('GET', '/api/v1/vms');
+        renderVms(vms || []);
+        say($('page-msg'), '');
+        $('vms-updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
+    } catch (e) {
+        say($('page-msg'), `Could not refresh your VMs: ${e.message}`);
+    }
+    setTimeout(poll, POLL_MS);
+}
+
+/* --- booting -------------------------------------------------------------------------- */
+
+function showLimit(box, e) {
+    // 409 at the running limit: the problem lists the running VMs with console links.
+    box.replaceChildren();
+    box.className = 'msg warn';
+    box.setAttribute('role', 'alert');
+    box.append(el('span', {}, e.message + ' '));
+    for (const vm of e.problem?.running || []) {
+        if (vm.console_url)
+            box.append(el('a', { href: vm.console_url }, `Open the console of ${vm.name}`), ' ');
+    }
+    box.append(el('span', {}, 'Stop or delete a VM to boot another.'));
+}
+
+async function boot(button, body, box) {
+    const label = button.textContent;
+    button.disabled = true;
+    button.textContent = 'Booting…';
+    say(box, 'Creating the VM; this takes a few seconds…', 'info');
+    try {
+        const r = await api('POST', '/api/v1/vms', { body });
+        say(box, `${r.vm.name} is ${STATE_WORDS[r.vm.state]?.toLowerCase() || r.vm.state}.`, 'ok');
+        const vms = await api('GET', '/api/v1/vms');
+        renderVms(vms || []);
+    } catch (e) {
+        if (e instanceof ApiError && e.status === 409 && e.problem?.running) showLimit(box, e);
+        else say(box, e.message);
+    } finally {
+        button.disabled = false;
+        button.textContent = label;
+    }
+}
+
+function renderTemplates() {
+    const list = $('template-list');
+    list.replaceChildren();
+    for (const t of templates) {
+        const facts = [`${t.memory_mib} MiB`, `${t.vcpus} vCPU${t.vcpus === 1 ? '' : 's'}`];
+        if (t.max_lifetime_s) facts.push(`stops after ${Math.round(t.max_lifetime_s / 60)} min`);
+        const li = el('li', { class: 'card template', dataset: { name: t.name } },
+            el('h3', {}, t.name),
+            t.description ? el('p', {}, t.description) : null,
+            el('p', { class: 'muted small' }, facts.join(' · ')));
+        if (t.needs_iso) {
+            li.append(el('p', { class: 'muted small' }, 'Boots an ISO of yours: use the buttons under My ISOs.'));
+        } else {
+            const btn = el('button', { type: 'button', class: 'primary', dataset: { template: t.name },
+                'aria-label': `Boot ${t.name}` }, 'Boot');
+            btn.addEventListener('click', () => boot(btn, { template: t.name }, $('boot-msg')));
+            li.append(el('div', { class: 'actions' }, btn));
+        }
+        list.append(li);
+    }
+    if (!templates.length) list.append(el('li', { class: 'empty' }, 'No templates are set up on this server.'));
+}
+
+async function loadIsos() {
+    const list = $('iso-list');
+    let isos;
+    try {
+        isos = await api('GET', '/api/v1/isos');
+    } catch (e) {
+        if (e instanceof ApiError && e.status === 404)
+            say($('iso-msg'), 'This server does not offer ISO uploads yet.', 'info');
+        else
+            say($('iso-msg'), `Could not list your ISOs: ${e.message}`);
+        return;
+    }
+    say($('iso-msg'), '');
+    list.replaceChildren();
+    const isoTemplates = templates.filter((t) => t.needs_iso);
+    for (const iso of isos || []) {
+        const actions = el('div', { class: 'actions' });
+        for (const t of isoTemplates) {
+            const btn = el('button', { type: 'button', class: 'primary', dataset: { template: t.name, iso: iso.id } },
+                `Boot with ${t.name}`);
+            btn.setAttribute('aria-label', `Boot ${iso.name} with ${t.name}`);
+            btn.addEventListener('click', () => boot(btn, { template: t.name, iso: iso.id }, $('iso-msg')));
+            actions.append(btn);
+        }
+        // Course images (public: an admin's uploads) are everybody's to use, not to delete.
+        if (!iso.public || me.role === 'admin') {
+            const del = el('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${iso.name}` }, 'Delete');
+            del.addEventListener('click', async () => {
+                if (!confirm(`Delete the ISO ${iso.name}?`)) return;
+                del.disabled = true;
+                try {
+                    await api('DELETE', `/api/v1/isos/${encodeURIComponent(iso.id)}`);
+                    await loadIsos();
+                } catch (e) {
+                    say($('iso-msg'), e.message);
+                    del.disabled = false;
+                }
+            });
+            actions.append(del);
+        }
+        const facts = [bytes(Number(iso.size))];
+        if (iso.public) facts.push('course image, for everyone');
+        if (iso.created_at) facts.push(ago(iso.created_at));
+        list.append(el('li', { class: 'card iso', dataset: { id: iso.id } },
+            el('h3', {}, iso.name),
+            el('p', { class: 'muted small' }, facts.join(' · ')),
+            iso.sha256 ? el('p', { class: 'small mono' }, `sha256 ${iso.sha256}`) : null,
+            actions));
+    }
+    $('iso-empty').hidden = (isos || []).length > 0;
+}
+
+async function init() {
+    me = await requireUser();
+    topbar(me, 'dashboard');
+    poll();
+    try {
+        templates = (await api('GET', '/api/v1/templates')) || [];
+        renderTemplates();
+    } catch (e) {
+        say($('boot-msg'), `Could not list the templates: ${e.message}`);
+    }
+    loadIsos();
+}
+
+init();
