@@ -1,14 +1,108 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// The shared libvirt connection: opened lazily, checked with virConnectIsAlive, reopened
-// after libvirtd restarts.
+// The shared libvirt connection: opened lazily, checked with virConnectIsAlive (and, when
+// watched, the close callback), reopened after libvirtd restarts. Callbacks of a watched
+// hypervisor run on the event loop thread and never take the lock: libvirt may call them
+// while a thread holding the lock waits inside libvirt.
 #include "dom-hypervisor.h"
 
+#include "vmb-error.h"
 
 struct DomHypervisor {
     char *uri;
     GMutex lock;
-    virConnectPtr conn; /* NULL until opened, or after it died */
+    virConnectPtr conn;       /* NULL until opened, or after it died */
+    int event_id;             /* lifecycle callback of conn, -1 for none */
+    bool close_registered;    /* conn carries our close callback */
+    gint lost;                /* (atomic) the close callback fired for conn */
+    guint64 generation;       /* connections opened so far */
+    bool watched;             /* watch below applies */
+    DomHypervisorWatch watch;
 };
+
+static void
+close_cb(virConnectPtr conn, int reason, void *opaque)
+{
+    DomHypervisor *hv = opaque;
+    const char *why;
+
+    switch (reason) {
+    case VIR_CONNECT_CLOSE_REASON_KEEPALIVE:
+        why = "keepalive";
+        break;
+    case VIR_CONNECT_CLOSE_REASON_EOF:
+        why = "eof";
+        break;
+    case VIR_CONNECT_CLOSE_REASON_CLIENT:
+        why = "client";
+        break;
+    default:
+        why = "error";
+        break;
+    }
+    g_atomic_int_set(&hv->lost, 1);
+    if (hv->watch.on_lost)
+        hv->watch.on_lost(why, hv->watch.data);
+}
+
+static int
+lifecycle_cb(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+{
+    DomHypervisor *hv = opaque;
+    const char *name = virDomainGetName(dom);
+
+    if (name && hv->watch.on_event)
+        hv->watch.on_event(name, event, detail, hv->watch.data);
+    return 0;
+}
+
+/* Drops the current connection (with the lock held), unregistering what we registered:
+ * each registration holds a reference that would keep a dead connection alive. */
+static void
+drop_conn(DomHypervisor *hv)
+{
+    if (!hv->conn)
+        return;
+    if (hv->event_id >= 0)
+        virConnectDomainEventDeregisterAny(hv->conn, hv->event_id);
+    if (hv->close_registered)
+        virConnectUnregisterCloseCallback(hv->conn, close_cb);
+    virConnectClose(hv->conn);
+    hv->conn = NULL;
+    hv->event_id = -1;
+    hv->close_registered = false;
+}
+
+/* Sets up keepalive and callbacks on a fresh connection (lock held). */
+static bool
+watch_conn(DomHypervisor *hv, GError **error)
+{
+    const DomHypervisorWatch *w = &hv->watch;
+
+    if (w->keepalive_interval_s &&
+        virConnectSetKeepAlive(hv->conn, (int) w->keepalive_interval_s,
+                               w->keepalive_count) < 0) {
+        dom_virt_set_error_kind(error, VMB_ERROR_UNAVAILABLE, "enabling keepalive on '%s'",
+                                hv->uri);
+        return false;
+    }
+    if (virConnectRegisterCloseCallback(hv->conn, close_cb, hv, NULL) < 0) {
+        dom_virt_set_error_kind(error, VMB_ERROR_UNAVAILABLE,
+                                "registering a close callback on '%s'", hv->uri);
+        return false;
+    }
+    hv->close_registered = true;
+    if (w->on_event) {
+        hv->event_id = virConnectDomainEventRegisterAny(
+            hv->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+            VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), hv, NULL);
+        if (hv->event_id < 0) {
+            dom_virt_set_error_kind(error, VMB_ERROR_UNAVAILABLE,
+                                    "registering for domain events on '%s'", hv->uri);
+            return false;
+        }
+    }
+    return true;
+}
 
 /**
  * dom_hypervisor_new:
@@ -23,6 +117,7 @@ dom_hypervisor_new(const char *uri)
 
     dom_virt_init();
     hv->uri = g_strdup(uri);
+    hv->event_id = -1;
     g_mutex_init(&hv->lock);
     return hv;
 }
@@ -36,11 +131,35 @@ dom_hypervisor_free(DomHypervisor *hv)
 {
     if (!hv)
         return;
-    if (hv->conn)
-        virConnectClose(hv->conn);
+    drop_conn(hv);
     g_mutex_clear(&hv->lock);
     g_free(hv->uri);
     g_free(hv);
+}
+
+/**
+ * dom_hypervisor_watch:
+ * @hv: a handle
+ * @watch: callbacks and keepalive settings; copied
+ * @error: return location for an error
+ *
+ * Starts libvirt's event loop (dom_events_loop_start()) and, from the next connection on,
+ * registers keepalive, a close callback and (with on_event) a lifecycle callback on every
+ * connection @hv opens.
+ *
+ * Returns: true on success.
+ */
+bool
+dom_hypervisor_watch(DomHypervisor *hv, const DomHypervisorWatch *watch, GError **error)
+{
+    if (!dom_events_loop_start(error))
+        return false;
+    g_mutex_lock(&hv->lock);
+    drop_conn(hv);
+    hv->watch = *watch;
+    hv->watched = true;
+    g_mutex_unlock(&hv->lock);
+    return true;
 }
 
 /**
@@ -56,10 +175,16 @@ dom_hypervisor_get(DomHypervisor *hv, GError **error)
     virConnectPtr conn;
 
     g_mutex_lock(&hv->lock);
-    if (hv->conn && virConnectIsAlive(hv->conn) != 1)
-        g_clear_pointer(&hv->conn, virConnectClose);
-    if (!hv->conn)
+    if (hv->conn && (g_atomic_int_get(&hv->lost) || virConnectIsAlive(hv->conn) != 1))
+        drop_conn(hv);
+    if (!hv->conn) {
+        g_atomic_int_set(&hv->lost, 0);
         hv->conn = dom_virt_connect(hv->uri, error);
+        if (hv->conn && hv->watched && !watch_conn(hv, error))
+            drop_conn(hv);
+        if (hv->conn)
+            hv->generation++;
+    }
     if (!hv->conn) {
         g_mutex_unlock(&hv->lock);
         return NULL;
@@ -68,6 +193,23 @@ dom_hypervisor_get(DomHypervisor *hv, GError **error)
     virConnectRef(conn);
     g_mutex_unlock(&hv->lock);
     return conn;
+}
+
+/**
+ * dom_hypervisor_generation:
+ * @hv: a handle
+ *
+ * Returns: how many connections @hv has opened; 0 before the first.
+ */
+guint64
+dom_hypervisor_generation(DomHypervisor *hv)
+{
+    guint64 g;
+
+    g_mutex_lock(&hv->lock);
+    g = hv->generation;
+    g_mutex_unlock(&hv->lock);
+    return g;
 }
 
 /**
