@@ -3,6 +3,7 @@
 // domain, the step and libvirt's own message.
 #include "dom-lifecycle.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "dom-storage.h"
@@ -160,6 +161,58 @@ dom_lifecycle_state(virDomainPtr dom, DomState *ret_state, GError **error)
         *ret_state = DOM_STATE_OTHER;
         break;
     }
+    return true;
+}
+
+/**
+ * dom_lifecycle_list_names:
+ * @conn: a connection
+ * @prefix: a name prefix, "" for all
+ * @error: return location for an error
+ *
+ * Returns: (transfer full) (element-type utf8): the names, or NULL on error.
+ */
+GPtrArray *
+dom_lifecycle_list_names(virConnectPtr conn, const char *prefix, GError **error)
+{
+    virDomainPtr *doms = NULL;
+    int n = virConnectListAllDomains(conn, &doms, 0);
+    GPtrArray *names;
+
+    if (n < 0) {
+        dom_virt_set_error(error, "listing domains");
+        return NULL;
+    }
+    names = g_ptr_array_new_with_free_func(g_free);
+    for (int i = 0; i < n; i++) {
+        const char *name = virDomainGetName(doms[i]);
+        if (name && g_str_has_prefix(name, prefix))
+            g_ptr_array_add(names, g_strdup(name));
+        virDomainFree(doms[i]);
+    }
+    free(doms);
+    return names;
+}
+
+/**
+ * dom_lifecycle_is_running:
+ * @dom: a domain
+ * @ret_running: (out): false when shut off or crashed
+ * @error: return location for an error
+ *
+ * A crashed domain that libvirt keeps (on_crash=preserve) counts as not running: its
+ * guest does nothing, and destroying it is all that is left to do.
+ *
+ * Returns: true on success.
+ */
+bool
+dom_lifecycle_is_running(virDomainPtr dom, bool *ret_running, GError **error)
+{
+    DomState state;
+
+    if (!dom_lifecycle_state(dom, &state, error))
+        return false;
+    *ret_running = state != DOM_STATE_SHUTOFF && state != DOM_STATE_CRASHED;
     return true;
 }
 

@@ -35,6 +35,10 @@ char *dom_lifecycle_vnc_password(virDomainPtr dom, GError **error);
 bool dom_lifecycle_undefine(virDomainPtr dom, bool delete_ephemeral, GError **error);
 
 /* Looking at them */
+/* (element-type utf8): names of every domain (defined or transient) starting with @prefix. */
+GPtrArray *dom_lifecycle_list_names(virConnectPtr conn, const char *prefix, GError **error);
+/* Whether the domain runs (running, paused, shutting down, ...): not shut off, not crashed. */
+bool dom_lifecycle_is_running(virDomainPtr dom, bool *ret_running, GError **error);
 bool dom_lifecycle_state(virDomainPtr dom, DomState *ret_state, GError **error);
 GBytes *dom_lifecycle_screenshot(virDomainPtr dom, char **ret_mime, GError **error);
 DomMetadata *dom_lifecycle_metadata(virDomainPtr dom, GError **error);
