@@ -20,6 +20,8 @@
 //   stop:after-stopping   the row is `stopping`, the domain still runs
 //   stop:after-destroy    the domain is off, the row is still `stopping`
 //   start:after-lease     the row is `creating` again with fresh leases, domain off
+//   start:after-disk      the same, the disk made if it was missing
+//   start:after-define    the domain is redefined with the new ports, not started
 #include "svc-vms.h"
 
 #include <string.h>
