@@ -729,7 +729,9 @@ stop_job(gpointer data, gpointer user_data)
         if (ok && job->drop_ephemeral)
             svc_vms_drop_ephemeral_disks(vms, conn, vm);
     }
-    if (vm)
+    /* Without libvirt the VM stays `stopping`: once libvirt is back, the resync finishes
+     * the stop (svc-sync), rather than the VM ending in `error` over an outage. */
+    if (vm && (ok || vmb_error_kind(err) != VMB_ERROR_UNAVAILABLE))
         done = set_state(vms, job->id, ok ? DB_VM_STOPPED : DB_VM_ERROR,
                          ok ? job->reason : err->message, NULL, NULL, NULL, NULL);
     svc_vms_release(vms, job->id);
@@ -742,9 +744,13 @@ static DbVm *
 stop_as(SvcVms *vms, const char *id, const char *actor_id, const char *action,
         const char *reason, const char *remote_addr, bool drop_ephemeral, GError **error)
 {
+    g_autoptr(virConnect) conn = dom_hypervisor_get(vms->opts.hv, error);
     DbVm *stopping;
     StopJob *job;
 
+    /* A stop needs libvirt: without it, say so (503) rather than accept the stop. */
+    if (!conn)
+        return NULL;
     /* Held until the stop job is done. */
     if (!claim_wait(vms, id, error))
         return NULL;
