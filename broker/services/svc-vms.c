@@ -405,22 +405,27 @@ define_and_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTempl
     return dom_lifecycle_start(dom, error);
 }
 
-/* Removes the domain (if defined) and, when this create made it, the disk. */
-static void
+/* Removes the domain (if defined) and, when this create made it, the disk.
+ * Returns: false when something may be left behind. */
+static bool
 undo_domain(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const StartPlan *plan,
             bool defined)
 {
-    g_autoptr(GError) ignored = NULL;
+    g_autoptr(GError) err = NULL;
+    bool ok = true;
 
     if (defined) {
-        g_autoptr(virDomain) dom = dom_lifecycle_lookup(conn, vm->name, &ignored);
-        if (dom) {
-            dom_lifecycle_destroy(dom, NULL);
-            dom_lifecycle_undefine(dom, false, NULL);
-        }
+        g_autoptr(virDomain) dom = dom_lifecycle_lookup(conn, vm->name, &err);
+        if (dom)
+            ok = dom_lifecycle_destroy(dom, NULL) && dom_lifecycle_undefine(dom, false, NULL);
+        else
+            ok = vmb_error_kind(err) == VMB_ERROR_NOT_FOUND;
+        g_clear_error(&err);
     }
-    if (plan->disk_made && plan->disk_path)
-        dom_storage_delete_path(conn, plan->disk_path, NULL);
+    if (plan->disk_made && plan->disk_path && !dom_storage_delete_path(conn, plan->disk_path,
+                                                                       &err))
+        ok = ok && vmb_error_kind(err) == VMB_ERROR_NOT_FOUND;
+    return ok;
 }
 
 typedef struct {
@@ -612,9 +617,13 @@ svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, GE
          * which start-up reconciliation rolls back. */
         DeleteTx undo = { tx.vm->id, vms->opts.port_cooldown_s, req->caller->id,
                           req->remote_addr };
-        if (conn)
-            undo_domain(vms, conn, tx.vm, &plan, defined);
-        db_pool_transaction(vms->opts.db, delete_tx, &undo, NULL);
+        /* When libvirt went away mid-create, a step may have happened without us hearing
+         * of it (a volume made, its answer lost): the row, which names the domain and the
+         * disk, stays `creating` for the resync to roll back once libvirt is back. */
+        bool undone = !conn || (vmb_error_kind(err) != VMB_ERROR_UNAVAILABLE &&
+                                undo_domain(vms, conn, tx.vm, &plan, defined));
+        if (undone)
+            db_pool_transaction(vms->opts.db, delete_tx, &undo, NULL);
         db_vm_free(tx.vm);
         svc_vms_release(vms, id);
         g_propagate_error(error, g_steal_pointer(&err));
@@ -879,14 +888,17 @@ svc_vms_start(SvcVms *vms, const DbUser *caller, const char *id, const char *rem
     if (!conn || !plan_start(vms, conn, tx.vm, tmpl, iso ? iso->volume : NULL, &plan, &err) ||
         !define_and_start(vms, conn, tx.vm, tmpl, &plan, &defined, &err)) {
         g_autoptr(DbVm) back = NULL;
+        bool off = !conn || !defined;
         /* A domain that did start (the failure came after) must not run portless. */
-        if (conn && defined) {
+        if (!off && vmb_error_kind(err) != VMB_ERROR_UNAVAILABLE) {
             g_autoptr(virDomain) dom = dom_lifecycle_lookup(conn, tx.vm->name, NULL);
-            if (dom)
-                dom_lifecycle_destroy(dom, NULL);
+            off = !dom || dom_lifecycle_destroy(dom, NULL);
         }
-        back = set_state(vms, tx.vm->id, DB_VM_STOPPED, "failed to start", NULL, NULL, NULL,
-                         NULL);
+        /* Otherwise the row stays `creating`, for the resync to finish once libvirt is
+         * back. */
+        if (off)
+            back = set_state(vms, tx.vm->id, DB_VM_STOPPED, "failed to start", NULL, NULL,
+                             NULL, NULL);
         db_vm_free(tx.vm);
         svc_vms_release(vms, vm->id);
         g_propagate_error(error, g_steal_pointer(&err));
