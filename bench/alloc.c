@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "db-hosts.h"
 #include "db-migrate.h"
@@ -27,6 +28,7 @@ typedef struct {
     const char *host_id;
     char *vm_ids[MAX_CLIENTS];   /* one stopped VM per client: the lease holder */
     gint stop;
+    long postmaster;             /* for server CPU accounting; 0 when not local */
 } Bench;
 
 typedef struct {
@@ -140,14 +142,70 @@ client_main(gpointer data)
     return NULL;
 }
 
-/* Cycles per second of @nclients clients for @seconds. */
-static double
+/* CPU time (clock ticks) of the PostgreSQL server whose postmaster is @postmaster: its own,
+ * its reaped children's, and its live backends'. 0 when it cannot be read. */
+static guint64
+server_cpu_ticks(long postmaster)
+{
+    g_autoptr(GDir) proc = g_dir_open("/proc", 0, NULL);
+    const char *name;
+    guint64 total = 0;
+
+    if (!proc || postmaster <= 0)
+        return 0;
+    while ((name = g_dir_read_name(proc))) {
+        g_autofree char *path = NULL, *text = NULL;
+        g_auto(GStrv) f = NULL;
+        const char *rest;
+        long pid;
+
+        if (!g_ascii_isdigit(name[0]))
+            continue;
+        pid = strtol(name, NULL, 10);
+        path = g_strdup_printf("/proc/%s/stat", name);
+        if (!g_file_get_contents(path, &text, NULL, NULL) || !(rest = strrchr(text, ')')))
+            continue;
+        /* After "pid (comm)": state ppid ... utime(14) stime(15) cutime(16) cstime(17). */
+        f = g_strsplit(rest + 2, " ", 0);
+        if (g_strv_length(f) < 15)
+            continue;
+        if (pid == postmaster)
+            total += g_ascii_strtoull(f[11], NULL, 10) + g_ascii_strtoull(f[12], NULL, 10) +
+                     g_ascii_strtoull(f[13], NULL, 10) + g_ascii_strtoull(f[14], NULL, 10);
+        else if (strtol(f[1], NULL, 10) == postmaster)
+            total += g_ascii_strtoull(f[11], NULL, 10) + g_ascii_strtoull(f[12], NULL, 10);
+    }
+    return total;
+}
+
+/* The postmaster's pid from DATA/postmaster.pid, 0 when unknown. */
+static long
+postmaster_pid(const char *data_dir)
+{
+    g_autofree char *path = data_dir ? g_build_filename(data_dir, "postmaster.pid", NULL) : NULL;
+    g_autofree char *text = NULL;
+
+    if (!path || !g_file_get_contents(path, &text, NULL, NULL))
+        return 0;
+    return strtol(text, NULL, 10);
+}
+
+typedef struct {
+    double per_s;       /* cycles per second (wall clock) */
+    double server_us;   /* PostgreSQL CPU per cycle, µs; < 0 when unknown */
+} Result;
+
+/* Cycles per second of @nclients clients for @seconds, and the server's CPU per cycle. */
+static Result
 run(Bench *b, int nclients, bool naive, double seconds)
 {
     Client clients[MAX_CLIENTS] = { 0 };
     GThread *threads[MAX_CLIENTS];
     gint64 start, end;
     guint64 total = 0;
+
+    guint64 cpu_before = server_cpu_ticks(b->postmaster), cpu_after;
+    Result r;
 
     g_atomic_int_set(&b->stop, 0);
     start = g_get_monotonic_time();
@@ -160,6 +218,7 @@ run(Bench *b, int nclients, bool naive, double seconds)
     for (int i = 0; i < nclients; i++)
         g_thread_join(threads[i]);
     end = g_get_monotonic_time();
+    cpu_after = server_cpu_ticks(b->postmaster);
     for (int i = 0; i < nclients; i++) {
         if (clients[i].error) {
             fprintf(stderr, "bench/alloc: client %d (%s): %s\n", i,
@@ -168,7 +227,10 @@ run(Bench *b, int nclients, bool naive, double seconds)
         }
         total += clients[i].cycles;
     }
-    return (double) total * G_USEC_PER_SEC / (double) (end - start);
+    r.per_s = (double) total * G_USEC_PER_SEC / (double) (end - start);
+    r.server_us = cpu_before && total ? (double) (cpu_after - cpu_before) * 1e6 /
+                                        (double) sysconf(_SC_CLK_TCK) / (double) total : -1;
+    return r;
 }
 
 static double
@@ -247,23 +309,35 @@ main(int argc, char **argv)
         cluster = test_pg_private_start();
         conninfo = test_pg_private_conninfo(cluster, "postgres");
     }
+    b.postmaster = postmaster_pid(cluster ? NULL : g_getenv("VMB_PG_DATA"));
+    if (cluster) {
+        g_autofree char *data = g_build_filename(cluster->dir, "data", NULL);
+        b.postmaster = postmaster_pid(data);
+    }
     opts.conninfo = conninfo;
     b.pool = db_pool_new(&opts);
     setup(&b, &host_id);
 
     printf("bench/alloc: lease+release cycles/s, %u port pairs, median of %d alternating "
-           "runs of %.1f s\n", PAIRS, ROUNDS, seconds);
-    printf("%8s %14s %14s %8s\n", "clients", "skip-locked/s", "naive/s", "ratio");
+           "runs of %.1f s;\n  server us/cycle = PostgreSQL CPU per cycle (less sensitive to "
+           "other load on the machine)\n", PAIRS, ROUNDS, seconds);
+    printf("%7s %13s %9s %6s | %15s %9s %6s\n", "clients", "skip-locked/s", "naive/s",
+           "ratio", "server us/cycle", "naive us", "ratio");
     for (size_t i = 0; i < G_N_ELEMENTS(levels); i++) {
-        double ours[ROUNDS], naive[ROUNDS];
+        double ours[ROUNDS], naive[ROUNDS], ours_us[ROUNDS], naive_us[ROUNDS];
 
         /* Alternating, so a burst of load elsewhere on the machine hits both sides. */
         for (int r = 0; r < ROUNDS; r++) {
-            ours[r] = run(&b, levels[i], false, seconds);
-            naive[r] = run(&b, levels[i], true, seconds);
+            Result o = run(&b, levels[i], false, seconds);
+            Result n = run(&b, levels[i], true, seconds);
+            ours[r] = o.per_s;
+            ours_us[r] = o.server_us;
+            naive[r] = n.per_s;
+            naive_us[r] = n.server_us;
         }
-        printf("%8d %14.0f %14.0f %7.2fx\n", levels[i], median3(ours), median3(naive),
-               median3(ours) / median3(naive));
+        printf("%7d %13.0f %9.0f %5.2fx | %15.0f %9.0f %5.2fx\n", levels[i], median3(ours),
+               median3(naive), median3(ours) / median3(naive), median3(ours_us),
+               median3(naive_us), median3(naive_us) / median3(ours_us));
         fflush(stdout);
     }
     {

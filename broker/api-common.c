@@ -207,6 +207,11 @@ api_json_string(json_object *obj, const char *key, bool required, const char **r
         g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "'%s' must be a string.", key);
         return false;
     }
+    /* "\u0000" decodes to a NUL: C would see the text cut short there. */
+    if (strlen(json_object_get_string(v)) != (size_t) json_object_get_string_len(v)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "'%s' must not contain NUL.", key);
+        return false;
+    }
     *ret = json_object_get_string(v);
     return true;
 }

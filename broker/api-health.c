@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "db-ports.h"
+#include "db-vms.h"
 #include "http-problem.h"
 #include "vmb-log.h"
 
@@ -79,10 +81,34 @@ HttpReply *
 api_health_metrics(HttpRequest *req, void *app)
 {
     App *a = app;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DbConn) db = db_pool_acquire(a->db, &error);
+    g_autoptr(GPtrArray) vms = db ? db_vms_list(db, NULL, &error) : NULL;
+    VmbSpliceStats relay;
     char *text;
 
     vmb_metrics_set(a->metrics, "vmbroker_db_pool_waits_total", (double) db_pool_waits(a->db),
                     NULL);
+    /* State that lives elsewhere is read now; a database that is down leaves these out. */
+    vmb_metrics_reset(a->metrics, "vmbroker_vms");
+    vmb_metrics_reset(a->metrics, "vmbroker_ports_free");
+    if (vms) {
+        unsigned count[DB_VM_STATE_LAST] = { 0 };
+        for (guint i = 0; i < vms->len; i++)
+            count[((DbVm *) vms->pdata[i])->state]++;
+        for (int s = 0; s < DB_VM_STATE_LAST; s++)
+            vmb_metrics_set(a->metrics, "vmbroker_vms", count[s], "state",
+                            db_vm_state_to_string((DbVmState) s), NULL);
+    }
+    for (int k = 0; db && k < 2; k++) {
+        const char *kind = k ? "ws" : "vnc";
+        DbPortCounts c;
+        if (db_ports_count(db, a->host_id, kind, &c, NULL))
+            vmb_metrics_set(a->metrics, "vmbroker_ports_free",
+                            c.total - c.leased - c.cooling - c.quarantined, "kind", kind, NULL);
+    }
+    svc_console_stats(a->console, &relay);
+    vmb_metrics_set(a->metrics, "vmbroker_console_connections", relay.connections, NULL);
     text = vmb_metrics_render(a->metrics);
     return http_reply_new(200, "text/plain; version=0.0.4; charset=utf-8",
                           g_bytes_new_take(text, strlen(text)));

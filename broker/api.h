@@ -30,8 +30,16 @@ HttpReply *api_vms_reboot(HttpRequest *req, void *app);
 HttpReply *api_vms_delete(HttpRequest *req, void *app);
 HttpReply *api_vms_console_ticket(HttpRequest *req, void *app);
 
+extern const HttpStream api_isos_upload;
+HttpReply *api_isos_list(HttpRequest *req, void *app);
+HttpReply *api_isos_delete(HttpRequest *req, void *app);
+
 HttpReply *api_console_session(HttpRequest *req, void *app);
 HttpReply *api_console_ws(HttpRequest *req, void *app);
+
+HttpReply *api_users_list(HttpRequest *req, void *app);
+HttpReply *api_users_disable(HttpRequest *req, void *app);
+HttpReply *api_users_enable(HttpRequest *req, void *app);
 
 HttpReply *api_tokens_create(HttpRequest *req, void *app);
 HttpReply *api_tokens_list(HttpRequest *req, void *app);

@@ -9,6 +9,7 @@
 #include "dom-template.h"
 #include "svc-auth.h"
 #include "svc-console.h"
+#include "svc-isos.h"
 #include "svc-vms.h"
 
 typedef struct {
@@ -20,6 +21,7 @@ typedef struct {
     DomTemplateSet *templates; /* loaded from templates.dir at start */
     SvcVms *vms;           /* the VM life cycle */
     SvcConsole *console;   /* console tickets and the relay */
+    SvcIsos *isos;         /* ISO uploads */
     char *host_id;         /* hosts row of libvirt.uri */
     bool secure_cookies;   /* public_url is https: Secure cookies with the __Host- prefix */
 } App;

@@ -23,6 +23,7 @@ open_pool(const Config *cfg)
         .acquire_timeout_ms = 10000,
         .statement_timeout_ms = 0, /* migrations may take long */
         .max_retries = 3,
+        .connect_timeout_s = 10,
     };
     return db_pool_new(&opts);
 }

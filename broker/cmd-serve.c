@@ -17,6 +17,7 @@
 #include "dom-storage.h"
 #include "svc-reaper.h"
 #include "svc-sync.h"
+#include "vmb-net.h"
 #include "vmb-log.h"
 
 typedef struct {
@@ -79,6 +80,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
     g_autoptr(SvcConsole) console = NULL;
     g_autoptr(SvcReaper) reaper = NULL;
     g_autoptr(SvcSync) sync = NULL; /* freed first: its callbacks use vms and hv */
+    g_autoptr(SvcIsos) isos = NULL;
     g_autofree char *host_id = NULL;
     PrepareTx prep;
     g_autoptr(VmbMetrics) metrics = vmb_metrics_new();
@@ -105,6 +107,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .acquire_timeout_ms = 5000,
         .statement_timeout_ms = cfg->database_statement_timeout_ms,
         .max_retries = 5,
+        .connect_timeout_s = 10,
     });
     {
         g_autoptr(DbConn) conn = db_pool_acquire(pool, &error);
@@ -128,6 +131,16 @@ cmd_serve(const char *config_path, int argc, char **argv)
         return CMD_EXIT_FAILURE;
     }
     host_id = g_steal_pointer(&prep.host_id);
+
+    /* With a local hypervisor QEMU listens here: an address this host lacks would only show
+     * later, as every console port "held by someone else". */
+    if ((g_str_has_prefix(cfg->libvirt_uri, "qemu:///") ||
+         g_str_has_prefix(cfg->libvirt_uri, "qemu+unix:///")) &&
+        !vmb_net_port_is_free(cfg->console_listen, 0, NULL)) {
+        cmd_fail("config: console.listen = '%s': not an address of this host, so QEMU cannot "
+                 "listen there", cfg->console_listen);
+        return CMD_EXIT_FAILURE;
+    }
 
     /* Block the signals before any thread starts (libvirt's event loop is the first), so
      * only sigwait below sees them. */
@@ -159,6 +172,11 @@ cmd_serve(const char *config_path, int argc, char **argv)
     });
     vmb_metrics_declare(metrics, "vmbroker_db_pool_waits_total", VMB_METRIC_COUNTER,
                         "Database connection requests that had to wait.", NULL, 0);
+    vmb_metrics_declare(metrics, "vmbroker_vms", VMB_METRIC_GAUGE, "VMs by state.", NULL, 0);
+    vmb_metrics_declare(metrics, "vmbroker_ports_free", VMB_METRIC_GAUGE,
+                        "Console ports that can be leased now, by kind.", NULL, 0);
+    vmb_metrics_declare(metrics, "vmbroker_console_connections", VMB_METRIC_GAUGE,
+                        "Console connections open now.", NULL, 0);
     vms = svc_vms_new(&(SvcVmsOptions) {
         .db = pool,
         .hv = hv,
@@ -186,6 +204,14 @@ cmd_serve(const char *config_path, int argc, char **argv)
         cmd_fail("%s", error->message);
         return CMD_EXIT_FAILURE;
     }
+    isos = svc_isos_new(&(SvcIsosOptions) {
+        .db = pool,
+        .hv = hv,
+        .storage_dir = cfg->storage_dir,
+        .name_prefix = cfg->libvirt_name_prefix,
+        .max_bytes = cfg->storage_max_iso_bytes,
+        .quota_bytes = cfg->storage_user_quota_bytes,
+    });
     sync = svc_sync_new(&(SvcSyncOptions) {
         .db = pool,
         .hv = hv,
@@ -230,6 +256,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .templates = templates,
         .vms = vms,
         .console = console,
+        .isos = isos,
         .host_id = host_id,
         .secure_cookies = g_str_has_prefix(cfg->http_public_url, "https://"),
     };

@@ -64,6 +64,10 @@ static const KeyDef keys[] = {
     { "libvirt", "keepalive_count", KEY_UINT, "3", 1, 100, OFF(libvirt_keepalive_count) },
     { "libvirt", "adopt_orphans", KEY_ORPHANS, "error", 0, 0, OFF(libvirt_adopt_orphans) },
     { "storage", "dir", KEY_STRING, "/var/lib/vmbroker", 0, 0, OFF(storage_dir) },
+    { "storage", "max_iso_bytes", KEY_UINT64, "8589934592", 1, G_GUINT64_CONSTANT(1) << 42,
+      OFF(storage_max_iso_bytes) },
+    { "storage", "user_quota_bytes", KEY_UINT64, "21474836480", 0, G_GUINT64_CONSTANT(1) << 44,
+      OFF(storage_user_quota_bytes) },
     { "console", "listen", KEY_ADDRESS, "127.0.0.1", 0, 0, OFF(console_listen) },
     { "console", "vnc_ports", KEY_PORTS, "5900-5999", 0, 0, OFF(console_vnc_ports) },
     { "console", "ws_ports", KEY_PORTS, "5700-5799", 0, 0, OFF(console_ws_ports) },
@@ -342,6 +346,23 @@ static bool
 ranges_overlap(const ConfigPortRange *a, const ConfigPortRange *b)
 {
     return a->first <= b->last && b->first <= a->last;
+}
+
+/**
+ * config_key_names:
+ *
+ * Returns: (transfer full): every configuration key as "section.key".
+ */
+GStrv
+config_key_names(void)
+{
+    g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+        g_autofree char *name = g_strdup_printf("%s.%s", keys[i].section, keys[i].key);
+        g_strv_builder_add(b, name);
+    }
+    return g_strv_builder_end(b);
 }
 
 /**

@@ -41,6 +41,8 @@ typedef struct {
 
     /* [storage] */
     char *storage_dir;             /* where vmbroker's storage pools live */
+    guint64 storage_max_iso_bytes; /* one uploaded ISO at most */
+    guint64 storage_user_quota_bytes; /* one user's uploaded ISOs together at most */
 
     /* [console] */
     char *console_listen;          /* address QEMU's VNC and websocket servers bind */
@@ -77,6 +79,8 @@ typedef struct {
 } Config;
 
 Config *config_load(const char *path, GError **error);
+/* Every key as "section.key", NULL-terminated, in the table's order. */
+GStrv config_key_names(void);
 void config_free(Config *cfg);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Config, config_free)
 

@@ -356,6 +356,29 @@ check_vol_name(const char *vol_name, GError **error)
 }
 
 /**
+ * dom_storage_refresh:
+ * @conn: a connection
+ * @prefix: the configured name prefix
+ * @kind: which of vmbroker's pools
+ * @error: return location for an error
+ *
+ * Returns: true when the pool's volume list is current.
+ */
+bool
+dom_storage_refresh(virConnectPtr conn, const char *prefix, DomPoolKind kind, GError **error)
+{
+    g_autoptr(virStoragePool) pool = dom_storage_pool(conn, prefix, kind, error);
+
+    if (!pool)
+        return false;
+    if (virStoragePoolRefresh(pool, 0) < 0) {
+        dom_virt_set_error(error, "refreshing pool '%s'", virStoragePoolGetName(pool));
+        return false;
+    }
+    return true;
+}
+
+/**
  * dom_storage_create_blank:
  * @conn: a connection
  * @prefix: the configured name prefix

@@ -43,6 +43,9 @@ char *dom_storage_reuse_overlay(virConnectPtr conn, const char *prefix, const ch
                                 const DomTemplate *tmpl, char **ret_backing_path,
                                 bool *ret_created, GError **error);
 bool dom_storage_delete_path(virConnectPtr conn, const char *path, GError **error);
+/* Makes a pool see files placed in its folder from outside libvirt (uploads). */
+bool dom_storage_refresh(virConnectPtr conn, const char *prefix, DomPoolKind kind,
+                         GError **error);
 
 /* What a file really is */
 char *dom_storage_file_format(const char *path, GError **error);

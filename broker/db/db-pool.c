@@ -15,6 +15,7 @@ struct DbPool {
     unsigned acquire_timeout_ms;
     unsigned statement_timeout_ms;
     unsigned max_retries;
+    unsigned connect_timeout_s;
 
     GMutex lock;
     GCond freed;
@@ -41,6 +42,7 @@ db_pool_new(const DbPoolOptions *opts)
     pool->acquire_timeout_ms = opts->acquire_timeout_ms;
     pool->statement_timeout_ms = opts->statement_timeout_ms;
     pool->max_retries = opts->max_retries;
+    pool->connect_timeout_s = opts->connect_timeout_s;
     g_mutex_init(&pool->lock);
     g_cond_init(&pool->freed);
     pool->idle = g_ptr_array_new_with_free_func((GDestroyNotify) PQfinish);
@@ -101,7 +103,9 @@ pool_connect(DbPool *pool, GError **error)
                                                pool->statement_timeout_ms);
     const char *const keys[] = { "dbname", "options", "application_name",
                                  "connect_timeout", NULL };
-    const char *const values[] = { pool->conninfo, options, "vmbroker", "5", NULL };
+    g_autofree char *timeout = g_strdup_printf("%u", pool->connect_timeout_s);
+    const char *const values[] = { pool->conninfo, options, "vmbroker",
+                                   pool->connect_timeout_s ? timeout : NULL, NULL };
     g_autoptr(PGconn) pg = PQconnectdbParams(keys, values, 1);
 
     if (!pg || PQstatus(pg) != CONNECTION_OK) {

@@ -18,6 +18,7 @@ typedef struct {
     unsigned acquire_timeout_ms;   /* how long a caller waits for a free connection */
     unsigned statement_timeout_ms; /* per statement, 0 for none */
     unsigned max_retries;          /* retries of a transaction on 40001/40P01 */
+    unsigned connect_timeout_s;    /* a new connection's handshake, 0 for libpq's default */
 } DbPoolOptions;
 
 /* A connection borrowed from a pool; give it back with db_conn_release (or g_autoptr). */

@@ -3,6 +3,7 @@
 #include "db-sessions.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "vmb-error.h"
 
@@ -49,12 +50,14 @@ db_sessions_authenticate(DbConn *conn, const char *secret_hash, unsigned idle_s,
 {
     g_autofree char *idle = g_strdup_printf("%u", idle_s);
     const char *params[] = { secret_hash, idle };
+    /* A read, like token checks: a page polling every two seconds must not write its
+     * session row each time. last_seen_at is kept to the minute. */
     g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
-        "UPDATE sessions s SET last_seen_at = now() FROM users u"
-        " WHERE s.secret_hash = $1 AND u.id = s.user_id AND NOT u.disabled"
-        "   AND s.expires_at > now()"
-        "   AND s.last_seen_at > now() - make_interval(secs => $2::int)"
-        " RETURNING s.csrf_hash, " DB_USERS_COLUMNS, 2, params, error);
+        "SELECT s.csrf_hash, " DB_USERS_COLUMNS ", s.id,"
+        " s.last_seen_at < now() - interval '60 seconds'"
+        " FROM sessions s JOIN users u ON u.id = s.user_id"
+        " WHERE s.secret_hash = $1 AND NOT u.disabled AND s.expires_at > now()"
+        "   AND s.last_seen_at > now() - make_interval(secs => $2::int)", 2, params, error);
 
     if (!res)
         return NULL;
@@ -62,6 +65,13 @@ db_sessions_authenticate(DbConn *conn, const char *secret_hash, unsigned idle_s,
         g_set_error(error, VMB_ERROR, VMB_ERROR_UNAUTHORIZED,
                     "The session has ended; sign in again.");
         return NULL;
+    }
+    if (strcmp(PQgetvalue(res, 0, 7), "t") == 0) {
+        const char *id[] = { PQgetvalue(res, 0, 6) };
+        g_autoptr(PGresult) touched = db_exec(conn, PGRES_COMMAND_OK,
+            "UPDATE sessions SET last_seen_at = now() WHERE id = $1", 1, id, error);
+        if (!touched)
+            return NULL;
     }
     *ret_csrf_hash = g_strdup(PQgetvalue(res, 0, 0));
     return db_users_from_row(res, 0, 1);

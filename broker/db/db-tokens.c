@@ -67,11 +67,15 @@ DbUser *
 db_tokens_authenticate(DbConn *conn, const char *secret_hash, GError **error)
 {
     const char *params[] = { secret_hash };
+    /* A read: every request of a client presents the same token, and writing its row
+     * each time would make them all wait on one row lock. */
     g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
-        "UPDATE api_tokens t SET last_used_at = now() FROM users u"
-        " WHERE t.secret_hash = $1 AND u.id = t.user_id AND NOT u.disabled"
-        "   AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())"
-        " RETURNING " DB_USERS_COLUMNS, 1, params, error);
+        "SELECT " DB_USERS_COLUMNS ", t.id,"
+        " t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds'"
+        " FROM api_tokens t JOIN users u ON u.id = t.user_id"
+        " WHERE t.secret_hash = $1 AND NOT u.disabled"
+        "   AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())",
+        1, params, error);
 
     if (!res)
         return NULL;
@@ -79,6 +83,14 @@ db_tokens_authenticate(DbConn *conn, const char *secret_hash, GError **error)
         g_set_error(error, VMB_ERROR, VMB_ERROR_UNAUTHORIZED,
                     "The API token is unknown, revoked or expired.");
         return NULL;
+    }
+    if (strcmp(PQgetvalue(res, 0, 6), "t") == 0) {
+        /* last_used_at is kept to the minute. */
+        const char *id[] = { PQgetvalue(res, 0, 5) };
+        g_autoptr(PGresult) touched = db_exec(conn, PGRES_COMMAND_OK,
+            "UPDATE api_tokens SET last_used_at = now() WHERE id = $1", 1, id, error);
+        if (!touched)
+            return NULL;
     }
     return db_users_from_row(res, 0, 0);
 }

@@ -123,3 +123,55 @@ db_users_ensure(DbConn *conn, const char *username, const char *role, GError **e
         return NULL;
     return db_users_get_by_name(conn, username, error);
 }
+
+/**
+ * db_users_list:
+ * @conn: a connection
+ * @error: return location for an error
+ *
+ * Returns: (transfer full) (element-type DbUser): every user, by name, without hashes.
+ */
+GPtrArray *
+db_users_list(DbConn *conn, GError **error)
+{
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "SELECT u.id, u.username, u.role, u.disabled, NULL FROM users u ORDER BY u.username",
+        0, NULL, error);
+    GPtrArray *out;
+
+    if (!res)
+        return NULL;
+    out = g_ptr_array_new_with_free_func((GDestroyNotify) db_user_free);
+    for (int i = 0; i < PQntuples(res); i++)
+        g_ptr_array_add(out, db_users_from_row(res, i, 0));
+    return out;
+}
+
+/**
+ * db_users_set_disabled:
+ * @conn: a connection
+ * @id: the user (any text: a malformed id is simply not found)
+ * @disabled: the new setting
+ * @error: return location for an error
+ *
+ * A disabled user can neither sign in nor use a token; their sessions end at once.
+ *
+ * Returns: true on success.
+ */
+bool
+db_users_set_disabled(DbConn *conn, const char *id, bool disabled, GError **error)
+{
+    const char *params[] = { id, disabled ? "true" : "false" };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "WITH u AS (UPDATE users SET disabled = $2::boolean WHERE id::text = $1 RETURNING id),"
+        " s AS (DELETE FROM sessions WHERE $2::boolean AND user_id IN (SELECT id FROM u))"
+        " SELECT count(*) FROM u", 2, params, error);
+
+    if (!res)
+        return false;
+    if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No such user.");
+        return false;
+    }
+    return true;
+}

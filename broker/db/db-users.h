@@ -25,6 +25,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(DbUser, db_user_free)
 /* VMB_ERROR_CONFLICT when the name is taken. */
 bool db_users_insert(DbConn *conn, const char *username, const char *role,
                      const char *password_hash, char **ret_id, GError **error);
+/* Every user, by name: a GPtrArray of DbUser (no password hashes). */
+GPtrArray *db_users_list(DbConn *conn, GError **error);
+/* Disables or enables user @id and, when disabling, ends their sessions.
+ * VMB_ERROR_NOT_FOUND when there is no such user. */
+bool db_users_set_disabled(DbConn *conn, const char *id, bool disabled, GError **error);
 /* The user @username, created with @role and no password when missing (the portal flow). */
 DbUser *db_users_ensure(DbConn *conn, const char *username, const char *role, GError **error);
 /* VMB_ERROR_NOT_FOUND when there is no such user. */

@@ -13,6 +13,10 @@
 #include "vmb-error.h"
 #include "vmb-log.h"
 
+/* After a streamed body is refused, this much more of it is read and dropped before the
+ * answer is sent anyway (and the connection closed). */
+#define HTTP_DRAIN_MAX (64 * 1024 * 1024)
+
 #define HTTP_METRIC_REQUESTS "vmbroker_http_requests_total"
 #define HTTP_METRIC_DURATION "vmbroker_http_request_duration_seconds"
 
@@ -34,6 +38,10 @@ struct HttpRequest {
     bool replied;             /* a response is queued */
     unsigned status;          /* for the log line */
     char *user;               /* for the log line */
+    void *stream_ctx;         /* a streamed body's context, until released */
+    bool stream_finished;     /* finish() ran */
+    HttpReply *refusal;       /* a streamed body refused midway: sent once the body is read */
+    guint64 drained;          /* bytes discarded since the refusal */
     HttpUpgradeFunc upgrade;  /* a queued 101's hand-over, until it runs */
     void *upgrade_data;
     GDestroyNotify upgrade_free;
@@ -156,6 +164,9 @@ http_reply_free(HttpReply *reply)
 static void
 request_free(HttpRequest *req)
 {
+    if (req->route && req->route->stream && req->stream_ctx)
+        req->route->stream->release(req->stream_ctx, req->stream_finished);
+    http_reply_free(req->refusal);
     g_free(req->method);
     g_free(req->path);
     if (req->params)
@@ -397,6 +408,14 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         if (!req->route)
             return send_problem(req, status, status == 404 ? "No such resource."
                                                            : "Method not allowed here.");
+        if (req->route->stream) {
+            HttpReply *refused = req->route->stream->begin(req, srv->opts.app, &req->stream_ctx);
+            if (refused) {
+                g_autoptr(HttpReply) r = refused;
+                return send_reply(req, r);
+            }
+            return MHD_YES;
+        }
         req->max_body = req->route->max_body ? req->route->max_body : srv->opts.max_body_bytes;
         clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                            MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -409,6 +428,33 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         return MHD_YES;
     }
 
+    if (req->route->stream) {
+        g_autoptr(HttpReply) reply = NULL;
+        if (req->replied) {
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        if (*upload_data_size > 0 && req->refusal) {
+            /* Answering before the body is read would close a socket with unread data, and
+             * the client would see a reset instead of the answer: read on, within reason. */
+            req->drained += *upload_data_size;
+            *upload_data_size = 0;
+            if (req->drained <= HTTP_DRAIN_MAX)
+                return MHD_YES;
+            reply = g_steal_pointer(&req->refusal);
+        } else if (*upload_data_size > 0) {
+            req->refusal = req->route->stream->chunk(req->stream_ctx, upload_data,
+                                                     *upload_data_size);
+            *upload_data_size = 0;
+            return MHD_YES;
+        } else if (req->refusal) {
+            reply = g_steal_pointer(&req->refusal);
+        } else {
+            reply = req->route->stream->finish(req->stream_ctx, req, srv->opts.app);
+            req->stream_finished = true;
+        }
+        return send_reply(req, reply);
+    }
     if (*upload_data_size > 0) {
         if (!req->replied) {
             if (req->body->len + *upload_data_size > req->max_body) {

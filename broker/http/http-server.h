@@ -45,12 +45,27 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(HttpReply, http_reply_free)
 
 typedef HttpReply *(*HttpHandlerFunc)(HttpRequest *req, void *app);
 
+/* A route whose body is too large to hold (uploads) gets it chunk by chunk. Each callback
+ * may refuse by returning a reply (the rest of the body is then discarded). */
+typedef struct {
+    /* Headers are in: check them, set *ret_ctx. */
+    HttpReply *(*begin)(HttpRequest *req, void *app, void **ret_ctx);
+    /* The next piece of the body. */
+    HttpReply *(*chunk)(void *ctx, const void *data, size_t len);
+    /* The body is complete: the answer. */
+    HttpReply *(*finish)(void *ctx, HttpRequest *req, void *app);
+    /* Always called last, after finish or when the request ended early: frees @ctx and
+     * undoes what an unfinished request left (a partial file). */
+    void (*release)(void *ctx, bool finished);
+} HttpStream;
+
 typedef struct {
     const char *method;      /* "GET", "POST" ... */
     const char *pattern;     /* "/api/v1/vms/{id}/stop": {name} matches one segment; a last
                               * segment "*" matches the rest (parameter "*") */
     HttpHandlerFunc handler; /* builds the reply */
     guint64 max_body;        /* body bound for this route, 0 for the server's default */
+    const HttpStream *stream; /* (nullable) streamed body: @handler unused, no bound here */
 } HttpRoute;
 
 typedef struct {

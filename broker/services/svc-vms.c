@@ -36,6 +36,7 @@
 #include "svc-users.h"
 #include "vmb-crash.h"
 #include "vmb-error.h"
+#include "vmb-log.h"
 #include "vmb-net.h"
 #include "vmb-secret.h"
 
@@ -249,6 +250,7 @@ insert_tx(DbConn *conn, void *data, GError **error)
 {
     InsertTx *tx = data;
 
+    g_clear_pointer(&tx->vm, db_vm_free); /* a retried transaction runs this again */
     tx->vm = db_vms_insert(conn, tx->spec, &tx->lease, error);
     return tx->vm && audit(conn, tx->actor_id, "vm.create", tx->vm->id, tx->remote_addr, NULL,
                            error);
@@ -270,6 +272,7 @@ state_tx(DbConn *conn, void *data, GError **error)
 {
     StateTx *tx = data;
 
+    g_clear_pointer(&tx->vm, db_vm_free);
     tx->vm = db_vms_set_state(conn, tx->id, tx->to, tx->reason, tx->cooldown_s, error);
     return tx->vm && (!tx->action || audit(conn, tx->actor_id, tx->action, tx->id,
                                            tx->remote_addr, NULL, error));
@@ -600,6 +603,7 @@ svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, GE
      * `creating` while this create runs. */
     svc_vms_try_claim(vms, id);
     if (!db_pool_transaction(vms->opts.db, insert_tx, &tx, error)) {
+        db_vm_free(tx.vm);
         svc_vms_release(vms, id);
         return NULL;
     }
@@ -652,7 +656,14 @@ svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, GE
 DbVm *
 svc_vms_get(SvcVms *vms, const DbUser *caller, const char *id, GError **error)
 {
-    g_autoptr(DbConn) db = db_pool_acquire(vms->opts.db, error);
+    g_autoptr(DbConn) db = NULL;
+
+    /* Not a uuid: no such VM (rather than a type error from PostgreSQL). */
+    if (!g_uuid_string_is_valid(id)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No such VM.");
+        return NULL;
+    }
+    db = db_pool_acquire(vms->opts.db, error);
 
     return db ? db_vms_get(db, id, owner_filter(caller), error) : NULL;
 }
@@ -738,11 +749,15 @@ stop_job(gpointer data, gpointer user_data)
         if (ok && job->drop_ephemeral)
             svc_vms_drop_ephemeral_disks(vms, conn, vm);
     }
+    if (!ok && vm)
+        vmb_warning("stopping VM %s: %s", vm->name, err->message);
     /* Without libvirt the VM stays `stopping`: once libvirt is back, the resync finishes
-     * the stop (svc-sync), rather than the VM ending in `error` over an outage. */
+     * the stop (svc-sync), rather than the VM ending in `error` over an outage. The reason
+     * is shown to users: libvirt's words stay in the log. */
     if (vm && (ok || vmb_error_kind(err) != VMB_ERROR_UNAVAILABLE))
         done = set_state(vms, job->id, ok ? DB_VM_STOPPED : DB_VM_ERROR,
-                         ok ? job->reason : err->message, NULL, NULL, NULL, NULL);
+                         ok ? job->reason : "the stop failed; an administrator can see why in "
+                                            "the broker's log", NULL, NULL, NULL, NULL);
     svc_vms_release(vms, job->id);
     g_free(job->id);
     g_free(job->reason);
@@ -830,6 +845,7 @@ start_tx(DbConn *conn, void *data, GError **error)
 {
     StartTx *tx = data;
 
+    g_clear_pointer(&tx->vm, db_vm_free);
     tx->vm = db_vms_start(conn, tx->id, &tx->lease, error);
     return tx->vm && audit(conn, tx->actor_id, "vm.start", tx->id, tx->remote_addr, NULL,
                            error);
@@ -880,6 +896,7 @@ svc_vms_start(SvcVms *vms, const DbUser *caller, const char *id, const char *rem
         return NULL;
     tx = (StartTx) { vm->id, lease_options(vms), caller->id, remote_addr, NULL };
     if (!db_pool_transaction(vms->opts.db, start_tx, &tx, error)) {
+        db_vm_free(tx.vm);
         svc_vms_release(vms, vm->id);
         return NULL;
     }

@@ -15,7 +15,7 @@
 /**
  * vmb_net_port_is_free:
  * @addr: a numeric IPv4 or IPv6 address (the one QEMU will listen on)
- * @port: 1..65535
+ * @port: 1..65535, or 0 to ask only whether @addr is an address of this host
  * @error: return location for an error (bad address, no socket)
  *
  * Binds a TCP socket with SO_REUSEADDR to @addr:@port and closes it again. SO_REUSEADDR
@@ -31,7 +31,7 @@ vmb_net_port_is_free(const char *addr, unsigned port, GError **error)
     socklen_t len;
     int one = 1, fd, rc, saved;
 
-    if (port == 0 || port > 65535) {
+    if (port > 65535) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "port %u out of range", port);
         return false;
     }

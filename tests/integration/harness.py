@@ -213,6 +213,16 @@ def run(args, config=None, env=None, input=None, timeout=WAIT_S):
                           stdin=None if input is not None else subprocess.DEVNULL)
 
 
+def remove_pools(prefix):
+    """Removes the storage pools `serve` defines for PREFIX (their folders are the test's)."""
+    if not prefix:
+        return
+    for kind in ('isos', 'base', 'disks'):
+        for action in ('pool-destroy', 'pool-undefine'):
+            subprocess.run(['virsh', '-q', '-c', 'qemu:///system', action, prefix + kind],
+                           capture_output=True, timeout=60)
+
+
 class Broker:
     """A running `vmbroker serve`; stopped (and reaped) when the test finishes."""
 
@@ -250,7 +260,7 @@ class Broker:
             time.sleep(0.1)
         raise AssertionError('vmbroker serve did not answer /healthz:\n' + self.log())
 
-    def request(self, method, path, body=None, headers=None, timeout=30):
+    def request(self, method, path, body=None, headers=None, timeout=120):
         """Returns (status, headers as a lower-cased dict, body bytes)."""
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
@@ -264,7 +274,7 @@ class Broker:
         finally:
             conn.close()
 
-    def raw_request(self, method, path, body, headers, timeout=30):
+    def raw_request(self, method, path, body, headers, timeout=120):
         """Like request, but over a plain socket that keeps reading when the server answers
         before the whole body is sent (413) and closes: returns (status, headers, body)."""
         head = f'{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n'
@@ -307,6 +317,7 @@ class Broker:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+        remove_pools(self.sections.get('libvirt', {}).get('name_prefix'))
 
 
 # --- test case base ------------------------------------------------------------------------

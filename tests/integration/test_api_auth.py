@@ -244,16 +244,55 @@ class Auth(harness.TestCase):
             with self.subTest(body=body[:40], ctype=ctype):
                 self.problem(self.broker.raw_request('POST', '/api/v1/auth/login', body,
                                                      {'Content-Type': ctype}), want)
-        for name in ("'; DROP TABLE users; --", '<x/>', 'alice\x00'):
+        for name, want in (("'; DROP TABLE users; --", 401), ('<x/>', 401),
+                           ('alice\x00', 400)):
             with self.subTest(name=name):
                 self.problem(self.broker.request('POST', '/api/v1/auth/login',
-                                                 {'username': name, 'password': 'x'}), 401)
+                                                 {'username': name, 'password': 'x'}), want)
         after = self.db.dump()
         self.assertEqual(before, after)
         self.assertEqual(self.db.scalar('SELECT count(*) FROM users'), '2')
         # The process still serves.
         status, _, _ = self.broker.request('GET', '/healthz')
         self.assertEqual(status, 200)
+
+    def test_admins_list_disable_and_enable_users(self):
+        self.start()
+        for name, role in (('root', 'admin'), ('portal', 'service')):
+            r = self.vmb('user', 'add', name, '--role', role, '--password-stdin',
+                         input=PASSWORD + '\n')
+            self.assertEqual(r.returncode, 0, r.stderr)
+        tokens = {}
+        for name in ('root', 'portal', 'alice', 'bob'):
+            cookie, csrf = self.session(name)
+            tokens[name] = {'Authorization': 'Bearer ' + self.token(cookie, csrf)['token']}
+        status, _, users = self.broker.get_json('/api/v1/users', headers=tokens['root'])
+        self.assertEqual(status, 200)
+        self.assertEqual([u['username'] for u in users], ['alice', 'bob', 'portal', 'root'])
+        self.assertTrue(all(set(u) == {'id', 'username', 'role', 'disabled'} for u in users))
+        for who in ('alice', 'portal'):
+            self.problem(self.broker.request('GET', '/api/v1/users', headers=tokens[who]), 403)
+        ids = {u['username']: u['id'] for u in users}
+        self.problem(self.broker.request('POST', f'/api/v1/users/{ids["bob"]}/disable',
+                                         headers=tokens['alice']), 403)
+        bob_cookie, _ = self.session('bob')
+        status, _, _ = self.broker.request('POST', f'/api/v1/users/{ids["bob"]}/disable',
+                                           headers=tokens['root'])
+        self.assertEqual(status, 204)
+        self.problem(self.broker.request('GET', '/api/v1/me', headers=tokens['bob']), 401)
+        self.problem(self.broker.request('GET', '/api/v1/me', headers={'Cookie': bob_cookie}),
+                     401)
+        self.problem(self.broker.request('POST', '/api/v1/auth/login',
+                                         {'username': 'bob', 'password': PASSWORD}), 401)
+        status, _, _ = self.broker.request('POST', f'/api/v1/users/{ids["bob"]}/enable',
+                                           headers=tokens['root'])
+        self.assertEqual(status, 204)
+        status, _, _ = self.broker.request('GET', '/api/v1/me', headers=tokens['bob'])
+        self.assertEqual(status, 200)
+        self.problem(self.broker.request('POST', f'/api/v1/users/{ids["root"]}/disable',
+                                         headers=tokens['root']), 409)
+        self.problem(self.broker.request('POST', '/api/v1/users/nope/disable',
+                                         headers=tokens['root']), 404)
 
 
 if __name__ == '__main__':

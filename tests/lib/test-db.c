@@ -39,6 +39,7 @@ test_db_new(const char *tag, unsigned pool_size, unsigned vnc_first, unsigned ws
     DbPoolOptions opts = {
         .size = pool_size,
         .acquire_timeout_ms = 60000,
+        .connect_timeout_s = 60, /* 64 clients connecting at once on two busy cores */
         .statement_timeout_ms = 30000,
         .max_retries = 5,
     };
@@ -56,6 +57,18 @@ test_db_new(const char *tag, unsigned pool_size, unsigned vnc_first, unsigned ws
     check_ok(db_users_insert(conn, "alice", "user", NULL, &db->alice_id, &err), err);
     check_ok(db_users_insert(conn, "bob", "user", NULL, &db->bob_id, &err), err);
     check_ok(db_users_insert(conn, "root", "admin", NULL, &db->admin_id, &err), err);
+    g_clear_pointer(&conn, db_conn_release);
+    /* Open every connection now, one after the other: 64 clients connecting at once on a
+     * loaded 2-core machine can exceed the pool's connect timeout, which is not what the
+     * tests are about. */
+    {
+        g_autoptr(GPtrArray) held = g_ptr_array_new_with_free_func((GDestroyNotify) db_conn_release);
+        for (unsigned i = 0; i < pool_size; i++) {
+            DbConn *c = db_pool_acquire(db->pool, &err);
+            check_ok(c != NULL, err);
+            g_ptr_array_add(held, c);
+        }
+    }
     return db;
 }
 

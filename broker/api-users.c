@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// /api/v1/users: the admin's view of the accounts, and disabling one.
+#include "api.h"
+
+#include <string.h>
+
+#include "api-common.h"
+#include "http-problem.h"
+
+/* Authenticates and insists on an admin: service accounts may not administer users. */
+static HttpReply *
+require_admin(HttpRequest *req, App *a, ApiCaller **ret_caller)
+{
+    HttpReply *reply = api_authenticate(req, a, ret_caller);
+
+    if (reply)
+        return reply;
+    if (strcmp((*ret_caller)->user->role, "admin") != 0)
+        return http_problem_new(403, "Only admins manage users.", NULL);
+    return NULL;
+}
+
+/**
+ * api_users_list:
+ * @req: GET /api/v1/users
+ * @app: the daemon's state
+ *
+ * Returns: 200 [{id, username, role, disabled}]; 403 for non-admins.
+ */
+HttpReply *
+api_users_list(HttpRequest *req, void *app)
+{
+    App *a = app;
+    g_autoptr(ApiCaller) caller = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DbConn) db = NULL;
+    g_autoptr(GPtrArray) users = NULL;
+    g_autoptr(json_object) out = json_object_new_array();
+    HttpReply *reply = require_admin(req, a, &caller);
+
+    if (reply)
+        return reply;
+    db = db_pool_acquire(a->db, &error);
+    users = db ? db_users_list(db, &error) : NULL;
+    if (!users)
+        return api_error(req, error);
+    for (guint i = 0; i < users->len; i++) {
+        const DbUser *u = users->pdata[i];
+        json_object *o = api_user_json(u);
+        json_object_object_add(o, "disabled", json_object_new_boolean(u->disabled));
+        json_object_array_add(out, o);
+    }
+    return http_reply_json(200, out);
+}
+
+static HttpReply *
+set_disabled(HttpRequest *req, App *a, bool disabled)
+{
+    g_autoptr(ApiCaller) caller = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DbConn) db = NULL;
+    const char *id = http_request_param(req, "id");
+    HttpReply *reply = require_admin(req, a, &caller);
+
+    if (reply)
+        return reply;
+    if (disabled && strcmp(id, caller->user->id) == 0)
+        return http_problem_new(409, "You cannot disable yourself.", NULL);
+    db = db_pool_acquire(a->db, &error);
+    if (!db || !db_users_set_disabled(db, id, disabled, &error))
+        return api_error(req, error);
+    return http_reply_empty(204);
+}
+
+/**
+ * api_users_disable:
+ * @req: POST /api/v1/users/{id}/disable
+ * @app: the daemon's state
+ *
+ * The user can no longer sign in or use tokens; their sessions end. Their VMs stay.
+ *
+ * Returns: 204; 403 for non-admins; 404; 409 for oneself.
+ */
+HttpReply *
+api_users_disable(HttpRequest *req, void *app)
+{
+    return set_disabled(req, app, true);
+}
+
+/**
+ * api_users_enable:
+ * @req: POST /api/v1/users/{id}/enable
+ * @app: the daemon's state
+ *
+ * Returns: 204; 403 for non-admins; 404.
+ */
+HttpReply *
+api_users_enable(HttpRequest *req, void *app)
+{
+    return set_disabled(req, app, false);
+}
