@@ -2,7 +2,9 @@
 // The shared libvirt connection: opened lazily, checked with virConnectIsAlive (and, when
 // watched, the close callback), reopened after libvirtd restarts. Callbacks of a watched
 // hypervisor run on the event loop thread and never take the lock: libvirt may call them
-// while a thread holding the lock waits inside libvirt.
+// while a thread holding the lock waits inside libvirt. Opening happens outside the lock,
+// by one thread at a time: a hung libvirtd (which accepts the socket but never answers)
+// holds up that thread only, and everyone else is told "unavailable" at once.
 #include "dom-hypervisor.h"
 
 #include "vmb-error.h"
@@ -11,6 +13,7 @@ struct DomHypervisor {
     char *uri;
     GMutex lock;
     virConnectPtr conn;       /* NULL until opened, or after it died */
+    bool connecting;          /* a thread is opening a connection (without the lock) */
     int event_id;             /* lifecycle callback of conn, -1 for none */
     bool close_registered;    /* conn carries our close callback */
     gint lost;                /* (atomic) the close callback fired for conn */
@@ -72,35 +75,40 @@ drop_conn(DomHypervisor *hv)
     hv->close_registered = false;
 }
 
-/* Sets up keepalive and callbacks on a fresh connection (lock held). */
+/* Sets up keepalive and callbacks on a fresh connection that is not shared yet (without
+ * the lock: these are round trips). On failure the connection is closed. */
 static bool
-watch_conn(DomHypervisor *hv, GError **error)
+watch_conn(DomHypervisor *hv, virConnectPtr conn, int *ret_event_id, GError **error)
 {
     const DomHypervisorWatch *w = &hv->watch;
+    int event_id = -1;
 
     if (w->keepalive_interval_s &&
-        virConnectSetKeepAlive(hv->conn, (int) w->keepalive_interval_s,
-                               w->keepalive_count) < 0) {
+        virConnectSetKeepAlive(conn, (int) w->keepalive_interval_s, w->keepalive_count) < 0) {
         dom_virt_set_error_kind(error, VMB_ERROR_UNAVAILABLE, "enabling keepalive on '%s'",
                                 hv->uri);
+        virConnectClose(conn);
         return false;
     }
-    if (virConnectRegisterCloseCallback(hv->conn, close_cb, hv, NULL) < 0) {
+    if (virConnectRegisterCloseCallback(conn, close_cb, hv, NULL) < 0) {
         dom_virt_set_error_kind(error, VMB_ERROR_UNAVAILABLE,
                                 "registering a close callback on '%s'", hv->uri);
+        virConnectClose(conn);
         return false;
     }
-    hv->close_registered = true;
     if (w->on_event) {
-        hv->event_id = virConnectDomainEventRegisterAny(
-            hv->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-            VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), hv, NULL);
-        if (hv->event_id < 0) {
+        event_id = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                    VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), hv,
+                                                    NULL);
+        if (event_id < 0) {
             dom_virt_set_error_kind(error, VMB_ERROR_UNAVAILABLE,
                                     "registering for domain events on '%s'", hv->uri);
+            virConnectUnregisterCloseCallback(conn, close_cb);
+            virConnectClose(conn);
             return false;
         }
     }
+    *ret_event_id = event_id;
     return true;
 }
 
@@ -173,24 +181,42 @@ virConnectPtr
 dom_hypervisor_get(DomHypervisor *hv, GError **error)
 {
     virConnectPtr conn;
+    bool watched;
+    int event_id = -1;
 
     g_mutex_lock(&hv->lock);
     if (hv->conn && (g_atomic_int_get(&hv->lost) || virConnectIsAlive(hv->conn) != 1))
         drop_conn(hv);
-    if (!hv->conn) {
-        g_atomic_int_set(&hv->lost, 0);
-        hv->conn = dom_virt_connect(hv->uri, error);
-        if (hv->conn && hv->watched && !watch_conn(hv, error))
-            drop_conn(hv);
-        if (hv->conn)
-            hv->generation++;
-    }
-    if (!hv->conn) {
+    if (hv->conn) {
+        conn = hv->conn;
+        virConnectRef(conn);
         g_mutex_unlock(&hv->lock);
+        return conn;
+    }
+    if (hv->connecting) {
+        g_mutex_unlock(&hv->lock);
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+                    "libvirt at '%s': reconnecting, not answering yet", hv->uri);
         return NULL;
     }
-    conn = hv->conn;
-    virConnectRef(conn);
+    hv->connecting = true;
+    watched = hv->watched;
+    g_atomic_int_set(&hv->lost, 0);
+    g_mutex_unlock(&hv->lock);
+
+    conn = dom_virt_connect(hv->uri, error);
+    if (conn && watched && !watch_conn(hv, conn, &event_id, error))
+        conn = NULL;
+
+    g_mutex_lock(&hv->lock);
+    hv->connecting = false;
+    if (conn) {
+        hv->conn = conn;
+        hv->event_id = event_id;
+        hv->close_registered = watched;
+        hv->generation++;
+        virConnectRef(conn);
+    }
     g_mutex_unlock(&hv->lock);
     return conn;
 }

@@ -603,8 +603,6 @@ svc_sync_free(SvcSync *sync)
 {
     if (!sync)
         return;
-    /* No more callbacks into @sync: the connection is dropped with them. */
-    dom_hypervisor_watch(sync->opts.hv, &(DomHypervisorWatch) { 0 }, NULL);
     if (sync->thread) {
         g_mutex_lock(&sync->lock);
         sync->quit = true;
@@ -612,6 +610,8 @@ svc_sync_free(SvcSync *sync)
         g_mutex_unlock(&sync->lock);
         g_thread_join(sync->thread);
     }
+    /* No more callbacks into @sync: the connection is dropped with them. */
+    dom_hypervisor_watch(sync->opts.hv, &(DomHypervisorWatch) { 0 }, NULL);
     if (sync->worker)
         g_thread_pool_free(sync->worker, TRUE, TRUE);
     g_mutex_clear(&sync->lock);
