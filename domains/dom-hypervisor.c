@@ -170,28 +170,34 @@ dom_hypervisor_watch(DomHypervisor *hv, const DomHypervisorWatch *watch, GError 
     return true;
 }
 
-/**
- * dom_hypervisor_get:
- * @hv: a handle
- * @error: return location for an error (VMB_ERROR_UNAVAILABLE)
- *
- * Returns: (transfer full): a new reference to a live connection, or NULL.
- */
-virConnectPtr
-dom_hypervisor_get(DomHypervisor *hv, GError **error)
+static virConnectPtr
+get_conn(DomHypervisor *hv, bool may_open, GError **error)
 {
     virConnectPtr conn;
-    bool watched;
+    bool watched, dropped = false;
     int event_id = -1;
 
     g_mutex_lock(&hv->lock);
-    if (hv->conn && (g_atomic_int_get(&hv->lost) || virConnectIsAlive(hv->conn) != 1))
+    if (hv->conn && (g_atomic_int_get(&hv->lost) || virConnectIsAlive(hv->conn) != 1)) {
         drop_conn(hv);
+        dropped = true;
+    }
     if (hv->conn) {
         conn = hv->conn;
         virConnectRef(conn);
         g_mutex_unlock(&hv->lock);
         return conn;
+    }
+    if (!may_open) {
+        DomLostFunc on_lost = hv->watch.on_lost;
+        void *data = hv->watch.data;
+        g_mutex_unlock(&hv->lock);
+        /* A death the close callback did not report: wake the reconnecting thread. */
+        if (dropped && on_lost)
+            on_lost("error", data);
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+                    "libvirt at '%s': not connected, reconnecting", hv->uri);
+        return NULL;
     }
     if (hv->connecting) {
         g_mutex_unlock(&hv->lock);
@@ -219,6 +225,44 @@ dom_hypervisor_get(DomHypervisor *hv, GError **error)
     }
     g_mutex_unlock(&hv->lock);
     return conn;
+}
+
+/**
+ * dom_hypervisor_get:
+ * @hv: a handle
+ * @error: return location for an error (VMB_ERROR_UNAVAILABLE)
+ *
+ * A watched hypervisor never opens a connection here: after a loss only
+ * dom_hypervisor_connect() (the reconnecting thread) does, so that a hung libvirtd never
+ * holds up a request; others are told "unavailable" at once.
+ *
+ * Returns: (transfer full): a new reference to a live connection, or NULL.
+ */
+virConnectPtr
+dom_hypervisor_get(DomHypervisor *hv, GError **error)
+{
+    bool watched;
+
+    g_mutex_lock(&hv->lock);
+    watched = hv->watched;
+    g_mutex_unlock(&hv->lock);
+    return get_conn(hv, !watched, error);
+}
+
+/**
+ * dom_hypervisor_connect:
+ * @hv: a handle
+ * @error: return location for an error (VMB_ERROR_UNAVAILABLE)
+ *
+ * Like dom_hypervisor_get(), opening a connection when there is none (watched or not). It
+ * may block as long as libvirtd takes to answer: call it from the reconnecting thread.
+ *
+ * Returns: (transfer full): a new reference to a live connection, or NULL.
+ */
+virConnectPtr
+dom_hypervisor_connect(DomHypervisor *hv, GError **error)
+{
+    return get_conn(hv, true, error);
 }
 
 /**

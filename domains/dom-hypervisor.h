@@ -29,8 +29,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(DomHypervisor, dom_hypervisor_free)
 /* Starts libvirt's event loop and watches every connection opened from now on (an open
  * one is dropped, so that the next get opens a watched one). Call once, early. */
 bool dom_hypervisor_watch(DomHypervisor *hv, const DomHypervisorWatch *watch, GError **error);
-/* A reference to a live connection (release with virConnectClose), or NULL. */
+/* A reference to a live connection (release with virConnectClose), or NULL. A watched
+ * hypervisor does not open one here (see dom_hypervisor_connect): it answers unavailable. */
 virConnectPtr dom_hypervisor_get(DomHypervisor *hv, GError **error);
+/* Like dom_hypervisor_get, opening a connection if there is none; may block on a hung
+ * libvirtd: for the thread that reconnects. */
+virConnectPtr dom_hypervisor_connect(DomHypervisor *hv, GError **error);
 /* True when libvirtd answers a call. */
 bool dom_hypervisor_ping(DomHypervisor *hv, GError **error);
 /* Counts the connections opened so far: a change means a new connection (after libvirtd

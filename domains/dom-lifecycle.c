@@ -198,6 +198,7 @@ dom_lifecycle_list_names(virConnectPtr conn, const char *prefix, GError **error)
  * dom_lifecycle_is_running:
  * @dom: a domain
  * @ret_running: (out): false when shut off or crashed
+ * @ret_cause: (out) (optional): when not running, libvirt's recorded cause
  * @error: return location for an error
  *
  * A crashed domain that libvirt keeps (on_crash=preserve) counts as not running: its
@@ -206,13 +207,30 @@ dom_lifecycle_list_names(virConnectPtr conn, const char *prefix, GError **error)
  * Returns: true on success.
  */
 bool
-dom_lifecycle_is_running(virDomainPtr dom, bool *ret_running, GError **error)
+dom_lifecycle_is_running(virDomainPtr dom, bool *ret_running, DomStopCause *ret_cause,
+                         GError **error)
 {
-    DomState state;
+    int state = 0, reason = 0;
+    DomStopCause cause = DOM_STOP_UNKNOWN;
 
-    if (!dom_lifecycle_state(dom, &state, error))
+    if (virDomainGetState(dom, &state, &reason, 0) < 0) {
+        dom_virt_set_error(error, "reading the state of domain '%s'", virDomainGetName(dom));
         return false;
-    *ret_running = state != DOM_STATE_SHUTOFF && state != DOM_STATE_CRASHED;
+    }
+    if (state == VIR_DOMAIN_CRASHED) {
+        cause = DOM_STOP_CRASHED;
+    } else if (state == VIR_DOMAIN_SHUTOFF) {
+        switch (reason) {
+        case VIR_DOMAIN_SHUTOFF_SHUTDOWN: cause = DOM_STOP_SHUTDOWN; break;
+        case VIR_DOMAIN_SHUTOFF_DESTROYED: cause = DOM_STOP_DESTROYED; break;
+        case VIR_DOMAIN_SHUTOFF_CRASHED: cause = DOM_STOP_CRASHED; break;
+        case VIR_DOMAIN_SHUTOFF_FAILED: cause = DOM_STOP_FAILED; break;
+        default: break;
+        }
+    }
+    *ret_running = state != VIR_DOMAIN_SHUTOFF && state != VIR_DOMAIN_CRASHED;
+    if (ret_cause)
+        *ret_cause = *ret_running ? DOM_STOP_UNKNOWN : cause;
     return true;
 }
 

@@ -94,6 +94,20 @@ event_reason(int event, int detail)
     }
 }
 
+/* Why a VM stopped, from libvirt's record of the domain (the same words as the events'). */
+static const char *
+cause_reason(DomStopCause cause)
+{
+    switch (cause) {
+    case DOM_STOP_SHUTDOWN: return "the guest powered off";
+    case DOM_STOP_DESTROYED: return "destroyed outside vmbroker";
+    case DOM_STOP_CRASHED: return "crashed";
+    case DOM_STOP_FAILED: return "crashed: QEMU ended unexpectedly";
+    case DOM_STOP_UNKNOWN: break;
+    }
+    return "shut off outside vmbroker";
+}
+
 /* --- repairs (in transactions, audited without an actor) --- */
 
 typedef struct {
@@ -180,6 +194,7 @@ reconcile_vm(SvcSync *sync, virConnectPtr conn, const char *id, const char *hint
     g_autoptr(virDomain) dom = NULL;
     g_autoptr(GError) err = NULL;
     bool running = false, ok = true, changed = false;
+    DomStopCause cause = DOM_STOP_UNKNOWN;
 
     if (!svc_vms_try_claim(sync->opts.vms, id))
         return true;
@@ -199,7 +214,7 @@ reconcile_vm(SvcSync *sync, virConnectPtr conn, const char *id, const char *hint
         g_propagate_error(error, g_steal_pointer(&err));
         return false;
     }
-    if (dom && !dom_lifecycle_is_running(dom, &running, error)) {
+    if (dom && !dom_lifecycle_is_running(dom, &running, &cause, error)) {
         svc_vms_release(sync->opts.vms, id);
         return false;
     }
@@ -225,8 +240,12 @@ reconcile_vm(SvcSync *sync, virConnectPtr conn, const char *id, const char *hint
             dom_lifecycle_destroy(dom, NULL); /* a crashed domain libvirt preserved */
         svc_vms_drop_ephemeral_disks(sync->opts.vms, conn, vm);
         ok = changed = repair(sync, vm, DB_VM_STOPPED,
-                              hint ? hint : dom ? "shut off outside vmbroker"
-                                                : "domain undefined outside vmbroker",
+                              /* libvirt's record first: the same words whichever of
+                               * event, resync or start-up gets here first. */
+                              dom && cause != DOM_STOP_UNKNOWN ? cause_reason(cause)
+                              : hint ? hint
+                              : dom  ? cause_reason(cause)
+                                     : "domain undefined outside vmbroker",
                               "vm.sync", false, error);
         break;
     case DB_VM_STOPPING:
@@ -340,7 +359,7 @@ reconcile_orphan(SvcSync *sync, virConnectPtr conn, const char *name, GError **e
 bool
 svc_sync_reconcile(SvcSync *sync, GError **error)
 {
-    g_autoptr(virConnect) conn = dom_hypervisor_get(sync->opts.hv, error);
+    g_autoptr(virConnect) conn = dom_hypervisor_connect(sync->opts.hv, error);
     g_autoptr(GPtrArray) names = NULL;
     g_autoptr(GPtrArray) rows = NULL;
     g_autoptr(GHashTable) known = g_hash_table_new(g_str_hash, g_str_equal);
@@ -490,7 +509,7 @@ sync_main(gpointer data)
         g_mutex_unlock(&sync->lock);
         {
             g_autoptr(GError) err = NULL;
-            g_autoptr(virConnect) conn = dom_hypervisor_get(sync->opts.hv, &err);
+            g_autoptr(virConnect) conn = dom_hypervisor_connect(sync->opts.hv, &err);
             guint64 gen = dom_hypervisor_generation(sync->opts.hv);
             gint64 now = g_get_monotonic_time();
 

@@ -97,10 +97,21 @@ class FaultCase(harness.TestCase):
         self.broker = harness.Broker(self, self.sections, self.workdir, env=env)
         return self.broker
 
+    def stop_broker(self, how=signal.SIGTERM):
+        """Sends HOW and waits for the broker to exit; a hang fails with its threads' stacks."""
+        self.broker.proc.send_signal(how)
+        try:
+            return self.broker.proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            stacks = subprocess.run(['gdb', '-p', str(self.broker.proc.pid), '-batch', '-ex',
+                                     'thread apply all bt'], capture_output=True, text=True,
+                                    timeout=120).stdout if shutil.which('gdb') else ''
+            self.fail(f'vmbroker did not exit after {how.name}:\n{stacks}\n'
+                      + self.broker.log()[-4000:])
+
     def restart(self, env=None, how=signal.SIGKILL):
         """Kills the broker (SIGKILL unless told) and starts it again."""
-        self.broker.proc.send_signal(how)
-        self.broker.proc.wait(timeout=60)
+        self.stop_broker(how)
         return self.start(env=env)
 
     def start_crashing(self, point):

@@ -45,7 +45,7 @@ class Postgres(faults.FaultCase):
         status, got = self.api('GET', '/api/v1/vms', auth=self.admin)
         self.assertEqual(status, 200, got)
         got = self.wait_state(self.admin, vm['id'], 'stopped')
-        self.assertEqual(got['state_reason'], 'shut off outside vmbroker')
+        self.assertEqual(got['state_reason'], 'destroyed outside vmbroker')
         self.assert_agree()
 
     def test_killed_backends(self):

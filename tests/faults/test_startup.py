@@ -39,8 +39,7 @@ class Startup(faults.FaultCase):
         self.console_works(vm)
         for how in (signal.SIGTERM, signal.SIGKILL):
             with self.subTest(signal=how.name):
-                self.broker.proc.send_signal(how)
-                self.broker.proc.wait(timeout=60)
+                self.stop_broker(how)
                 self.assertEqual(self.domstate(vm['name']), 'running')
                 self.start()
                 got = self.get_vm(self.admin, vm['id'])
@@ -61,7 +60,7 @@ class Startup(faults.FaultCase):
         # No waiting: the broker reconciled before it answered its first request.
         rows = self.assert_agree()
         self.assertEqual((rows[off['name']]['state'], rows[off['name']]['reason']),
-                         ('stopped', 'shut off outside vmbroker'))
+                         ('stopped', 'destroyed outside vmbroker'))
         self.assertEqual((rows[gone['name']]['state'], rows[gone['name']]['reason']),
                          ('stopped', 'domain undefined outside vmbroker'))
         for vm in (off, gone):

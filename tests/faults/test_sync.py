@@ -17,7 +17,7 @@ class Sync(faults.FaultCase):
         vm = self.create(self.admin, 'memtest-disk')
         virsh('destroy', vm['name'], check=True)
         got = self.wait_state(self.admin, vm['id'], 'stopped')
-        self.assertEqual(got['state_reason'], 'shut off outside vmbroker')
+        self.assertEqual(got['state_reason'], 'destroyed outside vmbroker')
         self.assertEqual(self.metric('vmbroker_libvirt_events_total'), 0)
         self.assert_agree()
         status, _ = self.api('DELETE', f'/api/v1/vms/{vm["id"]}', auth=self.admin)

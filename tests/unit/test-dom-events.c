@@ -62,12 +62,17 @@ TEST(lifecycle_events_reach_the_callback_in_order)
     g_autoptr(virDomain) dom = NULL;
     g_autoptr(GPtrArray) names = NULL;
     bool running = true;
+    DomStopCause cause = DOM_STOP_UNKNOWN;
 
     g_assert_true(dom_hypervisor_watch(hv, &(DomHypervisorWatch) {
         .on_event = on_event, .data = q, .keepalive_interval_s = 0 }, &error));
     g_assert_true(dom_events_loop_running());
     g_assert_cmpuint(dom_hypervisor_generation(hv), ==, 0);
-    conn = dom_hypervisor_get(hv, &error);
+    /* Watched: only connect opens. */
+    g_assert_null(dom_hypervisor_get(hv, &error));
+    g_assert_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE);
+    g_clear_error(&error);
+    conn = dom_hypervisor_connect(hv, &error);
     g_assert_no_error(error);
     g_assert_cmpuint(dom_hypervisor_generation(hv), ==, 1);
 
@@ -76,7 +81,7 @@ TEST(lifecycle_events_reach_the_callback_in_order)
     expect(q, "evt-one", VIR_DOMAIN_EVENT_DEFINED, -1);
     g_assert_true(dom_lifecycle_start(dom, &error));
     expect(q, "evt-one", VIR_DOMAIN_EVENT_STARTED, -1);
-    g_assert_true(dom_lifecycle_is_running(dom, &running, &error));
+    g_assert_true(dom_lifecycle_is_running(dom, &running, NULL, &error));
     g_assert_true(running);
 
     names = dom_lifecycle_list_names(conn, "evt-", &error);
@@ -86,8 +91,9 @@ TEST(lifecycle_events_reach_the_callback_in_order)
 
     g_assert_true(dom_lifecycle_destroy(dom, &error));
     expect(q, "evt-one", VIR_DOMAIN_EVENT_STOPPED, VIR_DOMAIN_EVENT_STOPPED_DESTROYED);
-    g_assert_true(dom_lifecycle_is_running(dom, &running, &error));
+    g_assert_true(dom_lifecycle_is_running(dom, &running, &cause, &error));
     g_assert_false(running);
+    g_assert_cmpint(cause, ==, DOM_STOP_DESTROYED);
     g_assert_true(dom_lifecycle_undefine(dom, false, &error));
     expect(q, "evt-one", VIR_DOMAIN_EVENT_UNDEFINED, -1);
 
@@ -105,7 +111,7 @@ TEST(an_unreachable_hypervisor_is_unavailable)
     g_autoptr(GError) error = NULL;
 
     g_assert_true(dom_hypervisor_watch(hv, &(DomHypervisorWatch) { 0 }, &error));
-    g_assert_null(dom_hypervisor_get(hv, &error));
+    g_assert_null(dom_hypervisor_connect(hv, &error));
     g_assert_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE);
     g_assert_cmpuint(dom_hypervisor_generation(hv), ==, 0);
 }
