@@ -65,7 +65,10 @@ drop_conn(DomHypervisor *hv)
 {
     if (!hv->conn)
         return;
-    if (hv->event_id >= 0)
+    /* Not on a dead connection: that is a round trip on a closed client, which may race
+     * with another thread's call still unwinding there; libvirt drops the callbacks of a
+     * closed connection with it. */
+    if (hv->event_id >= 0 && !g_atomic_int_get(&hv->lost) && virConnectIsAlive(hv->conn) == 1)
         virConnectDomainEventDeregisterAny(hv->conn, hv->event_id);
     if (hv->close_registered)
         virConnectUnregisterCloseCallback(hv->conn, close_cb);

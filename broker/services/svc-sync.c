@@ -89,7 +89,7 @@ event_reason(int event, int detail)
     case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: return "the guest powered off";
     case VIR_DOMAIN_EVENT_STOPPED_DESTROYED: return "destroyed outside vmbroker";
     case VIR_DOMAIN_EVENT_STOPPED_CRASHED: return "crashed";
-    case VIR_DOMAIN_EVENT_STOPPED_FAILED: return "crashed: QEMU ended unexpectedly";
+    case VIR_DOMAIN_EVENT_STOPPED_FAILED: return "crashed";
     default: return "stopped outside vmbroker";
     }
 }
@@ -102,7 +102,7 @@ cause_reason(DomStopCause cause)
     case DOM_STOP_SHUTDOWN: return "the guest powered off";
     case DOM_STOP_DESTROYED: return "destroyed outside vmbroker";
     case DOM_STOP_CRASHED: return "crashed";
-    case DOM_STOP_FAILED: return "crashed: QEMU ended unexpectedly";
+    case DOM_STOP_FAILED: return "crashed";
     case DOM_STOP_UNKNOWN: break;
     }
     return "shut off outside vmbroker";
@@ -434,6 +434,10 @@ event_worker(gpointer data, gpointer user_data)
         db = db_pool_acquire(sync->opts.db, &err);
         vm = db ? db_vms_get_by_name(db, job->name, &err) : NULL;
         g_clear_pointer(&db, db_conn_release);
+        /* A start only matters for a VM that PostgreSQL says is stopped; skipping the rest
+         * saves a round trip per create. */
+        if (vm && job->event == VIR_DOMAIN_EVENT_STARTED && vm->state != DB_VM_STOPPED)
+            g_clear_pointer(&vm, db_vm_free);
         if (vm && strcmp(vm->host_id, sync->host_id) == 0 &&
             (conn = dom_hypervisor_get(sync->opts.hv, &err)))
             reconcile_vm(sync, conn, vm->id, event_reason(job->event, job->detail), &changed,
