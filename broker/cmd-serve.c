@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// `vmbroker serve`: migrate, start the HTTP server, wait for SIGTERM or SIGINT, drain.
+// `vmbroker serve`: migrate, reconcile PostgreSQL with libvirt, start the HTTP server, wait
+// for SIGTERM or SIGINT, drain. Stopping never touches the guests: the next start finds them
+// running and picks them up.
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include "db-templates.h"
 #include "dom-storage.h"
 #include "svc-reaper.h"
+#include "svc-sync.h"
 #include "vmb-net.h"
 #include "vmb-log.h"
 
@@ -76,6 +79,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
     g_autoptr(SvcVms) vms = NULL;
     g_autoptr(SvcConsole) console = NULL;
     g_autoptr(SvcReaper) reaper = NULL;
+    g_autoptr(SvcSync) sync = NULL; /* freed first: its callbacks use vms and hv */
     g_autoptr(SvcIsos) isos = NULL;
     g_autofree char *host_id = NULL;
     PrepareTx prep;
@@ -137,6 +141,15 @@ cmd_serve(const char *config_path, int argc, char **argv)
                  "listen there", cfg->console_listen);
         return CMD_EXIT_FAILURE;
     }
+
+    /* Block the signals before any thread starts (libvirt's event loop is the first), so
+     * only sigwait below sees them. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     hv = dom_hypervisor_new(cfg->libvirt_uri);
     {
         g_autoptr(virConnect) conn = dom_hypervisor_get(hv, &error);
@@ -146,13 +159,6 @@ cmd_serve(const char *config_path, int argc, char **argv)
             g_clear_error(&error);
         }
     }
-
-    /* Block the signals before any thread starts, so only sigwait below sees them. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     auth = svc_auth_new(&(SvcAuthOptions) {
         .argon2 = { cfg->auth_argon2_memory_kib, cfg->auth_argon2_iterations,
@@ -206,6 +212,34 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .max_bytes = cfg->storage_max_iso_bytes,
         .quota_bytes = cfg->storage_user_quota_bytes,
     });
+    sync = svc_sync_new(&(SvcSyncOptions) {
+        .db = pool,
+        .hv = hv,
+        .vms = vms,
+        .host_id = host_id,
+        .name_prefix = cfg->libvirt_name_prefix,
+        .events = cfg->libvirt_events,
+        .interval_s = cfg->libvirt_sync_interval_s,
+        .keepalive_interval_s = cfg->libvirt_keepalive_interval_s,
+        .keepalive_count = cfg->libvirt_keepalive_count,
+        .destroy_orphans = strcmp(cfg->libvirt_adopt_orphans, "destroy") == 0,
+        .port_cooldown_s = cfg->console_port_cooldown_s,
+        .metrics = metrics,
+    }, &error);
+    if (!sync) {
+        cmd_fail("%s", error->message);
+        return CMD_EXIT_FAILURE;
+    }
+    /* Before serving: whatever changed while vmbroker was down (guests that stopped,
+     * creates and deletes a crash cut short, domains without rows) is repaired first. */
+    if (svc_sync_reconcile(sync, &error))
+        vmb_info("reconciled PostgreSQL with libvirt");
+    else {
+        vmb_warning("reconciliation: %s (serving anyway; it is retried until it succeeds)",
+                    error->message);
+        g_clear_error(&error);
+    }
+    svc_sync_start(sync);
     reaper = svc_reaper_start(&(SvcReaperOptions) {
         .db = pool,
         .vms = vms,

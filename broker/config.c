@@ -24,6 +24,7 @@ typedef enum {
     KEY_DIR,
     KEY_PREFIX,
     KEY_LOGLEVEL,
+    KEY_ORPHANS,
 
     KEY_LAST
 } KeyType;
@@ -56,6 +57,12 @@ static const KeyDef keys[] = {
     { "libvirt", "uri", KEY_STRING, "qemu:///system", 0, 0, OFF(libvirt_uri) },
     { "libvirt", "name_prefix", KEY_PREFIX, "vmbroker-", 0, 0, OFF(libvirt_name_prefix) },
     { "libvirt", "stop_timeout_s", KEY_UINT, "30", 0, 3600, OFF(libvirt_stop_timeout_s) },
+    { "libvirt", "events", KEY_BOOL, "true", 0, 0, OFF(libvirt_events) },
+    { "libvirt", "sync_interval_s", KEY_UINT, "60", 1, 86400, OFF(libvirt_sync_interval_s) },
+    { "libvirt", "keepalive_interval_s", KEY_UINT, "5", 0, 3600,
+      OFF(libvirt_keepalive_interval_s) },
+    { "libvirt", "keepalive_count", KEY_UINT, "3", 1, 100, OFF(libvirt_keepalive_count) },
+    { "libvirt", "adopt_orphans", KEY_ORPHANS, "error", 0, 0, OFF(libvirt_adopt_orphans) },
     { "storage", "dir", KEY_STRING, "/var/lib/vmbroker", 0, 0, OFF(storage_dir) },
     { "storage", "max_iso_bytes", KEY_UINT64, "8589934592", 1, G_GUINT64_CONSTANT(1) << 42,
       OFF(storage_max_iso_bytes) },
@@ -106,6 +113,7 @@ config_free(Config *cfg)
     g_free(cfg->database_url);
     g_free(cfg->libvirt_uri);
     g_free(cfg->libvirt_name_prefix);
+    g_free(cfg->libvirt_adopt_orphans);
     g_free(cfg->storage_dir);
     g_free(cfg->console_listen);
     g_free(cfg->templates_dir);
@@ -274,6 +282,11 @@ parse_value(Config *cfg, const KeyDef *k, const char *value)
         if (!g_strv_contains((const char *const[]) { "debug", "info", "warning", "error", NULL },
                              value))
             return g_strdup("not one of debug, info, warning, error");
+        *(char **) field = g_strdup(value);
+        return NULL;
+    case KEY_ORPHANS:
+        if (!g_strv_contains((const char *const[]) { "error", "destroy", NULL }, value))
+            return g_strdup("not one of error, destroy");
         *(char **) field = g_strdup(value);
         return NULL;
     case KEY_LAST:

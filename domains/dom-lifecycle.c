@@ -3,6 +3,7 @@
 // domain, the step and libvirt's own message.
 #include "dom-lifecycle.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "dom-storage.h"
@@ -160,6 +161,76 @@ dom_lifecycle_state(virDomainPtr dom, DomState *ret_state, GError **error)
         *ret_state = DOM_STATE_OTHER;
         break;
     }
+    return true;
+}
+
+/**
+ * dom_lifecycle_list_names:
+ * @conn: a connection
+ * @prefix: a name prefix, "" for all
+ * @error: return location for an error
+ *
+ * Returns: (transfer full) (element-type utf8): the names, or NULL on error.
+ */
+GPtrArray *
+dom_lifecycle_list_names(virConnectPtr conn, const char *prefix, GError **error)
+{
+    virDomainPtr *doms = NULL;
+    int n = virConnectListAllDomains(conn, &doms, 0);
+    GPtrArray *names;
+
+    if (n < 0) {
+        dom_virt_set_error(error, "listing domains");
+        return NULL;
+    }
+    names = g_ptr_array_new_with_free_func(g_free);
+    for (int i = 0; i < n; i++) {
+        const char *name = virDomainGetName(doms[i]);
+        if (name && g_str_has_prefix(name, prefix))
+            g_ptr_array_add(names, g_strdup(name));
+        virDomainFree(doms[i]);
+    }
+    free(doms);
+    return names;
+}
+
+/**
+ * dom_lifecycle_is_running:
+ * @dom: a domain
+ * @ret_running: (out): false when shut off or crashed
+ * @ret_cause: (out) (optional): when not running, libvirt's recorded cause
+ * @error: return location for an error
+ *
+ * A crashed domain that libvirt keeps (on_crash=preserve) counts as not running: its
+ * guest does nothing, and destroying it is all that is left to do.
+ *
+ * Returns: true on success.
+ */
+bool
+dom_lifecycle_is_running(virDomainPtr dom, bool *ret_running, DomStopCause *ret_cause,
+                         GError **error)
+{
+    int state = 0, reason = 0;
+    DomStopCause cause = DOM_STOP_UNKNOWN;
+
+    if (virDomainGetState(dom, &state, &reason, 0) < 0) {
+        dom_virt_set_error(error, "reading the state of domain '%s'", virDomainGetName(dom));
+        return false;
+    }
+    if (state == VIR_DOMAIN_CRASHED) {
+        cause = DOM_STOP_CRASHED;
+    } else if (state == VIR_DOMAIN_SHUTOFF) {
+        switch (reason) {
+        case VIR_DOMAIN_SHUTOFF_SHUTDOWN: cause = DOM_STOP_SHUTDOWN; break;
+        case VIR_DOMAIN_SHUTOFF_DESTROYED: cause = DOM_STOP_DESTROYED; break;
+        case VIR_DOMAIN_SHUTOFF_CRASHED: cause = DOM_STOP_CRASHED; break;
+        case VIR_DOMAIN_SHUTOFF_FAILED: cause = DOM_STOP_FAILED; break;
+        default: break;
+        }
+    }
+    *ret_running = state != VIR_DOMAIN_SHUTOFF && state != VIR_DOMAIN_CRASHED;
+    if (ret_cause)
+        *ret_cause = *ret_running ? DOM_STOP_UNKNOWN : cause;
     return true;
 }
 

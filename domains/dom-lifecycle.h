@@ -35,6 +35,20 @@ char *dom_lifecycle_vnc_password(virDomainPtr dom, GError **error);
 bool dom_lifecycle_undefine(virDomainPtr dom, bool delete_ephemeral, GError **error);
 
 /* Looking at them */
+/* (element-type utf8): names of every domain (defined or transient) starting with @prefix. */
+GPtrArray *dom_lifecycle_list_names(virConnectPtr conn, const char *prefix, GError **error);
+/* Why a domain that does not run stopped, as libvirt recorded it. */
+typedef enum {
+    DOM_STOP_UNKNOWN,   /* not said, or a cause vmbroker does not tell apart */
+    DOM_STOP_SHUTDOWN,  /* the guest powered off */
+    DOM_STOP_DESTROYED, /* destroyed (virsh destroy) */
+    DOM_STOP_CRASHED,   /* the guest crashed */
+    DOM_STOP_FAILED,    /* QEMU ended unexpectedly (killed, failed) */
+} DomStopCause;
+/* Whether the domain runs (running, paused, shutting down, ...): not shut off, not crashed;
+ * when it does not, @ret_cause (optional) says why. */
+bool dom_lifecycle_is_running(virDomainPtr dom, bool *ret_running, DomStopCause *ret_cause,
+                              GError **error);
 bool dom_lifecycle_state(virDomainPtr dom, DomState *ret_state, GError **error);
 GBytes *dom_lifecycle_screenshot(virDomainPtr dom, char **ret_mime, GError **error);
 DomMetadata *dom_lifecycle_metadata(virDomainPtr dom, GError **error);

@@ -41,6 +41,13 @@ dom_virt_init(void)
 static VmbErrorKind
 kind_of_last_error(void)
 {
+    virErrorPtr last = virGetLastError();
+
+    /* The transport failed (libvirtd went away mid-call, "Cannot recv data"): whatever
+     * the code, the daemon is unavailable, not the request wrong. */
+    if (last && (last->domain == VIR_FROM_RPC || last->domain == VIR_FROM_REMOTE) &&
+        last->code != VIR_ERR_AUTH_FAILED)
+        return VMB_ERROR_UNAVAILABLE;
     switch (virGetLastErrorCode()) {
     case VIR_ERR_NO_DOMAIN:
     case VIR_ERR_NO_STORAGE_POOL:

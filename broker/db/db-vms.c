@@ -253,6 +253,31 @@ db_vms_get(DbConn *conn, const char *id, const char *owner_id, GError **error)
 }
 
 /**
+ * db_vms_get_by_name:
+ * @conn: a connection
+ * @name: a libvirt domain name
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the VM, or NULL (VMB_ERROR_NOT_FOUND when there is none).
+ */
+DbVm *
+db_vms_get_by_name(DbConn *conn, const char *name, GError **error)
+{
+    const char *params[] = { name };
+    g_autoptr(PGresult) res = exec_vm(conn, PGRES_TUPLES_OK,
+        "SELECT " VM_COLUMNS " FROM vms v JOIN users u ON u.id = v.owner_id WHERE v.name = $1",
+        1, params, error);
+
+    if (!res)
+        return NULL;
+    if (PQntuples(res) == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "no VM named %s", name);
+        return NULL;
+    }
+    return vm_from_row(res, 0);
+}
+
+/**
  * db_vms_list:
  * @conn: a connection
  * @owner_id: (nullable): only this owner's VMs; NULL for all
@@ -319,6 +344,44 @@ db_vms_insert(DbConn *conn, const DbVmSpec *spec, const DbPortLeaseOptions *leas
             " SELECT " VM_COLUMNS " FROM v JOIN users u ON u.id = v.owner_id",
             9, params, error);
     }
+    if (!res)
+        return NULL;
+    if (PQntuples(res) == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "no template '%s'",
+                    spec->template_name);
+        return NULL;
+    }
+    return vm_from_row(res, 0);
+}
+
+/**
+ * db_vms_adopt:
+ * @conn: a connection
+ * @spec: the domain's name, vm id (required), owner, template, host and ephemeral volumes
+ * @domain_uuid: (nullable): libvirt's uuid of the domain
+ * @reason: why it is in `error`, for the admin who decides
+ * @error: return location for an error
+ *
+ * Inserts a row for a domain that has none, in `error` without ports: the domain's ports
+ * were never leased here, so none are claimed; an admin stops or deletes it.
+ *
+ * Returns: (transfer full): the VM, or NULL (VMB_ERROR_UNPROCESSABLE, VMB_ERROR_CONFLICT).
+ */
+DbVm *
+db_vms_adopt(DbConn *conn, const DbVmSpec *spec, const char *domain_uuid, const char *reason,
+             GError **error)
+{
+    g_autofree char *volumes = text_array_literal(spec->disk_volumes);
+    const char *params[] = { spec->id, spec->name, spec->owner_id, spec->template_name,
+                             spec->host_id, volumes, domain_uuid, reason };
+    g_autoptr(PGresult) res = exec_vm(conn, PGRES_TUPLES_OK,
+        "WITH v AS (INSERT INTO vms (id, name, owner_id, template_name, template_version,"
+        "  host_id, disk_volumes, domain_uuid, state, state_reason)"
+        " SELECT $1, $2, $3, t.name, t.version, $5, $6::text[], $7, 'error', $8"
+        " FROM templates t WHERE t.name = $4 RETURNING *)"
+        " SELECT " VM_COLUMNS " FROM v JOIN users u ON u.id = v.owner_id",
+        8, params, error);
+
     if (!res)
         return NULL;
     if (PQntuples(res) == 0) {

@@ -87,8 +87,17 @@ bool db_vms_set_domain_uuid(DbConn *conn, const char *id, const char *domain_uui
 bool db_vms_delete(DbConn *conn, const char *id, const char *owner_id, unsigned cooldown_s,
                    GError **error);
 
+/* Records a domain found in libvirt without a row (start-up reconciliation): state `error`
+ * with @reason, no ports; @spec->id is required, its disk_volumes are the domain's
+ * ephemeral volumes. VMB_ERROR_UNPROCESSABLE for an unknown template, owner or host;
+ * VMB_ERROR_CONFLICT when the id or name is taken. */
+DbVm *db_vms_adopt(DbConn *conn, const DbVmSpec *spec, const char *domain_uuid,
+                   const char *reason, GError **error);
+
 /* --- reads --- */
 /* @owner_id non-NULL: only that owner's VM is visible (NULL: an admin's view). */
 DbVm *db_vms_get(DbConn *conn, const char *id, const char *owner_id, GError **error);
+/* The VM whose libvirt domain is @name (any owner). VMB_ERROR_NOT_FOUND when none. */
+DbVm *db_vms_get_by_name(DbConn *conn, const char *name, GError **error);
 /* (element-type DbVm): every VM, or @owner_id's, oldest first. */
 GPtrArray *db_vms_list(DbConn *conn, const char *owner_id, GError **error);

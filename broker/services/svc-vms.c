@@ -2,7 +2,26 @@
 // The VM life cycle. The order of a create is: checks, one transaction that leases ports
 // and inserts the row (state `creating`), then libvirt (disk, define, start), then
 // `running`. Whatever fails after the row exists is undone in reverse, row last, so no
-// domain, volume or lease outlives a failed create.
+// domain, volume or lease outlives a failed create. A delete removes the domain (and its
+// volumes) before the row, so a crash anywhere leaves at worst a row whose domain is gone,
+// which reconciliation (svc-sync) turns into a stopped VM with its ports released.
+//
+// While an operation works on a VM it holds the VM's claim, so that the reconciler never
+// acts on a VM whose state is in flux (svc_vms_try_claim).
+//
+// Crash points (VMB_CRASH_AT, see vmb-crash.h), in the order they are reached:
+//   create:after-insert   row `creating` committed with its leases, nothing in libvirt
+//   create:after-disk     the ephemeral disk exists, no domain
+//   create:after-define   the domain is defined, not started
+//   create:after-start    the domain runs, the row is still `creating`
+//   create:after-running  the row is `running`
+//   delete:after-destroy  the domain is shut off, still defined, row unchanged
+//   delete:after-undefine the domain and its volumes are gone, the row remains
+//   stop:after-stopping   the row is `stopping`, the domain still runs
+//   stop:after-destroy    the domain is off, the row is still `stopping`
+//   start:after-lease     the row is `creating` again with fresh leases, domain off
+//   start:after-disk      the same, the disk made if it was missing
+//   start:after-define    the domain is redefined with the new ports, not started
 #include "svc-vms.h"
 
 #include <string.h>
@@ -15,6 +34,7 @@
 #include "dom-virt.h"
 #include "dom-xml.h"
 #include "svc-users.h"
+#include "vmb-crash.h"
 #include "vmb-error.h"
 #include "vmb-log.h"
 #include "vmb-net.h"
@@ -32,6 +52,9 @@ struct SvcVms {
     char *name_prefix;
     char *console_listen;
     GThreadPool *stoppers; /* vm ids to stop */
+    GMutex claim_lock;
+    GCond claim_freed;
+    GHashTable *claimed;   /* ids of VMs an operation is working on */
 };
 
 static void stop_job(gpointer data, gpointer user_data);
@@ -56,6 +79,9 @@ svc_vms_new(const SvcVmsOptions *opts)
     vms->opts.name_prefix = vms->name_prefix;
     vms->opts.console_listen = vms->console_listen;
     vms->stoppers = g_thread_pool_new(stop_job, vms, STOP_WORKERS, FALSE, NULL);
+    g_mutex_init(&vms->claim_lock);
+    g_cond_init(&vms->claim_freed);
+    vms->claimed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     if (opts->metrics)
         vmb_metrics_declare(opts->metrics, SPAWN_METRIC, VMB_METRIC_HISTOGRAM,
                             "Seconds from a create request to a running guest.", bounds,
@@ -73,10 +99,73 @@ svc_vms_free(SvcVms *vms)
     if (!vms)
         return;
     g_thread_pool_free(vms->stoppers, FALSE, TRUE);
+    g_hash_table_unref(vms->claimed);
+    g_mutex_clear(&vms->claim_lock);
+    g_cond_clear(&vms->claim_freed);
     g_free(vms->host_id);
     g_free(vms->name_prefix);
     g_free(vms->console_listen);
     g_free(vms);
+}
+
+/* --- claims --- */
+
+/**
+ * svc_vms_try_claim:
+ * @vms: the service
+ * @id: a VM id
+ *
+ * Claims @id unless an operation (create, start, stop, delete, a reconciliation) works on
+ * it. Release with svc_vms_release().
+ *
+ * Returns: true when claimed.
+ */
+bool
+svc_vms_try_claim(SvcVms *vms, const char *id)
+{
+    bool ok;
+
+    g_mutex_lock(&vms->claim_lock);
+    ok = !g_hash_table_contains(vms->claimed, id);
+    if (ok)
+        g_hash_table_add(vms->claimed, g_strdup(id));
+    g_mutex_unlock(&vms->claim_lock);
+    return ok;
+}
+
+/* Claims @id, waiting for the operation holding it (a stop waits out its grace period);
+ * VMB_ERROR_CONFLICT when it does not end in time. */
+static bool
+claim_wait(SvcVms *vms, const char *id, GError **error)
+{
+    gint64 deadline = g_get_monotonic_time() +
+                      ((gint64) vms->opts.stop_timeout_s + 30) * G_USEC_PER_SEC;
+    bool ok = true;
+
+    g_mutex_lock(&vms->claim_lock);
+    while (ok && g_hash_table_contains(vms->claimed, id))
+        ok = g_cond_wait_until(&vms->claim_freed, &vms->claim_lock, deadline);
+    if (ok)
+        g_hash_table_add(vms->claimed, g_strdup(id));
+    g_mutex_unlock(&vms->claim_lock);
+    if (!ok)
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+                    "Another operation on this VM is still running; try again later.");
+    return ok;
+}
+
+/**
+ * svc_vms_release:
+ * @vms: the service
+ * @id: a VM id claimed before
+ */
+void
+svc_vms_release(SvcVms *vms, const char *id)
+{
+    g_mutex_lock(&vms->claim_lock);
+    g_hash_table_remove(vms->claimed, id);
+    g_cond_broadcast(&vms->claim_freed);
+    g_mutex_unlock(&vms->claim_lock);
 }
 
 /* --- helpers --- */
@@ -305,10 +394,12 @@ define_and_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTempl
 
     if (!xml)
         return false;
+    vmb_crash_point(vm->started_at ? "start:after-disk" : "create:after-disk");
     dom = dom_lifecycle_define(conn, xml, error);
     if (!dom)
         return false;
     *ret_defined = true;
+    vmb_crash_point(vm->started_at ? "start:after-define" : "create:after-define");
     if (!vm->domain_uuid && virDomainGetUUIDString(dom, uuid) == 0) {
         db = db_pool_acquire(vms->opts.db, error);
         if (!db || !db_vms_set_domain_uuid(db, vm->id, uuid, error))
@@ -317,22 +408,27 @@ define_and_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTempl
     return dom_lifecycle_start(dom, error);
 }
 
-/* Removes the domain (if defined) and, when this create made it, the disk. */
-static void
+/* Removes the domain (if defined) and, when this create made it, the disk.
+ * Returns: false when something may be left behind. */
+static bool
 undo_domain(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const StartPlan *plan,
             bool defined)
 {
-    g_autoptr(GError) ignored = NULL;
+    g_autoptr(GError) err = NULL;
+    bool ok = true;
 
     if (defined) {
-        g_autoptr(virDomain) dom = dom_lifecycle_lookup(conn, vm->name, &ignored);
-        if (dom) {
-            dom_lifecycle_destroy(dom, NULL);
-            dom_lifecycle_undefine(dom, false, NULL);
-        }
+        g_autoptr(virDomain) dom = dom_lifecycle_lookup(conn, vm->name, &err);
+        if (dom)
+            ok = dom_lifecycle_destroy(dom, NULL) && dom_lifecycle_undefine(dom, false, NULL);
+        else
+            ok = vmb_error_kind(err) == VMB_ERROR_NOT_FOUND;
+        g_clear_error(&err);
     }
-    if (plan->disk_made && plan->disk_path)
-        dom_storage_delete_path(conn, plan->disk_path, NULL);
+    if (plan->disk_made && plan->disk_path && !dom_storage_delete_path(conn, plan->disk_path,
+                                                                       &err))
+        ok = ok && vmb_error_kind(err) == VMB_ERROR_NOT_FOUND;
+    return ok;
 }
 
 typedef struct {
@@ -503,24 +599,42 @@ svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, GE
         .actor_id = req->caller->id,
         .remote_addr = req->remote_addr,
     };
+    /* Claimed before the row exists, so the reconciler never sees it unclaimed in
+     * `creating` while this create runs. */
+    svc_vms_try_claim(vms, id);
     if (!db_pool_transaction(vms->opts.db, insert_tx, &tx, error)) {
         db_vm_free(tx.vm);
+        svc_vms_release(vms, id);
         return NULL;
     }
+    vmb_crash_point("create:after-insert");
 
     conn = dom_hypervisor_get(vms->opts.hv, &err);
-    if (!conn || !plan_start(vms, conn, tx.vm, tmpl, iso ? iso->volume : NULL, &plan, &err) ||
-        !define_and_start(vms, conn, tx.vm, tmpl, &plan, &defined, &err)) {
+    running = NULL;
+    if (conn && plan_start(vms, conn, tx.vm, tmpl, iso ? iso->volume : NULL, &plan, &err) &&
+        define_and_start(vms, conn, tx.vm, tmpl, &plan, &defined, &err)) {
+        vmb_crash_point("create:after-start");
+        running = set_state(vms, tx.vm->id, DB_VM_RUNNING, NULL, NULL, NULL, NULL, &err);
+    }
+    if (!running) {
+        /* Domain and disk first, row last: a crash in between leaves a `creating` row,
+         * which start-up reconciliation rolls back. */
         DeleteTx undo = { tx.vm->id, vms->opts.port_cooldown_s, req->caller->id,
                           req->remote_addr };
-        if (conn)
-            undo_domain(vms, conn, tx.vm, &plan, defined);
-        db_pool_transaction(vms->opts.db, delete_tx, &undo, NULL);
+        /* When libvirt went away mid-create, a step may have happened without us hearing
+         * of it (a volume made, its answer lost): the row, which names the domain and the
+         * disk, stays `creating` for the resync to roll back once libvirt is back. */
+        bool undone = !conn || (vmb_error_kind(err) != VMB_ERROR_UNAVAILABLE &&
+                                undo_domain(vms, conn, tx.vm, &plan, defined));
+        if (undone)
+            db_pool_transaction(vms->opts.db, delete_tx, &undo, NULL);
         db_vm_free(tx.vm);
+        svc_vms_release(vms, id);
         g_propagate_error(error, g_steal_pointer(&err));
         return NULL;
     }
-    running = set_state(vms, tx.vm->id, DB_VM_RUNNING, NULL, NULL, NULL, NULL, error);
+    vmb_crash_point("create:after-running");
+    svc_vms_release(vms, id);
     db_vm_free(tx.vm);
     if (running && vms->opts.metrics)
         vmb_metrics_observe(vms->opts.metrics, SPAWN_METRIC,
@@ -593,9 +707,16 @@ typedef struct {
     bool drop_ephemeral; /* delete the VM's ephemeral disks once it is off */
 } StopJob;
 
-/* Deletes @vm's ephemeral volumes (by name, in the disks pool); a missing one is fine. */
-static void
-drop_ephemeral_disks(SvcVms *vms, virConnectPtr conn, const DbVm *vm)
+/**
+ * svc_vms_drop_ephemeral_disks:
+ * @vms: the service
+ * @conn: a libvirt connection
+ * @vm: a VM that is off
+ *
+ * Deletes @vm's ephemeral volumes (by name, in the disks pool); a missing one is fine.
+ */
+void
+svc_vms_drop_ephemeral_disks(SvcVms *vms, virConnectPtr conn, const DbVm *vm)
 {
     for (char **v = vm->disk_volumes; v && *v; v++) {
         g_autofree char *path = dom_storage_volume_path(conn, vms->name_prefix, DOM_POOL_DISKS,
@@ -623,16 +744,21 @@ stop_job(gpointer data, gpointer user_data)
         dom = dom_lifecycle_lookup(conn, vm->name, &err);
         /* A domain that is gone is as stopped as it gets. */
         ok = !dom || dom_lifecycle_stop(dom, vms->opts.stop_timeout_s * 1000, NULL, &err);
+        if (ok)
+            vmb_crash_point("stop:after-destroy");
         if (ok && job->drop_ephemeral)
-            drop_ephemeral_disks(vms, conn, vm);
+            svc_vms_drop_ephemeral_disks(vms, conn, vm);
     }
     if (!ok && vm)
         vmb_warning("stopping VM %s: %s", vm->name, err->message);
-    /* The reason is shown to users: libvirt's words stay in the log. */
-    if (vm)
+    /* Without libvirt the VM stays `stopping`: once libvirt is back, the resync finishes
+     * the stop (svc-sync), rather than the VM ending in `error` over an outage. The reason
+     * is shown to users: libvirt's words stay in the log. */
+    if (vm && (ok || vmb_error_kind(err) != VMB_ERROR_UNAVAILABLE))
         done = set_state(vms, job->id, ok ? DB_VM_STOPPED : DB_VM_ERROR,
                          ok ? job->reason : "the stop failed; an administrator can see why in "
                                             "the broker's log", NULL, NULL, NULL, NULL);
+    svc_vms_release(vms, job->id);
     g_free(job->id);
     g_free(job->reason);
     g_free(job);
@@ -642,12 +768,22 @@ static DbVm *
 stop_as(SvcVms *vms, const char *id, const char *actor_id, const char *action,
         const char *reason, const char *remote_addr, bool drop_ephemeral, GError **error)
 {
-    DbVm *stopping = set_state(vms, id, DB_VM_STOPPING, reason, actor_id, action, remote_addr,
-                               error);
+    g_autoptr(virConnect) conn = dom_hypervisor_get(vms->opts.hv, error);
+    DbVm *stopping;
     StopJob *job;
 
-    if (!stopping)
+    /* A stop needs libvirt: without it, say so (503) rather than accept the stop. */
+    if (!conn)
         return NULL;
+    /* Held until the stop job is done. */
+    if (!claim_wait(vms, id, error))
+        return NULL;
+    stopping = set_state(vms, id, DB_VM_STOPPING, reason, actor_id, action, remote_addr, error);
+    if (!stopping) {
+        svc_vms_release(vms, id);
+        return NULL;
+    }
+    vmb_crash_point("stop:after-stopping");
     job = g_new0(StopJob, 1);
     job->id = g_strdup(id);
     job->reason = g_strdup(reason);
@@ -756,22 +892,41 @@ svc_vms_start(SvcVms *vms, const DbUser *caller, const char *id, const char *rem
             return NULL;
         g_clear_pointer(&db, db_conn_release);
     }
+    if (!claim_wait(vms, vm->id, error))
+        return NULL;
     tx = (StartTx) { vm->id, lease_options(vms), caller->id, remote_addr, NULL };
     if (!db_pool_transaction(vms->opts.db, start_tx, &tx, error)) {
         db_vm_free(tx.vm);
+        svc_vms_release(vms, vm->id);
         return NULL;
     }
+    vmb_crash_point("start:after-lease");
     conn = dom_hypervisor_get(vms->opts.hv, &err);
     if (!conn || !plan_start(vms, conn, tx.vm, tmpl, iso ? iso->volume : NULL, &plan, &err) ||
         !define_and_start(vms, conn, tx.vm, tmpl, &plan, &defined, &err)) {
-        g_autoptr(DbVm) back = set_state(vms, tx.vm->id, DB_VM_STOPPED, "failed to start",
-                                         NULL, NULL, NULL, NULL);
+        g_autoptr(DbVm) back = NULL;
+        bool off = !conn || !defined;
+        /* A domain that did start (the failure came after) must not run portless. */
+        if (!off && vmb_error_kind(err) != VMB_ERROR_UNAVAILABLE) {
+            g_autoptr(virDomain) dom = dom_lifecycle_lookup(conn, tx.vm->name, NULL);
+            off = !dom || dom_lifecycle_destroy(dom, NULL);
+        }
+        /* Otherwise the row stays `creating`, for the resync to finish once libvirt is
+         * back. */
+        if (off)
+            back = set_state(vms, tx.vm->id, DB_VM_STOPPED, "failed to start", NULL, NULL,
+                             NULL, NULL);
         db_vm_free(tx.vm);
+        svc_vms_release(vms, vm->id);
         g_propagate_error(error, g_steal_pointer(&err));
         return NULL;
     }
     db_vm_free(tx.vm);
-    return set_state(vms, vm->id, DB_VM_RUNNING, NULL, NULL, NULL, NULL, error);
+    {
+        DbVm *running = set_state(vms, vm->id, DB_VM_RUNNING, NULL, NULL, NULL, NULL, error);
+        svc_vms_release(vms, vm->id);
+        return running;
+    }
 }
 
 /**
@@ -832,21 +987,37 @@ svc_vms_delete(SvcVms *vms, const DbUser *caller, const char *id, const char *re
     g_autoptr(virDomain) dom = NULL;
     g_autoptr(GError) err = NULL;
     DeleteTx tx;
+    bool ok;
 
     if (!vm)
         return false;
     conn = dom_hypervisor_get(vms->opts.hv, error);
-    if (!conn)
+    if (!conn || !claim_wait(vms, vm->id, error))
         return false;
     dom = dom_lifecycle_lookup(conn, vm->name, &err);
     if (!dom && vmb_error_kind(err) != VMB_ERROR_NOT_FOUND) {
         g_propagate_error(error, g_steal_pointer(&err));
+        svc_vms_release(vms, vm->id);
         return false;
     }
-    if (dom && (!dom_lifecycle_destroy(dom, error) || !dom_lifecycle_undefine(dom, true, error)))
+    /* The domain (with its volumes) goes before the row: a crash in between leaves a row
+     * whose domain is gone, which reconciliation stops (ports released, disks dropped). */
+    if (dom && !dom_lifecycle_destroy(dom, error)) {
+        svc_vms_release(vms, vm->id);
         return false;
+    }
+    vmb_crash_point("delete:after-destroy");
+    if (dom && !dom_lifecycle_undefine(dom, true, error)) {
+        svc_vms_release(vms, vm->id);
+        return false;
+    }
+    /* An ephemeral disk the domain's metadata did not list (a domain redefined by hand). */
+    svc_vms_drop_ephemeral_disks(vms, conn, vm);
+    vmb_crash_point("delete:after-undefine");
     tx = (DeleteTx) { vm->id, vms->opts.port_cooldown_s, caller->id, remote_addr };
-    return db_pool_transaction(vms->opts.db, delete_tx, &tx, error);
+    ok = db_pool_transaction(vms->opts.db, delete_tx, &tx, error);
+    svc_vms_release(vms, vm->id);
+    return ok;
 }
 
 /* --- console --- */

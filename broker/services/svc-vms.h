@@ -70,6 +70,13 @@ DbVm *svc_vms_reboot(SvcVms *vms, const DbUser *caller, const char *id,
 bool svc_vms_delete(SvcVms *vms, const DbUser *caller, const char *id,
                     const char *remote_addr, GError **error);
 
+/* --- for the reconciler (svc-sync) --- */
+/* Claims a VM unless an operation works on it; release with svc_vms_release. */
+bool svc_vms_try_claim(SvcVms *vms, const char *id);
+void svc_vms_release(SvcVms *vms, const char *id);
+/* Deletes the ephemeral volumes of @vm, which is off; missing ones are fine. */
+void svc_vms_drop_ephemeral_disks(SvcVms *vms, virConnectPtr conn, const DbVm *vm);
+
 /* A one-time console ticket for @vm, usable by @user_id for @purpose ("page" or "ws"). */
 char *svc_vms_mint_ticket(SvcVms *vms, const DbVm *vm, const char *purpose,
                           const char *user_id, GError **error);

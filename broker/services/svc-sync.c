@@ -1,0 +1,645 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The reconciler. Events are hints: the callback (on libvirt's event thread) only queues
+// the domain's name; one worker, in arrival order, then compares the VM's row with what
+// libvirt says *now* and repairs the row. Acting on the current state rather than on the
+// event is what keeps a stop/start pair (or a reset) from marking a running VM stopped.
+// Every repair holds the VM's claim (svc_vms_try_claim), so a VM that a create, start,
+// stop or delete is working on is left to that operation.
+//
+// Policy, per row of this host and prefix (not claimed):
+//   creating  stale (no create runs): the domain and its ephemeral disks are removed; a
+//             VM never started loses its row (leases released), one being restarted
+//             becomes stopped
+//   running   domain shut off, crashed or gone: stopped with the reason, ports released,
+//             ephemeral disks dropped
+//   stopping  the stop job was lost: the domain is destroyed, the VM stopped
+//   stopped   domain running (started by hand): error, for an admin to decide
+//   error     left alone
+// A domain undefined by an admin makes its VM `stopped` (reason "domain undefined outside
+// vmbroker"), not `error`: its row still says what to define again, and a start does so.
+// A domain of this prefix with vmbroker's metadata but no row is adopted as `error`
+// without ports (or destroyed, with libvirt.adopt_orphans = destroy).
+#include "svc-sync.h"
+
+#include <string.h>
+
+#include "db-audit.h"
+#include "db-users.h"
+#include "db-vms.h"
+#include "dom-lifecycle.h"
+#include "vmb-error.h"
+#include "vmb-log.h"
+
+#define EVENTS_METRIC "vmbroker_libvirt_events_total"
+#define EVENT_DELAY_METRIC "vmbroker_libvirt_event_repair_seconds"
+#define SYNCS_METRIC "vmbroker_libvirt_syncs_total"
+#define RECONNECTS_METRIC "vmbroker_libvirt_reconnects_total"
+/* Reconnect backoff: doubles from the first to the last, in milliseconds. */
+#define BACKOFF_FIRST_MS 250u
+#define BACKOFF_MAX_MS 8000u
+
+struct SvcSync {
+    SvcSyncOptions opts;
+    char *host_id;
+    char *name_prefix;
+    GThreadPool *worker;   /* EventJob, one thread: events are handled in order */
+    GThread *thread;       /* periodic sync and reconnects */
+    GMutex lock;
+    GCond wake;
+    bool quit;             /* (lock) */
+    bool lost;             /* (lock) the connection was lost: reconnect now */
+    gint synced;           /* (atomic) the last full pass succeeded */
+};
+
+typedef struct {
+    char *name;
+    int event;
+    int detail;
+    gint64 at_us;          /* monotonic time the event arrived */
+} EventJob;
+
+static const char *
+event_name(int event)
+{
+    switch (event) {
+    case VIR_DOMAIN_EVENT_DEFINED: return "defined";
+    case VIR_DOMAIN_EVENT_UNDEFINED: return "undefined";
+    case VIR_DOMAIN_EVENT_STARTED: return "started";
+    case VIR_DOMAIN_EVENT_SUSPENDED: return "suspended";
+    case VIR_DOMAIN_EVENT_RESUMED: return "resumed";
+    case VIR_DOMAIN_EVENT_STOPPED: return "stopped";
+    case VIR_DOMAIN_EVENT_SHUTDOWN: return "shutdown";
+    case VIR_DOMAIN_EVENT_PMSUSPENDED: return "pmsuspended";
+    case VIR_DOMAIN_EVENT_CRASHED: return "crashed";
+    default: return "other";
+    }
+}
+
+/* Why a VM stopped, as its state_reason says, from the event that told us. */
+static const char *
+event_reason(int event, int detail)
+{
+    if (event == VIR_DOMAIN_EVENT_UNDEFINED)
+        return "domain undefined outside vmbroker";
+    if (event == VIR_DOMAIN_EVENT_CRASHED)
+        return "crashed";
+    if (event != VIR_DOMAIN_EVENT_STOPPED)
+        return NULL;
+    switch (detail) {
+    case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: return "the guest powered off";
+    case VIR_DOMAIN_EVENT_STOPPED_DESTROYED: return "destroyed outside vmbroker";
+    case VIR_DOMAIN_EVENT_STOPPED_CRASHED: return "crashed";
+    case VIR_DOMAIN_EVENT_STOPPED_FAILED: return "crashed";
+    default: return "stopped outside vmbroker";
+    }
+}
+
+/* Why a VM stopped, from libvirt's record of the domain (the same words as the events'). */
+static const char *
+cause_reason(DomStopCause cause)
+{
+    switch (cause) {
+    case DOM_STOP_SHUTDOWN: return "the guest powered off";
+    case DOM_STOP_DESTROYED: return "destroyed outside vmbroker";
+    case DOM_STOP_CRASHED: return "crashed";
+    case DOM_STOP_FAILED: return "crashed";
+    case DOM_STOP_UNKNOWN: break;
+    }
+    return "shut off outside vmbroker";
+}
+
+/* --- repairs (in transactions, audited without an actor) --- */
+
+typedef struct {
+    const char *id;
+    DbVmState to;
+    const char *reason;
+    unsigned cooldown_s;
+    const char *action;
+    bool delete_row;       /* instead of a state change */
+} RepairTx;
+
+static bool
+repair_tx(DbConn *conn, void *data, GError **error)
+{
+    RepairTx *tx = data;
+    DbAuditEntry e = { .action = tx->action, .object_kind = "vm", .object_id = tx->id };
+    g_autofree char *detail = NULL;
+
+    if (tx->delete_row) {
+        if (!db_vms_delete(conn, tx->id, NULL, tx->cooldown_s, error))
+            return false;
+    } else {
+        g_autoptr(DbVm) vm = db_vms_set_state(conn, tx->id, tx->to, tx->reason,
+                                              tx->cooldown_s, error);
+        if (!vm)
+            return false;
+    }
+    if (tx->reason) {
+        g_autoptr(GString) s = g_string_new("{\"reason\":\"");
+        for (const char *p = tx->reason; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                g_string_append_c(s, '\\');
+            if ((unsigned char) *p >= 0x20)
+                g_string_append_c(s, *p);
+        }
+        g_string_append(s, "\"}");
+        detail = g_string_free(g_steal_pointer(&s), FALSE);
+    }
+    e.detail_json = detail;
+    return db_audit_insert(conn, &e, error);
+}
+
+static bool
+repair(SvcSync *sync, const DbVm *vm, DbVmState to, const char *reason, const char *action,
+       bool delete_row, GError **error)
+{
+    RepairTx tx = { vm->id, to, reason, sync->opts.port_cooldown_s, action, delete_row };
+
+    if (!db_pool_transaction(sync->opts.db, repair_tx, &tx, error))
+        return false;
+    vmb_info("sync: VM %s (%s) %s -> %s: %s", vm->name, vm->id,
+             db_vm_state_to_string(vm->state), delete_row ? "deleted" : db_vm_state_to_string(to),
+             reason ? reason : "-");
+    return true;
+}
+
+/* Destroys and undefines @dom with the volumes its metadata lists; errors are returned. */
+static bool
+remove_domain(virDomainPtr dom, GError **error)
+{
+    return dom_lifecycle_destroy(dom, error) && dom_lifecycle_undefine(dom, true, error);
+}
+
+/**
+ * reconcile_vm:
+ * @sync: the reconciler
+ * @conn: a libvirt connection
+ * @id: a VM of ours
+ * @hint: (nullable): the reason an event gave, for a VM found stopped
+ * @ret_changed: (out) (optional): whether the row changed
+ * @error: return location for an error
+ *
+ * Brings one VM's row in line with its domain (see the policy at the top). A VM an
+ * operation has claimed is skipped.
+ *
+ * Returns: true on success (also when skipped).
+ */
+static bool
+reconcile_vm(SvcSync *sync, virConnectPtr conn, const char *id, const char *hint,
+             bool *ret_changed, GError **error)
+{
+    g_autoptr(DbConn) db = NULL;
+    g_autoptr(DbVm) vm = NULL;
+    g_autoptr(virDomain) dom = NULL;
+    g_autoptr(GError) err = NULL;
+    bool running = false, ok = true, changed = false;
+    DomStopCause cause = DOM_STOP_UNKNOWN;
+
+    if (!svc_vms_try_claim(sync->opts.vms, id))
+        return true;
+    db = db_pool_acquire(sync->opts.db, &err);
+    vm = db ? db_vms_get(db, id, NULL, &err) : NULL;
+    g_clear_pointer(&db, db_conn_release);
+    if (!vm) {
+        svc_vms_release(sync->opts.vms, id);
+        if (vmb_error_kind(err) == VMB_ERROR_NOT_FOUND)
+            return true; /* deleted meanwhile */
+        g_propagate_error(error, g_steal_pointer(&err));
+        return false;
+    }
+    dom = dom_lifecycle_lookup(conn, vm->name, &err);
+    if (!dom && vmb_error_kind(err) != VMB_ERROR_NOT_FOUND) {
+        svc_vms_release(sync->opts.vms, id);
+        g_propagate_error(error, g_steal_pointer(&err));
+        return false;
+    }
+    if (dom && !dom_lifecycle_is_running(dom, &running, &cause, error)) {
+        svc_vms_release(sync->opts.vms, id);
+        return false;
+    }
+
+    switch (vm->state) {
+    case DB_VM_CREATING:
+        /* Unclaimed, so no create or start is running: left over from a crash. */
+        ok = (!dom || remove_domain(dom, error));
+        if (ok) {
+            svc_vms_drop_ephemeral_disks(sync->opts.vms, conn, vm);
+            ok = vm->started_at
+                     ? repair(sync, vm, DB_VM_STOPPED, "vmbroker stopped while starting it",
+                              "vm.sync", false, error)
+                     : repair(sync, vm, DB_VM_STOPPED, "vmbroker stopped while creating it",
+                              "vm.rollback", true, error);
+            changed = ok;
+        }
+        break;
+    case DB_VM_RUNNING:
+        if (dom && running)
+            break;
+        if (dom)
+            dom_lifecycle_destroy(dom, NULL); /* a crashed domain libvirt preserved */
+        svc_vms_drop_ephemeral_disks(sync->opts.vms, conn, vm);
+        ok = changed = repair(sync, vm, DB_VM_STOPPED,
+                              /* libvirt's record first: the same words whichever of
+                               * event, resync or start-up gets here first. */
+                              dom && cause != DOM_STOP_UNKNOWN ? cause_reason(cause)
+                              : hint ? hint
+                              : dom  ? cause_reason(cause)
+                                     : "domain undefined outside vmbroker",
+                              "vm.sync", false, error);
+        break;
+    case DB_VM_STOPPING:
+        /* Unclaimed: the stop job died with a previous vmbroker. Finish the stop. */
+        ok = (!dom || dom_lifecycle_destroy(dom, error)) &&
+             repair(sync, vm, DB_VM_STOPPED, vm->state_reason ? vm->state_reason
+                                                              : "stopped by vmbroker",
+                    "vm.sync", false, error);
+        changed = ok;
+        break;
+    case DB_VM_STOPPED:
+        if (dom && running)
+            ok = changed = repair(sync, vm, DB_VM_ERROR,
+                                  "running outside vmbroker while stopped here: stop or "
+                                  "delete it", "vm.sync", false, error);
+        break;
+    case DB_VM_ERROR:
+    case DB_VM_STATE_LAST:
+        break;
+    }
+    svc_vms_release(sync->opts.vms, id);
+    if (ret_changed)
+        *ret_changed = changed;
+    return ok;
+}
+
+/* A domain of our prefix without a row: adopt it as `error` or destroy it. */
+static bool
+reconcile_orphan(SvcSync *sync, virConnectPtr conn, const char *name, GError **error)
+{
+    g_autoptr(virDomain) dom = dom_lifecycle_lookup(conn, name, NULL);
+    g_autoptr(DomMetadata) md = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(DbConn) db = NULL;
+    g_autoptr(DbVm) row = NULL;
+    g_autoptr(DbUser) owner = NULL;
+    g_autoptr(DbVm) adopted = NULL;
+    g_autoptr(GPtrArray) volumes = g_ptr_array_new_with_free_func(g_free);
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    bool ok = true;
+
+    if (!dom)
+        return true; /* gone meanwhile */
+    md = dom_lifecycle_metadata(dom, &err);
+    if (!md || !md->vm_id || !md->owner || !md->template_name)
+        return true; /* not made by vmbroker: not ours to judge */
+    if (!svc_vms_try_claim(sync->opts.vms, md->vm_id))
+        return true;
+    db = db_pool_acquire(sync->opts.db, error);
+    if (!db) {
+        svc_vms_release(sync->opts.vms, md->vm_id);
+        return false;
+    }
+    /* Looked up again under the claim: a create inserts its row before it defines. */
+    row = db_vms_get_by_name(db, name, &err);
+    if (row || vmb_error_kind(err) != VMB_ERROR_NOT_FOUND) {
+        svc_vms_release(sync->opts.vms, md->vm_id);
+        if (!row)
+            g_propagate_error(error, g_steal_pointer(&err));
+        return row != NULL;
+    }
+    g_clear_error(&err);
+    if (sync->opts.destroy_orphans) {
+        ok = remove_domain(dom, error);
+        if (ok)
+            vmb_info("sync: destroyed domain %s (VM %s of %s): it has no row", name, md->vm_id,
+                     md->owner);
+        svc_vms_release(sync->opts.vms, md->vm_id);
+        return ok;
+    }
+    for (char **v = md->ephemeral_volumes; v && *v; v++)
+        g_ptr_array_add(volumes, g_path_get_basename(*v));
+    g_ptr_array_add(volumes, NULL);
+    owner = db_users_get_by_name(db, md->owner, &err);
+    if (!owner && vmb_error_kind(err) == VMB_ERROR_NOT_FOUND) {
+        g_clear_error(&err);
+        owner = db_users_ensure(db, md->owner, "user", &err);
+    }
+    if (owner && virDomainGetUUIDString(dom, uuid) == 0) {
+        DbVmSpec spec = {
+            .id = md->vm_id,
+            .name = name,
+            .owner_id = owner->id,
+            .template_name = md->template_name,
+            .host_id = sync->host_id,
+            .disk_volumes = (const char *const *) volumes->pdata,
+        };
+        adopted = db_vms_adopt(db, &spec, uuid,
+                               "found in libvirt without a row: adopted for an admin to decide",
+                               &err);
+    }
+    if (adopted)
+        vmb_warning("sync: adopted domain %s as VM %s of %s in state error (it had no row)",
+                    name, adopted->id, md->owner);
+    else
+        vmb_warning("sync: domain %s has vmbroker's metadata but no row, and cannot be adopted:"
+                    " %s", name, err ? err->message : "no uuid");
+    svc_vms_release(sync->opts.vms, md->vm_id);
+    return true;
+}
+
+/**
+ * svc_sync_reconcile:
+ * @sync: the reconciler
+ * @error: return location for an error
+ *
+ * One full pass over the VMs of this host and prefix and the domains of this prefix.
+ *
+ * Returns: true when every VM and domain was looked at.
+ */
+bool
+svc_sync_reconcile(SvcSync *sync, GError **error)
+{
+    g_autoptr(virConnect) conn = dom_hypervisor_connect(sync->opts.hv, error);
+    g_autoptr(GPtrArray) names = NULL;
+    g_autoptr(GPtrArray) rows = NULL;
+    g_autoptr(GHashTable) known = g_hash_table_new(g_str_hash, g_str_equal);
+    g_autoptr(DbConn) db = NULL;
+    g_autoptr(GError) first = NULL;
+
+    if (!conn) {
+        g_atomic_int_set(&sync->synced, 0);
+        return false;
+    }
+    /* Domains first: a create inserts its row before it defines its domain, so a domain
+     * listed here whose row is missing below is not a create in progress. */
+    names = dom_lifecycle_list_names(conn, sync->name_prefix, error);
+    if (!names)
+        return false;
+    db = db_pool_acquire(sync->opts.db, error);
+    rows = db ? db_vms_list(db, NULL, error) : NULL;
+    if (!rows)
+        return false;
+    g_clear_pointer(&db, db_conn_release);
+    for (guint i = 0; i < rows->len; i++) {
+        const DbVm *vm = rows->pdata[i];
+        g_autoptr(GError) err = NULL;
+        g_hash_table_add(known, vm->name);
+        if (strcmp(vm->host_id, sync->host_id) != 0 || !g_str_has_prefix(vm->name,
+                                                                          sync->name_prefix))
+            continue;
+        if (!reconcile_vm(sync, conn, vm->id, NULL, NULL, &err) && !first)
+            first = g_steal_pointer(&err);
+    }
+    for (guint i = 0; i < names->len; i++) {
+        g_autoptr(GError) err = NULL;
+        if (g_hash_table_contains(known, names->pdata[i]))
+            continue;
+        if (!reconcile_orphan(sync, conn, names->pdata[i], &err) && !first)
+            first = g_steal_pointer(&err);
+    }
+    if (sync->opts.metrics)
+        vmb_metrics_add(sync->opts.metrics, SYNCS_METRIC, 1, "result", first ? "error" : "ok",
+                        NULL);
+    g_atomic_int_set(&sync->synced, first == NULL);
+    if (first) {
+        g_propagate_error(error, g_steal_pointer(&first));
+        return false;
+    }
+    return true;
+}
+
+/* --- events --- */
+
+static void
+event_job_free(EventJob *job)
+{
+    g_free(job->name);
+    g_free(job);
+}
+
+static void
+event_worker(gpointer data, gpointer user_data)
+{
+    EventJob *job = data;
+    SvcSync *sync = user_data;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(virConnect) conn = NULL;
+    g_autoptr(DbConn) db = NULL;
+    g_autoptr(DbVm) vm = NULL;
+    bool changed = false;
+
+    /* Only what can end a run (or start one behind vmbroker's back) needs a look. */
+    if (job->event == VIR_DOMAIN_EVENT_STOPPED || job->event == VIR_DOMAIN_EVENT_CRASHED ||
+        job->event == VIR_DOMAIN_EVENT_UNDEFINED || job->event == VIR_DOMAIN_EVENT_STARTED) {
+        db = db_pool_acquire(sync->opts.db, &err);
+        vm = db ? db_vms_get_by_name(db, job->name, &err) : NULL;
+        g_clear_pointer(&db, db_conn_release);
+        /* A start only matters for a VM that PostgreSQL says is stopped; skipping the rest
+         * saves a round trip per create. */
+        if (vm && job->event == VIR_DOMAIN_EVENT_STARTED && vm->state != DB_VM_STOPPED)
+            g_clear_pointer(&vm, db_vm_free);
+        if (vm && strcmp(vm->host_id, sync->host_id) == 0 &&
+            (conn = dom_hypervisor_get(sync->opts.hv, &err)))
+            reconcile_vm(sync, conn, vm->id, event_reason(job->event, job->detail), &changed,
+                         &err);
+        if (err && vmb_error_kind(err) != VMB_ERROR_NOT_FOUND)
+            vmb_warning("sync: event %s of %s: %s (the periodic sync retries)",
+                        event_name(job->event), job->name, err->message);
+    }
+    if (sync->opts.metrics) {
+        if (changed)
+            vmb_metrics_observe(sync->opts.metrics, EVENT_DELAY_METRIC,
+                                (double) (g_get_monotonic_time() - job->at_us) / G_USEC_PER_SEC,
+                                NULL);
+        vmb_metrics_add(sync->opts.metrics, EVENTS_METRIC, 1, "event", event_name(job->event),
+                        NULL);
+    }
+    event_job_free(job);
+}
+
+/* On libvirt's event thread: queue, never block. */
+static void
+on_event(const char *name, int event, int detail, void *data)
+{
+    SvcSync *sync = data;
+    EventJob *job;
+
+    if (!g_str_has_prefix(name, sync->name_prefix))
+        return;
+    job = g_new0(EventJob, 1);
+    job->name = g_strdup(name);
+    job->event = event;
+    job->detail = detail;
+    job->at_us = g_get_monotonic_time();
+    g_thread_pool_push(sync->worker, job, NULL);
+}
+
+static void
+on_lost(const char *why, void *data)
+{
+    SvcSync *sync = data;
+
+    g_mutex_lock(&sync->lock);
+    sync->lost = true;
+    g_cond_signal(&sync->wake);
+    g_mutex_unlock(&sync->lock);
+}
+
+/* --- the sync thread --- */
+
+static gpointer
+sync_main(gpointer data)
+{
+    SvcSync *sync = data;
+    /* A failed start-up pass is retried at once, not an interval later. */
+    guint64 synced_gen = g_atomic_int_get(&sync->synced) ? dom_hypervisor_generation(sync->opts.hv)
+                                                         : G_MAXUINT64;
+    gint64 next_full = g_get_monotonic_time() + (gint64) sync->opts.interval_s * G_USEC_PER_SEC;
+    gint64 wake_at = next_full;
+    unsigned backoff_ms = 0; /* 0: connected */
+    bool down = false;
+
+    g_mutex_lock(&sync->lock);
+    for (;;) {
+        while (!sync->quit && !sync->lost && g_get_monotonic_time() < wake_at)
+            g_cond_wait_until(&sync->wake, &sync->lock, wake_at);
+        if (sync->quit)
+            break;
+        if (sync->lost && !down) {
+            vmb_warning("libvirt: connection lost; reconnecting");
+            down = true;
+        }
+        sync->lost = false;
+        g_mutex_unlock(&sync->lock);
+        {
+            g_autoptr(GError) err = NULL;
+            g_autoptr(virConnect) conn = dom_hypervisor_connect(sync->opts.hv, &err);
+            guint64 gen = dom_hypervisor_generation(sync->opts.hv);
+            gint64 now = g_get_monotonic_time();
+
+            if (!conn) {
+                if (!down)
+                    vmb_warning("libvirt: %s; reconnecting", err->message);
+                down = true;
+                backoff_ms = backoff_ms ? MIN(backoff_ms * 2, BACKOFF_MAX_MS)
+                                        : BACKOFF_FIRST_MS;
+                wake_at = now + (gint64) backoff_ms * 1000;
+            } else if (gen != synced_gen || down || now >= next_full) {
+                if (gen != synced_gen || down) {
+                    vmb_info("libvirt: connected (connection %" G_GUINT64_FORMAT
+                             "); resyncing", gen);
+                    if (sync->opts.metrics)
+                        vmb_metrics_add(sync->opts.metrics, RECONNECTS_METRIC, 1, NULL);
+                }
+                if (svc_sync_reconcile(sync, &err)) {
+                    synced_gen = gen;
+                    down = false;
+                    backoff_ms = 0;
+                    next_full = now + (gint64) sync->opts.interval_s * G_USEC_PER_SEC;
+                    wake_at = next_full;
+                } else {
+                    vmb_warning("sync: %s; retrying", err->message);
+                    backoff_ms = backoff_ms ? MIN(backoff_ms * 2, BACKOFF_MAX_MS)
+                                            : BACKOFF_FIRST_MS;
+                    wake_at = now + (gint64) backoff_ms * 1000;
+                }
+            } else {
+                wake_at = next_full;
+            }
+        }
+        g_mutex_lock(&sync->lock);
+    }
+    g_mutex_unlock(&sync->lock);
+    return NULL;
+}
+
+/**
+ * svc_sync_new:
+ * @opts: settings; strings are copied, pointers must outlive the reconciler
+ * @error: return location for an error
+ *
+ * Starts libvirt's event loop and watches the hypervisor's connections: keepalive, the
+ * close callback and (with opts->events) lifecycle events, which are handled from now on.
+ *
+ * Returns: (transfer full): the reconciler, or NULL.
+ */
+SvcSync *
+svc_sync_new(const SvcSyncOptions *opts, GError **error)
+{
+    static const double bounds[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5 };
+    g_autoptr(SvcSync) sync = g_new0(SvcSync, 1);
+    DomHypervisorWatch watch = {
+        .on_event = opts->events ? on_event : NULL,
+        .on_lost = on_lost,
+        .data = NULL,
+        .keepalive_interval_s = opts->keepalive_interval_s,
+        .keepalive_count = opts->keepalive_count,
+    };
+
+    sync->opts = *opts;
+    sync->host_id = g_strdup(opts->host_id);
+    sync->name_prefix = g_strdup(opts->name_prefix);
+    sync->opts.host_id = sync->host_id;
+    sync->opts.name_prefix = sync->name_prefix;
+    g_mutex_init(&sync->lock);
+    g_cond_init(&sync->wake);
+    sync->worker = g_thread_pool_new_full(event_worker, sync, (GDestroyNotify) event_job_free, 1,
+                                         FALSE, NULL);
+    if (opts->metrics) {
+        vmb_metrics_declare(opts->metrics, EVENTS_METRIC, VMB_METRIC_COUNTER,
+                            "libvirt lifecycle events of our domains handled.", NULL, 0);
+        vmb_metrics_declare(opts->metrics, EVENT_DELAY_METRIC, VMB_METRIC_HISTOGRAM,
+                            "Seconds from a libvirt event to the repaired row.", bounds,
+                            G_N_ELEMENTS(bounds));
+        vmb_metrics_declare(opts->metrics, SYNCS_METRIC, VMB_METRIC_COUNTER,
+                            "Full syncs of PostgreSQL with libvirt.", NULL, 0);
+        vmb_metrics_declare(opts->metrics, RECONNECTS_METRIC, VMB_METRIC_COUNTER,
+                            "Resyncs after a new libvirt connection.", NULL, 0);
+    }
+    watch.data = sync;
+    if (!dom_hypervisor_watch(opts->hv, &watch, error))
+        return NULL;
+    return g_steal_pointer(&sync);
+}
+
+/**
+ * svc_sync_start:
+ * @sync: the reconciler
+ */
+void
+svc_sync_start(SvcSync *sync)
+{
+    if (!sync->thread)
+        sync->thread = g_thread_new("vmb-sync", sync_main, sync);
+}
+
+/**
+ * svc_sync_free:
+ * @sync: (nullable): the reconciler
+ *
+ * Stops watching the hypervisor (its connection is dropped with the callbacks), joins the
+ * sync thread and the event worker, dropping queued events. Call it before the hypervisor
+ * and the VM service go.
+ */
+void
+svc_sync_free(SvcSync *sync)
+{
+    if (!sync)
+        return;
+    if (sync->thread) {
+        g_mutex_lock(&sync->lock);
+        sync->quit = true;
+        g_cond_signal(&sync->wake);
+        g_mutex_unlock(&sync->lock);
+        g_thread_join(sync->thread);
+    }
+    /* No more callbacks into @sync: the connection is dropped with them. */
+    dom_hypervisor_watch(sync->opts.hv, &(DomHypervisorWatch) { 0 }, NULL);
+    if (sync->worker)
+        g_thread_pool_free(sync->worker, TRUE, TRUE);
+    g_mutex_clear(&sync->lock);
+    g_cond_clear(&sync->wake);
+    g_free(sync->host_id);
+    g_free(sync->name_prefix);
+    g_free(sync);
+}

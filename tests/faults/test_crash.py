@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Crash safety: vmbroker SIGKILLs itself (VMB_CRASH_AT) at every step of a create, delete,
+# stop and start; the next start's reconciliation leaves no orphan domain, volume or lease,
+# and rows, `virsh list --all`, `virsh vol-list` and the leases agree.
+import http.client
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import faults  # noqa: E402
+
+
+class Crash(faults.FaultCase):
+    def setUp(self):
+        super().setUp()
+        self.start()
+        self.admin = self.user('root')
+
+    def crash_during(self, point, method, path, body=None):
+        """Restarts the broker to crash at POINT, makes the request, restarts it normally."""
+        self.broker.kill()
+        self.start_crashing(point)
+        try:
+            status, data = self.api(method, path, body, self.admin)
+        except (http.client.HTTPException, ConnectionError):
+            status, data = None, None
+        # A stop answers (202) before its job reaches the point: wait for the process.
+        self.assertEqual(self.broker.proc.wait(timeout=120), -9,
+                         f'no crash at {point}: {status} {data}\n{self.broker.log()}')
+        self.start()
+
+    def vm_ids(self):
+        return {r['id'] for r in self.rows().values()}
+
+    def test_create_crashes(self):
+        for point in ('create:after-insert', 'create:after-disk', 'create:after-define',
+                      'create:after-start', 'create:after-running'):
+            with self.subTest(point):
+                before = self.vm_ids()
+                self.crash_during(point, 'POST', '/api/v1/vms', {'template': 'memtest-disk'})
+                rows = self.assert_agree()
+                new = [r for r in rows.values() if r['id'] not in before]
+                if point == 'create:after-running':
+                    self.assertEqual([r['state'] for r in new], ['running'])
+                    status, _ = self.api('DELETE', f'/api/v1/vms/{new[0]["id"]}',
+                                         auth=self.admin)
+                    self.assertEqual(status, 204)
+                else:
+                    self.assertEqual(new, [], 'a create cut short leaves no row')
+                self.assert_agree()
+                self.assertEqual(self.db.scalar(
+                    'SELECT count(*) FROM port_leases WHERE vm_id IS NOT NULL'), '0')
+
+    def test_delete_crashes(self):
+        for point in ('delete:after-destroy', 'delete:after-undefine'):
+            with self.subTest(point):
+                vm = self.create(self.admin, 'memtest-disk')
+                self.crash_during(point, 'DELETE', f'/api/v1/vms/{vm["id"]}')
+                rows = self.assert_agree()
+                # What is left is a stopped VM that holds nothing; deleting it again works.
+                self.assertEqual(rows[vm['name']]['state'], 'stopped')
+                status, _ = self.api('DELETE', f'/api/v1/vms/{vm["id"]}', auth=self.admin)
+                self.assertEqual(status, 204)
+                self.assertNotIn(vm['name'], self.assert_agree())
+
+    def test_stop_and_start_crashes(self):
+        # Each stop point finds the VM running, each start point finds it stopped.
+        vm = self.create(self.admin, 'memtest-disk')
+        for point in ('stop:after-stopping', 'stop:after-destroy'):
+            with self.subTest(point):
+                self.crash_during(point, 'POST', f'/api/v1/vms/{vm["id"]}/stop')
+                self.assertEqual(self.assert_agree()[vm['name']]['state'], 'stopped')
+                status, got = self.api('POST', f'/api/v1/vms/{vm["id"]}/start', auth=self.admin)
+                self.assertEqual(status, 200, got)
+                self.assert_agree()
+        status, got = self.api('POST', f'/api/v1/vms/{vm["id"]}/stop', auth=self.admin)
+        self.assertEqual(status, 202, got)
+        self.wait_state(self.admin, vm['id'], 'stopped')
+        for point in ('start:after-lease', 'start:after-define'):
+            with self.subTest(point):
+                self.crash_during(point, 'POST', f'/api/v1/vms/{vm["id"]}/start')
+                self.assertEqual(self.assert_agree()[vm['name']]['state'], 'stopped')
+
+
+if __name__ == '__main__':
+    faults.main()

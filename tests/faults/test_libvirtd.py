@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Losing libvirtd: /readyz says so, operations that need libvirt answer 503, guests keep
+# running; once libvirtd is back vmbroker reconnects (with backoff), re-registers its
+# callbacks and resyncs: a guest that died meanwhile is stopped, and events flow again.
+# A hung libvirtd (SIGSTOP) is noticed by keepalive. The shared libvirtd is restarted once
+# and frozen once, each briefly, and always brought back.
+import os
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import faults  # noqa: E402
+from faults import virsh  # noqa: E402
+
+
+class Libvirtd(faults.FaultCase):
+    def test_libvirtd_restart(self):
+        # A long interval: what repairs the dead guest below is the reconnect's resync.
+        self.start(libvirt={'sync_interval_s': '3600'})
+        self.admin = self.user('root')
+        alive = self.create(self.admin, 'memtest')
+        dies = self.create(self.admin, 'memtest-disk')
+        alive_pid, dies_pid = self.qemu_pid(alive['name']), self.qemu_pid(dies['name'])
+        try:
+            faults.stop_libvirtd()
+            status, ready = self.api('GET', '/readyz')
+            self.assertEqual((status, ready['checks']['libvirt']), (503, 'down'), ready)
+            status, got = self.api('POST', '/api/v1/vms', {'template': 'memtest'}, self.admin)
+            self.assertEqual(status, 503, got)
+            status, got = self.api('POST', f'/api/v1/vms/{alive["id"]}/stop', auth=self.admin)
+            self.assertEqual(status, 503, got)
+            # Reads need PostgreSQL only.
+            self.assertEqual(self.get_vm(self.admin, alive['id'])['state'], 'running')
+            # A guest dies while nobody watches.
+            os.kill(dies_pid, signal.SIGKILL)
+        finally:
+            faults.start_libvirtd()
+        self.wait_for('/readyz', lambda: self.api('GET', '/readyz')[0] == 200)
+        got = self.wait_state(self.admin, dies['id'], 'stopped')
+        # Whatever libvirtd recorded when it found QEMU gone at its start.
+        self.assertIn(got['state_reason'], ('crashed', 'shut off outside vmbroker'))
+        os.kill(alive_pid, 0)  # the other guest kept running throughout
+        self.assertEqual(self.get_vm(self.admin, alive['id'])['state'], 'running')
+        self.assertGreaterEqual(self.metric('vmbroker_libvirt_reconnects_total'), 1)
+        # The callbacks are registered again.
+        virsh('destroy', alive['name'], check=True)
+        got = self.wait_state(self.admin, alive['id'], 'stopped')
+        self.assertEqual(got['state_reason'], 'destroyed outside vmbroker')
+        self.assertNotIn('creating', [r['state'] for r in self.assert_agree().values()])
+        # Nothing a failed create or stop started is left: all VMs are accounted for.
+        self.assertEqual(set(self.assert_agree()), {alive['name'], dies['name']})
+
+    def test_libvirtd_hang_caught_by_keepalive(self):
+        self.start(libvirt={'keepalive_interval_s': '1', 'keepalive_count': '2',
+                            'sync_interval_s': '3600'})
+        self.admin = self.user('root')
+        vm = self.create(self.admin, 'memtest')
+        qemu = self.qemu_pid(vm['name'])
+        pid = int(subprocess.run(['pgrep', '-x', 'libvirtd'], capture_output=True, text=True,
+                                 check=True).stdout.split()[0])
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            # libvirtd accepts connections but answers nothing: keepalive drops ours, and
+            # requests are refused (503) rather than left hanging.
+            self.wait_for('/readyz 503', lambda: self.api('GET', '/readyz')[0] == 503)
+            status, got = self.api('POST', '/api/v1/vms', {'template': 'memtest'}, self.admin)
+            self.assertEqual(status, 503, got)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        faults.wait_libvirtd()
+        self.wait_for('/readyz', lambda: self.api('GET', '/readyz')[0] == 200)
+        os.kill(qemu, 0)
+        self.assertEqual(self.get_vm(self.admin, vm['id'])['state'], 'running')
+        virsh('destroy', vm['name'], check=True)
+        got = self.wait_state(self.admin, vm['id'], 'stopped')
+        self.assertEqual(got['state_reason'], 'destroyed outside vmbroker')
+        self.assert_agree()
+
+
+if __name__ == '__main__':
+    faults.main()
