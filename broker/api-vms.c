@@ -56,6 +56,8 @@ api_vm_json(const DbVm *vm)
     json_object_object_add(console, "connections",
                            json_object_new_int((int) vm->console_connections));
     json_object_object_add(console, "last_activity_at", time_json(vm->console_last_activity_at));
+    json_object_object_add(console, "closed_reason", nullable_string(vm->console_closed_reason));
+    json_object_object_add(console, "closed_at", time_json(vm->console_closed_at));
     json_object_object_add(o, "console", console);
     return o;
 }

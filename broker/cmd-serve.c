@@ -196,6 +196,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .db = pool,
         .hv = hv,
         .vms = vms,
+        .templates = templates,
         .console_listen = cfg->console_listen,
         .buffer_size = cfg->console_buffer_bytes,
         .metrics = metrics,

@@ -93,7 +93,7 @@ ENUM_STRINGS(image_format, DomImageFormat, image_format_names)
 static const char *const known_fields[] = {
     "description", "kind", "memory_mib", "vcpus", "video", "disk_bus", "network",
     "network_name", "boot", "idle_timeout_s", "max_lifetime_s", "iso_path", "disk_gib",
-    "base_image", "base_format", "persistent",
+    "base_image", "base_format", "persistent", "console_exclusive",
 };
 
 /**
@@ -159,6 +159,18 @@ get_string(Loader *l, const char *field, bool required, const char **ret)
     if (!json_object_is_type(v, json_type_string))
         return field_error(l, field, "must be a string");
     *ret = json_object_get_string(v);
+    return true;
+}
+
+/* A true/false field; absent is false. */
+static bool
+get_bool(Loader *l, const char *field, bool *ret)
+{
+    json_object *v = get_field(l, field);
+
+    if (v && !json_object_is_type(v, json_type_boolean))
+        return field_error(l, field, "must be true or false");
+    *ret = v && json_object_get_boolean(v);
     return true;
 }
 
@@ -285,7 +297,8 @@ load_fields(Loader *l, DomTemplate *t)
     t->network_name = g_strdup(s);
 
     if (!get_uint(l, "idle_timeout_s", false, 0, G_MAXINT32, &t->idle_timeout_s) ||
-        !get_uint(l, "max_lifetime_s", false, 0, G_MAXINT32, &t->max_lifetime_s))
+        !get_uint(l, "max_lifetime_s", false, 0, G_MAXINT32, &t->max_lifetime_s) ||
+        !get_bool(l, "console_exclusive", &t->console_exclusive))
         return false;
 
     if (t->kind == DOM_TEMPLATE_KIND_ISO) {
@@ -302,7 +315,6 @@ load_fields(Loader *l, DomTemplate *t)
         if (!get_uint(l, "disk_gib", false, 1, 64 * 1024, &t->disk_gib))
             return false;
     } else {
-        json_object *p;
         static const char *const iso_only[] = { "iso_path", "disk_gib" };
         for (size_t i = 0; i < G_N_ELEMENTS(iso_only); i++)
             if (get_field(l, iso_only[i]))
@@ -319,10 +331,8 @@ load_fields(Loader *l, DomTemplate *t)
                       G_N_ELEMENTS(image_format_names), &e))
             return false;
         t->base_format = (DomImageFormat) e;
-        p = get_field(l, "persistent");
-        if (p && !json_object_is_type(p, json_type_boolean))
-            return field_error(l, "persistent", "must be true or false");
-        t->persistent = p && json_object_get_boolean(p);
+        if (!get_bool(l, "persistent", &t->persistent))
+            return false;
     }
 
     boot = get_field(l, "boot");
@@ -493,6 +503,8 @@ dom_template_to_json(const DomTemplate *tmpl)
     json_object_object_add(o, "boot", boot);
     json_object_object_add(o, "idle_timeout_s", json_object_new_int64(tmpl->idle_timeout_s));
     json_object_object_add(o, "max_lifetime_s", json_object_new_int64(tmpl->max_lifetime_s));
+    json_object_object_add(o, "console_exclusive",
+                           json_object_new_boolean(tmpl->console_exclusive));
     json_object_object_add(o, "needs_iso", json_object_new_boolean(dom_template_needs_iso(tmpl)));
     if (tmpl->kind == DOM_TEMPLATE_KIND_ISO) {
         json_object_object_add(o, "disk_gib", json_object_new_int64(tmpl->disk_gib));

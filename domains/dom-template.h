@@ -72,6 +72,7 @@ typedef struct {
     guint n_boot;
     guint idle_timeout_s;    /* 0: never idle out; enforced by the reaper */
     guint max_lifetime_s;    /* 0: unlimited; enforced by the reaper */
+    bool console_exclusive;  /* a new console viewer closes the older ones */
     /* kind iso */
     char *iso_path;          /* a fixed ISO on the host; NULL: the user picks an uploaded ISO */
     guint disk_gib;          /* size of a blank qcow2 disk; 0: none */

@@ -81,6 +81,8 @@ db_vm_free(DbVm *vm)
     g_free(vm->state_reason);
     g_strfreev(vm->disk_volumes);
     g_clear_pointer(&vm->console_last_activity_at, g_date_time_unref);
+    g_free(vm->console_closed_reason);
+    g_clear_pointer(&vm->console_closed_at, g_date_time_unref);
     g_clear_pointer(&vm->created_at, g_date_time_unref);
     g_clear_pointer(&vm->updated_at, g_date_time_unref);
     g_clear_pointer(&vm->started_at, g_date_time_unref);
@@ -96,7 +98,8 @@ db_vm_free(DbVm *vm)
     " v.iso_id, v.host_id, v.domain_uuid, v.state, v.state_reason, v.vnc_port,"         \
     " v.ws_port, (SELECT string_agg(encode(convert_to(d, 'UTF8'), 'hex'), ',')"          \
     " FROM unnest(v.disk_volumes) AS d), v.console_connections, "                       \
-    US("v.console_last_activity_at") ", " US("v.created_at") ", " US("v.updated_at")   \
+    US("v.console_last_activity_at") ", v.console_closed_reason, "                   \
+    US("v.console_closed_at") ", " US("v.created_at") ", " US("v.updated_at")   \
     ", " US("v.started_at") ", " US("v.stopped_at")
 
 static char *
@@ -160,6 +163,8 @@ vm_from_row(const PGresult *res, int row)
     vm->disk_volumes = volumes_from_hex(PQgetvalue(res, row, c++));
     vm->console_connections = (unsigned) strtoul(PQgetvalue(res, row, c++), NULL, 10);
     vm->console_last_activity_at = time_or_null(res, row, c++);
+    vm->console_closed_reason = dup_or_null(res, row, c++);
+    vm->console_closed_at = time_or_null(res, row, c++);
     vm->created_at = time_or_null(res, row, c++);
     vm->updated_at = time_or_null(res, row, c++);
     vm->started_at = time_or_null(res, row, c++);
@@ -577,6 +582,26 @@ db_vms_console_touch(DbConn *conn, const char *id, GDateTime *at, GError **error
         "UPDATE vms SET console_last_activity_at = $2::timestamptz WHERE id = $1"
         " AND (console_last_activity_at IS NULL OR console_last_activity_at < $2::timestamptz)",
         2, params, error);
+
+    return res != NULL;
+}
+
+/**
+ * db_vms_console_closed:
+ * @conn: a connection
+ * @id: the VM
+ * @reason: why vmbroker closed the VM's console connections (at most 200 characters kept)
+ * @error: return location for an error
+ *
+ * Returns: true on success (also when the VM is gone by now).
+ */
+bool
+db_vms_console_closed(DbConn *conn, const char *id, const char *reason, GError **error)
+{
+    const char *params[] = { id, reason };
+    g_autoptr(PGresult) res = exec_vm(conn, PGRES_COMMAND_OK,
+        "UPDATE vms SET console_closed_reason = left($2, 200), console_closed_at = now()"
+        " WHERE id = $1", 2, params, error);
 
     return res != NULL;
 }

@@ -40,6 +40,8 @@ typedef struct {
     char **disk_volumes;      /* ephemeral volumes, NULL-terminated, never NULL */
     unsigned console_connections;        /* open console connections */
     GDateTime *console_last_activity_at; /* NULL when never */
+    char *console_closed_reason;         /* why vmbroker last closed its consoles, or NULL */
+    GDateTime *console_closed_at;        /* and when; NULL when never */
     GDateTime *created_at;
     GDateTime *updated_at;
     GDateTime *started_at;    /* NULL when never started */
@@ -79,6 +81,8 @@ DbVm *db_vms_start(DbConn *conn, const char *id, const DbPortLeaseOptions *lease
 bool db_vms_console_adjust(DbConn *conn, const char *id, int delta, GError **error);
 /* Records the time of the last byte a console client sent, if later than the stored one. */
 bool db_vms_console_touch(DbConn *conn, const char *id, GDateTime *at, GError **error);
+/* Records that vmbroker closed the VM's console connections itself, and why. */
+bool db_vms_console_closed(DbConn *conn, const char *id, const char *reason, GError **error);
 /* Records libvirt's uuid once the domain is defined. */
 bool db_vms_set_domain_uuid(DbConn *conn, const char *id, const char *domain_uuid,
                             GError **error);

@@ -11,6 +11,7 @@
 #include "dom-lifecycle.h"
 #include "svc-vms.h"
 #include "vmb-error.h"
+#include "vmb-json.h"
 #include "vmb-secret.h"
 
 /* How long a connect to QEMU's websocket and its handshake may take. */
@@ -25,10 +26,10 @@ struct SvcConsole {
 
 typedef struct {
     char *vm_id;
-    int delta;         /* +1 connect, -1 disconnect */
+    int delta;         /* +1 connect, -1 disconnect, 0 vmbroker closed the VM's consoles */
     guint64 bytes_in;  /* on disconnect */
     guint64 bytes_out;
-    char *reason;      /* on disconnect */
+    char *reason;      /* on disconnect and close */
 } ConsoleEvent;
 
 static void
@@ -36,23 +37,30 @@ event_job(gpointer data, gpointer user_data)
 {
     SvcConsole *console = user_data;
     ConsoleEvent *ev = data;
-    g_autoptr(GError) err = NULL;
-    g_autoptr(DbConn) db = db_pool_acquire(console->opts.db, &err);
-    g_autofree char *detail = ev->delta < 0
-        ? g_strdup_printf("{\"bytes_in\": %" G_GUINT64_FORMAT ", \"bytes_out\": %"
-                          G_GUINT64_FORMAT "}", ev->bytes_in, ev->bytes_out)
-        : NULL;
+    g_autoptr(DbConn) db = db_pool_acquire(console->opts.db, NULL);
+    g_autoptr(json_object) detail = json_object_new_object();
     DbAuditEntry entry = {
-        .action = ev->delta > 0 ? "console.connect" : "console.disconnect",
+        .action = ev->delta > 0 ? "console.connect"
+                  : ev->delta < 0 ? "console.disconnect" : "console.close",
         .object_kind = "vm",
         .object_id = ev->vm_id,
-        .detail_json = detail,
     };
+    bool ok;
 
+    if (ev->delta < 0) {
+        json_object_object_add(detail, "bytes_in", json_object_new_uint64(ev->bytes_in));
+        json_object_object_add(detail, "bytes_out", json_object_new_uint64(ev->bytes_out));
+    }
+    if (ev->reason)
+        json_object_object_add(detail, "reason", json_object_new_string(ev->reason));
+    if (json_object_object_length(detail) > 0)
+        entry.detail_json = json_object_to_json_string_ext(detail, JSON_C_TO_STRING_PLAIN);
     /* Best effort: a lost count is repaired when the VM stops (its count is reset). */
-    if (db && db_vms_console_adjust(db, ev->vm_id, ev->delta, NULL))
+    ok = db && (ev->delta ? db_vms_console_adjust(db, ev->vm_id, ev->delta, NULL)
+                          : db_vms_console_closed(db, ev->vm_id, ev->reason, NULL));
+    if (ok)
         db_audit_insert(db, &entry, NULL);
-    if (console->opts.metrics)
+    if (console->opts.metrics && ev->delta)
         vmb_metrics_add(console->opts.metrics, ev->delta > 0
                             ? "vmbroker_console_connects_total"
                             : "vmbroker_console_disconnects_total", 1, NULL);
@@ -81,6 +89,12 @@ on_close(const char *tag, guint64 bytes_in, guint64 bytes_out, const char *reaso
     queue_event(data, tag, -1, bytes_in, bytes_out, reason);
 }
 
+static void
+close_vm_cb(const char *vm_id, const char *reason, gpointer data)
+{
+    svc_console_close_vm(data, vm_id, reason);
+}
+
 /**
  * svc_console_new:
  * @opts: settings; copied
@@ -104,6 +118,7 @@ svc_console_new(const SvcConsoleOptions *opts, GError **error)
     }, error);
     if (!console->splice)
         return NULL;
+    svc_vms_on_console_end(opts->vms, close_vm_cb, console);
     if (opts->metrics) {
         vmb_metrics_declare(opts->metrics, "vmbroker_console_connects_total",
                             VMB_METRIC_COUNTER, "Console websocket connections made.", NULL, 0);
@@ -124,6 +139,8 @@ svc_console_free(SvcConsole *console)
 {
     if (!console)
         return;
+    if (console->splice)
+        svc_vms_on_console_end(console->opts.vms, NULL, NULL);
     g_clear_pointer(&console->splice, vmb_splice_free);
     if (console->events)
         g_thread_pool_free(console->events, FALSE, TRUE);
@@ -213,6 +230,7 @@ svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
     g_autofree char *user_id = NULL;
     g_autoptr(DbConn) db = NULL;
     g_autoptr(DbVm) vm = NULL;
+    const DomTemplate *tmpl;
 
     if (!vmb_wsupstream_key_valid(ws_key)) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "Sec-WebSocket-Key is malformed.");
@@ -230,8 +248,14 @@ svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
     if (!vm)
         return false;
     g_clear_pointer(&db, db_conn_release);
-    return vmb_wsupstream_connect(console->console_listen, vm->ws_port, NULL, ws_key,
-                                  ws_protocol, UPSTREAM_TIMEOUT_MS, ret_upstream, error);
+    if (!vmb_wsupstream_connect(console->console_listen, vm->ws_port, NULL, ws_key,
+                                ws_protocol, UPSTREAM_TIMEOUT_MS, ret_upstream, error))
+        return false;
+    /* The relay runs its commands in order: the older viewers go before this one joins. */
+    tmpl = dom_template_set_lookup(console->opts.templates, vm->template_name);
+    if (tmpl && tmpl->console_exclusive)
+        svc_console_close_vm(console, vm_id, "another viewer opened this console");
+    return true;
 }
 
 /**
@@ -264,12 +288,19 @@ svc_console_attach(SvcConsole *console, int client_sock, int upstream_fd, GBytes
  * svc_console_close_vm:
  * @console: the service
  * @vm_id: the VM
- * @reason: why, for the disconnect records
+ * @reason: why, for the disconnect records and the VM's `console.closed_reason`
+ *
+ * Closes the VM's console connections, if it has any.
  */
 void
 svc_console_close_vm(SvcConsole *console, const char *vm_id, const char *reason)
 {
+    unsigned n = 0;
+
+    if (!vmb_splice_tag_stats(console->splice, vm_id, &n, NULL, NULL, NULL) || n == 0)
+        return;
     vmb_splice_close_tag(console->splice, vm_id, reason);
+    queue_event(console, vm_id, 0, 0, 0, reason);
 }
 
 /**

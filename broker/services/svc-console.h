@@ -9,6 +9,7 @@
 #include "db-pool.h"
 #include "db-vms.h"
 #include "dom-hypervisor.h"
+#include "dom-template.h"
 #include "vmb-metrics.h"
 #include "vmb-splice.h"
 #include "vmb-wsupstream.h"
@@ -19,7 +20,8 @@ typedef struct SvcVms SvcVms;
 typedef struct {
     DbPool *db;                  /* PostgreSQL */
     DomHypervisor *hv;           /* libvirt */
-    SvcVms *vms;                 /* mints tickets */
+    SvcVms *vms;                 /* mints tickets, says when VMs stop */
+    const DomTemplateSet *templates; /* exclusive consoles */
     const char *console_listen;  /* where QEMU's websocket servers listen */
     size_t buffer_size;          /* relay buffer per direction */
     VmbMetrics *metrics;         /* (nullable) connection counters */

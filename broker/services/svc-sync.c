@@ -28,6 +28,7 @@
 #include "db-vms.h"
 #include "dom-lifecycle.h"
 #include "vmb-error.h"
+#include "vmb-json.h"
 #include "vmb-log.h"
 
 #define EVENTS_METRIC "vmbroker_libvirt_events_total"
@@ -124,7 +125,7 @@ repair_tx(DbConn *conn, void *data, GError **error)
 {
     RepairTx *tx = data;
     DbAuditEntry e = { .action = tx->action, .object_kind = "vm", .object_id = tx->id };
-    g_autofree char *detail = NULL;
+    g_autoptr(json_object) detail = NULL;
 
     if (tx->delete_row) {
         if (!db_vms_delete(conn, tx->id, NULL, tx->cooldown_s, error))
@@ -136,17 +137,10 @@ repair_tx(DbConn *conn, void *data, GError **error)
             return false;
     }
     if (tx->reason) {
-        g_autoptr(GString) s = g_string_new("{\"reason\":\"");
-        for (const char *p = tx->reason; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                g_string_append_c(s, '\\');
-            if ((unsigned char) *p >= 0x20)
-                g_string_append_c(s, *p);
-        }
-        g_string_append(s, "\"}");
-        detail = g_string_free(g_steal_pointer(&s), FALSE);
+        detail = json_object_new_object();
+        json_object_object_add(detail, "reason", json_object_new_string(tx->reason));
+        e.detail_json = json_object_to_json_string_ext(detail, JSON_C_TO_STRING_PLAIN);
     }
-    e.detail_json = detail;
     return db_audit_insert(conn, &e, error);
 }
 
@@ -158,6 +152,8 @@ repair(SvcSync *sync, const DbVm *vm, DbVmState to, const char *reason, const ch
 
     if (!db_pool_transaction(sync->opts.db, repair_tx, &tx, error))
         return false;
+    if (delete_row || to != DB_VM_RUNNING)
+        svc_vms_end_consoles(sync->opts.vms, vm->id, reason ? reason : "the VM stopped");
     vmb_info("sync: VM %s (%s) %s -> %s: %s", vm->name, vm->id,
              db_vm_state_to_string(vm->state), delete_row ? "deleted" : db_vm_state_to_string(to),
              reason ? reason : "-");

@@ -55,6 +55,8 @@ struct SvcVms {
     GMutex claim_lock;
     GCond claim_freed;
     GHashTable *claimed;   /* ids of VMs an operation is working on */
+    SvcVmsConsoleEndFunc console_end; /* (nullable) under claim_lock */
+    gpointer console_end_data;
 };
 
 static void stop_job(gpointer data, gpointer user_data);
@@ -106,6 +108,38 @@ svc_vms_free(SvcVms *vms)
     g_free(vms->name_prefix);
     g_free(vms->console_listen);
     g_free(vms);
+}
+
+/**
+ * svc_vms_on_console_end:
+ * @vms: the service
+ * @fn: called with a VM's id and a reason when it stops or goes away
+ * @data: for @fn
+ *
+ * With @fn NULL, no call is under way once this returns.
+ */
+void
+svc_vms_on_console_end(SvcVms *vms, SvcVmsConsoleEndFunc fn, gpointer data)
+{
+    g_mutex_lock(&vms->claim_lock);
+    vms->console_end = fn;
+    vms->console_end_data = data;
+    g_mutex_unlock(&vms->claim_lock);
+}
+
+/**
+ * svc_vms_end_consoles:
+ * @vms: the service
+ * @vm_id: a VM that stopped or is gone
+ * @reason: why, for the disconnect records
+ */
+void
+svc_vms_end_consoles(SvcVms *vms, const char *vm_id, const char *reason)
+{
+    g_mutex_lock(&vms->claim_lock);
+    if (vms->console_end)
+        vms->console_end(vm_id, reason, vms->console_end_data);
+    g_mutex_unlock(&vms->claim_lock);
 }
 
 /* --- claims --- */
@@ -742,8 +776,14 @@ stop_job(gpointer data, gpointer user_data)
     g_clear_pointer(&db, db_conn_release);
     if (vm && (conn = dom_hypervisor_get(vms->opts.hv, &err))) {
         dom = dom_lifecycle_lookup(conn, vm->name, &err);
-        /* A domain that is gone is as stopped as it gets. */
-        ok = !dom || dom_lifecycle_stop(dom, vms->opts.stop_timeout_s * 1000, NULL, &err);
+        /* A domain that is gone is as stopped as it gets; any other failure to find it
+         * (libvirt busy or away) says nothing about the guest, which may still run. */
+        if (dom)
+            ok = dom_lifecycle_stop(dom, vms->opts.stop_timeout_s * 1000, NULL, &err);
+        else
+            ok = vmb_error_kind(err) == VMB_ERROR_NOT_FOUND;
+        if (ok)
+            g_clear_error(&err);
         if (ok)
             vmb_crash_point("stop:after-destroy");
         if (ok && job->drop_ephemeral)
@@ -784,6 +824,8 @@ stop_as(SvcVms *vms, const char *id, const char *actor_id, const char *action,
         return NULL;
     }
     vmb_crash_point("stop:after-stopping");
+    /* No console outlives the decision to stop: its viewers learn why now. */
+    svc_vms_end_consoles(vms, id, reason);
     job = g_new0(StopJob, 1);
     job->id = g_strdup(id);
     job->reason = g_strdup(reason);
@@ -1016,6 +1058,8 @@ svc_vms_delete(SvcVms *vms, const DbUser *caller, const char *id, const char *re
     vmb_crash_point("delete:after-undefine");
     tx = (DeleteTx) { vm->id, vms->opts.port_cooldown_s, caller->id, remote_addr };
     ok = db_pool_transaction(vms->opts.db, delete_tx, &tx, error);
+    if (ok)
+        svc_vms_end_consoles(vms, vm->id, "the VM was deleted");
     svc_vms_release(vms, vm->id);
     return ok;
 }

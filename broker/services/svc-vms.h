@@ -70,6 +70,12 @@ DbVm *svc_vms_reboot(SvcVms *vms, const DbUser *caller, const char *id,
 bool svc_vms_delete(SvcVms *vms, const DbUser *caller, const char *id,
                     const char *remote_addr, GError **error);
 
+/* Called from any thread when a VM can no longer serve a console (stopped, deleted): the
+ * console service closes its connections then. */
+typedef void (*SvcVmsConsoleEndFunc)(const char *vm_id, const char *reason, gpointer data);
+void svc_vms_on_console_end(SvcVms *vms, SvcVmsConsoleEndFunc fn, gpointer data);
+void svc_vms_end_consoles(SvcVms *vms, const char *vm_id, const char *reason);
+
 /* --- for the reconciler (svc-sync) --- */
 /* Claims a VM unless an operation works on it; release with svc_vms_release. */
 bool svc_vms_try_claim(SvcVms *vms, const char *id);

@@ -111,5 +111,10 @@ await run('console', async ({ broker, page, name }) => {
             + `the console page still says "${await page.locator('#console-status').textContent()}": vmbroker did not `
             + 'close the websocket (GET /api/v1/vms/{id}/console/ws) when QEMU went away');
     }
+    // ... and why: vmbroker closed the console for the stop (vm.console.closed_reason).
+    const reason = (await broker.api('GET', `/api/v1/vms/${vm.id}`)).body.console.closed_reason;
+    check(reason, 'the stopped VM has no console.closed_reason');
+    await waitFor(`the page to say "${reason}"`, async () =>
+        (await page.locator('#console-status').textContent()).includes(reason));
     await shot(page, name, 'disconnected');
 });

@@ -3,7 +3,11 @@
 // websocket, and with a password goes through RFB's VNC authentication to a framebuffer
 // update. Prints one JSON object with what happened; exits 0 unless it could not run.
 //   console-probe HOST PORT PATH ORIGIN|- [PASSWORD] [HOLD_SECONDS]
+// With HOLD_SECONDS it keeps the connection open that long, or until the broker closes it
+// ("peer_closed": true).
 #include <netdb.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,6 +32,25 @@ connect_to(const char *host, const char *port)
     return fd;
 }
 
+/* Keeps the connection open for up to @seconds, discarding what arrives; true when the
+ * broker closed it first. */
+static bool
+hold_open(int fd, unsigned seconds)
+{
+    gint64 end = g_get_monotonic_time() + (gint64) seconds * G_USEC_PER_SEC;
+    char buf[65536];
+
+    for (;;) {
+        gint64 left_ms = (end - g_get_monotonic_time()) / 1000;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+
+        if (left_ms <= 0)
+            return false;
+        if (poll(&p, 1, (int) left_ms) > 0 && read(fd, buf, sizeof(buf)) <= 0)
+            return true;
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -43,6 +66,7 @@ main(int argc, char **argv)
     WsClient ws;
     RfbServerInit si = { 0 };
     guint64 pixels = 0;
+    bool peer_closed = false;
     char version[13] = "";
     int fd;
 
@@ -90,11 +114,13 @@ main(int argc, char **argv)
             version[11] = '\0'; /* drop the newline */
         }
         if (hold)
-            sleep(hold);
+            peer_closed = hold_open(fd, hold);
     }
     printf("{\"status\": %u, \"accept_ok\": %s, \"rfb\": \"%s\", \"width\": %u, "
-           "\"height\": %u, \"update_bytes\": %" G_GUINT64_FORMAT ", \"error\": \"%s\"}\n",
+           "\"height\": %u, \"update_bytes\": %" G_GUINT64_FORMAT ", \"peer_closed\": %s, "
+           "\"error\": \"%s\"}\n",
            status, accept_ok, version, si.width, si.height, pixels,
+           peer_closed ? "true" : "false",
            error ? g_strescape(error->message, NULL) : "");
     close(fd);
     return 0;

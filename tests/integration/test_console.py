@@ -297,8 +297,71 @@ class Console(harness.TestCase):
         got = self.wait_for('the reaper', lambda: (lambda v: v if v['state'] == 'stopped'
                                                    else None)(self.get_vm(alice, vm['id'])))
         self.assertRegex(got['state_reason'], r'maximum lifetime of 6 s')
-        # The guest's end closes the console too.
-        proc.wait(timeout=120)
+        # The stop closes the console, with the reason on the VM.
+        out, _ = proc.communicate(timeout=120)
+        self.assertTrue(json.loads(out)['peer_closed'], out)
+        self.assertRegex(self.get_vm(alice, vm['id'])['console']['closed_reason'] or '',
+                         r'maximum lifetime of 6 s')
+
+    def hold_console(self, auth, vm_id, seconds=60):
+        """A viewer that stays connected (authenticated) until the broker closes it."""
+        s = self.ws_ticket(auth, vm_id)
+        _, page = self.session(vm_id, self.fragment(s['console_url'])['ticket'])
+        proc = subprocess.Popen([PROBE, self.broker.host, str(self.broker.port),
+                                 page['ws_path'], self.origin, page['password'], str(seconds)],
+                                stdout=subprocess.PIPE, text=True)
+        self.addCleanup(proc.kill)
+        return proc
+
+    def connections(self, auth, vm_id):
+        return self.get_vm(auth, vm_id)['console']['connections']
+
+    def test_viewers_share_a_console_unless_the_template_is_exclusive(self):
+        self.template('memtest-exclusive', console_exclusive=True)
+        self.start()
+        alice = self.user('alice')
+        shared = self.create(alice)['vm']
+        first = self.hold_console(alice, shared['id'])
+        self.wait_for('the first viewer', lambda: self.connections(alice, shared['id']) == 1)
+        second = self.hold_console(alice, shared['id'], seconds=3)
+        out, _ = second.communicate(timeout=120)
+        self.assertFalse(json.loads(out)['peer_closed'], out)
+        self.assertIsNone(first.poll(), 'a shared console closed its first viewer')
+        self.assertIsNone(self.get_vm(alice, shared['id'])['console']['closed_reason'])
+
+        bob = self.user('bob')
+        exclusive = self.create(bob, 'memtest-exclusive')['vm']
+        older = self.hold_console(bob, exclusive['id'])
+        self.wait_for('the older viewer', lambda: self.connections(bob, exclusive['id']) == 1)
+        newer = self.hold_console(bob, exclusive['id'])
+        out, _ = older.communicate(timeout=120)
+        got = json.loads(out)
+        self.assertEqual(got['error'], '', got)
+        self.assertTrue(got['peer_closed'], got)
+        self.assertIsNone(newer.poll(), 'the newer viewer was closed too')
+        vm = self.wait_for('the reason on the VM', lambda: (lambda v: v if v['console']
+                           ['closed_reason'] else None)(self.get_vm(bob, exclusive['id'])))
+        self.assertEqual(vm['console']['closed_reason'], 'another viewer opened this console')
+        self.assertIsNotNone(vm['console']['closed_at'])
+        self.wait_for('one viewer left', lambda: self.connections(bob, exclusive['id']) == 1)
+        self.assertIn('console.close', [r[0] for r in self.db.psql(
+            f"SELECT action FROM audit_log WHERE object_id = '{exclusive['id']}'")])
+
+    def test_a_stop_closes_the_console_with_its_reason(self):
+        self.start()
+        alice = self.user('alice')
+        vm = self.create(alice)['vm']
+        viewer = self.hold_console(alice, vm['id'], seconds=120)
+        self.wait_for('the viewer', lambda: self.connections(alice, vm['id']) == 1)
+        status, _, body = self.broker.request('POST', f'/api/v1/vms/{vm["id"]}/stop',
+                                              headers=alice)
+        self.assertEqual(status, 202, body)
+        out, _ = viewer.communicate(timeout=120)
+        self.assertTrue(json.loads(out)['peer_closed'], out)
+        got = self.wait_for('the VM stopped', lambda: (lambda v: v if v['state'] == 'stopped'
+                                                       else None)(self.get_vm(alice, vm['id'])))
+        self.assertEqual(got['console']['closed_reason'], got['state_reason'])
+        self.assertEqual(got['console']['connections'], 0)
 
 
 if __name__ == '__main__':

@@ -73,6 +73,7 @@ TEST(defaults)
     g_assert_cmpint(t->network, ==, DOM_NETWORK_USER);
     g_assert_cmpstr(t->description, ==, "");
     g_assert_cmpuint(t->idle_timeout_s, ==, 0);
+    g_assert_false(t->console_exclusive);
     g_assert_cmpuint(t->n_boot, ==, 2);
     g_assert_cmpint(t->boot[0], ==, DOM_BOOT_CDROM);
     g_assert_cmpint(t->boot[1], ==, DOM_BOOT_HD);
@@ -107,6 +108,7 @@ static const struct {
     { "overlay-base-path.json", "field 'base_image': must be a volume name of letters, digits, '.', '_' and '-'" },
     { "overlay-format.json", "field 'base_format': must be one of raw, qcow2, not 'vmdk'" },
     { "overlay-persistent.json", "field 'persistent': must be true or false" },
+    { "console-exclusive-number.json", "field 'console_exclusive': must be true or false" },
     { "overlay-disk.json", "field 'disk_gib': is only allowed with \"kind\": \"iso\"" },
     { "overlay-boot-cdrom.json", "field 'boot': 'cdrom' needs \"kind\": \"iso\"" },
     { "idle-negative.json", "field 'idle_timeout_s': must be between 0 and 2147483647, not -1" },

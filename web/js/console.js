@@ -11,6 +11,8 @@ let vmId = null;
 let vmName = null;
 let everConnected = false;
 let failure = null;
+// vm.console.closed_at when this connection began: a later one means vmbroker closed it.
+let closedAtStart = null;
 
 function status(state, text) {
     const s = $('console-status');
@@ -71,8 +73,12 @@ async function explainDisconnect(clean) {
     if (!clean) text += everConnected ? ': the connection broke' : ': the server or the VM did not answer';
     try {
         const vm = await api('GET', `/api/v1/vms/${encodeURIComponent(vmId)}`, { noAuthRedirect: true });
-        if (vm && vm.state !== 'running')
+        if (vm?.console?.closed_reason && vm.console.closed_at !== closedAtStart) {
+            text = `Disconnected: ${vm.console.closed_reason}`;
+            if (vm.state !== 'running') text += `. The VM is ${vm.state}`;
+        } else if (vm && vm.state !== 'running') {
             text += `. The VM is ${vm.state}${vm.state_reason ? ` (${vm.state_reason})` : ''}`;
+        }
     } catch { /* not signed in in this browser: say what we know */ }
     return text + '.';
 }
@@ -130,6 +136,7 @@ async function start(id, ticket) {
         return;
     }
     if (session.vm) {
+        closedAtStart = session.vm.console?.closed_at ?? null;
         vmName = session.vm.name;
         $('vm-title').textContent = session.vm.name;
         document.title = `${session.vm.name} · console · vmbroker`;
