@@ -308,6 +308,20 @@ db_vms_list(DbConn *conn, const char *owner_id, GError **error)
     return vms;
 }
 
+/* The row an INSERT ... SELECT FROM templates returned; none means no such template. */
+static DbVm *
+inserted_vm(const PGresult *res, const char *template_name, GError **error)
+{
+    if (!res)
+        return NULL;
+    if (PQntuples(res) == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "no template '%s'",
+                    template_name);
+        return NULL;
+    }
+    return vm_from_row(res, 0);
+}
+
 /**
  * db_vms_insert:
  * @conn: a connection inside a transaction
@@ -349,14 +363,7 @@ db_vms_insert(DbConn *conn, const DbVmSpec *spec, const DbPortLeaseOptions *leas
             " SELECT " VM_COLUMNS " FROM v JOIN users u ON u.id = v.owner_id",
             9, params, error);
     }
-    if (!res)
-        return NULL;
-    if (PQntuples(res) == 0) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "no template '%s'",
-                    spec->template_name);
-        return NULL;
-    }
-    return vm_from_row(res, 0);
+    return inserted_vm(res, spec->template_name, error);
 }
 
 /**
@@ -387,14 +394,7 @@ db_vms_adopt(DbConn *conn, const DbVmSpec *spec, const char *domain_uuid, const 
         " SELECT " VM_COLUMNS " FROM v JOIN users u ON u.id = v.owner_id",
         8, params, error);
 
-    if (!res)
-        return NULL;
-    if (PQntuples(res) == 0) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "no template '%s'",
-                    spec->template_name);
-        return NULL;
-    }
-    return vm_from_row(res, 0);
+    return inserted_vm(res, spec->template_name, error);
 }
 
 static void
