@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Scenario 3: a non-admin opening admin.html sees "admins only" and no data; the admin sees
-// every VM with its owner, ports and state, and the users list (or a clear message while the
-// server has no GET /api/v1/users).
-import { check, run, shot, signIn } from './lib.mjs';
+// every VM with its owner, ports and state, and the users, disables one (who then cannot sign
+// in) and enables them again.
+import { PASSWORDS, check, run, shot, signIn } from './lib.mjs';
 
 await run('admin', async ({ broker, page, name }) => {
     // A VM of bob's, made through the API as the admin on his behalf.
@@ -37,17 +37,26 @@ await run('admin', async ({ broker, page, name }) => {
         `ports ${vm.vnc_port}/${vm.ws_port} not shown: ${cells[4]}`);
     await page.locator(`#vm-rows tr[data-id="${vm.id}"][data-state="running"]`).waitFor();
 
-    // Users: the list, or a clear message naming the missing endpoint.
-    const users = await broker.api('GET', '/api/v1/users');
-    if (users.status === 404) {
-        await page.locator('#users-msg').filter({ hasText: 'GET /api/v1/users answered 404' }).waitFor();
-    } else {
-        await page.locator('#user-rows tr').first().waitFor();
-        const names = await page.locator('#user-rows tr td:first-child').allTextContents();
-        for (const u of ['root', 'alice', 'bob'])
-            check(names.includes(u), `user ${u} missing from the users list: ${names}`);
-    }
+    // Users: the list; alice disabled from the page cannot sign in, enabled again she can.
+    await page.locator('#user-rows tr').first().waitFor();
+    const names = await page.locator('#user-rows tr td:first-child').allTextContents();
+    for (const u of ['root', 'alice', 'bob'])
+        check(names.includes(u), `user ${u} missing from the users list: ${names}`);
     await shot(page, name, 'admin');
+    const signInAs = async (user) => (await fetch(`${broker.origin}/api/v1/auth/login`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ username: user, password: PASSWORDS[user] }) })).status;
+    check(await signInAs('alice') === 200, 'alice cannot sign in before being disabled');
+    page.once('dialog', (d) => d.accept());
+    await page.getByRole('button', { name: 'Disable alice' }).click();
+    await page.getByRole('button', { name: 'Enable alice' }).waitFor();
+    const alice = (await broker.api('GET', '/api/v1/users')).body.find((u) => u.username === 'alice');
+    check(alice.disabled === true, `the API says alice is ${JSON.stringify(alice)}`);
+    const refused = await signInAs('alice');
+    check(refused === 401 || refused === 403, `a disabled alice signed in (HTTP ${refused})`);
+    await page.getByRole('button', { name: 'Enable alice' }).click();
+    await page.getByRole('button', { name: 'Disable alice' }).waitFor();
+    check(await signInAs('alice') === 200, 'alice cannot sign in after being enabled again');
 
     // The admin stops bob's VM from the page; the reason says who.
     await row.getByRole('button', { name: `Stop ${vm.name}` }).click();

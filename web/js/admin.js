@@ -1,6 +1,6 @@
 // The admin page: every VM (owner, ports, state, age) with stop and delete, and the users with
 // disable. A non-admin sees "Admins only" and nothing is fetched (the API refuses anyway).
-import { api, ApiError, requireUser } from './api.js';
+import { api, requireUser } from './api.js';
 import { ago, el, say, topbar } from './ui.js';
 
 const POLL_MS = 2000;
@@ -80,28 +80,21 @@ async function loadUsers() {
     try {
         users = await api('GET', '/api/v1/users');
     } catch (e) {
-        if (e instanceof ApiError && e.status === 404)
-        {
-            say($('users-msg'), 'This server does not list users yet (GET /api/v1/users answered 404). Meanwhile, manage users with the "vmbroker user" command on the server.', 'info');
-            $('user-table').closest('.table-wrap').hidden = true;
-        }
-        else
-            say($('users-msg'), `Could not list the users: ${e.message}`);
+        say($('users-msg'), `Could not list the users: ${e.message}`);
         return;
     }
-    body.replaceChildren(...(users || []).map((u) => {
-        const btn = el('button', { type: 'button', class: 'danger', 'aria-label': `Disable ${u.username}`,
-            disabled: !!u.disabled }, u.disabled ? 'Disabled' : 'Disable');
+    body.replaceChildren(...users.map((u) => {
+        const action = u.disabled ? 'Enable' : 'Disable';
+        const btn = el('button', { type: 'button', class: u.disabled ? '' : 'danger',
+            'aria-label': `${action} ${u.username}` }, action);
         btn.addEventListener('click', async () => {
-            if (!confirm(`Disable ${u.username}? They can no longer sign in.`)) return;
+            if (!u.disabled && !confirm(`Disable ${u.username}? They can no longer sign in.`)) return;
             btn.disabled = true;
             try {
-                await api('POST', `/api/v1/users/${encodeURIComponent(u.id)}/disable`);
-                say($('users-msg'), `${u.username} is disabled.`, 'ok');
+                await api('POST', `/api/v1/users/${encodeURIComponent(u.id)}/${action.toLowerCase()}`);
+                say($('users-msg'), `${u.username} is ${u.disabled ? 'enabled' : 'disabled'}.`, 'ok');
             } catch (e) {
-                say($('users-msg'), e instanceof ApiError && e.status === 404
-                    ? 'This server cannot disable users yet (POST /api/v1/users/{id}/disable answered 404).'
-                    : `Could not disable ${u.username}: ${e.message}`);
+                say($('users-msg'), `Could not ${action.toLowerCase()} ${u.username}: ${e.message}`);
             }
             await loadUsers();
         });

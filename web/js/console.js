@@ -53,8 +53,6 @@ async function openSession(id, ticket) {
     let data = null;
     try { data = await res.json(); } catch { data = null; }
     if (res.ok && data && data.ws_path) return data;
-    if (res.status === 404 && !(data && data.detail && data.detail !== 'No such resource.'))
-        throw new Error('This server cannot open consoles yet: POST /api/v1/vms/{id}/console/session answered 404.');
     if (res.status === 401 || res.status === 403 || res.status === 410)
         throw new Error(`This console link has expired or was already used. Open the console again from your desktops. (${data?.detail || `HTTP ${res.status}`})`);
     if (res.status === 409)

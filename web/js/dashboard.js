@@ -216,10 +216,7 @@ async function loadIsos() {
     try {
         isos = await api('GET', '/api/v1/isos');
     } catch (e) {
-        if (e instanceof ApiError && e.status === 404)
-            say($('iso-msg'), 'This server does not offer ISO uploads yet.', 'info');
-        else
-            say($('iso-msg'), `Could not list your ISOs: ${e.message}`);
+        say($('iso-msg'), `Could not list your ISOs: ${e.message}`);
         return;
     }
     say($('iso-msg'), '');

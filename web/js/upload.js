@@ -99,10 +99,7 @@ function start(ev) {
             say(box, `${data.name} is uploaded.`, 'ok');
             return;
         }
-        if (x.status === 404 || x.status === 405)
-            say(box, `This server does not accept ISO uploads yet (PUT /api/v1/isos/{name} answered ${x.status}).`);
-        else
-            say(box, `The upload failed: ${explain(x.status, data, x.getResponseHeader('Retry-After'))}`);
+        say(box, `The upload failed: ${explain(x.status, data, x.getResponseHeader('Retry-After'))}`);
         stats.textContent = '';
     };
     xhr.onerror = () => {
