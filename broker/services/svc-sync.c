@@ -152,8 +152,8 @@ repair(SvcSync *sync, const DbVm *vm, DbVmState to, const char *reason, const ch
 
     if (!db_pool_transaction(sync->opts.db, repair_tx, &tx, error))
         return false;
-    if (delete_row || to != DB_VM_RUNNING)
-        svc_vms_end_consoles(sync->opts.vms, vm->id, reason ? reason : "the VM stopped");
+    /* Every repair ends in stopped, error or no row: no console of the VM lives on. */
+    svc_vms_end_consoles(sync->opts.vms, vm->id, reason ? reason : "the VM stopped");
     vmb_info("sync: VM %s (%s) %s -> %s: %s", vm->name, vm->id,
              db_vm_state_to_string(vm->state), delete_row ? "deleted" : db_vm_state_to_string(to),
              reason ? reason : "-");
