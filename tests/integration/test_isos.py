@@ -241,6 +241,7 @@ class Isos(harness.TestCase):
         if os.geteuid() != 0:
             self.fail('this test mounts a small tmpfs and needs root (as CI runs)')
         mnt = harness.mkdtemp('vmbt-full-')
+        self.addCleanup(os.rmdir, mnt)  # after the unmount below (cleanups run last first)
         subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=3m,mode=0755', 'tmpfs', mnt],
                        check=True)
         self.addCleanup(subprocess.run, ['umount', '-l', mnt])

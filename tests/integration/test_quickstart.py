@@ -3,6 +3,7 @@
 # admin and prints its password, the second reuses everything; both end up serving.
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,9 @@ class Quickstart(harness.TestCase):
         super().setUp()
         self.state = os.path.join(self.workdir, 'state')
         self.addCleanup(shutil.rmtree, self.state, True)
+        # A libvirt prefix of the test's own, so its pools can go without touching others'.
+        self.prefix = f'vmbt{secrets.token_hex(3)}-'
+        self.addCleanup(harness.remove_pools, self.prefix)
         self.addCleanup(subprocess.run, [os.path.join(harness.SRC, 'contrib', 'pg-private'),
                                          'stop', os.path.join(self.state, 'pg')])
 
@@ -27,7 +31,8 @@ class Quickstart(harness.TestCase):
         self.addCleanup(out.close)
         self.addCleanup(err.close)
         env = harness.clean_env({'VMB_STATE_DIR': self.state,
-                                 'VMBROKER_HTTP_LISTEN': f'127.0.0.1:{port}'})
+                                 'VMBROKER_HTTP_LISTEN': f'127.0.0.1:{port}',
+                                 'VMBROKER_LIBVIRT_NAME_PREFIX': self.prefix})
         if os.environ.get('VMB_BUILD_ROOT'):
             env['VMB_BUILD_DIR'] = os.environ['VMB_BUILD_ROOT']
         p = subprocess.Popen([os.path.join(harness.SRC, 'contrib', 'quickstart')],

@@ -4,6 +4,7 @@
 import http.client
 import json
 import re
+import secrets
 import signal
 import socket
 import time
@@ -123,7 +124,11 @@ class Serve(harness.TestCase):
             s.listen()
             port = s.getsockname()[1]
             self.migrate()
-            cfg = self.config(http={'listen': f'127.0.0.1:{port}'})
+            # serve defines its storage pools before it finds the port taken.
+            prefix = f'vmbt{secrets.token_hex(3)}-'
+            self.addCleanup(harness.remove_pools, prefix)
+            cfg = self.config(http={'listen': f'127.0.0.1:{port}'},
+                              libvirt={'name_prefix': prefix})
             r = harness.run(['serve'], config=cfg, timeout=harness.WAIT_S)
             # serve may log before it fails; the failure itself is its last line.
             self.assertEqual(r.returncode, 1, r.stderr)
