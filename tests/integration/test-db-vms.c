@@ -126,6 +126,11 @@ TEST(schema_refuses_impossible_states)
     /* Ports of the wrong kind. */
     assert_sqlstate(db, "23503", "UPDATE vms SET vnc_port = ws_port, ws_port = vnc_port"
                     " WHERE id = '%s'", a->id);
+    /* A lease given up, or its row deleted, while its VM still names the port. */
+    assert_sqlstate(db, "23503", "UPDATE port_leases SET vm_id = NULL, leased_at = NULL"
+                    " WHERE vm_id = '%s' AND kind = 'ws'", a->id);
+    assert_sqlstate(db, "23503", "DELETE FROM port_leases WHERE vm_id = '%s' AND kind = 'vnc'",
+                    a->id);
     /* One port and not the other. */
     assert_sqlstate(db, "23514", "UPDATE vms SET ws_port = NULL WHERE id = '%s'", a->id);
     /* A lease whose VM is gone, by deleting the VM ... */
@@ -444,6 +449,108 @@ TEST(running_limit_holds_under_concurrent_creates)
                                        " WHERE vm_id IS NOT NULL"), ==, 4);
     g_mutex_clear(&r.lock);
     g_cond_clear(&r.go);
+}
+
+static PGconn *
+connect_or_die(const char *conninfo)
+{
+    PGconn *pg = PQconnectdb(conninfo);
+
+    if (PQstatus(pg) != CONNECTION_OK)
+        g_error("connect: %s", PQerrorMessage(pg));
+    return pg;
+}
+
+static char *
+exec_state(PGconn *pg, const char *sql)
+{
+    g_autoptr(PGresult) r = PQexec(pg, sql);
+    ExecStatusType st = PQresultStatus(r);
+
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return g_strdup("");
+    return g_strdup(PQresultErrorField(r, PG_DIAG_SQLSTATE));
+}
+
+static void
+exec_ok(PGconn *pg, const char *sql)
+{
+    g_autofree char *state = exec_state(pg, sql);
+
+    if (*state)
+        g_error("%s: SQLSTATE %s: %s", sql, state, PQerrorMessage(pg));
+}
+
+/* Whether the backend of @pid waits for a lock. */
+static bool
+waits_for_lock(TestDb *db, int pid)
+{
+    g_autofree char *sql = g_strdup_printf("SELECT count(*) FROM pg_stat_activity"
+                                           " WHERE pid = %d AND wait_event_type = 'Lock'", pid);
+    return test_db_scalar(db, sql) == 1;
+}
+
+TEST(lease_release_races_the_vm_naming_its_ports)
+{
+    /* A VM naming its ports and the leases of those ports being given up, in two
+     * transactions at once: whichever order they commit in, the second one fails. */
+    g_autoptr(TestDb) db = test_db_new("vms_lease_race", 2, VNC_FIRST, WS_FIRST, 4);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(DbVm) vm = insert_vm(db, "race", db->alice_id, &err);
+    g_autoptr(DbVm) stopped = NULL;
+    g_autoptr(PGconn) namer = NULL, releaser = NULL;
+    g_autofree char *lease = NULL, *name = NULL, *release = NULL;
+
+    g_assert_no_error(err);
+    stopped = set_state(db, vm->id, DB_VM_STOPPED, "test", &err);
+    g_assert_no_error(err);
+    lease = g_strdup_printf("UPDATE port_leases SET vm_id = '%s', leased_at = now()"
+                            " WHERE port IN (%u, %u)", vm->id, vm->vnc_port, vm->ws_port);
+    name = g_strdup_printf("UPDATE vms SET state = 'running', vnc_port = %u, ws_port = %u"
+                           " WHERE id = '%s'", vm->vnc_port, vm->ws_port, vm->id);
+    release = g_strdup_printf("UPDATE port_leases SET vm_id = NULL, leased_at = NULL"
+                              " WHERE vm_id = '%s'", vm->id);
+    namer = connect_or_die(db->conninfo);
+    releaser = connect_or_die(db->conninfo);
+
+    /* 1. The release commits first: the VM's check at its commit finds no lease. */
+    test_db_exec(db, lease);
+    exec_ok(namer, "BEGIN");
+    exec_ok(namer, name);
+    exec_ok(releaser, "BEGIN");
+    exec_ok(releaser, release);
+    exec_ok(releaser, "COMMIT");
+    {
+        g_autofree char *state = exec_state(namer, "COMMIT");
+        g_assert_cmpstr(state, ==, "23503");
+    }
+
+    /* 2. The VM's check runs first and holds the leases: the release waits for it, then
+     * finds the VM naming the ports at its own check. */
+    test_db_exec(db, lease);
+    exec_ok(namer, "BEGIN");
+    exec_ok(namer, name);
+    exec_ok(namer, "SET CONSTRAINTS ALL IMMEDIATE");
+    exec_ok(releaser, "BEGIN");
+    g_assert_cmpint(PQsendQuery(releaser, release), ==, 1);
+    for (int i = 0; !waits_for_lock(db, PQbackendPID(releaser)); i++) {
+        g_assert_cmpint(i, <, 300);
+        g_usleep(20 * 1000);
+    }
+    exec_ok(namer, "COMMIT");
+    {
+        g_autoptr(PGresult) r = PQgetResult(releaser);
+        g_autoptr(PGresult) end = PQgetResult(releaser);
+        g_autofree char *state = NULL;
+
+        g_assert_cmpint(PQresultStatus(r), ==, PGRES_COMMAND_OK);
+        g_assert_null(end);
+        state = exec_state(releaser, "COMMIT");
+        g_assert_cmpstr(state, ==, "23503");
+    }
+    g_assert_cmpint(test_db_scalar(db, "SELECT count(*) FROM port_leases l JOIN vms v"
+                                       " ON l.vm_id = v.id AND l.port IN (v.vnc_port, v.ws_port)"),
+                    ==, 2);
 }
 
 TEST(hosts_templates_audit)
