@@ -2,7 +2,7 @@
 // bench/console: the console relay (vmb_wsupstream + vmb_splice) against a direct websocket
 // connection to QEMU and against websockify, on one real QEMU guest, in the same run.
 //   bench-console [seconds-per-throughput-round]   (default 15; 2 rounds each way + 2 paired)
-//   VMB_BENCH_BUFFER=bytes sets the engine's per-direction buffer (default 16 KiB).
+//   VMB_BENCH_BUFFER=bytes sets the engine's per-direction buffer (default 64 KiB, as console.buffer_bytes).
 // (a) 20 consoles requesting full raw framebuffer updates in a loop: frames/s per console,
 //     and relay CPU seconds per GB; (b) connect to first RFB byte, p50/p99 of 200;
 // (c) RSS and fds of 1,000 idle pairs. Prints one table with ratios.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // The console relay engine: one thread, one epoll set, plain recv/send through a shared
-// scratch buffer, and a per-direction buffer that exists only while a receiver lags behind.
+// scratch buffer, a per-direction buffer that exists only while a receiver lags behind, and
+// a bulk mode that reads streaming sockets in larger pieces.
 #include "vmb-splice.h"
 
 #include <errno.h>
@@ -33,9 +34,20 @@
  * of buffer_size bytes, freed as soon as it drains. A side is read again only once its
  * direction's buffer is empty, so each pair holds at most 2 * buffer_size bytes, and an idle
  * pair holds none.
+ *
+ * Bulk mode: QEMU writes a framebuffer update as many small websocket frames, and reading
+ * each as it arrives costs a wakeup, a recv and a send per few KiB. An end whose read brings
+ * at least BULK_MIN bytes is streaming: it gets SO_RCVLOWAT of the buffer size, so epoll
+ * reports it only once a whole buffer is waiting, and the engine reads it anyway every
+ * BULK_TICK_MS, so a stream's tail waits at most that long. A tick read that brings less
+ * than BULK_MIN ends bulk mode; interactive traffic (keys, pointer, small updates) never
+ * enters it and is relayed at once. EOF and errors are reported by epoll whatever the
+ * low-water mark.
  */
 
 #define MAX_EVENTS 64
+#define BULK_MIN (8 * 1024)
+#define BULK_TICK_MS 8
 
 enum { CLIENT = 0, UPSTREAM = 1 };
 
@@ -62,6 +74,8 @@ typedef struct {
     int fd;
     unsigned side;       /* CLIENT or UPSTREAM: index in pair->end and of what it sends */
     guint32 registered;  /* events in the epoll set now, 0 when not in it */
+    bool bulk;           /* in bulk mode: SO_RCVLOWAT raised, read on each tick */
+    GList bulk_link;     /* in VmbSplice.bulk while bulk */
 } End;
 
 /* Bytes read from end[d] waiting to be sent to end[!d]. */
@@ -113,6 +127,8 @@ struct VmbSplice {
     /* engine thread only */
     guint8 *scratch;
     GQueue pairs;        /* of Pair *, linked through Pair.link */
+    GQueue bulk;         /* of End *, linked through End.bulk_link */
+    gint64 next_tick_us; /* when the bulk ends are read next (monotonic) */
     GPtrArray *graveyard;
 };
 
@@ -189,6 +205,9 @@ pair_close(VmbSplice *s, Pair *p, const char *reason)
         return;
     p->dead = true;
     for (unsigned i = 0; i < 2; i++) {
+        if (p->end[i].bulk)
+            g_queue_unlink(&s->bulk, &p->end[i].bulk_link);
+        p->end[i].bulk = false;
         /* The client fd stays open (its owner closes it), so it must leave the set now. */
         if (p->end[i].registered)
             epoll_ctl(s->epfd, EPOLL_CTL_DEL, p->end[i].fd, NULL);
@@ -265,6 +284,24 @@ dir_flush(VmbSplice *s, Pair *p, unsigned d)
     return true;
 }
 
+/* Enters or leaves bulk mode. A failing setsockopt only costs the batching: the end is
+ * still read on every wakeup. */
+static void
+end_set_bulk(VmbSplice *s, End *end, bool bulk)
+{
+    int lowat = bulk ? (int) s->cap : 1;
+
+    (void) setsockopt(end->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
+    end->bulk = bulk;
+    if (bulk) {
+        if (!s->bulk.length)
+            s->next_tick_us = g_get_monotonic_time() + BULK_TICK_MS * 1000;
+        g_queue_push_tail_link(&s->bulk, &end->bulk_link);
+    } else {
+        g_queue_unlink(&s->bulk, &end->bulk_link);
+    }
+}
+
 /* Reads once from end[d] (if its buffer is empty) and sends on what it got. */
 static bool
 dir_read(VmbSplice *s, Pair *p, unsigned d)
@@ -292,6 +329,8 @@ dir_read(VmbSplice *s, Pair *p, unsigned d)
     }
     if (d == CLIENT)
         delta->client_activity = true;
+    if (n >= BULK_MIN && !from->bulk)
+        end_set_bulk(s, from, true);
 
     do
         w = send(to->fd, s->scratch, (size_t) n, MSG_NOSIGNAL);
@@ -449,6 +488,49 @@ run_commands(VmbSplice *s)
     return go_on;
 }
 
+/* Reads every bulk end whose direction can take more; an end that brings less than
+ * BULK_MIN, or EOF, leaves bulk mode (one that cannot be read now, its receiver lagging,
+ * stays). */
+static void
+bulk_tick(VmbSplice *s)
+{
+    /* A snapshot: reading may close pairs, which takes both their ends off the list. Ends
+     * of closed pairs stay allocated until the graveyard is emptied after this tick. */
+    g_autofree End **ends = g_new(End *, s->bulk.length);
+    unsigned count = 0;
+
+    for (GList *l = s->bulk.head; l; l = l->next)
+        ends[count++] = l->data;
+    for (unsigned i = 0; i < count; i++) {
+        End *end = ends[i];
+        Pair *p = end->pair;
+        Dir *dir = &p->dir[end->side];
+        guint64 before = p->delta.sent[end->side];
+
+        if (p->dead || dir->eof || dir_pending(dir) > 0)
+            continue;
+        if (!dir_read(s, p, end->side))
+            continue;
+        if (dir->eof || p->delta.sent[end->side] + dir_pending(dir) - before < BULK_MIN)
+            end_set_bulk(s, end, false);
+        if (!p->dead)
+            apply_delta(s, p);
+        pair_settle(s, p);
+    }
+}
+
+/* epoll_wait's timeout: until the next bulk tick, or none without bulk ends. */
+static int
+engine_timeout_ms(VmbSplice *s)
+{
+    gint64 left;
+
+    if (!s->bulk.length)
+        return -1;
+    left = s->next_tick_us - g_get_monotonic_time();
+    return left <= 0 ? 0 : (int) ((left + 999) / 1000);
+}
+
 static gpointer
 engine_main(gpointer data)
 {
@@ -457,7 +539,7 @@ engine_main(gpointer data)
     bool running = true;
 
     while (running) {
-        int n = epoll_wait(s->epfd, events, MAX_EVENTS, -1);
+        int n = epoll_wait(s->epfd, events, MAX_EVENTS, engine_timeout_ms(s));
 
         if (n < 0) {
             /* EINTR only: the other errors mean a broken epfd, a bug. */
@@ -469,6 +551,10 @@ engine_main(gpointer data)
                 running = run_commands(s) && running;
             else
                 end_event(s, events[i].data.ptr, events[i].events);
+        }
+        if (s->bulk.length && g_get_monotonic_time() >= s->next_tick_us) {
+            bulk_tick(s);
+            s->next_tick_us = g_get_monotonic_time() + BULK_TICK_MS * 1000;
         }
         g_ptr_array_set_size(s->graveyard, 0);
     }
@@ -501,6 +587,7 @@ vmb_splice_new(const VmbSpliceOptions *options, GError **error)
     g_mutex_init(&s->lock);
     g_queue_init(&s->commands);
     g_queue_init(&s->pairs);
+    g_queue_init(&s->bulk);
     s->tags = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                     (GDestroyNotify) tag_stats_free);
     s->graveyard = g_ptr_array_new_with_free_func((GDestroyNotify) pair_free);
@@ -646,6 +733,8 @@ vmb_splice_add(VmbSplice *s, int client_fd, int upstream_fd, GBytes *to_client_f
     p = g_new0(Pair, 1);
     p->end[CLIENT] = (End) { .pair = p, .fd = client_fd, .side = CLIENT };
     p->end[UPSTREAM] = (End) { .pair = p, .fd = upstream_fd, .side = UPSTREAM };
+    p->end[CLIENT].bulk_link.data = &p->end[CLIENT];
+    p->end[UPSTREAM].bulk_link.data = &p->end[UPSTREAM];
     p->tag = g_strdup(tag);
     p->done = done;
     p->done_data = done_data;

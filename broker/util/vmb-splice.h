@@ -20,8 +20,8 @@ typedef void (*VmbSpliceDoneFunc)(void *done_data);
 typedef void (*VmbSpliceCloseFunc)(const char *tag, guint64 bytes_in, guint64 bytes_out,
                                    const char *reason, void *data);
 
-/* Per-direction buffer of a pair when none is configured. */
-#define VMB_SPLICE_DEFAULT_BUFFER (16 * 1024)
+/* Per-direction buffer of a pair when none is configured (console.buffer_bytes' default). */
+#define VMB_SPLICE_DEFAULT_BUFFER (64 * 1024)
 
 typedef struct {
     size_t buffer_size;          /* bound of each direction's buffer; 0 for the default */

@@ -305,6 +305,74 @@ TEST(both_ways_intact_tcp)
     check_both_ways(true);
 }
 
+/* Reads exactly @len bytes from the blocking @fd into @buf; false on EOF or after 30 s
+ * without progress (a relay that holds bytes back). */
+static bool
+read_exactly(int fd, guint8 *buf, size_t len)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        ssize_t n;
+
+        if (poll(&p, 1, 30000) != 1)
+            return false;
+        n = recv(fd, buf + got, len - got, 0);
+        if (n <= 0)
+            return false;
+        got += (size_t) n;
+    }
+    return true;
+}
+
+typedef struct {
+    int fd;
+    const guint8 *data;
+    size_t len;
+} Writer;
+
+static gpointer
+writer_main(gpointer data)
+{
+    Writer *w = data;
+
+    for (size_t sent = 0; sent < w->len;) {
+        ssize_t n = send(w->fd, w->data + sent, w->len - sent, MSG_NOSIGNAL);
+        g_assert_cmpint(n, >, 0);
+        sent += (size_t) n;
+    }
+    return NULL;
+}
+
+/* A stream puts upstream in bulk mode (reported only once a whole buffer waits); the tail
+ * of the stream and a small message after it still arrive, without EOF to push them. */
+TEST(bulk_stream_tail_and_small_message_arrive)
+{
+    const size_t len = 3 * 1024 * 1024 + 123;   /* not a multiple of any buffer */
+    g_autoptr(VmbSplice) s = vmb_splice_new(NULL, NULL);
+    g_autofree guint8 *data = random_bytes(len, 4);
+    g_autofree guint8 *got = g_malloc(len);
+    guint8 small[5];
+    TestPair tp;
+
+    add_pair(s, &tp, true, "vm", NULL, NULL);
+    for (int round = 0; round < 3; round++) {
+        Writer w = { tp.upstream, data, len };
+        GThread *writer = g_thread_new("writer", writer_main, &w);
+
+        g_assert_true(read_exactly(tp.client, got, len));
+        g_thread_join(writer);
+        g_assert_cmpmem(got, len, data, len);
+        g_assert_cmpint(send(tp.upstream, "ping", 5, MSG_NOSIGNAL), ==, 5);
+        g_assert_true(read_exactly(tp.client, small, sizeof(small)));
+        g_assert_cmpmem(small, sizeof(small), "ping", 5);
+    }
+    close(tp.upstream);
+    close(tp.client);
+    wait_done(&tp);
+}
+
 /* Upstream writes while the client reads nothing: the engine's buffers stay within their
  * bound and upstream is made to wait; then everything arrives intact. */
 TEST(backpressure_bounds_memory)
