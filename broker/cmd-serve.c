@@ -72,6 +72,8 @@ cmd_serve(const char *config_path, int argc, char **argv)
     GOptionEntry entries[] = { G_OPTION_ENTRY_NULL };
     g_autoptr(GOptionContext) ctx = g_option_context_new("");
     g_autoptr(Config) cfg = NULL;
+    /* Declared before the services, so freed after them: their last jobs still count. */
+    g_autoptr(VmbMetrics) metrics = vmb_metrics_new();
     g_autoptr(DbPool) pool = NULL;
     g_autoptr(DomHypervisor) hv = NULL;
     g_autoptr(SvcAuth) auth = NULL;
@@ -83,7 +85,6 @@ cmd_serve(const char *config_path, int argc, char **argv)
     g_autoptr(SvcIsos) isos = NULL;
     g_autofree char *host_id = NULL;
     PrepareTx prep;
-    g_autoptr(VmbMetrics) metrics = vmb_metrics_new();
     g_autoptr(GError) error = NULL;
     HttpServer *srv;
     sigset_t sigs;
