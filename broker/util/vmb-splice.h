@@ -35,8 +35,9 @@ typedef struct {
     guint64 closed;              /* pairs ended since vmb_splice_new() */
     guint64 bytes_in;            /* client -> upstream, all pairs ever */
     guint64 bytes_out;           /* upstream -> client, all pairs ever */
-    guint64 buffered;            /* bytes held in the engine's pair buffers now */
-    guint64 buffer_memory;       /* bytes allocated for pair buffers now */
+    guint64 buffered;            /* bytes held for pairs now, in buffers and pipes */
+    guint64 buffer_memory;       /* bytes allocated for pair buffers now (not pipes) */
+    unsigned pipes;              /* bulk mode's pipes open now, two fds each */
 } VmbSpliceStats;
 
 /* Lifecycle */

@@ -97,6 +97,18 @@ wait_closes(Audit *a, unsigned n)
     g_mutex_unlock(&a->lock);
 }
 
+static unsigned
+count_fds(void)
+{
+    g_autoptr(GDir) d = g_dir_open("/proc/self/fd", 0, NULL);
+    unsigned n = 0;
+
+    g_assert_nonnull(d);
+    while (g_dir_read_name(d))
+        n++;
+    return n;
+}
+
 static void
 make_socketpair(int fds[2])
 {
@@ -374,10 +386,11 @@ TEST(bulk_stream_tail_and_small_message_arrive)
 }
 
 /* Upstream writes while the client reads nothing: the engine's buffers stay within their
- * bound and upstream is made to wait; then everything arrives intact. */
-TEST(backpressure_bounds_memory)
+ * bound and upstream is made to wait; then everything arrives intact. With a buffer of
+ * @cap bytes, 8 KiB writes put upstream in bulk mode (its bytes wait in a pipe) or not. */
+static void
+check_backpressure(size_t cap, bool bulk)
 {
-    const size_t cap = 4096;
     const size_t limit = 256 * 1024 * 1024;
     VmbSpliceOptions opts = { .buffer_size = cap };
     g_autoptr(VmbSplice) s = vmb_splice_new(&opts, NULL);
@@ -387,7 +400,7 @@ TEST(backpressure_bounds_memory)
     guint8 chunk[8192];
     VmbSpliceStats st;
     TestPair tp;
-    unsigned quiet = 0;
+    unsigned quiet = 0, pipes = 0;
 
     add_pair(s, &tp, false, "vm", NULL, NULL);
     set_nonblocking(tp.upstream);
@@ -410,6 +423,7 @@ TEST(backpressure_bounds_memory)
         g_assert_cmpuint(st.buffered, <=, cap);
         g_assert_cmpuint(st.buffer_memory, <=, cap);
         g_assert_cmpuint(sent->len, <, limit);
+        pipes = MAX(pipes, st.pipes);
         if (n < 0 && poll(&p, 1, 200) == 0)
             quiet++;
     }
@@ -423,19 +437,103 @@ TEST(backpressure_bounds_memory)
     g_assert_cmpuint(got->len, ==, sent->len);
     g_assert_cmpmem(got->data, got->len, sent->data, sent->len);
 
-    /* Drained buffers are freed: idle pairs cost no buffer memory. */
+    g_assert_cmpuint(pipes, ==, bulk ? 1 : 0);
+
+    /* Drained buffers are freed and EOF ends bulk mode: idle pairs cost no buffer memory
+     * and no pipe. */
     for (unsigned i = 0; i < 10000; i++) {
         vmb_splice_stats(s, &st);
-        if (st.buffer_memory == 0)
+        if (st.buffer_memory == 0 && st.pipes == 0)
             break;
         g_usleep(1000);
     }
     g_assert_cmpuint(st.buffered, ==, 0);
     g_assert_cmpuint(st.buffer_memory, ==, 0);
+    g_assert_cmpuint(st.pipes, ==, 0);
     g_assert_cmpuint(st.connections, ==, 1);
     g_clear_pointer(&s, vmb_splice_free);
     close(tp.client);
     close(tp.upstream);
+}
+
+TEST(backpressure_bounds_memory)
+{
+    check_backpressure(4096, false);
+}
+
+TEST(backpressure_bounds_memory_bulk)
+{
+    check_backpressure(64 * 1024, true);
+}
+
+static gpointer
+write_until_error(gpointer data)
+{
+    Writer *w = data;
+
+    while (send(w->fd, w->data, w->len, MSG_NOSIGNAL) > 0)
+        ;
+    return NULL;
+}
+
+/* The browser goes away while a stream is moving through the pipe: the engine closes the
+ * pair with the reason, and leaves no pipe or fd behind. Whether splice(2) or epoll tells
+ * first is a race; on a socketpair, splice(2) meets EPIPE in most rounds, which would end
+ * this test with SIGPIPE unless the engine blocks it. */
+static void
+check_bulk_receiver_gone(bool tcp)
+{
+    Audit audit;
+    VmbSpliceOptions opts = { .on_close = on_close, .on_close_data = &audit };
+    g_autoptr(VmbSplice) s = NULL;
+    g_autofree guint8 *data = random_bytes(256 * 1024, 5);
+    guint8 some[100000];
+    VmbSpliceStats st;
+    unsigned before;
+
+    audit_init(&audit);
+    s = vmb_splice_new(&opts, NULL);
+    before = count_fds();
+    for (unsigned round = 0; round < 10; round++) {
+        Writer w;
+        GThread *writer;
+        TestPair tp;
+        const char *reason;
+
+        add_pair(s, &tp, tcp, "vm", NULL, NULL);
+        w = (Writer) { tp.upstream, data, 256 * 1024 };
+        writer = g_thread_new("writer", write_until_error, &w);
+        g_assert_true(read_exactly(tp.client, some, sizeof(some)));
+        vmb_splice_stats(s, &st);
+        g_assert_cmpuint(st.pipes, ==, 1);
+        /* Closing with unread bytes resets the connection. */
+        close(tp.client);
+        wait_done(&tp);
+        wait_closes(&audit, round + 1);
+        reason = audit.reasons->pdata[round];
+        g_test_message("round %u: %s", round, reason);
+        g_assert_true(g_str_has_prefix(reason, "vm:client write: ") ||
+                      g_str_has_prefix(reason, "vm:client socket error: "));
+        g_thread_join(writer);
+        close(tp.upstream);
+    }
+    vmb_splice_stats(s, &st);
+    g_assert_cmpuint(st.connections, ==, 0);
+    g_assert_cmpuint(st.pipes, ==, 0);
+    g_assert_cmpuint(st.buffered, ==, 0);
+    g_assert_cmpuint(count_fds(), ==, before);
+    g_clear_pointer(&s, vmb_splice_free);
+    audit_clear(&audit);
+}
+
+TEST(bulk_receiver_gone_socketpair)
+{
+    check_bulk_receiver_gone(false);
+}
+
+TEST(bulk_receiver_gone_tcp)
+{
+    check_bulk_receiver_gone(true);
 }
 
 static void
@@ -572,18 +670,6 @@ TEST(add_rejects_bad_fds)
     g_assert_error(error, VMB_ERROR, VMB_ERROR_INVALID);
     g_assert_cmpint(fcntl(u[1], F_GETFD), ==, -1);
     close(u[0]);
-}
-
-static unsigned
-count_fds(void)
-{
-    g_autoptr(GDir) d = g_dir_open("/proc/self/fd", 0, NULL);
-    unsigned n = 0;
-
-    g_assert_nonnull(d);
-    while (g_dir_read_name(d))
-        n++;
-    return n;
 }
 
 /* 200 pairs come and go, half by EOF, half by tag: no fd is left behind. */
