@@ -14,8 +14,10 @@
 #include "vmb-json.h"
 #include "vmb-secret.h"
 
-/* How long a connect to QEMU's websocket and its handshake may take. */
-#define UPSTREAM_TIMEOUT_MS 3000
+/* How long a connect to QEMU's websocket and its handshake may take. QEMU listens with a
+ * backlog of 1, so when many viewers connect at once some SYNs are dropped and retried by the
+ * kernel after 1, 3 and 7 s: the bound lets the third retry through. */
+#define UPSTREAM_TIMEOUT_MS 10000
 
 struct SvcConsole {
     SvcConsoleOptions opts;
