@@ -52,7 +52,7 @@ db_sessions_authenticate(DbConn *conn, const char *secret_hash, unsigned idle_s,
     const char *params[] = { secret_hash, idle };
     /* A read, like token checks: a page polling every two seconds must not write its
      * session row each time. last_seen_at is kept to the minute. */
-    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+    g_autoptr(PGresult) res = db_exec_prepared(conn, PGRES_TUPLES_OK, "sessions_authenticate",
         "SELECT s.csrf_hash, " DB_USERS_COLUMNS ", s.id,"
         " s.last_seen_at < now() - interval '60 seconds'"
         " FROM sessions s JOIN users u ON u.id = s.user_id"
@@ -68,7 +68,7 @@ db_sessions_authenticate(DbConn *conn, const char *secret_hash, unsigned idle_s,
     }
     if (strcmp(PQgetvalue(res, 0, 7), "t") == 0) {
         const char *id[] = { PQgetvalue(res, 0, 6) };
-        g_autoptr(PGresult) touched = db_exec(conn, PGRES_COMMAND_OK,
+        g_autoptr(PGresult) touched = db_exec_prepared(conn, PGRES_COMMAND_OK, "sessions_touch",
             "UPDATE sessions SET last_seen_at = now() WHERE id = $1", 1, id, error);
         if (!touched)
             return NULL;

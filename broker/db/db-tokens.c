@@ -69,7 +69,7 @@ db_tokens_authenticate(DbConn *conn, const char *secret_hash, GError **error)
     const char *params[] = { secret_hash };
     /* A read: every request of a client presents the same token, and writing its row
      * each time would make them all wait on one row lock. */
-    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+    g_autoptr(PGresult) res = db_exec_prepared(conn, PGRES_TUPLES_OK, "tokens_authenticate",
         "SELECT " DB_USERS_COLUMNS ", t.id,"
         " t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds'"
         " FROM api_tokens t JOIN users u ON u.id = t.user_id"
@@ -87,7 +87,7 @@ db_tokens_authenticate(DbConn *conn, const char *secret_hash, GError **error)
     if (strcmp(PQgetvalue(res, 0, 6), "t") == 0) {
         /* last_used_at is kept to the minute. */
         const char *id[] = { PQgetvalue(res, 0, 5) };
-        g_autoptr(PGresult) touched = db_exec(conn, PGRES_COMMAND_OK,
+        g_autoptr(PGresult) touched = db_exec_prepared(conn, PGRES_COMMAND_OK, "tokens_touch",
             "UPDATE api_tokens SET last_used_at = now() WHERE id = $1", 1, id, error);
         if (!touched)
             return NULL;

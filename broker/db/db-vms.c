@@ -294,7 +294,7 @@ GPtrArray *
 db_vms_list(DbConn *conn, const char *owner_id, GError **error)
 {
     const char *params[] = { owner_id };
-    g_autoptr(PGresult) res = exec_vm(conn, PGRES_TUPLES_OK,
+    g_autoptr(PGresult) res = db_exec_prepared(conn, PGRES_TUPLES_OK, "vms_list",
         "SELECT " VM_COLUMNS " FROM vms v JOIN users u ON u.id = v.owner_id"
         " WHERE $1::uuid IS NULL OR v.owner_id = $1 ORDER BY v.created_at, v.id",
         1, params, error);
