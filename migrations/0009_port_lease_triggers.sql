@@ -31,25 +31,24 @@ CREATE FUNCTION vms_check_ports_leased(vm uuid) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     v record;
+    named record;
 BEGIN
     SELECT host_id, vnc_port, ws_port INTO v FROM vms WHERE id = vm;
     IF NOT FOUND OR v.vnc_port IS NULL THEN
         RETURN;
     END IF;
-    PERFORM 1 FROM port_leases
-        WHERE host_id = v.host_id AND port = v.vnc_port AND kind = 'vnc' AND vm_id = vm
-        FOR SHARE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'VM % names vnc port % without holding its lease', vm, v.vnc_port
-            USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'vms_vnc_leased';
-    END IF;
-    PERFORM 1 FROM port_leases
-        WHERE host_id = v.host_id AND port = v.ws_port AND kind = 'ws' AND vm_id = vm
-        FOR SHARE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'VM % names ws port % without holding its lease', vm, v.ws_port
-            USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'vms_ws_leased';
-    END IF;
+    FOR named IN SELECT * FROM (VALUES ('vnc', v.vnc_port), ('ws', v.ws_port)) AS n(kind, port)
+    LOOP
+        PERFORM 1 FROM port_leases
+            WHERE host_id = v.host_id AND port = named.port AND kind = named.kind AND vm_id = vm
+            FOR SHARE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'VM % names % port % without holding its lease',
+                    vm, named.kind, named.port
+                USING ERRCODE = 'foreign_key_violation',
+                      CONSTRAINT = 'vms_' || named.kind || '_leased';
+        END IF;
+    END LOOP;
 END
 $$;
 
