@@ -144,11 +144,11 @@ db_isos_delete(DbConn *conn, const char *id, const char *owner_id, char **ret_vo
                bool *ret_volume_unused, GError **error)
 {
     const char *params[] = { id, owner_id };
-    g_autoptr(PGresult) res = PQexecParams(conn->pg,
+    g_autoptr(PGresult) res = db_exec_result(conn,
         "WITH d AS (DELETE FROM isos WHERE id::text = $1"
         "   AND ($2::uuid IS NULL OR owner_id = $2::uuid) RETURNING volume)"
         " SELECT d.volume, NOT EXISTS (SELECT 1 FROM isos i WHERE i.volume = d.volume"
-        "   AND i.id::text <> $1) FROM d", 2, NULL, params, NULL, NULL, 0);
+        "   AND i.id::text <> $1) FROM d", 2, params);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         if (strcmp(db_sqlstate(res), "23503") == 0) { /* a VM refers to it */

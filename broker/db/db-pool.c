@@ -5,6 +5,7 @@
 
 #include <poll.h>
 #include <libpq-events.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "vmb-error.h"
@@ -22,6 +23,7 @@ struct DbPool {
     GPtrArray *idle;     /* PGconn *, ready for use */
     unsigned in_use;     /* borrowed plus being connected */
     guint64 waits;
+    atomic_uint_fast64_t changes; /* see db_pool_changes */
 };
 
 /**
@@ -121,7 +123,7 @@ pool_connect(DbPool *pool, GError **error)
     return g_steal_pointer(&pg);
 }
 
-/* An idle session receives nothing (vmbroker does not LISTEN), so anything readable on its
+/* An idle session receives nothing (pooled sessions do not LISTEN), so anything readable on its
  * socket (the FATAL a terminated backend sends, or EOF) means it is gone. PQstatus alone
  * only learns that when a query fails. */
 static bool
@@ -214,6 +216,10 @@ db_conn_release(DbConn *conn)
     if (!conn)
         return;
     pool = conn->pool;
+    /* A transaction that ended without db_pool_transaction's COMMIT (or rolled back):
+     * counted anyway, since a reader may only be told too often, never too rarely. */
+    if (conn->changed)
+        atomic_fetch_add(&pool->changes, 1);
     if (conn->broken || PQstatus(conn->pg) != CONNECTION_OK ||
         PQtransactionStatus(conn->pg) != PQTRANS_IDLE) {
         PQfinish(conn->pg);
@@ -243,6 +249,59 @@ db_pool_waits(DbPool *pool)
     n = pool->waits;
     g_mutex_unlock(&pool->lock);
     return n;
+}
+
+/**
+ * db_pool_changes:
+ * @pool: the pool
+ *
+ * A statement that may have changed rows counts once it is committed: at once outside a
+ * transaction, at COMMIT (or when the connection is released) inside one.
+ *
+ * Returns: how many such statements (or transactions) there have been.
+ */
+guint64
+db_pool_changes(DbPool *pool)
+{
+    return atomic_load(&pool->changes);
+}
+
+/* Whether @sql names a command that writes (in a CTE too, or as SELECT ... FOR UPDATE). */
+static bool
+sql_may_write(const char *sql)
+{
+    static const char *const verbs[] = { "INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE" };
+
+    for (const char *p = sql; *p; p++) {
+        if (p != sql && (g_ascii_isalnum(p[-1]) || p[-1] == '_'))
+            continue;
+        for (size_t i = 0; i < G_N_ELEMENTS(verbs); i++) {
+            size_t n = strlen(verbs[i]);
+            if (g_ascii_strncasecmp(p, verbs[i], n) == 0 &&
+                !(g_ascii_isalnum(p[n]) || p[n] == '_'))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Counts the change @sql made, if it may have made one, once it is committed. A statement
+ * whose own tag says it changed no rows made none; a write inside a SELECT's CTE has the
+ * tag SELECT, so the text decides. */
+static void
+note_change(DbConn *conn, const char *sql, const PGresult *res)
+{
+    const char *status = PQcmdStatus((PGresult *) res);
+    bool tagged = g_str_has_prefix(status, "INSERT") || g_str_has_prefix(status, "UPDATE") ||
+                  g_str_has_prefix(status, "DELETE") || g_str_has_prefix(status, "MERGE");
+
+    if (conn->stamping || (tagged && strcmp(PQcmdTuples((PGresult *) res), "0") == 0) ||
+        !(tagged || sql_may_write(sql)))
+        return;
+    if (PQtransactionStatus(conn->pg) == PQTRANS_IDLE)
+        atomic_fetch_add(&conn->pool->changes, 1);
+    else
+        conn->changed = true;
 }
 
 /**
@@ -313,7 +372,31 @@ db_exec(DbConn *conn, ExecStatusType expect, const char *sql,
         db_set_error(conn, res, error);
         return NULL;
     }
+    note_change(conn, sql, res);
     return g_steal_pointer(&res);
+}
+
+/**
+ * db_exec_result:
+ * @conn: a borrowed connection
+ * @sql: one statement with $1.. placeholders
+ * @nparams: number of parameters
+ * @params: (array length=nparams): text values, NULL for SQL NULL
+ *
+ * PQexecParams for callers that tell failures apart themselves (a constraint's name, a
+ * SQLSTATE); a change it makes is counted like db_exec's.
+ *
+ * Returns: (transfer full) (nullable): the result, whatever its status.
+ */
+PGresult *
+db_exec_result(DbConn *conn, const char *sql, int nparams, const char *const *params)
+{
+    PGresult *res = PQexecParams(conn->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType status = PQresultStatus(res);
+
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
+        note_change(conn, sql, res);
+    return res;
 }
 
 /**
@@ -353,7 +436,31 @@ db_exec_prepared(DbConn *conn, ExecStatusType expect, const char *name, const ch
         db_set_error(conn, res, error);
         return NULL;
     }
+    note_change(conn, sql, res);
     return g_steal_pointer(&res);
+}
+
+/**
+ * db_exec_stamp:
+ * @conn: a borrowed connection
+ * @name: as for db_exec_prepared
+ * @sql: an UPDATE of bookkeeping columns only (ones no cached read depends on)
+ * @nparams: number of parameters
+ * @params: (array length=nparams): text values, NULL for SQL NULL
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the result, or NULL with @error set.
+ */
+PGresult *
+db_exec_stamp(DbConn *conn, const char *name, const char *sql, int nparams,
+              const char *const *params, GError **error)
+{
+    PGresult *res;
+
+    conn->stamping = true;
+    res = db_exec_prepared(conn, PGRES_COMMAND_OK, name, sql, nparams, params, error);
+    conn->stamping = false;
+    return res;
 }
 
 /* BEGIN, COMMIT: the simple protocol, one message and no planning. */
@@ -398,8 +505,12 @@ db_pool_transaction(DbPool *pool, DbTxFunc fn, void *data, GError **error)
             return false;
         began = exec_simple(conn, "BEGIN", &err);
         ok = began && fn(conn, data, &err) && exec_simple(conn, "COMMIT", &err);
-        if (ok)
+        if (ok) {
+            if (conn->changed)
+                atomic_fetch_add(&pool->changes, 1);
+            conn->changed = false;
             return true;
+        }
         if (!conn->broken && PQtransactionStatus(conn->pg) != PQTRANS_IDLE) {
             g_autoptr(PGresult) rb = PQexec(conn->pg, "ROLLBACK");
             if (PQresultStatus(rb) != PGRES_COMMAND_OK)

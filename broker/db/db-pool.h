@@ -27,6 +27,8 @@ typedef struct {
     PGconn *pg;     /* the libpq connection */
     bool broken;    /* set when a query failed in a way that needs a new connection */
     char sqlstate[6]; /* SQLSTATE of the last failure seen by db_set_error, "" if none */
+    bool changed;   /* changed rows in the open transaction: counted at its end */
+    bool stamping;  /* inside db_exec_stamp: the change is not counted */
 } DbConn;
 
 /* --- pool --- */
@@ -37,6 +39,9 @@ void db_conn_release(DbConn *conn);
 bool db_pool_ping(DbPool *pool, GError **error);
 /* Callers that had to wait for a connection since the pool was made (for /metrics). */
 guint64 db_pool_waits(DbPool *pool);
+/* Statements of this pool that may have changed rows, counted once committed: a reader that
+ * saw the same count before and after reading has read nothing this process changed since. */
+guint64 db_pool_changes(DbPool *pool);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(DbPool, db_pool_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(DbConn, db_conn_release)
@@ -50,10 +55,18 @@ bool db_pool_transaction(DbPool *pool, DbTxFunc fn, void *data, GError **error);
 /* PQexecParams with text parameters; NULL (and @error) unless the status is @expect. */
 PGresult *db_exec(DbConn *conn, ExecStatusType expect, const char *sql,
                   int nparams, const char *const *params, GError **error);
+/* PQexecParams, counting a change like db_exec, for callers that examine failures
+ * themselves: the result whatever its status (NULL when out of memory). */
+PGresult *db_exec_result(DbConn *conn, const char *sql, int nparams,
+                         const char *const *params);
 /* Like db_exec, with @sql prepared once per connection under @name (for hot statements). */
 PGresult *db_exec_prepared(DbConn *conn, ExecStatusType expect, const char *name,
                            const char *sql, int nparams, const char *const *params,
                            GError **error);
+/* Like db_exec_prepared, for a bookkeeping UPDATE (a last-used stamp) that changes nothing
+ * a reader caches: it does not count in db_pool_changes. */
+PGresult *db_exec_stamp(DbConn *conn, const char *name, const char *sql, int nparams,
+                        const char *const *params, GError **error);
 /* Turns a failed result (or a lost connection) into a VMB_ERROR and marks @conn broken
  * when the connection itself is at fault. */
 void db_set_error(DbConn *conn, const PGresult *res, GError **error);

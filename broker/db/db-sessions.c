@@ -68,7 +68,7 @@ db_sessions_authenticate(DbConn *conn, const char *secret_hash, unsigned idle_s,
     }
     if (strcmp(PQgetvalue(res, 0, 7), "t") == 0) {
         const char *id[] = { PQgetvalue(res, 0, 6) };
-        g_autoptr(PGresult) touched = db_exec_prepared(conn, PGRES_COMMAND_OK, "sessions_touch",
+        g_autoptr(PGresult) touched = db_exec_stamp(conn, "sessions_touch",
             "UPDATE sessions SET last_seen_at = now() WHERE id = $1", 1, id, error);
         if (!touched)
             return NULL;

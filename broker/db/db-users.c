@@ -23,6 +23,25 @@ db_user_free(DbUser *user)
 }
 
 /**
+ * db_user_copy:
+ * @user: a user record
+ *
+ * Returns: (transfer full): a deep copy.
+ */
+DbUser *
+db_user_copy(const DbUser *user)
+{
+    DbUser *copy = g_new0(DbUser, 1);
+
+    copy->id = g_strdup(user->id);
+    copy->username = g_strdup(user->username);
+    copy->role = g_strdup(user->role);
+    copy->password_hash = g_strdup(user->password_hash);
+    copy->disabled = user->disabled;
+    return copy;
+}
+
+/**
  * db_users_from_row:
  * @res: a result holding DB_USERS_COLUMNS
  * @row: the row
@@ -60,9 +79,9 @@ db_users_insert(DbConn *conn, const char *username, const char *role,
                 const char *password_hash, char **ret_id, GError **error)
 {
     const char *params[] = { username, role, password_hash };
-    g_autoptr(PGresult) res = PQexecParams(conn->pg,
+    g_autoptr(PGresult) res = db_exec_result(conn,
         "INSERT INTO users (username, role, password_hash) VALUES ($1, $2, $3)"
-        " ON CONFLICT (username) DO NOTHING RETURNING id", 3, NULL, params, NULL, NULL, 0);
+        " ON CONFLICT (username) DO NOTHING RETURNING id", 3, params);
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         db_set_error(conn, res, error);

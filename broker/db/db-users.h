@@ -19,6 +19,7 @@ typedef struct {
 #define DB_USERS_COLUMNS "u.id, u.username, u.role, u.disabled, u.password_hash"
 
 void db_user_free(DbUser *user);
+DbUser *db_user_copy(const DbUser *user);
 DbUser *db_users_from_row(const PGresult *res, int row, int col);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(DbUser, db_user_free)
 

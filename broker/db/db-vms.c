@@ -177,7 +177,7 @@ static PGresult *
 exec_vm(DbConn *conn, ExecStatusType expect, const char *sql, int n,
         const char *const *params, GError **error)
 {
-    g_autoptr(PGresult) res = PQexecParams(conn->pg, sql, n, NULL, params, NULL, NULL, 0);
+    g_autoptr(PGresult) res = db_exec_result(conn, sql, n, params);
     g_autoptr(GError) err = NULL;
     const char *state, *constraint;
 
