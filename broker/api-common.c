@@ -127,7 +127,7 @@ api_authenticate(HttpRequest *req, App *app, ApiCaller **ret_caller)
             return r;
         }
         caller->kind = API_AUTH_TOKEN;
-        caller->user = svc_auth_token(app->db, authz + 7, &error);
+        caller->user = svc_auth_token(app->cache, app->db, authz + 7, &error);
     } else if (cookie && *cookie) {
         g_autofree char *csrf_hash = NULL;
         caller->kind = API_AUTH_SESSION;

@@ -85,8 +85,15 @@ api_health_metrics(HttpRequest *req, void *app)
     g_autoptr(DbConn) db = db_pool_acquire(a->db, &error);
     g_autoptr(GPtrArray) vms = db ? db_vms_list(db, NULL, &error) : NULL;
     VmbSpliceStats relay;
+    DbCacheStats cache;
     char *text;
 
+    db_cache_stats(a->cache, &cache);
+    vmb_metrics_set(a->metrics, "vmbroker_cache_lookups_total", (double) cache.hits,
+                    "result", "hit", NULL);
+    vmb_metrics_set(a->metrics, "vmbroker_cache_lookups_total", (double) cache.misses,
+                    "result", "miss", NULL);
+    vmb_metrics_set(a->metrics, "vmbroker_cache_listening", cache.listening, NULL);
     vmb_metrics_set(a->metrics, "vmbroker_db_pool_waits_total", (double) db_pool_waits(a->db),
                     NULL);
     /* State that lives elsewhere is read now; a database that is down leaves these out. */

@@ -183,6 +183,8 @@ api_vms_create(HttpRequest *req, void *app)
  * @req: GET /api/v1/vms[?owner=NAME]
  * @app: the daemon's state
  *
+ * The rendered list is kept in the read cache, under what it shows (svc_vms_list_key).
+ *
  * Returns: 200 [vm]: the caller's VMs; every VM for admins and service accounts.
  */
 HttpReply *
@@ -193,16 +195,27 @@ api_vms_list(HttpRequest *req, void *app)
     g_autoptr(GError) error = NULL;
     g_autoptr(GPtrArray) list = NULL;
     g_autoptr(json_object) out = json_object_new_array();
+    g_autofree char *key = NULL;
+    const char *owner = http_request_query(req, "owner");
     HttpReply *reply = api_authenticate(req, a, &caller);
+    GBytes *body;
+    guint64 gen;
 
     if (reply)
         return reply;
-    list = svc_vms_list(a->vms, caller->user, http_request_query(req, "owner"), &error);
+    key = svc_vms_list_key(caller->user, owner);
+    body = db_cache_lookup(a->cache, key, (DbCacheCopyFunc) g_bytes_ref, &gen);
+    if (body)
+        return http_reply_new(200, "application/json", body);
+    list = svc_vms_list(a->vms, caller->user, owner, &error);
     if (!list)
         return api_error(req, error);
     for (guint i = 0; i < list->len; i++)
         json_object_array_add(out, api_vm_json(list->pdata[i]));
-    return http_reply_json(200, out);
+    reply = http_reply_json(200, out);
+    db_cache_store(a->cache, key, gen, g_bytes_ref(reply->body),
+                   (GDestroyNotify) g_bytes_unref);
+    return reply;
 }
 
 typedef enum {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "config.h"
+#include "db-cache.h"
 #include "db-pool.h"
 #include "dom-hypervisor.h"
 #include "http-server.h"
@@ -15,6 +16,7 @@
 typedef struct {
     const Config *cfg;     /* the loaded configuration */
     DbPool *db;            /* PostgreSQL */
+    DbCache *cache;        /* token checks and VM lists, dropped at every change */
     DomHypervisor *hv;     /* libvirt */
     SvcAuth *auth;         /* logins, sessions, tokens */
     VmbMetrics *metrics;   /* what /metrics shows */

@@ -75,6 +75,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
     /* Declared before the services, so freed after them: their last jobs still count. */
     g_autoptr(VmbMetrics) metrics = vmb_metrics_new();
     g_autoptr(DbPool) pool = NULL;
+    g_autoptr(DbCache) cache = NULL; /* freed before the pool it counts changes of */
     g_autoptr(DomHypervisor) hv = NULL;
     g_autoptr(SvcAuth) auth = NULL;
     g_autoptr(DomTemplateSet) templates = NULL;
@@ -120,6 +121,8 @@ cmd_serve(const char *config_path, int argc, char **argv)
     if (applied)
         vmb_info("applied %d migration(s); schema at version %d", applied,
                  db_migrate_known_version());
+
+    cache = db_cache_new(pool, cfg->database_url, cfg->database_cache_entries);
 
     templates = dom_template_set_load_dir(cfg->templates_dir, &error);
     if (!templates) {
@@ -173,6 +176,12 @@ cmd_serve(const char *config_path, int argc, char **argv)
     });
     vmb_metrics_declare(metrics, "vmbroker_db_pool_waits_total", VMB_METRIC_COUNTER,
                         "Database connection requests that had to wait.", NULL, 0);
+    vmb_metrics_declare(metrics, "vmbroker_cache_lookups_total", VMB_METRIC_COUNTER,
+                        "Token checks and VM lists by whether the read cache answered.",
+                        NULL, 0);
+    vmb_metrics_declare(metrics, "vmbroker_cache_listening", VMB_METRIC_GAUGE,
+                        "1 while the cache's LISTEN connection is up (else it is bypassed).",
+                        NULL, 0);
     vmb_metrics_declare(metrics, "vmbroker_vms", VMB_METRIC_GAUGE, "VMs by state.", NULL, 0);
     vmb_metrics_declare(metrics, "vmbroker_ports_free", VMB_METRIC_GAUGE,
                         "Console ports that can be leased now, by kind.", NULL, 0);
@@ -252,6 +261,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
     app = (App) {
         .cfg = cfg,
         .db = pool,
+        .cache = cache,
         .hv = hv,
         .auth = auth,
         .metrics = metrics,

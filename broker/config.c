@@ -54,6 +54,7 @@ static const KeyDef keys[] = {
     { "database", "pool_size", KEY_UINT, "16", 1, 256, OFF(database_pool_size) },
     { "database", "statement_timeout_ms", KEY_UINT, "5000", 0, 3600000,
       OFF(database_statement_timeout_ms) },
+    { "database", "cache_entries", KEY_UINT, "10000", 0, 1000000, OFF(database_cache_entries) },
     { "libvirt", "uri", KEY_STRING, "qemu:///system", 0, 0, OFF(libvirt_uri) },
     { "libvirt", "name_prefix", KEY_PREFIX, "vmbroker-", 0, 0, OFF(libvirt_name_prefix) },
     { "libvirt", "stop_timeout_s", KEY_UINT, "30", 0, 3600, OFF(libvirt_stop_timeout_s) },

@@ -28,6 +28,7 @@ typedef struct {
     char *database_url;            /* libpq connection string or URI */
     unsigned database_pool_size;   /* pooled connections at most */
     unsigned database_statement_timeout_ms; /* per statement */
+    unsigned database_cache_entries; /* read cache bound, 0 for no cache */
 
     /* [libvirt] */
     char *libvirt_uri;             /* hypervisor connection URI */

@@ -58,24 +58,30 @@ db_token_free(DbToken *token)
  * db_tokens_authenticate:
  * @conn: a connection
  * @secret_hash: hex SHA-256 of the presented token
+ * @ret_expires_at: (out) (optional): when the token expires (Unix seconds), 0 for never
+ * @ret_stamp_due_s: (out) (optional): seconds until last_used_at is next due a stamp
  * @error: return location for an error
+ *
+ * Stamps last_used_at when it is a minute old or more (to the minute, so the requests of a
+ * client do not all write, and wait on, the token's row).
  *
  * Returns: (transfer full): the token's user, or NULL (VMB_ERROR_UNAUTHORIZED when the
  * token is unknown, revoked or expired, or its user is disabled).
  */
 DbUser *
-db_tokens_authenticate(DbConn *conn, const char *secret_hash, GError **error)
+db_tokens_authenticate(DbConn *conn, const char *secret_hash, gint64 *ret_expires_at,
+                       unsigned *ret_stamp_due_s, GError **error)
 {
     const char *params[] = { secret_hash };
-    /* A read: every request of a client presents the same token, and writing its row
-     * each time would make them all wait on one row lock. */
     g_autoptr(PGresult) res = db_exec_prepared(conn, PGRES_TUPLES_OK, "tokens_authenticate",
         "SELECT " DB_USERS_COLUMNS ", t.id,"
-        " t.last_used_at IS NULL OR t.last_used_at < now() - interval '60 seconds'"
+        " coalesce(extract(epoch FROM t.expires_at)::bigint, 0),"
+        " coalesce(60 - extract(epoch FROM now() - t.last_used_at)::bigint, 0)"
         " FROM api_tokens t JOIN users u ON u.id = t.user_id"
         " WHERE t.secret_hash = $1 AND NOT u.disabled"
         "   AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())",
         1, params, error);
+    gint64 due;
 
     if (!res)
         return NULL;
@@ -84,14 +90,19 @@ db_tokens_authenticate(DbConn *conn, const char *secret_hash, GError **error)
                     "The API token is unknown, revoked or expired.");
         return NULL;
     }
-    if (strcmp(PQgetvalue(res, 0, 6), "t") == 0) {
-        /* last_used_at is kept to the minute. */
+    due = g_ascii_strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+    if (due <= 0) {
         const char *id[] = { PQgetvalue(res, 0, 5) };
-        g_autoptr(PGresult) touched = db_exec_prepared(conn, PGRES_COMMAND_OK, "tokens_touch",
+        g_autoptr(PGresult) stamped = db_exec_stamp(conn, "tokens_touch",
             "UPDATE api_tokens SET last_used_at = now() WHERE id = $1", 1, id, error);
-        if (!touched)
+        if (!stamped)
             return NULL;
+        due = 60;
     }
+    if (ret_expires_at)
+        *ret_expires_at = g_ascii_strtoll(PQgetvalue(res, 0, 6), NULL, 10);
+    if (ret_stamp_due_s)
+        *ret_stamp_due_s = (unsigned) MIN(due, 60);
     return db_users_from_row(res, 0, 0);
 }
 

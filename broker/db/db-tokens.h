@@ -27,8 +27,9 @@ void db_token_free(DbToken *token);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(DbToken, db_token_free)
 
 /* The user of a live token (not revoked, not expired, user not disabled), marking it
- * used. VMB_ERROR_UNAUTHORIZED when none. */
-DbUser *db_tokens_authenticate(DbConn *conn, const char *secret_hash, GError **error);
+ * used (to the minute). VMB_ERROR_UNAUTHORIZED when none. */
+DbUser *db_tokens_authenticate(DbConn *conn, const char *secret_hash, gint64 *ret_expires_at,
+                               unsigned *ret_stamp_due_s, GError **error);
 /* @user_id's tokens, newest first: a GPtrArray of DbToken. */
 GPtrArray *db_tokens_list(DbConn *conn, const char *user_id, GError **error);
 /* Revokes @token_id if it belongs to @user_id; VMB_ERROR_NOT_FOUND otherwise. */

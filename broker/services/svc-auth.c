@@ -339,21 +339,74 @@ svc_auth_session(SvcAuth *auth, DbPool *pool, const char *session_secret,
                                     error);
 }
 
+/* What a token check found, kept in the cache. */
+typedef struct {
+    DbUser *user;
+    gint64 expires_at;  /* Unix seconds, 0 for never */
+    gint64 stamp_due;   /* monotonic µs: from then on, last_used_at needs a new stamp */
+} TokenHit;
+
+static void
+token_hit_free(TokenHit *hit)
+{
+    db_user_free(hit->user);
+    g_free(hit);
+}
+
+static gpointer
+token_hit_copy(gconstpointer data)
+{
+    const TokenHit *hit = data;
+    TokenHit *copy = g_memdup2(hit, sizeof(*hit));
+
+    copy->user = db_user_copy(hit->user);
+    return copy;
+}
+
 /**
  * svc_auth_token:
+ * @cache: the read cache
  * @pool: the database
  * @token: the bearer token presented
  * @error: return location for an error
  *
+ * A token seen before is answered from @cache until it expires or its last_used_at is due
+ * a new stamp (once a minute); revocations, expiries and users disabled anywhere drop it
+ * from the cache.
+ *
  * Returns: (transfer full): the token's user, or NULL (VMB_ERROR_UNAUTHORIZED).
  */
 DbUser *
-svc_auth_token(DbPool *pool, const char *token, GError **error)
+svc_auth_token(DbCache *cache, DbPool *pool, const char *token, GError **error)
 {
     g_autofree char *hash = vmb_secret_sha256_hex(token, strlen(token));
-    g_autoptr(DbConn) conn = db_pool_acquire(pool, error);
+    g_autofree char *key = g_strconcat("token:", hash, NULL);
+    g_autoptr(DbConn) conn = NULL;
+    TokenHit *hit;
+    DbUser *user;
+    guint64 gen;
+    unsigned due_s = 0;
 
+    hit = db_cache_lookup(cache, key, token_hit_copy, &gen);
+    if (hit) {
+        bool live = (!hit->expires_at || g_get_real_time() / G_USEC_PER_SEC < hit->expires_at)
+                    && g_get_monotonic_time() < hit->stamp_due;
+        user = live ? g_steal_pointer(&hit->user) : NULL;
+        token_hit_free(hit);
+        if (user)
+            return user;
+    }
+    conn = db_pool_acquire(pool, error);
     if (!conn)
         return NULL;
-    return db_tokens_authenticate(conn, hash, error);
+    hit = g_new0(TokenHit, 1);
+    hit->user = db_tokens_authenticate(conn, hash, &hit->expires_at, &due_s, error);
+    if (!hit->user) {
+        token_hit_free(hit);
+        return NULL;
+    }
+    hit->stamp_due = g_get_monotonic_time() + (gint64) due_s * G_USEC_PER_SEC;
+    user = db_user_copy(hit->user);
+    db_cache_store(cache, key, gen, hit, (GDestroyNotify) token_hit_free);
+    return user;
 }

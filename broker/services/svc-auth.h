@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <glib.h>
 
+#include "db-cache.h"
 #include "db-pool.h"
 #include "db-users.h"
 #include "svc-users.h"
@@ -47,4 +48,4 @@ bool svc_auth_logout(DbPool *pool, const char *session_secret, GError **error);
 
 DbUser *svc_auth_session(SvcAuth *auth, DbPool *pool, const char *session_secret,
                          char **ret_csrf_hash, GError **error);
-DbUser *svc_auth_token(DbPool *pool, const char *token, GError **error);
+DbUser *svc_auth_token(DbCache *cache, DbPool *pool, const char *token, GError **error);

@@ -733,6 +733,22 @@ svc_vms_list(SvcVms *vms, const DbUser *caller, const char *owner, GError **erro
     return db_vms_list(db, who->id, error);
 }
 
+/**
+ * svc_vms_list_key:
+ * @caller: who asks
+ * @owner: (nullable): as for svc_vms_list
+ *
+ * Returns: (transfer full): a name for what svc_vms_list(@caller, @owner) reads: callers
+ * with the same one see the same list.
+ */
+char *
+svc_vms_list_key(const DbUser *caller, const char *owner)
+{
+    if (!sees_all(caller))
+        return g_strconcat("vms:owner-id:", caller->id, NULL);
+    return owner ? g_strconcat("vms:owner:", owner, NULL) : g_strdup("vms:all");
+}
+
 /* --- power --- */
 
 typedef struct {

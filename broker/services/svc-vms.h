@@ -55,6 +55,7 @@ DbVm *svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_runni
 DbVm *svc_vms_get(SvcVms *vms, const DbUser *caller, const char *id, GError **error);
 GPtrArray *svc_vms_list(SvcVms *vms, const DbUser *caller, const char *owner,
                         GError **error);
+char *svc_vms_list_key(const DbUser *caller, const char *owner);
 /* Asks the guest to power off and returns at once (state `stopping`); a background job
  * destroys it after stop_timeout_s and releases its ports. */
 DbVm *svc_vms_stop(SvcVms *vms, const DbUser *caller, const char *id, const char *reason,
