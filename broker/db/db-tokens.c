@@ -58,7 +58,8 @@ db_token_free(DbToken *token)
  * db_tokens_authenticate:
  * @conn: a connection
  * @secret_hash: hex SHA-256 of the presented token
- * @ret_expires_at: (out) (optional): when the token expires (Unix seconds), 0 for never
+ * @ret_expires_at: (out) (optional): when the token expires (Unix seconds, rounded down),
+ *     0 for never
  * @ret_stamp_due_s: (out) (optional): seconds until last_used_at is next due a stamp
  * @error: return location for an error
  *
@@ -75,7 +76,7 @@ db_tokens_authenticate(DbConn *conn, const char *secret_hash, gint64 *ret_expire
     const char *params[] = { secret_hash };
     g_autoptr(PGresult) res = db_exec_prepared(conn, PGRES_TUPLES_OK, "tokens_authenticate",
         "SELECT " DB_USERS_COLUMNS ", t.id,"
-        " coalesce(extract(epoch FROM t.expires_at)::bigint, 0),"
+        " coalesce(floor(extract(epoch FROM t.expires_at))::bigint, 0),"
         " coalesce(60 - extract(epoch FROM now() - t.last_used_at)::bigint, 0)"
         " FROM api_tokens t JOIN users u ON u.id = t.user_id"
         " WHERE t.secret_hash = $1 AND NOT u.disabled"
