@@ -366,13 +366,12 @@ PGresult *
 db_exec(DbConn *conn, ExecStatusType expect, const char *sql,
         int nparams, const char *const *params, GError **error)
 {
-    g_autoptr(PGresult) res = PQexecParams(conn->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+    g_autoptr(PGresult) res = db_exec_result(conn, sql, nparams, params);
 
     if (!res || PQresultStatus(res) != expect) {
         db_set_error(conn, res, error);
         return NULL;
     }
-    note_change(conn, sql, res);
     return g_steal_pointer(&res);
 }
 
