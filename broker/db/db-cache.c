@@ -20,7 +20,7 @@ struct DbCache {
     DbListener *listener; /* NULL when the cache is off */
     unsigned max_entries;
 
-    GMutex lock;          /* guards the table */
+    GRWLock lock;         /* guards the table: lookups read, stores write */
     GHashTable *table;    /* key (char *) -> Entry * */
     guint64 table_generation;
 
@@ -51,7 +51,7 @@ db_cache_new(DbPool *pool, const char *conninfo, unsigned max_entries)
     cache->max_entries = max_entries;
     if (max_entries)
         cache->listener = db_listener_start(conninfo, DB_CACHE_CHANNEL, 10);
-    g_mutex_init(&cache->lock);
+    g_rw_lock_init(&cache->lock);
     cache->table = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                          (GDestroyNotify) entry_free);
     return cache;
@@ -68,7 +68,7 @@ db_cache_free(DbCache *cache)
         return;
     db_listener_stop(cache->listener);
     g_hash_table_unref(cache->table);
-    g_mutex_clear(&cache->lock);
+    g_rw_lock_clear(&cache->lock);
     g_free(cache);
 }
 
@@ -102,13 +102,13 @@ db_cache_lookup(DbCache *cache, const char *key, DbCacheCopyFunc copy,
 
     *ret_generation = gen;
     if (gen) {
-        g_mutex_lock(&cache->lock);
+        g_rw_lock_reader_lock(&cache->lock);
         if (cache->table_generation == gen) {
             Entry *e = g_hash_table_lookup(cache->table, key);
             if (e)
                 found = copy(e->value);
         }
-        g_mutex_unlock(&cache->lock);
+        g_rw_lock_reader_unlock(&cache->lock);
     }
     atomic_fetch_add(found ? &cache->hits : &cache->misses, 1);
     return found;
@@ -128,9 +128,9 @@ db_cache_store(DbCache *cache, const char *key, guint64 generation, gpointer val
 {
     Entry *e;
 
-    g_mutex_lock(&cache->lock);
+    g_rw_lock_writer_lock(&cache->lock);
     if (!generation || cache_generation(cache) != generation) {
-        g_mutex_unlock(&cache->lock);
+        g_rw_lock_writer_unlock(&cache->lock);
         free(value);
         return;
     }
@@ -143,7 +143,7 @@ db_cache_store(DbCache *cache, const char *key, guint64 generation, gpointer val
     e->value = value;
     e->free = free;
     g_hash_table_replace(cache->table, g_strdup(key), e);
-    g_mutex_unlock(&cache->lock);
+    g_rw_lock_writer_unlock(&cache->lock);
 }
 
 /**

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// The listener thread: connect, LISTEN, then wait on the socket and read what arrives. The
-// lock is held while input is read and counted, and while a reader checks the socket for
-// unread input, so a reader never sees "nothing pending" between the bytes leaving the
-// socket and the count moving.
+// The listener thread: connect, LISTEN, then wait on the socket and read what arrives.
+// Readers take no lock: the thread makes a sequence number odd before it reads input or
+// changes connection and even again once the count is up to date, and a reader that saw the
+// number move (or odd) while it looked at the socket is told "not current". So a reader never
+// sees "nothing pending" between the bytes leaving the socket and the count moving.
 #include "db-listen.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -24,10 +26,24 @@ struct DbListener {
     int wake_fd;        /* eventfd: stop */
     GThread *thread;
 
-    GMutex lock;        /* guards what follows */
-    int fd;             /* the connection's socket while it is listening, else -1 */
-    guint64 generation; /* moves at every notification and every (re)connect */
+    /* Written by the thread only, between two steps of seq. */
+    atomic_uint_fast64_t seq;        /* odd while the thread reads input or (dis)connects */
+    atomic_int fd;                   /* the socket while listening, else -1 */
+    atomic_uint_fast64_t generation; /* moves at every notification and every (re)connect */
 };
+
+/* Opens and closes a stretch in which readers are told "not current". */
+static void
+listen_begin(DbListener *l)
+{
+    atomic_fetch_add(&l->seq, 1);
+}
+
+static void
+listen_end(DbListener *l)
+{
+    atomic_fetch_add(&l->seq, 1);
+}
 
 /* What the server says outside a query (the FATAL of a terminated backend): the loss is
  * logged when it is noticed, so this is only for debugging. */
@@ -88,17 +104,17 @@ listen_read(DbListener *l, PGconn *pg)
     PGnotify *n;
     bool ok;
 
-    g_mutex_lock(&l->lock);
+    listen_begin(l);
     ok = PQconsumeInput(pg) == 1 && PQstatus(pg) == CONNECTION_OK;
     while ((n = PQnotifies(pg))) {
-        l->generation++;
+        atomic_fetch_add(&l->generation, 1);
         PQfreemem(n);
     }
     if (!ok) {
-        l->fd = -1;
-        l->generation++;
+        atomic_store(&l->fd, -1);
+        atomic_fetch_add(&l->generation, 1);
     }
-    g_mutex_unlock(&l->lock);
+    listen_end(l);
     return ok;
 }
 
@@ -137,10 +153,10 @@ listen_thread(gpointer data)
             retry_ms = MIN(retry_ms * 2, RETRY_MAX_MS);
             continue;
         }
-        g_mutex_lock(&l->lock);
-        l->fd = PQsocket(pg);
-        l->generation++;
-        g_mutex_unlock(&l->lock);
+        listen_begin(l);
+        atomic_store(&l->fd, PQsocket(pg));
+        atomic_fetch_add(&l->generation, 1);
+        listen_end(l);
         if (warned)
             vmb_info("listener: listening on %s again; cached reads are back on", l->channel);
         warned = false;
@@ -154,10 +170,10 @@ listen_thread(gpointer data)
                 break;
             }
         }
-        g_mutex_lock(&l->lock);
-        l->fd = -1;
-        l->generation++;
-        g_mutex_unlock(&l->lock);
+        listen_begin(l);
+        atomic_store(&l->fd, -1);
+        atomic_fetch_add(&l->generation, 1);
+        listen_end(l);
         PQfinish(pg);
         if (!warned)
             return NULL; /* asked to stop */
@@ -181,11 +197,12 @@ db_listener_start(const char *conninfo, const char *channel, unsigned connect_ti
     l->conninfo = g_strdup(conninfo);
     l->channel = g_strdup(channel);
     l->connect_timeout_s = connect_timeout_s;
-    l->fd = -1;
+    atomic_init(&l->seq, 0);
+    atomic_init(&l->fd, -1);
+    atomic_init(&l->generation, 0);
     l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (l->wake_fd < 0)
         g_error("eventfd: %s", g_strerror(errno));
-    g_mutex_init(&l->lock);
     l->thread = g_thread_new("vmb-listen", listen_thread, l);
     return l;
 }
@@ -207,7 +224,6 @@ db_listener_stop(DbListener *listener)
         g_error("eventfd write: %s", g_strerror(errno));
     g_thread_join(listener->thread);
     close(listener->wake_fd);
-    g_mutex_clear(&listener->lock);
     g_free(listener->conninfo);
     g_free(listener->channel);
     g_free(listener);
@@ -224,13 +240,18 @@ db_listener_stop(DbListener *listener)
 bool
 db_listener_current(DbListener *listener, guint64 *ret_generation)
 {
-    struct pollfd pfd = { .fd = -1, .events = POLLIN };
-    bool current;
+    /* Sequentially consistent throughout: the poll below must not be seen to happen before
+     * the first load of seq, nor the second load before the poll. */
+    guint64 seq = atomic_load(&listener->seq);
+    struct pollfd pfd = { .fd = atomic_load(&listener->fd), .events = POLLIN };
+    bool idle;
 
-    g_mutex_lock(&listener->lock);
-    pfd.fd = listener->fd;
-    current = pfd.fd >= 0 && poll(&pfd, 1, 0) == 0;
-    *ret_generation = listener->generation;
-    g_mutex_unlock(&listener->lock);
-    return current;
+    *ret_generation = atomic_load(&listener->generation);
+    if (seq & 1 || pfd.fd < 0)
+        return false;
+    /* The fd may have been closed, even reused, since it was loaded: then seq has moved and
+     * whatever poll said is not used. */
+    idle = poll(&pfd, 1, 0) == 0;
+    atomic_thread_fence(memory_order_seq_cst);
+    return idle && atomic_load(&listener->seq) == seq;
 }
