@@ -251,36 +251,44 @@ http_request_set_user(HttpRequest *req, const char *username)
 
 /* --- routing --- */
 
+static void
+param_add(GHashTable **params, char *name, char *value)
+{
+    if (!*params)
+        *params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g_hash_table_insert(*params, name, value);
+}
+
+/* Walks the pattern and the path a segment at a time, without copying either. */
 static bool
 route_match(const char *pattern, const char *path, GHashTable **ret_params)
 {
-    g_auto(GStrv) want = g_strsplit(pattern, "/", -1);
-    g_auto(GStrv) got = g_strsplit(path, "/", -1);
     g_autoptr(GHashTable) params = NULL;
+    const char *p = pattern, *q = path;
 
-    guint nwant = g_strv_length(want), ngot = g_strv_length(got);
-    bool rest = nwant > 0 && strcmp(want[nwant - 1], "*") == 0;
+    for (;;) {
+        size_t plen = strcspn(p, "/"), qlen = strcspn(q, "/");
 
-    if (rest ? ngot < nwant : nwant != ngot)
-        return false;
-    for (size_t i = 0; want[i]; i++) {
-        size_t len = strlen(want[i]);
-        if (rest && i == nwant - 1) {
-            g_autofree char *tail = g_strjoinv("/", got + i);
-            if (!params)
-                params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-            g_hash_table_insert(params, g_strdup("*"), g_steal_pointer(&tail));
+        if (plen == 1 && *p == '*' && !p[1]) {
+            param_add(&params, g_strdup("*"), g_strdup(q));
             break;
         }
-        if (len > 2 && want[i][0] == '{' && want[i][len - 1] == '}') {
-            if (!*got[i])
+        if (plen > 2 && p[0] == '{' && p[plen - 1] == '}') {
+            if (!qlen)
                 return false;
-            if (!params)
-                params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-            g_hash_table_insert(params, g_strndup(want[i] + 1, len - 2), g_strdup(got[i]));
-        } else if (strcmp(want[i], got[i]) != 0) {
+            param_add(&params, g_strndup(p + 1, plen - 2), g_strndup(q, qlen));
+        } else if (plen != qlen || memcmp(p, q, plen) != 0) {
             return false;
         }
+        p += plen;
+        q += qlen;
+        if (!*p || !*q) {
+            if (*p || *q)
+                return false; /* one has more segments */
+            break;
+        }
+        p++;
+        q++;
     }
     *ret_params = g_steal_pointer(&params);
     return true;
@@ -336,7 +344,11 @@ send_reply(HttpRequest *req, HttpReply *reply)
         req->upgrade_free = reply->upgrade_free;
         resp = MHD_create_response_for_upgrade(upgrade_cb, req);
     } else {
-        resp = MHD_create_response_from_buffer(len, (void *) data, MHD_RESPMEM_MUST_COPY);
+        /* The response holds a reference to the body instead of a copy of it (a cached VM
+         * list is sent as it is kept). */
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(
+            len, (void *) data, (MHD_ContentReaderFreeCallback) g_bytes_unref,
+            g_bytes_ref(reply->body));
     }
 
     if (reply->content_type)

@@ -41,6 +41,28 @@ class Serve(harness.TestCase):
         for field in ('type', 'title', 'detail'):
             self.assertIn(field, problem)
 
+    def test_routes_match_whole_segments(self):
+        b = self.serve()
+        cases = [
+            ('GET', '/api/v1/vms', 401),          # the route; no credentials
+            ('GET', '/api/v1/vms/', 404),         # one more (empty) segment
+            ('GET', '/api/v1/vmsx', 404),
+            ('GET', '/api/v1', 404),
+            ('PATCH', '/api/v1/vms', 405),
+            ('GET', '/api/v1/vms/x/stop', 405),   # only POST there
+            ('POST', '/api/v1/vms/x/stop', 401),
+            ('POST', '/api/v1/vms//stop', 404),   # {id} needs a non-empty segment
+            ('POST', '/api/v1/vms/x/stop/more', 404),
+            ('GET', '/ui/css/app.css', 200),      # /ui/* takes the rest, slashes and all
+            ('GET', '/ui', 404),
+        ]
+        for method, path, want in cases:
+            with self.subTest(method=method, path=path):
+                status, hdrs, _ = b.request(method, path)
+                self.assertEqual(status, want)
+                if want >= 400:
+                    self.assertTrue(hdrs['content-type'].startswith('application/problem+json'))
+
     def test_one_log_line_per_request_without_query_string(self):
         b = self.serve()
         status, _, _ = b.request('GET', '/healthz?secret=hunter2xyz')
