@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static VmbLogLevel min_level = VMB_LOG_INFO;
@@ -34,21 +35,41 @@ vmb_log_set_level(VmbLogLevel level)
 void
 vmb_log(VmbLogLevel level, const char *fmt, ...)
 {
-    g_autoptr(GDateTime) now = NULL;
-    g_autofree char *stamp = NULL;
-    g_autofree char *msg = NULL;
-    g_autofree char *line = NULL;
+    /* Every request logs a line: a line that fits is built on the stack. */
+    char buf[512];
+    g_autofree char *heap = NULL;
+    const char *line = buf;
+    size_t len, room;
+    struct timespec now;
+    struct tm tm;
+    int head, n;
     va_list ap;
 
     if (level < min_level || level >= VMB_LOG_LAST)
         return;
-    now = g_date_time_new_now_utc();
-    stamp = g_date_time_format(now, "%FT%T.%fZ");
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    head = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
+                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                    tm.tm_sec, now.tv_nsec / 1000000, level_names[level]);
+    room = sizeof(buf) - (size_t) head - 1; /* and the newline */
     va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
+    n = vsnprintf(buf + head, room + 1, fmt, ap);
     va_end(ap);
-    line = g_strdup_printf("%.23sZ %s %s\n", stamp, level_names[level], msg);
-    if (write(STDERR_FILENO, line, strlen(line)) < 0) {
+    if (n < 0)
+        return;
+    if ((size_t) n <= room) {
+        len = (size_t) head + (size_t) n;
+        buf[len++] = '\n';
+    } else {
+        g_autofree char *msg = NULL;
+        va_start(ap, fmt);
+        msg = g_strdup_vprintf(fmt, ap);
+        va_end(ap);
+        line = heap = g_strdup_printf("%.*s%s\n", head, buf, msg);
+        len = strlen(line);
+    }
+    if (write(STDERR_FILENO, line, len) < 0) {
         /* Nowhere left to report it. */
     }
 }
