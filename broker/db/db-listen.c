@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// The listener thread: connect, LISTEN, then wait on the socket and read what arrives.
-// Readers take no lock: the thread makes a sequence number odd before it reads input or
-// changes connection and even again once the count is up to date, and a reader that saw the
-// number move (or odd) while it looked at the socket is told "not current". So a reader never
-// sees "nothing pending" between the bytes leaving the socket and the count moving.
+// The listener thread: connect, LISTEN, then wait on the socket and count what arrives.
+// Readers take no lock and make no system call: they load two atomics. The count moves at
+// every (re)connect and at every disconnect after the flag is down, so a reader that saw the
+// flag up and then loaded the count holds a count from a time the listener was connected.
 #include "db-listen.h"
 
 #include <errno.h>
@@ -26,23 +25,21 @@ struct DbListener {
     int wake_fd;        /* eventfd: stop */
     GThread *thread;
 
-    /* Written by the thread only, between two steps of seq. */
-    atomic_uint_fast64_t seq;        /* odd while the thread reads input or (dis)connects */
-    atomic_int fd;                   /* the socket while listening, else -1 */
-    atomic_uint_fast64_t generation; /* moves at every notification and every (re)connect */
+    /* Written by the thread only. */
+    atomic_bool listening;
+    atomic_uint_fast64_t generation; /* moves at every notification and (dis)connect */
 };
 
-/* Opens and closes a stretch in which readers are told "not current". */
 static void
-listen_begin(DbListener *l)
+listen_set(DbListener *l, bool listening)
 {
-    atomic_fetch_add(&l->seq, 1);
-}
-
-static void
-listen_end(DbListener *l)
-{
-    atomic_fetch_add(&l->seq, 1);
+    if (listening) {
+        atomic_fetch_add(&l->generation, 1);
+        atomic_store(&l->listening, true);
+    } else {
+        atomic_store(&l->listening, false);
+        atomic_fetch_add(&l->generation, 1);
+    }
 }
 
 /* What the server says outside a query (the FATAL of a terminated backend): the loss is
@@ -104,17 +101,13 @@ listen_read(DbListener *l, PGconn *pg)
     PGnotify *n;
     bool ok;
 
-    listen_begin(l);
     ok = PQconsumeInput(pg) == 1 && PQstatus(pg) == CONNECTION_OK;
     while ((n = PQnotifies(pg))) {
         atomic_fetch_add(&l->generation, 1);
         PQfreemem(n);
     }
-    if (!ok) {
-        atomic_store(&l->fd, -1);
-        atomic_fetch_add(&l->generation, 1);
-    }
-    listen_end(l);
+    if (!ok)
+        listen_set(l, false);
     return ok;
 }
 
@@ -153,10 +146,7 @@ listen_thread(gpointer data)
             retry_ms = MIN(retry_ms * 2, RETRY_MAX_MS);
             continue;
         }
-        listen_begin(l);
-        atomic_store(&l->fd, PQsocket(pg));
-        atomic_fetch_add(&l->generation, 1);
-        listen_end(l);
+        listen_set(l, true);
         if (warned)
             vmb_info("listener: listening on %s again; cached reads are back on", l->channel);
         warned = false;
@@ -170,10 +160,7 @@ listen_thread(gpointer data)
                 break;
             }
         }
-        listen_begin(l);
-        atomic_store(&l->fd, -1);
-        atomic_fetch_add(&l->generation, 1);
-        listen_end(l);
+        listen_set(l, false);
         PQfinish(pg);
         if (!warned)
             return NULL; /* asked to stop */
@@ -197,8 +184,7 @@ db_listener_start(const char *conninfo, const char *channel, unsigned connect_ti
     l->conninfo = g_strdup(conninfo);
     l->channel = g_strdup(channel);
     l->connect_timeout_s = connect_timeout_s;
-    atomic_init(&l->seq, 0);
-    atomic_init(&l->fd, -1);
+    atomic_init(&l->listening, false);
     atomic_init(&l->generation, 0);
     l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (l->wake_fd < 0)
@@ -232,26 +218,16 @@ db_listener_stop(DbListener *listener)
 /**
  * db_listener_current:
  * @listener: a listener
- * @ret_generation: (out): the count of notifications and reconnects
+ * @ret_generation: (out): the count of notifications, connects and disconnects
  *
- * Returns: true when @ret_generation accounts for every notification PostgreSQL has sent
- * to the listener so far; false while it is disconnected or input waits unread.
+ * Returns: true when @ret_generation accounts for every notification the listener has read
+ * so far; false while it is disconnected.
  */
 bool
 db_listener_current(DbListener *listener, guint64 *ret_generation)
 {
-    /* Sequentially consistent throughout: the poll below must not be seen to happen before
-     * the first load of seq, nor the second load before the poll. */
-    guint64 seq = atomic_load(&listener->seq);
-    struct pollfd pfd = { .fd = atomic_load(&listener->fd), .events = POLLIN };
-    bool idle;
+    bool listening = atomic_load(&listener->listening);
 
     *ret_generation = atomic_load(&listener->generation);
-    if (seq & 1 || pfd.fd < 0)
-        return false;
-    /* The fd may have been closed, even reused, since it was loaded: then seq has moved and
-     * whatever poll said is not used. */
-    idle = poll(&pfd, 1, 0) == 0;
-    atomic_thread_fence(memory_order_seq_cst);
-    return idle && atomic_load(&listener->seq) == seq;
+    return listening;
 }

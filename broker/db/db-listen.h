@@ -14,7 +14,7 @@ DbListener *db_listener_start(const char *conninfo, const char *channel,
 void db_listener_stop(DbListener *listener);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(DbListener, db_listener_stop)
 
-/* True, with a count that moves at every notification and every reconnect, when the
- * connection is up and everything PostgreSQL has sent it so far has been read; false while
- * the listener is disconnected or has unread input (a notification is arriving). */
+/* True, with a count that moves at every notification read and every (dis)connect, while the
+ * connection is up; false while the listener is disconnected. Two atomic loads: no lock,
+ * no system call. */
 bool db_listener_current(DbListener *listener, guint64 *ret_generation);
