@@ -276,8 +276,8 @@ TEST(a_lost_listener_turns_the_cache_off_until_it_is_back)
     exec_elsewhere(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                        " WHERE application_name = 'vmbroker-listen'"
                        "   AND datname = current_database()");
-    /* Once the FATAL it is sent arrives, it is unread input, or the listener is down:
-     * either way the cache answers nothing. */
+    /* Once the listener has read the FATAL it is sent (or the end of the connection), the
+     * cache answers nothing. */
     g_assert_true(wait_miss(cache, "k"));
     /* A change while nobody listens... */
     exec_elsewhere(db, "UPDATE users SET disabled = true WHERE username = 'bob'");
