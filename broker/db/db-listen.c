@@ -6,8 +6,8 @@
 #include "db-listen.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -98,16 +98,13 @@ fail:
 static bool
 listen_read(DbListener *l, PGconn *pg)
 {
+    bool ok = PQconsumeInput(pg) == 1 && PQstatus(pg) == CONNECTION_OK;
     PGnotify *n;
-    bool ok;
 
-    ok = PQconsumeInput(pg) == 1 && PQstatus(pg) == CONNECTION_OK;
     while ((n = PQnotifies(pg))) {
         atomic_fetch_add(&l->generation, 1);
         PQfreemem(n);
     }
-    if (!ok)
-        listen_set(l, false);
     return ok;
 }
 
