@@ -204,7 +204,7 @@ api_vms_list(HttpRequest *req, void *app)
     if (reply)
         return reply;
     key = svc_vms_list_key(caller->user, owner);
-    body = db_cache_lookup(a->cache, key, (DbCacheCopyFunc) g_bytes_ref, &gen);
+    body = key ? db_cache_lookup(a->cache, key, (DbCacheCopyFunc) g_bytes_ref, &gen) : NULL;
     if (body)
         return http_reply_new(200, "application/json", body);
     list = svc_vms_list(a->vms, caller->user, owner, &error);
@@ -213,8 +213,9 @@ api_vms_list(HttpRequest *req, void *app)
     for (guint i = 0; i < list->len; i++)
         json_object_array_add(out, api_vm_json(list->pdata[i]));
     reply = http_reply_json(200, out);
-    db_cache_store(a->cache, key, gen, g_bytes_ref(reply->body),
-                   (GDestroyNotify) g_bytes_unref);
+    if (key)
+        db_cache_store(a->cache, key, gen, g_bytes_ref(reply->body),
+                       (GDestroyNotify) g_bytes_unref);
     return reply;
 }
 

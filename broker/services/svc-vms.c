@@ -738,15 +738,19 @@ svc_vms_list(SvcVms *vms, const DbUser *caller, const char *owner, GError **erro
  * @caller: who asks
  * @owner: (nullable): as for svc_vms_list
  *
- * Returns: (transfer full): a name for what svc_vms_list(@caller, @owner) reads: callers
- * with the same one see the same list.
+ * Returns: (transfer full) (nullable): a name for what svc_vms_list(@caller, @owner) reads:
+ * callers with the same one see the same list. NULL when it is not to be cached (@owner is
+ * not a valid user name).
  */
 char *
 svc_vms_list_key(const DbUser *caller, const char *owner)
 {
     if (!sees_all(caller))
         return g_strconcat("vms:owner-id:", caller->id, NULL);
-    return owner ? g_strconcat("vms:owner:", owner, NULL) : g_strdup("vms:all");
+    if (!owner)
+        return g_strdup("vms:all");
+    /* ?owner= comes from the client: only a name a user can have becomes a key. */
+    return svc_users_name_valid(owner) ? g_strconcat("vms:owner:", owner, NULL) : NULL;
 }
 
 /* --- power --- */

@@ -186,6 +186,22 @@ class ReadCache(harness.TestCase):
         self.assertEqual(after['hit'] - before['hit'], lookups - 9)
         self.assertEqual(after['listening'], 1)
 
+    def test_an_owner_no_user_can_have_is_never_a_cache_key(self):
+        self.start()
+        self.cached('portal', '/api/v1/vms?owner=alice')
+        for owner in ('x' * 4000, 'Alice', 'a%20b'):
+            with self.subTest(owner=owner[:10]):
+                for _ in range(2):
+                    before = self.metrics()
+                    status, body = self.get('portal', f'/api/v1/vms?owner={owner}')
+                    after = self.metrics()
+                    self.assertEqual(status, 200, body)
+                    self.assertEqual(json.loads(body), [])
+                    # The token check is the only lookup: the list is neither looked up
+                    # nor kept.
+                    self.assertEqual((after['hit'] - before['hit'],
+                                      after['miss'] - before['miss']), (1, 0))
+
     def test_the_brokers_own_writes_are_read_back_at_once(self):
         self.start()
         keep, gone = self.add_vm('alice'), self.add_vm('alice')
