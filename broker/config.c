@@ -25,6 +25,7 @@ typedef enum {
     KEY_PREFIX,
     KEY_LOGLEVEL,
     KEY_ORPHANS,
+    KEY_DOMAIN_TYPE,
 
     KEY_LAST
 } KeyType;
@@ -64,6 +65,9 @@ static const KeyDef keys[] = {
       OFF(libvirt_keepalive_interval_s) },
     { "libvirt", "keepalive_count", KEY_UINT, "3", 1, 100, OFF(libvirt_keepalive_count) },
     { "libvirt", "adopt_orphans", KEY_ORPHANS, "error", 0, 0, OFF(libvirt_adopt_orphans) },
+    { "libvirt", "domain_type", KEY_DOMAIN_TYPE, "auto", 0, 0, OFF(libvirt_domain_type) },
+    { "libvirt", "probe_timeout_ms", KEY_UINT, "5000", 100, 60000,
+      OFF(libvirt_probe_timeout_ms) },
     { "storage", "dir", KEY_STRING, "/var/lib/vmbroker", 0, 0, OFF(storage_dir) },
     { "storage", "max_iso_bytes", KEY_UINT64, "8589934592", 1, G_GUINT64_CONSTANT(1) << 42,
       OFF(storage_max_iso_bytes) },
@@ -115,6 +119,7 @@ config_free(Config *cfg)
     g_free(cfg->libvirt_uri);
     g_free(cfg->libvirt_name_prefix);
     g_free(cfg->libvirt_adopt_orphans);
+    g_free(cfg->libvirt_domain_type);
     g_free(cfg->storage_dir);
     g_free(cfg->console_listen);
     g_free(cfg->templates_dir);
@@ -288,6 +293,11 @@ parse_value(Config *cfg, const KeyDef *k, const char *value)
     case KEY_ORPHANS:
         if (!g_strv_contains((const char *const[]) { "error", "destroy", NULL }, value))
             return g_strdup("not one of error, destroy");
+        *(char **) field = g_strdup(value);
+        return NULL;
+    case KEY_DOMAIN_TYPE:
+        if (!g_strv_contains((const char *const[]) { "auto", "kvm", "qemu", NULL }, value))
+            return g_strdup("not one of auto, kvm, qemu");
         *(char **) field = g_strdup(value);
         return NULL;
     case KEY_LAST:

@@ -39,6 +39,8 @@ typedef struct {
     unsigned libvirt_keepalive_interval_s; /* keepalive probe period, 0 disables keepalive */
     unsigned libvirt_keepalive_count; /* unanswered probes before the connection is dropped */
     char *libvirt_adopt_orphans;   /* "error" (adopt for an admin) or "destroy" */
+    char *libvirt_domain_type;     /* "auto" (KVM where a probe guest passes), "kvm", "qemu" */
+    unsigned libvirt_probe_timeout_ms; /* how long the KVM probe guest may take */
 
     /* [storage] */
     char *storage_dir;             /* where vmbroker's storage pools live */
