@@ -31,7 +31,11 @@ api_health_live(HttpRequest *req, void *app)
  * @req: the request
  * @app: the daemon's state
  *
- * Returns: 200 when PostgreSQL and libvirt answer, else 503 naming what is down.
+ * Both answers carry `accelerator` ({mode, accelerator, finding, fix}): what new guests
+ * get on this host, and why.
+ *
+ * Returns: 200 when PostgreSQL and libvirt answer and guests can get an accelerator, else
+ * 503 naming what is down.
  */
 HttpReply *
 api_health_ready(HttpRequest *req, void *app)
@@ -41,15 +45,19 @@ api_health_ready(HttpRequest *req, void *app)
     g_autoptr(GError) hv_err = NULL;
     bool db_ok = db_pool_ping(a->db, &db_err);
     bool hv_ok = dom_hypervisor_ping(a->hv, &hv_err);
+    bool accel_ok = svc_accel_check(a->accel, NULL);
     json_object *checks = json_object_new_object();
     g_autoptr(GString) down = g_string_new(NULL);
 
     json_object_object_add(checks, "database", json_object_new_string(db_ok ? "ok" : "down"));
     json_object_object_add(checks, "libvirt", json_object_new_string(hv_ok ? "ok" : "down"));
-    if (db_ok && hv_ok) {
+    json_object_object_add(checks, "accelerator",
+                           json_object_new_string(accel_ok ? "ok" : "unusable"));
+    if (db_ok && hv_ok && accel_ok) {
         g_autoptr(json_object) obj = json_object_new_object();
         json_object_object_add(obj, "status", json_object_new_string("ready"));
         json_object_object_add(obj, "checks", checks);
+        json_object_object_add(obj, "accelerator", svc_accel_to_json(a->accel));
         return http_reply_json(200, obj);
     }
     if (!db_ok) {
@@ -60,10 +68,13 @@ api_health_ready(HttpRequest *req, void *app)
         vmb_warning("readyz: %s", hv_err->message);
         g_string_append_printf(down, "%slibvirt", down->len ? " and " : "");
     }
+    if (!accel_ok)
+        g_string_append_printf(down, "%sthe accelerator", down->len ? " and " : "");
     {
         g_autoptr(json_object) extra = json_object_new_object();
         g_autofree char *detail = g_strdup_printf("Not ready: %s unavailable.", down->str);
         json_object_object_add(extra, "checks", checks);
+        json_object_object_add(extra, "accelerator", svc_accel_to_json(a->accel));
         return http_problem_new(503, detail, g_steal_pointer(&extra));
     }
 }

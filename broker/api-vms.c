@@ -45,6 +45,7 @@ api_vm_json(const DbVm *vm)
     json_object_object_add(o, "iso", nullable_string(vm->iso_id));
     json_object_object_add(o, "state", json_object_new_string(db_vm_state_to_string(vm->state)));
     json_object_object_add(o, "state_reason", nullable_string(vm->state_reason));
+    json_object_object_add(o, "accelerator", nullable_string(vm->accelerator));
     json_object_object_add(o, "vnc_port", vm->vnc_port ? json_object_new_int((int) vm->vnc_port)
                                                        : NULL);
     json_object_object_add(o, "ws_port", vm->ws_port ? json_object_new_int((int) vm->ws_port)

@@ -8,6 +8,7 @@
 #include "dom-hypervisor.h"
 #include "http-server.h"
 #include "dom-template.h"
+#include "svc-accel.h"
 #include "svc-auth.h"
 #include "svc-console.h"
 #include "svc-isos.h"
@@ -18,6 +19,7 @@ typedef struct {
     DbPool *db;            /* PostgreSQL */
     DbCache *cache;        /* token checks and VM lists, dropped at every change */
     DomHypervisor *hv;     /* libvirt */
+    SvcAccel *accel;       /* the accelerator new guests get */
     SvcAuth *auth;         /* logins, sessions, tokens */
     VmbMetrics *metrics;   /* what /metrics shows */
     DomTemplateSet *templates; /* loaded from templates.dir at start */

@@ -77,6 +77,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
     g_autoptr(DbPool) pool = NULL;
     g_autoptr(DbCache) cache = NULL; /* freed before the pool it counts changes of */
     g_autoptr(DomHypervisor) hv = NULL;
+    g_autoptr(SvcAccel) accel = NULL;
     g_autoptr(SvcAuth) auth = NULL;
     g_autoptr(DomTemplateSet) templates = NULL;
     g_autoptr(SvcVms) vms = NULL;
@@ -155,6 +156,14 @@ cmd_serve(const char *config_path, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     hv = dom_hypervisor_new(cfg->libvirt_uri);
+    accel = svc_accel_new(&(SvcAccelOptions) {
+        .hv = hv,
+        .mode = (DomAccelMode) dom_accel_mode_from_string(cfg->libvirt_domain_type),
+        .name_prefix = cfg->libvirt_name_prefix,
+        .storage_dir = cfg->storage_dir,
+        .timeout_ms = cfg->libvirt_probe_timeout_ms,
+        .metrics = metrics,
+    });
     {
         g_autoptr(virConnect) conn = dom_hypervisor_get(hv, &error);
         if (!conn || !dom_storage_ensure_pools(conn, cfg->libvirt_name_prefix, cfg->storage_dir,
@@ -162,6 +171,9 @@ cmd_serve(const char *config_path, int argc, char **argv)
             vmb_warning("%s (serving anyway; /readyz reports it)", error->message);
             g_clear_error(&error);
         }
+        /* Before serving, so the first create finds the accelerator decided. */
+        if (conn)
+            svc_accel_refresh(accel, conn, true);
     }
 
     auth = svc_auth_new(&(SvcAuthOptions) {
@@ -190,6 +202,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
     vms = svc_vms_new(&(SvcVmsOptions) {
         .db = pool,
         .hv = hv,
+        .accel = accel,
         .templates = templates,
         .host_id = host_id,
         .name_prefix = cfg->libvirt_name_prefix,
@@ -227,6 +240,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .db = pool,
         .hv = hv,
         .vms = vms,
+        .accel = accel,
         .host_id = host_id,
         .name_prefix = cfg->libvirt_name_prefix,
         .events = cfg->libvirt_events,
@@ -263,6 +277,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .db = pool,
         .cache = cache,
         .hv = hv,
+        .accel = accel,
         .auth = auth,
         .metrics = metrics,
         .templates = templates,

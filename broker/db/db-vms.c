@@ -78,6 +78,7 @@ db_vm_free(DbVm *vm)
     g_free(vm->iso_id);
     g_free(vm->host_id);
     g_free(vm->domain_uuid);
+    g_free(vm->accelerator);
     g_free(vm->state_reason);
     g_strfreev(vm->disk_volumes);
     g_clear_pointer(&vm->console_last_activity_at, g_date_time_unref);
@@ -95,7 +96,7 @@ db_vm_free(DbVm *vm)
 #define US(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
 #define VM_COLUMNS                                                                     \
     "v.id, v.name, v.owner_id, u.username, v.template_name, v.template_version,"       \
-    " v.iso_id, v.host_id, v.domain_uuid, v.state, v.state_reason, v.vnc_port,"         \
+    " v.iso_id, v.host_id, v.domain_uuid, v.accelerator, v.state, v.state_reason, v.vnc_port,"         \
     " v.ws_port, (SELECT string_agg(encode(convert_to(d, 'UTF8'), 'hex'), ',')"          \
     " FROM unnest(v.disk_volumes) AS d), v.console_connections, "                       \
     US("v.console_last_activity_at") ", v.console_closed_reason, "                   \
@@ -155,6 +156,7 @@ vm_from_row(const PGresult *res, int row)
     vm->iso_id = dup_or_null(res, row, c++);
     vm->host_id = dup_or_null(res, row, c++);
     vm->domain_uuid = dup_or_null(res, row, c++);
+    vm->accelerator = dup_or_null(res, row, c++);
     if (!db_vm_state_from_string(PQgetvalue(res, row, c++), &vm->state))
         vm->state = DB_VM_ERROR; /* the CHECK makes this unreachable */
     vm->state_reason = dup_or_null(res, row, c++);
@@ -519,20 +521,23 @@ db_vms_start(DbConn *conn, const char *id, const DbPortLeaseOptions *lease, GErr
 }
 
 /**
- * db_vms_set_domain_uuid:
+ * db_vms_set_domain:
  * @conn: a connection
  * @id: the VM
  * @domain_uuid: the uuid libvirt gave the defined domain
+ * @accelerator: the domain type it was defined with ("kvm", "qemu")
  * @error: return location for an error
  *
  * Returns: true on success; VMB_ERROR_NOT_FOUND when there is no such VM.
  */
 bool
-db_vms_set_domain_uuid(DbConn *conn, const char *id, const char *domain_uuid, GError **error)
+db_vms_set_domain(DbConn *conn, const char *id, const char *domain_uuid,
+                  const char *accelerator, GError **error)
 {
-    const char *params[] = { id, domain_uuid };
+    const char *params[] = { id, domain_uuid, accelerator };
     g_autoptr(PGresult) res = exec_vm(conn, PGRES_COMMAND_OK,
-        "UPDATE vms SET domain_uuid = $2, updated_at = now() WHERE id = $1", 2, params, error);
+        "UPDATE vms SET domain_uuid = $2, accelerator = $3, updated_at = now() WHERE id = $1",
+        3, params, error);
 
     if (!res)
         return false;

@@ -33,6 +33,7 @@ typedef struct {
     char *iso_id;             /* isos.id, NULL when none */
     char *host_id;            /* hosts.id */
     char *domain_uuid;        /* libvirt's uuid, NULL until defined */
+    char *accelerator;        /* domain type it was last defined with, NULL until then */
     DbVmState state;          /* see DbVmState */
     char *state_reason;       /* why the last transition happened, NULL if not said */
     unsigned vnc_port;        /* 0 when none leased */
@@ -84,8 +85,8 @@ bool db_vms_console_touch(DbConn *conn, const char *id, GDateTime *at, GError **
 /* Records that vmbroker closed the VM's console connections itself, and why. */
 bool db_vms_console_closed(DbConn *conn, const char *id, const char *reason, GError **error);
 /* Records libvirt's uuid once the domain is defined. */
-bool db_vms_set_domain_uuid(DbConn *conn, const char *id, const char *domain_uuid,
-                            GError **error);
+bool db_vms_set_domain(DbConn *conn, const char *id, const char *domain_uuid,
+                       const char *accelerator, GError **error);
 /* Deletes the VM (releasing its ports with @cooldown_s); @owner_id non-NULL restricts to
  * that owner's VMs. VMB_ERROR_NOT_FOUND when absent or not visible. */
 bool db_vms_delete(DbConn *conn, const char *id, const char *owner_id, unsigned cooldown_s,

@@ -26,6 +26,7 @@ static const struct {
     [VMB_ERROR_NO_SPACE] = { 507, false },
     [VMB_ERROR_CONFIG] = { 500, false },
     [VMB_ERROR_SCHEMA] = { 500, false },
+    [VMB_ERROR_HOST_UNSUITABLE] = { 503, true },
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(kind_map) == VMB_ERROR_LAST);
 

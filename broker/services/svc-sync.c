@@ -526,6 +526,9 @@ sync_main(gpointer data)
                              "); resyncing", gen);
                     if (sync->opts.metrics)
                         vmb_metrics_add(sync->opts.metrics, RECONNECTS_METRIC, 1, NULL);
+                    /* libvirtd may be back on another kernel or with other permissions. */
+                    if (sync->opts.accel)
+                        svc_accel_refresh(sync->opts.accel, conn, true);
                 }
                 if (svc_sync_reconcile(sync, &err)) {
                     synced_gen = gen;

@@ -11,6 +11,7 @@
 
 #include "db-pool.h"
 #include "dom-hypervisor.h"
+#include "svc-accel.h"
 #include "svc-vms.h"
 #include "vmb-metrics.h"
 
@@ -20,6 +21,7 @@ typedef struct {
     DbPool *db;                     /* PostgreSQL */
     DomHypervisor *hv;              /* libvirt; watched by svc_sync_new */
     SvcVms *vms;                    /* claims, ephemeral disks */
+    SvcAccel *accel;                /* (nullable) probed again after every reconnect */
     const char *host_id;            /* hosts row of this libvirt: only its VMs are ours */
     const char *name_prefix;        /* libvirt.name_prefix: only these domains are ours */
     bool events;                    /* follow lifecycle events (false: the periodic sync only) */

@@ -29,6 +29,7 @@
 #include "db-audit.h"
 #include "db-isos.h"
 #include "db-tickets.h"
+#include "dom-accel.h"
 #include "dom-lifecycle.h"
 #include "dom-storage.h"
 #include "dom-virt.h"
@@ -355,7 +356,7 @@ static bool
 plan_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTemplate *tmpl,
            const char *iso_volume, StartPlan *plan, GError **error)
 {
-    plan->domain_type = dom_virt_host_domain_type(conn, error);
+    plan->domain_type = svc_accel_domain_type(vms->opts.accel, conn, error);
     if (!plan->domain_type)
         return false;
     if (tmpl->iso_path)
@@ -398,10 +399,11 @@ plan_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTemplate *t
     return true;
 }
 
-/* Defines (or redefines, with this start's ports and password) and starts the domain. */
+/* Defines (or redefines, with this start's ports and password) and starts the domain as
+ * plan->domain_type. */
 static bool
-define_and_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTemplate *tmpl,
-                 const StartPlan *plan, bool *ret_defined, GError **error)
+define_and_start_as(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTemplate *tmpl,
+                    const StartPlan *plan, bool *ret_defined, GError **error)
 {
     DomInstance inst = {
         .domain_type = plan->domain_type,
@@ -434,12 +436,37 @@ define_and_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTempl
         return false;
     *ret_defined = true;
     vmb_crash_point(vm->started_at ? "start:after-define" : "create:after-define");
-    if (!vm->domain_uuid && virDomainGetUUIDString(dom, uuid) == 0) {
-        db = db_pool_acquire(vms->opts.db, error);
-        if (!db || !db_vms_set_domain_uuid(db, vm->id, uuid, error))
-            return false;
+    if (virDomainGetUUIDString(dom, uuid) < 0) {
+        dom_virt_set_error(error, "reading the uuid of domain '%s'", vm->name);
+        return false;
     }
+    db = db_pool_acquire(vms->opts.db, error);
+    if (!db || !db_vms_set_domain(db, vm->id, uuid, plan->domain_type, error))
+        return false;
+    g_clear_pointer(&db, db_conn_release);
     return dom_lifecycle_start(dom, error);
+}
+
+/* define_and_start_as(), and once more as TCG when a start under KVM failed for a KVM reason
+ * that the probe did not foresee (auto mode only): a user never sees a KVM failure. */
+static bool
+define_and_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTemplate *tmpl,
+                 StartPlan *plan, bool *ret_defined, GError **error)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (define_and_start_as(vms, conn, vm, tmpl, plan, ret_defined, &err))
+        return true;
+    if (strcmp(plan->domain_type, "kvm") != 0 || !dom_accel_is_kvm_failure(err->message) ||
+        !svc_accel_demote(vms->opts.accel, err->message)) {
+        g_propagate_error(error, g_steal_pointer(&err));
+        return false;
+    }
+    vmb_warning("vm %s: the start under KVM failed (%s); starting it again under TCG", vm->id,
+                err->message);
+    g_free(plan->domain_type);
+    plan->domain_type = g_strdup("qemu");
+    return define_and_start_as(vms, conn, vm, tmpl, plan, ret_defined, error);
 }
 
 /* Removes the domain (if defined) and, when this create made it, the disk.
@@ -609,7 +636,8 @@ svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, GE
                     tmpl->name);
         return NULL;
     }
-    if (!check_capacity(vms, db, owner, tmpl, ret_running, error))
+    if (!check_capacity(vms, db, owner, tmpl, ret_running, error) ||
+        !svc_accel_check(vms->opts.accel, error))
         return NULL;
     g_clear_pointer(&db, db_conn_release);
 

@@ -11,6 +11,7 @@
 #include "db-vms.h"
 #include "dom-hypervisor.h"
 #include "dom-template.h"
+#include "svc-accel.h"
 #include "vmb-metrics.h"
 
 typedef struct SvcVms SvcVms;
@@ -18,6 +19,7 @@ typedef struct SvcVms SvcVms;
 typedef struct {
     DbPool *db;                      /* PostgreSQL */
     DomHypervisor *hv;               /* libvirt */
+    SvcAccel *accel;                 /* the domain type new guests get */
     const DomTemplateSet *templates; /* loaded at start */
     const char *host_id;             /* hosts row of this libvirt */
     const char *name_prefix;         /* libvirt.name_prefix */

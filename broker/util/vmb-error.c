@@ -20,6 +20,7 @@ static const char *const kind_names[] = {
     [VMB_ERROR_NO_SPACE] = "insufficient-storage",
     [VMB_ERROR_CONFIG] = "config",
     [VMB_ERROR_SCHEMA] = "schema",
+    [VMB_ERROR_HOST_UNSUITABLE] = "host-unsuitable",
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(kind_names) == VMB_ERROR_LAST);
 

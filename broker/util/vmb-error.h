@@ -21,6 +21,7 @@ typedef enum {
     VMB_ERROR_NO_SPACE,          /* storage full */
     VMB_ERROR_CONFIG,            /* bad configuration */
     VMB_ERROR_SCHEMA,            /* database schema newer than this binary */
+    VMB_ERROR_HOST_UNSUITABLE,   /* the host cannot run the guest as configured (no KVM) */
 
     VMB_ERROR_LAST
 } VmbErrorKind;

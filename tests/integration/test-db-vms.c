@@ -301,11 +301,13 @@ TEST(insert_get_list_delete)
         g_clear_error(&err);
         g_assert_cmpuint(mine->len, ==, 1);
         g_assert_cmpuint(all->len, ==, 2);
-        g_assert_true(db_vms_set_domain_uuid(conn, a->id, "6b0c8a36-3a4c-4d5e-9f00-0123456789ab",
-                                             &err));
+        g_assert_null(a->accelerator);
+        g_assert_true(db_vms_set_domain(conn, a->id, "6b0c8a36-3a4c-4d5e-9f00-0123456789ab",
+                                        "qemu", &err));
         g_clear_pointer(&seen, db_vm_free);
         seen = db_vms_get(conn, a->id, NULL, &err);
         g_assert_cmpstr(seen->domain_uuid, ==, "6b0c8a36-3a4c-4d5e-9f00-0123456789ab");
+        g_assert_cmpstr(seen->accelerator, ==, "qemu");
         /* Outside a transaction, a multi-statement write refuses to run. */
         g_assert_false(db_vms_delete(conn, a->id, NULL, 0, &err));
         g_assert_error(err, VMB_ERROR, VMB_ERROR_INTERNAL);

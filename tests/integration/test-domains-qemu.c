@@ -16,6 +16,7 @@
 #include <glib/gstdio.h>
 #include <zlib.h>
 
+#include "dom-accel.h"
 #include "dom-lifecycle.h"
 #include "dom-storage.h"
 #include "dom-template.h"
@@ -146,6 +147,29 @@ setup(void)
     atexit(cleanup);
     g_assert_true(dom_storage_ensure_pools(conn, prefix, storage_dir, &error));
     g_assert_no_error(error);
+}
+
+/* The probe's settings for this run; its disk lives in the run's storage folder. */
+static DomAccelProbe
+probe_settings(DomAccelMode mode, guint timeout_ms, char **ret_name, char **ret_image)
+{
+    *ret_name = g_strconcat(prefix, "kvm-probe", NULL);
+    *ret_image = g_build_filename(storage_dir, "kvm-probe.img", NULL);
+    return (DomAccelProbe) { mode, *ret_name, *ret_image, timeout_ms };
+}
+
+/* The domain type vmbroker would give guests here ("auto"): the same on a host with a
+ * broken KVM as on one without. */
+static char *
+host_type(void)
+{
+    g_autofree char *name = NULL, *image = NULL;
+    DomAccelProbe probe = probe_settings(DOM_ACCEL_AUTO, 5000, &name, &image);
+    g_autoptr(DomAccelChoice) c = dom_accel_choose(conn, &probe);
+
+    g_assert_nonnull(c->domain_type);
+    g_assert_true(g_str_equal(c->domain_type, "kvm") || g_str_equal(c->domain_type, "qemu"));
+    return g_strdup(c->domain_type);
 }
 
 static bool
@@ -337,6 +361,87 @@ created_now(void)
     return g_date_time_format_iso8601(now);
 }
 
+/* The probe guest itself, under TCG: it must reach 64-bit mode and be seen doing so, or
+ * "auto" would never pick KVM anywhere. Its disk is removed and the domain is gone after. */
+TEST(accel_probe_reaches_long_mode_under_tcg)
+{
+    g_autofree char *name = NULL, *image = NULL;
+    DomAccelProbe probe;
+    DomAccelChoice result = { 0 };
+    virDomainPtr left;
+
+    setup();
+    probe = probe_settings(DOM_ACCEL_AUTO, 20000, &name, &image);
+    if (!dom_accel_run_probe(conn, "qemu", &probe, &result))
+        g_error("the probe did not pass under TCG: %s (%s)", result.finding,
+                result.detail ? result.detail : "-");
+    g_assert_cmpstr(result.domain_type, ==, "qemu");
+    g_assert_cmpuint(result.probe_ms, >, 0);
+    g_assert_false(g_file_test(image, G_FILE_TEST_EXISTS));
+    left = virDomainLookupByName(conn, name);
+    g_assert_null(left);
+    g_free(result.domain_type);
+}
+
+/* A probe that cannot signal in time is a failure with a finding, and leaves nothing. */
+TEST(accel_probe_times_out)
+{
+    g_autofree char *name = NULL, *image = NULL;
+    DomAccelProbe probe;
+    DomAccelChoice result = { 0 };
+
+    setup();
+    probe = probe_settings(DOM_ACCEL_AUTO, 1, &name, &image);
+    g_assert_false(dom_accel_run_probe(conn, "qemu", &probe, &result));
+    g_assert_null(result.domain_type);
+    g_assert_nonnull(strstr(result.finding, "did not reach 64-bit mode"));
+    g_assert_null(virDomainLookupByName(conn, name));
+    g_free(result.finding);
+    g_free(result.fix);
+    g_free(result.detail);
+}
+
+/* The choice follows the host: KVM only where libvirt offers it and the probe passes;
+ * "qemu" mode never probes; "kvm" mode without KVM chooses nothing, saying why. */
+TEST(accel_choice_follows_the_host)
+{
+    g_autofree char *name = NULL, *image = NULL;
+    g_autofree char *caps = NULL;
+    g_autoptr(DomAccelChoice) qemu = NULL, kvm = NULL, autom = NULL;
+    DomAccelProbe probe;
+    bool offered;
+
+    setup();
+    caps = virConnectGetCapabilities(conn);
+    g_assert_nonnull(caps);
+    offered = strstr(caps, "<domain type='kvm'") != NULL;
+    probe = probe_settings(DOM_ACCEL_QEMU, 5000, &name, &image);
+    qemu = dom_accel_choose(conn, &probe);
+    g_assert_cmpstr(qemu->domain_type, ==, "qemu");
+    g_assert_cmpuint(qemu->probe_ms, ==, 0);
+
+    probe.mode = DOM_ACCEL_AUTO;
+    autom = dom_accel_choose(conn, &probe);
+    probe.mode = DOM_ACCEL_KVM;
+    kvm = dom_accel_choose(conn, &probe);
+    g_test_message("auto: %s (%s)", autom->domain_type, autom->finding);
+    if (!offered) {
+        g_assert_cmpstr(autom->domain_type, ==, "qemu");
+        g_assert_nonnull(strstr(autom->finding, "no KVM"));
+        g_assert_null(kvm->domain_type);
+        g_assert_nonnull(kvm->fix);
+    } else if (g_str_equal(autom->domain_type, "kvm")) {
+        g_assert_cmpuint(autom->probe_ms, >, 0);
+        g_assert_cmpstr(kvm->domain_type, ==, "kvm");
+    } else {
+        /* Offered but unusable (permissions, a nested KVM that fails in 64-bit mode). */
+        g_assert_cmpstr(autom->domain_type, ==, "qemu");
+        g_assert_null(kvm->domain_type);
+        g_assert_cmpstr(kvm->finding, ==, autom->finding);
+    }
+    g_assert_null(virDomainLookupByName(conn, name));
+}
+
 TEST(memtest_boots_shows_metadata_ports_screen_and_needs_destroy)
 {
     g_autoptr(GError) error = NULL;
@@ -354,9 +459,7 @@ TEST(memtest_boots_shows_metadata_ports_screen_and_needs_destroy)
 
     setup();
     t = load_shipped("memtest");
-    type = dom_virt_host_domain_type(conn, &error);
-    g_assert_no_error(error);
-    g_assert_true(g_str_equal(type, "kvm") || g_str_equal(type, "qemu"));
+    type = host_type();
     g_assert_true(dom_storage_check_iso(t->iso_path, &error));
     g_assert_no_error(error);
     name = dom_xml_domain_name(prefix, "alice", "5eed0001");
@@ -513,7 +616,7 @@ TEST(overlay_lives_and_dies_with_its_domain)
     blank = dom_storage_create_blank(conn, prefix, "spare.qcow2", 1, &error);
     g_assert_no_error(error);
 
-    type = dom_virt_host_domain_type(conn, &error);
+    type = host_type();
     created = created_now();
     pick_ports(&vnc, &ws);
     in = (DomInstance) {
@@ -599,7 +702,7 @@ TEST(special_characters_round_trip)
 
     setup();
     t = load_shipped("memtest");
-    type = dom_virt_host_domain_type(conn, &error);
+    type = host_type();
     name = dom_xml_domain_name(prefix, owner, "c4a2c4a2");
     created = created_now();
     pick_ports(&vnc, &ws);
