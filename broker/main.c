@@ -78,12 +78,13 @@ cmd_template(const char *config_path, int argc, char **argv)
 
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return cmd_template_main(NULL, NULL, argc, argv); /* usage needs no config */
+            return cmd_template_main(NULL, NULL, NULL, argc, argv); /* usage needs no config */
     /* Templates are files: an admin renders them where there is no PostgreSQL. */
     cfg = cmd_load_config(config_path, CONFIG_NEEDS_NOTHING);
     if (!cfg)
         return CMD_EXIT_FAILURE;
-    return cmd_template_main(cfg->templates_dir, cfg->libvirt_name_prefix, argc, argv);
+    return cmd_template_main(cfg->templates_dir, cfg->libvirt_name_prefix,
+                             cfg->libvirt_domain_type, argc, argv);
 }
 
 int

@@ -85,6 +85,9 @@ class TemplateWithoutDatabase(harness.TestCase):
         self.assertIn('debian-overlay', names)
 
         dom = self.render('memtest')
+        # libvirt.domain_type's default is auto: render guesses from /dev/kvm.
+        kvm = os.access('/dev/kvm', os.R_OK | os.W_OK)
+        self.assertEqual(dom.get('type'), 'kvm' if kvm else 'qemu')
         self.assertEqual(dom.findtext('name'), 'vmbroker-alice-1234abcd')  # the default prefix
         self.assertEqual(dom.findtext('memory'), '256')
         ns = {'v': 'https://vmbroker.dev/xmlns/domain/1'}
@@ -101,7 +104,7 @@ class TemplateWithoutDatabase(harness.TestCase):
         with open(os.path.join(templates, 'lab.json'), 'w', encoding='utf-8') as f:
             json.dump(lab, f)
         cfg = self.config(database={'url': None}, templates={'dir': templates},
-                          libvirt={'name_prefix': 'lab-'})
+                          libvirt={'name_prefix': 'lab-', 'domain_type': 'kvm'})
 
         r = harness.run(['template', 'list'], config=cfg)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -110,6 +113,7 @@ class TemplateWithoutDatabase(harness.TestCase):
         self.assertRegex(rows[0], r'^lab\s+iso\s+384MiB\s+1\s+-\s+memtest for the lab$')
 
         dom = self.render('lab', config=cfg)
+        self.assertEqual(dom.get('type'), 'kvm')  # libvirt.domain_type, whatever the host has
         self.assertEqual(dom.findtext('name'), 'lab-alice-1234abcd')
         self.assertEqual(dom.findtext('memory'), '384')
         self.assertIn('template lab', dom.findtext('description'))
