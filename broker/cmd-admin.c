@@ -74,7 +74,7 @@ cmd_migrate(const char *config_path, int argc, char **argv)
         cmd_fail("migrate takes no arguments");
         return CMD_EXIT_USAGE;
     }
-    cfg = cmd_load_config(config_path);
+    cfg = cmd_load_config(config_path, CONFIG_NEEDS_DATABASE);
     if (!cfg)
         return CMD_EXIT_FAILURE;
     pool = open_pool(cfg);
@@ -149,7 +149,7 @@ cmd_user(const char *config_path, int argc, char **argv)
     }
     if (!role)
         role = g_strdup("user");
-    cfg = cmd_load_config(config_path);
+    cfg = cmd_load_config(config_path, CONFIG_NEEDS_DATABASE);
     if (!cfg)
         return CMD_EXIT_FAILURE;
     password = password_stdin ? read_password_line(&error)
@@ -204,7 +204,7 @@ cmd_token(const char *config_path, int argc, char **argv)
         cmd_fail("usage: vmbroker token create USER [--name LABEL] [--expires-in SECONDS]");
         return CMD_EXIT_USAGE;
     }
-    cfg = cmd_load_config(config_path);
+    cfg = cmd_load_config(config_path, CONFIG_NEEDS_DATABASE);
     if (!cfg)
         return CMD_EXIT_FAILURE;
     pool = open_pool(cfg);

@@ -100,7 +100,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
         cmd_fail("serve: %s", error ? error->message : "takes no arguments");
         return CMD_EXIT_USAGE;
     }
-    cfg = cmd_load_config(config_path);
+    cfg = cmd_load_config(config_path, CONFIG_NEEDS_DATABASE);
     if (!cfg)
         return CMD_EXIT_FAILURE;
 

@@ -12,11 +12,15 @@
 #include "dom-xml.h"
 #include "vmb-error.h"
 
-#define USAGE                                                                             \
-    "usage: vmbroker template list\n"                                                     \
-    "       vmbroker template render NAME [--owner USER] [--vm-id ID] [--vnc-port P]\n"    \
-    "                [--ws-port P] [--listen ADDR] [--vnc-password PW] [--iso PATH]\n"     \
-    "                [--storage-dir DIR] [--domain-type kvm|qemu] [--uuid UUID]\n"
+#define USAGE                                                                            \
+    "usage: vmbroker template list\n"                                                    \
+    "       vmbroker template render NAME [--owner USER] [--vm-id ID] [--vnc-port P]\n"  \
+    "                [--ws-port P] [--listen ADDR] [--vnc-password PW] [--iso PATH]\n"   \
+    "                [--storage-dir DIR] [--domain-type kvm|qemu] [--uuid UUID]\n"       \
+    "\n"                                                                                 \
+    "--domain-type defaults to libvirt.domain_type; when that is auto, to kvm if this\n" \
+    "user may open /dev/kvm, else qemu (serve's auto may still pick qemu: it also boots\n" \
+    "a probe guest under KVM first).\n"
 
 static int
 cmd_list(const DomTemplateSet *set)
@@ -31,8 +35,19 @@ cmd_list(const DomTemplateSet *set)
     return 0;
 }
 
+/* The daemon's `auto` asks libvirt and boots a probe guest under KVM; render talks to neither,
+ * so it guesses from whether /dev/kvm is there for this user. */
+static const char *
+default_domain_type(const char *configured)
+{
+    if (configured && strcmp(configured, "auto") != 0)
+        return configured;
+    return access("/dev/kvm", R_OK | W_OK) == 0 ? "kvm" : "qemu";
+}
+
 static int
-cmd_render(const DomTemplateSet *set, const char *name_prefix, int argc, char **argv)
+cmd_render(const DomTemplateSet *set, const char *name_prefix, const char *config_domain_type,
+           int argc, char **argv)
 {
     g_autofree char *owner = NULL, *vm_id = NULL, *listen = NULL, *password = NULL;
     g_autofree char *iso = NULL, *storage_dir = NULL, *domain_type = NULL, *uuid = NULL;
@@ -52,7 +67,7 @@ cmd_render(const DomTemplateSet *set, const char *name_prefix, int argc, char **
         { "vnc-password", 0, 0, G_OPTION_ARG_STRING, &password, "VNC password (default: none)", "PW" },
         { "iso", 0, 0, G_OPTION_ARG_FILENAME, &iso, "ISO for templates that boot the user's ISO", "PATH" },
         { "storage-dir", 0, 0, G_OPTION_ARG_FILENAME, &storage_dir, "storage.dir for disk paths", "DIR" },
-        { "domain-type", 0, 0, G_OPTION_ARG_STRING, &domain_type, "kvm or qemu (default: kvm where /dev/kvm exists)", "TYPE" },
+        { "domain-type", 0, 0, G_OPTION_ARG_STRING, &domain_type, "kvm or qemu (default: libvirt.domain_type, see usage)", "TYPE" },
         { NULL },
     };
     const DomTemplate *t;
@@ -78,6 +93,10 @@ cmd_render(const DomTemplateSet *set, const char *name_prefix, int argc, char **
         fprintf(stderr, "vmbroker: template render: ports are 1-65535\n");
         return 2;
     }
+    if (domain_type && strcmp(domain_type, "kvm") != 0 && strcmp(domain_type, "qemu") != 0) {
+        fprintf(stderr, "vmbroker: template render: --domain-type is kvm or qemu\n");
+        return 2;
+    }
 
     /* Placeholders: plausible values that show where each instance value goes. */
     if (!owner)
@@ -89,7 +108,7 @@ cmd_render(const DomTemplateSet *set, const char *name_prefix, int argc, char **
     if (!storage_dir)
         storage_dir = g_strdup("/var/lib/vmbroker");
     if (!domain_type)
-        domain_type = g_strdup(access("/dev/kvm", R_OK | W_OK) == 0 ? "kvm" : "qemu");
+        domain_type = g_strdup(default_domain_type(config_domain_type));
     created = g_date_time_format_iso8601(now);
     dom_name = dom_xml_domain_name(name_prefix, owner, vm_id);
     if (dom_template_needs_iso(t) && !iso)
@@ -135,6 +154,8 @@ cmd_render(const DomTemplateSet *set, const char *name_prefix, int argc, char **
  * cmd_template_main:
  * @templates_dir: the configured templates folder
  * @name_prefix: the configured libvirt.name_prefix
+ * @domain_type: (nullable): the configured libvirt.domain_type ("auto", "kvm" or "qemu"),
+ *   render's default for --domain-type; NULL is taken as "auto"
  * @argc: number of arguments
  * @argv: the arguments, argv[0] being "template"
  *
@@ -144,7 +165,8 @@ cmd_render(const DomTemplateSet *set, const char *name_prefix, int argc, char **
  * Returns: the exit status: 0 success, 1 failure, 2 bad usage.
  */
 int
-cmd_template_main(const char *templates_dir, const char *name_prefix, int argc, char **argv)
+cmd_template_main(const char *templates_dir, const char *name_prefix, const char *domain_type,
+                  int argc, char **argv)
 {
     g_autoptr(GError) error = NULL;
     g_autoptr(DomTemplateSet) set = NULL;
@@ -173,5 +195,5 @@ cmd_template_main(const char *templates_dir, const char *name_prefix, int argc, 
         }
         return cmd_list(set);
     }
-    return cmd_render(set, name_prefix, argc - 1, argv + 1);
+    return cmd_render(set, name_prefix, domain_type, argc - 1, argv + 1);
 }

@@ -3,4 +3,5 @@
 // template gives, with placeholder instance values an admin can read or `virsh define`.
 #pragma once
 
-int cmd_template_main(const char *templates_dir, const char *name_prefix, int argc, char **argv);
+int cmd_template_main(const char *templates_dir, const char *name_prefix, const char *domain_type,
+                      int argc, char **argv);

@@ -9,8 +9,9 @@
 #define CMD_EXIT_FAILURE 1
 #define CMD_EXIT_USAGE 2
 
-/* Loads @path (NULL: defaults and environment), printing the error line on failure. */
-Config *cmd_load_config(const char *path);
+/* Loads @path (NULL: defaults and environment) for a command that uses @needs, printing the
+ * error line on failure. */
+Config *cmd_load_config(const char *path, ConfigNeeds needs);
 /* Prints "vmbroker: MESSAGE" on stderr. */
 void cmd_fail(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 

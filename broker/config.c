@@ -34,7 +34,8 @@ typedef struct {
     const char *section; /* INI group */
     const char *key;     /* INI key */
     KeyType type;        /* how the value is parsed and checked */
-    const char *def;     /* default value, NULL when required or derived */
+    const char *def;     /* default value, NULL when required or derived (KEY_DBURL: required
+                          * only with CONFIG_NEEDS_DATABASE) */
     guint64 min, max;    /* bounds of KEY_UINT and KEY_UINT64 */
     size_t offset;       /* where the parsed value goes in Config */
 } KeyDef;
@@ -379,6 +380,8 @@ config_key_names(void)
 /**
  * config_load:
  * @path: (nullable): the INI file; NULL for defaults and environment only
+ * @needs: what the caller will use; without CONFIG_NEEDS_DATABASE a missing database.url
+ *   is no error (it stays NULL), though a given one is still checked
  * @error: return location for a VMB_ERROR_CONFIG error naming key, value and reason
  *
  * Reads @path, applies VMBROKER_<SECTION>_<KEY> overrides, fills in defaults and checks
@@ -387,7 +390,7 @@ config_key_names(void)
  * Returns: (transfer full): the configuration, or NULL.
  */
 Config *
-config_load(const char *path, GError **error)
+config_load(const char *path, ConfigNeeds needs, GError **error)
 {
     g_autoptr(Config) cfg = g_new0(Config, 1);
     g_autoptr(GKeyFile) kf = g_key_file_new();
@@ -427,6 +430,8 @@ config_load(const char *path, GError **error)
         if (!value) {
             if (k->type == KEY_URL)
                 continue; /* derived below */
+            if (k->type == KEY_DBURL && !(needs & CONFIG_NEEDS_DATABASE))
+                continue; /* e.g. `template render` on a machine without PostgreSQL */
             g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG,
                         "config: %s.%s is required (or set %s)", k->section, k->key, var);
             return NULL;

@@ -25,7 +25,8 @@ typedef struct {
     char *http_web_dir;            /* the web UI's files, served at / and /ui/ */
 
     /* [database] */
-    char *database_url;            /* libpq connection string or URI */
+    char *database_url;            /* libpq connection string or URI; NULL when not given
+                                    * and CONFIG_NEEDS_DATABASE was not asked for */
     unsigned database_pool_size;   /* pooled connections at most */
     unsigned database_statement_timeout_ms; /* per statement */
     unsigned database_cache_entries; /* read cache bound, 0 for no cache */
@@ -81,7 +82,14 @@ typedef struct {
     char *log_level;               /* debug, info, warning or error */
 } Config;
 
-Config *config_load(const char *path, GError **error);
+/* What the command that loads the config will use: a key that only one use reads is
+ * required only when that use is asked for. */
+typedef enum {
+    CONFIG_NEEDS_NOTHING = 0,
+    CONFIG_NEEDS_DATABASE = 1 << 0, /* database.url is required */
+} ConfigNeeds;
+
+Config *config_load(const char *path, ConfigNeeds needs, GError **error);
 /* Every key as "section.key", NULL-terminated, in the table's order. */
 GStrv config_key_names(void);
 void config_free(Config *cfg);

@@ -24,6 +24,7 @@ static const char usage[] =
     "  template list|render NAME  show the templates and the domain XML they make\n"
     "  version                    print the version\n"
     "\n"
+    "template and version need no database (nor database.url); the others do.\n"
     "Every command takes --help. The config file is INI; every key can also be set as\n"
     "VMBROKER_<SECTION>_<KEY>. Default config: " DEFAULT_CONFIG_PATH " if it exists.\n";
 
@@ -41,11 +42,21 @@ cmd_fail(const char *fmt, ...)
     fprintf(stderr, "vmbroker: %s\n", msg);
 }
 
+/**
+ * cmd_load_config:
+ * @path: (nullable): the config file; NULL for defaults and environment only
+ * @needs: what the command uses; only a command that talks to PostgreSQL passes
+ *   CONFIG_NEEDS_DATABASE, so the others run without database.url
+ *
+ * Loads and checks the config and applies log.level, or prints the one error line.
+ *
+ * Returns: (transfer full): the configuration, or NULL.
+ */
 Config *
-cmd_load_config(const char *path)
+cmd_load_config(const char *path, ConfigNeeds needs)
 {
     g_autoptr(GError) error = NULL;
-    Config *cfg = config_load(path, &error);
+    Config *cfg = config_load(path, needs, &error);
 
     if (!cfg) {
         cmd_fail("%s", error->message);
@@ -67,11 +78,13 @@ cmd_template(const char *config_path, int argc, char **argv)
 
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return cmd_template_main(NULL, NULL, argc, argv); /* usage needs no config */
-    cfg = cmd_load_config(config_path);
+            return cmd_template_main(NULL, NULL, NULL, argc, argv); /* usage needs no config */
+    /* Templates are files: an admin renders them where there is no PostgreSQL. */
+    cfg = cmd_load_config(config_path, CONFIG_NEEDS_NOTHING);
     if (!cfg)
         return CMD_EXIT_FAILURE;
-    return cmd_template_main(cfg->templates_dir, cfg->libvirt_name_prefix, argc, argv);
+    return cmd_template_main(cfg->templates_dir, cfg->libvirt_name_prefix,
+                             cfg->libvirt_domain_type, argc, argv);
 }
 
 int

@@ -54,6 +54,12 @@ class Config(harness.TestCase):
         cfg = self.config(database={'url': None})
         self.assertFailsWithOneLine(self.vmb('migrate', config=cfg), 'database.url')
 
+    def test_template_commands_check_a_database_url_they_do_not_need(self):
+        # database.url may be left out for them, but one that is given is still checked.
+        self.bad('database', 'url', "host='x", args=('template', 'list'))
+        r = self.vmb('template', 'list', env={'VMBROKER_DATABASE_URL': "host='x"})
+        self.assertFailsWithOneLine(r, 'VMBROKER_DATABASE_URL', 'database.url')
+
     def test_bad_listen_address(self):
         self.bad('http', 'listen', 'nonsense')
         self.bad('http', 'listen', '127.0.0.1:99999')
@@ -92,9 +98,20 @@ class Config(harness.TestCase):
 
     def test_every_config_reading_subcommand_checks(self):
         for args in [('serve',), ('migrate',), ('user', 'add', 'alice'),
-                     ('token', 'create', 'alice')]:
+                     ('token', 'create', 'alice'), ('template', 'list'),
+                     ('template', 'render', 'memtest')]:
             with self.subTest(args=args):
                 self.bad('console', 'vnc_ports', '5999-5900', args=args)
+
+    def test_template_commands_check_every_other_key_without_database_url(self):
+        for args in [('template', 'list'), ('template', 'render', 'memtest')]:
+            with self.subTest(args=args):
+                cfg = self.config(database={'url': None}, console={'vnc_ports': '5999-5900'})
+                self.assertFailsWithOneLine(self.vmb(*args, config=cfg), 'console.vnc_ports',
+                                            '5999-5900')
+                r = self.vmb(*args, config=self.config(database={'url': None}),
+                             env={'VMBROKER_LOG_LEVEL': 'loud'})
+                self.assertFailsWithOneLine(r, 'log.level', 'loud')
 
     # --- environment overrides ---
 

@@ -52,8 +52,10 @@ restore_fd(int fd, int saved, const char *path)
     return text;
 }
 
+/* Runs `template ARGS` as configured with templates.dir @dir and libvirt.domain_type
+ * @domain_type. */
 static Run
-run(const char *dir, const char *const *args)
+run_with(const char *dir, const char *domain_type, const char *const *args)
 {
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     int saved_out, saved_err;
@@ -68,12 +70,19 @@ run(const char *dir, const char *const *args)
     fflush(stderr);
     out_path = swap_fd(STDOUT_FILENO, &saved_out);
     err_path = swap_fd(STDERR_FILENO, &saved_err);
-    r.status = cmd_template_main(dir, "vmbroker-", (int) argv->len - 1, (char **) argv->pdata);
+    r.status = cmd_template_main(dir, "vmbroker-", domain_type, (int) argv->len - 1,
+                                 (char **) argv->pdata);
     fflush(stdout);
     fflush(stderr);
     r.out = restore_fd(STDOUT_FILENO, saved_out, out_path);
     r.err = restore_fd(STDERR_FILENO, saved_err, err_path);
     return r;
+}
+
+static Run
+run(const char *dir, const char *const *args)
+{
+    return run_with(dir, "auto", args);
 }
 
 TEST(list)
@@ -138,6 +147,37 @@ TEST(render_placeholders_for_disks)
     g_assert_null(strstr(overlay.out, "ephemeral-volume"));
 }
 
+TEST(render_domain_type_defaults_to_the_config)
+{
+    const char *const memtest[] = { "render", "memtest", NULL };
+    /* auto asks no libvirt here: it is kvm exactly where this process may open /dev/kvm. */
+    const char *guess = access("/dev/kvm", R_OK | W_OK) == 0 ? "<domain type=\"kvm\">"
+                                                              : "<domain type=\"qemu\">";
+    g_auto(Run) qemu = run_with(SHIPPED_DIR, "qemu", memtest);
+    g_auto(Run) kvm = run_with(SHIPPED_DIR, "kvm", memtest);
+    g_auto(Run) autotype = run_with(SHIPPED_DIR, "auto", memtest);
+    g_auto(Run) unset = run_with(SHIPPED_DIR, NULL, memtest);
+    g_auto(Run) option = run_with(SHIPPED_DIR, "kvm", (const char *const[]) {
+        "render", "memtest", "--domain-type", "qemu", NULL });
+    g_auto(Run) bad = run_with(SHIPPED_DIR, "qemu", (const char *const[]) {
+        "render", "memtest", "--domain-type", "xen", NULL });
+
+    g_assert_cmpint(qemu.status, ==, 0);
+    g_assert_true(g_str_has_prefix(qemu.out, "<domain type=\"qemu\">"));
+    g_assert_cmpint(kvm.status, ==, 0);
+    g_assert_true(g_str_has_prefix(kvm.out, "<domain type=\"kvm\">"));
+    g_assert_cmpint(autotype.status, ==, 0);
+    g_assert_true(g_str_has_prefix(autotype.out, guess));
+    g_assert_cmpint(unset.status, ==, 0);
+    g_assert_true(g_str_has_prefix(unset.out, guess));
+    /* The option wins over the config. */
+    g_assert_cmpint(option.status, ==, 0);
+    g_assert_true(g_str_has_prefix(option.out, "<domain type=\"qemu\">"));
+    g_assert_cmpint(bad.status, ==, 2);
+    g_assert_cmpstr(bad.err, ==, "vmbroker: template render: --domain-type is kvm or qemu\n");
+    g_assert_cmpstr(bad.out, ==, "");
+}
+
 TEST(errors_are_one_line)
 {
     g_auto(Run) unknown = run(SHIPPED_DIR, (const char *const[]) { "render", "nope", NULL });
@@ -160,6 +200,7 @@ TEST(errors_are_one_line)
     g_assert_cmpuint(strlen(baddir.err), ==, strcspn(baddir.err, "\n") + 1);
     g_assert_cmpint(help.status, ==, 0);
     g_assert_true(g_str_has_prefix(help.out, "usage: vmbroker template list\n"));
+    g_assert_nonnull(strstr(help.out, "--domain-type defaults to libvirt.domain_type;"));
 }
 
 TEST_MAIN()
