@@ -8,6 +8,7 @@
 
 #include <glib/gstdio.h>
 
+#include "dom-accel.h"
 #include "dom-lifecycle.h"
 #include "dom-template.h"
 #include "dom-virt.h"
@@ -59,12 +60,23 @@ main(int argc, char **argv)
         return 1;
     }
     t = dom_template_load_file(VMB_SOURCE_ROOT "/templates/memtest.json", &error);
-    if (t)
-        type = dom_virt_host_domain_type(conn, &error);
-    dir = type ? g_dir_make_tmp("vmbench-spawn-XXXXXX", &error) : NULL;
+    dir = t ? g_dir_make_tmp("vmbench-spawn-XXXXXX", &error) : NULL;
     if (!dir) {
         fprintf(stderr, "bench-spawn: %s\n", error->message);
         return 1;
+    }
+    g_chmod(dir, 0711);
+    {
+        /* The type vmbroker would choose here (auto): KVM only where a probe guest runs. */
+        g_autofree char *image = g_build_filename(dir, "kvm-probe.img", NULL);
+        DomAccelProbe probe = { DOM_ACCEL_AUTO, "vmbench-spawn-probe", image, 5000 };
+        g_autoptr(DomAccelChoice) c = dom_accel_choose(conn, &probe);
+        if (!c->domain_type) {
+            fprintf(stderr, "bench-spawn: no domain type: %s\n", c->finding);
+            return 1;
+        }
+        type = g_strdup(c->domain_type);
+        printf("domain type %s: %s\n", type, c->finding);
     }
 
     for (int r = 0; r < ROUNDS; r++) {
