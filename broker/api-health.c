@@ -26,6 +26,53 @@ api_health_live(HttpRequest *req, void *app)
     return http_reply_json(200, obj);
 }
 
+/* How long /readyz waits for libvirt's answer: a load balancer's probe must not hang on a
+ * libvirtd that accepts but never answers (keepalive may be off, or slower). */
+#define READY_PING_MS 2000
+
+typedef struct {
+    DomHypervisor *hv;
+    bool ok;       /* out */
+    GError *error; /* out */
+} PingJob;
+
+static void
+ping_job_free(gpointer data)
+{
+    PingJob *job = data;
+
+    g_clear_error(&job->error);
+    g_free(job);
+}
+
+static void
+ping_job_run(gpointer data)
+{
+    PingJob *job = data;
+
+    job->ok = dom_hypervisor_ping(job->hv, &job->error);
+}
+
+/* dom_hypervisor_ping() within READY_PING_MS. */
+static bool
+ping_libvirt(App *a, GError **error)
+{
+    PingJob *job = g_new0(PingJob, 1);
+    bool ok;
+
+    job->hv = a->hv;
+    if (!vmb_bounded_run(a->bounded, ping_job_run, job, ping_job_free, READY_PING_MS, NULL)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+                    "libvirt did not answer within %u ms", READY_PING_MS);
+        return false;
+    }
+    ok = job->ok;
+    if (!ok)
+        g_propagate_error(error, g_steal_pointer(&job->error));
+    ping_job_free(job);
+    return ok;
+}
+
 /**
  * api_health_ready:
  * @req: the request
@@ -44,7 +91,7 @@ api_health_ready(HttpRequest *req, void *app)
     g_autoptr(GError) db_err = NULL;
     g_autoptr(GError) hv_err = NULL;
     bool db_ok = db_pool_ping(a->db, &db_err);
-    bool hv_ok = dom_hypervisor_ping(a->hv, &hv_err);
+    bool hv_ok = ping_libvirt(a, &hv_err);
     bool accel_ok = svc_accel_check(a->accel, NULL);
     json_object *checks = json_object_new_object();
     g_autoptr(GString) down = g_string_new(NULL);

@@ -20,6 +20,7 @@ typedef struct {
     DbCache *cache;        /* token checks and VM lists, dropped at every change */
     DomHypervisor *hv;     /* libvirt */
     SvcAccel *accel;       /* the accelerator new guests get */
+    VmbBounded *bounded;   /* libvirt work of requests, waited for within a bound */
     SvcAuth *auth;         /* logins, sessions, tokens */
     VmbMetrics *metrics;   /* what /metrics shows */
     DomTemplateSet *templates; /* loaded from templates.dir at start */

@@ -20,6 +20,10 @@
 #include "vmb-net.h"
 #include "vmb-log.h"
 
+/* Requests' libvirt work under way at once (creates, starts, reboots, deletes, console
+ * passwords, readiness pings); more wait their turn within their callers' bound. */
+#define LIBVIRT_WORKERS 16
+
 typedef struct {
     const Config *cfg;
     const DomTemplateSet *templates;
@@ -78,6 +82,9 @@ cmd_serve(const char *config_path, int argc, char **argv)
     g_autoptr(DbCache) cache = NULL; /* freed before the pool it counts changes of */
     g_autoptr(DomHypervisor) hv = NULL;
     g_autoptr(SvcAccel) accel = NULL;
+    /* The libvirt work of requests, each waited for at most libvirt.call_timeout_s; freed
+     * (waiting for jobs under way) after the services and before hv and the pool. */
+    g_autoptr(VmbBounded) bounded = vmb_bounded_new(LIBVIRT_WORKERS);
     g_autoptr(SvcAuth) auth = NULL;
     g_autoptr(DomTemplateSet) templates = NULL;
     g_autoptr(SvcVms) vms = NULL;
@@ -210,6 +217,8 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .port_cooldown_s = cfg->console_port_cooldown_s,
         .port_quarantine_s = cfg->console_port_quarantine_s,
         .stop_timeout_s = cfg->libvirt_stop_timeout_s,
+        .bounded = bounded,
+        .call_timeout_s = cfg->libvirt_call_timeout_s,
         .max_running_per_user = cfg->limits_max_running_per_user,
         .host_memory_mib = cfg->limits_host_memory_mib,
         .ticket_ttl_s = cfg->console_ticket_ttl_s,
@@ -278,6 +287,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .cache = cache,
         .hv = hv,
         .accel = accel,
+        .bounded = bounded,
         .auth = auth,
         .metrics = metrics,
         .templates = templates,

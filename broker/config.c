@@ -60,6 +60,7 @@ static const KeyDef keys[] = {
     { "libvirt", "uri", KEY_STRING, "qemu:///system", 0, 0, OFF(libvirt_uri) },
     { "libvirt", "name_prefix", KEY_PREFIX, "vmbroker-", 0, 0, OFF(libvirt_name_prefix) },
     { "libvirt", "stop_timeout_s", KEY_UINT, "30", 0, 3600, OFF(libvirt_stop_timeout_s) },
+    { "libvirt", "call_timeout_s", KEY_UINT, "60", 1, 3600, OFF(libvirt_call_timeout_s) },
     { "libvirt", "events", KEY_BOOL, "true", 0, 0, OFF(libvirt_events) },
     { "libvirt", "sync_interval_s", KEY_UINT, "60", 1, 86400, OFF(libvirt_sync_interval_s) },
     { "libvirt", "keepalive_interval_s", KEY_UINT, "5", 0, 3600,

@@ -35,6 +35,7 @@ typedef struct {
     char *libvirt_uri;             /* hypervisor connection URI */
     char *libvirt_name_prefix;     /* prefix of every domain, pool and volume we create */
     unsigned libvirt_stop_timeout_s; /* ACPI grace of a stop before the guest is destroyed */
+    unsigned libvirt_call_timeout_s; /* how long a request waits for a create, start, reboot, delete */
     bool libvirt_events;           /* follow libvirt's lifecycle events (false: the sync alone) */
     unsigned libvirt_sync_interval_s; /* full resync of PostgreSQL with libvirt this often */
     unsigned libvirt_keepalive_interval_s; /* keepalive probe period, 0 disables keepalive */

@@ -187,8 +187,6 @@ svc_console_session(SvcConsole *console, const char *vm_id, const char *ticket,
     g_autofree char *ws_ticket = NULL;
     g_autoptr(DbConn) db = db_pool_acquire(console->opts.db, error);
     g_autoptr(DbVm) vm = NULL;
-    g_autoptr(virConnect) conn = NULL;
-    g_autoptr(virDomain) dom = NULL;
 
     if (!db || !db_tickets_consume(db, digest, "page", vm_id, &user_id, error))
         return false;
@@ -196,9 +194,7 @@ svc_console_session(SvcConsole *console, const char *vm_id, const char *ticket,
     if (!vm)
         return false;
     g_clear_pointer(&db, db_conn_release);
-    conn = dom_hypervisor_get(console->opts.hv, error);
-    dom = conn ? dom_lifecycle_lookup(conn, vm->name, error) : NULL;
-    password = dom ? dom_lifecycle_vnc_password(dom, error) : NULL;
+    password = svc_vms_vnc_password(console->opts.vms, vm, error);
     if (!password)
         return false;
     ws_ticket = svc_vms_mint_ticket(console->opts.vms, vm, "ws", user_id, error);

@@ -35,6 +35,7 @@
 #include "dom-virt.h"
 #include "dom-xml.h"
 #include "svc-users.h"
+#include "vmb-bounded.h"
 #include "vmb-crash.h"
 #include "vmb-error.h"
 #include "vmb-log.h"
@@ -575,7 +576,7 @@ check_capacity(SvcVms *vms, DbConn *conn, const DbUser *owner, const DomTemplate
 }
 
 /**
- * svc_vms_create:
+ * create_now:
  * @vms: the service
  * @req: what to create, for whom, asked by whom
  * @ret_running: (out) (optional): with VMB_ERROR_CONFLICT at the limit, the owner's VMs
@@ -583,8 +584,8 @@ check_capacity(SvcVms *vms, DbConn *conn, const DbUser *owner, const DomTemplate
  *
  * Returns: (transfer full): the running VM, or NULL with nothing left behind.
  */
-DbVm *
-svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, GError **error)
+static DbVm *
+create_now(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, GError **error)
 {
     gint64 t0 = g_get_monotonic_time();
     const DomTemplate *tmpl = dom_template_set_lookup(vms->opts.templates, req->template_name);
@@ -942,7 +943,7 @@ start_tx(DbConn *conn, void *data, GError **error)
 }
 
 /**
- * svc_vms_start:
+ * start_now:
  * @vms: the service
  * @caller: who asks
  * @id: a stopped VM
@@ -953,9 +954,9 @@ start_tx(DbConn *conn, void *data, GError **error)
  *
  * Returns: (transfer full): the running VM, or NULL (the VM is then stopped again).
  */
-DbVm *
-svc_vms_start(SvcVms *vms, const DbUser *caller, const char *id, const char *remote_addr,
-              GError **error)
+static DbVm *
+start_now(SvcVms *vms, const DbUser *caller, const char *id, const char *remote_addr,
+          GError **error)
 {
     g_autoptr(DbVm) vm = svc_vms_get(vms, caller, id, error);
     g_autoptr(virConnect) conn = NULL;
@@ -1020,7 +1021,7 @@ svc_vms_start(SvcVms *vms, const DbUser *caller, const char *id, const char *rem
 }
 
 /**
- * svc_vms_reboot:
+ * reboot_now:
  * @vms: the service
  * @caller: who asks
  * @id: a running VM
@@ -1029,9 +1030,9 @@ svc_vms_start(SvcVms *vms, const DbUser *caller, const char *id, const char *rem
  *
  * Returns: (transfer full): the VM, or NULL (VMB_ERROR_CONFLICT unless it runs).
  */
-DbVm *
-svc_vms_reboot(SvcVms *vms, const DbUser *caller, const char *id, const char *remote_addr,
-               GError **error)
+static DbVm *
+reboot_now(SvcVms *vms, const DbUser *caller, const char *id, const char *remote_addr,
+           GError **error)
 {
     g_autoptr(DbVm) vm = svc_vms_get(vms, caller, id, error);
     g_autoptr(virConnect) conn = NULL;
@@ -1056,7 +1057,7 @@ svc_vms_reboot(SvcVms *vms, const DbUser *caller, const char *id, const char *re
 }
 
 /**
- * svc_vms_delete:
+ * delete_now:
  * @vms: the service
  * @caller: who asks
  * @id: the VM
@@ -1068,9 +1069,9 @@ svc_vms_reboot(SvcVms *vms, const DbUser *caller, const char *id, const char *re
  *
  * Returns: true on success.
  */
-bool
-svc_vms_delete(SvcVms *vms, const DbUser *caller, const char *id, const char *remote_addr,
-               GError **error)
+static bool
+delete_now(SvcVms *vms, const DbUser *caller, const char *id, const char *remote_addr,
+           GError **error)
 {
     g_autoptr(DbVm) vm = svc_vms_get(vms, caller, id, error);
     g_autoptr(virConnect) conn = NULL;
@@ -1112,7 +1113,272 @@ svc_vms_delete(SvcVms *vms, const DbUser *caller, const char *id, const char *re
     return ok;
 }
 
+/* --- bounded: a request waits at most call_timeout_s for libvirt --- */
+
+typedef enum { JOB_CREATE, JOB_START, JOB_REBOOT, JOB_DELETE } JobKind;
+
+typedef struct {
+    SvcVms *vms;
+    JobKind kind;
+    DbUser *caller;
+    char *id, *owner, *template_name, *iso_id, *name, *remote_addr; /* inputs, copied */
+    DbVm *vm;             /* out: create, start, reboot */
+    GPtrArray *running;   /* out: create at the running limit */
+    bool ok;              /* out: delete */
+    GError *error;        /* out */
+} VmJob;
+
+static void
+vm_job_free(gpointer data)
+{
+    VmJob *job = data;
+
+    db_user_free(job->caller);
+    g_free(job->id);
+    g_free(job->owner);
+    g_free(job->template_name);
+    g_free(job->iso_id);
+    g_free(job->name);
+    g_free(job->remote_addr);
+    db_vm_free(job->vm);
+    if (job->running)
+        g_ptr_array_unref(job->running);
+    g_clear_error(&job->error);
+    g_free(job);
+}
+
+static void
+vm_job_run(gpointer data)
+{
+    VmJob *job = data;
+    SvcVmRequest req = { job->caller, job->owner, job->template_name, job->iso_id, job->name,
+                         job->remote_addr };
+
+    switch (job->kind) {
+    case JOB_CREATE:
+        job->vm = create_now(job->vms, &req, &job->running, &job->error);
+        break;
+    case JOB_START:
+        job->vm = start_now(job->vms, job->caller, job->id, job->remote_addr, &job->error);
+        break;
+    case JOB_REBOOT:
+        job->vm = reboot_now(job->vms, job->caller, job->id, job->remote_addr, &job->error);
+        break;
+    case JOB_DELETE:
+        job->ok = delete_now(job->vms, job->caller, job->id, job->remote_addr, &job->error);
+        break;
+    }
+}
+
+/* Runs @job within call_timeout_s. Returns it (the caller frees it), or NULL after setting
+ * VMB_ERROR_UNAVAILABLE: the job then finishes, or is undone, on its own. */
+static VmJob *
+run_job(SvcVms *vms, VmJob *job, GError **error)
+{
+    static const char *const what[] = { "create", "start", "reboot", "delete" };
+    JobKind kind = job->kind;
+    bool started = false;
+
+    job->vms = vms;
+    if (vmb_bounded_run(vms->opts.bounded, vm_job_run, job, vm_job_free,
+                        vms->opts.call_timeout_s * 1000, &started))
+        return job;
+    vmb_warning("a VM %s waited %u s for libvirt (or for another operation on the VM) and "
+                "was answered 503; %s", what[kind], vms->opts.call_timeout_s,
+                started ? "it goes on, or is undone, in the background" : "it never ran");
+    g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+                "the %s did not finish within %u s", what[kind], vms->opts.call_timeout_s);
+    return NULL;
+}
+
+static VmJob *
+vm_job_new(JobKind kind, const DbUser *caller, const char *id, const char *remote_addr)
+{
+    VmJob *job = g_new0(VmJob, 1);
+
+    job->kind = kind;
+    job->caller = db_user_copy(caller);
+    job->id = g_strdup(id);
+    job->remote_addr = g_strdup(remote_addr);
+    return job;
+}
+
+/**
+ * svc_vms_create:
+ * @vms: the service
+ * @req: what to create, for whom, asked by whom
+ * @ret_running: (out) (optional): at the running limit, the owner's active VMs
+ * @error: return location for an error
+ *
+ * Checks, one transaction that leases ports and inserts the row, then libvirt; a failure
+ * undoes every step. Waits at most call_timeout_s (then VMB_ERROR_UNAVAILABLE, and the
+ * create finishes or is undone in the background).
+ *
+ * Returns: (transfer full): the running VM, or NULL with nothing left behind.
+ */
+DbVm *
+svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, GError **error)
+{
+    VmJob *job = vm_job_new(JOB_CREATE, req->caller, NULL, req->remote_addr);
+    DbVm *vm;
+
+    job->owner = g_strdup(req->owner);
+    job->template_name = g_strdup(req->template_name);
+    job->iso_id = g_strdup(req->iso_id);
+    job->name = g_strdup(req->name);
+    if (!(job = run_job(vms, job, error)))
+        return NULL;
+    vm = g_steal_pointer(&job->vm);
+    if (ret_running)
+        *ret_running = g_steal_pointer(&job->running);
+    if (job->error)
+        g_propagate_error(error, g_steal_pointer(&job->error));
+    vm_job_free(job);
+    return vm;
+}
+
+/* The power actions and delete, each bounded like a create. */
+static DbVm *
+run_vm_job(SvcVms *vms, JobKind kind, const DbUser *caller, const char *id,
+           const char *remote_addr, bool *ret_ok, GError **error)
+{
+    VmJob *job = vm_job_new(kind, caller, id, remote_addr);
+    DbVm *vm;
+
+    if (!(job = run_job(vms, job, error)))
+        return NULL;
+    vm = g_steal_pointer(&job->vm);
+    if (ret_ok)
+        *ret_ok = job->ok;
+    if (job->error)
+        g_propagate_error(error, g_steal_pointer(&job->error));
+    vm_job_free(job);
+    return vm;
+}
+
+/**
+ * svc_vms_start:
+ * @vms: the service
+ * @caller: who asks
+ * @id: a stopped VM
+ * @remote_addr: (nullable): for the audit log
+ * @error: return location for an error
+ *
+ * Leases fresh ports, redefines the domain with them and a fresh VNC password, starts it;
+ * bounded like svc_vms_create().
+ *
+ * Returns: (transfer full): the running VM, or NULL (the VM is then stopped again).
+ */
+DbVm *
+svc_vms_start(SvcVms *vms, const DbUser *caller, const char *id, const char *remote_addr,
+              GError **error)
+{
+    return run_vm_job(vms, JOB_START, caller, id, remote_addr, NULL, error);
+}
+
+/**
+ * svc_vms_reboot:
+ * @vms: the service
+ * @caller: who asks
+ * @id: a running VM
+ * @remote_addr: (nullable): for the audit log
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the VM, or NULL (VMB_ERROR_CONFLICT unless it runs).
+ */
+DbVm *
+svc_vms_reboot(SvcVms *vms, const DbUser *caller, const char *id, const char *remote_addr,
+               GError **error)
+{
+    return run_vm_job(vms, JOB_REBOOT, caller, id, remote_addr, NULL, error);
+}
+
+/**
+ * svc_vms_delete:
+ * @vms: the service
+ * @caller: who asks
+ * @id: the VM
+ * @remote_addr: (nullable): for the audit log
+ * @error: return location for an error
+ *
+ * Destroys and undefines the domain (with its ephemeral volumes), then deletes the row,
+ * releasing its ports; bounded like svc_vms_create().
+ *
+ * Returns: true on success.
+ */
+bool
+svc_vms_delete(SvcVms *vms, const DbUser *caller, const char *id, const char *remote_addr,
+               GError **error)
+{
+    bool ok = false;
+
+    run_vm_job(vms, JOB_DELETE, caller, id, remote_addr, &ok, error);
+    return ok;
+}
+
 /* --- console --- */
+
+typedef struct {
+    DomHypervisor *hv;
+    char *name;
+    char *password; /* out */
+    GError *error;  /* out */
+} PasswordJob;
+
+static void
+password_job_free(gpointer data)
+{
+    PasswordJob *job = data;
+
+    g_free(job->name);
+    if (job->password)
+        explicit_bzero(job->password, strlen(job->password));
+    g_free(job->password);
+    g_clear_error(&job->error);
+    g_free(job);
+}
+
+static void
+password_job_run(gpointer data)
+{
+    PasswordJob *job = data;
+    g_autoptr(virConnect) conn = dom_hypervisor_get(job->hv, &job->error);
+    g_autoptr(virDomain) dom = conn ? dom_lifecycle_lookup(conn, job->name, &job->error) : NULL;
+
+    job->password = dom ? dom_lifecycle_vnc_password(dom, &job->error) : NULL;
+}
+
+/**
+ * svc_vms_vnc_password:
+ * @vms: the service
+ * @vm: a running VM
+ * @error: return location for an error (VMB_ERROR_UNAVAILABLE when libvirt does not answer
+ *   within call_timeout_s)
+ *
+ * Returns: (transfer full): the VNC password the domain runs with, or NULL.
+ */
+char *
+svc_vms_vnc_password(SvcVms *vms, const DbVm *vm, GError **error)
+{
+    PasswordJob *job = g_new0(PasswordJob, 1);
+    char *password;
+
+    job->hv = vms->opts.hv;
+    job->name = g_strdup(vm->name);
+    if (!vmb_bounded_run(vms->opts.bounded, password_job_run, job, password_job_free,
+                         vms->opts.call_timeout_s * 1000, NULL)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+                    "libvirt did not say the VNC password of %s within %u s", vm->name,
+                    vms->opts.call_timeout_s);
+        return NULL;
+    }
+    password = g_steal_pointer(&job->password);
+    if (!password)
+        g_propagate_error(error, g_steal_pointer(&job->error));
+    password_job_free(job);
+    return password;
+}
+
 
 /**
  * svc_vms_mint_ticket:

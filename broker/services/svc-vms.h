@@ -12,6 +12,7 @@
 #include "dom-hypervisor.h"
 #include "dom-template.h"
 #include "svc-accel.h"
+#include "vmb-bounded.h"
 #include "vmb-metrics.h"
 
 typedef struct SvcVms SvcVms;
@@ -27,6 +28,8 @@ typedef struct {
     unsigned port_cooldown_s;        /* released ports wait this long */
     unsigned port_quarantine_s;      /* ports held by others are skipped this long */
     unsigned stop_timeout_s;         /* ACPI grace before a stop destroys */
+    VmbBounded *bounded;             /* where creates, starts, reboots, deletes run */
+    unsigned call_timeout_s;         /* a create, start, reboot or delete waits this long */
     unsigned max_running_per_user;   /* for non-admin owners; 0 for no limit */
     guint64 host_memory_mib;         /* guests' memory on this host at most; 0: unlimited */
     unsigned ticket_ttl_s;           /* console ticket lifetime, <= 60 */

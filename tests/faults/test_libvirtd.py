@@ -2,12 +2,15 @@
 # Losing libvirtd: /readyz says so, operations that need libvirt answer 503, guests keep
 # running; once libvirtd is back vmbroker reconnects (with backoff), re-registers its
 # callbacks and resyncs: a guest that died meanwhile is stopped, and events flow again.
-# A hung libvirtd (SIGSTOP) is noticed by keepalive. The shared libvirtd is restarted once
-# and frozen once, each briefly, and always brought back.
+# A hung libvirtd (SIGSTOP) is noticed by keepalive; with keepalive off, no request waits on
+# it longer than libvirt.call_timeout_s (readyz: 2 s), and what a create had begun is
+# finished or undone once libvirtd answers again. The shared libvirtd is restarted once and
+# frozen twice, each briefly, and always brought back.
 import os
 import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import faults  # noqa: E402
@@ -75,6 +78,43 @@ class Libvirtd(faults.FaultCase):
         virsh('destroy', vm['name'], check=True)
         got = self.wait_state(self.admin, vm['id'], 'stopped')
         self.assertEqual(got['state_reason'], 'destroyed outside vmbroker')
+        self.assert_agree()
+
+    def test_hung_libvirtd_holds_no_request(self):
+        # Keepalive off: only the bound on each request's libvirt work stands between a
+        # client and a libvirtd that accepts but never answers.
+        self.start(libvirt={'keepalive_interval_s': '0', 'call_timeout_s': '15',
+                            'sync_interval_s': '3600'})
+        self.admin = self.user('root')
+        vm = self.create(self.admin, 'memtest')
+        pid = int(subprocess.run(['pgrep', '-x', 'libvirtd'], capture_output=True, text=True,
+                                 check=True).stdout.split()[0])
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            # Generous bounds (the call timeout is 15 s) against a wait that would
+            # otherwise never end.
+            for method, path, body in (('POST', '/api/v1/vms', {'template': 'memtest'}),
+                                       ('DELETE', f'/api/v1/vms/{vm["id"]}', None),
+                                       ('GET', '/readyz', None)):
+                t0 = time.monotonic()
+                status, got = self.api(method, path, body, self.admin, timeout=90)
+                self.assertEqual(status, 503, got)
+                self.assertLess(time.monotonic() - t0, 45, f'{method} {path}')
+            self.assertEqual(got['checks']['libvirt'], 'down', got)
+            # What needs PostgreSQL only still answers.
+            status, vms = self.api('GET', '/api/v1/vms', auth=self.admin, timeout=10)
+            self.assertEqual(status, 200, vms)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        faults.wait_libvirtd()
+        self.wait_for('/readyz', lambda: self.api('GET', '/readyz')[0] == 200)
+        self.assertIn('did not finish within 15 s', self.broker.log())
+        # The create and the delete that were cut short went on in the background: neither
+        # is left half done, and PostgreSQL and libvirt agree.
+        self.wait_for('no VM in creating', lambda: 'creating' not in
+                      [v['state'] for v in self.api('GET', '/api/v1/vms', auth=self.admin)[1]])
+        self.wait_for('the delete finished', lambda: self.api(
+            'GET', f'/api/v1/vms/{vm["id"]}', auth=self.admin)[0] == 404)
         self.assert_agree()
 
 
