@@ -15,6 +15,7 @@
 #include "db-ports.h"
 #include "db-templates.h"
 #include "dom-storage.h"
+#include "svc-janitor.h"
 #include "svc-reaper.h"
 #include "svc-sync.h"
 #include "vmb-net.h"
@@ -90,6 +91,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
     g_autoptr(SvcVms) vms = NULL;
     g_autoptr(SvcConsole) console = NULL;
     g_autoptr(SvcReaper) reaper = NULL;
+    g_autoptr(SvcJanitor) janitor = NULL;
     g_autoptr(SvcSync) sync = NULL; /* freed first: its callbacks use vms and hv */
     g_autoptr(SvcIsos) isos = NULL;
     g_autofree char *host_id = NULL;
@@ -280,6 +282,11 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .console = console,
         .templates = templates,
         .interval_s = cfg->console_reaper_interval_s,
+    });
+    janitor = svc_janitor_start(&(SvcJanitorOptions) {
+        .db = pool,
+        .interval_s = cfg->database_janitor_interval_s,
+        .session_idle_s = cfg->auth_session_idle_s,
     });
     app = (App) {
         .cfg = cfg,

@@ -57,6 +57,8 @@ static const KeyDef keys[] = {
     { "database", "statement_timeout_ms", KEY_UINT, "5000", 0, 3600000,
       OFF(database_statement_timeout_ms) },
     { "database", "cache_entries", KEY_UINT, "10000", 0, 1000000, OFF(database_cache_entries) },
+    { "database", "janitor_interval_s", KEY_UINT, "60", 1, 86400,
+      OFF(database_janitor_interval_s) },
     { "libvirt", "uri", KEY_STRING, "qemu:///system", 0, 0, OFF(libvirt_uri) },
     { "libvirt", "name_prefix", KEY_PREFIX, "vmbroker-", 0, 0, OFF(libvirt_name_prefix) },
     { "libvirt", "stop_timeout_s", KEY_UINT, "30", 0, 3600, OFF(libvirt_stop_timeout_s) },

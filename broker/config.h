@@ -30,6 +30,7 @@ typedef struct {
     unsigned database_pool_size;   /* pooled connections at most */
     unsigned database_statement_timeout_ms; /* per statement */
     unsigned database_cache_entries; /* read cache bound, 0 for no cache */
+    unsigned database_janitor_interval_s; /* expired tickets and sessions are deleted this often */
 
     /* [libvirt] */
     char *libvirt_uri;             /* hypervisor connection URI */

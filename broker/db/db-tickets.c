@@ -3,6 +3,8 @@
 // the same ticket at once cannot both win.
 #include "db-tickets.h"
 
+#include <stdlib.h>
+
 #include "vmb-error.h"
 
 /**
@@ -65,15 +67,23 @@ db_tickets_consume(DbConn *conn, const char *secret_hash, const char *purpose,
 /**
  * db_tickets_purge:
  * @conn: a connection
+ * @ret_count: (out) (optional): tickets removed
  * @error: return location for an error
+ *
+ * Deletes tickets that expired more than a minute ago (used or not).
  *
  * Returns: true on success.
  */
 bool
-db_tickets_purge(DbConn *conn, GError **error)
+db_tickets_purge(DbConn *conn, unsigned *ret_count, GError **error)
 {
     g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,
         "DELETE FROM console_tickets WHERE expires_at < now() - interval '1 minute'",
         0, NULL, error);
-    return res != NULL;
+
+    if (!res)
+        return false;
+    if (ret_count)
+        *ret_count = (unsigned) strtoul(PQcmdTuples(res), NULL, 10);
+    return true;
 }

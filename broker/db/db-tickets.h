@@ -15,4 +15,4 @@ bool db_tickets_insert(DbConn *conn, const char *secret_hash, const char *purpos
 bool db_tickets_consume(DbConn *conn, const char *secret_hash, const char *purpose,
                         const char *vm_id, char **ret_user_id, GError **error);
 /* Deletes tickets that expired more than a minute ago. */
-bool db_tickets_purge(DbConn *conn, GError **error);
+bool db_tickets_purge(DbConn *conn, unsigned *ret_count, GError **error);

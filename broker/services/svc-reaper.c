@@ -6,13 +6,11 @@
 
 #include "db-vms.h"
 #include "vmb-log.h"
+#include "vmb-periodic.h"
 
 struct SvcReaper {
     SvcReaperOptions opts;
-    GMutex lock;
-    GCond wake;
-    bool quit;
-    GThread *thread;
+    VmbPeriodic *clock;
 };
 
 static void
@@ -52,8 +50,9 @@ reap_one(SvcReaper *r, DbConn *db, const DbVm *vm, gint64 now_s)
 }
 
 static void
-sweep(SvcReaper *r)
+sweep(gpointer data)
 {
+    SvcReaper *r = data;
     g_autoptr(GError) err = NULL;
     g_autoptr(DbConn) db = db_pool_acquire(r->opts.db, &err);
     g_autoptr(GPtrArray) all = db ? db_vms_list(db, NULL, &err) : NULL;
@@ -70,26 +69,6 @@ sweep(SvcReaper *r)
     }
 }
 
-static gpointer
-reaper_main(gpointer data)
-{
-    SvcReaper *r = data;
-
-    g_mutex_lock(&r->lock);
-    while (!r->quit) {
-        gint64 until = g_get_monotonic_time() + (gint64) r->opts.interval_s * G_USEC_PER_SEC;
-        while (!r->quit && g_cond_wait_until(&r->wake, &r->lock, until))
-            ;
-        if (r->quit)
-            break;
-        g_mutex_unlock(&r->lock);
-        sweep(r);
-        g_mutex_lock(&r->lock);
-    }
-    g_mutex_unlock(&r->lock);
-    return NULL;
-}
-
 /**
  * svc_reaper_start:
  * @opts: settings; the pointers must outlive the reaper
@@ -102,10 +81,7 @@ svc_reaper_start(const SvcReaperOptions *opts)
     SvcReaper *r = g_new0(SvcReaper, 1);
 
     r->opts = *opts;
-    r->opts.interval_s = MAX(opts->interval_s, 1u);
-    g_mutex_init(&r->lock);
-    g_cond_init(&r->wake);
-    r->thread = g_thread_new("vmb-reaper", reaper_main, r);
+    r->clock = vmb_periodic_start("vmb-reaper", opts->interval_s, sweep, r);
     return r;
 }
 
@@ -118,12 +94,6 @@ svc_reaper_stop(SvcReaper *reaper)
 {
     if (!reaper)
         return;
-    g_mutex_lock(&reaper->lock);
-    reaper->quit = true;
-    g_cond_signal(&reaper->wake);
-    g_mutex_unlock(&reaper->lock);
-    g_thread_join(reaper->thread);
-    g_mutex_clear(&reaper->lock);
-    g_cond_clear(&reaper->wake);
+    vmb_periodic_stop(reaper->clock);
     g_free(reaper);
 }
