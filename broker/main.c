@@ -1,14 +1,11 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// vmbroker's command line: global options, then a subcommand.
-#include <stdarg.h>
+// vmbroker's command line: global options, then a subcommand from the verb table.
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "build-config.h"
 #include "cmd.h"
-#include "cmd-template.h"
-#include "vmb-log.h"
 
 /* Used when --config is not given and the file exists. */
 #define DEFAULT_CONFIG_PATH "/etc/vmbroker/vmbroker.conf"
@@ -28,64 +25,18 @@ static const char usage[] =
     "Every command takes --help. The config file is INI; every key can also be set as\n"
     "VMBROKER_<SECTION>_<KEY>. Default config: " DEFAULT_CONFIG_PATH " if it exists.\n";
 
-void
-cmd_fail(const char *fmt, ...)
-{
-    g_autofree char *msg = NULL;
-    va_list ap;
-
-    va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    /* One line, always: libpq and libvirt messages may carry newlines and tabs. */
-    g_strdelimit(g_strstrip(msg), "\n\r\t", ' ');
-    fprintf(stderr, "vmbroker: %s\n", msg);
-}
-
-/**
- * cmd_load_config:
- * @path: (nullable): the config file; NULL for defaults and environment only
- * @needs: what the command uses; only a command that talks to PostgreSQL passes
- *   CONFIG_NEEDS_DATABASE, so the others run without database.url
- *
- * Loads and checks the config and applies log.level, or prints the one error line.
- *
- * Returns: (transfer full): the configuration, or NULL.
- */
-Config *
-cmd_load_config(const char *path, ConfigNeeds needs)
-{
-    g_autoptr(GError) error = NULL;
-    Config *cfg = config_load(path, needs, &error);
-
-    if (!cfg) {
-        cmd_fail("%s", error->message);
-        return NULL;
-    }
-    if (strcmp(cfg->log_level, "debug") == 0)
-        vmb_log_set_level(VMB_LOG_DEBUG);
-    else if (strcmp(cfg->log_level, "warning") == 0)
-        vmb_log_set_level(VMB_LOG_WARNING);
-    else if (strcmp(cfg->log_level, "error") == 0)
-        vmb_log_set_level(VMB_LOG_ERROR);
-    return cfg;
-}
-
-static int
-cmd_template(const char *config_path, int argc, char **argv)
-{
-    g_autoptr(Config) cfg = NULL;
-
-    for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-            return cmd_template_main(NULL, NULL, NULL, argc, argv); /* usage needs no config */
-    /* Templates are files: an admin renders them where there is no PostgreSQL. */
-    cfg = cmd_load_config(config_path, CONFIG_NEEDS_NOTHING);
-    if (!cfg)
-        return CMD_EXIT_FAILURE;
-    return cmd_template_main(cfg->templates_dir, cfg->libvirt_name_prefix,
-                             cfg->libvirt_domain_type, argc, argv);
-}
+/* The subcommands, each in broker/cmd/. */
+static const struct {
+    const char *name;
+    int (*run)(const char *config_path, int argc, char **argv);
+} verbs[] = {
+    { "serve", cmd_serve },
+    { "migrate", cmd_migrate },
+    { "user", cmd_user },
+    { "token", cmd_token },
+    { "template", cmd_template },
+    { "version", cmd_version },
+};
 
 int
 main(int argc, char **argv)
@@ -119,24 +70,9 @@ main(int argc, char **argv)
 
     argc -= i;
     argv += i;
-    if (strcmp(argv[0], "version") == 0) {
-        if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-            printf("Usage: vmbroker version\n\nPrints the version of vmbroker.\n");
-            return CMD_EXIT_OK;
-        }
-        printf("vmbroker %s\n", VMB_VERSION);
-        return CMD_EXIT_OK;
-    }
-    if (strcmp(argv[0], "serve") == 0)
-        return cmd_serve(config_path, argc, argv);
-    if (strcmp(argv[0], "migrate") == 0)
-        return cmd_migrate(config_path, argc, argv);
-    if (strcmp(argv[0], "user") == 0)
-        return cmd_user(config_path, argc, argv);
-    if (strcmp(argv[0], "token") == 0)
-        return cmd_token(config_path, argc, argv);
-    if (strcmp(argv[0], "template") == 0)
-        return cmd_template(config_path, argc, argv);
+    for (size_t v = 0; v < G_N_ELEMENTS(verbs); v++)
+        if (strcmp(argv[0], verbs[v].name) == 0)
+            return verbs[v].run(config_path, argc, argv);
     cmd_fail("unknown command '%s' (see vmbroker --help)", argv[0]);
     return CMD_EXIT_USAGE;
 }

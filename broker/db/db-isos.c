@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// isos: look-ups by id with the visibility rule of API.md.
+// isos: look-ups by id with the visibility rule of README (HTTP API): shared ISOs of admins and
+// service accounts, a user's own for that user.
 #include "db-isos.h"
 
 #include <stdlib.h>

@@ -26,7 +26,7 @@ reap_one(SvcReaper *r, DbConn *db, const DbVm *vm, gint64 now_s)
 
     if (!t)
         return;
-    svc_console_vm_activity(r->opts.console, vm->id, &conns, &last_us);
+    r->opts.activity(vm->id, &conns, &last_us, r->opts.activity_data);
     if (last_us) {
         g_autoptr(GDateTime) at = g_date_time_new_from_unix_utc(last_us / G_USEC_PER_SEC);
         db_vms_console_touch(db, vm->id, at, NULL);

@@ -7,15 +7,20 @@
 
 #include "db-pool.h"
 #include "dom-template.h"
-#include "svc-console.h"
 #include "svc-vms.h"
 
 typedef struct SvcReaper SvcReaper;
 
+/* Open console connections of @vm_id and the time of the last client byte (g_get_real_time
+ * µs, 0: none): the console service answers (it sits above the services). */
+typedef void (*SvcReaperActivityFunc)(const char *vm_id, unsigned *ret_connections,
+                                      gint64 *ret_last_client_us, gpointer data);
+
 typedef struct {
     DbPool *db;                      /* PostgreSQL */
     SvcVms *vms;                     /* stops */
-    SvcConsole *console;             /* live console activity */
+    SvcReaperActivityFunc activity;  /* live console activity of a VM */
+    gpointer activity_data;          /* for activity */
     const DomTemplateSet *templates; /* idle timeouts and lifetimes */
     unsigned interval_s;             /* how often it looks */
 } SvcReaperOptions;

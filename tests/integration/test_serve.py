@@ -29,7 +29,8 @@ class Serve(harness.TestCase):
         status, hdrs, body = b.get_json('/readyz')
         self.assertEqual(status, 200, body)
         self.assertEqual(body['status'], 'ready')
-        self.assertEqual(body['checks'], {'database': 'ok', 'libvirt': 'ok'})
+        self.assertEqual(body['checks'], {'database': 'ok', 'libvirt': 'ok', 'accelerator': 'ok'})
+        self.assertIn(body['accelerator']['accelerator'], ('kvm', 'qemu'))
 
     def test_unknown_path_is_a_problem_404(self):
         b = self.serve()
@@ -96,7 +97,8 @@ class Serve(harness.TestCase):
         for field in ('type', 'title', 'detail'):
             self.assertIn(field, problem)
         self.assertIn('database', problem['detail'])
-        self.assertEqual(problem['checks'], {'database': 'down', 'libvirt': 'ok'})
+        self.assertEqual(problem['checks'], {'database': 'down', 'libvirt': 'ok',
+                                             'accelerator': 'ok'})
         # Liveness does not depend on the database.
         self.assertEqual(b.request('GET', '/healthz')[0], 200)
 
@@ -108,7 +110,7 @@ class Serve(harness.TestCase):
                 break
             time.sleep(0.2)
         self.assertEqual(status, 200, body)
-        self.assertEqual(body['checks'], {'database': 'ok', 'libvirt': 'ok'})
+        self.assertEqual(body['checks'], {'database': 'ok', 'libvirt': 'ok', 'accelerator': 'ok'})
 
     def in_flight_then_signal(self, sig):
         b = self.serve()

@@ -30,7 +30,7 @@ nullable_string(const char *s)
  * api_vm_json:
  * @vm: a VM
  *
- * Returns: (transfer full): the vm object of API.md.
+ * Returns: (transfer full): the vm object (README, HTTP API; contrib/openapi.yaml: Vm).
  */
 json_object *
 api_vm_json(const DbVm *vm)

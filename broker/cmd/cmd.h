@@ -19,3 +19,5 @@ int cmd_serve(const char *config_path, int argc, char **argv);
 int cmd_migrate(const char *config_path, int argc, char **argv);
 int cmd_user(const char *config_path, int argc, char **argv);
 int cmd_token(const char *config_path, int argc, char **argv);
+int cmd_template(const char *config_path, int argc, char **argv);
+int cmd_version(const char *config_path, int argc, char **argv);

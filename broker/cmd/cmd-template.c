@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmd.h"
 #include "dom-storage.h"
 #include "dom-template.h"
 #include "dom-xml.h"
@@ -32,7 +33,7 @@ cmd_list(const DomTemplateSet *set)
                t->memory_mib, t->vcpus, dom_template_needs_iso(t) ? "user" : "-",
                t->description);
     }
-    return 0;
+    return CMD_EXIT_OK;
 }
 
 /* The daemon's `auto` asks libvirt and boots a probe guest under KVM; render talks to neither,
@@ -76,26 +77,26 @@ cmd_render(const DomTemplateSet *set, const char *name_prefix, const char *confi
     g_option_context_set_help_enabled(ctx, FALSE);
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
-        fprintf(stderr, "vmbroker: template render: %s\n", error->message);
-        return 2;
+        cmd_fail("template render: %s", error->message);
+        return CMD_EXIT_USAGE;
     }
     if (argc != 2) {
-        fprintf(stderr, "vmbroker: template render: expected one template name (see --help)\n");
-        return 2;
+        cmd_fail("template render: expected one template name (see --help)");
+        return CMD_EXIT_USAGE;
     }
     t = dom_template_set_lookup(set, argv[1]);
     if (!t) {
-        fprintf(stderr, "vmbroker: template render: no template '%s' (see 'vmbroker template list')\n",
+        cmd_fail("template render: no template '%s' (see 'vmbroker template list')",
                 argv[1]);
-        return 1;
+        return CMD_EXIT_FAILURE;
     }
     if (vnc_port < 1 || vnc_port > 65535 || ws_port < 1 || ws_port > 65535) {
-        fprintf(stderr, "vmbroker: template render: ports are 1-65535\n");
-        return 2;
+        cmd_fail("template render: ports are 1-65535");
+        return CMD_EXIT_USAGE;
     }
     if (domain_type && strcmp(domain_type, "kvm") != 0 && strcmp(domain_type, "qemu") != 0) {
-        fprintf(stderr, "vmbroker: template render: --domain-type is kvm or qemu\n");
-        return 2;
+        cmd_fail("template render: --domain-type is kvm or qemu");
+        return CMD_EXIT_USAGE;
     }
 
     /* Placeholders: plausible values that show where each instance value goes. */
@@ -143,11 +144,11 @@ cmd_render(const DomTemplateSet *set, const char *name_prefix, const char *confi
     };
     xml = dom_xml_build_string(t, &inst, &error);
     if (!xml) {
-        fprintf(stderr, "vmbroker: template render: %s\n", error->message);
-        return 1;
+        cmd_fail("template render: %s", error->message);
+        return CMD_EXIT_FAILURE;
     }
     fputs(xml, stdout);
-    return 0;
+    return CMD_EXIT_OK;
 }
 
 /**
@@ -173,27 +174,53 @@ cmd_template_main(const char *templates_dir, const char *name_prefix, const char
 
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fputs(USAGE, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+        return argc < 2 ? CMD_EXIT_USAGE : CMD_EXIT_OK;
     }
     if (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "render") != 0) {
-        fprintf(stderr, "vmbroker: template: unknown command '%s' (see --help)\n", argv[1]);
-        return 2;
+        cmd_fail("template: unknown command '%s' (see --help)", argv[1]);
+        return CMD_EXIT_USAGE;
     }
     if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
         fputs(USAGE, stdout);
-        return 0;
+        return CMD_EXIT_OK;
     }
     set = dom_template_set_load_dir(templates_dir, &error);
     if (!set) {
-        fprintf(stderr, "vmbroker: template: %s\n", error->message);
-        return 1;
+        cmd_fail("template: %s", error->message);
+        return CMD_EXIT_FAILURE;
     }
     if (strcmp(argv[1], "list") == 0) {
         if (argc != 2) {
-            fprintf(stderr, "vmbroker: template list: takes no arguments\n");
-            return 2;
+            cmd_fail("template list: takes no arguments");
+            return CMD_EXIT_USAGE;
         }
         return cmd_list(set);
     }
     return cmd_render(set, name_prefix, domain_type, argc - 1, argv + 1);
+}
+
+/**
+ * cmd_template:
+ * @config_path: (nullable): config file
+ * @argc: argument count, argv[0] is "template"
+ * @argv: arguments
+ *
+ * `vmbroker template list|render`: needs no database, nor database.url.
+ *
+ * Returns: the exit status.
+ */
+int
+cmd_template(const char *config_path, int argc, char **argv)
+{
+    g_autoptr(Config) cfg = NULL;
+
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return cmd_template_main(NULL, NULL, NULL, argc, argv); /* usage needs no config */
+    /* Templates are files: an admin renders them where there is no PostgreSQL. */
+    cfg = cmd_load_config(config_path, CONFIG_NEEDS_NOTHING);
+    if (!cfg)
+        return CMD_EXIT_FAILURE;
+    return cmd_template_main(cfg->templates_dir, cfg->libvirt_name_prefix,
+                             cfg->libvirt_domain_type, argc, argv);
 }

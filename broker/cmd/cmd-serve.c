@@ -61,6 +61,14 @@ prepare_tx(DbConn *conn, void *data, GError **error)
     return true;
 }
 
+/* The reaper's view of console activity. */
+static void
+console_activity(const char *vm_id, unsigned *ret_connections, gint64 *ret_last_client_us,
+                 gpointer data)
+{
+    svc_console_vm_activity(data, vm_id, ret_connections, ret_last_client_us);
+}
+
 /**
  * cmd_serve:
  * @config_path: (nullable): config file
@@ -279,7 +287,8 @@ cmd_serve(const char *config_path, int argc, char **argv)
     reaper = svc_reaper_start(&(SvcReaperOptions) {
         .db = pool,
         .vms = vms,
-        .console = console,
+        .activity = console_activity,
+        .activity_data = console,
         .templates = templates,
         .interval_s = cfg->console_reaper_interval_s,
     });
