@@ -25,12 +25,12 @@
 #define PROBE_DISK_BYTES (1024 * 1024)
 #define PROBE_MEMORY_MIB 32
 
-static const char *const mode_names[] = {
+const char *const dom_accel_mode_names[DOM_ACCEL_MODE_LAST + 1] = {
     [DOM_ACCEL_AUTO] = "auto",
     [DOM_ACCEL_KVM] = "kvm",
     [DOM_ACCEL_QEMU] = "qemu",
+    [DOM_ACCEL_MODE_LAST] = NULL,
 };
-G_STATIC_ASSERT(G_N_ELEMENTS(mode_names) == DOM_ACCEL_MODE_LAST);
 
 /* The boot sector, loaded by the BIOS at 0x7c00 (assembled once by hand; the comments are
  * the source). Page tables at 0x1000-0x3fff identity-map the first 2 MiB with one large
@@ -84,7 +84,7 @@ const char *
 dom_accel_mode_to_string(DomAccelMode mode)
 {
     g_return_val_if_fail(mode < DOM_ACCEL_MODE_LAST, NULL);
-    return mode_names[mode];
+    return dom_accel_mode_names[mode];
 }
 
 /**
@@ -97,7 +97,7 @@ int
 dom_accel_mode_from_string(const char *s)
 {
     for (int m = 0; s && m < DOM_ACCEL_MODE_LAST; m++)
-        if (strcmp(s, mode_names[m]) == 0)
+        if (strcmp(s, dom_accel_mode_names[m]) == 0)
             return m;
     return -1;
 }

@@ -17,6 +17,8 @@ typedef enum {
     DOM_ACCEL_MODE_LAST
 } DomAccelMode;
 
+/* libvirt.domain_type's spellings, indexed by mode, NULL-terminated. */
+extern const char *const dom_accel_mode_names[DOM_ACCEL_MODE_LAST + 1];
 const char *dom_accel_mode_to_string(DomAccelMode mode);
 int dom_accel_mode_from_string(const char *s);
 

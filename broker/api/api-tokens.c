@@ -4,6 +4,7 @@
 
 #include "api-common.h"
 #include "db-tokens.h"
+#include "svc-users.h"
 
 /* Ten years: longer-lived tokens are refused. */
 #define TOKEN_MAX_EXPIRES_S (G_GINT64_CONSTANT(10) * 365 * 86400)
@@ -65,15 +66,13 @@ api_tokens_list(HttpRequest *req, void *app)
     App *a = app;
     g_autoptr(ApiCaller) caller = NULL;
     g_autoptr(GError) error = NULL;
-    g_autoptr(DbConn) conn = NULL;
     g_autoptr(GPtrArray) tokens = NULL;
     g_autoptr(json_object) out = json_object_new_array();
     HttpReply *reply = api_authenticate(req, a, &caller);
 
     if (reply)
         return reply;
-    conn = db_pool_acquire(a->db, &error);
-    tokens = conn ? db_tokens_list(conn, caller->user->id, &error) : NULL;
+    tokens = svc_users_tokens(a->db, caller->user, &error);
     if (!tokens)
         return api_error(req, error);
     for (guint i = 0; i < tokens->len; i++) {
@@ -103,14 +102,11 @@ api_tokens_delete(HttpRequest *req, void *app)
     App *a = app;
     g_autoptr(ApiCaller) caller = NULL;
     g_autoptr(GError) error = NULL;
-    g_autoptr(DbConn) conn = NULL;
     HttpReply *reply = api_authenticate(req, a, &caller);
 
     if (reply)
         return reply;
-    conn = db_pool_acquire(a->db, &error);
-    if (!conn ||
-        !db_tokens_revoke(conn, caller->user->id, http_request_param(req, "id"), &error))
+    if (!svc_users_revoke_token(a->db, caller->user, http_request_param(req, "id"), &error))
         return api_error(req, error);
     return http_reply_empty(204);
 }

@@ -2,23 +2,9 @@
 // /api/v1/users: the admin's view of the accounts, and disabling one.
 #include "api.h"
 
-#include <string.h>
 
 #include "api-common.h"
-#include "http-problem.h"
-
-/* Authenticates and insists on an admin: service accounts may not administer users. */
-static HttpReply *
-require_admin(HttpRequest *req, App *a, ApiCaller **ret_caller)
-{
-    HttpReply *reply = api_authenticate(req, a, ret_caller);
-
-    if (reply)
-        return reply;
-    if (strcmp((*ret_caller)->user->role, "admin") != 0)
-        return http_problem_new(403, "Only admins manage users.", NULL);
-    return NULL;
-}
+#include "svc-users.h"
 
 /**
  * api_users_list:
@@ -33,15 +19,13 @@ api_users_list(HttpRequest *req, void *app)
     App *a = app;
     g_autoptr(ApiCaller) caller = NULL;
     g_autoptr(GError) error = NULL;
-    g_autoptr(DbConn) db = NULL;
     g_autoptr(GPtrArray) users = NULL;
     g_autoptr(json_object) out = json_object_new_array();
-    HttpReply *reply = require_admin(req, a, &caller);
+    HttpReply *reply = api_authenticate(req, a, &caller);
 
     if (reply)
         return reply;
-    db = db_pool_acquire(a->db, &error);
-    users = db ? db_users_list(db, &error) : NULL;
+    users = svc_users_list(a->db, caller->user, &error);
     if (!users)
         return api_error(req, error);
     for (guint i = 0; i < users->len; i++) {
@@ -58,16 +42,12 @@ set_disabled(HttpRequest *req, App *a, bool disabled)
 {
     g_autoptr(ApiCaller) caller = NULL;
     g_autoptr(GError) error = NULL;
-    g_autoptr(DbConn) db = NULL;
-    const char *id = http_request_param(req, "id");
-    HttpReply *reply = require_admin(req, a, &caller);
+    HttpReply *reply = api_authenticate(req, a, &caller);
 
     if (reply)
         return reply;
-    if (disabled && strcmp(id, caller->user->id) == 0)
-        return http_problem_new(409, "You cannot disable yourself.", NULL);
-    db = db_pool_acquire(a->db, &error);
-    if (!db || !db_users_set_disabled(db, id, disabled, &error))
+    if (!svc_users_set_disabled(a->db, caller->user, http_request_param(req, "id"), disabled,
+                                &error))
         return api_error(req, error);
     return http_reply_empty(204);
 }

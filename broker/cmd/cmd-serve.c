@@ -175,7 +175,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
     hv = dom_hypervisor_new(cfg->libvirt_uri);
     accel = svc_accel_new(&(SvcAccelOptions) {
         .hv = hv,
-        .mode = (DomAccelMode) dom_accel_mode_from_string(cfg->libvirt_domain_type),
+        .mode = cfg->libvirt_domain_type,
         .name_prefix = cfg->libvirt_name_prefix,
         .storage_dir = cfg->storage_dir,
         .timeout_ms = cfg->libvirt_probe_timeout_ms,
@@ -266,7 +266,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
         .interval_s = cfg->libvirt_sync_interval_s,
         .keepalive_interval_s = cfg->libvirt_keepalive_interval_s,
         .keepalive_count = cfg->libvirt_keepalive_count,
-        .destroy_orphans = strcmp(cfg->libvirt_adopt_orphans, "destroy") == 0,
+        .destroy_orphans = cfg->libvirt_adopt_orphans == CONFIG_ORPHANS_DESTROY,
         .port_cooldown_s = cfg->console_port_cooldown_s,
         .metrics = metrics,
     }, &error);

@@ -222,5 +222,5 @@ cmd_template(const char *config_path, int argc, char **argv)
     if (!cfg)
         return CMD_EXIT_FAILURE;
     return cmd_template_main(cfg->templates_dir, cfg->libvirt_name_prefix,
-                             cfg->libvirt_domain_type, argc, argv);
+                             dom_accel_mode_to_string(cfg->libvirt_domain_type), argc, argv);
 }

@@ -48,12 +48,7 @@ cmd_load_config(const char *path, ConfigNeeds needs)
         cmd_fail("%s", error->message);
         return NULL;
     }
-    if (strcmp(cfg->log_level, "debug") == 0)
-        vmb_log_set_level(VMB_LOG_DEBUG);
-    else if (strcmp(cfg->log_level, "warning") == 0)
-        vmb_log_set_level(VMB_LOG_WARNING);
-    else if (strcmp(cfg->log_level, "error") == 0)
-        vmb_log_set_level(VMB_LOG_ERROR);
+    vmb_log_set_level(cfg->log_level);
     return cfg;
 }
 

@@ -10,6 +10,7 @@
 
 #include "build-config.h"
 #include "vmb-error.h"
+#include "vmb-log.h"
 
 typedef enum {
     KEY_STRING,
@@ -23,9 +24,7 @@ typedef enum {
     KEY_DBURL,
     KEY_DIR,
     KEY_PREFIX,
-    KEY_LOGLEVEL,
-    KEY_ORPHANS,
-    KEY_DOMAIN_TYPE,
+    KEY_ENUM,       /* one of names[]: the field is the index (an enum) */
 
     KEY_LAST
 } KeyType;
@@ -38,7 +37,18 @@ typedef struct {
                           * only with CONFIG_NEEDS_DATABASE) */
     guint64 min, max;    /* bounds of KEY_UINT and KEY_UINT64 */
     size_t offset;       /* where the parsed value goes in Config */
+    const char *const *names; /* KEY_ENUM: the spellings, NULL-terminated */
 } KeyDef;
+
+/* KEY_ENUM fields are enums, written as int. */
+G_STATIC_ASSERT(sizeof(DomAccelMode) == sizeof(int) && sizeof(VmbLogLevel) == sizeof(int) &&
+                sizeof(ConfigOrphans) == sizeof(int));
+
+static const char *const orphan_names[CONFIG_ORPHANS_LAST + 1] = {
+    [CONFIG_ORPHANS_ERROR] = "error",
+    [CONFIG_ORPHANS_DESTROY] = "destroy",
+    [CONFIG_ORPHANS_LAST] = NULL,
+};
 
 #define OFF(field) offsetof(Config, field)
 
@@ -68,8 +78,10 @@ static const KeyDef keys[] = {
     { "libvirt", "keepalive_interval_s", KEY_UINT, "5", 0, 3600,
       OFF(libvirt_keepalive_interval_s) },
     { "libvirt", "keepalive_count", KEY_UINT, "3", 1, 100, OFF(libvirt_keepalive_count) },
-    { "libvirt", "adopt_orphans", KEY_ORPHANS, "error", 0, 0, OFF(libvirt_adopt_orphans) },
-    { "libvirt", "domain_type", KEY_DOMAIN_TYPE, "auto", 0, 0, OFF(libvirt_domain_type) },
+    { "libvirt", "adopt_orphans", KEY_ENUM, "error", 0, 0, OFF(libvirt_adopt_orphans),
+      orphan_names },
+    { "libvirt", "domain_type", KEY_ENUM, "auto", 0, 0, OFF(libvirt_domain_type),
+      dom_accel_mode_names },
     { "libvirt", "probe_timeout_ms", KEY_UINT, "5000", 100, 60000,
       OFF(libvirt_probe_timeout_ms) },
     { "storage", "dir", KEY_STRING, "/var/lib/vmbroker", 0, 0, OFF(storage_dir) },
@@ -105,7 +117,7 @@ static const KeyDef keys[] = {
     { "auth", "login_failures_per_addr", KEY_UINT, "20", 1, 100000,
       OFF(auth_login_failures_per_addr) },
     { "auth", "login_window_s", KEY_UINT, "60", 1, 86400, OFF(auth_login_window_s) },
-    { "log", "level", KEY_LOGLEVEL, "info", 0, 0, OFF(log_level) },
+    { "log", "level", KEY_ENUM, "info", 0, 0, OFF(log_level), vmb_log_level_names },
 };
 
 /**
@@ -122,14 +134,11 @@ config_free(Config *cfg)
     g_free(cfg->database_url);
     g_free(cfg->libvirt_uri);
     g_free(cfg->libvirt_name_prefix);
-    g_free(cfg->libvirt_adopt_orphans);
-    g_free(cfg->libvirt_domain_type);
     g_free(cfg->storage_dir);
     g_free(cfg->console_listen);
     g_free(cfg->templates_dir);
     g_free(cfg->http_web_dir);
     g_free(cfg->console_novnc_dir);
-    g_free(cfg->log_level);
     g_free(cfg);
 }
 
@@ -288,22 +297,17 @@ parse_value(Config *cfg, const KeyDef *k, const char *value)
         *(char **) field = g_strdup(value);
         return NULL;
     }
-    case KEY_LOGLEVEL:
-        if (!g_strv_contains((const char *const[]) { "debug", "info", "warning", "error", NULL },
-                             value))
-            return g_strdup("not one of debug, info, warning, error");
-        *(char **) field = g_strdup(value);
-        return NULL;
-    case KEY_ORPHANS:
-        if (!g_strv_contains((const char *const[]) { "error", "destroy", NULL }, value))
-            return g_strdup("not one of error, destroy");
-        *(char **) field = g_strdup(value);
-        return NULL;
-    case KEY_DOMAIN_TYPE:
-        if (!g_strv_contains((const char *const[]) { "auto", "kvm", "qemu", NULL }, value))
-            return g_strdup("not one of auto, kvm, qemu");
-        *(char **) field = g_strdup(value);
-        return NULL;
+    case KEY_ENUM:
+        for (int i = 0; k->names[i]; i++) {
+            if (strcmp(value, k->names[i]) == 0) {
+                *(int *) field = i;
+                return NULL;
+            }
+        }
+        {
+            g_autofree char *all = g_strjoinv(", ", (char **) k->names);
+            return g_strdup_printf("not one of %s", all);
+        }
     case KEY_LAST:
         break;
     }

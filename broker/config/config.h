@@ -6,6 +6,17 @@
 #include <stdbool.h>
 #include <glib.h>
 
+#include "dom-accel.h"
+#include "vmb-log.h"
+
+/* libvirt.adopt_orphans: what becomes of a domain of ours that has no row. */
+typedef enum {
+    CONFIG_ORPHANS_ERROR,   /* adopted as a VM in state error, for an admin */
+    CONFIG_ORPHANS_DESTROY, /* destroyed */
+
+    CONFIG_ORPHANS_LAST
+} ConfigOrphans;
+
 typedef struct {
     unsigned first; /* inclusive */
     unsigned last;  /* inclusive */
@@ -41,8 +52,8 @@ typedef struct {
     unsigned libvirt_sync_interval_s; /* full resync of PostgreSQL with libvirt this often */
     unsigned libvirt_keepalive_interval_s; /* keepalive probe period, 0 disables keepalive */
     unsigned libvirt_keepalive_count; /* unanswered probes before the connection is dropped */
-    char *libvirt_adopt_orphans;   /* "error" (adopt for an admin) or "destroy" */
-    char *libvirt_domain_type;     /* "auto" (KVM where a probe guest passes), "kvm", "qemu" */
+    ConfigOrphans libvirt_adopt_orphans; /* adopt domains without a row for an admin, or destroy */
+    DomAccelMode libvirt_domain_type; /* auto (KVM where a probe guest passes), kvm, qemu */
     unsigned libvirt_probe_timeout_ms; /* how long the KVM probe guest may take */
 
     /* [storage] */
@@ -81,7 +92,7 @@ typedef struct {
     unsigned auth_login_window_s;  /* the throttling window */
 
     /* [log] */
-    char *log_level;               /* debug, info, warning or error */
+    VmbLogLevel log_level;         /* the lowest level written */
 } Config;
 
 /* What the command that loads the config will use: a key that only one use reads is

@@ -191,3 +191,90 @@ svc_users_create_token(DbPool *pool, const char *username, const char *name,
         return NULL;
     return g_steal_pointer(&token);
 }
+
+static bool
+require_admin(const DbUser *caller, GError **error)
+{
+    if (strcmp(caller->role, "admin") == 0)
+        return true;
+    g_set_error(error, VMB_ERROR, VMB_ERROR_FORBIDDEN, "Only admins manage users.");
+    return false;
+}
+
+/**
+ * svc_users_list:
+ * @pool: the database
+ * @caller: who asks: an admin
+ * @error: return location for an error (VMB_ERROR_FORBIDDEN for others)
+ *
+ * Returns: (transfer full) (element-type DbUser): every user, or NULL.
+ */
+GPtrArray *
+svc_users_list(DbPool *pool, const DbUser *caller, GError **error)
+{
+    g_autoptr(DbConn) conn = NULL;
+
+    if (!require_admin(caller, error) || !(conn = db_pool_acquire(pool, error)))
+        return NULL;
+    return db_users_list(conn, error);
+}
+
+/**
+ * svc_users_set_disabled:
+ * @pool: the database
+ * @caller: who asks: an admin
+ * @id: the user
+ * @disabled: disable (their sessions end, their tokens stop working) or enable
+ * @error: return location for an error (FORBIDDEN, NOT_FOUND, CONFLICT for oneself)
+ *
+ * Returns: true on success.
+ */
+bool
+svc_users_set_disabled(DbPool *pool, const DbUser *caller, const char *id, bool disabled,
+                       GError **error)
+{
+    g_autoptr(DbConn) conn = NULL;
+
+    if (!require_admin(caller, error))
+        return false;
+    if (disabled && strcmp(id, caller->id) == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "You cannot disable yourself.");
+        return false;
+    }
+    conn = db_pool_acquire(pool, error);
+    return conn && db_users_set_disabled(conn, id, disabled, error);
+}
+
+/**
+ * svc_users_tokens:
+ * @pool: the database
+ * @caller: whose tokens
+ * @error: return location for an error
+ *
+ * Returns: (transfer full) (element-type DbToken): the caller's tokens, or NULL.
+ */
+GPtrArray *
+svc_users_tokens(DbPool *pool, const DbUser *caller, GError **error)
+{
+    g_autoptr(DbConn) conn = db_pool_acquire(pool, error);
+
+    return conn ? db_tokens_list(conn, caller->id, error) : NULL;
+}
+
+/**
+ * svc_users_revoke_token:
+ * @pool: the database
+ * @caller: whose token
+ * @token_id: the token
+ * @error: return location for an error (VMB_ERROR_NOT_FOUND for another's token)
+ *
+ * Returns: true on success.
+ */
+bool
+svc_users_revoke_token(DbPool *pool, const DbUser *caller, const char *token_id,
+                       GError **error)
+{
+    g_autoptr(DbConn) conn = db_pool_acquire(pool, error);
+
+    return conn && db_tokens_revoke(conn, caller->id, token_id, error);
+}

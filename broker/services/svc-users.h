@@ -6,6 +6,7 @@
 #include <glib.h>
 
 #include "db-pool.h"
+#include "db-users.h"
 
 /* argon2id cost, in the units of libargon2 (memory in KiB). */
 typedef struct {
@@ -26,6 +27,16 @@ bool svc_users_verify_password(const char *phc_hash, const char *password);
 
 bool svc_users_add(DbPool *pool, const char *username, const char *role,
                    const char *password, char **ret_id, GError **error);
+
+/* Admins only (VMB_ERROR_FORBIDDEN otherwise): every user (element-type DbUser). */
+GPtrArray *svc_users_list(DbPool *pool, const DbUser *caller, GError **error);
+/* Admins only; nobody disables themselves (VMB_ERROR_CONFLICT). */
+bool svc_users_set_disabled(DbPool *pool, const DbUser *caller, const char *id, bool disabled,
+                            GError **error);
+/* The caller's own API tokens (element-type DbToken), and revoking one of them. */
+GPtrArray *svc_users_tokens(DbPool *pool, const DbUser *caller, GError **error);
+bool svc_users_revoke_token(DbPool *pool, const DbUser *caller, const char *token_id,
+                            GError **error);
 
 /* Creates an API token for @username; returns the token (shown once) or NULL. */
 char *svc_users_create_token(DbPool *pool, const char *username, const char *name,

@@ -9,13 +9,14 @@
 
 static VmbLogLevel min_level = VMB_LOG_INFO;
 
-static const char *const level_names[] = {
+/* The levels as log.level spells them (and as each line shows them, upper-cased). */
+const char *const vmb_log_level_names[VMB_LOG_LAST + 1] = {
     [VMB_LOG_DEBUG] = "debug",
     [VMB_LOG_INFO] = "info",
     [VMB_LOG_WARNING] = "warning",
     [VMB_LOG_ERROR] = "error",
+    [VMB_LOG_LAST] = NULL,
 };
-G_STATIC_ASSERT(G_N_ELEMENTS(level_names) == VMB_LOG_LAST);
 
 /**
  * vmb_log_set_level:
@@ -51,7 +52,7 @@ vmb_log(VmbLogLevel level, const char *fmt, ...)
     gmtime_r(&now.tv_sec, &tm);
     head = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                    tm.tm_sec, now.tv_nsec / 1000000, level_names[level]);
+                    tm.tm_sec, now.tv_nsec / 1000000, vmb_log_level_names[level]);
     room = sizeof(buf) - (size_t) head - 1; /* and the newline */
     va_start(ap, fmt);
     n = vsnprintf(buf + head, room + 1, fmt, ap);

@@ -14,6 +14,9 @@ typedef enum {
     VMB_LOG_LAST
 } VmbLogLevel;
 
+/* log.level's spellings, indexed by level, NULL-terminated. */
+extern const char *const vmb_log_level_names[VMB_LOG_LAST + 1];
+
 void vmb_log_set_level(VmbLogLevel level);
 void vmb_log(VmbLogLevel level, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
