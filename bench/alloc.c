@@ -260,7 +260,7 @@ setup(Bench *b, char **ret_host_id)
     if (!db_hosts_ensure(conn, "local", "qemu:///system", ret_host_id, &err) ||
         !db_ports_sync(conn, *ret_host_id, &ranges, &err) ||
         !db_templates_upsert(conn, "bench", "iso", "bench\n", NULL, &err) ||
-        !db_users_insert(conn, "bench", "user", NULL, &user_id, &err))
+        !db_users_insert(conn, "bench", DB_ROLE_USER, NULL, &user_id, &err))
         die("setup", err);
     {
         g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,

@@ -257,6 +257,6 @@ api_user_json(const DbUser *user)
 
     json_object_object_add(obj, "id", json_object_new_string(user->id));
     json_object_object_add(obj, "username", json_object_new_string(user->username));
-    json_object_object_add(obj, "role", json_object_new_string(user->role));
+    json_object_object_add(obj, "role", json_object_new_string(db_role_to_string(user->role)));
     return obj;
 }

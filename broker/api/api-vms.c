@@ -248,7 +248,7 @@ vm_action(HttpRequest *req, App *a, VmAction action)
         vm = svc_vms_get(a->vms, caller->user, id, &error);
         break;
     case VM_ACTION_STOP:
-        vm = svc_vms_stop(a->vms, caller->user, id, strcmp(caller->user->role, "user") == 0
+        vm = svc_vms_stop(a->vms, caller->user, id, caller->user->role == DB_ROLE_USER
                               ? "stopped by its owner" : "stopped by an administrator",
                           addr, &error);
         status = 202;

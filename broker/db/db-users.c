@@ -6,6 +6,44 @@
 
 #include "vmb-error.h"
 
+const char *const db_role_names[DB_ROLE_LAST + 1] = {
+    [DB_ROLE_ADMIN] = "admin",
+    [DB_ROLE_USER] = "user",
+    [DB_ROLE_SERVICE] = "service",
+    [DB_ROLE_LAST] = NULL,
+};
+
+/**
+ * db_role_to_string:
+ * @role: a role
+ *
+ * Returns: its name; "user" for a value out of range.
+ */
+const char *
+db_role_to_string(DbRole role)
+{
+    return (unsigned) role < DB_ROLE_LAST ? db_role_names[role] : db_role_names[DB_ROLE_USER];
+}
+
+/**
+ * db_role_from_string:
+ * @name: a role's name
+ * @ret_role: (out): the role
+ *
+ * Returns: true when @name names a role.
+ */
+bool
+db_role_from_string(const char *name, DbRole *ret_role)
+{
+    for (int r = 0; name && r < DB_ROLE_LAST; r++) {
+        if (strcmp(name, db_role_names[r]) == 0) {
+            *ret_role = (DbRole) r;
+            return true;
+        }
+    }
+    return false;
+}
+
 /**
  * db_user_free:
  * @user: (nullable): a user record
@@ -17,7 +55,6 @@ db_user_free(DbUser *user)
         return;
     g_free(user->id);
     g_free(user->username);
-    g_free(user->role);
     g_free(user->password_hash);
     g_free(user);
 }
@@ -35,7 +72,7 @@ db_user_copy(const DbUser *user)
 
     copy->id = g_strdup(user->id);
     copy->username = g_strdup(user->username);
-    copy->role = g_strdup(user->role);
+    copy->role = user->role;
     copy->password_hash = g_strdup(user->password_hash);
     copy->disabled = user->disabled;
     return copy;
@@ -56,7 +93,9 @@ db_users_from_row(const PGresult *res, int row, int col)
 
     user->id = g_strdup(PQgetvalue(res, row, col));
     user->username = g_strdup(PQgetvalue(res, row, col + 1));
-    user->role = g_strdup(PQgetvalue(res, row, col + 2));
+    /* The column's CHECK admits only the three; anything else gets the least. */
+    if (!db_role_from_string(PQgetvalue(res, row, col + 2), &user->role))
+        user->role = DB_ROLE_USER;
     user->disabled = strcmp(PQgetvalue(res, row, col + 3), "t") == 0;
     if (!PQgetisnull(res, row, col + 4))
         user->password_hash = g_strdup(PQgetvalue(res, row, col + 4));
@@ -67,7 +106,7 @@ db_users_from_row(const PGresult *res, int row, int col)
  * db_users_insert:
  * @conn: a connection
  * @username: a name already checked against the documented charset
- * @role: "admin", "user" or "service"
+ * @role: the role
  * @password_hash: (nullable): PHC string, NULL for no password login
  * @ret_id: (out) (optional): the new user's id
  * @error: return location for an error
@@ -75,10 +114,10 @@ db_users_from_row(const PGresult *res, int row, int col)
  * Returns: true on success; VMB_ERROR_CONFLICT when the name is taken.
  */
 bool
-db_users_insert(DbConn *conn, const char *username, const char *role,
+db_users_insert(DbConn *conn, const char *username, DbRole role,
                 const char *password_hash, char **ret_id, GError **error)
 {
-    const char *params[] = { username, role, password_hash };
+    const char *params[] = { username, db_role_to_string(role), password_hash };
     g_autoptr(PGresult) res = db_exec_result(conn,
         "INSERT INTO users (username, role, password_hash) VALUES ($1, $2, $3)"
         " ON CONFLICT (username) DO NOTHING RETURNING id", 3, params);
@@ -131,9 +170,9 @@ db_users_get_by_name(DbConn *conn, const char *username, GError **error)
  * Returns: (transfer full): the existing or new user, or NULL.
  */
 DbUser *
-db_users_ensure(DbConn *conn, const char *username, const char *role, GError **error)
+db_users_ensure(DbConn *conn, const char *username, DbRole role, GError **error)
 {
-    const char *params[] = { username, role };
+    const char *params[] = { username, db_role_to_string(role) };
     g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,
         "INSERT INTO users (username, role) VALUES ($1, $2) ON CONFLICT (username) DO NOTHING",
         2, params, error);

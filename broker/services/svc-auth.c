@@ -296,7 +296,7 @@ svc_auth_signup(SvcAuth *auth, DbPool *pool, const char *username, const char *p
     conn = db_pool_acquire(pool, error);
     if (!conn)
         return false;
-    return db_users_insert(conn, username, "user", hash, NULL, error);
+    return db_users_insert(conn, username, DB_ROLE_USER, hash, NULL, error);
 }
 
 /**

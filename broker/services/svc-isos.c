@@ -84,7 +84,7 @@ name_valid(const char *name)
 static bool
 is_privileged(const DbUser *user)
 {
-    return strcmp(user->role, "admin") == 0 || strcmp(user->role, "service") == 0;
+    return user->role == DB_ROLE_ADMIN || user->role == DB_ROLE_SERVICE;
 }
 
 static void
@@ -155,7 +155,7 @@ svc_isos_upload_begin(SvcIsos *isos, const DbUser *user, const char *name, gint6
     up->user = g_new0(DbUser, 1);
     up->user->id = g_strdup(user->id);
     up->user->username = g_strdup(user->username);
-    up->user->role = g_strdup(user->role);
+    up->user->role = user->role;
     up->name = g_strdup(name);
     up->sha = EVP_MD_CTX_new();
     if (!up->sha || EVP_DigestInit_ex(up->sha, EVP_sha256(), NULL) != 1) {
@@ -327,7 +327,7 @@ svc_isos_list(SvcIsos *isos, const DbUser *user, GError **error)
 {
     g_autoptr(DbConn) db = db_pool_acquire(isos->opts.db, error);
 
-    return db ? db_isos_list(db, strcmp(user->role, "admin") == 0 ? NULL : user->id, error)
+    return db ? db_isos_list(db, user->role == DB_ROLE_ADMIN ? NULL : user->id, error)
               : NULL;
 }
 
@@ -348,7 +348,7 @@ svc_isos_delete(SvcIsos *isos, const DbUser *user, const char *id, GError **erro
     g_autoptr(virConnect) conn = NULL;
     bool unused = false;
 
-    if (!db || !db_isos_delete(db, id, strcmp(user->role, "admin") == 0 ? NULL : user->id,
+    if (!db || !db_isos_delete(db, id, user->role == DB_ROLE_ADMIN ? NULL : user->id,
                                &volume, &unused, error))
         return false;
     if (unused) {

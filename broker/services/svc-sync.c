@@ -318,7 +318,7 @@ reconcile_orphan(SvcSync *sync, virConnectPtr conn, const char *name, GError **e
     owner = db_users_get_by_name(db, md->owner, &err);
     if (!owner && vmb_error_kind(err) == VMB_ERROR_NOT_FOUND) {
         g_clear_error(&err);
-        owner = db_users_ensure(db, md->owner, "user", &err);
+        owner = db_users_ensure(db, md->owner, DB_ROLE_USER, &err);
     }
     if (owner && virDomainGetUUIDString(dom, uuid) == 0) {
         DbVmSpec spec = {

@@ -41,18 +41,6 @@ svc_users_name_valid(const char *username)
 }
 
 /**
- * svc_users_role_valid:
- * @role: a candidate role
- *
- * Returns: true for "admin", "user" and "service".
- */
-bool
-svc_users_role_valid(const char *role)
-{
-    return g_strv_contains((const char *const[]) { "admin", "user", "service", NULL }, role);
-}
-
-/**
  * svc_users_hash_password:
  * @password: the password, 1 to 1024 bytes
  * @params: argon2id cost
@@ -110,7 +98,7 @@ svc_users_verify_password(const char *phc_hash, const char *password)
  * svc_users_add:
  * @pool: the database
  * @username: login name, checked against the documented charset
- * @role: admin, user or service
+ * @role: "admin", "user" or "service"
  * @password: (nullable): the password; NULL for an account without password login
  * @ret_id: (out) (optional): the new user's id
  * @error: return location for an error (VMB_ERROR_INVALID, VMB_ERROR_CONFLICT, ...)
@@ -123,6 +111,7 @@ svc_users_add(DbPool *pool, const char *username, const char *role, const char *
 {
     g_autofree char *hash = NULL;
     g_autoptr(DbConn) conn = NULL;
+    DbRole r;
 
     if (!svc_users_name_valid(username)) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
@@ -130,9 +119,9 @@ svc_users_add(DbPool *pool, const char *username, const char *role, const char *
                     "digit");
         return false;
     }
-    if (!svc_users_role_valid(role)) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
-                    "invalid role '%s': use " SVC_USERS_ROLES, role);
+    if (!db_role_from_string(role, &r)) {
+        g_autofree char *all = g_strjoinv("|", (char **) db_role_names);
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "invalid role '%s': use %s", role, all);
         return false;
     }
     if (password) {
@@ -143,7 +132,7 @@ svc_users_add(DbPool *pool, const char *username, const char *role, const char *
     conn = db_pool_acquire(pool, error);
     if (!conn)
         return false;
-    return db_users_insert(conn, username, role, hash, ret_id, error);
+    return db_users_insert(conn, username, r, hash, ret_id, error);
 }
 
 /**
@@ -195,7 +184,7 @@ svc_users_create_token(DbPool *pool, const char *username, const char *name,
 static bool
 require_admin(const DbUser *caller, GError **error)
 {
-    if (strcmp(caller->role, "admin") == 0)
+    if (caller->role == DB_ROLE_ADMIN)
         return true;
     g_set_error(error, VMB_ERROR, VMB_ERROR_FORBIDDEN, "Only admins manage users.");
     return false;

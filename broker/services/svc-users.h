@@ -16,10 +16,8 @@ typedef struct {
 } SvcArgon2Params;
 
 #define SVC_ARGON2_DEFAULTS ((SvcArgon2Params) { 19456, 2, 1 })
-#define SVC_USERS_ROLES "admin|user|service"
 
 bool svc_users_name_valid(const char *username);
-bool svc_users_role_valid(const char *role);
 
 char *svc_users_hash_password(const char *password, const SvcArgon2Params *params,
                               GError **error);

@@ -209,7 +209,7 @@ svc_vms_release(SvcVms *vms, const char *id)
 static bool
 sees_all(const DbUser *caller)
 {
-    return strcmp(caller->role, "admin") == 0 || strcmp(caller->role, "service") == 0;
+    return caller->role == DB_ROLE_ADMIN || caller->role == DB_ROLE_SERVICE;
 }
 
 static const char *
@@ -528,7 +528,7 @@ resolve_owner(SvcVms *vms, DbConn *conn, const SvcVmRequest *req, DbUser **ret_o
         return false;
     } else {
         /* The portal flow: a student's first VM creates the student (no password). */
-        owner = db_users_ensure(conn, req->owner, "user", error);
+        owner = db_users_ensure(conn, req->owner, DB_ROLE_USER, error);
     }
     if (!owner)
         return false;
@@ -557,7 +557,7 @@ check_capacity(SvcVms *vms, DbConn *conn, const DbUser *owner, const DomTemplate
         if (strcmp(vm->owner_id, owner->id) == 0)
             g_ptr_array_add(mine, g_ptr_array_steal_index(all, i));
     }
-    if (strcmp(owner->role, "admin") != 0 && vms->opts.max_running_per_user &&
+    if (owner->role != DB_ROLE_ADMIN && vms->opts.max_running_per_user &&
         mine->len >= vms->opts.max_running_per_user) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
                     "%s already has %u running VM(s), the most allowed; stop one first.",
@@ -623,7 +623,7 @@ create_now(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, GError
             return NULL;
         }
         iso = db_isos_get_usable(db, req->iso_id,
-                                 strcmp(owner->role, "admin") == 0 ? NULL : owner->id, &err);
+                                 owner->role == DB_ROLE_ADMIN ? NULL : owner->id, &err);
         if (!iso) {
             if (vmb_error_kind(err) == VMB_ERROR_NOT_FOUND)
                 g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "No usable ISO '%s'.",

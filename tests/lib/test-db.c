@@ -54,9 +54,9 @@ test_db_new(const char *tag, unsigned pool_size, unsigned vnc_first, unsigned ws
     check_ok(db_hosts_ensure(conn, "local", "qemu:///system", &db->host_id, &err), err);
     check_ok(db_ports_sync(conn, db->host_id, &ranges, &err), err);
     check_ok(db_templates_upsert(conn, "tiny", "iso", "name = tiny\n", NULL, &err), err);
-    check_ok(db_users_insert(conn, "alice", "user", NULL, &db->alice_id, &err), err);
-    check_ok(db_users_insert(conn, "bob", "user", NULL, &db->bob_id, &err), err);
-    check_ok(db_users_insert(conn, "root", "admin", NULL, &db->admin_id, &err), err);
+    check_ok(db_users_insert(conn, "alice", DB_ROLE_USER, NULL, &db->alice_id, &err), err);
+    check_ok(db_users_insert(conn, "bob", DB_ROLE_USER, NULL, &db->bob_id, &err), err);
+    check_ok(db_users_insert(conn, "root", DB_ROLE_ADMIN, NULL, &db->admin_id, &err), err);
     g_clear_pointer(&conn, db_conn_release);
     /* Open every connection now, one after the other: 64 clients connecting at once on a
      * loaded 2-core machine can exceed the pool's connect timeout, which is not what the
