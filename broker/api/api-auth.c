@@ -124,7 +124,7 @@ api_auth_signup(HttpRequest *req, void *app)
     HttpReply *reply;
 
     if (!a->cfg->auth_signup)
-        return http_problem_new(403, "Sign-up is closed on this server; ask an admin.", NULL);
+        return http_problem_kind(VMB_ERROR_FORBIDDEN, "Sign-up is closed on this server; ask an admin.", NULL);
     reply = read_credentials(req, &body, &username, &password);
     if (reply)
         return reply;

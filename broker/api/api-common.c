@@ -88,15 +88,15 @@ check_csrf(HttpRequest *req, App *app, const char *csrf_hash)
     g_autofree char *digest = NULL;
 
     if (!token)
-        return http_problem_new(403, "A signed-in request that changes something needs the "
+        return http_problem_kind(VMB_ERROR_FORBIDDEN, "A signed-in request that changes something needs the "
                                      "X-CSRF-Token header that login returned.", NULL);
     digest = vmb_secret_sha256_hex(token, strlen(token));
     if (!vmb_secret_equal(digest, csrf_hash))
-        return http_problem_new(403, "The X-CSRF-Token header does not match this session.",
+        return http_problem_kind(VMB_ERROR_FORBIDDEN, "The X-CSRF-Token header does not match this session.",
                                 NULL);
     if (origin ? strcmp(origin, ours) != 0
                : !(fetch_site && strcmp(fetch_site, "same-origin") == 0))
-        return http_problem_new(403, "Cross-site request refused: the Origin is not this "
+        return http_problem_kind(VMB_ERROR_FORBIDDEN, "Cross-site request refused: the Origin is not this "
                                      "site's.", NULL);
     return NULL;
 }
@@ -122,7 +122,7 @@ api_authenticate(HttpRequest *req, App *app, ApiCaller **ret_caller)
 
     if (authz) {
         if (g_ascii_strncasecmp(authz, "Bearer ", 7) != 0 || !authz[7]) {
-            HttpReply *r = http_problem_new(401, "Use 'Authorization: Bearer <token>'.", NULL);
+            HttpReply *r = http_problem_kind(VMB_ERROR_UNAUTHORIZED, "Use 'Authorization: Bearer <token>'.", NULL);
             http_reply_add_header(r, "WWW-Authenticate", "Bearer");
             return r;
         }
@@ -138,7 +138,7 @@ api_authenticate(HttpRequest *req, App *app, ApiCaller **ret_caller)
                 return refused;
         }
     } else {
-        HttpReply *r = http_problem_new(401, "Sign in, or send an API token.", NULL);
+        HttpReply *r = http_problem_kind(VMB_ERROR_UNAUTHORIZED, "Sign in, or send an API token.", NULL);
         http_reply_add_header(r, "WWW-Authenticate", "Bearer");
         return r;
     }
@@ -167,16 +167,16 @@ api_json_body(HttpRequest *req, json_object **ret_obj)
 
     if (!ctype || g_ascii_strncasecmp(ctype, "application/json", 16) != 0 ||
         (ctype[16] != '\0' && ctype[16] != ';'))
-        return http_problem_new(415, "Send the body as application/json.", NULL);
+        return http_problem_kind(VMB_ERROR_UNSUPPORTED_MEDIA, "Send the body as application/json.", NULL);
     if (strlen(body) != len || !g_utf8_validate(body, (gssize) len, NULL))
-        return http_problem_new(400, "The body is not valid UTF-8 text.", NULL);
+        return http_problem_kind(VMB_ERROR_INVALID, "The body is not valid UTF-8 text.", NULL);
     tok = json_tokener_new_ex(JSON_MAX_DEPTH);
     obj = json_tokener_parse_ex(tok, body, (int) len);
     if (!obj || json_tokener_get_error(tok) != json_tokener_success ||
         json_tokener_get_parse_end(tok) != len)
-        return http_problem_new(400, "The body is not valid JSON.", NULL);
+        return http_problem_kind(VMB_ERROR_INVALID, "The body is not valid JSON.", NULL);
     if (!json_object_is_type(obj, json_type_object))
-        return http_problem_new(400, "The body must be a JSON object.", NULL);
+        return http_problem_kind(VMB_ERROR_INVALID, "The body must be a JSON object.", NULL);
     *ret_obj = g_steal_pointer(&obj);
     return NULL;
 }

@@ -151,9 +151,9 @@ api_console_ws(HttpRequest *req, void *app)
 
     if (!header_has_token(http_request_header(req, "Upgrade"), "websocket") ||
         !header_has_token(http_request_header(req, "Connection"), "upgrade") || !key)
-        return http_problem_new(400, "This is a websocket endpoint.", NULL);
+        return http_problem_kind(VMB_ERROR_INVALID, "This is a websocket endpoint.", NULL);
     if (!version || strcmp(version, "13") != 0) {
-        reply = http_problem_new(426, "Only websocket version 13 is spoken here.", NULL);
+        reply = http_problem_kind(VMB_ERROR_UPGRADE_REQUIRED, "Only websocket version 13 is spoken here.", NULL);
         http_reply_add_header(reply, "Sec-WebSocket-Version", "13");
         return reply;
     }
@@ -161,9 +161,9 @@ api_console_ws(HttpRequest *req, void *app)
         return reply;
     ours = api_public_origin(a);
     if (origin ? strcmp(origin, ours) != 0 : !(caller && caller->kind == API_AUTH_TOKEN))
-        return http_problem_new(403, "Cross-site console connections are refused.", NULL);
+        return http_problem_kind(VMB_ERROR_FORBIDDEN, "Cross-site console connections are refused.", NULL);
     if (!ticket)
-        return http_problem_new(401, "A console ticket is required.", NULL);
+        return http_problem_kind(VMB_ERROR_UNAUTHORIZED, "A console ticket is required.", NULL);
     if (!svc_console_open(a->console, http_request_param(req, "id"), ticket,
                           caller ? caller->user->id : NULL, key,
                           http_request_header(req, "Sec-WebSocket-Protocol"), &up, &error))

@@ -122,7 +122,7 @@ api_health_ready(HttpRequest *req, void *app)
         g_autofree char *detail = g_strdup_printf("Not ready: %s unavailable.", down->str);
         json_object_object_add(extra, "checks", checks);
         json_object_object_add(extra, "accelerator", svc_accel_to_json(a->accel));
-        return http_problem_new(503, detail, g_steal_pointer(&extra));
+        return http_problem_kind(VMB_ERROR_UNAVAILABLE, detail, g_steal_pointer(&extra));
     }
 }
 

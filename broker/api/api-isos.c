@@ -53,10 +53,10 @@ upload_begin(HttpRequest *req, void *app, void **ret_ctx)
         return reply;
     if (!ctype || (g_ascii_strcasecmp(ctype, "application/octet-stream") != 0 &&
                    g_ascii_strcasecmp(ctype, "application/x-iso9660-image") != 0))
-        return http_problem_new(415, "Send the ISO as the raw body, with Content-Type "
+        return http_problem_kind(VMB_ERROR_UNSUPPORTED_MEDIA, "Send the ISO as the raw body, with Content-Type "
                                      "application/octet-stream.", NULL);
     if (clen && !g_ascii_string_to_unsigned(clen, 10, 0, G_MAXINT64, &declared, NULL))
-        return http_problem_new(400, "Content-Length is not a number.", NULL);
+        return http_problem_kind(VMB_ERROR_INVALID, "Content-Length is not a number.", NULL);
     up = svc_isos_upload_begin(a->isos, caller->user, http_request_param(req, "name"),
                                clen ? (gint64) declared : -1, &error);
     if (!up)

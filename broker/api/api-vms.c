@@ -346,7 +346,7 @@ api_vms_console_ticket(HttpRequest *req, void *app)
     if (vm->state != DB_VM_RUNNING) {
         g_autofree char *detail = g_strdup_printf("The VM is %s; start it first.",
                                                   db_vm_state_to_string(vm->state));
-        return http_problem_new(409, detail, NULL);
+        return http_problem_kind(VMB_ERROR_CONFLICT, detail, NULL);
     }
     ticket = svc_vms_mint_ticket(a->vms, vm, "ws", caller->user->id, &error);
     if (!ticket || !add_console_urls(a, out, vm, caller->user->id, &error))

@@ -27,6 +27,8 @@ static const struct {
     [VMB_ERROR_CONFIG] = { 500, false },
     [VMB_ERROR_SCHEMA] = { 500, false },
     [VMB_ERROR_HOST_UNSUITABLE] = { 503, true },
+    [VMB_ERROR_METHOD_NOT_ALLOWED] = { 405, true },
+    [VMB_ERROR_UPGRADE_REQUIRED] = { 426, true },
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(kind_map) == VMB_ERROR_LAST);
 
@@ -98,16 +100,20 @@ http_problem_from_error(const GError *error, json_object *extra)
 }
 
 /**
- * http_problem_new:
- * @status: an HTTP status
- * @detail: text for the client
+ * http_problem_kind:
+ * @kind: what went wrong; gives the status and the problem type
+ * @detail: text for the client, written for it (no internals)
  * @extra: (nullable) (transfer full): members to add to the problem object
  *
  * Returns: (transfer full): a problem+json reply.
  */
 HttpReply *
-http_problem_new(unsigned status, const char *detail, json_object *extra)
+http_problem_kind(VmbErrorKind kind, const char *detail, json_object *extra)
 {
-    g_autofree char *type = g_strdup_printf(PROBLEM_TYPE_BASE "http-%u", status);
-    return problem_reply(status, type, detail, extra);
+    g_autofree char *type = NULL;
+
+    if ((unsigned) kind >= VMB_ERROR_LAST)
+        kind = VMB_ERROR_INTERNAL;
+    type = g_strconcat(PROBLEM_TYPE_BASE, vmb_error_kind_to_string(kind), NULL);
+    return problem_reply(kind_map[kind].status, type, detail, extra);
 }

@@ -10,5 +10,5 @@ unsigned http_problem_status(VmbErrorKind kind);
 /* A problem reply for @error; internals (INTERNAL, UNAVAILABLE ...) get a generic detail.
  * @extra (nullable, taken) is an object whose members are added to the problem. */
 HttpReply *http_problem_from_error(const GError *error, json_object *extra);
-/* A problem reply with an explicit status and detail. */
-HttpReply *http_problem_new(unsigned status, const char *detail, json_object *extra);
+/* A problem reply of @kind with a detail written for the client. */
+HttpReply *http_problem_kind(VmbErrorKind kind, const char *detail, json_object *extra);

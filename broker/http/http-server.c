@@ -367,9 +367,9 @@ send_reply(HttpRequest *req, HttpReply *reply)
 }
 
 static enum MHD_Result
-send_problem(HttpRequest *req, unsigned status, const char *detail)
+send_problem(HttpRequest *req, VmbErrorKind kind, const char *detail)
 {
-    g_autoptr(HttpReply) reply = http_problem_new(status, detail, NULL);
+    g_autoptr(HttpReply) reply = http_problem_kind(kind, detail, NULL);
     return send_reply(req, reply);
 }
 
@@ -418,8 +418,9 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
 
         req->route = route_find(srv, method, url, &req->params, &status);
         if (!req->route)
-            return send_problem(req, status, status == 404 ? "No such resource."
-                                                           : "Method not allowed here.");
+            return status == 404 ? send_problem(req, VMB_ERROR_NOT_FOUND, "No such resource.")
+                                 : send_problem(req, VMB_ERROR_METHOD_NOT_ALLOWED,
+                                                "Method not allowed here.");
         if (req->route->stream) {
             HttpReply *refused = req->route->stream->begin(req, srv->opts.app, &req->stream_ctx);
             if (refused) {
@@ -435,7 +436,7 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
             declared > req->max_body) {
             g_autofree char *detail = g_strdup_printf(
                 "The request body is larger than %" G_GUINT64_FORMAT " bytes.", req->max_body);
-            return send_problem(req, 413, detail);
+            return send_problem(req, VMB_ERROR_TOO_LARGE, detail);
         }
         return MHD_YES;
     }
@@ -474,7 +475,7 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
                     "The request body is larger than %" G_GUINT64_FORMAT " bytes.",
                     req->max_body);
                 *upload_data_size = 0;
-                return send_problem(req, 413, detail);
+                return send_problem(req, VMB_ERROR_TOO_LARGE, detail);
             }
             g_byte_array_append(req->body, (const guint8 *) upload_data,
                                 (guint) *upload_data_size);

@@ -77,7 +77,7 @@ http_static_reply(const char *root, const char *relpath)
     HttpReply *reply;
 
     if (!relpath_safe(relpath))
-        return http_problem_new(404, "No such file.", NULL);
+        return http_problem_kind(VMB_ERROR_NOT_FOUND, "No such file.", NULL);
     path = g_build_filename(root, relpath, NULL);
     if (g_file_test(path, G_FILE_TEST_IS_DIR)) {
         char *index = g_build_filename(path, "index.html", NULL);
@@ -86,7 +86,7 @@ http_static_reply(const char *root, const char *relpath)
     }
     if (!g_file_test(path, G_FILE_TEST_IS_REGULAR) ||
         !g_file_get_contents(path, &data, &len, NULL) || len > STATIC_MAX_BYTES)
-        return http_problem_new(404, "No such file.", NULL);
+        return http_problem_kind(VMB_ERROR_NOT_FOUND, "No such file.", NULL);
     reply = http_reply_new(200, http_static_mime_type(path),
                            g_bytes_new_take(g_steal_pointer(&data), len));
     http_reply_add_header(reply, "Cache-Control", "no-cache");

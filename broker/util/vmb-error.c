@@ -21,6 +21,8 @@ static const char *const kind_names[] = {
     [VMB_ERROR_CONFIG] = "config",
     [VMB_ERROR_SCHEMA] = "schema",
     [VMB_ERROR_HOST_UNSUITABLE] = "host-unsuitable",
+    [VMB_ERROR_METHOD_NOT_ALLOWED] = "method-not-allowed",
+    [VMB_ERROR_UPGRADE_REQUIRED] = "upgrade-required",
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(kind_names) == VMB_ERROR_LAST);
 

@@ -22,6 +22,8 @@ typedef enum {
     VMB_ERROR_CONFIG,            /* bad configuration */
     VMB_ERROR_SCHEMA,            /* database schema newer than this binary */
     VMB_ERROR_HOST_UNSUITABLE,   /* the host cannot run the guest as configured (no KVM) */
+    VMB_ERROR_METHOD_NOT_ALLOWED, /* the path exists, the method does not */
+    VMB_ERROR_UPGRADE_REQUIRED,  /* a websocket endpoint asked for another protocol version */
 
     VMB_ERROR_LAST
 } VmbErrorKind;
