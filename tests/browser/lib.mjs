@@ -210,15 +210,32 @@ export class Broker {
         if (this.proc && this.proc.exitCode === null) {
             try {
                 for (const vm of await this.vms()) {
-                    const r = await this.api('DELETE', `/api/v1/vms/${vm.id}`);
+                    // 503 while vmbroker reconnects to a libvirtd that restarted (the faults
+                    // suite restarts the shared one): try again for a while.
+                    const end = Date.now() + 60_000;
+                    let r = await this.api('DELETE', `/api/v1/vms/${vm.id}`);
+                    while (r.status === 503 && Date.now() < end) {
+                        await sleep(1000);
+                        r = await this.api('DELETE', `/api/v1/vms/${vm.id}`);
+                    }
                     if (r.status !== 204) log(`cleanup: DELETE ${vm.name} answered ${r.status}`);
                 }
             } catch (e) {
                 log(`cleanup: could not delete VMs through the API: ${e.message}`);
             }
         }
-        // Whatever is left with our prefix (the API failed, or serve died): remove it in libvirt.
-        const list = spawnSync('virsh', ['-c', 'qemu:///system', 'list', '--all', '--name'], { encoding: 'utf8' });
+        // Whatever is left with our prefix (the API failed, or serve died): remove it in libvirt,
+        // once libvirtd answers.
+        let list;
+        try {
+            list = await waitFor('libvirtd to answer `virsh list`', () => {
+                const l = spawnSync('virsh', ['-c', 'qemu:///system', 'list', '--all', '--name'], { encoding: 'utf8' });
+                return l.status === 0 ? l : null;
+            }, 60_000, 1000);
+        } catch (e) {
+            log(`cleanup: ${e.message}: domains with prefix ${this.prefix} may be left`);
+            return;
+        }
         for (const dom of (list.stdout || '').split('\n').map((s) => s.trim()).filter((s) => s.startsWith(this.prefix))) {
             log(`cleanup: removing leftover domain ${dom}`);
             spawnSync('virsh', ['-c', 'qemu:///system', 'destroy', dom], { stdio: 'ignore' });
