@@ -27,6 +27,7 @@ static const struct {
     [VMB_ERROR_CONFIG] = { 500, false },
     [VMB_ERROR_SCHEMA] = { 500, false },
     [VMB_ERROR_HOST_UNSUITABLE] = { 503, true },
+    [VMB_ERROR_TIMEOUT] = { 503, true },
     [VMB_ERROR_METHOD_NOT_ALLOWED] = { 405, true },
     [VMB_ERROR_UPGRADE_REQUIRED] = { 426, true },
 };

@@ -1171,7 +1171,7 @@ vm_job_run(gpointer data)
 }
 
 /* Runs @job within call_timeout_s. Returns it (the caller frees it), or NULL after setting
- * VMB_ERROR_UNAVAILABLE: the job then finishes, or is undone, on its own. */
+ * VMB_ERROR_TIMEOUT: the job then finishes, or is undone, on its own. */
 static VmJob *
 run_job(SvcVms *vms, VmJob *job, GError **error)
 {
@@ -1186,8 +1186,11 @@ run_job(SvcVms *vms, VmJob *job, GError **error)
     vmb_warning("a VM %s waited %u s for libvirt (or for another operation on the VM) and "
                 "was answered 503; %s", what[kind], vms->opts.call_timeout_s,
                 started ? "it goes on, or is undone, in the background" : "it never ran");
-    g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
-                "the %s did not finish within %u s", what[kind], vms->opts.call_timeout_s);
+    g_set_error(error, VMB_ERROR, VMB_ERROR_TIMEOUT,
+                "The hypervisor did not finish the %s within %u s. %s", what[kind],
+                vms->opts.call_timeout_s,
+                started ? "It goes on in the background: look at the VM again shortly."
+                        : "Nothing was done; try again shortly.");
     return NULL;
 }
 
@@ -1211,7 +1214,7 @@ vm_job_new(JobKind kind, const DbUser *caller, const char *id, const char *remot
  * @error: return location for an error
  *
  * Checks, one transaction that leases ports and inserts the row, then libvirt; a failure
- * undoes every step. Waits at most call_timeout_s (then VMB_ERROR_UNAVAILABLE, and the
+ * undoes every step. Waits at most call_timeout_s (then VMB_ERROR_TIMEOUT, and the
  * create finishes or is undone in the background).
  *
  * Returns: (transfer full): the running VM, or NULL with nothing left behind.

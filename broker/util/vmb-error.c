@@ -21,6 +21,7 @@ static const char *const kind_names[] = {
     [VMB_ERROR_CONFIG] = "config",
     [VMB_ERROR_SCHEMA] = "schema",
     [VMB_ERROR_HOST_UNSUITABLE] = "host-unsuitable",
+    [VMB_ERROR_TIMEOUT] = "timeout",
     [VMB_ERROR_METHOD_NOT_ALLOWED] = "method-not-allowed",
     [VMB_ERROR_UPGRADE_REQUIRED] = "upgrade-required",
 };

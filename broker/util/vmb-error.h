@@ -22,6 +22,7 @@ typedef enum {
     VMB_ERROR_CONFIG,            /* bad configuration */
     VMB_ERROR_SCHEMA,            /* database schema newer than this binary */
     VMB_ERROR_HOST_UNSUITABLE,   /* the host cannot run the guest as configured (no KVM) */
+    VMB_ERROR_TIMEOUT,           /* a dependency did not answer within its bound; work goes on */
     VMB_ERROR_METHOD_NOT_ALLOWED, /* the path exists, the method does not */
     VMB_ERROR_UPGRADE_REQUIRED,  /* a websocket endpoint asked for another protocol version */
 

@@ -108,7 +108,7 @@ class Libvirtd(faults.FaultCase):
             os.kill(pid, signal.SIGCONT)
         faults.wait_libvirtd()
         self.wait_for('/readyz', lambda: self.api('GET', '/readyz')[0] == 200)
-        self.assertIn('did not finish within 15 s', self.broker.log())
+        self.assertIn('did not finish the create within 15 s', self.broker.log())
         # The create and the delete that were cut short went on in the background: neither
         # is left half done, and PostgreSQL and libvirt agree.
         self.wait_for('no VM in creating', lambda: 'creating' not in
