@@ -3,6 +3,7 @@
 #include "api.h"
 
 #include "api-common.h"
+#include "api-render.h"
 #include "http-problem.h"
 
 static HttpReply *
@@ -68,7 +69,7 @@ api_auth_login(HttpRequest *req, void *app)
     if (!login)
         return throttled_reply(req, error, retry);
     http_request_set_user(req, login->user->username);
-    json_object_object_add(out, "user", api_user_json(login->user));
+    json_object_object_add(out, "user", api_render_user(login->user, false));
     json_object_object_add(out, "csrf_token", json_object_new_string(login->csrf_token));
     reply = http_reply_json(200, out);
     cookie = session_cookie(a, login->session_secret, a->cfg->auth_session_max_s);
@@ -151,7 +152,7 @@ api_auth_me(HttpRequest *req, void *app)
 
     if (reply)
         return reply;
-    out = api_user_json(caller->user);
+    out = api_render_user(caller->user, false);
     json_object_object_add(out, "auth", json_object_new_string(
                                caller->kind == API_AUTH_TOKEN ? "token" : "session"));
     return http_reply_json(200, out);

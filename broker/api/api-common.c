@@ -243,20 +243,3 @@ api_json_uint(json_object *obj, const char *key, gint64 max, gint64 *ret, GError
     *ret = n;
     return true;
 }
-
-/**
- * api_user_json:
- * @user: a user
- *
- * Returns: (transfer full): {id, username, role}.
- */
-json_object *
-api_user_json(const DbUser *user)
-{
-    json_object *obj = json_object_new_object();
-
-    json_object_object_add(obj, "id", json_object_new_string(user->id));
-    json_object_object_add(obj, "username", json_object_new_string(user->username));
-    json_object_object_add(obj, "role", json_object_new_string(db_role_to_string(user->role)));
-    return obj;
-}

@@ -42,5 +42,3 @@ bool api_json_uint(json_object *obj, const char *key, gint64 max, gint64 *ret,
 
 /* The problem reply for @error; logs it when its detail is hidden from the client. */
 HttpReply *api_error(HttpRequest *req, const GError *error);
-/* A JSON object describing @user for clients: {id, username, role}. */
-json_object *api_user_json(const DbUser *user);

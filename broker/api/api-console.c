@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "api-common.h"
+#include "api-render.h"
 #include "http-problem.h"
 #include "svc-console.h"
 #include "vmb-log.h"
@@ -44,7 +45,7 @@ api_console_session(HttpRequest *req, void *app)
     ws_path = g_strdup_printf("/api/v1/vms/%s/console/ws?ticket=%s", vm->id, ws_ticket);
     json_object_object_add(out, "password", json_object_new_string(password));
     json_object_object_add(out, "ws_path", json_object_new_string(ws_path));
-    json_object_object_add(out, "vm", api_vm_json(vm));
+    json_object_object_add(out, "vm", api_render_vm(vm));
     explicit_bzero(password, strlen(password));
     return http_reply_json(200, out);
 }

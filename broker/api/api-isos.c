@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api-common.h"
+#include "api-render.h"
 #include "http-problem.h"
 #include "svc-isos.h"
 #include "vmb-log.h"
@@ -14,19 +15,6 @@ typedef struct {
     App *app;
     SvcUpload *upload;
 } UploadCtx;
-
-static json_object *
-iso_json(const DbIso *iso)
-{
-    json_object *o = json_object_new_object();
-
-    json_object_object_add(o, "id", json_object_new_string(iso->id));
-    json_object_object_add(o, "name", json_object_new_string(iso->name));
-    json_object_object_add(o, "size", json_object_new_int64(iso->size));
-    json_object_object_add(o, "sha256", json_object_new_string(iso->sha256));
-    json_object_object_add(o, "public", json_object_new_boolean(iso->is_public));
-    return o;
-}
 
 static HttpReply *
 upload_error(const GError *error)
@@ -92,7 +80,7 @@ upload_finish(void *data, HttpRequest *req, void *app)
     iso = svc_isos_upload_finish(ctx->upload, &existed, &error);
     if (!iso)
         return upload_error(error);
-    out = iso_json(iso);
+    out = api_render_iso(iso);
     reply = http_reply_json(existed ? 200 : 201, out);
     {
         g_autofree char *location = g_strdup_printf("/api/v1/isos/%s", iso->id);
@@ -141,7 +129,7 @@ api_isos_list(HttpRequest *req, void *app)
     if (!list)
         return api_error(req, error);
     for (guint i = 0; i < list->len; i++)
-        json_object_array_add(out, iso_json(list->pdata[i]));
+        json_object_array_add(out, api_render_iso(list->pdata[i]));
     return http_reply_json(200, out);
 }
 

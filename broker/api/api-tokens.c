@@ -3,6 +3,7 @@
 #include "api.h"
 
 #include "api-common.h"
+#include "api-render.h"
 #include "db-tokens.h"
 #include "svc-users.h"
 
@@ -47,12 +48,6 @@ api_tokens_create(HttpRequest *req, void *app)
     return http_reply_json(201, out);
 }
 
-static json_object *
-nullable_string(const char *s)
-{
-    return s ? json_object_new_string(s) : NULL;
-}
-
 /**
  * api_tokens_list:
  * @req: GET /api/v1/tokens
@@ -75,17 +70,8 @@ api_tokens_list(HttpRequest *req, void *app)
     tokens = svc_users_tokens(a->db, caller->user, &error);
     if (!tokens)
         return api_error(req, error);
-    for (guint i = 0; i < tokens->len; i++) {
-        const DbToken *t = tokens->pdata[i];
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "id", json_object_new_string(t->id));
-        json_object_object_add(o, "name", json_object_new_string(t->name));
-        json_object_object_add(o, "created_at", json_object_new_string(t->created_at));
-        json_object_object_add(o, "expires_at", nullable_string(t->expires_at));
-        json_object_object_add(o, "last_used_at", nullable_string(t->last_used_at));
-        json_object_object_add(o, "revoked", json_object_new_boolean(t->revoked));
-        json_object_array_add(out, o);
-    }
+    for (guint i = 0; i < tokens->len; i++)
+        json_object_array_add(out, api_render_token(tokens->pdata[i]));
     return http_reply_json(200, out);
 }
 

@@ -4,6 +4,7 @@
 
 
 #include "api-common.h"
+#include "api-render.h"
 #include "svc-users.h"
 
 /**
@@ -28,12 +29,8 @@ api_users_list(HttpRequest *req, void *app)
     users = svc_users_list(a->db, caller->user, &error);
     if (!users)
         return api_error(req, error);
-    for (guint i = 0; i < users->len; i++) {
-        const DbUser *u = users->pdata[i];
-        json_object *o = api_user_json(u);
-        json_object_object_add(o, "disabled", json_object_new_boolean(u->disabled));
-        json_object_array_add(out, o);
-    }
+    for (guint i = 0; i < users->len; i++)
+        json_object_array_add(out, api_render_user(users->pdata[i], true));
     return http_reply_json(200, out);
 }
 

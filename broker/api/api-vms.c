@@ -5,63 +5,11 @@
 #include <string.h>
 
 #include "api-common.h"
+#include "api-render.h"
 #include "dom-template.h"
 #include "http-problem.h"
 #include "svc-vms.h"
 
-static json_object *
-time_json(GDateTime *t)
-{
-    g_autofree char *s = NULL;
-
-    if (!t)
-        return NULL;
-    s = g_date_time_format(t, "%Y-%m-%dT%H:%M:%SZ");
-    return json_object_new_string(s);
-}
-
-static json_object *
-nullable_string(const char *s)
-{
-    return s ? json_object_new_string(s) : NULL;
-}
-
-/**
- * api_vm_json:
- * @vm: a VM
- *
- * Returns: (transfer full): the vm object (README, HTTP API; contrib/openapi.yaml: Vm).
- */
-json_object *
-api_vm_json(const DbVm *vm)
-{
-    json_object *o = json_object_new_object();
-    json_object *console = json_object_new_object();
-
-    json_object_object_add(o, "id", json_object_new_string(vm->id));
-    json_object_object_add(o, "name", json_object_new_string(vm->name));
-    json_object_object_add(o, "owner", json_object_new_string(vm->owner_name));
-    json_object_object_add(o, "template", json_object_new_string(vm->template_name));
-    json_object_object_add(o, "iso", nullable_string(vm->iso_id));
-    json_object_object_add(o, "state", json_object_new_string(db_vm_state_to_string(vm->state)));
-    json_object_object_add(o, "state_reason", nullable_string(vm->state_reason));
-    json_object_object_add(o, "accelerator", nullable_string(vm->accelerator));
-    json_object_object_add(o, "vnc_port", vm->vnc_port ? json_object_new_int((int) vm->vnc_port)
-                                                       : NULL);
-    json_object_object_add(o, "ws_port", vm->ws_port ? json_object_new_int((int) vm->ws_port)
-                                                     : NULL);
-    json_object_object_add(o, "created_at", time_json(vm->created_at));
-    json_object_object_add(o, "updated_at", time_json(vm->updated_at));
-    json_object_object_add(o, "started_at", time_json(vm->started_at));
-    json_object_object_add(o, "stopped_at", time_json(vm->stopped_at));
-    json_object_object_add(console, "connections",
-                           json_object_new_int((int) vm->console_connections));
-    json_object_object_add(console, "last_activity_at", time_json(vm->console_last_activity_at));
-    json_object_object_add(console, "closed_reason", nullable_string(vm->console_closed_reason));
-    json_object_object_add(console, "closed_at", time_json(vm->console_closed_at));
-    json_object_object_add(o, "console", console);
-    return o;
-}
 
 /* Adds console_url and novnc_url, each carrying its own one-time ticket for @user_id. */
 static bool
@@ -107,7 +55,7 @@ api_templates_list(HttpRequest *req, void *app)
     if (reply)
         return reply;
     for (guint i = 0; i < dom_template_set_count(a->templates); i++)
-        json_object_array_add(out, dom_template_to_json(dom_template_set_nth(a->templates, i)));
+        json_object_array_add(out, api_render_template(dom_template_set_nth(a->templates, i)));
     return http_reply_json(200, out);
 }
 
@@ -121,7 +69,7 @@ limit_reply(App *a, HttpRequest *req, const GError *error, GPtrArray *running)
 
     for (guint i = 0; running && i < running->len; i++) {
         const DbVm *vm = running->pdata[i];
-        json_object *o = api_vm_json(vm);
+        json_object *o = api_render_vm(vm);
         if (vm->state == DB_VM_RUNNING && !add_console_urls(a, o, vm, vm->owner_id, &err)) {
             json_object_put(o);
             json_object_put(extra);
@@ -167,7 +115,7 @@ api_vms_create(HttpRequest *req, void *app)
     if (!vm) {
         return running ? limit_reply(a, req, error, running) : api_error(req, error);
     }
-    json_object_object_add(out, "vm", api_vm_json(vm));
+    json_object_object_add(out, "vm", api_render_vm(vm));
     /* The links are the owner's: a service account acting for a student hands them on. */
     if (!add_console_urls(a, out, vm, vm->owner_id, &error))
         return api_error(req, error);
@@ -212,7 +160,7 @@ api_vms_list(HttpRequest *req, void *app)
     if (!list)
         return api_error(req, error);
     for (guint i = 0; i < list->len; i++)
-        json_object_array_add(out, api_vm_json(list->pdata[i]));
+        json_object_array_add(out, api_render_vm(list->pdata[i]));
     reply = http_reply_json(200, out);
     if (key)
         db_cache_store(a->cache, key, gen, g_bytes_ref(reply->body),
@@ -265,7 +213,7 @@ vm_action(HttpRequest *req, App *a, VmAction action)
     }
     if (!vm)
         return api_error(req, error);
-    out = api_vm_json(vm);
+    out = api_render_vm(vm);
     return http_reply_json(status, out);
 }
 
@@ -354,7 +302,7 @@ api_vms_console_ticket(HttpRequest *req, void *app)
     expires = g_date_time_add_seconds(now, a->cfg->console_ticket_ttl_s);
     ws_path = g_strdup_printf("/api/v1/vms/%s/console/ws?ticket=%s", vm->id, ticket);
     json_object_object_add(out, "ticket", json_object_new_string(ticket));
-    json_object_object_add(out, "expires_at", time_json(expires));
+    json_object_object_add(out, "expires_at", api_render_time(expires));
     json_object_object_add(out, "ws_path", json_object_new_string(ws_path));
     return http_reply_json(201, out);
 }

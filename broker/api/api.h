@@ -20,7 +20,6 @@ HttpReply *api_auth_me(HttpRequest *req, void *app);
 
 HttpReply *api_templates_list(HttpRequest *req, void *app);
 
-json_object *api_vm_json(const DbVm *vm);
 HttpReply *api_vms_create(HttpRequest *req, void *app);
 HttpReply *api_vms_list(HttpRequest *req, void *app);
 HttpReply *api_vms_get(HttpRequest *req, void *app);

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The API's objects as JSON. A field is added here or nowhere; removing one breaks clients.
+#include "api-render.h"
+
+/**
+ * api_render_time:
+ * @t: (nullable): a time
+ *
+ * Returns: (transfer full) (nullable): "YYYY-MM-DDTHH:MM:SSZ" in UTC, or NULL (JSON null).
+ */
+json_object *
+api_render_time(GDateTime *t)
+{
+    g_autoptr(GDateTime) utc = NULL;
+    g_autofree char *s = NULL;
+
+    if (!t)
+        return NULL;
+    utc = g_date_time_to_utc(t);
+    s = g_date_time_format(utc, "%Y-%m-%dT%H:%M:%SZ");
+    return json_object_new_string(s);
+}
+
+/**
+ * api_render_string:
+ * @s: (nullable): a string
+ *
+ * Returns: (transfer full) (nullable): @s as JSON, or NULL (JSON null).
+ */
+json_object *
+api_render_string(const char *s)
+{
+    return s ? json_object_new_string(s) : NULL;
+}
+
+/**
+ * api_render_vm:
+ * @vm: a VM
+ *
+ * Returns: (transfer full): the vm object (README, HTTP API; contrib/openapi.yaml: Vm).
+ */
+json_object *
+api_render_vm(const DbVm *vm)
+{
+    json_object *o = json_object_new_object();
+    json_object *console = json_object_new_object();
+
+    json_object_object_add(o, "id", json_object_new_string(vm->id));
+    json_object_object_add(o, "name", json_object_new_string(vm->name));
+    json_object_object_add(o, "owner", json_object_new_string(vm->owner_name));
+    json_object_object_add(o, "template", json_object_new_string(vm->template_name));
+    json_object_object_add(o, "iso", api_render_string(vm->iso_id));
+    json_object_object_add(o, "state", json_object_new_string(db_vm_state_to_string(vm->state)));
+    json_object_object_add(o, "state_reason", api_render_string(vm->state_reason));
+    json_object_object_add(o, "accelerator", api_render_string(vm->accelerator));
+    json_object_object_add(o, "vnc_port", vm->vnc_port ? json_object_new_int((int) vm->vnc_port)
+                                                       : NULL);
+    json_object_object_add(o, "ws_port", vm->ws_port ? json_object_new_int((int) vm->ws_port)
+                                                     : NULL);
+    json_object_object_add(o, "created_at", api_render_time(vm->created_at));
+    json_object_object_add(o, "updated_at", api_render_time(vm->updated_at));
+    json_object_object_add(o, "started_at", api_render_time(vm->started_at));
+    json_object_object_add(o, "stopped_at", api_render_time(vm->stopped_at));
+    json_object_object_add(console, "connections",
+                           json_object_new_int((int) vm->console_connections));
+    json_object_object_add(console, "last_activity_at", api_render_time(vm->console_last_activity_at));
+    json_object_object_add(console, "closed_reason", api_render_string(vm->console_closed_reason));
+    json_object_object_add(console, "closed_at", api_render_time(vm->console_closed_at));
+    json_object_object_add(o, "console", console);
+    return o;
+}
+
+/**
+ * api_render_user:
+ * @user: a user
+ * @admin_view: add what only admins see
+ *
+ * Returns: (transfer full): {id, username, role} (and {disabled} for admins).
+ */
+json_object *
+api_render_user(const DbUser *user, bool admin_view)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "id", json_object_new_string(user->id));
+    json_object_object_add(o, "username", json_object_new_string(user->username));
+    json_object_object_add(o, "role", json_object_new_string(db_role_to_string(user->role)));
+    if (admin_view)
+        json_object_object_add(o, "disabled", json_object_new_boolean(user->disabled));
+    return o;
+}
+
+/**
+ * api_render_token:
+ * @token: an API token's record
+ *
+ * Returns: (transfer full): {id, name, created_at, expires_at, last_used_at, revoked}.
+ */
+json_object *
+api_render_token(const DbToken *token)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "id", json_object_new_string(token->id));
+    json_object_object_add(o, "name", json_object_new_string(token->name));
+    json_object_object_add(o, "created_at", json_object_new_string(token->created_at));
+    json_object_object_add(o, "expires_at", api_render_string(token->expires_at));
+    json_object_object_add(o, "last_used_at", api_render_string(token->last_used_at));
+    json_object_object_add(o, "revoked", json_object_new_boolean(token->revoked));
+    return o;
+}
+
+/**
+ * api_render_iso:
+ * @iso: an ISO's record
+ *
+ * Returns: (transfer full): {id, name, size, sha256, public}.
+ */
+json_object *
+api_render_iso(const DbIso *iso)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "id", json_object_new_string(iso->id));
+    json_object_object_add(o, "name", json_object_new_string(iso->name));
+    json_object_object_add(o, "size", json_object_new_int64(iso->size));
+    json_object_object_add(o, "sha256", json_object_new_string(iso->sha256));
+    json_object_object_add(o, "public", json_object_new_boolean(iso->is_public));
+    return o;
+}
+
+/**
+ * api_render_template:
+ * @tmpl: a loaded template
+ *
+ * Returns: (transfer full): its public fields (dom_template_to_json: no host paths).
+ */
+json_object *
+api_render_template(const DomTemplate *tmpl)
+{
+    return dom_template_to_json(tmpl);
+}

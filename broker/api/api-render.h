@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Every object the API shows, rendered in one place: the shapes of README's "HTTP API" and
+// contrib/openapi.yaml. tests/unit/test-api-render.c holds each against a golden file.
+#pragma once
+
+#include <json-c/json.h>
+
+#include "db-isos.h"
+#include "db-tokens.h"
+#include "db-users.h"
+#include "db-vms.h"
+#include "dom-template.h"
+
+/* An RFC 3339 UTC time, or JSON null for NULL. */
+json_object *api_render_time(GDateTime *t);
+/* A JSON string, or null for NULL. */
+json_object *api_render_string(const char *s);
+
+/* vm: {id, name, owner, template, iso, state, state_reason, accelerator, vnc_port, ...} */
+json_object *api_render_vm(const DbVm *vm);
+/* user: {id, username, role}; with @admin_view also {disabled}. */
+json_object *api_render_user(const DbUser *user, bool admin_view);
+/* token: {id, name, created_at, expires_at, last_used_at, revoked} (never the secret). */
+json_object *api_render_token(const DbToken *token);
+/* iso: {id, name, size, sha256, public} */
+json_object *api_render_iso(const DbIso *iso);
+/* template: {name, kind, memory_mib, vcpus, ...} */
+json_object *api_render_template(const DomTemplate *tmpl);
