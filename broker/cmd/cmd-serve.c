@@ -69,6 +69,284 @@ console_activity(const char *vm_id, unsigned *ret_connections, gint64 *ret_last_
     svc_console_vm_activity(data, vm_id, ret_connections, ret_last_client_us);
 }
 
+/* What `serve` runs, owned here. Freed in daemon_clear(), in the reverse of the order the
+ * fields are made in: services first (their last jobs still count into metrics and use
+ * libvirt and the pool), then the bounded runner (waiting for jobs under way), libvirt, the
+ * cache, the pool. */
+typedef struct {
+    Config *cfg;
+    VmbMetrics *metrics;
+    DbPool *pool;
+    DbCache *cache;           /* counts changes of pool: freed before it */
+    DomTemplateSet *templates;
+    char *host_id;
+    DomHypervisor *hv;
+    SvcAccel *accel;
+    VmbBounded *bounded;      /* requests' libvirt work, waited for at most call_timeout_s */
+    SvcAuth *auth;
+    SvcVms *vms;
+    SvcConsole *console;
+    SvcIsos *isos;
+    SvcSync *sync;            /* freed before vms and hv: its callbacks use them */
+    SvcReaper *reaper;
+    SvcJanitor *janitor;
+} Daemon;
+
+static void
+daemon_clear(Daemon *d)
+{
+    g_clear_pointer(&d->janitor, svc_janitor_stop);
+    g_clear_pointer(&d->reaper, svc_reaper_stop);
+    g_clear_pointer(&d->sync, svc_sync_free);
+    g_clear_pointer(&d->isos, svc_isos_free);
+    g_clear_pointer(&d->console, svc_console_free);
+    g_clear_pointer(&d->vms, svc_vms_free);
+    g_clear_pointer(&d->auth, svc_auth_free);
+    g_clear_pointer(&d->bounded, vmb_bounded_free);
+    g_clear_pointer(&d->accel, svc_accel_free);
+    g_clear_pointer(&d->hv, dom_hypervisor_free);
+    g_clear_pointer(&d->host_id, g_free);
+    g_clear_pointer(&d->templates, dom_template_set_free);
+    g_clear_pointer(&d->cache, db_cache_free);
+    g_clear_pointer(&d->pool, db_pool_free);
+    g_clear_pointer(&d->metrics, vmb_metrics_free);
+    g_clear_pointer(&d->cfg, config_free);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Daemon, daemon_clear)
+
+/* PostgreSQL: the pool, pending migrations, the read cache, and the rows that mirror the
+ * config and the templates. */
+static bool
+open_database(Daemon *d, GError **error)
+{
+    const Config *cfg = d->cfg;
+    PrepareTx prep;
+    int applied = 0;
+
+    d->pool = db_pool_new(&(DbPoolOptions) {
+        .conninfo = cfg->database_url,
+        .size = cfg->database_pool_size,
+        .acquire_timeout_ms = 5000,
+        .statement_timeout_ms = cfg->database_statement_timeout_ms,
+        .max_retries = 5,
+        .connect_timeout_s = 10,
+    });
+    {
+        g_autoptr(DbConn) conn = db_pool_acquire(d->pool, error);
+        if (!conn || !db_migrate_apply(conn, &applied, error))
+            return false;
+    }
+    if (applied)
+        vmb_info("applied %d migration(s); schema at version %d", applied,
+                 db_migrate_known_version());
+    d->cache = db_cache_new(d->pool, cfg->database_url, cfg->database_cache_entries);
+    d->templates = dom_template_set_load_dir(cfg->templates_dir, error);
+    if (!d->templates)
+        return false;
+    prep = (PrepareTx) { cfg, d->templates, NULL };
+    if (!db_pool_transaction(d->pool, prepare_tx, &prep, error))
+        return false;
+    d->host_id = g_steal_pointer(&prep.host_id);
+    return true;
+}
+
+/* libvirt: the connection, vmbroker's storage pools and the accelerator, decided before
+ * serving so the first create finds it. A libvirt that is down is no reason not to serve. */
+static void
+open_libvirt(Daemon *d)
+{
+    const Config *cfg = d->cfg;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(virConnect) conn = NULL;
+
+    d->hv = dom_hypervisor_new(cfg->libvirt_uri);
+    d->accel = svc_accel_new(&(SvcAccelOptions) {
+        .hv = d->hv,
+        .mode = cfg->libvirt_domain_type,
+        .name_prefix = cfg->libvirt_name_prefix,
+        .storage_dir = cfg->storage_dir,
+        .timeout_ms = cfg->libvirt_probe_timeout_ms,
+        .metrics = d->metrics,
+    });
+    d->bounded = vmb_bounded_new(LIBVIRT_WORKERS);
+    conn = dom_hypervisor_get(d->hv, &error);
+    if (!conn || !dom_storage_ensure_pools(conn, cfg->libvirt_name_prefix, cfg->storage_dir,
+                                           &error))
+        vmb_warning("%s (serving anyway; /readyz reports it)", error->message);
+    if (conn)
+        svc_accel_refresh(d->accel, conn, true);
+}
+
+static void
+declare_metrics(VmbMetrics *m)
+{
+    vmb_metrics_declare(m, "vmbroker_db_pool_waits_total", VMB_METRIC_COUNTER,
+                        "Database connection requests that had to wait.", NULL, 0);
+    vmb_metrics_declare(m, "vmbroker_cache_lookups_total", VMB_METRIC_COUNTER,
+                        "Token checks and VM lists by whether the read cache answered.",
+                        NULL, 0);
+    vmb_metrics_declare(m, "vmbroker_cache_listening", VMB_METRIC_GAUGE,
+                        "1 while the cache's LISTEN connection is up (else it is bypassed).",
+                        NULL, 0);
+    vmb_metrics_declare(m, "vmbroker_vms", VMB_METRIC_GAUGE, "VMs by state.", NULL, 0);
+    vmb_metrics_declare(m, "vmbroker_ports_free", VMB_METRIC_GAUGE,
+                        "Console ports that can be leased now, by kind.", NULL, 0);
+    vmb_metrics_declare(m, "vmbroker_console_connections", VMB_METRIC_GAUGE,
+                        "Console connections open now.", NULL, 0);
+}
+
+/* Auth, VMs, consoles and ISOs. */
+static bool
+start_services(Daemon *d, GError **error)
+{
+    const Config *cfg = d->cfg;
+
+    d->auth = svc_auth_new(&(SvcAuthOptions) {
+        .argon2 = { cfg->auth_argon2_memory_kib, cfg->auth_argon2_iterations,
+                    cfg->auth_argon2_lanes },
+        .max_hashing = cfg->auth_max_hashing,
+        .session_idle_s = cfg->auth_session_idle_s,
+        .session_max_s = cfg->auth_session_max_s,
+        .max_failures_user = cfg->auth_login_failures_per_user,
+        .max_failures_addr = cfg->auth_login_failures_per_addr,
+        .window_s = cfg->auth_login_window_s,
+    });
+    declare_metrics(d->metrics);
+    d->vms = svc_vms_new(&(SvcVmsOptions) {
+        .db = d->pool,
+        .hv = d->hv,
+        .accel = d->accel,
+        .templates = d->templates,
+        .host_id = d->host_id,
+        .name_prefix = cfg->libvirt_name_prefix,
+        .console_listen = cfg->console_listen,
+        .port_cooldown_s = cfg->console_port_cooldown_s,
+        .port_quarantine_s = cfg->console_port_quarantine_s,
+        .stop_timeout_s = cfg->libvirt_stop_timeout_s,
+        .bounded = d->bounded,
+        .call_timeout_s = cfg->libvirt_call_timeout_s,
+        .max_running_per_user = cfg->limits_max_running_per_user,
+        .host_memory_mib = cfg->limits_host_memory_mib,
+        .ticket_ttl_s = cfg->console_ticket_ttl_s,
+        .metrics = d->metrics,
+    });
+    d->console = svc_console_new(&(SvcConsoleOptions) {
+        .db = d->pool,
+        .hv = d->hv,
+        .vms = d->vms,
+        .templates = d->templates,
+        .console_listen = cfg->console_listen,
+        .buffer_size = cfg->console_buffer_bytes,
+        .metrics = d->metrics,
+    }, error);
+    d->isos = svc_isos_new(&(SvcIsosOptions) {
+        .db = d->pool,
+        .hv = d->hv,
+        .storage_dir = cfg->storage_dir,
+        .name_prefix = cfg->libvirt_name_prefix,
+        .max_bytes = cfg->storage_max_iso_bytes,
+        .quota_bytes = cfg->storage_user_quota_bytes,
+    });
+    return d->console != NULL;
+}
+
+/* The reconciler (after a first full pass: whatever changed while vmbroker was down is
+ * repaired before serving), the reaper and the janitor. */
+static bool
+start_background(Daemon *d, GError **error)
+{
+    const Config *cfg = d->cfg;
+    g_autoptr(GError) err = NULL;
+
+    d->sync = svc_sync_new(&(SvcSyncOptions) {
+        .db = d->pool,
+        .hv = d->hv,
+        .vms = d->vms,
+        .accel = d->accel,
+        .host_id = d->host_id,
+        .name_prefix = cfg->libvirt_name_prefix,
+        .events = cfg->libvirt_events,
+        .interval_s = cfg->libvirt_sync_interval_s,
+        .keepalive_interval_s = cfg->libvirt_keepalive_interval_s,
+        .keepalive_count = cfg->libvirt_keepalive_count,
+        .destroy_orphans = cfg->libvirt_adopt_orphans == CONFIG_ORPHANS_DESTROY,
+        .port_cooldown_s = cfg->console_port_cooldown_s,
+        .metrics = d->metrics,
+    }, error);
+    if (!d->sync)
+        return false;
+    if (svc_sync_reconcile(d->sync, &err))
+        vmb_info("reconciled PostgreSQL with libvirt");
+    else
+        vmb_warning("reconciliation: %s (serving anyway; it is retried until it succeeds)",
+                    err->message);
+    svc_sync_start(d->sync);
+    d->reaper = svc_reaper_start(&(SvcReaperOptions) {
+        .db = d->pool,
+        .vms = d->vms,
+        .activity = console_activity,
+        .activity_data = d->console,
+        .templates = d->templates,
+        .interval_s = cfg->console_reaper_interval_s,
+    });
+    d->janitor = svc_janitor_start(&(SvcJanitorOptions) {
+        .db = d->pool,
+        .interval_s = cfg->database_janitor_interval_s,
+        .session_idle_s = cfg->auth_session_idle_s,
+    });
+    return true;
+}
+
+/* Serves HTTP until SIGTERM or SIGINT (blocked in @sigs), then drains. */
+static bool
+serve_until_signal(Daemon *d, const sigset_t *sigs, GError **error)
+{
+    const Config *cfg = d->cfg;
+    App app = {
+        .cfg = cfg,
+        .db = d->pool,
+        .cache = d->cache,
+        .hv = d->hv,
+        .accel = d->accel,
+        .bounded = d->bounded,
+        .auth = d->auth,
+        .metrics = d->metrics,
+        .templates = d->templates,
+        .vms = d->vms,
+        .console = d->console,
+        .isos = d->isos,
+        .host_id = d->host_id,
+        .secure_cookies = g_str_has_prefix(cfg->http_public_url, "https://"),
+    };
+    HttpServer *srv = http_server_start(&(HttpServerOptions) {
+        .listen_host = cfg->http_listen_host,
+        .listen_port = cfg->http_listen_port,
+        .threads = cfg->http_threads,
+        .max_connections = cfg->http_max_connections,
+        .per_ip_connections = cfg->http_per_ip_connections,
+        .connection_timeout_s = cfg->http_connection_timeout_s,
+        .max_body_bytes = cfg->http_max_body_bytes,
+        .routes = api_routes,
+        .nroutes = api_routes_count,
+        .app = &app,
+        .metrics = d->metrics,
+    }, error);
+    int sig = 0;
+
+    if (!srv)
+        return false;
+    vmb_info("vmbroker %s listening on http://%s%s%s:%u (public URL %s)", VMB_VERSION,
+             strchr(cfg->http_listen_host, ':') ? "[" : "", cfg->http_listen_host,
+             strchr(cfg->http_listen_host, ':') ? "]" : "", http_server_port(srv),
+             cfg->http_public_url);
+    while (sigwait(sigs, &sig) != 0)
+        ;
+    vmb_info("received %s: finishing requests in flight, then stopping", strsignal(sig));
+    http_server_stop(srv, cfg->http_shutdown_timeout_s);
+    vmb_info("stopped");
+    return true;
+}
+
 /**
  * cmd_serve:
  * @config_path: (nullable): config file
@@ -84,31 +362,9 @@ cmd_serve(const char *config_path, int argc, char **argv)
 {
     GOptionEntry entries[] = { G_OPTION_ENTRY_NULL };
     g_autoptr(GOptionContext) ctx = g_option_context_new("");
-    g_autoptr(Config) cfg = NULL;
-    /* Declared before the services, so freed after them: their last jobs still count. */
-    g_autoptr(VmbMetrics) metrics = vmb_metrics_new();
-    g_autoptr(DbPool) pool = NULL;
-    g_autoptr(DbCache) cache = NULL; /* freed before the pool it counts changes of */
-    g_autoptr(DomHypervisor) hv = NULL;
-    g_autoptr(SvcAccel) accel = NULL;
-    /* The libvirt work of requests, each waited for at most libvirt.call_timeout_s; freed
-     * (waiting for jobs under way) after the services and before hv and the pool. */
-    g_autoptr(VmbBounded) bounded = vmb_bounded_new(LIBVIRT_WORKERS);
-    g_autoptr(SvcAuth) auth = NULL;
-    g_autoptr(DomTemplateSet) templates = NULL;
-    g_autoptr(SvcVms) vms = NULL;
-    g_autoptr(SvcConsole) console = NULL;
-    g_autoptr(SvcReaper) reaper = NULL;
-    g_autoptr(SvcJanitor) janitor = NULL;
-    g_autoptr(SvcSync) sync = NULL; /* freed first: its callbacks use vms and hv */
-    g_autoptr(SvcIsos) isos = NULL;
-    g_autofree char *host_id = NULL;
-    PrepareTx prep;
+    g_auto(Daemon) d = { 0 };
     g_autoptr(GError) error = NULL;
-    HttpServer *srv;
     sigset_t sigs;
-    int sig = 0, applied = 0;
-    App app;
 
     g_set_prgname("vmbroker serve");
     g_option_context_set_summary(ctx, "Runs the daemon: HTTP API, web UI and console proxy.");
@@ -117,228 +373,35 @@ cmd_serve(const char *config_path, int argc, char **argv)
         cmd_fail("serve: %s", error ? error->message : "takes no arguments");
         return CMD_EXIT_USAGE;
     }
-    cfg = cmd_load_config(config_path, CONFIG_NEEDS_DATABASE);
-    if (!cfg)
+    d.cfg = cmd_load_config(config_path, CONFIG_NEEDS_DATABASE);
+    if (!d.cfg)
         return CMD_EXIT_FAILURE;
-
-    pool = db_pool_new(&(DbPoolOptions) {
-        .conninfo = cfg->database_url,
-        .size = cfg->database_pool_size,
-        .acquire_timeout_ms = 5000,
-        .statement_timeout_ms = cfg->database_statement_timeout_ms,
-        .max_retries = 5,
-        .connect_timeout_s = 10,
-    });
-    {
-        g_autoptr(DbConn) conn = db_pool_acquire(pool, &error);
-        if (!conn || !db_migrate_apply(conn, &applied, &error)) {
-            cmd_fail("%s", error->message);
-            return CMD_EXIT_FAILURE;
-        }
-    }
-    if (applied)
-        vmb_info("applied %d migration(s); schema at version %d", applied,
-                 db_migrate_known_version());
-
-    cache = db_cache_new(pool, cfg->database_url, cfg->database_cache_entries);
-
-    templates = dom_template_set_load_dir(cfg->templates_dir, &error);
-    if (!templates) {
+    d.metrics = vmb_metrics_new();
+    if (!open_database(&d, &error)) {
         cmd_fail("%s", error->message);
         return CMD_EXIT_FAILURE;
     }
-    prep = (PrepareTx) { cfg, templates, NULL };
-    if (!db_pool_transaction(pool, prepare_tx, &prep, &error)) {
-        cmd_fail("%s", error->message);
-        return CMD_EXIT_FAILURE;
-    }
-    host_id = g_steal_pointer(&prep.host_id);
-
     /* With a local hypervisor QEMU listens here: an address this host lacks would only show
      * later, as every console port "held by someone else". */
-    if ((g_str_has_prefix(cfg->libvirt_uri, "qemu:///") ||
-         g_str_has_prefix(cfg->libvirt_uri, "qemu+unix:///")) &&
-        !vmb_net_port_is_free(cfg->console_listen, 0, NULL)) {
+    if ((g_str_has_prefix(d.cfg->libvirt_uri, "qemu:///") ||
+         g_str_has_prefix(d.cfg->libvirt_uri, "qemu+unix:///")) &&
+        !vmb_net_port_is_free(d.cfg->console_listen, 0, NULL)) {
         cmd_fail("config: console.listen = '%s': not an address of this host, so QEMU cannot "
-                 "listen there", cfg->console_listen);
+                 "listen there", d.cfg->console_listen);
         return CMD_EXIT_FAILURE;
     }
-
     /* Block the signals before any thread starts (libvirt's event loop is the first), so
-     * only sigwait below sees them. */
+     * only sigwait sees them. */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-
-    hv = dom_hypervisor_new(cfg->libvirt_uri);
-    accel = svc_accel_new(&(SvcAccelOptions) {
-        .hv = hv,
-        .mode = cfg->libvirt_domain_type,
-        .name_prefix = cfg->libvirt_name_prefix,
-        .storage_dir = cfg->storage_dir,
-        .timeout_ms = cfg->libvirt_probe_timeout_ms,
-        .metrics = metrics,
-    });
-    {
-        g_autoptr(virConnect) conn = dom_hypervisor_get(hv, &error);
-        if (!conn || !dom_storage_ensure_pools(conn, cfg->libvirt_name_prefix, cfg->storage_dir,
-                                               &error)) {
-            vmb_warning("%s (serving anyway; /readyz reports it)", error->message);
-            g_clear_error(&error);
-        }
-        /* Before serving, so the first create finds the accelerator decided. */
-        if (conn)
-            svc_accel_refresh(accel, conn, true);
-    }
-
-    auth = svc_auth_new(&(SvcAuthOptions) {
-        .argon2 = { cfg->auth_argon2_memory_kib, cfg->auth_argon2_iterations,
-                    cfg->auth_argon2_lanes },
-        .max_hashing = cfg->auth_max_hashing,
-        .session_idle_s = cfg->auth_session_idle_s,
-        .session_max_s = cfg->auth_session_max_s,
-        .max_failures_user = cfg->auth_login_failures_per_user,
-        .max_failures_addr = cfg->auth_login_failures_per_addr,
-        .window_s = cfg->auth_login_window_s,
-    });
-    vmb_metrics_declare(metrics, "vmbroker_db_pool_waits_total", VMB_METRIC_COUNTER,
-                        "Database connection requests that had to wait.", NULL, 0);
-    vmb_metrics_declare(metrics, "vmbroker_cache_lookups_total", VMB_METRIC_COUNTER,
-                        "Token checks and VM lists by whether the read cache answered.",
-                        NULL, 0);
-    vmb_metrics_declare(metrics, "vmbroker_cache_listening", VMB_METRIC_GAUGE,
-                        "1 while the cache's LISTEN connection is up (else it is bypassed).",
-                        NULL, 0);
-    vmb_metrics_declare(metrics, "vmbroker_vms", VMB_METRIC_GAUGE, "VMs by state.", NULL, 0);
-    vmb_metrics_declare(metrics, "vmbroker_ports_free", VMB_METRIC_GAUGE,
-                        "Console ports that can be leased now, by kind.", NULL, 0);
-    vmb_metrics_declare(metrics, "vmbroker_console_connections", VMB_METRIC_GAUGE,
-                        "Console connections open now.", NULL, 0);
-    vms = svc_vms_new(&(SvcVmsOptions) {
-        .db = pool,
-        .hv = hv,
-        .accel = accel,
-        .templates = templates,
-        .host_id = host_id,
-        .name_prefix = cfg->libvirt_name_prefix,
-        .console_listen = cfg->console_listen,
-        .port_cooldown_s = cfg->console_port_cooldown_s,
-        .port_quarantine_s = cfg->console_port_quarantine_s,
-        .stop_timeout_s = cfg->libvirt_stop_timeout_s,
-        .bounded = bounded,
-        .call_timeout_s = cfg->libvirt_call_timeout_s,
-        .max_running_per_user = cfg->limits_max_running_per_user,
-        .host_memory_mib = cfg->limits_host_memory_mib,
-        .ticket_ttl_s = cfg->console_ticket_ttl_s,
-        .metrics = metrics,
-    });
-    console = svc_console_new(&(SvcConsoleOptions) {
-        .db = pool,
-        .hv = hv,
-        .vms = vms,
-        .templates = templates,
-        .console_listen = cfg->console_listen,
-        .buffer_size = cfg->console_buffer_bytes,
-        .metrics = metrics,
-    }, &error);
-    if (!console) {
+    open_libvirt(&d);
+    if (!start_services(&d, &error) || !start_background(&d, &error) ||
+        !serve_until_signal(&d, &sigs, &error)) {
         cmd_fail("%s", error->message);
         return CMD_EXIT_FAILURE;
     }
-    isos = svc_isos_new(&(SvcIsosOptions) {
-        .db = pool,
-        .hv = hv,
-        .storage_dir = cfg->storage_dir,
-        .name_prefix = cfg->libvirt_name_prefix,
-        .max_bytes = cfg->storage_max_iso_bytes,
-        .quota_bytes = cfg->storage_user_quota_bytes,
-    });
-    sync = svc_sync_new(&(SvcSyncOptions) {
-        .db = pool,
-        .hv = hv,
-        .vms = vms,
-        .accel = accel,
-        .host_id = host_id,
-        .name_prefix = cfg->libvirt_name_prefix,
-        .events = cfg->libvirt_events,
-        .interval_s = cfg->libvirt_sync_interval_s,
-        .keepalive_interval_s = cfg->libvirt_keepalive_interval_s,
-        .keepalive_count = cfg->libvirt_keepalive_count,
-        .destroy_orphans = cfg->libvirt_adopt_orphans == CONFIG_ORPHANS_DESTROY,
-        .port_cooldown_s = cfg->console_port_cooldown_s,
-        .metrics = metrics,
-    }, &error);
-    if (!sync) {
-        cmd_fail("%s", error->message);
-        return CMD_EXIT_FAILURE;
-    }
-    /* Before serving: whatever changed while vmbroker was down (guests that stopped,
-     * creates and deletes a crash cut short, domains without rows) is repaired first. */
-    if (svc_sync_reconcile(sync, &error))
-        vmb_info("reconciled PostgreSQL with libvirt");
-    else {
-        vmb_warning("reconciliation: %s (serving anyway; it is retried until it succeeds)",
-                    error->message);
-        g_clear_error(&error);
-    }
-    svc_sync_start(sync);
-    reaper = svc_reaper_start(&(SvcReaperOptions) {
-        .db = pool,
-        .vms = vms,
-        .activity = console_activity,
-        .activity_data = console,
-        .templates = templates,
-        .interval_s = cfg->console_reaper_interval_s,
-    });
-    janitor = svc_janitor_start(&(SvcJanitorOptions) {
-        .db = pool,
-        .interval_s = cfg->database_janitor_interval_s,
-        .session_idle_s = cfg->auth_session_idle_s,
-    });
-    app = (App) {
-        .cfg = cfg,
-        .db = pool,
-        .cache = cache,
-        .hv = hv,
-        .accel = accel,
-        .bounded = bounded,
-        .auth = auth,
-        .metrics = metrics,
-        .templates = templates,
-        .vms = vms,
-        .console = console,
-        .isos = isos,
-        .host_id = host_id,
-        .secure_cookies = g_str_has_prefix(cfg->http_public_url, "https://"),
-    };
-    srv = http_server_start(&(HttpServerOptions) {
-        .listen_host = cfg->http_listen_host,
-        .listen_port = cfg->http_listen_port,
-        .threads = cfg->http_threads,
-        .max_connections = cfg->http_max_connections,
-        .per_ip_connections = cfg->http_per_ip_connections,
-        .connection_timeout_s = cfg->http_connection_timeout_s,
-        .max_body_bytes = cfg->http_max_body_bytes,
-        .routes = api_routes,
-        .nroutes = api_routes_count,
-        .app = &app,
-        .metrics = metrics,
-    }, &error);
-    if (!srv) {
-        cmd_fail("%s", error->message);
-        return CMD_EXIT_FAILURE;
-    }
-    vmb_info("vmbroker %s listening on http://%s%s%s:%u (public URL %s)", VMB_VERSION,
-             strchr(cfg->http_listen_host, ':') ? "[" : "", cfg->http_listen_host,
-             strchr(cfg->http_listen_host, ':') ? "]" : "", http_server_port(srv),
-             cfg->http_public_url);
-
-    while (sigwait(&sigs, &sig) != 0)
-        ;
-    vmb_info("received %s: finishing requests in flight, then stopping", strsignal(sig));
-    http_server_stop(srv, cfg->http_shutdown_timeout_s);
-    vmb_info("stopped");
     return CMD_EXIT_OK;
 }

@@ -186,6 +186,86 @@ is_ip_address(const char *s)
     return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
+/* http.listen: ADDRESS:PORT, [IPv6]:PORT or localhost:PORT; the port goes to @ret_port. */
+static char *
+parse_listen(const char *value, unsigned *ret_port, char **ret_host)
+{
+    const char *colon = strrchr(value, ':');
+    g_autofree char *host = NULL;
+
+    if (!colon || !parse_port(colon + 1, ret_port))
+        return g_strdup("not ADDRESS:PORT (port 1-65535)");
+    host = g_strndup(value, (size_t) (colon - value));
+    if (host[0] == '[' && g_str_has_suffix(host, "]")) {
+        char *inner = g_strndup(host + 1, strlen(host) - 2);
+        g_free(host);
+        host = inner;
+    }
+    if (strcmp(host, "localhost") == 0) {
+        g_free(host);
+        host = g_strdup("127.0.0.1");
+    }
+    if (!is_ip_address(host))
+        return g_strdup("the address is not an IPv4 or IPv6 address");
+    *ret_host = g_steal_pointer(&host);
+    return NULL;
+}
+
+/* An http(s) URL with a host and nothing after its path, kept without a trailing slash
+ * (paths are joined to it). */
+static char *
+parse_url(const char *value, char **ret)
+{
+    g_autoptr(GUri) uri = g_uri_parse(value, G_URI_FLAGS_NONE, NULL);
+    const char *scheme = uri ? g_uri_get_scheme(uri) : NULL;
+    char *copy;
+
+    if (!uri || !scheme || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) ||
+        !g_uri_get_host(uri) || !*g_uri_get_host(uri))
+        return g_strdup("not an http:// or https:// URL with a host");
+    if (g_uri_get_query(uri) || g_uri_get_fragment(uri) || g_uri_get_userinfo(uri))
+        return g_strdup("must not carry a query, fragment or user");
+    copy = g_strdup(value);
+    while (g_str_has_suffix(copy, "/"))
+        copy[strlen(copy) - 1] = '\0';
+    *ret = copy;
+    return NULL;
+}
+
+/* A connection string or URI that libpq accepts. */
+static char *
+parse_dburl(const char *value, char **ret)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(value, &err);
+
+    if (!opts) {
+        g_autofree char *why = g_strdup(err ? err : "out of memory");
+        PQfreemem(err);
+        g_strchomp(why);
+        return g_strdup_printf("not a valid libpq connection string: %s", why);
+    }
+    PQconninfoFree(opts);
+    *ret = g_strdup(value);
+    return NULL;
+}
+
+/* One of @names (NULL-terminated); the field gets its index. */
+static char *
+parse_enum(const char *const *names, const char *value, int *ret)
+{
+    g_autofree char *all = NULL;
+
+    for (int i = 0; names[i]; i++) {
+        if (strcmp(value, names[i]) == 0) {
+            *ret = i;
+            return NULL;
+        }
+    }
+    all = g_strjoinv(", ", (char **) names);
+    return g_strdup_printf("not one of %s", all);
+}
+
 /* Parses @value as @k's type into @cfg; on failure returns the reason. */
 static char *
 parse_value(Config *cfg, const KeyDef *k, const char *value)
@@ -229,58 +309,17 @@ parse_value(Config *cfg, const KeyDef *k, const char *value)
             return g_strdup("the range's first port is after its last");
         return NULL;
     }
-    case KEY_LISTEN: {
-        const char *colon = strrchr(value, ':');
-        g_autofree char *host = NULL;
-        if (!colon || !parse_port(colon + 1, &cfg->http_listen_port))
-            return g_strdup("not ADDRESS:PORT (port 1-65535)");
-        host = g_strndup(value, (size_t) (colon - value));
-        if (host[0] == '[' && g_str_has_suffix(host, "]")) {
-            char *inner = g_strndup(host + 1, strlen(host) - 2);
-            g_free(host);
-            host = inner;
-        }
-        if (strcmp(host, "localhost") == 0) {
-            g_free(host);
-            host = g_strdup("127.0.0.1");
-        }
-        if (!is_ip_address(host))
-            return g_strdup("the address is not an IPv4 or IPv6 address");
-        *(char **) field = g_steal_pointer(&host);
-        return NULL;
-    }
+    case KEY_LISTEN:
+        return parse_listen(value, &cfg->http_listen_port, field);
     case KEY_ADDRESS:
         if (!is_ip_address(value))
             return g_strdup("not an IPv4 or IPv6 address");
         *(char **) field = g_strdup(value);
         return NULL;
-    case KEY_URL: {
-        g_autoptr(GUri) uri = g_uri_parse(value, G_URI_FLAGS_NONE, NULL);
-        const char *scheme = uri ? g_uri_get_scheme(uri) : NULL;
-        if (!uri || !scheme || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) ||
-            !g_uri_get_host(uri) || !*g_uri_get_host(uri))
-            return g_strdup("not an http:// or https:// URL with a host");
-        if (g_uri_get_query(uri) || g_uri_get_fragment(uri) || g_uri_get_userinfo(uri))
-            return g_strdup("must not carry a query, fragment or user");
-        *(char **) field = g_strdup(value);
-        /* Paths are joined to it: keep it without a trailing slash. */
-        while (g_str_has_suffix(*(char **) field, "/"))
-            (*(char **) field)[strlen(*(char **) field) - 1] = '\0';
-        return NULL;
-    }
-    case KEY_DBURL: {
-        char *err = NULL;
-        PQconninfoOption *opts = PQconninfoParse(value, &err);
-        if (!opts) {
-            g_autofree char *why = g_strdup(err ? err : "out of memory");
-            PQfreemem(err);
-            g_strchomp(why);
-            return g_strdup_printf("not a valid libpq connection string: %s", why);
-        }
-        PQconninfoFree(opts);
-        *(char **) field = g_strdup(value);
-        return NULL;
-    }
+    case KEY_URL:
+        return parse_url(value, field);
+    case KEY_DBURL:
+        return parse_dburl(value, field);
     case KEY_DIR: {
         g_autoptr(GError) err = NULL;
         g_autoptr(GDir) dir = g_dir_open(value, 0, &err);
@@ -298,16 +337,7 @@ parse_value(Config *cfg, const KeyDef *k, const char *value)
         return NULL;
     }
     case KEY_ENUM:
-        for (int i = 0; k->names[i]; i++) {
-            if (strcmp(value, k->names[i]) == 0) {
-                *(int *) field = i;
-                return NULL;
-            }
-        }
-        {
-            g_autofree char *all = g_strjoinv(", ", (char **) k->names);
-            return g_strdup_printf("not one of %s", all);
-        }
+        return parse_enum(k->names, value, field);
     case KEY_LAST:
         break;
     }
