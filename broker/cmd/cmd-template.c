@@ -46,74 +46,87 @@ default_domain_type(const char *configured)
     return access("/dev/kvm", R_OK | W_OK) == 0 ? "kvm" : "qemu";
 }
 
-static int
-cmd_render(const DomTemplateSet *set, const char *name_prefix, const char *config_domain_type,
-           int argc, char **argv)
+/* The options of `template render`: instance values, placeholders where not given. */
+typedef struct {
+    char *owner, *vm_id, *uuid, *listen, *password, *iso, *storage_dir, *domain_type;
+    int vnc_port, ws_port;
+} RenderArgs;
+
+static void
+render_args_clear(RenderArgs *a)
 {
-    g_autofree char *owner = NULL, *vm_id = NULL, *listen = NULL, *password = NULL;
-    g_autofree char *iso = NULL, *storage_dir = NULL, *domain_type = NULL, *uuid = NULL;
-    g_autofree char *dom_name = NULL, *created = NULL, *disk = NULL, *backing = NULL;
-    g_autofree char *xml = NULL;
-    int vnc_port = 5900, ws_port = 5700;
+    g_free(a->owner);
+    g_free(a->vm_id);
+    g_free(a->uuid);
+    g_free(a->listen);
+    g_free(a->password);
+    g_free(a->iso);
+    g_free(a->storage_dir);
+    g_free(a->domain_type);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RenderArgs, render_args_clear)
+
+/* Parses the options; leaves the template name alone in argv[1].
+ * Returns: CMD_EXIT_OK, or the exit status of a usage error (said already). */
+static int
+parse_render_args(int *argc, char ***argv, RenderArgs *a)
+{
     g_autoptr(GError) error = NULL;
     g_autoptr(GOptionContext) ctx = g_option_context_new("NAME");
-    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
     const GOptionEntry entries[] = {
-        { "owner", 0, 0, G_OPTION_ARG_STRING, &owner, "owner's user name", "USER" },
-        { "vm-id", 0, 0, G_OPTION_ARG_STRING, &vm_id, "the VM's id", "ID" },
-        { "uuid", 0, 0, G_OPTION_ARG_STRING, &uuid, "the domain's UUID (default: libvirt picks)", "UUID" },
-        { "vnc-port", 0, 0, G_OPTION_ARG_INT, &vnc_port, "QEMU's VNC port", "P" },
-        { "ws-port", 0, 0, G_OPTION_ARG_INT, &ws_port, "QEMU's websocket port", "P" },
-        { "listen", 0, 0, G_OPTION_ARG_STRING, &listen, "address both bind", "ADDR" },
-        { "vnc-password", 0, 0, G_OPTION_ARG_STRING, &password, "VNC password (default: none)", "PW" },
-        { "iso", 0, 0, G_OPTION_ARG_FILENAME, &iso, "ISO for templates that boot the user's ISO", "PATH" },
-        { "storage-dir", 0, 0, G_OPTION_ARG_FILENAME, &storage_dir, "storage.dir for disk paths", "DIR" },
-        { "domain-type", 0, 0, G_OPTION_ARG_STRING, &domain_type, "kvm or qemu (default: libvirt.domain_type, see usage)", "TYPE" },
+        { "owner", 0, 0, G_OPTION_ARG_STRING, &a->owner, "owner's user name", "USER" },
+        { "vm-id", 0, 0, G_OPTION_ARG_STRING, &a->vm_id, "the VM's id", "ID" },
+        { "uuid", 0, 0, G_OPTION_ARG_STRING, &a->uuid, "the domain's UUID (default: libvirt picks)", "UUID" },
+        { "vnc-port", 0, 0, G_OPTION_ARG_INT, &a->vnc_port, "QEMU's VNC port", "P" },
+        { "ws-port", 0, 0, G_OPTION_ARG_INT, &a->ws_port, "QEMU's websocket port", "P" },
+        { "listen", 0, 0, G_OPTION_ARG_STRING, &a->listen, "address both bind", "ADDR" },
+        { "vnc-password", 0, 0, G_OPTION_ARG_STRING, &a->password, "VNC password (default: none)", "PW" },
+        { "iso", 0, 0, G_OPTION_ARG_FILENAME, &a->iso, "ISO for templates that boot the user's ISO", "PATH" },
+        { "storage-dir", 0, 0, G_OPTION_ARG_FILENAME, &a->storage_dir, "storage.dir for disk paths", "DIR" },
+        { "domain-type", 0, 0, G_OPTION_ARG_STRING, &a->domain_type, "kvm or qemu (default: libvirt.domain_type, see usage)", "TYPE" },
         { NULL },
     };
-    const DomTemplate *t;
-    DomInstance inst;
 
+    a->vnc_port = 5900;
+    a->ws_port = 5700;
     g_option_context_set_help_enabled(ctx, FALSE);
     g_option_context_add_main_entries(ctx, entries, NULL);
-    if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+    if (!g_option_context_parse(ctx, argc, argv, &error)) {
         cmd_fail("template render: %s", error->message);
         return CMD_EXIT_USAGE;
     }
-    if (argc != 2) {
+    if (*argc != 2) {
         cmd_fail("template render: expected one template name (see --help)");
         return CMD_EXIT_USAGE;
     }
-    t = dom_template_set_lookup(set, argv[1]);
-    if (!t) {
-        cmd_fail("template render: no template '%s' (see 'vmbroker template list')",
-                argv[1]);
-        return CMD_EXIT_FAILURE;
-    }
-    if (vnc_port < 1 || vnc_port > 65535 || ws_port < 1 || ws_port > 65535) {
+    if (a->vnc_port < 1 || a->vnc_port > 65535 || a->ws_port < 1 || a->ws_port > 65535) {
         cmd_fail("template render: ports are 1-65535");
         return CMD_EXIT_USAGE;
     }
-    if (domain_type && strcmp(domain_type, "kvm") != 0 && strcmp(domain_type, "qemu") != 0) {
+    if (a->domain_type && strcmp(a->domain_type, "kvm") != 0 &&
+        strcmp(a->domain_type, "qemu") != 0) {
         cmd_fail("template render: --domain-type is kvm or qemu");
         return CMD_EXIT_USAGE;
     }
+    return CMD_EXIT_OK;
+}
 
-    /* Placeholders: plausible values that show where each instance value goes. */
-    if (!owner)
-        owner = g_strdup("owner");
-    if (!vm_id)
-        vm_id = g_strdup("00000000-0000-4000-8000-000000000000");
-    if (!listen)
-        listen = g_strdup("127.0.0.1");
-    if (!storage_dir)
-        storage_dir = g_strdup("/var/lib/vmbroker");
-    if (!domain_type)
-        domain_type = g_strdup(default_domain_type(config_domain_type));
-    created = g_date_time_format_iso8601(now);
+/* The domain XML of @t with @a's values, placeholders (plausible values that show where each
+ * instance value goes) for the rest. */
+static char *
+render_xml(const DomTemplate *t, const char *name_prefix, const char *config_domain_type,
+           RenderArgs *a, GError **error)
+{
+    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+    g_autofree char *created = g_date_time_format_iso8601(now);
+    g_autofree char *dom_name = NULL, *disk = NULL, *backing = NULL;
+    const char *owner = a->owner ? a->owner : "owner";
+    const char *vm_id = a->vm_id ? a->vm_id : "00000000-0000-4000-8000-000000000000";
+    const char *storage_dir = a->storage_dir ? a->storage_dir : "/var/lib/vmbroker";
+
     dom_name = dom_xml_domain_name(name_prefix, owner, vm_id);
-    if (dom_template_needs_iso(t) && !iso)
-        iso = g_build_filename(storage_dir, "isos", "ISO.iso", NULL);
+    if (dom_template_needs_iso(t) && !a->iso)
+        a->iso = g_build_filename(storage_dir, "isos", "ISO.iso", NULL);
     if (dom_template_has_disk(t)) {
         g_autofree char *vol = (t->kind == DOM_TEMPLATE_KIND_OVERLAY && t->persistent)
                                    ? dom_storage_persistent_volume_name(name_prefix, owner, t)
@@ -122,27 +135,46 @@ cmd_render(const DomTemplateSet *set, const char *name_prefix, const char *confi
     }
     if (t->kind == DOM_TEMPLATE_KIND_OVERLAY)
         backing = g_build_filename(storage_dir, "base", t->base_image, NULL);
-
-    inst = (DomInstance) {
-        .domain_type = domain_type,
+    return dom_xml_build_string(t, &(DomInstance) {
+        .domain_type = a->domain_type ? a->domain_type : default_domain_type(config_domain_type),
         .name = dom_name,
-        .uuid = uuid,
+        .uuid = a->uuid,
         .vm_id = vm_id,
         .owner = owner,
         .created = created,
-        .iso_path = iso,
+        .iso_path = a->iso,
         .disk_path = disk,
         .backing_path = backing,
         .backing_format = t->kind == DOM_TEMPLATE_KIND_OVERLAY
                               ? dom_template_image_format_to_string(t->base_format)
                               : NULL,
         .disk_ephemeral = t->kind == DOM_TEMPLATE_KIND_ISO || !t->persistent,
-        .vnc_port = (guint) vnc_port,
-        .ws_port = (guint) ws_port,
-        .listen = listen,
-        .vnc_password = password,
-    };
-    xml = dom_xml_build_string(t, &inst, &error);
+        .vnc_port = (guint) a->vnc_port,
+        .ws_port = (guint) a->ws_port,
+        .listen = a->listen ? a->listen : "127.0.0.1",
+        .vnc_password = a->password,
+    }, error);
+}
+
+static int
+cmd_render(const DomTemplateSet *set, const char *name_prefix, const char *config_domain_type,
+           int argc, char **argv)
+{
+    g_auto(RenderArgs) a = { 0 };
+    g_autoptr(GError) error = NULL;
+    g_autofree char *xml = NULL;
+    const DomTemplate *t;
+    int status = parse_render_args(&argc, &argv, &a);
+
+    if (status != CMD_EXIT_OK)
+        return status;
+    t = dom_template_set_lookup(set, argv[1]);
+    if (!t) {
+        cmd_fail("template render: no template '%s' (see 'vmbroker template list')",
+                 argv[1]);
+        return CMD_EXIT_FAILURE;
+    }
+    xml = render_xml(t, name_prefix, config_domain_type, &a, &error);
     if (!xml) {
         cmd_fail("template render: %s", error->message);
         return CMD_EXIT_FAILURE;
