@@ -399,6 +399,72 @@ request_new(HttpServer *srv, struct MHD_Connection *conn, const char *method, co
     return req;
 }
 
+/* The first call for a request: route it, start a stream or check the declared length. */
+static enum MHD_Result
+request_begin(HttpServer *srv, HttpRequest *req)
+{
+    const char *clen;
+    guint64 declared;
+    unsigned status = 0;
+
+    req->route = route_find(srv, req->method, req->path, &req->params, &status);
+    if (!req->route)
+        return status == 404 ? send_problem(req, VMB_ERROR_NOT_FOUND, "No such resource.")
+                             : send_problem(req, VMB_ERROR_METHOD_NOT_ALLOWED,
+                                            "Method not allowed here.");
+    if (req->route->stream) {
+        HttpReply *refused = req->route->stream->begin(req, srv->opts.app, &req->stream_ctx);
+        if (refused) {
+            g_autoptr(HttpReply) r = refused;
+            return send_reply(req, r);
+        }
+        return MHD_YES;
+    }
+    req->max_body = req->route->max_body ? req->route->max_body : srv->opts.max_body_bytes;
+    clen = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (clen && g_ascii_string_to_unsigned(clen, 10, 0, G_MAXUINT64, &declared, NULL) &&
+        declared > req->max_body) {
+        g_autofree char *detail = g_strdup_printf(
+            "The request body is larger than %" G_GUINT64_FORMAT " bytes.", req->max_body);
+        return send_problem(req, VMB_ERROR_TOO_LARGE, detail);
+    }
+    return MHD_YES;
+}
+
+/* A streamed body (ISO uploads): each chunk to the route's stream, then its answer. */
+static enum MHD_Result
+request_stream(HttpServer *srv, HttpRequest *req, const char *upload_data,
+               size_t *upload_data_size)
+{
+    g_autoptr(HttpReply) reply = NULL;
+
+    if (req->replied) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0 && req->refusal) {
+        /* Answering before the body is read would close a socket with unread data, and
+         * the client would see a reset instead of the answer: read on, within reason. */
+        req->drained += *upload_data_size;
+        *upload_data_size = 0;
+        if (req->drained <= HTTP_DRAIN_MAX)
+            return MHD_YES;
+        reply = g_steal_pointer(&req->refusal);
+    } else if (*upload_data_size > 0) {
+        req->refusal = req->route->stream->chunk(req->stream_ctx, upload_data,
+                                                 *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    } else if (req->refusal) {
+        reply = g_steal_pointer(&req->refusal);
+    } else {
+        reply = req->route->stream->finish(req->stream_ctx, req, srv->opts.app);
+        req->stream_finished = true;
+    }
+    return send_reply(req, reply);
+}
+
 static enum MHD_Result
 access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                const char *version, const char *upload_data, size_t *upload_data_size,
@@ -406,68 +472,17 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
 {
     HttpServer *srv = cls;
     HttpRequest *req = *req_cls;
+    const guint8 nul = 0;
+    g_autoptr(HttpReply) reply = NULL;
 
     if (!req) {
-        const char *clen;
-        guint64 declared;
-        unsigned status = 0;
-
         req = request_new(srv, conn, method, url);
         *req_cls = req;
         g_atomic_int_inc(&srv->inflight);
-
-        req->route = route_find(srv, method, url, &req->params, &status);
-        if (!req->route)
-            return status == 404 ? send_problem(req, VMB_ERROR_NOT_FOUND, "No such resource.")
-                                 : send_problem(req, VMB_ERROR_METHOD_NOT_ALLOWED,
-                                                "Method not allowed here.");
-        if (req->route->stream) {
-            HttpReply *refused = req->route->stream->begin(req, srv->opts.app, &req->stream_ctx);
-            if (refused) {
-                g_autoptr(HttpReply) r = refused;
-                return send_reply(req, r);
-            }
-            return MHD_YES;
-        }
-        req->max_body = req->route->max_body ? req->route->max_body : srv->opts.max_body_bytes;
-        clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                           MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (clen && g_ascii_string_to_unsigned(clen, 10, 0, G_MAXUINT64, &declared, NULL) &&
-            declared > req->max_body) {
-            g_autofree char *detail = g_strdup_printf(
-                "The request body is larger than %" G_GUINT64_FORMAT " bytes.", req->max_body);
-            return send_problem(req, VMB_ERROR_TOO_LARGE, detail);
-        }
-        return MHD_YES;
+        return request_begin(srv, req);
     }
-
-    if (req->route->stream) {
-        g_autoptr(HttpReply) reply = NULL;
-        if (req->replied) {
-            *upload_data_size = 0;
-            return MHD_YES;
-        }
-        if (*upload_data_size > 0 && req->refusal) {
-            /* Answering before the body is read would close a socket with unread data, and
-             * the client would see a reset instead of the answer: read on, within reason. */
-            req->drained += *upload_data_size;
-            *upload_data_size = 0;
-            if (req->drained <= HTTP_DRAIN_MAX)
-                return MHD_YES;
-            reply = g_steal_pointer(&req->refusal);
-        } else if (*upload_data_size > 0) {
-            req->refusal = req->route->stream->chunk(req->stream_ctx, upload_data,
-                                                     *upload_data_size);
-            *upload_data_size = 0;
-            return MHD_YES;
-        } else if (req->refusal) {
-            reply = g_steal_pointer(&req->refusal);
-        } else {
-            reply = req->route->stream->finish(req->stream_ctx, req, srv->opts.app);
-            req->stream_finished = true;
-        }
-        return send_reply(req, reply);
-    }
+    if (req->route->stream)
+        return request_stream(srv, req, upload_data, upload_data_size);
     if (*upload_data_size > 0) {
         if (!req->replied) {
             if (req->body->len + *upload_data_size > req->max_body) {
@@ -485,16 +500,11 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
     }
     if (req->replied)
         return MHD_YES;
-
-    {
-        const guint8 nul = 0;
-        g_autoptr(HttpReply) reply = NULL;
-
-        g_byte_array_append(req->body, &nul, 1);
-        g_byte_array_set_size(req->body, req->body->len - 1);
-        reply = req->route->handler(req, srv->opts.app);
-        return send_reply(req, reply);
-    }
+    /* The body is NUL-terminated for handlers that read it as text, without counting it. */
+    g_byte_array_append(req->body, &nul, 1);
+    g_byte_array_set_size(req->body, req->body->len - 1);
+    reply = req->route->handler(req, srv->opts.app);
+    return send_reply(req, reply);
 }
 
 static void
