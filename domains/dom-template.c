@@ -239,13 +239,10 @@ has_control_chars(const char *s)
     return false;
 }
 
+/* Every field of the file is one this version knows. */
 static bool
-load_fields(Loader *l, DomTemplate *t)
+check_known_fields(Loader *l)
 {
-    const char *s;
-    json_object *boot;
-    int e;
-
     json_object_object_foreach(l->root, key, val) {
         bool known = false;
         (void) val;
@@ -254,6 +251,16 @@ load_fields(Loader *l, DomTemplate *t)
         if (!known)
             return field_error(l, key, "unknown field");
     }
+
+    return true;
+}
+
+/* kind, description, memory, vCPUs, video and disk bus. */
+static bool
+load_basics(Loader *l, DomTemplate *t)
+{
+    const char *s;
+    int e;
 
     e = -1;
     if (!get_enum(l, "kind", true, kind_names, G_N_ELEMENTS(kind_names), &e))
@@ -282,6 +289,16 @@ load_fields(Loader *l, DomTemplate *t)
         return false;
     t->disk_bus = (DomDiskBus) e;
 
+    return true;
+}
+
+/* network and network_name. */
+static bool
+load_network(Loader *l, DomTemplate *t)
+{
+    const char *s;
+    int e;
+
     e = DOM_NETWORK_USER;
     if (!get_enum(l, "network", false, network_names, G_N_ELEMENTS(network_names), &e))
         return false;
@@ -296,46 +313,64 @@ load_fields(Loader *l, DomTemplate *t)
                                               "'_' and '-'");
     t->network_name = g_strdup(s);
 
-    if (!get_uint(l, "idle_timeout_s", false, 0, G_MAXINT32, &t->idle_timeout_s) ||
-        !get_uint(l, "max_lifetime_s", false, 0, G_MAXINT32, &t->max_lifetime_s) ||
-        !get_bool(l, "console_exclusive", &t->console_exclusive))
+    return true;
+}
+
+/* The fields of "kind": "iso" (and none of an overlay's). */
+static bool
+load_iso_kind(Loader *l, DomTemplate *t)
+{
+    static const char *const overlay_only[] = { "base_image", "base_format", "persistent" };
+    const char *s;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(overlay_only); i++)
+        if (get_field(l, overlay_only[i]))
+            return field_error(l, overlay_only[i], "is only allowed with \"kind\": \"overlay\"");
+    s = NULL;
+    if (!get_string(l, "iso_path", false, &s))
         return false;
+    if (s && (!g_path_is_absolute(s) || has_control_chars(s)))
+        return field_error(l, "iso_path", "must be an absolute path");
+    t->iso_path = g_strdup(s);
+    if (!get_uint(l, "disk_gib", false, 1, 64 * 1024, &t->disk_gib))
+        return false;
+    return true;
+}
 
-    if (t->kind == DOM_TEMPLATE_KIND_ISO) {
-        static const char *const overlay_only[] = { "base_image", "base_format", "persistent" };
-        for (size_t i = 0; i < G_N_ELEMENTS(overlay_only); i++)
-            if (get_field(l, overlay_only[i]))
-                return field_error(l, overlay_only[i], "is only allowed with \"kind\": \"overlay\"");
-        s = NULL;
-        if (!get_string(l, "iso_path", false, &s))
-            return false;
-        if (s && (!g_path_is_absolute(s) || has_control_chars(s)))
-            return field_error(l, "iso_path", "must be an absolute path");
-        t->iso_path = g_strdup(s);
-        if (!get_uint(l, "disk_gib", false, 1, 64 * 1024, &t->disk_gib))
-            return false;
-    } else {
-        static const char *const iso_only[] = { "iso_path", "disk_gib" };
-        for (size_t i = 0; i < G_N_ELEMENTS(iso_only); i++)
-            if (get_field(l, iso_only[i]))
-                return field_error(l, iso_only[i], "is only allowed with \"kind\": \"iso\"");
-        s = NULL;
-        if (!get_string(l, "base_image", true, &s))
-            return false;
-        if (!is_plain_name(s))
-            return field_error(l, "base_image", "must be a volume name of letters, digits, '.', "
-                                                "'_' and '-'");
-        t->base_image = g_strdup(s);
-        e = DOM_IMAGE_FORMAT_QCOW2;
-        if (!get_enum(l, "base_format", false, image_format_names,
-                      G_N_ELEMENTS(image_format_names), &e))
-            return false;
-        t->base_format = (DomImageFormat) e;
-        if (!get_bool(l, "persistent", &t->persistent))
-            return false;
-    }
+/* The fields of "kind": "overlay" (and none of an ISO template's). */
+static bool
+load_overlay_kind(Loader *l, DomTemplate *t)
+{
+    static const char *const iso_only[] = { "iso_path", "disk_gib" };
+    const char *s;
+    int e;
 
-    boot = get_field(l, "boot");
+    for (size_t i = 0; i < G_N_ELEMENTS(iso_only); i++)
+        if (get_field(l, iso_only[i]))
+            return field_error(l, iso_only[i], "is only allowed with \"kind\": \"iso\"");
+    s = NULL;
+    if (!get_string(l, "base_image", true, &s))
+        return false;
+    if (!is_plain_name(s))
+        return field_error(l, "base_image", "must be a volume name of letters, digits, '.', "
+                                            "'_' and '-'");
+    t->base_image = g_strdup(s);
+    e = DOM_IMAGE_FORMAT_QCOW2;
+    if (!get_enum(l, "base_format", false, image_format_names,
+                  G_N_ELEMENTS(image_format_names), &e))
+        return false;
+    t->base_format = (DomImageFormat) e;
+    if (!get_bool(l, "persistent", &t->persistent))
+        return false;
+    return true;
+}
+
+/* The boot order: given, or cdrom and/or hd as the template has them. */
+static bool
+load_boot(Loader *l, DomTemplate *t)
+{
+    json_object *boot = get_field(l, "boot");
+
     if (!boot) {
         if (t->kind == DOM_TEMPLATE_KIND_ISO)
             t->boot[t->n_boot++] = DOM_BOOT_CDROM;
@@ -368,6 +403,17 @@ load_fields(Loader *l, DomTemplate *t)
         }
     }
     return true;
+}
+
+static bool
+load_fields(Loader *l, DomTemplate *t)
+{
+    return check_known_fields(l) && load_basics(l, t) && load_network(l, t) &&
+           get_uint(l, "idle_timeout_s", false, 0, G_MAXINT32, &t->idle_timeout_s) &&
+           get_uint(l, "max_lifetime_s", false, 0, G_MAXINT32, &t->max_lifetime_s) &&
+           get_bool(l, "console_exclusive", &t->console_exclusive) &&
+           (t->kind == DOM_TEMPLATE_KIND_ISO ? load_iso_kind(l, t) : load_overlay_kind(l, t)) &&
+           load_boot(l, t);
 }
 
 /**
