@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Inside the console relay: the types the engine thread (vmb-splice-engine.c) and the public
+// calls (vmb-splice.c) share. Not for use outside these two files.
+#pragma once
+
+#include <stdbool.h>
+#include <glib.h>
+
+#include "vmb-splice.h"
+
+#define MAX_EVENTS 64
+#define BULK_MIN (8 * 1024)
+#define BULK_TICK_MS 8
+
+enum { CLIENT = 0, UPSTREAM = 1 };
+
+typedef struct Pair Pair;
+
+/* Changes to the shared counters, gathered per pair and applied under one lock. */
+typedef struct {
+    guint64 sent[2];
+    bool client_activity;
+    gint64 buffered;
+    gint64 memory;
+    int pipes;
+} Delta;
+
+typedef struct {
+    char *tag;
+    unsigned connections;
+    gint64 last_client_us;
+    guint64 bytes_in;
+    guint64 bytes_out;
+} TagStats;
+
+typedef struct {
+    Pair *pair;
+    int fd;
+    unsigned side;       /* CLIENT or UPSTREAM: index in pair->end and of what it sends */
+    guint32 registered;  /* events in the epoll set now, 0 when not in it */
+    bool bulk;           /* in bulk mode: SO_RCVLOWAT raised, read on each tick */
+    GList bulk_link;     /* in VmbSplice.bulk while bulk */
+} End;
+
+/* Bytes read from end[d] waiting to be sent to end[!d]. */
+typedef struct {
+    guint8 *data;        /* NULL when empty */
+    size_t alloc;
+    size_t head;
+    size_t tail;
+    int pipe[2];         /* bulk mode's pipe, or -1s */
+    size_t piped;        /* bytes in it */
+    bool eof;            /* end[d] said EOF */
+    bool shut;           /* ...and end[!d] got shutdown(SHUT_WR) after the buffer drained */
+} Dir;
+
+struct Pair {
+    End end[2];
+    Dir dir[2];
+    char *tag;
+    TagStats *stats;     /* in VmbSplice.tags; valid while this pair counts in it */
+    VmbSpliceDoneFunc done;
+    void *done_data;
+    guint64 bytes[2];    /* sent per direction: [CLIENT] = in, [UPSTREAM] = out */
+    Delta delta;         /* not yet in the shared counters */
+    bool dead;           /* closed; freed after the current batch of events */
+    GList link;          /* in VmbSplice.pairs */
+};
+
+typedef enum { CMD_ADD, CMD_CLOSE_TAG, CMD_STOP } CmdKind;
+
+typedef struct {
+    CmdKind kind;
+    Pair *pair;          /* CMD_ADD */
+    char *tag;           /* CMD_CLOSE_TAG */
+    char *reason;        /* CMD_CLOSE_TAG */
+} Cmd;
+
+struct VmbSplice {
+    size_t cap;
+    VmbSpliceCloseFunc on_close;
+    void *on_close_data;
+    int epfd;
+    int evfd;
+    GThread *thread;
+
+    GMutex lock;         /* guards the fields down to the next comment */
+    GQueue commands;     /* of Cmd *, for the engine thread */
+    bool stopping;
+    GHashTable *tags;    /* tag -> TagStats * of open pairs */
+    VmbSpliceStats totals;
+
+    /* engine thread only */
+    guint8 *scratch;
+    GQueue pairs;        /* of Pair *, linked through Pair.link */
+    GQueue bulk;         /* of End *, linked through End.bulk_link */
+    gint64 next_tick_us; /* when the bulk ends are read next (monotonic) */
+    GPtrArray *graveyard;
+};
+
+void vmb_splice_tag_stats_free(TagStats *t);
+void vmb_splice_cmd_free(Cmd *c);
+void vmb_splice_pair_free(Pair *p);
+/* Wakes the engine thread to run its commands. */
+void vmb_splice_wake(VmbSplice *s);
+/* The engine thread. */
+gpointer vmb_splice_engine_main(gpointer data);
