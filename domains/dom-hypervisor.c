@@ -306,3 +306,27 @@ dom_hypervisor_ping(DomHypervisor *hv, GError **error)
     }
     return true;
 }
+
+/**
+ * dom_hypervisor_mark_lost:
+ * @hv: a handle
+ * @why: for the lost callback ("no answer")
+ *
+ * For a libvirtd that accepts but never answers while keepalive is off (or slower than the
+ * caller's bound): new requests are told "unavailable" at once instead of queueing calls
+ * on a connection that may never answer; calls under way keep their own references.
+ */
+void
+dom_hypervisor_mark_lost(DomHypervisor *hv, const char *why)
+{
+    DomLostFunc on_lost;
+    void *data;
+
+    g_mutex_lock(&hv->lock);
+    on_lost = hv->watch.on_lost;
+    data = hv->watch.data;
+    g_mutex_unlock(&hv->lock);
+    g_atomic_int_set(&hv->lost, 1);
+    if (on_lost)
+        on_lost(why, data);
+}

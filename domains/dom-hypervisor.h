@@ -37,6 +37,9 @@ virConnectPtr dom_hypervisor_get(DomHypervisor *hv, GError **error);
 virConnectPtr dom_hypervisor_connect(DomHypervisor *hv, GError **error);
 /* True when libvirtd answers a call. */
 bool dom_hypervisor_ping(DomHypervisor *hv, GError **error);
+/* Declares the connection hung (a bounded call found no answer): the next get drops it and
+ * the reconnecting thread is woken, as when keepalive finds it dead. */
+void dom_hypervisor_mark_lost(DomHypervisor *hv, const char *why);
 /* Counts the connections opened so far: a change means a new connection (after libvirtd
  * restarted, say), whose events only start now. */
 guint64 dom_hypervisor_generation(DomHypervisor *hv);

@@ -26,8 +26,9 @@ api_health_live(HttpRequest *req, void *app)
     return http_reply_json(200, obj);
 }
 
-/* How long /readyz waits for libvirt's answer: a load balancer's probe must not hang on a
- * libvirtd that accepts but never answers (keepalive may be off, or slower). */
+/* How long /readyz waits for libvirt's answer without keepalive: a load balancer's probe
+ * must not hang on a libvirtd that accepts but never answers. With keepalive, as long as it
+ * takes keepalive to declare the connection dead. */
 #define READY_PING_MS 2000
 
 typedef struct {
@@ -53,17 +54,25 @@ ping_job_run(gpointer data)
     job->ok = dom_hypervisor_ping(job->hv, &job->error);
 }
 
-/* dom_hypervisor_ping() within READY_PING_MS. */
+/* dom_hypervisor_ping() within its bound. A ping that finds no answer marks the connection
+ * lost: requests then get "unavailable" at once rather than queue more calls on it (libvirt's
+ * client does not cope well with several calls in flight on a connection that is closed
+ * under them). */
 static bool
 ping_libvirt(App *a, GError **error)
 {
     PingJob *job = g_new0(PingJob, 1);
+    guint bound_ms = a->cfg->libvirt_keepalive_interval_s
+                         ? a->cfg->libvirt_keepalive_interval_s *
+                               (a->cfg->libvirt_keepalive_count + 1) * 1000
+                         : READY_PING_MS;
     bool ok;
 
     job->hv = a->hv;
-    if (!vmb_bounded_run(a->bounded, ping_job_run, job, ping_job_free, READY_PING_MS, NULL)) {
+    if (!vmb_bounded_run(a->bounded, ping_job_run, job, ping_job_free, bound_ms, NULL)) {
+        dom_hypervisor_mark_lost(a->hv, "no answer");
         g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
-                    "libvirt did not answer within %u ms", READY_PING_MS);
+                    "libvirt did not answer within %u ms", bound_ms);
         return false;
     }
     ok = job->ok;
@@ -92,14 +101,16 @@ api_health_ready(HttpRequest *req, void *app)
     g_autoptr(GError) hv_err = NULL;
     bool db_ok = db_pool_ping(a->db, &db_err);
     bool hv_ok = ping_libvirt(a, &hv_err);
-    bool accel_ok = svc_accel_check(a->accel, NULL);
+    bool decided = svc_accel_decided(a->accel);
+    bool accel_ok = decided && svc_accel_check(a->accel, NULL);
     json_object *checks = json_object_new_object();
     g_autoptr(GString) down = g_string_new(NULL);
 
     json_object_object_add(checks, "database", json_object_new_string(db_ok ? "ok" : "down"));
     json_object_object_add(checks, "libvirt", json_object_new_string(hv_ok ? "ok" : "down"));
     json_object_object_add(checks, "accelerator",
-                           json_object_new_string(accel_ok ? "ok" : "unusable"));
+                           json_object_new_string(accel_ok ? "ok" : decided ? "unusable"
+                                                                            : "undecided"));
     if (db_ok && hv_ok && accel_ok) {
         g_autoptr(json_object) obj = json_object_new_object();
         json_object_object_add(obj, "status", json_object_new_string("ready"));

@@ -172,12 +172,8 @@ char *
 svc_accel_domain_type(SvcAccel *accel, virConnectPtr conn, GError **error)
 {
     char *type = NULL;
-    bool decided;
 
-    g_mutex_lock(&accel->lock);
-    decided = accel->choice != NULL;
-    g_mutex_unlock(&accel->lock);
-    if (!decided)
+    if (!svc_accel_decided(accel))
         svc_accel_refresh(accel, conn, false);
 
     g_mutex_lock(&accel->lock);
@@ -211,6 +207,23 @@ svc_accel_demote(SvcAccel *accel, const char *detail)
     set_choice(accel, c);
     g_mutex_unlock(&accel->lock);
     return true;
+}
+
+/**
+ * svc_accel_decided:
+ * @accel: the service
+ *
+ * Returns: whether a decision was made (false until libvirt first answered).
+ */
+bool
+svc_accel_decided(SvcAccel *accel)
+{
+    bool decided;
+
+    g_mutex_lock(&accel->lock);
+    decided = accel->choice != NULL;
+    g_mutex_unlock(&accel->lock);
+    return decided;
 }
 
 /**

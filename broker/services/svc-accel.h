@@ -36,6 +36,8 @@ char *svc_accel_domain_type(SvcAccel *accel, virConnectPtr conn, GError **error)
 bool svc_accel_demote(SvcAccel *accel, const char *detail);
 /* {mode, accelerator, finding, fix} for readyz; accelerator is null when none is usable. */
 json_object *svc_accel_to_json(SvcAccel *accel);
+/* Whether a decision was made (not before libvirt first answered). */
+bool svc_accel_decided(SvcAccel *accel);
 /* Whether creates can get an accelerator (false, VMB_ERROR_HOST_UNSUITABLE: KVM demanded
  * and unusable). */
 bool svc_accel_check(SvcAccel *accel, GError **error);
