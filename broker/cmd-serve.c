@@ -103,6 +103,15 @@ cmd_serve(const char *config_path, int argc, char **argv)
     if (!cfg)
         return CMD_EXIT_FAILURE;
 
+    /* Block the signals before any thread starts (the read cache's LISTEN thread is the
+     * first, libvirt's event loop the next), so only sigwait below sees them: a thread that
+     * did not block them would take a SIGTERM's default action and end the daemon undrained. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     pool = db_pool_new(&(DbPoolOptions) {
         .conninfo = cfg->database_url,
         .size = cfg->database_pool_size,
@@ -145,14 +154,6 @@ cmd_serve(const char *config_path, int argc, char **argv)
                  "listen there", cfg->console_listen);
         return CMD_EXIT_FAILURE;
     }
-
-    /* Block the signals before any thread starts (libvirt's event loop is the first), so
-     * only sigwait below sees them. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     hv = dom_hypervisor_new(cfg->libvirt_uri);
     {
