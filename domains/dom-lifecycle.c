@@ -194,6 +194,106 @@ dom_lifecycle_list_names(virConnectPtr conn, const char *prefix, GError **error)
     return names;
 }
 
+static const char *const pause_names[] = {
+    [DOM_PAUSE_UNKNOWN] = "unknown",
+    [DOM_PAUSE_USER] = "user",
+    [DOM_PAUSE_IOERROR] = "io-error",
+    [DOM_PAUSE_WATCHDOG] = "watchdog",
+    [DOM_PAUSE_CRASHED] = "crashed",
+    [DOM_PAUSE_MIGRATION] = "migration",
+    [DOM_PAUSE_MIGRATION_FAILED] = "migration-failed",
+    [DOM_PAUSE_SAVE] = "save",
+    [DOM_PAUSE_SNAPSHOT] = "snapshot",
+    [DOM_PAUSE_SHUTTING_DOWN] = "shutting-down",
+    [DOM_PAUSE_STARTING_UP] = "starting-up",
+};
+G_STATIC_ASSERT(G_N_ELEMENTS(pause_names) == DOM_PAUSE_LAST);
+
+/**
+ * dom_lifecycle_pause_cause_to_string:
+ * @cause: a pause cause
+ *
+ * Returns: its stable name, NULL out of range.
+ */
+const char *
+dom_lifecycle_pause_cause_to_string(DomPauseCause cause)
+{
+    if ((unsigned) cause >= DOM_PAUSE_LAST)
+        return NULL;
+    return pause_names[cause];
+}
+
+/* libvirt's VIR_DOMAIN_PAUSED_* reason as a DomPauseCause. */
+static DomPauseCause
+pause_cause(int reason)
+{
+    switch (reason) {
+    case VIR_DOMAIN_PAUSED_USER: return DOM_PAUSE_USER;
+    case VIR_DOMAIN_PAUSED_IOERROR: return DOM_PAUSE_IOERROR;
+    case VIR_DOMAIN_PAUSED_WATCHDOG: return DOM_PAUSE_WATCHDOG;
+    case VIR_DOMAIN_PAUSED_CRASHED: return DOM_PAUSE_CRASHED;
+    case VIR_DOMAIN_PAUSED_MIGRATION: return DOM_PAUSE_MIGRATION;
+    case VIR_DOMAIN_PAUSED_POSTCOPY: return DOM_PAUSE_MIGRATION;
+    case VIR_DOMAIN_PAUSED_POSTCOPY_FAILED: return DOM_PAUSE_MIGRATION_FAILED;
+    case VIR_DOMAIN_PAUSED_SAVE: return DOM_PAUSE_SAVE;
+    case VIR_DOMAIN_PAUSED_DUMP: return DOM_PAUSE_SAVE;
+    case VIR_DOMAIN_PAUSED_SNAPSHOT: return DOM_PAUSE_SAVE;
+    case VIR_DOMAIN_PAUSED_FROM_SNAPSHOT: return DOM_PAUSE_SNAPSHOT;
+    case VIR_DOMAIN_PAUSED_SHUTTING_DOWN: return DOM_PAUSE_SHUTTING_DOWN;
+    case VIR_DOMAIN_PAUSED_STARTING_UP: return DOM_PAUSE_STARTING_UP;
+    default: return DOM_PAUSE_UNKNOWN;
+    }
+}
+
+/* libvirt's VIR_DOMAIN_SHUTOFF_* reason as a DomStopCause. */
+static DomStopCause
+stop_cause(int reason)
+{
+    switch (reason) {
+    case VIR_DOMAIN_SHUTOFF_SHUTDOWN: return DOM_STOP_SHUTDOWN;
+    case VIR_DOMAIN_SHUTOFF_DESTROYED: return DOM_STOP_DESTROYED;
+    case VIR_DOMAIN_SHUTOFF_CRASHED: return DOM_STOP_CRASHED;
+    case VIR_DOMAIN_SHUTOFF_FAILED: return DOM_STOP_FAILED;
+    default: return DOM_STOP_UNKNOWN;
+    }
+}
+
+/**
+ * dom_lifecycle_run_state:
+ * @dom: a domain
+ * @ret_state: (out): whether it runs, whether it is paused and why, or why it stopped;
+ *   untouched on failure
+ * @error: return location for an error
+ *
+ * A crashed domain that libvirt keeps (on_crash=preserve) counts as not running: its
+ * guest does nothing, and destroying it is all that is left to do. A paused domain runs:
+ * QEMU holds its memory and ports until it is destroyed.
+ *
+ * Returns: true on success.
+ */
+bool
+dom_lifecycle_run_state(virDomainPtr dom, DomRunState *ret_state, GError **error)
+{
+    int state = 0, reason = 0;
+    DomRunState st = { .stop = DOM_STOP_UNKNOWN, .pause = DOM_PAUSE_UNKNOWN };
+
+    if (virDomainGetState(dom, &state, &reason, 0) < 0) {
+        dom_virt_set_error(error, "reading the state of domain '%s'", virDomainGetName(dom));
+        return false;
+    }
+    st.running = state != VIR_DOMAIN_SHUTOFF && state != VIR_DOMAIN_CRASHED;
+    if (state == VIR_DOMAIN_CRASHED)
+        st.stop = DOM_STOP_CRASHED;
+    else if (state == VIR_DOMAIN_SHUTOFF)
+        st.stop = stop_cause(reason);
+    else if (state == VIR_DOMAIN_PAUSED) {
+        st.paused = true;
+        st.pause = pause_cause(reason);
+    }
+    *ret_state = st;
+    return true;
+}
+
 /**
  * dom_lifecycle_is_running:
  * @dom: a domain
@@ -201,8 +301,7 @@ dom_lifecycle_list_names(virConnectPtr conn, const char *prefix, GError **error)
  * @ret_cause: (out) (optional): when not running, libvirt's recorded cause
  * @error: return location for an error
  *
- * A crashed domain that libvirt keeps (on_crash=preserve) counts as not running: its
- * guest does nothing, and destroying it is all that is left to do.
+ * See dom_lifecycle_run_state(), of which this is the part most callers need.
  *
  * Returns: true on success.
  */
@@ -210,27 +309,13 @@ bool
 dom_lifecycle_is_running(virDomainPtr dom, bool *ret_running, DomStopCause *ret_cause,
                          GError **error)
 {
-    int state = 0, reason = 0;
-    DomStopCause cause = DOM_STOP_UNKNOWN;
+    DomRunState st;
 
-    if (virDomainGetState(dom, &state, &reason, 0) < 0) {
-        dom_virt_set_error(error, "reading the state of domain '%s'", virDomainGetName(dom));
+    if (!dom_lifecycle_run_state(dom, &st, error))
         return false;
-    }
-    if (state == VIR_DOMAIN_CRASHED) {
-        cause = DOM_STOP_CRASHED;
-    } else if (state == VIR_DOMAIN_SHUTOFF) {
-        switch (reason) {
-        case VIR_DOMAIN_SHUTOFF_SHUTDOWN: cause = DOM_STOP_SHUTDOWN; break;
-        case VIR_DOMAIN_SHUTOFF_DESTROYED: cause = DOM_STOP_DESTROYED; break;
-        case VIR_DOMAIN_SHUTOFF_CRASHED: cause = DOM_STOP_CRASHED; break;
-        case VIR_DOMAIN_SHUTOFF_FAILED: cause = DOM_STOP_FAILED; break;
-        default: break;
-        }
-    }
-    *ret_running = state != VIR_DOMAIN_SHUTOFF && state != VIR_DOMAIN_CRASHED;
+    *ret_running = st.running;
     if (ret_cause)
-        *ret_cause = *ret_running ? DOM_STOP_UNKNOWN : cause;
+        *ret_cause = st.stop;
     return true;
 }
 
@@ -329,6 +414,16 @@ dom_lifecycle_vnc_password(virDomainPtr dom, GError **error)
     return password;
 }
 
+/* Whether waiting for an active domain to power off can help: not when its CPUs are paused
+ * or it crashed. A state that cannot be read says nothing: keep waiting. */
+static bool
+stop_would_wait(virDomainPtr dom)
+{
+    DomRunState st;
+
+    return !dom_lifecycle_run_state(dom, &st, NULL) || (st.running && !st.paused);
+}
+
 /**
  * dom_lifecycle_stop:
  * @dom: a domain
@@ -338,7 +433,9 @@ dom_lifecycle_vnc_password(virDomainPtr dom, GError **error)
  *
  * Gracefully stops the domain: presses the ACPI power button, waits up to @timeout_ms
  * for the guest to power off, then destroys it. A guest that ignores ACPI (or has none)
- * is therefore stopped too. A domain that is not running is left alone.
+ * is therefore stopped too. A paused guest (or one that pauses meanwhile, or a crashed
+ * one libvirt kept) cannot see the button: it is destroyed at once. A domain that is not
+ * running is left alone.
  *
  * Returns: true when the domain is shut off afterwards.
  */
@@ -358,9 +455,11 @@ dom_lifecycle_stop(virDomainPtr dom, guint timeout_ms, bool *ret_forced, GError 
             *ret_forced = false;
         return true;
     }
+    if (!stop_would_wait(dom))
+        deadline = 0;
     /* A refused request (the guest has no ACPI, or it just went away) is not fatal: the
      * destroy below still stops it. */
-    if (virDomainShutdownFlags(dom, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) < 0) {
+    if (deadline && virDomainShutdownFlags(dom, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) < 0) {
         int code = virGetLastErrorCode();
         /* Drivers without a choice of method (libvirt's test driver) take the default. */
         if (code == VIR_ERR_INVALID_ARG || code == VIR_ERR_NO_SUPPORT ||
@@ -378,7 +477,7 @@ dom_lifecycle_stop(virDomainPtr dom, guint timeout_ms, bool *ret_forced, GError 
                 *ret_forced = false;
             return true;
         }
-        if (g_get_monotonic_time() >= deadline)
+        if (g_get_monotonic_time() >= deadline || !stop_would_wait(dom))
             break;
         g_usleep(STOP_POLL_US);
     }

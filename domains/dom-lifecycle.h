@@ -45,6 +45,37 @@ typedef enum {
     DOM_STOP_CRASHED,   /* the guest crashed */
     DOM_STOP_FAILED,    /* QEMU ended unexpectedly (killed, failed) */
 } DomStopCause;
+/* Why a domain's CPUs are paused, as libvirt recorded it. */
+typedef enum {
+    DOM_PAUSE_UNKNOWN = 0,    /* not said: QEMU stopped the guest itself (an emulation
+                               * failure such as a KVM internal error) */
+    DOM_PAUSE_USER,           /* a libvirt client asked (virsh suspend) */
+    DOM_PAUSE_IOERROR,        /* a disk I/O error */
+    DOM_PAUSE_WATCHDOG,       /* the guest's watchdog fired */
+    DOM_PAUSE_CRASHED,        /* the guest crashed (a panic device told) */
+    DOM_PAUSE_MIGRATION,      /* migrating, or a post-copy migration */
+    DOM_PAUSE_MIGRATION_FAILED, /* a post-copy migration failed */
+    DOM_PAUSE_SAVE,           /* saving, dumping or snapshotting its memory */
+    DOM_PAUSE_SNAPSHOT,       /* restored from a snapshot taken paused */
+    DOM_PAUSE_SHUTTING_DOWN,  /* paused while it shuts down */
+    DOM_PAUSE_STARTING_UP,    /* being started */
+
+    DOM_PAUSE_LAST
+} DomPauseCause;
+
+/* The stable name of a pause cause ("unknown", "user", "io-error" ...), NULL out of range. */
+const char *dom_lifecycle_pause_cause_to_string(DomPauseCause cause);
+
+/* A domain's state as vmbroker tells states apart. */
+typedef struct {
+    bool running;        /* not shut off, not crashed: running, paused, shutting down ... */
+    bool paused;         /* running, with its CPUs stopped (pause says why) */
+    DomPauseCause pause; /* when paused */
+    DomStopCause stop;   /* when not running (DOM_STOP_UNKNOWN otherwise) */
+} DomRunState;
+
+/* Reads the domain's state and reason once (virDomainGetState). */
+bool dom_lifecycle_run_state(virDomainPtr dom, DomRunState *ret_state, GError **error);
 /* Whether the domain runs (running, paused, shutting down, ...): not shut off, not crashed;
  * when it does not, @ret_cause (optional) says why. */
 bool dom_lifecycle_is_running(virDomainPtr dom, bool *ret_running, DomStopCause *ret_cause,

@@ -376,6 +376,14 @@ cmd_serve(const char *config_path, int argc, char **argv)
     d.cfg = cmd_load_config(config_path, CONFIG_NEEDS_DATABASE);
     if (!d.cfg)
         return CMD_EXIT_FAILURE;
+    /* Block the signals before any thread starts (the read cache's LISTEN thread is the
+     * first, libvirt's event loop the next), so only sigwait sees them: a thread that did not
+     * block them would take a SIGTERM's default action and end the daemon undrained. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
     d.metrics = vmb_metrics_new();
     if (!open_database(&d, &error)) {
         cmd_fail("%s", error->message);
@@ -390,13 +398,6 @@ cmd_serve(const char *config_path, int argc, char **argv)
                  "listen there", d.cfg->console_listen);
         return CMD_EXIT_FAILURE;
     }
-    /* Block the signals before any thread starts (libvirt's event loop is the first), so
-     * only sigwait sees them. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
     open_libvirt(&d);
     if (!start_services(&d, &error) || !start_background(&d, &error) ||
         !serve_until_signal(&d, &sigs, &error)) {

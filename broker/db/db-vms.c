@@ -11,6 +11,7 @@
 static const char *const state_names[] = {
     [DB_VM_CREATING] = "creating",
     [DB_VM_RUNNING] = "running",
+    [DB_VM_PAUSED] = "paused",
     [DB_VM_STOPPING] = "stopping",
     [DB_VM_STOPPED] = "stopped",
     [DB_VM_ERROR] = "error",
@@ -21,10 +22,11 @@ G_STATIC_ASSERT(G_N_ELEMENTS(state_names) == DB_VM_STATE_LAST);
  * entered only by db_vms_insert and db_vms_start, which lease ports. */
 static const char *const allowed_from[] = {
     [DB_VM_CREATING] = "{}",
-    [DB_VM_RUNNING] = "{creating,stopping}",
-    [DB_VM_STOPPING] = "{creating,running}",
-    [DB_VM_STOPPED] = "{creating,running,stopping,error}",
-    [DB_VM_ERROR] = "{creating,running,stopping,stopped}",
+    [DB_VM_RUNNING] = "{creating,stopping,paused}",
+    [DB_VM_PAUSED] = "{running,paused}",
+    [DB_VM_STOPPING] = "{creating,running,paused}",
+    [DB_VM_STOPPED] = "{creating,running,paused,stopping,error}",
+    [DB_VM_ERROR] = "{creating,running,paused,stopping,stopped}",
 };
 G_STATIC_ASSERT(G_N_ELEMENTS(allowed_from) == DB_VM_STATE_LAST);
 
@@ -424,9 +426,10 @@ set_transition_error(DbConn *conn, const char *id, DbVmState to, GError **error)
  * @cooldown_s: for DB_VM_STOPPED: seconds before the released ports are leasable again
  * @error: return location for an error
  *
- * Allowed: running from creating or stopping; stopping from creating or running; stopped
- * from anything but stopped (its ports are released); error from anything but error (its
- * ports are kept until it is stopped or deleted, as QEMU may still hold them).
+ * Allowed: running from creating, stopping or paused; paused from running (or paused, to
+ * say a new reason); stopping from creating, running or paused; stopped from anything but
+ * stopped (its ports are released); error from anything but error (its ports are kept
+ * until it is stopped or deleted, as QEMU may still hold them).
  *
  * Returns: (transfer full): the VM as now stored, or NULL (VMB_ERROR_CONFLICT when its
  * state forbids the move, VMB_ERROR_NOT_FOUND when there is no such VM).
@@ -447,7 +450,9 @@ db_vms_set_state(DbConn *conn, const char *id, DbVmState to, const char *reason,
         return NULL;
     res = exec_vm(conn, PGRES_TUPLES_OK,
         "WITH v AS (UPDATE vms SET state = $2, state_reason = $3, updated_at = now(),"
-        "  started_at = CASE WHEN $2 = 'running' THEN now() ELSE started_at END,"
+        /* A resume is not a start: the lifetime counts from the start. */
+        "  started_at = CASE WHEN $2 = 'running' AND state <> 'paused' THEN now()"
+        "                    ELSE started_at END,"
         "  stopped_at = CASE WHEN $2 = 'stopped' THEN now() ELSE stopped_at END,"
         "  vnc_port = CASE WHEN $2 = 'stopped' THEN NULL ELSE vnc_port END,"
         "  ws_port = CASE WHEN $2 = 'stopped' THEN NULL ELSE ws_port END"

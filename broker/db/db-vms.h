@@ -12,6 +12,8 @@
 typedef enum {
     DB_VM_CREATING = 0,  /* row made, ports leased, domain being defined or started */
     DB_VM_RUNNING,       /* libvirt says it runs */
+    DB_VM_PAUSED,        /* libvirt says its CPUs are paused (state_reason says why); it
+                          * keeps its ports, memory and QEMU process until stopped */
     DB_VM_STOPPING,      /* shutdown asked for */
     DB_VM_STOPPED,       /* not running, ports released */
     DB_VM_ERROR,         /* something failed; state_reason says what */

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// One thread wakes every interval, looks at the running VMs, and asks the VM service to stop
-// those past their limits. A VM with an open console is not idle; the last byte a client
-// sent is written to PostgreSQL, so the idle clock survives a broker restart.
+// One thread wakes every interval, looks at the running (and paused) VMs, and asks the VM
+// service to stop those past their limits. A VM with an open console is not idle; the last
+// byte a client sent is written to PostgreSQL, so the idle clock survives a broker restart.
 #include "svc-reaper.h"
 
 #include "db-vms.h"
@@ -64,7 +64,8 @@ sweep(gpointer data)
     }
     for (guint i = 0; i < all->len; i++) {
         const DbVm *vm = all->pdata[i];
-        if (vm->state == DB_VM_RUNNING)
+        /* A paused guest holds its memory and ports as a running one does. */
+        if (vm->state == DB_VM_RUNNING || vm->state == DB_VM_PAUSED)
             reap_one(r, db, vm, now_s);
     }
 }

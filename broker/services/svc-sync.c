@@ -11,7 +11,10 @@
 //             VM never started loses its row (leases released), one being restarted
 //             becomes stopped
 //   running   domain shut off, crashed or gone: stopped with the reason, ports released,
-//             ephemeral disks dropped
+//             ephemeral disks dropped (a crashed domain libvirt kept is destroyed first);
+//             domain paused: paused, with libvirt's reason in plain words
+//   paused    domain running again: running; paused for another reason: the new reason;
+//             shut off, crashed or gone: stopped, as for running
 //   stopping  the stop job was lost: the domain is destroyed, the VM stopped
 //   stopped   domain running (started by hand): error, for an admin to decide
 //   error     left alone
@@ -35,6 +38,10 @@
 #define EVENT_DELAY_METRIC "vmbroker_libvirt_event_repair_seconds"
 #define SYNCS_METRIC "vmbroker_libvirt_syncs_total"
 #define RECONNECTS_METRIC "vmbroker_libvirt_reconnects_total"
+/* An event for a VM an operation holds is looked at again this much later, this often at
+ * most (about a minute: a stop may wait out stop_timeout_s); the periodic sync after that. */
+#define RECHECK_DELAY_US (250 * 1000)
+#define RECHECK_TRIES 240u
 /* Reconnect backoff: doubles from the first to the last, in milliseconds. */
 #define BACKOFF_FIRST_MS 250u
 #define BACKOFF_MAX_MS 8000u
@@ -49,6 +56,8 @@ struct SvcSync {
     GCond wake;
     bool quit;             /* (lock) */
     bool lost;             /* (lock) the connection was lost: reconnect now */
+    GPtrArray *rechecks;   /* (lock) EventJobs whose VM was claimed, to look at again */
+    gint64 recheck_at;     /* (lock) monotonic time to queue them again; 0: none waits */
     gint synced;           /* (atomic) the last full pass succeeded */
 };
 
@@ -57,6 +66,7 @@ typedef struct {
     int event;
     int detail;
     gint64 at_us;          /* monotonic time the event arrived */
+    unsigned tries;        /* times its VM was found claimed */
 } EventJob;
 
 static const char *
@@ -109,6 +119,29 @@ cause_reason(DomStopCause cause)
     return "shut off outside vmbroker";
 }
 
+/* Why a VM is paused, as its state_reason says: libvirt's reason in plain words. */
+static const char *const pause_words[] = {
+    [DOM_PAUSE_UNKNOWN] = "paused by libvirt: internal error (QEMU stopped the guest without "
+                          "a reason, as on a KVM emulation failure)",
+    [DOM_PAUSE_USER] = "paused outside vmbroker (virsh suspend)",
+    [DOM_PAUSE_IOERROR] = "paused by libvirt: I/O error",
+    [DOM_PAUSE_WATCHDOG] = "paused by libvirt: the guest's watchdog fired",
+    [DOM_PAUSE_CRASHED] = "paused by libvirt: the guest crashed",
+    [DOM_PAUSE_MIGRATION] = "paused for a migration",
+    [DOM_PAUSE_MIGRATION_FAILED] = "paused by libvirt: a migration failed",
+    [DOM_PAUSE_SAVE] = "paused outside vmbroker (save, dump or snapshot)",
+    [DOM_PAUSE_SNAPSHOT] = "paused outside vmbroker (restored from a paused snapshot)",
+    [DOM_PAUSE_SHUTTING_DOWN] = "paused while shutting down",
+    [DOM_PAUSE_STARTING_UP] = "paused while starting",
+};
+G_STATIC_ASSERT(G_N_ELEMENTS(pause_words) == DOM_PAUSE_LAST);
+
+static const char *
+pause_reason(DomPauseCause cause)
+{
+    return pause_words[(unsigned) cause < DOM_PAUSE_LAST ? cause : DOM_PAUSE_UNKNOWN];
+}
+
 /* --- repairs (in transactions, audited without an actor) --- */
 
 typedef struct {
@@ -152,8 +185,10 @@ repair(SvcSync *sync, const DbVm *vm, DbVmState to, const char *reason, const ch
 
     if (!db_pool_transaction(sync->opts.db, repair_tx, &tx, error))
         return false;
-    /* Every repair ends in stopped, error or no row: no console of the VM lives on. */
-    svc_vms_end_consoles(sync->opts.vms, vm->id, reason ? reason : "the VM stopped");
+    /* A repair to stopped, error or no row ends the VM's consoles; one that pauses or
+     * resumes it leaves them to watch (QEMU keeps serving a paused guest's screen). */
+    if (delete_row || (to != DB_VM_PAUSED && to != DB_VM_RUNNING))
+        svc_vms_end_consoles(sync->opts.vms, vm->id, reason ? reason : "the VM stopped");
     vmb_info("sync: VM %s (%s) %s -> %s: %s", vm->name, vm->id,
              db_vm_state_to_string(vm->state), delete_row ? "deleted" : db_vm_state_to_string(to),
              reason ? reason : "-");
@@ -167,53 +202,45 @@ remove_domain(virDomainPtr dom, GError **error)
     return dom_lifecycle_destroy(dom, error) && dom_lifecycle_undefine(dom, true, error);
 }
 
-/**
- * reconcile_vm:
- * @sync: the reconciler
- * @conn: a libvirt connection
- * @id: a VM of ours
- * @hint: (nullable): the reason an event gave, for a VM found stopped
- * @ret_changed: (out) (optional): whether the row changed
- * @error: return location for an error
- *
- * Brings one VM's row in line with its domain (see the policy at the top). A VM an
- * operation has claimed is skipped.
- *
- * Returns: true on success (also when skipped).
- */
+/* A row that says running or paused whose domain is shut off, crashed or gone: stopped,
+ * with libvirt's recorded cause first, so that event, resync and start-up say the same. */
 static bool
-reconcile_vm(SvcSync *sync, virConnectPtr conn, const char *id, const char *hint,
-             bool *ret_changed, GError **error)
+reconcile_gone(SvcSync *sync, virConnectPtr conn, const DbVm *vm, virDomainPtr dom,
+               const DomRunState *st, const char *hint, GError **error)
 {
-    g_autoptr(DbConn) db = NULL;
-    g_autoptr(DbVm) vm = NULL;
-    g_autoptr(virDomain) dom = NULL;
-    g_autoptr(GError) err = NULL;
-    bool running = false, ok = true, changed = false;
-    DomStopCause cause = DOM_STOP_UNKNOWN;
+    const char *reason = dom && st->stop != DOM_STOP_UNKNOWN ? cause_reason(st->stop)
+                         : hint ? hint
+                         : dom  ? cause_reason(st->stop)
+                                : "domain undefined outside vmbroker";
 
-    if (!svc_vms_try_claim(sync->opts.vms, id))
+    if (dom)
+        dom_lifecycle_destroy(dom, NULL); /* a crashed domain libvirt preserved */
+    svc_vms_drop_ephemeral_disks(sync->opts.vms, conn, vm);
+    return repair(sync, vm, DB_VM_STOPPED, reason, "vm.sync", false, error);
+}
+
+/* A row that says running or paused whose domain runs: the row follows the CPUs. */
+static bool
+reconcile_live(SvcSync *sync, const DbVm *vm, const DomRunState *st, bool *ret_changed,
+               GError **error)
+{
+    const char *reason = st->paused ? pause_reason(st->pause) : NULL;
+
+    if (!st->paused && vm->state == DB_VM_RUNNING)
         return true;
-    db = db_pool_acquire(sync->opts.db, &err);
-    vm = db ? db_vms_get(db, id, NULL, &err) : NULL;
-    g_clear_pointer(&db, db_conn_release);
-    if (!vm) {
-        svc_vms_release(sync->opts.vms, id);
-        if (vmb_error_kind(err) == VMB_ERROR_NOT_FOUND)
-            return true; /* deleted meanwhile */
-        g_propagate_error(error, g_steal_pointer(&err));
-        return false;
-    }
-    dom = dom_lifecycle_lookup(conn, vm->name, &err);
-    if (!dom && vmb_error_kind(err) != VMB_ERROR_NOT_FOUND) {
-        svc_vms_release(sync->opts.vms, id);
-        g_propagate_error(error, g_steal_pointer(&err));
-        return false;
-    }
-    if (dom && !dom_lifecycle_is_running(dom, &running, &cause, error)) {
-        svc_vms_release(sync->opts.vms, id);
-        return false;
-    }
+    if (st->paused && vm->state == DB_VM_PAUSED && g_strcmp0(vm->state_reason, reason) == 0)
+        return true;
+    *ret_changed = repair(sync, vm, st->paused ? DB_VM_PAUSED : DB_VM_RUNNING, reason,
+                          "vm.sync", false, error);
+    return *ret_changed;
+}
+
+/* The policy at the top of the file, for a claimed VM and its domain (NULL when gone). */
+static bool
+reconcile_row(SvcSync *sync, virConnectPtr conn, const DbVm *vm, virDomainPtr dom,
+              const DomRunState *st, const char *hint, bool *ret_changed, GError **error)
+{
+    bool ok = true;
 
     switch (vm->state) {
     case DB_VM_CREATING:
@@ -226,23 +253,14 @@ reconcile_vm(SvcSync *sync, virConnectPtr conn, const char *id, const char *hint
                               "vm.sync", false, error)
                      : repair(sync, vm, DB_VM_STOPPED, "vmbroker stopped while creating it",
                               "vm.rollback", true, error);
-            changed = ok;
+            *ret_changed = ok;
         }
         break;
     case DB_VM_RUNNING:
-        if (dom && running)
-            break;
-        if (dom)
-            dom_lifecycle_destroy(dom, NULL); /* a crashed domain libvirt preserved */
-        svc_vms_drop_ephemeral_disks(sync->opts.vms, conn, vm);
-        ok = changed = repair(sync, vm, DB_VM_STOPPED,
-                              /* libvirt's record first: the same words whichever of
-                               * event, resync or start-up gets here first. */
-                              dom && cause != DOM_STOP_UNKNOWN ? cause_reason(cause)
-                              : hint ? hint
-                              : dom  ? cause_reason(cause)
-                                     : "domain undefined outside vmbroker",
-                              "vm.sync", false, error);
+    case DB_VM_PAUSED:
+        if (dom && st->running)
+            return reconcile_live(sync, vm, st, ret_changed, error);
+        ok = *ret_changed = reconcile_gone(sync, conn, vm, dom, st, hint, error);
         break;
     case DB_VM_STOPPING:
         /* Unclaimed: the stop job died with a previous vmbroker. Finish the stop. */
@@ -250,18 +268,80 @@ reconcile_vm(SvcSync *sync, virConnectPtr conn, const char *id, const char *hint
              repair(sync, vm, DB_VM_STOPPED, vm->state_reason ? vm->state_reason
                                                               : "stopped by vmbroker",
                     "vm.sync", false, error);
-        changed = ok;
+        *ret_changed = ok;
         break;
     case DB_VM_STOPPED:
-        if (dom && running)
-            ok = changed = repair(sync, vm, DB_VM_ERROR,
-                                  "running outside vmbroker while stopped here: stop or "
-                                  "delete it", "vm.sync", false, error);
+        if (dom && st->running)
+            ok = *ret_changed = repair(sync, vm, DB_VM_ERROR,
+                                       "running outside vmbroker while stopped here: stop or "
+                                       "delete it", "vm.sync", false, error);
         break;
     case DB_VM_ERROR:
     case DB_VM_STATE_LAST:
         break;
     }
+    return ok;
+}
+
+/* reconcile_vm() under the VM's claim. */
+static bool
+reconcile_claimed(SvcSync *sync, virConnectPtr conn, const char *id, const char *hint,
+                  bool *ret_changed, GError **error)
+{
+    g_autoptr(DbConn) db = NULL;
+    g_autoptr(DbVm) vm = NULL;
+    g_autoptr(virDomain) dom = NULL;
+    g_autoptr(GError) err = NULL;
+    DomRunState st = { 0 };
+
+    db = db_pool_acquire(sync->opts.db, &err);
+    vm = db ? db_vms_get(db, id, NULL, &err) : NULL;
+    g_clear_pointer(&db, db_conn_release);
+    if (!vm) {
+        if (vmb_error_kind(err) == VMB_ERROR_NOT_FOUND)
+            return true; /* deleted meanwhile */
+        g_propagate_error(error, g_steal_pointer(&err));
+        return false;
+    }
+    dom = dom_lifecycle_lookup(conn, vm->name, &err);
+    if (!dom && vmb_error_kind(err) != VMB_ERROR_NOT_FOUND) {
+        g_propagate_error(error, g_steal_pointer(&err));
+        return false;
+    }
+    if (dom && !dom_lifecycle_run_state(dom, &st, error))
+        return false;
+    return reconcile_row(sync, conn, vm, dom, &st, hint, ret_changed, error);
+}
+
+/**
+ * reconcile_vm:
+ * @sync: the reconciler
+ * @conn: a libvirt connection
+ * @id: a VM of ours
+ * @hint: (nullable): the reason an event gave, for a VM found stopped
+ * @ret_changed: (out) (optional): whether the row changed
+ * @ret_busy: (out) (optional): whether an operation held the VM, so it was skipped
+ * @error: return location for an error
+ *
+ * Brings one VM's row in line with its domain (see the policy at the top). A VM an
+ * operation has claimed is skipped.
+ *
+ * Returns: true on success (also when skipped).
+ */
+static bool
+reconcile_vm(SvcSync *sync, virConnectPtr conn, const char *id, const char *hint,
+             bool *ret_changed, bool *ret_busy, GError **error)
+{
+    bool changed = false, ok;
+
+    if (ret_busy)
+        *ret_busy = false;
+    if (!svc_vms_try_claim(sync->opts.vms, id)) {
+        if (ret_busy)
+            *ret_busy = true;
+        return true;
+    }
+    ok = reconcile_claimed(sync, conn, id, hint, &changed, error);
     svc_vms_release(sync->opts.vms, id);
     if (ret_changed)
         *ret_changed = changed;
@@ -383,7 +463,7 @@ svc_sync_reconcile(SvcSync *sync, GError **error)
         if (strcmp(vm->host_id, sync->host_id) != 0 || !g_str_has_prefix(vm->name,
                                                                           sync->name_prefix))
             continue;
-        if (!reconcile_vm(sync, conn, vm->id, NULL, NULL, &err) && !first)
+        if (!reconcile_vm(sync, conn, vm->id, NULL, NULL, NULL, &err) && !first)
             first = g_steal_pointer(&err);
     }
     for (guint i = 0; i < names->len; i++) {
@@ -413,6 +493,45 @@ event_job_free(EventJob *job)
     g_free(job);
 }
 
+/* Whether @event can change what the row of a VM in @state should say. */
+static bool
+event_concerns(int event, DbVmState state)
+{
+    switch (event) {
+    case VIR_DOMAIN_EVENT_STOPPED:
+    case VIR_DOMAIN_EVENT_CRASHED:
+    case VIR_DOMAIN_EVENT_UNDEFINED:
+        return true;
+    case VIR_DOMAIN_EVENT_STARTED:
+        /* Only for a VM PostgreSQL says is stopped: skipping the rest saves a round trip
+         * per create. */
+        return state == DB_VM_STOPPED;
+    case VIR_DOMAIN_EVENT_SUSPENDED:
+        /* A guest may pause as soon as it starts, while its create still holds it. */
+        return state == DB_VM_RUNNING || state == DB_VM_CREATING || state == DB_VM_PAUSED;
+    case VIR_DOMAIN_EVENT_RESUMED:
+        return state == DB_VM_PAUSED;
+    default:
+        return false;
+    }
+}
+
+/* Keeps @job to be queued again shortly, as its VM's operation holds it; false once it has
+ * waited long enough (the periodic sync takes over). */
+static bool
+recheck_later(SvcSync *sync, EventJob *job)
+{
+    if (++job->tries > RECHECK_TRIES)
+        return false;
+    g_mutex_lock(&sync->lock);
+    g_ptr_array_add(sync->rechecks, job);
+    if (!sync->recheck_at)
+        sync->recheck_at = g_get_monotonic_time() + RECHECK_DELAY_US;
+    g_cond_signal(&sync->wake);
+    g_mutex_unlock(&sync->lock);
+    return true;
+}
+
 static void
 event_worker(gpointer data, gpointer user_data)
 {
@@ -422,22 +541,22 @@ event_worker(gpointer data, gpointer user_data)
     g_autoptr(virConnect) conn = NULL;
     g_autoptr(DbConn) db = NULL;
     g_autoptr(DbVm) vm = NULL;
-    bool changed = false;
+    bool changed = false, busy = false;
 
-    /* Only what can end a run (or start one behind vmbroker's back) needs a look. */
+    /* Only what can end a run, pause or resume one (or start one behind vmbroker's back)
+     * needs a look. */
     if (job->event == VIR_DOMAIN_EVENT_STOPPED || job->event == VIR_DOMAIN_EVENT_CRASHED ||
-        job->event == VIR_DOMAIN_EVENT_UNDEFINED || job->event == VIR_DOMAIN_EVENT_STARTED) {
+        job->event == VIR_DOMAIN_EVENT_UNDEFINED || job->event == VIR_DOMAIN_EVENT_STARTED ||
+        job->event == VIR_DOMAIN_EVENT_SUSPENDED || job->event == VIR_DOMAIN_EVENT_RESUMED) {
         db = db_pool_acquire(sync->opts.db, &err);
         vm = db ? db_vms_get_by_name(db, job->name, &err) : NULL;
         g_clear_pointer(&db, db_conn_release);
-        /* A start only matters for a VM that PostgreSQL says is stopped; skipping the rest
-         * saves a round trip per create. */
-        if (vm && job->event == VIR_DOMAIN_EVENT_STARTED && vm->state != DB_VM_STOPPED)
+        if (vm && !event_concerns(job->event, vm->state))
             g_clear_pointer(&vm, db_vm_free);
         if (vm && strcmp(vm->host_id, sync->host_id) == 0 &&
             (conn = dom_hypervisor_get(sync->opts.hv, &err)))
             reconcile_vm(sync, conn, vm->id, event_reason(job->event, job->detail), &changed,
-                         &err);
+                         &busy, &err);
         if (err && vmb_error_kind(err) != VMB_ERROR_NOT_FOUND)
             vmb_warning("sync: event %s of %s: %s (the periodic sync retries)",
                         event_name(job->event), job->name, err->message);
@@ -447,10 +566,28 @@ event_worker(gpointer data, gpointer user_data)
             vmb_metrics_observe(sync->opts.metrics, EVENT_DELAY_METRIC,
                                 (double) (g_get_monotonic_time() - job->at_us) / G_USEC_PER_SEC,
                                 NULL);
-        vmb_metrics_add(sync->opts.metrics, EVENTS_METRIC, 1, "event", event_name(job->event),
-                        NULL);
+        if (job->tries == 0)
+            vmb_metrics_add(sync->opts.metrics, EVENTS_METRIC, 1, "event",
+                            event_name(job->event), NULL);
     }
-    event_job_free(job);
+    if (!busy || !recheck_later(sync, job))
+        event_job_free(job);
+}
+
+/* (lock held) Queues the events kept by recheck_later() again, once their time has come;
+ * returns when to come back (G_MAXINT64: nothing waits). */
+static gint64
+requeue_rechecks(SvcSync *sync, gint64 now)
+{
+    if (!sync->recheck_at)
+        return G_MAXINT64;
+    if (now < sync->recheck_at)
+        return sync->recheck_at;
+    for (guint i = 0; i < sync->rechecks->len; i++)
+        g_thread_pool_push(sync->worker, sync->rechecks->pdata[i], NULL);
+    g_ptr_array_set_size(sync->rechecks, 0);
+    sync->recheck_at = 0;
+    return G_MAXINT64;
 }
 
 /* On libvirt's event thread: queue, never block. */
@@ -497,8 +634,14 @@ sync_main(gpointer data)
 
     g_mutex_lock(&sync->lock);
     for (;;) {
-        while (!sync->quit && !sync->lost && g_get_monotonic_time() < wake_at)
-            g_cond_wait_until(&sync->wake, &sync->lock, wake_at);
+        gint64 t = g_get_monotonic_time();
+        /* Events waiting for their VM's operation to end ride along on this thread. */
+        gint64 recheck = requeue_rechecks(sync, t);
+
+        if (!sync->quit && !sync->lost && t < wake_at) {
+            g_cond_wait_until(&sync->wake, &sync->lock, MIN(wake_at, recheck));
+            continue;
+        }
         if (sync->quit)
             break;
         if (sync->lost && !down) {
@@ -584,6 +727,7 @@ svc_sync_new(const SvcSyncOptions *opts, GError **error)
     g_cond_init(&sync->wake);
     sync->worker = g_thread_pool_new_full(event_worker, sync, (GDestroyNotify) event_job_free, 1,
                                          FALSE, NULL);
+    sync->rechecks = g_ptr_array_new();
     if (opts->metrics) {
         vmb_metrics_declare(opts->metrics, EVENTS_METRIC, VMB_METRIC_COUNTER,
                             "libvirt lifecycle events of our domains handled.", NULL, 0);
@@ -636,6 +780,10 @@ svc_sync_free(SvcSync *sync)
     dom_hypervisor_watch(sync->opts.hv, &(DomHypervisorWatch) { 0 }, NULL);
     if (sync->worker)
         g_thread_pool_free(sync->worker, TRUE, TRUE);
+    if (sync->rechecks) {
+        g_ptr_array_foreach(sync->rechecks, (GFunc) (void (*)(void)) event_job_free, NULL);
+        g_ptr_array_free(sync->rechecks, TRUE);
+    }
     g_mutex_clear(&sync->lock);
     g_cond_clear(&sync->wake);
     g_free(sync->host_id);

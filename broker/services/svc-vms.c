@@ -235,7 +235,7 @@ static bool
 vm_is_active(const DbVm *vm)
 {
     return vm->state == DB_VM_CREATING || vm->state == DB_VM_RUNNING ||
-           vm->state == DB_VM_STOPPING;
+           vm->state == DB_VM_PAUSED || vm->state == DB_VM_STOPPING;
 }
 
 static bool
@@ -942,11 +942,46 @@ start_tx(DbConn *conn, void *data, GError **error)
                            error);
 }
 
+/* Under @id's claim: a paused VM is powered off (domain destroyed, row stopped with its
+ * ports released) so that a start can follow: a guest an error paused would only hit the
+ * error again if resumed. Any other VM is left as it is. */
+static bool
+stop_if_paused(SvcVms *vms, const char *id, const char *actor_id, const char *remote_addr,
+               GError **error)
+{
+    g_autoptr(DbConn) db = db_pool_acquire(vms->opts.db, error);
+    g_autoptr(DbVm) vm = db ? db_vms_get(db, id, NULL, error) : NULL;
+    g_autoptr(virConnect) conn = NULL;
+    g_autoptr(virDomain) dom = NULL;
+    g_autoptr(DbVm) stopped = NULL;
+    g_autoptr(GError) err = NULL;
+
+    g_clear_pointer(&db, db_conn_release);
+    if (!vm)
+        return false;
+    if (vm->state != DB_VM_PAUSED)
+        return true;
+    conn = dom_hypervisor_get(vms->opts.hv, error);
+    if (!conn)
+        return false;
+    dom = dom_lifecycle_lookup(conn, vm->name, &err);
+    if (!dom && vmb_error_kind(err) != VMB_ERROR_NOT_FOUND) {
+        g_propagate_error(error, g_steal_pointer(&err));
+        return false;
+    }
+    if (dom && !dom_lifecycle_destroy(dom, error))
+        return false;
+    svc_vms_end_consoles(vms, id, "the VM was restarted");
+    stopped = set_state(vms, id, DB_VM_STOPPED, "powered off to restart it: it was paused",
+                        actor_id, "vm.stop", remote_addr, error);
+    return stopped != NULL;
+}
+
 /**
  * start_now:
  * @vms: the service
  * @caller: who asks
- * @id: a stopped VM
+ * @id: a stopped VM, or a paused one (powered off first: a restart)
  * @remote_addr: (nullable): for the audit log
  * @error: return location for an error
  *
@@ -985,6 +1020,10 @@ start_now(SvcVms *vms, const DbUser *caller, const char *id, const char *remote_
     }
     if (!claim_wait(vms, vm->id, error))
         return NULL;
+    if (!stop_if_paused(vms, vm->id, caller->id, remote_addr, error)) {
+        svc_vms_release(vms, vm->id);
+        return NULL;
+    }
     tx = (StartTx) { vm->id, lease_options(vms), caller->id, remote_addr, NULL };
     if (!db_pool_transaction(vms->opts.db, start_tx, &tx, error)) {
         db_vm_free(tx.vm);
@@ -1024,11 +1063,15 @@ start_now(SvcVms *vms, const DbUser *caller, const char *id, const char *remote_
  * reboot_now:
  * @vms: the service
  * @caller: who asks
- * @id: a running VM
+ * @id: a running VM, or a paused one
  * @remote_addr: (nullable): for the audit log
  * @error: return location for an error
  *
- * Returns: (transfer full): the VM, or NULL (VMB_ERROR_CONFLICT unless it runs).
+ * A running guest is asked to reboot (ACPI, else a reset). A paused one hears neither: it
+ * is powered off and started again, as svc_vms_start() does (fresh ports and VNC password,
+ * disks kept).
+ *
+ * Returns: (transfer full): the VM, or NULL (VMB_ERROR_CONFLICT unless it runs or is paused).
  */
 static DbVm *
 reboot_now(SvcVms *vms, const DbUser *caller, const char *id, const char *remote_addr,
@@ -1041,6 +1084,8 @@ reboot_now(SvcVms *vms, const DbUser *caller, const char *id, const char *remote
 
     if (!vm)
         return NULL;
+    if (vm->state == DB_VM_PAUSED)
+        return svc_vms_start(vms, caller, id, remote_addr, error);
     if (vm->state != DB_VM_RUNNING) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "The VM is %s, not running.",
                     db_vm_state_to_string(vm->state));

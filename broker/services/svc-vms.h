@@ -62,15 +62,17 @@ GPtrArray *svc_vms_list(SvcVms *vms, const DbUser *caller, const char *owner,
                         GError **error);
 char *svc_vms_list_key(const DbUser *caller, const char *owner);
 /* Asks the guest to power off and returns at once (state `stopping`); a background job
- * destroys it after stop_timeout_s and releases its ports. */
+ * destroys it after stop_timeout_s (a paused guest at once) and releases its ports. */
 DbVm *svc_vms_stop(SvcVms *vms, const DbUser *caller, const char *id, const char *reason,
                    const char *remote_addr, GError **error);
 /* The system stops a VM (the reaper): audited as @action with no actor; with
  * @drop_ephemeral its ephemeral disks are deleted once it is off. */
 DbVm *svc_vms_stop_system(SvcVms *vms, const char *id, const char *action, const char *reason,
                           bool drop_ephemeral, GError **error);
+/* Starts a stopped VM; a paused one is powered off first (a restart). */
 DbVm *svc_vms_start(SvcVms *vms, const DbUser *caller, const char *id,
                     const char *remote_addr, GError **error);
+/* Reboots a running VM (ACPI, else a reset); restarts a paused one as svc_vms_start does. */
 DbVm *svc_vms_reboot(SvcVms *vms, const DbUser *caller, const char *id,
                      const char *remote_addr, GError **error);
 bool svc_vms_delete(SvcVms *vms, const DbUser *caller, const char *id,

@@ -1,7 +1,14 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// Scenario 2: boot memtest from the dashboard, watch it reach running, stop it and see
-// "stopped" with the reason, delete it; the API agrees at each step.
+// Scenario 2: boot memtest from the dashboard, watch it reach running, see it paused (virsh
+// suspend) with the reason and the buttons a paused VM has, and running again once resumed;
+// stop it and see "stopped" with the reason, delete it; the API agrees at each step.
+import { spawnSync } from 'node:child_process';
 import { check, run, shot, signIn, waitFor } from './lib.mjs';
+
+function virsh(...args) {
+    const r = spawnSync('virsh', ['-c', 'qemu:///system', ...args], { encoding: 'utf8' });
+    check(r.status === 0, `virsh ${args.join(' ')}: ${r.stderr}`);
+}
 
 await run('vm-lifecycle', async ({ broker, page, name }) => {
     await signIn(page, broker, 'alice');
@@ -26,6 +33,23 @@ await run('vm-lifecycle', async ({ broker, page, name }) => {
     check(await boot.getByRole('link', { name: new RegExp(`console of ${vm.name}`) }).count() === 1,
         `the limit message has no console link: ${await boot.textContent()}`);
     await shot(page, name, 'limit');
+
+    // Paused by libvirt: the card says so with the reason and offers Stop, Restart and Delete.
+    virsh('suspend', vm.name);
+    await page.locator('#vm-list li.vm[data-state="paused"]').waitFor();
+    const paused = (await broker.api('GET', `/api/v1/vms/${vm.id}`)).body;
+    check(paused.state === 'paused', `the API says ${paused.state} where the page says paused`);
+    check((await card.locator('.state').textContent()) === 'Paused', 'the badge does not say Paused');
+    check((await card.locator('.reason').textContent()).includes(paused.state_reason),
+        `the page does not show the reason "${paused.state_reason}"`);
+    for (const b of ['Stop', 'Restart', 'Delete'])
+        check(await card.getByRole('button', { name: `${b}: ${vm.name}`, exact: true }).isEnabled(), `${b} is disabled while paused`);
+    for (const b of ['Open console', 'Start'])
+        check(await card.getByRole('button', { name: `${b}: ${vm.name}`, exact: true }).isDisabled(), `${b} is enabled while paused`);
+    await shot(page, name, 'paused');
+    virsh('resume', vm.name);
+    await page.locator('#vm-list li.vm[data-state="running"]').waitFor();
+    check(await card.getByRole('button', { name: `Reboot: ${vm.name}` }).isEnabled(), 'Reboot is disabled once resumed');
 
     await card.getByRole('button', { name: `Stop: ${vm.name}` }).click();
     await page.locator('#vm-list li.vm[data-state="stopped"]').waitFor();

@@ -224,8 +224,8 @@ class FaultCase(harness.TestCase):
         for name, r in sorted(rows.items()):
             if r['state'] in ('creating', 'stopping'):
                 problems.append(f'{name} is still {r["state"]}')
-            if r['state'] == 'running' and name not in running:
-                problems.append(f'{name} is running in PostgreSQL, not in libvirt')
+            if r['state'] in ('running', 'paused') and name not in running:
+                problems.append(f'{name} is {r["state"]} in PostgreSQL, not in libvirt')
             if r['state'] == 'stopped' and name in running:
                 problems.append(f'{name} is stopped in PostgreSQL, running in libvirt')
             if r['state'] == 'error' and not allow_error:

@@ -144,8 +144,10 @@ TEST(schema_refuses_impossible_states)
     /* Two leases of one kind for one VM. */
     assert_sqlstate(db, "23505", "UPDATE port_leases SET vm_id = '%s', leased_at = now()"
                     " WHERE port = %u", a->id, VNC_FIRST + 3);
-    /* States: unknown, stopped with ports, running without. */
-    assert_sqlstate(db, "23514", "UPDATE vms SET state = 'paused' WHERE id = '%s'", a->id);
+    /* States: unknown, stopped with ports, running or paused without. */
+    assert_sqlstate(db, "23514", "UPDATE vms SET state = 'hibernating' WHERE id = '%s'", a->id);
+    assert_sqlstate(db, "23514", "UPDATE vms SET state = 'paused', vnc_port = NULL,"
+                    " ws_port = NULL WHERE id = '%s'", a->id);
     assert_sqlstate(db, "23514", "UPDATE vms SET state = 'stopped' WHERE id = '%s'", a->id);
     assert_sqlstate(db, "23514", "UPDATE vms SET state = 'running', vnc_port = NULL,"
                     " ws_port = NULL WHERE id = '%s'", a->id);
@@ -190,9 +192,41 @@ TEST(state_machine)
     g_assert_nonnull(strstr(err->message, "the VM is running"));
     g_clear_error(&err);
 
+    /* Paused and resumed: ports kept, a new reason taken, the start time kept. */
+    now = set_state(db, id, DB_VM_PAUSED, "paused outside vmbroker (virsh suspend)", &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(now->state, ==, DB_VM_PAUSED);
+    g_assert_cmpuint(now->vnc_port, ==, vm->vnc_port);
+    db_vm_free(now);
+    now = set_state(db, id, DB_VM_PAUSED, "paused by libvirt: I/O error", &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(now->state_reason, ==, "paused by libvirt: I/O error");
+    db_vm_free(now);
+    g_assert_null(set_state(db, id, DB_VM_CREATING, NULL, &err));
+    g_assert_error(err, VMB_ERROR, VMB_ERROR_CONFLICT);
+    g_clear_error(&err);
+    {
+        g_autoptr(DbVm) before = set_state(db, id, DB_VM_RUNNING, NULL, &err);
+        g_autoptr(DbVm) paused = NULL;
+        g_assert_no_error(err);
+        g_assert_null(before->state_reason);
+        paused = set_state(db, id, DB_VM_PAUSED, "paused by libvirt: internal error", &err);
+        g_assert_no_error(err);
+        now = set_state(db, id, DB_VM_RUNNING, NULL, &err);
+        g_assert_no_error(err);
+        g_assert_true(g_date_time_equal(now->started_at, before->started_at));
+        db_vm_free(now);
+        g_clear_pointer(&paused, db_vm_free);
+        paused = set_state(db, id, DB_VM_PAUSED, "paused by libvirt: internal error", &err);
+        g_assert_no_error(err);
+    }
+    /* A paused VM is stopped from paused. */
     now = set_state(db, id, DB_VM_STOPPING, "user", &err);
     g_assert_no_error(err);
     db_vm_free(now);
+    g_assert_null(set_state(db, id, DB_VM_PAUSED, NULL, &err));
+    g_assert_error(err, VMB_ERROR, VMB_ERROR_CONFLICT);
+    g_clear_error(&err);
     now = set_state(db, id, DB_VM_STOPPED, "reaper", &err);
     g_assert_no_error(err);
     g_assert_cmpint(now->state, ==, DB_VM_STOPPED);
@@ -374,6 +408,21 @@ TEST(running_limit_enforced_in_sql)
         g_assert_false(db_pool_transaction(db->pool, start_tx, &t, &err));
         g_assert_error(err, VMB_ERROR, VMB_ERROR_CONFLICT);
         g_clear_error(&err);
+    }
+    /* A paused VM counts as running: it still holds a QEMU, and its resume is never refused. */
+    {
+        DbVm *s = set_state(db, a2->id, DB_VM_RUNNING, NULL, &err);
+        g_assert_no_error(err);
+        db_vm_free(s);
+        s = set_state(db, a2->id, DB_VM_PAUSED, "paused outside vmbroker (virsh suspend)", &err);
+        g_assert_no_error(err);
+        db_vm_free(s);
+        g_assert_null(insert_vm(db, "lim-a4", db->alice_id, &err));
+        g_assert_error(err, VMB_ERROR, VMB_ERROR_CONFLICT);
+        g_clear_error(&err);
+        s = set_state(db, a2->id, DB_VM_RUNNING, NULL, &err);
+        g_assert_no_error(err);
+        db_vm_free(s);
     }
     /* Off: no limit. */
     set_limit(db, -1);

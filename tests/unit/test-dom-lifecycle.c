@@ -166,12 +166,28 @@ TEST(stop_paused_domain)
     g_autoptr(GError) error = NULL;
     bool forced = false;
 
+    DomRunState st = { 0 };
+
     g_assert_true(dom_lifecycle_start(dom, &error));
+    g_assert_true(dom_lifecycle_run_state(dom, &st, &error));
+    g_assert_true(st.running);
+    g_assert_false(st.paused);
     g_assert_cmpint(virDomainSuspend(dom), ==, 0);
     g_assert_cmpint(state_of(dom), ==, DOM_STATE_PAUSED);
-    g_assert_true(dom_lifecycle_stop(dom, 200, &forced, &error));
+    /* Paused runs (QEMU holds its memory and ports), with libvirt's reason. */
+    g_assert_true(dom_lifecycle_run_state(dom, &st, &error));
+    g_assert_true(st.running);
+    g_assert_true(st.paused);
+    g_assert_cmpint(st.pause, ==, DOM_PAUSE_USER);
+    g_assert_cmpstr(dom_lifecycle_pause_cause_to_string(st.pause), ==, "user");
+    /* A paused guest cannot see the power button: destroyed at once, not after the wait. */
+    g_assert_true(dom_lifecycle_stop(dom, 60000, &forced, &error));
     g_assert_no_error(error);
+    g_assert_true(forced);
     g_assert_cmpint(state_of(dom), ==, DOM_STATE_SHUTOFF);
+    g_assert_true(dom_lifecycle_run_state(dom, &st, &error));
+    g_assert_false(st.running);
+    g_assert_cmpint(st.stop, ==, DOM_STOP_DESTROYED);
     g_assert_true(dom_lifecycle_undefine(dom, false, &error));
     g_assert_no_error(error);
 }

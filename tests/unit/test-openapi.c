@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // contrib/openapi.yaml and the route table describe the same set of (method, path): a
-// route missing from the file, or a documented one the code does not serve, fails.
+// route missing from the file, or a documented one the code does not serve, fails. The vm
+// object's state enum is the broker's list of VM states.
 #include <string.h>
 
 #include "api.h"
+#include "db-vms.h"
 #include "test.h"
 
 static void
@@ -72,6 +74,47 @@ TEST(routes_and_openapi_agree)
         missing++;
     }
     g_assert_cmpuint(missing, ==, 0);
+}
+
+/* The names in the `enum: [...]` of the Vm schema's `state` property. */
+static GStrv
+documented_vm_states(const char *path)
+{
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    bool in_vm = false, in_state = false;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    lines = g_strsplit(text, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        const char *line = *l, *open, *close;
+        if (g_str_has_prefix(line, "    ") && line[4] != ' ')
+            in_vm = strcmp(line, "    Vm:") == 0;
+        if (in_vm && g_str_has_prefix(line, "        ") && line[8] != ' ')
+            in_state = g_str_has_prefix(line + 8, "state:");
+        if (!in_state || !(open = strstr(line, "enum: [")) || !(close = strchr(open, ']')))
+            continue;
+        open += strlen("enum: [");
+        {
+            g_autofree char *list = g_strndup(open, (gsize) (close - open));
+            GStrv names = g_strsplit(list, ",", -1);
+            for (char **n = names; *n; n++)
+                g_strstrip(*n);
+            return names;
+        }
+    }
+    return NULL;
+}
+
+TEST(vm_states_and_openapi_agree)
+{
+    g_auto(GStrv) doc = documented_vm_states(VMB_SOURCE_ROOT "/contrib/openapi.yaml");
+
+    g_assert_nonnull(doc);
+    g_assert_cmpuint(g_strv_length(doc), ==, DB_VM_STATE_LAST);
+    for (unsigned i = 0; i < DB_VM_STATE_LAST; i++)
+        g_assert_true(g_strv_contains((const char *const *) doc,
+                                      db_vm_state_to_string((DbVmState) i)));
 }
 
 TEST_MAIN()

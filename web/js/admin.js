@@ -9,7 +9,7 @@ const busy = new Set(); // ids of VMs with an action in flight
 
 function vmRow(vm) {
     const stop = el('button', { type: 'button', dataset: { action: 'stop' }, 'aria-label': `Stop ${vm.name}`,
-        disabled: busy.has(vm.id) || vm.state !== 'running' }, 'Stop');
+        disabled: busy.has(vm.id) || !(vm.state === 'running' || vm.state === 'paused') }, 'Stop');
     const del = el('button', { type: 'button', class: 'danger', dataset: { action: 'delete' },
         'aria-label': `Delete ${vm.name}`, disabled: busy.has(vm.id) || vm.state === 'creating' }, 'Delete');
     stop.addEventListener('click', () => act(vm, 'stop'));

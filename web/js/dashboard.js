@@ -9,6 +9,7 @@ const $ = (id) => document.getElementById(id);
 const STATE_WORDS = {
     creating: 'Starting up',
     running: 'Running',
+    paused: 'Paused',
     stopping: 'Shutting down',
     stopped: 'Stopped',
     error: 'Failed',
@@ -26,8 +27,12 @@ function vmButtons(vm, row) {
     const b = row.parts.buttons;
     b.console.disabled = busy || s !== 'running';
     b.start.disabled = busy || !(s === 'stopped' || s === 'error');
-    b.stop.disabled = busy || s !== 'running';
-    b.reboot.disabled = busy || s !== 'running';
+    // A paused guest (halted by an error, or by an admin) can be stopped, restarted (the
+    // server powers it off and starts it again) or deleted; resuming it is not offered.
+    b.stop.disabled = busy || !(s === 'running' || s === 'paused');
+    b.reboot.disabled = busy || !(s === 'running' || s === 'paused');
+    b.reboot.textContent = s === 'paused' ? 'Restart' : 'Reboot';
+    b.reboot.setAttribute('aria-label', `${b.reboot.textContent}: ${vm.name}`);
     b.del.disabled = busy || s === 'creating';
 }
 
