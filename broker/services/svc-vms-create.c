@@ -1,0 +1,441 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Creating a VM, and what a start shares with it: the plan (ISO, disk, domain type,
+// password), define and start (once more as TCG after a KVM failure), undo. The order of a
+// create and its crash points are described in svc-vms.c.
+#include "svc-vms-private.h"
+
+#include <string.h>
+
+#include "db-audit.h"
+#include "db-isos.h"
+#include "db-tickets.h"
+#include "dom-accel.h"
+#include "dom-lifecycle.h"
+#include "dom-storage.h"
+#include "dom-virt.h"
+#include "dom-xml.h"
+#include "svc-users.h"
+#include "vmb-bounded.h"
+#include "vmb-crash.h"
+#include "vmb-error.h"
+#include "vmb-log.h"
+#include "vmb-net.h"
+#include "vmb-secret.h"
+
+/* --- create --- */
+
+typedef struct {
+    const DbVmSpec *spec;
+    DbPortLeaseOptions lease;
+    const char *actor_id;
+    const char *remote_addr;
+    DbVm *vm; /* out */
+} InsertTx;
+
+static bool
+insert_tx(DbConn *conn, void *data, GError **error)
+{
+    InsertTx *tx = data;
+
+    g_clear_pointer(&tx->vm, db_vm_free); /* a retried transaction runs this again */
+    tx->vm = db_vms_insert(conn, tx->spec, &tx->lease, error);
+    return tx->vm && svc_vms_audit(conn, tx->actor_id, "vm.create", tx->vm->id,
+                                   tx->remote_addr, NULL, error);
+}
+
+typedef struct {
+    const char *id;
+    DbVmState to;
+    const char *reason;
+    unsigned cooldown_s;
+    const char *actor_id;
+    const char *action;      /* (nullable) audited with the transition */
+    const char *remote_addr;
+    DbVm *vm; /* out */
+} StateTx;
+
+static bool
+state_tx(DbConn *conn, void *data, GError **error)
+{
+    StateTx *tx = data;
+
+    g_clear_pointer(&tx->vm, db_vm_free);
+    tx->vm = db_vms_set_state(conn, tx->id, tx->to, tx->reason, tx->cooldown_s, error);
+    return tx->vm && (!tx->action || svc_vms_audit(conn, tx->actor_id, tx->action, tx->id,
+                                                   tx->remote_addr, NULL, error));
+}
+
+DbVm *
+svc_vms_set_state(SvcVms *vms, const char *id, DbVmState to, const char *reason,
+                  const char *actor_id, const char *action, const char *remote_addr,
+                  GError **error)
+{
+    StateTx tx = { id, to, reason, vms->opts.port_cooldown_s, actor_id, action, remote_addr,
+                   NULL };
+
+    if (!db_pool_transaction(vms->opts.db, state_tx, &tx, error)) {
+        db_vm_free(tx.vm);
+        return NULL;
+    }
+    return tx.vm;
+}
+
+/* Paths and secrets of one start of @vm: resolves the ISO and makes the disk if missing. */
+void
+svc_vms_start_plan_clear(StartPlan *p)
+{
+    g_free(p->iso_path);
+    g_free(p->disk_path);
+    g_free(p->backing_path);
+    g_free(p->domain_type);
+    if (p->password)
+        explicit_bzero(p->password, strlen(p->password));
+    g_free(p->password);
+    g_free(p->created);
+}
+
+bool
+svc_vms_plan_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTemplate *tmpl,
+                   const char *iso_volume, StartPlan *plan, GError **error)
+{
+    plan->domain_type = svc_accel_domain_type(vms->opts.accel, conn, error);
+    if (!plan->domain_type)
+        return false;
+    if (tmpl->iso_path)
+        plan->iso_path = g_strdup(tmpl->iso_path);
+    else if (iso_volume && !(plan->iso_path = dom_storage_volume_path(
+                                 conn, vms->name_prefix, DOM_POOL_ISOS, iso_volume, error)))
+        return false;
+    if (tmpl->kind == DOM_TEMPLATE_KIND_OVERLAY && tmpl->persistent) {
+        /* The owner's overlay of this template, kept across VMs and re-attached. */
+        g_autofree char *vol = dom_storage_persistent_volume_name(vms->name_prefix,
+                                                                  vm->owner_name, tmpl);
+        plan->disk_path = dom_storage_reuse_overlay(conn, vms->name_prefix, vol, tmpl,
+                                                    &plan->backing_path, &plan->disk_made,
+                                                    error);
+        if (!plan->disk_path)
+            return false;
+    } else if (dom_template_has_disk(tmpl)) {
+        /* An ephemeral disk survives a stop and start; the VM's delete removes it. */
+        g_autofree char *vol = g_strdup_printf("%s-disk0.qcow2", vm->name);
+        g_autoptr(GError) missing = NULL;
+        plan->disk_path = dom_storage_volume_path(conn, vms->name_prefix, DOM_POOL_DISKS, vol,
+                                                  &missing);
+        if (plan->disk_path && tmpl->kind == DOM_TEMPLATE_KIND_OVERLAY)
+            plan->backing_path = dom_storage_volume_path(conn, vms->name_prefix, DOM_POOL_BASE,
+                                                         tmpl->base_image, error);
+        else if (!plan->disk_path && tmpl->kind == DOM_TEMPLATE_KIND_OVERLAY)
+            plan->disk_path = dom_storage_create_overlay(conn, vms->name_prefix, vol, tmpl,
+                                                         &plan->backing_path, error);
+        else if (!plan->disk_path)
+            plan->disk_path = dom_storage_create_blank(conn, vms->name_prefix, vol,
+                                                       tmpl->disk_gib, error);
+        if (!plan->disk_path || (tmpl->kind == DOM_TEMPLATE_KIND_OVERLAY && !plan->backing_path))
+            return false;
+        plan->disk_made = missing != NULL;
+    }
+    plan->password = vmb_secret_new_password(VNC_PASSWORD_LEN, error);
+    if (!plan->password)
+        return false;
+    plan->created = g_date_time_format_iso8601(vm->created_at);
+    return true;
+}
+
+/* Defines (or redefines, with this start's ports and password) and starts the domain as
+ * plan->domain_type. */
+static bool
+define_and_start_as(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTemplate *tmpl,
+                    const StartPlan *plan, bool *ret_defined, GError **error)
+{
+    DomInstance inst = {
+        .domain_type = plan->domain_type,
+        .name = vm->name,
+        .uuid = vm->domain_uuid,
+        .vm_id = vm->id,
+        .owner = vm->owner_name,
+        .created = plan->created,
+        .iso_path = plan->iso_path,
+        .disk_path = plan->disk_path,
+        .backing_path = plan->backing_path,
+        .backing_format = plan->backing_path
+                              ? dom_template_image_format_to_string(tmpl->base_format) : NULL,
+        .disk_ephemeral = plan->disk_path && !tmpl->persistent,
+        .vnc_port = vm->vnc_port,
+        .ws_port = vm->ws_port,
+        .listen = vms->console_listen,
+        .vnc_password = plan->password,
+    };
+    g_autofree char *xml = dom_xml_build_string(tmpl, &inst, error);
+    g_autoptr(virDomain) dom = NULL;
+    g_autoptr(DbConn) db = NULL;
+    char uuid[VIR_UUID_STRING_BUFLEN];
+
+    if (!xml)
+        return false;
+    vmb_crash_point(vm->started_at ? "start:after-disk" : "create:after-disk");
+    dom = dom_lifecycle_define(conn, xml, error);
+    if (!dom)
+        return false;
+    *ret_defined = true;
+    vmb_crash_point(vm->started_at ? "start:after-define" : "create:after-define");
+    if (virDomainGetUUIDString(dom, uuid) < 0) {
+        dom_virt_set_error(error, "reading the uuid of domain '%s'", vm->name);
+        return false;
+    }
+    db = db_pool_acquire(vms->opts.db, error);
+    if (!db || !db_vms_set_domain(db, vm->id, uuid, plan->domain_type, error))
+        return false;
+    g_clear_pointer(&db, db_conn_release);
+    return dom_lifecycle_start(dom, error);
+}
+
+/* define_and_start_as(), and once more as TCG when a start under KVM failed for a KVM reason
+ * that the probe did not foresee (auto mode only): a user never sees a KVM failure. */
+bool
+svc_vms_define_and_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTemplate *tmpl,
+                         StartPlan *plan, bool *ret_defined, GError **error)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (define_and_start_as(vms, conn, vm, tmpl, plan, ret_defined, &err))
+        return true;
+    if (strcmp(plan->domain_type, "kvm") != 0 || !dom_accel_is_kvm_failure(err->message) ||
+        !svc_accel_demote(vms->opts.accel, err->message)) {
+        g_propagate_error(error, g_steal_pointer(&err));
+        return false;
+    }
+    vmb_warning("vm %s: the start under KVM failed (%s); starting it again under TCG", vm->id,
+                err->message);
+    g_free(plan->domain_type);
+    plan->domain_type = g_strdup("qemu");
+    return define_and_start_as(vms, conn, vm, tmpl, plan, ret_defined, error);
+}
+
+/* Removes the domain (if defined) and, when this create made it, the disk.
+ * Returns: false when something may be left behind. */
+static bool
+undo_domain(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const StartPlan *plan,
+            bool defined)
+{
+    g_autoptr(GError) err = NULL;
+    bool ok = true;
+
+    if (defined) {
+        g_autoptr(virDomain) dom = dom_lifecycle_lookup(conn, vm->name, &err);
+        if (dom)
+            ok = dom_lifecycle_destroy(dom, NULL) && dom_lifecycle_undefine(dom, false, NULL);
+        else
+            ok = vmb_error_kind(err) == VMB_ERROR_NOT_FOUND;
+        g_clear_error(&err);
+    }
+    if (plan->disk_made && plan->disk_path && !dom_storage_delete_path(conn, plan->disk_path,
+                                                                       &err))
+        ok = ok && vmb_error_kind(err) == VMB_ERROR_NOT_FOUND;
+    return ok;
+}
+
+bool
+svc_vms_delete_tx(DbConn *conn, void *data, GError **error)
+{
+    DeleteTx *tx = data;
+
+    return db_vms_delete(conn, tx->id, NULL, tx->cooldown_s, error) &&
+           svc_vms_audit(conn, tx->actor_id, "vm.delete", tx->id, tx->remote_addr, NULL, error);
+}
+
+/* Owner checks of a create; fills @ret_owner. */
+static bool
+resolve_owner(SvcVms *vms, DbConn *conn, const SvcVmRequest *req, DbUser **ret_owner,
+              GError **error)
+{
+    DbUser *owner;
+
+    if (!req->owner || strcmp(req->owner, req->caller->username) == 0) {
+        owner = db_users_get_by_name(conn, req->caller->username, error);
+    } else if (!svc_vms_sees_all(req->caller)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_FORBIDDEN,
+                    "Only admin and service accounts may create VMs for other users.");
+        return false;
+    } else if (!svc_users_name_valid(req->owner)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+                    "'owner' is not a valid user name: 1 to 64 of a-z, 0-9, '.', '_', '-'.");
+        return false;
+    } else {
+        /* The portal flow: a student's first VM creates the student (no password). */
+        owner = db_users_ensure(conn, req->owner, DB_ROLE_USER, error);
+    }
+    if (!owner)
+        return false;
+    *ret_owner = owner;
+    return true;
+}
+
+/* The running limit and the host's memory budget. */
+static bool
+check_capacity(SvcVms *vms, DbConn *conn, const DbUser *owner, const DomTemplate *tmpl,
+               GPtrArray **ret_running, GError **error)
+{
+    g_autoptr(GPtrArray) all = db_vms_list(conn, NULL, error);
+    g_autoptr(GPtrArray) mine = g_ptr_array_new_with_free_func((GDestroyNotify) db_vm_free);
+    guint64 used_mib = 0;
+
+    if (!all)
+        return false;
+    for (guint i = all->len; i-- > 0;) {
+        DbVm *vm = all->pdata[i];
+        const DomTemplate *t;
+        if (!svc_vms_vm_is_active(vm))
+            continue;
+        t = dom_template_set_lookup(vms->opts.templates, vm->template_name);
+        used_mib += t ? t->memory_mib : 0;
+        if (strcmp(vm->owner_id, owner->id) == 0)
+            g_ptr_array_add(mine, g_ptr_array_steal_index(all, i));
+    }
+    if (owner->role != DB_ROLE_ADMIN && vms->opts.max_running_per_user &&
+        mine->len >= vms->opts.max_running_per_user) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+                    "%s already has %u running VM(s), the most allowed; stop one first.",
+                    owner->username, mine->len);
+        if (ret_running)
+            *ret_running = g_steal_pointer(&mine);
+        return false;
+    }
+    if (vms->opts.host_memory_mib && used_mib + tmpl->memory_mib > vms->opts.host_memory_mib) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_EXHAUSTED,
+                    "The host has no room for another %u MiB guest right now; try later.",
+                    tmpl->memory_mib);
+        return false;
+    }
+    return true;
+}
+
+/**
+ * create_now:
+ * @vms: the service
+ * @req: what to create, for whom, asked by whom
+ * @ret_running: (out) (optional): with VMB_ERROR_CONFLICT at the limit, the owner's VMs
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the running VM, or NULL with nothing left behind.
+ */
+DbVm *
+svc_vms_create_now(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, GError **error)
+{
+    gint64 t0 = g_get_monotonic_time();
+    const DomTemplate *tmpl = dom_template_set_lookup(vms->opts.templates, req->template_name);
+    g_autoptr(DbConn) db = NULL;
+    g_autoptr(DbUser) owner = NULL;
+    g_autoptr(DbIso) iso = NULL;
+    g_autoptr(virConnect) conn = NULL;
+    g_autofree char *id = g_uuid_string_random();
+    g_autofree char *name = NULL;
+    g_autofree char *volume = NULL;
+    g_auto(StartPlan) plan = { 0 };
+    g_autoptr(GError) err = NULL;
+    const char *volumes[2] = { NULL, NULL };
+    bool defined = false;
+    DbVm *running;
+    InsertTx tx;
+
+    if (!tmpl) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "No template '%s'.",
+                    req->template_name);
+        return NULL;
+    }
+    if (req->name && !svc_vms_short_name_valid(req->name)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+                    "'name' has 1 to 32 of a-z, 0-9 and '-', starting with a letter or digit.");
+        return NULL;
+    }
+    db = db_pool_acquire(vms->opts.db, error);
+    if (!db || !resolve_owner(vms, db, req, &owner, error))
+        return NULL;
+    if (dom_template_needs_iso(tmpl)) {
+        if (!req->iso_id) {
+            g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE,
+                        "Template '%s' boots an ISO of your choice: give 'iso'.", tmpl->name);
+            return NULL;
+        }
+        iso = db_isos_get_usable(db, req->iso_id,
+                                 owner->role == DB_ROLE_ADMIN ? NULL : owner->id, &err);
+        if (!iso) {
+            if (vmb_error_kind(err) == VMB_ERROR_NOT_FOUND)
+                g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "No usable ISO '%s'.",
+                            req->iso_id);
+            else
+                g_propagate_error(error, g_steal_pointer(&err));
+            return NULL;
+        }
+    } else if (req->iso_id) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "Template '%s' takes no ISO.",
+                    tmpl->name);
+        return NULL;
+    }
+    if (!check_capacity(vms, db, owner, tmpl, ret_running, error) ||
+        !svc_accel_check(vms->opts.accel, error))
+        return NULL;
+    g_clear_pointer(&db, db_conn_release);
+
+    name = req->name ? g_strdup_printf("%s%s-%s", vms->name_prefix, owner->username, req->name)
+                     : dom_xml_domain_name(vms->name_prefix, owner->username, id);
+    if (dom_template_has_disk(tmpl) && !tmpl->persistent) {
+        volume = g_strdup_printf("%s-disk0.qcow2", name);
+        volumes[0] = volume;
+    }
+    tx = (InsertTx) {
+        .spec = &(DbVmSpec) {
+            .id = id,
+            .name = name,
+            .owner_id = owner->id,
+            .template_name = tmpl->name,
+            .iso_id = iso ? iso->id : NULL,
+            .host_id = vms->host_id,
+            .disk_volumes = volumes,
+        },
+        .lease = svc_vms_lease_options(vms),
+        .actor_id = req->caller->id,
+        .remote_addr = req->remote_addr,
+    };
+    /* Claimed before the row exists, so the reconciler never sees it unclaimed in
+     * `creating` while this create runs. */
+    svc_vms_try_claim(vms, id);
+    if (!db_pool_transaction(vms->opts.db, insert_tx, &tx, error)) {
+        db_vm_free(tx.vm);
+        svc_vms_release(vms, id);
+        return NULL;
+    }
+    vmb_crash_point("create:after-insert");
+
+    conn = dom_hypervisor_get(vms->opts.hv, &err);
+    running = NULL;
+    if (conn && svc_vms_plan_start(vms, conn, tx.vm, tmpl, iso ? iso->volume : NULL, &plan, &err) &&
+        svc_vms_define_and_start(vms, conn, tx.vm, tmpl, &plan, &defined, &err)) {
+        vmb_crash_point("create:after-start");
+        running = svc_vms_set_state(vms, tx.vm->id, DB_VM_RUNNING, NULL, NULL, NULL, NULL, &err);
+    }
+    if (!running) {
+        /* Domain and disk first, row last: a crash in between leaves a `creating` row,
+         * which start-up reconciliation rolls back. */
+        DeleteTx undo = { tx.vm->id, vms->opts.port_cooldown_s, req->caller->id,
+                          req->remote_addr };
+        /* When libvirt went away mid-create, a step may have happened without us hearing
+         * of it (a volume made, its answer lost): the row, which names the domain and the
+         * disk, stays `creating` for the resync to roll back once libvirt is back. */
+        bool undone = !conn || (vmb_error_kind(err) != VMB_ERROR_UNAVAILABLE &&
+                                undo_domain(vms, conn, tx.vm, &plan, defined));
+        if (undone)
+            db_pool_transaction(vms->opts.db, svc_vms_delete_tx, &undo, NULL);
+        db_vm_free(tx.vm);
+        svc_vms_release(vms, id);
+        g_propagate_error(error, g_steal_pointer(&err));
+        return NULL;
+    }
+    vmb_crash_point("create:after-running");
+    svc_vms_release(vms, id);
+    db_vm_free(tx.vm);
+    if (running && vms->opts.metrics)
+        vmb_metrics_observe(vms->opts.metrics, SPAWN_METRIC,
+                            (double) (g_get_monotonic_time() - t0) / G_USEC_PER_SEC, NULL);
+    return running;
+}
+

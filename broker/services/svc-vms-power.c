@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Stop (ACPI, then destroy, in the background), start (fresh ports and password), reboot
+// (a paused VM is restarted) and delete (domain and volumes before the row).
+#include "svc-vms-private.h"
+
+#include <string.h>
+
+#include "db-audit.h"
+#include "db-isos.h"
+#include "db-tickets.h"
+#include "dom-accel.h"
+#include "dom-lifecycle.h"
+#include "dom-storage.h"
+#include "dom-virt.h"
+#include "dom-xml.h"
+#include "svc-users.h"
+#include "vmb-bounded.h"
+#include "vmb-crash.h"
+#include "vmb-error.h"
+#include "vmb-log.h"
+#include "vmb-net.h"
+#include "vmb-secret.h"
+
+/* --- power --- */
+
+typedef struct {
+    char *id;
+    char *reason;
+    bool drop_ephemeral; /* delete the VM's ephemeral disks once it is off */
+} StopJob;
+
+/**
+ * svc_vms_drop_ephemeral_disks:
+ * @vms: the service
+ * @conn: a libvirt connection
+ * @vm: a VM that is off
+ *
+ * Deletes @vm's ephemeral volumes (by name, in the disks pool); a missing one is fine.
+ */
+void
+svc_vms_drop_ephemeral_disks(SvcVms *vms, virConnectPtr conn, const DbVm *vm)
+{
+    for (char **v = vm->disk_volumes; v && *v; v++) {
+        g_autofree char *path = dom_storage_volume_path(conn, vms->name_prefix, DOM_POOL_DISKS,
+                                                        *v, NULL);
+        if (path)
+            dom_storage_delete_path(conn, path, NULL);
+    }
+}
+
+void
+svc_vms_stop_job(gpointer data, gpointer user_data)
+{
+    SvcVms *vms = user_data;
+    StopJob *job = data;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(DbConn) db = db_pool_acquire(vms->opts.db, &err);
+    g_autoptr(DbVm) vm = db ? db_vms_get(db, job->id, NULL, &err) : NULL;
+    g_autoptr(virConnect) conn = NULL;
+    g_autoptr(virDomain) dom = NULL;
+    g_autoptr(DbVm) done = NULL;
+    bool ok = false;
+
+    g_clear_pointer(&db, db_conn_release);
+    if (vm && (conn = dom_hypervisor_get(vms->opts.hv, &err))) {
+        dom = dom_lifecycle_lookup(conn, vm->name, &err);
+        /* A domain that is gone is as stopped as it gets; any other failure to find it
+         * (libvirt busy or away) says nothing about the guest, which may still run. */
+        if (dom)
+            ok = dom_lifecycle_stop(dom, vms->opts.stop_timeout_s * 1000, NULL, &err);
+        else
+            ok = vmb_error_kind(err) == VMB_ERROR_NOT_FOUND;
+        if (ok)
+            g_clear_error(&err);
+        if (ok)
+            vmb_crash_point("stop:after-destroy");
+        if (ok && job->drop_ephemeral)
+            svc_vms_drop_ephemeral_disks(vms, conn, vm);
+    }
+    if (!ok && vm)
+        vmb_warning("stopping VM %s: %s", vm->name, err->message);
+    /* Without libvirt the VM stays `stopping`: once libvirt is back, the resync finishes
+     * the stop (svc-sync), rather than the VM ending in `error` over an outage. The reason
+     * is shown to users: libvirt's words stay in the log. */
+    if (vm && (ok || vmb_error_kind(err) != VMB_ERROR_UNAVAILABLE))
+        done = svc_vms_set_state(vms, job->id, ok ? DB_VM_STOPPED : DB_VM_ERROR,
+                                 ok ? job->reason
+                                    : "the stop failed; an administrator can see why in the "
+                                      "broker's log",
+                                 NULL, NULL, NULL, NULL);
+    svc_vms_release(vms, job->id);
+    g_free(job->id);
+    g_free(job->reason);
+    g_free(job);
+}
+
+static DbVm *
+stop_as(SvcVms *vms, const char *id, const char *actor_id, const char *action,
+        const char *reason, const char *remote_addr, bool drop_ephemeral, GError **error)
+{
+    g_autoptr(virConnect) conn = dom_hypervisor_get(vms->opts.hv, error);
+    DbVm *stopping;
+    StopJob *job;
+
+    /* A stop needs libvirt: without it, say so (503) rather than accept the stop. */
+    if (!conn)
+        return NULL;
+    /* Held until the stop job is done. */
+    if (!svc_vms_claim_wait(vms, id, error))
+        return NULL;
+    stopping = svc_vms_set_state(vms, id, DB_VM_STOPPING, reason, actor_id, action,
+                                 remote_addr, error);
+    if (!stopping) {
+        svc_vms_release(vms, id);
+        return NULL;
+    }
+    vmb_crash_point("stop:after-stopping");
+    /* No console outlives the decision to stop: its viewers learn why now. */
+    svc_vms_end_consoles(vms, id, reason);
+    job = g_new0(StopJob, 1);
+    job->id = g_strdup(id);
+    job->reason = g_strdup(reason);
+    job->drop_ephemeral = drop_ephemeral;
+    g_thread_pool_push(vms->stoppers, job, NULL);
+    return stopping;
+}
+
+/**
+ * svc_vms_stop:
+ * @vms: the service
+ * @caller: who asks
+ * @id: the VM
+ * @reason: why, shown on the VM ("stopped by its owner", "idle for 900 s" ...)
+ * @remote_addr: (nullable): for the audit log
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the VM in state `stopping`, or NULL.
+ */
+DbVm *
+svc_vms_stop(SvcVms *vms, const DbUser *caller, const char *id, const char *reason,
+             const char *remote_addr, GError **error)
+{
+    g_autoptr(DbVm) vm = svc_vms_get(vms, caller, id, error);
+
+    if (!vm)
+        return NULL;
+    return stop_as(vms, vm->id, caller->id, "vm.stop", reason, remote_addr, false, error);
+}
+
+/**
+ * svc_vms_stop_system:
+ * @vms: the service
+ * @id: the VM
+ * @action: what the audit log calls it, e.g. "vm.reap"
+ * @reason: why, shown on the VM
+ * @drop_ephemeral: delete the VM's ephemeral disks once it is off
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the VM in state `stopping`, or NULL.
+ */
+DbVm *
+svc_vms_stop_system(SvcVms *vms, const char *id, const char *action, const char *reason,
+                    bool drop_ephemeral, GError **error)
+{
+    return stop_as(vms, id, NULL, action, reason, NULL, drop_ephemeral, error);
+}
+
+typedef struct {
+    const char *id;
+    DbPortLeaseOptions lease;
+    const char *actor_id;
+    const char *remote_addr;
+    DbVm *vm; /* out */
+} StartTx;
+
+static bool
+start_tx(DbConn *conn, void *data, GError **error)
+{
+    StartTx *tx = data;
+
+    g_clear_pointer(&tx->vm, db_vm_free);
+    tx->vm = db_vms_start(conn, tx->id, &tx->lease, error);
+    return tx->vm && svc_vms_audit(conn, tx->actor_id, "vm.start", tx->id, tx->remote_addr, NULL,
+                                   error);
+}
+
+/* Under @id's claim: a paused VM is powered off (domain destroyed, row stopped with its
+ * ports released) so that a start can follow: a guest an error paused would only hit the
+ * error again if resumed. Any other VM is left as it is. */
+static bool
+stop_if_paused(SvcVms *vms, const char *id, const char *actor_id, const char *remote_addr,
+               GError **error)
+{
+    g_autoptr(DbConn) db = db_pool_acquire(vms->opts.db, error);
+    g_autoptr(DbVm) vm = db ? db_vms_get(db, id, NULL, error) : NULL;
+    g_autoptr(virConnect) conn = NULL;
+    g_autoptr(virDomain) dom = NULL;
+    g_autoptr(DbVm) stopped = NULL;
+    g_autoptr(GError) err = NULL;
+
+    g_clear_pointer(&db, db_conn_release);
+    if (!vm)
+        return false;
+    if (vm->state != DB_VM_PAUSED)
+        return true;
+    conn = dom_hypervisor_get(vms->opts.hv, error);
+    if (!conn)
+        return false;
+    dom = dom_lifecycle_lookup(conn, vm->name, &err);
+    if (!dom && vmb_error_kind(err) != VMB_ERROR_NOT_FOUND) {
+        g_propagate_error(error, g_steal_pointer(&err));
+        return false;
+    }
+    if (dom && !dom_lifecycle_destroy(dom, error))
+        return false;
+    svc_vms_end_consoles(vms, id, "the VM was restarted");
+    stopped = svc_vms_set_state(vms, id, DB_VM_STOPPED, "powered off to restart it: it was paused",
+                                actor_id, "vm.stop", remote_addr, error);
+    return stopped != NULL;
+}
+
+/**
+ * start_now:
+ * @vms: the service
+ * @caller: who asks
+ * @id: a stopped VM, or a paused one (powered off first: a restart)
+ * @remote_addr: (nullable): for the audit log
+ * @error: return location for an error
+ *
+ * Leases fresh ports, redefines the domain with them and a fresh VNC password, starts it.
+ *
+ * Returns: (transfer full): the running VM, or NULL (the VM is then stopped again).
+ */
+DbVm *
+svc_vms_start_now(SvcVms *vms, const DbUser *caller, const char *id, const char *remote_addr,
+                  GError **error)
+{
+    g_autoptr(DbVm) vm = svc_vms_get(vms, caller, id, error);
+    g_autoptr(virConnect) conn = NULL;
+    g_autoptr(DbConn) db = NULL;
+    g_autoptr(DbIso) iso = NULL;
+    g_auto(StartPlan) plan = { 0 };
+    g_autoptr(GError) err = NULL;
+    const DomTemplate *tmpl;
+    bool defined = false;
+    StartTx tx;
+
+    if (!vm)
+        return NULL;
+    tmpl = dom_template_set_lookup(vms->opts.templates, vm->template_name);
+    if (!tmpl) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+                    "Template '%s' of this VM is no longer offered.", vm->template_name);
+        return NULL;
+    }
+    if (vm->iso_id) {
+        db = db_pool_acquire(vms->opts.db, error);
+        iso = db ? db_isos_get_usable(db, vm->iso_id, NULL, error) : NULL;
+        if (!iso)
+            return NULL;
+        g_clear_pointer(&db, db_conn_release);
+    }
+    if (!svc_vms_claim_wait(vms, vm->id, error))
+        return NULL;
+    if (!stop_if_paused(vms, vm->id, caller->id, remote_addr, error)) {
+        svc_vms_release(vms, vm->id);
+        return NULL;
+    }
+    tx = (StartTx) { vm->id, svc_vms_lease_options(vms), caller->id, remote_addr, NULL };
+    if (!db_pool_transaction(vms->opts.db, start_tx, &tx, error)) {
+        db_vm_free(tx.vm);
+        svc_vms_release(vms, vm->id);
+        return NULL;
+    }
+    vmb_crash_point("start:after-lease");
+    conn = dom_hypervisor_get(vms->opts.hv, &err);
+    if (!conn ||
+        !svc_vms_plan_start(vms, conn, tx.vm, tmpl, iso ? iso->volume : NULL, &plan, &err) ||
+        !svc_vms_define_and_start(vms, conn, tx.vm, tmpl, &plan, &defined, &err)) {
+        g_autoptr(DbVm) back = NULL;
+        bool off = !conn || !defined;
+        /* A domain that did start (the failure came after) must not run portless. */
+        if (!off && vmb_error_kind(err) != VMB_ERROR_UNAVAILABLE) {
+            g_autoptr(virDomain) dom = dom_lifecycle_lookup(conn, tx.vm->name, NULL);
+            off = !dom || dom_lifecycle_destroy(dom, NULL);
+        }
+        /* Otherwise the row stays `creating`, for the resync to finish once libvirt is
+         * back. */
+        if (off)
+            back = svc_vms_set_state(vms, tx.vm->id, DB_VM_STOPPED, "failed to start", NULL, NULL,
+                                     NULL, NULL);
+        db_vm_free(tx.vm);
+        svc_vms_release(vms, vm->id);
+        g_propagate_error(error, g_steal_pointer(&err));
+        return NULL;
+    }
+    db_vm_free(tx.vm);
+    {
+        DbVm *running = svc_vms_set_state(vms, vm->id, DB_VM_RUNNING, NULL, NULL, NULL, NULL,
+                                          error);
+        svc_vms_release(vms, vm->id);
+        return running;
+    }
+}
+
+/**
+ * reboot_now:
+ * @vms: the service
+ * @caller: who asks
+ * @id: a running VM, or a paused one
+ * @remote_addr: (nullable): for the audit log
+ * @error: return location for an error
+ *
+ * A running guest is asked to reboot (ACPI, else a reset). A paused one hears neither: it
+ * is powered off and started again, as svc_vms_start() does (fresh ports and VNC password,
+ * disks kept).
+ *
+ * Returns: (transfer full): the VM, or NULL (VMB_ERROR_CONFLICT unless it runs or is paused).
+ */
+DbVm *
+svc_vms_reboot_now(SvcVms *vms, const DbUser *caller, const char *id, const char *remote_addr,
+                   GError **error)
+{
+    g_autoptr(DbVm) vm = svc_vms_get(vms, caller, id, error);
+    g_autoptr(virConnect) conn = NULL;
+    g_autoptr(virDomain) dom = NULL;
+    g_autoptr(DbConn) db = NULL;
+
+    if (!vm)
+        return NULL;
+    if (vm->state == DB_VM_PAUSED)
+        return svc_vms_start(vms, caller, id, remote_addr, error);
+    if (vm->state != DB_VM_RUNNING) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "The VM is %s, not running.",
+                    db_vm_state_to_string(vm->state));
+        return NULL;
+    }
+    conn = dom_hypervisor_get(vms->opts.hv, error);
+    dom = conn ? dom_lifecycle_lookup(conn, vm->name, error) : NULL;
+    if (!dom || !dom_lifecycle_reboot(dom, error))
+        return NULL;
+    db = db_pool_acquire(vms->opts.db, error);
+    if (!db || !svc_vms_audit(db, caller->id, "vm.reboot", vm->id, remote_addr, NULL, error))
+        return NULL;
+    return g_steal_pointer(&vm);
+}
+
+/**
+ * delete_now:
+ * @vms: the service
+ * @caller: who asks
+ * @id: the VM
+ * @remote_addr: (nullable): for the audit log
+ * @error: return location for an error
+ *
+ * Destroys and undefines the domain (with its ephemeral volumes), then deletes the row,
+ * releasing its ports.
+ *
+ * Returns: true on success.
+ */
+bool
+svc_vms_delete_now(SvcVms *vms, const DbUser *caller, const char *id, const char *remote_addr,
+                   GError **error)
+{
+    g_autoptr(DbVm) vm = svc_vms_get(vms, caller, id, error);
+    g_autoptr(virConnect) conn = NULL;
+    g_autoptr(virDomain) dom = NULL;
+    g_autoptr(GError) err = NULL;
+    DeleteTx tx;
+    bool ok;
+
+    if (!vm)
+        return false;
+    conn = dom_hypervisor_get(vms->opts.hv, error);
+    if (!conn || !svc_vms_claim_wait(vms, vm->id, error))
+        return false;
+    dom = dom_lifecycle_lookup(conn, vm->name, &err);
+    if (!dom && vmb_error_kind(err) != VMB_ERROR_NOT_FOUND) {
+        g_propagate_error(error, g_steal_pointer(&err));
+        svc_vms_release(vms, vm->id);
+        return false;
+    }
+    /* The domain (with its volumes) goes before the row: a crash in between leaves a row
+     * whose domain is gone, which reconciliation stops (ports released, disks dropped). */
+    if (dom && !dom_lifecycle_destroy(dom, error)) {
+        svc_vms_release(vms, vm->id);
+        return false;
+    }
+    vmb_crash_point("delete:after-destroy");
+    if (dom && !dom_lifecycle_undefine(dom, true, error)) {
+        svc_vms_release(vms, vm->id);
+        return false;
+    }
+    /* An ephemeral disk the domain's metadata did not list (a domain redefined by hand). */
+    svc_vms_drop_ephemeral_disks(vms, conn, vm);
+    vmb_crash_point("delete:after-undefine");
+    tx = (DeleteTx) { vm->id, vms->opts.port_cooldown_s, caller->id, remote_addr };
+    ok = db_pool_transaction(vms->opts.db, svc_vms_delete_tx, &tx, error);
+    if (ok)
+        svc_vms_end_consoles(vms, vm->id, "the VM was deleted");
+    svc_vms_release(vms, vm->id);
+    return ok;
+}
+

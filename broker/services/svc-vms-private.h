@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Inside the VM service: what its files (svc-vms.c: the object, claims, reads, console;
+// svc-vms-create.c; svc-vms-power.c: stop, start, reboot, delete; svc-vms-jobs.c: the
+// bounded wrappers) share. Not for use outside them.
+#pragma once
+
+#include "svc-vms.h"
+
+#define SPAWN_METRIC "vmbroker_vm_spawn_seconds"
+/* QEMU uses at most 8 characters of a VNC password. */
+#define VNC_PASSWORD_LEN 8
+
+struct SvcVms {
+    SvcVmsOptions opts;
+    char *host_id;
+    char *name_prefix;
+    char *console_listen;
+    GThreadPool *stoppers; /* vm ids to stop */
+    GMutex claim_lock;
+    GCond claim_freed;
+    GHashTable *claimed;   /* ids of VMs an operation is working on */
+    SvcVmsConsoleEndFunc console_end; /* (nullable) under claim_lock */
+    gpointer console_end_data;
+};
+
+typedef struct {
+    char *iso_path;
+    char *disk_path;
+    char *backing_path;
+    char *domain_type;
+    char *password;
+    char *created;
+    bool disk_made;     /* this start created the disk (undo deletes it) */
+} StartPlan;
+
+typedef struct {
+    const char *id;
+    unsigned cooldown_s;
+    const char *actor_id;
+    const char *remote_addr;
+} DeleteTx;
+
+void svc_vms_start_plan_clear(StartPlan *p);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(StartPlan, svc_vms_start_plan_clear)
+
+/* svc-vms.c */
+bool svc_vms_claim_wait(SvcVms *vms, const char *id, GError **error);
+bool svc_vms_sees_all(const DbUser *caller);
+bool svc_vms_short_name_valid(const char *name);
+bool svc_vms_vm_is_active(const DbVm *vm);
+DbPortLeaseOptions svc_vms_lease_options(SvcVms *vms);
+bool svc_vms_audit(DbConn *conn, const char *actor_id, const char *action, const char *vm_id,
+                   const char *remote_addr, const char *detail_json, GError **error);
+
+/* svc-vms-create.c */
+DbVm *svc_vms_set_state(SvcVms *vms, const char *id, DbVmState to, const char *reason,
+                        const char *actor_id, const char *action, const char *remote_addr,
+                        GError **error);
+bool svc_vms_plan_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm,
+                        const DomTemplate *tmpl, const char *iso_volume, StartPlan *plan,
+                        GError **error);
+bool svc_vms_define_and_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm,
+                              const DomTemplate *tmpl, StartPlan *plan, bool *ret_defined,
+                              GError **error);
+bool svc_vms_delete_tx(DbConn *conn, void *data, GError **error);
+DbVm *svc_vms_create_now(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running,
+                         GError **error);
+
+/* svc-vms-power.c */
+void svc_vms_stop_job(gpointer data, gpointer user_data);
+DbVm *svc_vms_start_now(SvcVms *vms, const DbUser *caller, const char *id,
+                        const char *remote_addr, GError **error);
+DbVm *svc_vms_reboot_now(SvcVms *vms, const DbUser *caller, const char *id,
+                         const char *remote_addr, GError **error);
+bool svc_vms_delete_now(SvcVms *vms, const DbUser *caller, const char *id,
+                        const char *remote_addr, GError **error);
