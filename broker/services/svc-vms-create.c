@@ -309,8 +309,74 @@ check_capacity(SvcVms *vms, DbConn *conn, const DbUser *owner, const DomTemplate
     return true;
 }
 
+/* The ISO a create names: required by templates that boot the user's ISO, refused by the
+ * others; the owner's own or a shared one (admins: any). */
+static bool
+resolve_iso(DbConn *db, const DomTemplate *tmpl, const char *iso_id, const DbUser *owner,
+            DbIso **ret_iso, GError **error)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (!dom_template_needs_iso(tmpl)) {
+        if (!iso_id)
+            return true;
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "Template '%s' takes no ISO.",
+                    tmpl->name);
+        return false;
+    }
+    if (!iso_id) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE,
+                    "Template '%s' boots an ISO of your choice: give 'iso'.", tmpl->name);
+        return false;
+    }
+    *ret_iso = db_isos_get_usable(db, iso_id, owner->role == DB_ROLE_ADMIN ? NULL : owner->id,
+                                  &err);
+    if (*ret_iso)
+        return true;
+    if (vmb_error_kind(err) == VMB_ERROR_NOT_FOUND)
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "No usable ISO '%s'.", iso_id);
+    else
+        g_propagate_error(error, g_steal_pointer(&err));
+    return false;
+}
+
+/* The libvirt half of a create, on the committed `creating` row @vm: disk, define, start,
+ * then `running`; on failure the domain and disk are removed first and the row last. */
+static DbVm *
+start_or_undo(SvcVms *vms, const DbVm *vm, const DomTemplate *tmpl, const DbIso *iso,
+              const SvcVmRequest *req, GError **error)
+{
+    g_autoptr(virConnect) conn = dom_hypervisor_get(vms->opts.hv, error);
+    g_auto(StartPlan) plan = { 0 };
+    g_autoptr(GError) err = NULL;
+    DeleteTx undo = { vm->id, vms->opts.port_cooldown_s, req->caller->id, req->remote_addr };
+    bool defined = false, undone;
+    DbVm *running = NULL;
+
+    if (!conn) { /* nothing reached libvirt: the row goes */
+        db_pool_transaction(vms->opts.db, svc_vms_delete_tx, &undo, NULL);
+        return NULL;
+    }
+    if (svc_vms_plan_start(vms, conn, vm, tmpl, iso ? iso->volume : NULL, &plan, &err) &&
+        svc_vms_define_and_start(vms, conn, vm, tmpl, &plan, &defined, &err)) {
+        vmb_crash_point("create:after-start");
+        running = svc_vms_set_state(vms, vm->id, DB_VM_RUNNING, NULL, NULL, NULL, NULL, &err);
+        if (running)
+            return running;
+    }
+    /* When libvirt went away mid-create, a step may have happened without us hearing of it
+     * (a volume made, its answer lost): the row, which names the domain and the disk, stays
+     * `creating` for the resync to roll back once libvirt is back. */
+    undone = vmb_error_kind(err) != VMB_ERROR_UNAVAILABLE &&
+             undo_domain(vms, conn, vm, &plan, defined);
+    if (undone)
+        db_pool_transaction(vms->opts.db, svc_vms_delete_tx, &undo, NULL);
+    g_propagate_error(error, g_steal_pointer(&err));
+    return NULL;
+}
+
 /**
- * create_now:
+ * svc_vms_create_now:
  * @vms: the service
  * @req: what to create, for whom, asked by whom
  * @ret_running: (out) (optional): with VMB_ERROR_CONFLICT at the limit, the owner's VMs
@@ -326,14 +392,10 @@ svc_vms_create_now(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running
     g_autoptr(DbConn) db = NULL;
     g_autoptr(DbUser) owner = NULL;
     g_autoptr(DbIso) iso = NULL;
-    g_autoptr(virConnect) conn = NULL;
     g_autofree char *id = g_uuid_string_random();
     g_autofree char *name = NULL;
     g_autofree char *volume = NULL;
-    g_auto(StartPlan) plan = { 0 };
-    g_autoptr(GError) err = NULL;
     const char *volumes[2] = { NULL, NULL };
-    bool defined = false;
     DbVm *running;
     InsertTx tx;
 
@@ -350,27 +412,8 @@ svc_vms_create_now(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running
     db = db_pool_acquire(vms->opts.db, error);
     if (!db || !resolve_owner(vms, db, req, &owner, error))
         return NULL;
-    if (dom_template_needs_iso(tmpl)) {
-        if (!req->iso_id) {
-            g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE,
-                        "Template '%s' boots an ISO of your choice: give 'iso'.", tmpl->name);
-            return NULL;
-        }
-        iso = db_isos_get_usable(db, req->iso_id,
-                                 owner->role == DB_ROLE_ADMIN ? NULL : owner->id, &err);
-        if (!iso) {
-            if (vmb_error_kind(err) == VMB_ERROR_NOT_FOUND)
-                g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "No usable ISO '%s'.",
-                            req->iso_id);
-            else
-                g_propagate_error(error, g_steal_pointer(&err));
-            return NULL;
-        }
-    } else if (req->iso_id) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "Template '%s' takes no ISO.",
-                    tmpl->name);
+    if (!resolve_iso(db, tmpl, req->iso_id, owner, &iso, error))
         return NULL;
-    }
     if (!check_capacity(vms, db, owner, tmpl, ret_running, error) ||
         !svc_accel_check(vms->opts.accel, error))
         return NULL;
@@ -406,34 +449,15 @@ svc_vms_create_now(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running
     }
     vmb_crash_point("create:after-insert");
 
-    conn = dom_hypervisor_get(vms->opts.hv, &err);
-    running = NULL;
-    if (conn && svc_vms_plan_start(vms, conn, tx.vm, tmpl, iso ? iso->volume : NULL, &plan, &err) &&
-        svc_vms_define_and_start(vms, conn, tx.vm, tmpl, &plan, &defined, &err)) {
-        vmb_crash_point("create:after-start");
-        running = svc_vms_set_state(vms, tx.vm->id, DB_VM_RUNNING, NULL, NULL, NULL, NULL, &err);
-    }
+    running = start_or_undo(vms, tx.vm, tmpl, iso, req, error);
+    db_vm_free(tx.vm);
     if (!running) {
-        /* Domain and disk first, row last: a crash in between leaves a `creating` row,
-         * which start-up reconciliation rolls back. */
-        DeleteTx undo = { tx.vm->id, vms->opts.port_cooldown_s, req->caller->id,
-                          req->remote_addr };
-        /* When libvirt went away mid-create, a step may have happened without us hearing
-         * of it (a volume made, its answer lost): the row, which names the domain and the
-         * disk, stays `creating` for the resync to roll back once libvirt is back. */
-        bool undone = !conn || (vmb_error_kind(err) != VMB_ERROR_UNAVAILABLE &&
-                                undo_domain(vms, conn, tx.vm, &plan, defined));
-        if (undone)
-            db_pool_transaction(vms->opts.db, svc_vms_delete_tx, &undo, NULL);
-        db_vm_free(tx.vm);
         svc_vms_release(vms, id);
-        g_propagate_error(error, g_steal_pointer(&err));
         return NULL;
     }
     vmb_crash_point("create:after-running");
     svc_vms_release(vms, id);
-    db_vm_free(tx.vm);
-    if (running && vms->opts.metrics)
+    if (vms->opts.metrics)
         vmb_metrics_observe(vms->opts.metrics, SPAWN_METRIC,
                             (double) (g_get_monotonic_time() - t0) / G_USEC_PER_SEC, NULL);
     return running;
