@@ -113,8 +113,12 @@ main(int argc, char **argv)
         } else if (ws_recv(&ws, version, 12, &error)) {
             version[11] = '\0'; /* drop the newline */
         }
-        if (hold)
+        if (hold) {
+            /* The test waits for this line: from now on a close is the peer's doing. */
+            fputs("holding\n", stderr);
+            fflush(stderr);
             peer_closed = hold_open(fd, hold);
+        }
     }
     printf("{\"status\": %u, \"accept_ok\": %s, \"rfb\": \"%s\", \"width\": %u, "
            "\"height\": %u, \"update_bytes\": %" G_GUINT64_FORMAT ", \"peer_closed\": %s, "

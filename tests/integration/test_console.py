@@ -6,6 +6,7 @@
 import json
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -320,9 +321,16 @@ class Console(harness.TestCase):
         _, page = self.session(vm_id, self.fragment(s['console_url'])['ticket'])
         proc = subprocess.Popen([PROBE, self.broker.host, str(self.broker.port),
                                  page['ws_path'], self.origin, page['password'], str(seconds)],
-                                stdout=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.addCleanup(proc.kill)
         return proc
+
+    def wait_holding(self, proc):
+        """Waits until the viewer PROC has its first whole screen and only holds on: a close
+        before that would cut its handshake short (a slow guest on a loaded machine)."""
+        ready, _, _ = select.select([proc.stderr], [], [], harness.WAIT_S)
+        self.assertTrue(ready, 'the viewer never got its first screen')
+        self.assertEqual(proc.stderr.readline().strip(), 'holding')
 
     def connections(self, auth, vm_id):
         return self.get_vm(auth, vm_id)['console']['connections']
@@ -334,6 +342,7 @@ class Console(harness.TestCase):
         shared = self.create(alice)['vm']
         first = self.hold_console(alice, shared['id'])
         self.wait_for('the first viewer', lambda: self.connections(alice, shared['id']) == 1)
+        self.wait_holding(first)
         second = self.hold_console(alice, shared['id'], seconds=3)
         out, _ = second.communicate(timeout=120)
         self.assertFalse(json.loads(out)['peer_closed'], out)
@@ -344,6 +353,7 @@ class Console(harness.TestCase):
         exclusive = self.create(bob, 'memtest-exclusive')['vm']
         older = self.hold_console(bob, exclusive['id'])
         self.wait_for('the older viewer', lambda: self.connections(bob, exclusive['id']) == 1)
+        self.wait_holding(older)
         newer = self.hold_console(bob, exclusive['id'])
         out, _ = older.communicate(timeout=120)
         got = json.loads(out)
