@@ -45,6 +45,18 @@ db_vm_state_to_string(DbVmState state)
 }
 
 /**
+ * db_vm_state_counts_as_running:
+ * @state: a state
+ *
+ * Returns: whether a VM in @state counts toward the per-user running limit.
+ */
+bool
+db_vm_state_counts_as_running(DbVmState state)
+{
+    return state == DB_VM_CREATING || state == DB_VM_RUNNING || state == DB_VM_PAUSED;
+}
+
+/**
  * db_vm_state_from_string:
  * @name: a state name
  * @ret_state: (out): the state

@@ -22,6 +22,12 @@ typedef enum {
 } DbVmState;
 
 const char *db_vm_state_to_string(DbVmState state);
+/* Whether a VM in @state counts toward limits.max_running_per_user: creating, running and
+ * paused (its guest is, or is about to be, there). The one definition of the rule: the SQL
+ * guard (the vms_check_running_limit trigger, migration 0012) counts the same states, and
+ * test-db-vms holds the two together. stopping does not count: its owner asked it to end,
+ * and counting it would refuse "stop one, start another" for up to stop_timeout_s. */
+bool db_vm_state_counts_as_running(DbVmState state);
 /* False for an unknown name; @ret_state untouched then. */
 bool db_vm_state_from_string(const char *name, DbVmState *ret_state);
 

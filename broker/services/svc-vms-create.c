@@ -287,8 +287,9 @@ check_capacity(SvcVms *vms, DbConn *conn, const DbUser *owner, const DomTemplate
         if (!svc_vms_vm_is_active(vm))
             continue;
         t = dom_template_set_lookup(vms->opts.templates, vm->template_name);
+        /* Memory: every guest whose QEMU may still hold it, a stopping one too. */
         used_mib += t ? t->memory_mib : 0;
-        if (strcmp(vm->owner_id, owner->id) == 0)
+        if (db_vm_state_counts_as_running(vm->state) && strcmp(vm->owner_id, owner->id) == 0)
             g_ptr_array_add(mine, g_ptr_array_steal_index(all, i));
     }
     if (owner->role != DB_ROLE_ADMIN && vms->opts.max_running_per_user &&

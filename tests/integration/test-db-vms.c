@@ -449,6 +449,51 @@ typedef struct {
     int i;
 } Racer;
 
+
+/* The running limit has one definition: for every state, the SQL guard refuses a second
+ * VM of the same user exactly when db_vm_state_counts_as_running() says the first counts. */
+TEST(running_limit_counts_the_states_the_service_counts)
+{
+    /* The transitions that reach each state from `creating` (creating ends the path). */
+    static const DbVmState path[DB_VM_STATE_LAST][2] = {
+        [DB_VM_CREATING] = { DB_VM_CREATING, DB_VM_CREATING },
+        [DB_VM_RUNNING] = { DB_VM_RUNNING, DB_VM_CREATING },
+        [DB_VM_PAUSED] = { DB_VM_RUNNING, DB_VM_PAUSED },
+        [DB_VM_STOPPING] = { DB_VM_STOPPING, DB_VM_CREATING },
+        [DB_VM_STOPPED] = { DB_VM_STOPPED, DB_VM_CREATING },
+        [DB_VM_ERROR] = { DB_VM_ERROR, DB_VM_CREATING },
+    };
+
+    for (int st = 0; st < DB_VM_STATE_LAST; st++) {
+        g_autofree char *label = g_strdup_printf("vms_lim_%s",
+                                                 db_vm_state_to_string((DbVmState) st));
+        g_autoptr(TestDb) db = test_db_new(label, 2, VNC_FIRST, WS_FIRST, 8);
+        g_autoptr(GError) err = NULL;
+        g_autoptr(DbVm) first = NULL, second = NULL;
+        bool counts = db_vm_state_counts_as_running((DbVmState) st);
+
+        set_limit(db, 1);
+        first = insert_vm(db, "lim-first", db->alice_id, &err);
+        g_assert_no_error(err);
+        for (int k = 0; k < 2 && path[st][k] != DB_VM_CREATING; k++) {
+            DbVm *moved = set_state(db, first->id, path[st][k], NULL, &err);
+            g_assert_no_error(err);
+            db_vm_free(moved);
+        }
+        second = insert_vm(db, "lim-second", db->alice_id, &err);
+        g_test_message("first VM %s: counts %d, second %s", db_vm_state_to_string((DbVmState) st),
+                       counts, second ? "made" : err->message);
+        if (counts) {
+            g_assert_null(second);
+            g_assert_error(err, VMB_ERROR, VMB_ERROR_CONFLICT);
+            g_assert_nonnull(strstr(err->message, "limit is 1"));
+        } else {
+            g_assert_no_error(err);
+            g_assert_nonnull(second);
+        }
+    }
+}
+
 static gpointer
 racer(gpointer data)
 {
