@@ -242,6 +242,8 @@ start_services(Daemon *d, GError **error)
     d->isos = svc_isos_new(&(SvcIsosOptions) {
         .db = d->pool,
         .hv = d->hv,
+        .bounded = d->bounded,
+        .call_timeout_s = cfg->libvirt_call_timeout_s,
         .storage_dir = cfg->storage_dir,
         .name_prefix = cfg->libvirt_name_prefix,
         .max_bytes = cfg->storage_max_iso_bytes,

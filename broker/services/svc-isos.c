@@ -37,6 +37,44 @@ struct SvcUpload {
     guint64 limit;    /* the smaller of the cap and what the quota leaves */
 };
 
+typedef struct {
+    DomHypervisor *hv;
+    char *name_prefix;
+} RefreshJob;
+
+static void
+refresh_job_free(gpointer data)
+{
+    RefreshJob *job = data;
+
+    g_free(job->name_prefix);
+    g_free(job);
+}
+
+static void
+refresh_job_run(gpointer data)
+{
+    RefreshJob *job = data;
+    g_autoptr(virConnect) conn = dom_hypervisor_get(job->hv, NULL);
+
+    if (conn)
+        dom_storage_refresh(conn, job->name_prefix, DOM_POOL_ISOS, NULL);
+}
+
+/* Refreshes the ISO pool so virsh sees a change at once; waits at most call_timeout_s (a
+ * hung libvirtd never holds the request longer; the refresh then ends on its own). */
+static void
+refresh_pool(SvcIsos *isos)
+{
+    RefreshJob *job = g_new0(RefreshJob, 1);
+
+    job->hv = isos->opts.hv;
+    job->name_prefix = g_strdup(isos->name_prefix);
+    if (vmb_bounded_run(isos->opts.bounded, refresh_job_run, job, refresh_job_free,
+                        isos->opts.call_timeout_s * 1000, NULL))
+        refresh_job_free(job);
+}
+
 /**
  * svc_isos_new:
  * @opts: settings; copied
@@ -247,7 +285,6 @@ svc_isos_upload_finish(SvcUpload *up, bool *ret_existed, GError **error)
     g_autofree char *volume = NULL;
     g_autofree char *final = NULL;
     g_autoptr(DbConn) db = NULL;
-    g_autoptr(virConnect) conn = NULL;
     bool stored_now = false;
     DbIso *iso;
 
@@ -288,9 +325,8 @@ svc_isos_upload_finish(SvcUpload *up, bool *ret_existed, GError **error)
             unlink(final);
         return NULL;
     }
-    conn = dom_hypervisor_get(isos->opts.hv, NULL);
-    if (conn) /* best effort: the next refresh (or start-up) shows it to virsh otherwise */
-        dom_storage_refresh(conn, isos->name_prefix, DOM_POOL_ISOS, NULL);
+    /* Best effort: the next refresh (or start-up) shows it to virsh otherwise. */
+    refresh_pool(isos);
     return iso;
 }
 
@@ -345,7 +381,6 @@ svc_isos_delete(SvcIsos *isos, const DbUser *user, const char *id, GError **erro
 {
     g_autoptr(DbConn) db = db_pool_acquire(isos->opts.db, error);
     g_autofree char *volume = NULL;
-    g_autoptr(virConnect) conn = NULL;
     bool unused = false;
 
     if (!db || !db_isos_delete(db, id, user->role == DB_ROLE_ADMIN ? NULL : user->id,
@@ -354,9 +389,7 @@ svc_isos_delete(SvcIsos *isos, const DbUser *user, const char *id, GError **erro
     if (unused) {
         g_autofree char *path = g_build_filename(isos->storage_dir, "isos", volume, NULL);
         unlink(path);
-        conn = dom_hypervisor_get(isos->opts.hv, NULL);
-        if (conn)
-            dom_storage_refresh(conn, isos->name_prefix, DOM_POOL_ISOS, NULL);
+        refresh_pool(isos);
     }
     return true;
 }

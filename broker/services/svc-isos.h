@@ -10,6 +10,7 @@
 #include "db-pool.h"
 #include "db-users.h"
 #include "dom-hypervisor.h"
+#include "vmb-bounded.h"
 
 typedef struct SvcIsos SvcIsos;
 typedef struct SvcUpload SvcUpload;
@@ -17,6 +18,8 @@ typedef struct SvcUpload SvcUpload;
 typedef struct {
     DbPool *db;              /* PostgreSQL */
     DomHypervisor *hv;       /* libvirt (pool refresh) */
+    VmbBounded *bounded;     /* where the pool refresh runs */
+    unsigned call_timeout_s; /* how long a request waits for it */
     const char *storage_dir; /* storage.dir: isos/ is the ISO pool, uploads/ the temp files */
     const char *name_prefix; /* libvirt.name_prefix, for volume names */
     guint64 max_bytes;       /* one ISO at most */
