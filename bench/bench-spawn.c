@@ -43,6 +43,22 @@ make_xml(const DomTemplate *t, const char *type, const char *name, guint port, G
     return dom_xml_build_string(t, &in, error);
 }
 
+/* The type vmbroker would choose here (auto): KVM only where a probe guest runs. */
+static char *
+choose_type(virConnectPtr conn, const char *dir)
+{
+    g_autofree char *image = g_build_filename(dir, "kvm-probe.img", NULL);
+    DomAccelProbe probe = { DOM_ACCEL_AUTO, "vmbench-spawn-probe", image, 5000 };
+    g_autoptr(DomAccelChoice) c = dom_accel_choose(conn, &probe);
+
+    if (!c->domain_type) {
+        fprintf(stderr, "bench-spawn: no domain type: %s\n", c->finding);
+        return NULL;
+    }
+    printf("domain type %s: %s\n", c->domain_type, c->finding);
+    return g_strdup(c->domain_type);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -66,18 +82,9 @@ main(int argc, char **argv)
         return 1;
     }
     g_chmod(dir, 0711);
-    {
-        /* The type vmbroker would choose here (auto): KVM only where a probe guest runs. */
-        g_autofree char *image = g_build_filename(dir, "kvm-probe.img", NULL);
-        DomAccelProbe probe = { DOM_ACCEL_AUTO, "vmbench-spawn-probe", image, 5000 };
-        g_autoptr(DomAccelChoice) c = dom_accel_choose(conn, &probe);
-        if (!c->domain_type) {
-            fprintf(stderr, "bench-spawn: no domain type: %s\n", c->finding);
-            return 1;
-        }
-        type = g_strdup(c->domain_type);
-        printf("domain type %s: %s\n", type, c->finding);
-    }
+    type = choose_type(conn, dir);
+    if (!type)
+        return 1;
 
     for (int r = 0; r < ROUNDS; r++) {
         g_autofree char *name_a = g_strdup_printf("vmbench-spawn-%d-ours-%d", (int) getpid(), r);
