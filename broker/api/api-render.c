@@ -140,3 +140,33 @@ api_render_template(const DomTemplate *tmpl)
 {
     return dom_template_to_json(tmpl);
 }
+
+json_object *
+api_render_op(const DbOp *op, bool admin_view)
+{
+    json_object *o = json_object_new_object();
+    json_object *err = NULL;
+
+    json_object_object_add(o, "id", json_object_new_string(op->id));
+    json_object_object_add(o, "vm_id", json_object_new_string(op->vm_id));
+    json_object_object_add(o, "kind", json_object_new_string(db_op_kind_to_string(op->kind)));
+    json_object_object_add(o, "state",
+                           json_object_new_string(db_op_state_to_string(op->state)));
+    json_object_object_add(o, "step", json_object_new_string(op->step ? op->step : ""));
+    json_object_object_add(o, "progress", json_object_new_int((int) op->progress));
+    if (op->error_kind) {
+        err = json_object_new_object();
+        json_object_object_add(err, "kind", json_object_new_string(op->error_kind));
+        json_object_object_add(err, "detail", op->error_detail
+                                                  ? json_object_new_string(op->error_detail)
+                                                  : NULL);
+        if (admin_view && op->error_admin)
+            json_object_object_add(err, "admin_detail",
+                                   json_object_new_string(op->error_admin));
+    }
+    json_object_object_add(o, "error", err);
+    json_object_object_add(o, "created_at", api_render_time(op->created_at));
+    json_object_object_add(o, "started_at", api_render_time(op->started_at));
+    json_object_object_add(o, "finished_at", api_render_time(op->finished_at));
+    return o;
+}

@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 
 #include "db-isos.h"
+#include "db-ops.h"
 #include "db-tokens.h"
 #include "db-users.h"
 #include "db-vms.h"
@@ -18,6 +19,9 @@ json_object *api_render_string(const char *s);
 
 /* vm: {id, name, owner, template, iso, state, state_reason, accelerator, vnc_port, ...} */
 json_object *api_render_vm(const DbVm *vm);
+/* operation: {id, vm_id, kind, state, step, progress, error, created_at, started_at,
+ * finished_at}; error is null or {kind, detail} (with @admin_view also admin_detail). */
+json_object *api_render_op(const DbOp *op, bool admin_view);
 /* user: {id, username, role}; with @admin_view also {disabled}. */
 json_object *api_render_user(const DbUser *user, bool admin_view);
 /* token: {id, name, created_at, expires_at, last_used_at, revoked} (never the secret). */

@@ -81,13 +81,145 @@ limit_reply(App *a, HttpRequest *req, const GError *error, GPtrArray *running)
     return http_problem_from_error(error, extra);
 }
 
+/* --- waiting for an operation, with the connection suspended --- */
+
+/* Admins see why an operation failed in libvirt's words too. */
+static bool
+admin_view(const DbUser *user)
+{
+    return user->role == DB_ROLE_ADMIN;
+}
+
+typedef struct {
+    App *a;
+    HttpDeferred *deferred;
+    DbUser *caller;
+    char *vm_id;
+} OpWait;
+
+static void
+op_wait_free(OpWait *w)
+{
+    db_user_free(w->caller);
+    g_free(w->vm_id);
+    g_free(w);
+}
+
+/* The answer a create gives once its VM runs: 201 {vm, console_url, novnc_url}. */
+static HttpReply *
+created_reply(App *a, const DbVm *vm)
+{
+    g_autoptr(json_object) out = json_object_new_object();
+    g_autoptr(GError) error = NULL;
+    g_autofree char *location = g_strdup_printf("/api/v1/vms/%s", vm->id);
+    HttpReply *reply;
+
+    json_object_object_add(out, "vm", api_render_vm(vm));
+    /* The links are the owner's: a service account acting for a student hands them on. */
+    if (!add_console_urls(a, out, vm, vm->owner_id, &error))
+        return http_problem_from_error(error, NULL);
+    reply = http_reply_json(201, out);
+    http_reply_add_header(reply, "Location", location);
+    return reply;
+}
+
+/* What a waiting request answers when its operation ended (or did not, in time). */
+static HttpReply *
+op_reply(OpWait *w, const DbOp *op)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DbVm) vm = NULL;
+    json_object *extra = json_object_new_object();
+
+    if (!op) {
+        json_object_put(extra);
+        return http_problem_kind(VMB_ERROR_TIMEOUT,
+                                 "The operation did not end in time. It goes on in the "
+                                 "background: look at the VM again shortly.", NULL);
+    }
+    json_object_object_add(extra, "operation", api_render_op(op, admin_view(w->caller)));
+    if (op->state != DB_OP_SUCCEEDED) {
+        error = svc_ops_error(op);
+        return http_problem_from_error(error, extra);
+    }
+    json_object_put(extra);
+    if (op->kind == DB_OP_DELETE)
+        return http_reply_empty(204);
+    vm = svc_vms_get(w->a->vms, w->caller, op->vm_id, &error);
+    if (!vm)
+        return http_problem_from_error(error, NULL);
+    if (op->kind == DB_OP_CREATE)
+        return created_reply(w->a, vm);
+    {
+        g_autoptr(json_object) out = api_render_vm(vm);
+        return http_reply_json(op->kind == DB_OP_REBOOT ? 202 : 200, out);
+    }
+}
+
+static void
+op_done(const DbOp *op, gpointer data)
+{
+    OpWait *w = data;
+
+    http_deferred_finish(w->deferred, op_reply(w, op));
+    op_wait_free(w);
+}
+
+/* Answers when @op ends: the request holds no thread meanwhile. */
+static HttpReply *
+wait_for(HttpRequest *req, App *a, const DbUser *caller, const DbOp *op)
+{
+    OpWait *w = g_new0(OpWait, 1);
+    HttpReply *reply = http_reply_deferred(req, &w->deferred);
+
+    w->a = a;
+    w->caller = db_user_copy(caller);
+    w->vm_id = g_strdup(op->vm_id);
+    svc_ops_wait(a->ops, op->id, a->cfg->libvirt_call_timeout_s * 1000, op_done, w);
+    return reply;
+}
+
+/* Whether the client asked not to wait (RFC 7240). */
+static bool
+prefers_async(HttpRequest *req)
+{
+    const char *prefer = http_request_header(req, "Prefer");
+    return prefer && strstr(prefer, "respond-async") != NULL;
+}
+
+/* 202 {vm, operation} (the VM as it is now). */
+static HttpReply *
+accepted_reply(const DbVm *vm, const DbOp *op, bool admin_view)
+{
+    g_autoptr(json_object) out = json_object_new_object();
+
+    if (vm)
+        json_object_object_add(out, "vm", api_render_vm(vm));
+    json_object_object_add(out, "operation", api_render_op(op, admin_view));
+    return http_reply_json(202, out);
+}
+
+/* 409 for a VM busy with another operation, carrying it. */
+static HttpReply *
+busy_reply(HttpRequest *req, const GError *error, const DbOp *active, bool admin_view)
+{
+    json_object *extra;
+
+    if (!active)
+        return api_error(req, error);
+    extra = json_object_new_object();
+    json_object_object_add(extra, "operation", api_render_op(active, admin_view));
+    return http_problem_from_error(error, extra);
+}
+
 /**
  * api_vms_create:
  * @req: POST /api/v1/vms {template, iso?, name?, owner?}
  * @app: the daemon's state
  *
- * Returns: 201 {vm, console_url, novnc_url}; 409 at the running limit (with the running
- * VMs and their console_url); 422, 503 ...
+ * Returns: 201 {vm, console_url, novnc_url} once the VM runs (the request waits without a
+ * thread); with `Prefer: respond-async` 202 {vm, operation} at once; 409 at the running
+ * limit (with the running VMs and their console_url); 422, 429, 503 ...
  */
 HttpReply *
 api_vms_create(HttpRequest *req, void *app)
@@ -95,10 +227,10 @@ api_vms_create(HttpRequest *req, void *app)
     App *a = app;
     g_autoptr(ApiCaller) caller = NULL;
     g_autoptr(json_object) body = NULL;
-    g_autoptr(json_object) out = json_object_new_object();
     g_autoptr(GError) error = NULL;
     g_autoptr(GPtrArray) running = NULL;
     g_autoptr(DbVm) vm = NULL;
+    g_autoptr(DbOp) op = NULL;
     SvcVmRequest r = { 0 };
     HttpReply *reply = api_authenticate(req, a, &caller);
 
@@ -111,20 +243,16 @@ api_vms_create(HttpRequest *req, void *app)
         return api_error(req, error);
     r.caller = caller->user;
     r.remote_addr = http_request_remote_addr(req);
-    vm = svc_vms_create(a->vms, &r, &running, &error);
-    if (!vm) {
+    vm = svc_vms_create(a->vms, &r, &running, &op, &error);
+    if (!vm)
         return running ? limit_reply(a, req, error, running) : api_error(req, error);
-    }
-    json_object_object_add(out, "vm", api_render_vm(vm));
-    /* The links are the owner's: a service account acting for a student hands them on. */
-    if (!add_console_urls(a, out, vm, vm->owner_id, &error))
-        return api_error(req, error);
-    reply = http_reply_json(201, out);
-    {
+    if (prefers_async(req)) {
         g_autofree char *location = g_strdup_printf("/api/v1/vms/%s", vm->id);
+        reply = accepted_reply(vm, op, admin_view(caller->user));
         http_reply_add_header(reply, "Location", location);
+        return reply;
     }
-    return reply;
+    return wait_for(req, a, caller->user, op);
 }
 
 /**
@@ -168,77 +296,109 @@ api_vms_list(HttpRequest *req, void *app)
     return reply;
 }
 
-typedef enum {
-    VM_ACTION_GET,
-    VM_ACTION_STOP,
-    VM_ACTION_START,
-    VM_ACTION_REBOOT,
-
-    VM_ACTION_LAST
-} VmAction;
-
-static HttpReply *
-vm_action(HttpRequest *req, App *a, VmAction action)
+HttpReply *
+api_vms_get(HttpRequest *req, void *app)
 {
+    App *a = app;
     g_autoptr(ApiCaller) caller = NULL;
     g_autoptr(GError) error = NULL;
     g_autoptr(DbVm) vm = NULL;
     g_autoptr(json_object) out = NULL;
-    const char *id = http_request_param(req, "id");
-    const char *addr = http_request_remote_addr(req);
     HttpReply *reply = api_authenticate(req, a, &caller);
-    unsigned status = 200;
 
     if (reply)
         return reply;
-    switch (action) {
-    case VM_ACTION_GET:
-        vm = svc_vms_get(a->vms, caller->user, id, &error);
-        break;
-    case VM_ACTION_STOP:
-        vm = svc_vms_stop(a->vms, caller->user, id, caller->user->role == DB_ROLE_USER
-                              ? "stopped by its owner" : "stopped by an administrator",
-                          addr, &error);
-        status = 202;
-        break;
-    case VM_ACTION_START:
-        vm = svc_vms_start(a->vms, caller->user, id, addr, &error);
-        break;
-    case VM_ACTION_REBOOT:
-        vm = svc_vms_reboot(a->vms, caller->user, id, addr, &error);
-        status = 202;
-        break;
-    case VM_ACTION_LAST:
-        g_assert_not_reached();
-    }
+    vm = svc_vms_get(a->vms, caller->user, http_request_param(req, "id"), &error);
     if (!vm)
         return api_error(req, error);
     out = api_render_vm(vm);
-    return http_reply_json(status, out);
+    return http_reply_json(200, out);
 }
 
-HttpReply *
-api_vms_get(HttpRequest *req, void *app)
-{
-    return vm_action(req, app, VM_ACTION_GET);
-}
-
+/**
+ * api_vms_stop:
+ * @req: POST /api/v1/vms/{id}/stop
+ * @app: the daemon's state
+ *
+ * Returns: 202 with the VM (`stopping`) and its "operation"; 409 (with the operation) while
+ * another works on the VM.
+ */
 HttpReply *
 api_vms_stop(HttpRequest *req, void *app)
 {
-    return vm_action(req, app, VM_ACTION_STOP);
+    App *a = app;
+    g_autoptr(ApiCaller) caller = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DbVm) vm = NULL;
+    g_autoptr(DbOp) op = NULL;
+    g_autoptr(DbOp) active = NULL;
+    g_autoptr(json_object) out = NULL;
+    HttpReply *reply = api_authenticate(req, a, &caller);
+    bool admin;
+
+    if (reply)
+        return reply;
+    admin = admin_view(caller->user);
+    vm = svc_vms_stop(a->vms, caller->user, http_request_param(req, "id"),
+                      caller->user->role == DB_ROLE_USER ? "stopped by its owner"
+                                                         : "stopped by an administrator",
+                      http_request_remote_addr(req), &op, &active, &error);
+    if (!vm)
+        return busy_reply(req, error, active, admin);
+    /* The VM object as before, with the operation added. */
+    out = api_render_vm(vm);
+    json_object_object_add(out, "operation", api_render_op(op, admin));
+    return http_reply_json(202, out);
 }
 
+/* Start, reboot and delete: queued; the answer waits for the end unless the client
+ * prefers not to wait (then 202 {vm, operation}). */
+static HttpReply *
+queue_action(HttpRequest *req, App *a, DbOpKind kind)
+{
+    g_autoptr(ApiCaller) caller = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DbVm) vm = NULL;
+    g_autoptr(DbOp) op = NULL;
+    g_autoptr(DbOp) active = NULL;
+    HttpReply *reply = api_authenticate(req, a, &caller);
+
+    if (reply)
+        return reply;
+    op = svc_vms_queue(a->vms, caller->user, http_request_param(req, "id"), kind,
+                       http_request_remote_addr(req), &vm, &active, &error);
+    if (!op)
+        return busy_reply(req, error, active, admin_view(caller->user));
+    if (prefers_async(req))
+        return accepted_reply(vm, op, admin_view(caller->user));
+    return wait_for(req, a, caller->user, op);
+}
+
+/**
+ * api_vms_start:
+ * @req: POST /api/v1/vms/{id}/start
+ * @app: the daemon's state
+ *
+ * Returns: 200 with the running VM; 202 {vm, operation} with `Prefer: respond-async`.
+ */
 HttpReply *
 api_vms_start(HttpRequest *req, void *app)
 {
-    return vm_action(req, app, VM_ACTION_START);
+    return queue_action(req, app, DB_OP_START);
 }
 
+/**
+ * api_vms_reboot:
+ * @req: POST /api/v1/vms/{id}/reboot
+ * @app: the daemon's state
+ *
+ * Returns: 202 with the VM once the guest was asked to reboot; 202 {vm, operation} with
+ * `Prefer: respond-async`.
+ */
 HttpReply *
 api_vms_reboot(HttpRequest *req, void *app)
 {
-    return vm_action(req, app, VM_ACTION_REBOOT);
+    return queue_action(req, app, DB_OP_REBOOT);
 }
 
 /**
@@ -246,22 +406,12 @@ api_vms_reboot(HttpRequest *req, void *app)
  * @req: DELETE /api/v1/vms/{id}
  * @app: the daemon's state
  *
- * Returns: 204.
+ * Returns: 204 once the VM is gone; 202 {vm, operation} with `Prefer: respond-async`.
  */
 HttpReply *
 api_vms_delete(HttpRequest *req, void *app)
 {
-    App *a = app;
-    g_autoptr(ApiCaller) caller = NULL;
-    g_autoptr(GError) error = NULL;
-    HttpReply *reply = api_authenticate(req, a, &caller);
-
-    if (reply)
-        return reply;
-    if (!svc_vms_delete(a->vms, caller->user, http_request_param(req, "id"),
-                        http_request_remote_addr(req), &error))
-        return api_error(req, error);
-    return http_reply_empty(204);
+    return queue_action(req, app, DB_OP_DELETE);
 }
 
 /**

@@ -25,6 +25,7 @@ typedef struct {
     VmbMetrics *metrics;   /* what /metrics shows */
     DomTemplateSet *templates; /* loaded from templates.dir at start */
     SvcVms *vms;           /* the VM life cycle */
+    SvcOps *ops;           /* operations: what a waiting request waits for */
     SvcConsole *console;   /* console tickets and the relay */
     SvcIsos *isos;         /* ISO uploads */
     char *host_id;         /* hosts row of libvirt.uri */

@@ -84,6 +84,7 @@ typedef struct {
     SvcAccel *accel;
     VmbBounded *bounded;      /* requests' libvirt work, waited for at most call_timeout_s */
     SvcAuth *auth;
+    SvcOps *ops;              /* freed first: its workers use the services below */
     SvcVms *vms;
     SvcConsole *console;
     SvcIsos *isos;
@@ -95,6 +96,7 @@ typedef struct {
 static void
 daemon_clear(Daemon *d)
 {
+    g_clear_pointer(&d->ops, svc_ops_free);
     g_clear_pointer(&d->janitor, svc_janitor_stop);
     g_clear_pointer(&d->reaper, svc_reaper_stop);
     g_clear_pointer(&d->sync, svc_sync_free);
@@ -212,6 +214,15 @@ start_services(Daemon *d, GError **error)
         .window_s = cfg->auth_login_window_s,
     });
     declare_metrics(d->metrics);
+    d->ops = svc_ops_new(&(SvcOpsOptions) {
+        .db = d->pool,
+        .conninfo = cfg->database_url,
+        .instance = cfg->operations_instance,
+        .workers = cfg->operations_workers,
+        .stale_s = cfg->operations_stale_s,
+        .max_active_per_user = cfg->operations_max_per_user,
+        .metrics = d->metrics,
+    });
     d->vms = svc_vms_new(&(SvcVmsOptions) {
         .db = d->pool,
         .hv = d->hv,
@@ -223,6 +234,7 @@ start_services(Daemon *d, GError **error)
         .port_cooldown_s = cfg->console_port_cooldown_s,
         .port_quarantine_s = cfg->console_port_quarantine_s,
         .stop_timeout_s = cfg->libvirt_stop_timeout_s,
+        .ops = d->ops,
         .bounded = d->bounded,
         .call_timeout_s = cfg->libvirt_call_timeout_s,
         .max_running_per_user = cfg->limits_max_running_per_user,
@@ -283,6 +295,10 @@ start_background(Daemon *d, GError **error)
         vmb_warning("reconciliation: %s (serving anyway; it is retried until it succeeds)",
                     err->message);
     svc_sync_start(d->sync);
+    /* After the first reconciliation, so that what this broker's previous run left running
+     * is judged against libvirt before it is taken again. */
+    if (!svc_ops_start(d->ops, error))
+        return false;
     d->reaper = svc_reaper_start(&(SvcReaperOptions) {
         .db = d->pool,
         .vms = d->vms,
@@ -315,6 +331,7 @@ serve_until_signal(Daemon *d, const sigset_t *sigs, GError **error)
         .metrics = d->metrics,
         .templates = d->templates,
         .vms = d->vms,
+        .ops = d->ops,
         .console = d->console,
         .isos = d->isos,
         .host_id = d->host_id,

@@ -38,6 +38,7 @@ typedef struct {
     guint64 min, max;    /* bounds of KEY_UINT and KEY_UINT64 */
     size_t offset;       /* where the parsed value goes in Config */
     const char *const *names; /* KEY_ENUM: the spellings, NULL-terminated */
+    bool derived;        /* without a value, derived after loading rather than required */
 } KeyDef;
 
 /* KEY_ENUM fields are enums, written as int. */
@@ -118,6 +119,10 @@ static const KeyDef keys[] = {
       OFF(auth_login_failures_per_addr) },
     { "auth", "login_window_s", KEY_UINT, "60", 1, 86400, OFF(auth_login_window_s) },
     { "log", "level", KEY_ENUM, "info", 0, 0, OFF(log_level), vmb_log_level_names },
+    { "operations", "workers", KEY_UINT, "8", 1, 256, OFF(operations_workers) },
+    { "operations", "max_per_user", KEY_UINT, "4", 0, 10000, OFF(operations_max_per_user) },
+    { "operations", "stale_s", KEY_UINT, "30", 3, 3600, OFF(operations_stale_s) },
+    { "operations", "instance", KEY_STRING, NULL, 0, 0, OFF(operations_instance), NULL, true },
 };
 
 /**
@@ -138,6 +143,7 @@ config_free(Config *cfg)
     g_free(cfg->console_listen);
     g_free(cfg->templates_dir);
     g_free(cfg->http_web_dir);
+    g_free(cfg->operations_instance);
     g_free(cfg->console_novnc_dir);
     g_free(cfg);
 }
@@ -465,7 +471,7 @@ config_load(const char *path, ConfigNeeds needs, GError **error)
                 value = fallback;
         }
         if (!value) {
-            if (k->type == KEY_URL)
+            if (k->type == KEY_URL || k->derived)
                 continue; /* derived below */
             if (k->type == KEY_DBURL && !(needs & CONFIG_NEEDS_DATABASE))
                 continue; /* e.g. `template render` on a machine without PostgreSQL */
@@ -489,6 +495,8 @@ config_load(const char *path, ConfigNeeds needs, GError **error)
                     cfg->console_vnc_ports.first, cfg->console_vnc_ports.last);
         return NULL;
     }
+    if (!cfg->operations_instance)
+        cfg->operations_instance = g_strdup(g_get_host_name());
     if (!cfg->http_public_url) {
         bool v6 = strchr(cfg->http_listen_host, ':') != NULL;
         cfg->http_public_url = g_strdup_printf("http://%s%s%s:%u", v6 ? "[" : "",

@@ -55,6 +55,10 @@ typedef struct {
     ConfigOrphans libvirt_adopt_orphans; /* adopt domains without a row for an admin, or destroy */
     DomAccelMode libvirt_domain_type; /* auto (KVM where a probe guest passes), kvm, qemu */
     unsigned libvirt_probe_timeout_ms; /* how long the KVM probe guest may take */
+    unsigned operations_workers;   /* operations this broker runs at once */
+    unsigned operations_max_per_user; /* a user's queued and running operations at most */
+    unsigned operations_stale_s;   /* a running operation without heartbeat is taken over */
+    char *operations_instance;     /* this broker's name in operations.broker */
 
     /* [storage] */
     char *storage_dir;             /* where vmbroker's storage pools live */

@@ -560,3 +560,24 @@ db_pool_ping(DbPool *pool, GError **error)
         return false;
     }
 }
+
+/* --- values --- */
+
+char *
+db_value_dup(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : g_strdup(PQgetvalue(res, row, col));
+}
+
+GDateTime *
+db_value_time(const PGresult *res, int row, int col)
+{
+    gint64 us;
+    g_autoptr(GDateTime) secs = NULL;
+
+    if (PQgetisnull(res, row, col))
+        return NULL;
+    us = g_ascii_strtoll(PQgetvalue(res, row, col), NULL, 10);
+    secs = g_date_time_new_from_unix_utc(us / G_USEC_PER_SEC);
+    return g_date_time_add(secs, us % G_USEC_PER_SEC);
+}

@@ -72,3 +72,11 @@ PGresult *db_exec_stamp(DbConn *conn, const char *name, const char *sql, int npa
 void db_set_error(DbConn *conn, const PGresult *res, GError **error);
 /* The SQLSTATE of a failed result, "" if none. */
 const char *db_sqlstate(const PGresult *res);
+
+/* --- values --- */
+/* A timestamptz column selected as microseconds since the epoch, for db_value_time. */
+#define DB_US(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
+/* The text of a column, or NULL for SQL NULL. */
+char *db_value_dup(const PGresult *res, int row, int col);
+/* A column selected with DB_US, or NULL for SQL NULL. */
+GDateTime *db_value_time(const PGresult *res, int row, int col);

@@ -161,6 +161,30 @@ db_users_get_by_name(DbConn *conn, const char *username, GError **error)
 }
 
 /**
+ * db_users_get_by_id:
+ * @conn: a connection
+ * @id: a users.id (any text: a malformed id matches nothing)
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the user, or NULL (VMB_ERROR_NOT_FOUND when absent).
+ */
+DbUser *
+db_users_get_by_id(DbConn *conn, const char *id, GError **error)
+{
+    const char *params[] = { id };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "SELECT " DB_USERS_COLUMNS " FROM users u WHERE u.id::text = $1", 1, params, error);
+
+    if (!res)
+        return NULL;
+    if (PQntuples(res) == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "no user with id '%s'", id);
+        return NULL;
+    }
+    return db_users_from_row(res, 0, 0);
+}
+
+/**
  * db_users_ensure:
  * @conn: a connection
  * @username: a name already checked against the documented charset

@@ -49,3 +49,5 @@ bool db_users_set_disabled(DbConn *conn, const char *id, bool disabled, GError *
 DbUser *db_users_ensure(DbConn *conn, const char *username, DbRole role, GError **error);
 /* VMB_ERROR_NOT_FOUND when there is no such user. */
 DbUser *db_users_get_by_name(DbConn *conn, const char *username, GError **error);
+/* VMB_ERROR_NOT_FOUND when there is no such user. */
+DbUser *db_users_get_by_id(DbConn *conn, const char *id, GError **error);

@@ -107,34 +107,14 @@ db_vm_free(DbVm *vm)
 
 /* Timestamps travel as microseconds since the epoch; volume names hex-encoded and
  * comma-separated, so no array or quoting syntax needs parsing here. */
-#define US(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
 #define VM_COLUMNS                                                                     \
     "v.id, v.name, v.owner_id, u.username, v.template_name, v.template_version,"       \
     " v.iso_id, v.host_id, v.domain_uuid, v.accelerator, v.state, v.state_reason, v.vnc_port,"         \
     " v.ws_port, (SELECT string_agg(encode(convert_to(d, 'UTF8'), 'hex'), ',')"          \
     " FROM unnest(v.disk_volumes) AS d), v.console_connections, "                       \
-    US("v.console_last_activity_at") ", v.console_closed_reason, "                   \
-    US("v.console_closed_at") ", " US("v.created_at") ", " US("v.updated_at")   \
-    ", " US("v.started_at") ", " US("v.stopped_at")
-
-static char *
-dup_or_null(const PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? NULL : g_strdup(PQgetvalue(res, row, col));
-}
-
-static GDateTime *
-time_or_null(const PGresult *res, int row, int col)
-{
-    gint64 us;
-    g_autoptr(GDateTime) secs = NULL;
-
-    if (PQgetisnull(res, row, col))
-        return NULL;
-    us = g_ascii_strtoll(PQgetvalue(res, row, col), NULL, 10);
-    secs = g_date_time_new_from_unix_utc(us / G_USEC_PER_SEC);
-    return g_date_time_add(secs, us % G_USEC_PER_SEC);
-}
+    DB_US("v.console_last_activity_at") ", v.console_closed_reason, "                   \
+    DB_US("v.console_closed_at") ", " DB_US("v.created_at") ", " DB_US("v.updated_at")   \
+    ", " DB_US("v.started_at") ", " DB_US("v.stopped_at")
 
 static char **
 volumes_from_hex(const char *text)
@@ -161,30 +141,30 @@ vm_from_row(const PGresult *res, int row)
     DbVm *vm = g_new0(DbVm, 1);
     int c = 0;
 
-    vm->id = dup_or_null(res, row, c++);
-    vm->name = dup_or_null(res, row, c++);
-    vm->owner_id = dup_or_null(res, row, c++);
-    vm->owner_name = dup_or_null(res, row, c++);
-    vm->template_name = dup_or_null(res, row, c++);
+    vm->id = db_value_dup(res, row, c++);
+    vm->name = db_value_dup(res, row, c++);
+    vm->owner_id = db_value_dup(res, row, c++);
+    vm->owner_name = db_value_dup(res, row, c++);
+    vm->template_name = db_value_dup(res, row, c++);
     vm->template_version = (int) strtol(PQgetvalue(res, row, c++), NULL, 10);
-    vm->iso_id = dup_or_null(res, row, c++);
-    vm->host_id = dup_or_null(res, row, c++);
-    vm->domain_uuid = dup_or_null(res, row, c++);
-    vm->accelerator = dup_or_null(res, row, c++);
+    vm->iso_id = db_value_dup(res, row, c++);
+    vm->host_id = db_value_dup(res, row, c++);
+    vm->domain_uuid = db_value_dup(res, row, c++);
+    vm->accelerator = db_value_dup(res, row, c++);
     if (!db_vm_state_from_string(PQgetvalue(res, row, c++), &vm->state))
         vm->state = DB_VM_ERROR; /* the CHECK makes this unreachable */
-    vm->state_reason = dup_or_null(res, row, c++);
+    vm->state_reason = db_value_dup(res, row, c++);
     vm->vnc_port = (unsigned) strtoul(PQgetvalue(res, row, c++), NULL, 10);
     vm->ws_port = (unsigned) strtoul(PQgetvalue(res, row, c++), NULL, 10);
     vm->disk_volumes = volumes_from_hex(PQgetvalue(res, row, c++));
     vm->console_connections = (unsigned) strtoul(PQgetvalue(res, row, c++), NULL, 10);
-    vm->console_last_activity_at = time_or_null(res, row, c++);
-    vm->console_closed_reason = dup_or_null(res, row, c++);
-    vm->console_closed_at = time_or_null(res, row, c++);
-    vm->created_at = time_or_null(res, row, c++);
-    vm->updated_at = time_or_null(res, row, c++);
-    vm->started_at = time_or_null(res, row, c++);
-    vm->stopped_at = time_or_null(res, row, c++);
+    vm->console_last_activity_at = db_value_time(res, row, c++);
+    vm->console_closed_reason = db_value_dup(res, row, c++);
+    vm->console_closed_at = db_value_time(res, row, c++);
+    vm->created_at = db_value_time(res, row, c++);
+    vm->updated_at = db_value_time(res, row, c++);
+    vm->started_at = db_value_time(res, row, c++);
+    vm->stopped_at = db_value_time(res, row, c++);
     return vm;
 }
 

@@ -24,6 +24,17 @@ struct HttpServer {
     struct MHD_Daemon *daemon;
     HttpServerOptions opts;
     gint inflight;      /* requests between first call and completion */
+    GMutex deferred_lock;
+    GHashTable *deferred; /* HttpDeferred of suspended requests (a set) */
+};
+
+/* Shared by a suspended request and its answerer; freed by the last of the two. */
+struct HttpDeferred {
+    gint refs;
+    HttpServer *srv;
+    struct MHD_Connection *conn; /* NULL once the request is gone */
+    HttpReply *reply;            /* the answer, once given */
+    bool suspended;              /* the connection waits for it */
 };
 
 struct HttpRequest {
@@ -47,6 +58,7 @@ struct HttpRequest {
     GDestroyNotify upgrade_free;
     char remote[INET6_ADDRSTRLEN];
     gint64 started_us;
+    HttpDeferred *deferred;   /* an answer that comes later */
 };
 
 /* --- replies --- */
@@ -159,11 +171,76 @@ http_reply_free(HttpReply *reply)
     g_free(reply);
 }
 
+/* --- deferred replies --- */
+
+static void
+deferred_unref(HttpDeferred *d)
+{
+    if (!g_atomic_int_dec_and_test(&d->refs))
+        return;
+    http_reply_free(d->reply);
+    g_free(d);
+}
+
+/**
+ * http_reply_deferred:
+ * @req: the request being handled
+ * @ret_deferred: (out): for http_deferred_finish()
+ *
+ * Returns: (transfer full): the reply the handler returns.
+ */
+HttpReply *
+http_reply_deferred(HttpRequest *req, HttpDeferred **ret_deferred)
+{
+    HttpDeferred *d = g_new0(HttpDeferred, 1);
+    HttpReply *reply = http_reply_empty(503);
+
+    d->refs = 2; /* the request's and the answerer's */
+    d->srv = req->srv;
+    d->conn = req->conn;
+    req->deferred = d;
+    reply->deferred = d;
+    *ret_deferred = d;
+    return reply;
+}
+
+/**
+ * http_deferred_finish:
+ * @deferred: (transfer full): from http_reply_deferred()
+ * @reply: (transfer full): the answer
+ */
+void
+http_deferred_finish(HttpDeferred *deferred, HttpReply *reply)
+{
+    HttpServer *srv = deferred->srv;
+
+    g_mutex_lock(&srv->deferred_lock);
+    if (deferred->reply || !deferred->conn) {
+        http_reply_free(reply); /* answered already (at shutdown), or the request is gone */
+    } else {
+        deferred->reply = reply;
+        if (deferred->suspended) {
+            deferred->suspended = false;
+            g_hash_table_remove(srv->deferred, deferred);
+            MHD_resume_connection(deferred->conn);
+        }
+    }
+    g_mutex_unlock(&srv->deferred_lock);
+    deferred_unref(deferred);
+}
+
 /* --- requests --- */
 
 static void
 request_free(HttpRequest *req)
 {
+    if (req->deferred) {
+        g_mutex_lock(&req->srv->deferred_lock);
+        req->deferred->conn = NULL;
+        g_hash_table_remove(req->srv->deferred, req->deferred);
+        g_mutex_unlock(&req->srv->deferred_lock);
+        deferred_unref(req->deferred);
+    }
     if (req->route && req->route->stream && req->stream_ctx)
         req->route->stream->release(req->stream_ctx, req->stream_finished);
     http_reply_free(req->refusal);
@@ -465,6 +542,36 @@ request_stream(HttpServer *srv, HttpRequest *req, const char *upload_data,
     return send_reply(req, reply);
 }
 
+/* The handler answers later: suspend, unless the answer came already. */
+static enum MHD_Result
+deferred_suspend(HttpRequest *req)
+{
+    HttpServer *srv = req->srv;
+    g_autoptr(HttpReply) reply = NULL;
+
+    g_mutex_lock(&srv->deferred_lock);
+    reply = g_steal_pointer(&req->deferred->reply);
+    if (!reply) {
+        req->deferred->suspended = true;
+        g_hash_table_add(srv->deferred, req->deferred);
+        MHD_suspend_connection(req->conn);
+    }
+    g_mutex_unlock(&srv->deferred_lock);
+    return reply ? send_reply(req, reply) : MHD_YES;
+}
+
+/* A suspended request resumed: its answer is there. */
+static enum MHD_Result
+deferred_resume(HttpRequest *req)
+{
+    g_autoptr(HttpReply) reply = NULL;
+
+    g_mutex_lock(&req->srv->deferred_lock);
+    reply = g_steal_pointer(&req->deferred->reply);
+    g_mutex_unlock(&req->srv->deferred_lock);
+    return reply && !req->replied ? send_reply(req, reply) : MHD_YES;
+}
+
 static enum MHD_Result
 access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                const char *version, const char *upload_data, size_t *upload_data_size,
@@ -483,6 +590,8 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
     }
     if (req->route->stream)
         return request_stream(srv, req, upload_data, upload_data_size);
+    if (req->deferred)
+        return deferred_resume(req);
     if (*upload_data_size > 0) {
         if (!req->replied) {
             if (req->body->len + *upload_data_size > req->max_body) {
@@ -504,6 +613,8 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
     g_byte_array_append(req->body, &nul, 1);
     g_byte_array_set_size(req->body, req->body->len - 1);
     reply = req->route->handler(req, srv->opts.app);
+    if (reply->deferred)
+        return deferred_suspend(req);
     return send_reply(req, reply);
 }
 
@@ -561,6 +672,8 @@ http_server_start(const HttpServerOptions *opts, GError **error)
                      MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE;
 
     srv->opts = *opts;
+    g_mutex_init(&srv->deferred_lock);
+    srv->deferred = g_hash_table_new(g_direct_hash, g_direct_equal);
     if (opts->metrics) {
         static const double bounds[] = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30 };
         vmb_metrics_declare(opts->metrics, HTTP_METRIC_REQUESTS, VMB_METRIC_COUNTER,
@@ -595,6 +708,8 @@ http_server_start(const HttpServerOptions *opts, GError **error)
         g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG,
                     "cannot listen on %s port %u (in use, or not an address of this host?)",
                     opts->listen_host, opts->listen_port);
+        g_hash_table_unref(srv->deferred);
+        g_mutex_clear(&srv->deferred_lock);
         return NULL;
     }
     return g_steal_pointer(&srv);
@@ -611,6 +726,29 @@ http_server_port(HttpServer *srv)
 {
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     return di ? di->port : srv->opts.listen_port;
+}
+
+/* At shutdown: requests still waiting for an answer get a 503 now. */
+static void
+answer_deferred(HttpServer *srv)
+{
+    GHashTableIter it;
+    gpointer key;
+
+    g_mutex_lock(&srv->deferred_lock);
+    g_hash_table_iter_init(&it, srv->deferred);
+    while (g_hash_table_iter_next(&it, &key, NULL)) {
+        HttpDeferred *d = key;
+        d->reply = http_problem_kind(VMB_ERROR_UNAVAILABLE,
+                                     "The broker is shutting down; the work goes on: look at "
+                                     "the VM again shortly.", NULL);
+        d->suspended = false;
+        MHD_resume_connection(d->conn);
+        g_hash_table_iter_remove(&it);
+    }
+    g_mutex_unlock(&srv->deferred_lock);
+    /* Let the resumed connections send their answers. */
+    g_usleep(200 * 1000);
 }
 
 /**
@@ -635,6 +773,9 @@ http_server_stop(HttpServer *srv, unsigned drain_timeout_s)
     deadline = g_get_monotonic_time() + (gint64) drain_timeout_s * G_USEC_PER_SEC;
     while (g_atomic_int_get(&srv->inflight) > 0 && g_get_monotonic_time() < deadline)
         g_usleep(20 * 1000);
+    answer_deferred(srv);
     MHD_stop_daemon(srv->daemon);
+    g_hash_table_unref(srv->deferred);
+    g_mutex_clear(&srv->deferred_lock);
     g_free(srv);
 }

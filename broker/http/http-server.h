@@ -29,7 +29,12 @@ typedef struct {
     HttpUpgradeFunc upgrade; /* set for a 101 that hands the connection over */
     void *upgrade_data;     /* passed to @upgrade */
     GDestroyNotify upgrade_free; /* frees @upgrade_data if @upgrade never runs */
+    struct HttpDeferred *deferred; /* set for a reply that comes later */
 } HttpReply;
+
+/* A reply that comes later, from any thread: the connection waits suspended, holding no
+ * thread. */
+typedef struct HttpDeferred HttpDeferred;
 
 HttpReply *http_reply_new(unsigned status, const char *content_type, GBytes *body);
 /* Serializes @obj (borrowed) as application/json. */
@@ -40,6 +45,12 @@ HttpReply *http_reply_upgrade(HttpUpgradeFunc fn, void *data, GDestroyNotify fre
 /* Closes an upgraded connection; callable from any thread, once. */
 void http_upgrade_close(void *handle);
 void http_reply_add_header(HttpReply *reply, const char *name, const char *value);
+/* Returned by a handler that answers later: *ret_deferred is the answerer's, who must call
+ * http_deferred_finish() on it once. */
+HttpReply *http_reply_deferred(HttpRequest *req, HttpDeferred **ret_deferred);
+/* Sends @reply (transfer full) on the deferred request, or drops it when the server went
+ * away meanwhile; releases @deferred. Any thread. */
+void http_deferred_finish(HttpDeferred *deferred, HttpReply *reply);
 void http_reply_free(HttpReply *reply);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HttpReply, http_reply_free)
 
@@ -85,7 +96,8 @@ typedef struct {
 
 HttpServer *http_server_start(const HttpServerOptions *opts, GError **error);
 unsigned http_server_port(HttpServer *srv);
-/* Stops accepting, waits up to @drain_timeout_s for requests in flight, then stops. */
+/* Stops accepting, waits up to @drain_timeout_s for requests in flight (deferred ones are
+ * then answered 503), then stops. */
 void http_server_stop(HttpServer *srv, unsigned drain_timeout_s);
 
 /* --- request accessors, valid during the handler --- */

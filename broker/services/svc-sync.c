@@ -313,6 +313,20 @@ reconcile_claimed(SvcSync *sync, virConnectPtr conn, const char *id, const char 
     return reconcile_row(sync, conn, vm, dom, &st, hint, ret_changed, error);
 }
 
+/* For operation runners that take over a VM's unfinished operation (svc_vms_set_reconciler):
+ * the runner holds the VM's claim. */
+static void
+reconcile_for_runner(const char *vm_id, gpointer data)
+{
+    SvcSync *sync = data;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(virConnect) conn = dom_hypervisor_get(sync->opts.hv, &err);
+    bool changed = false;
+
+    if (!conn || !reconcile_claimed(sync, conn, vm_id, NULL, &changed, &err))
+        vmb_warning("sync: reconciling VM %s for its operation: %s", vm_id, err->message);
+}
+
 /**
  * reconcile_vm:
  * @sync: the reconciler
@@ -742,6 +756,7 @@ svc_sync_new(const SvcSyncOptions *opts, GError **error)
     watch.data = sync;
     if (!dom_hypervisor_watch(opts->hv, &watch, error))
         return NULL;
+    svc_vms_set_reconciler(opts->vms, reconcile_for_runner, sync);
     return g_steal_pointer(&sync);
 }
 

@@ -15,7 +15,6 @@
 #include "dom-virt.h"
 #include "dom-xml.h"
 #include "svc-users.h"
-#include "vmb-bounded.h"
 #include "vmb-crash.h"
 #include "vmb-error.h"
 #include "vmb-log.h"
@@ -29,30 +28,27 @@ typedef struct {
     DbPortLeaseOptions lease;
     const char *actor_id;
     const char *remote_addr;
+    DbOpSpec op_spec;
     DbVm *vm; /* out */
+    DbOp *op; /* out */
 } InsertTx;
 
+/* The row, its leases and its create operation, together or not at all. */
 static bool
 insert_tx(DbConn *conn, void *data, GError **error)
 {
     InsertTx *tx = data;
 
     g_clear_pointer(&tx->vm, db_vm_free); /* a retried transaction runs this again */
+    g_clear_pointer(&tx->op, db_op_free);
     tx->vm = db_vms_insert(conn, tx->spec, &tx->lease, error);
-    return tx->vm && svc_vms_audit(conn, tx->actor_id, "vm.create", tx->vm->id,
-                                   tx->remote_addr, NULL, error);
+    if (!tx->vm || !svc_vms_audit(conn, tx->actor_id, "vm.create", tx->vm->id,
+                                  tx->remote_addr, NULL, error))
+        return false;
+    tx->op_spec.vm_id = tx->vm->id;
+    tx->op = db_ops_insert(conn, &tx->op_spec, NULL, error);
+    return tx->op != NULL;
 }
-
-typedef struct {
-    const char *id;
-    DbVmState to;
-    const char *reason;
-    unsigned cooldown_s;
-    const char *actor_id;
-    const char *action;      /* (nullable) audited with the transition */
-    const char *remote_addr;
-    DbVm *vm; /* out */
-} StateTx;
 
 static bool
 state_tx(DbConn *conn, void *data, GError **error)
@@ -60,9 +56,25 @@ state_tx(DbConn *conn, void *data, GError **error)
     StateTx *tx = data;
 
     g_clear_pointer(&tx->vm, db_vm_free);
+    g_clear_pointer(&tx->op, db_op_free);
+    g_clear_pointer(&tx->active, db_op_free);
+    if (tx->op_spec && !(tx->op = db_ops_insert(conn, tx->op_spec, &tx->active, error)))
+        return false;
     tx->vm = db_vms_set_state(conn, tx->id, tx->to, tx->reason, tx->cooldown_s, error);
     return tx->vm && (!tx->action || svc_vms_audit(conn, tx->actor_id, tx->action, tx->id,
                                                    tx->remote_addr, NULL, error));
+}
+
+/* Runs @tx (cooldown filled in); on failure frees what it made. */
+bool
+svc_vms_state_tx(SvcVms *vms, StateTx *tx, GError **error)
+{
+    tx->cooldown_s = vms->opts.port_cooldown_s;
+    if (db_pool_transaction(vms->opts.db, state_tx, tx, error))
+        return true;
+    g_clear_pointer(&tx->vm, db_vm_free);
+    g_clear_pointer(&tx->op, db_op_free);
+    return false;
 }
 
 DbVm *
@@ -70,14 +82,10 @@ svc_vms_set_state(SvcVms *vms, const char *id, DbVmState to, const char *reason,
                   const char *actor_id, const char *action, const char *remote_addr,
                   GError **error)
 {
-    StateTx tx = { id, to, reason, vms->opts.port_cooldown_s, actor_id, action, remote_addr,
-                   NULL };
+    StateTx tx = { .id = id, .to = to, .reason = reason, .actor_id = actor_id,
+                   .action = action, .remote_addr = remote_addr };
 
-    if (!db_pool_transaction(vms->opts.db, state_tx, &tx, error)) {
-        db_vm_free(tx.vm);
-        return NULL;
-    }
-    return tx.vm;
+    return svc_vms_state_tx(vms, &tx, error) ? tx.vm : NULL;
 }
 
 /* Paths and secrets of one start of @vm: resolves the ISO and makes the disk if missing. */
@@ -98,6 +106,7 @@ bool
 svc_vms_plan_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTemplate *tmpl,
                    const char *iso_volume, StartPlan *plan, GError **error)
 {
+    svc_vms_step(vms, "preparing the disk", 10);
     plan->domain_type = svc_accel_domain_type(vms->opts.accel, conn, error);
     if (!plan->domain_type)
         return false;
@@ -173,6 +182,7 @@ define_and_start_as(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTe
     if (!xml)
         return false;
     vmb_crash_point(vm->started_at ? "start:after-disk" : "create:after-disk");
+    svc_vms_step(vms, "defining the domain", 40);
     dom = dom_lifecycle_define(conn, xml, error);
     if (!dom)
         return false;
@@ -186,6 +196,7 @@ define_and_start_as(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTe
     if (!db || !db_vms_set_domain(db, vm->id, uuid, plan->domain_type, error))
         return false;
     g_clear_pointer(&db, db_conn_release);
+    svc_vms_step(vms, "starting the guest", 60);
     return dom_lifecycle_start(dom, error);
 }
 
@@ -345,12 +356,12 @@ resolve_iso(DbConn *db, const DomTemplate *tmpl, const char *iso_id, const DbUse
  * then `running`; on failure the domain and disk are removed first and the row last. */
 static DbVm *
 start_or_undo(SvcVms *vms, const DbVm *vm, const DomTemplate *tmpl, const DbIso *iso,
-              const SvcVmRequest *req, GError **error)
+              const char *actor_id, const char *remote_addr, GError **error)
 {
     g_autoptr(virConnect) conn = dom_hypervisor_get(vms->opts.hv, error);
     g_auto(StartPlan) plan = { 0 };
     g_autoptr(GError) err = NULL;
-    DeleteTx undo = { vm->id, vms->opts.port_cooldown_s, req->caller->id, req->remote_addr };
+    DeleteTx undo = { vm->id, vms->opts.port_cooldown_s, actor_id, remote_addr };
     bool defined = false, undone;
     DbVm *running = NULL;
 
@@ -368,6 +379,7 @@ start_or_undo(SvcVms *vms, const DbVm *vm, const DomTemplate *tmpl, const DbIso 
     /* When libvirt went away mid-create, a step may have happened without us hearing of it
      * (a volume made, its answer lost): the row, which names the domain and the disk, stays
      * `creating` for the resync to roll back once libvirt is back. */
+    svc_vms_step(vms, "undoing", 90);
     undone = vmb_error_kind(err) != VMB_ERROR_UNAVAILABLE &&
              undo_domain(vms, conn, vm, &plan, defined);
     if (undone)
@@ -376,50 +388,58 @@ start_or_undo(SvcVms *vms, const DbVm *vm, const DomTemplate *tmpl, const DbIso 
     return NULL;
 }
 
+/* The checks of a create that need the database; fills @ret_owner and @ret_iso. */
+static bool
+check_create(SvcVms *vms, const SvcVmRequest *req, const DomTemplate *tmpl,
+             DbUser **ret_owner, DbIso **ret_iso, GPtrArray **ret_running, GError **error)
+{
+    g_autoptr(DbConn) db = NULL;
+
+    if (!tmpl) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "No template '%s'.",
+                    req->template_name);
+        return false;
+    }
+    if (req->name && !svc_vms_short_name_valid(req->name)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+                    "'name' has 1 to 32 of a-z, 0-9 and '-', starting with a letter or digit.");
+        return false;
+    }
+    db = db_pool_acquire(vms->opts.db, error);
+    return db && resolve_owner(vms, db, req, ret_owner, error) &&
+           resolve_iso(db, tmpl, req->iso_id, *ret_owner, ret_iso, error) &&
+           check_capacity(vms, db, *ret_owner, tmpl, ret_running, error) &&
+           svc_accel_check(vms->opts.accel, error);
+}
+
 /**
- * svc_vms_create_now:
+ * svc_vms_create:
  * @vms: the service
  * @req: what to create, for whom, asked by whom
  * @ret_running: (out) (optional): with VMB_ERROR_CONFLICT at the limit, the owner's VMs
+ * @ret_op: (out): the create operation, queued
  * @error: return location for an error
  *
- * Returns: (transfer full): the running VM, or NULL with nothing left behind.
+ * The checks, then one transaction: the row (`creating`), its leases and its operation.
+ * A worker does the rest (svc_vms_run_create).
+ *
+ * Returns: (transfer full): the VM in state `creating`, or NULL with nothing left behind.
  */
 DbVm *
-svc_vms_create_now(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, GError **error)
+svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, DbOp **ret_op,
+               GError **error)
 {
-    gint64 t0 = g_get_monotonic_time();
     const DomTemplate *tmpl = dom_template_set_lookup(vms->opts.templates, req->template_name);
-    g_autoptr(DbConn) db = NULL;
     g_autoptr(DbUser) owner = NULL;
     g_autoptr(DbIso) iso = NULL;
     g_autofree char *id = g_uuid_string_random();
     g_autofree char *name = NULL;
     g_autofree char *volume = NULL;
     const char *volumes[2] = { NULL, NULL };
-    DbVm *running;
     InsertTx tx;
 
-    if (!tmpl) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "No template '%s'.",
-                    req->template_name);
+    if (!check_create(vms, req, tmpl, &owner, &iso, ret_running, error))
         return NULL;
-    }
-    if (req->name && !svc_vms_short_name_valid(req->name)) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
-                    "'name' has 1 to 32 of a-z, 0-9 and '-', starting with a letter or digit.");
-        return NULL;
-    }
-    db = db_pool_acquire(vms->opts.db, error);
-    if (!db || !resolve_owner(vms, db, req, &owner, error))
-        return NULL;
-    if (!resolve_iso(db, tmpl, req->iso_id, owner, &iso, error))
-        return NULL;
-    if (!check_capacity(vms, db, owner, tmpl, ret_running, error) ||
-        !svc_accel_check(vms->opts.accel, error))
-        return NULL;
-    g_clear_pointer(&db, db_conn_release);
-
     name = req->name ? g_strdup_printf("%s%s-%s", vms->name_prefix, owner->username, req->name)
                      : dom_xml_domain_name(vms->name_prefix, owner->username, id);
     if (dom_template_has_disk(tmpl) && !tmpl->persistent) {
@@ -439,28 +459,68 @@ svc_vms_create_now(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running
         .lease = svc_vms_lease_options(vms),
         .actor_id = req->caller->id,
         .remote_addr = req->remote_addr,
+        .op_spec = svc_vms_op_spec(vms, DB_OP_CREATE, req->caller, req->remote_addr, NULL),
     };
-    /* Claimed before the row exists, so the reconciler never sees it unclaimed in
-     * `creating` while this create runs. */
-    svc_vms_try_claim(vms, id);
     if (!db_pool_transaction(vms->opts.db, insert_tx, &tx, error)) {
         db_vm_free(tx.vm);
-        svc_vms_release(vms, id);
+        db_op_free(tx.op);
         return NULL;
     }
     vmb_crash_point("create:after-insert");
-
-    running = start_or_undo(vms, tx.vm, tmpl, iso, req, error);
-    db_vm_free(tx.vm);
-    if (!running) {
-        svc_vms_release(vms, id);
-        return NULL;
-    }
-    vmb_crash_point("create:after-running");
-    svc_vms_release(vms, id);
-    if (vms->opts.metrics)
-        vmb_metrics_observe(vms->opts.metrics, SPAWN_METRIC,
-                            (double) (g_get_monotonic_time() - t0) / G_USEC_PER_SEC, NULL);
-    return running;
+    svc_ops_kick(vms->opts.ops);
+    *ret_op = tx.op;
+    return tx.vm;
 }
 
+/**
+ * svc_vms_run_create:
+ * @vms: the service
+ * @op: the create operation (a worker's)
+ * @error: return location for an error
+ *
+ * The libvirt half of a create, under the VM's claim; a failure undoes every step, row
+ * last.
+ *
+ * Returns: true when the VM runs.
+ */
+bool
+svc_vms_run_create(SvcVms *vms, const DbOp *op, GError **error)
+{
+    g_autoptr(DbConn) db = db_pool_acquire(vms->opts.db, error);
+    g_autoptr(DbVm) vm = db ? db_vms_get(db, op->vm_id, NULL, error) : NULL;
+    g_autoptr(DbIso) iso = NULL;
+    g_autoptr(DbVm) running = NULL;
+    const DomTemplate *tmpl;
+
+    if (!vm)
+        return false;
+    if (vm->state != DB_VM_CREATING) {
+        /* Taken over after a crash: the reconciliation before this decided. */
+        if (vm->state == DB_VM_RUNNING)
+            return true;
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+                    "The create was interrupted and undone; the VM is %s.",
+                    db_vm_state_to_string(vm->state));
+        return false;
+    }
+    tmpl = dom_template_set_lookup(vms->opts.templates, vm->template_name);
+    if (!tmpl) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "Template '%s' is no longer offered.",
+                    vm->template_name);
+        return false;
+    }
+    if (vm->iso_id && !(iso = db_isos_get_usable(db, vm->iso_id, NULL, error)))
+        return false;
+    g_clear_pointer(&db, db_conn_release);
+    running = start_or_undo(vms, vm, tmpl, iso, op->requested_by, op->remote_addr, error);
+    if (!running)
+        return false;
+    vmb_crash_point("create:after-running");
+    if (vms->opts.metrics) {
+        g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+        vmb_metrics_observe(vms->opts.metrics, SPAWN_METRIC,
+                            (double) g_date_time_difference(now, op->created_at) /
+                                G_USEC_PER_SEC, NULL);
+    }
+    return true;
+}

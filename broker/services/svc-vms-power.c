@@ -4,6 +4,7 @@
 #include "svc-vms-private.h"
 
 #include <string.h>
+#include <json-c/json.h>
 
 #include "db-audit.h"
 #include "db-isos.h"
@@ -14,7 +15,6 @@
 #include "dom-virt.h"
 #include "dom-xml.h"
 #include "svc-users.h"
-#include "vmb-bounded.h"
 #include "vmb-crash.h"
 #include "vmb-error.h"
 #include "vmb-log.h"
@@ -22,12 +22,6 @@
 #include "vmb-secret.h"
 
 /* --- power --- */
-
-typedef struct {
-    char *id;
-    char *reason;
-    bool drop_ephemeral; /* delete the VM's ephemeral disks once it is off */
-} StopJob;
 
 /**
  * svc_vms_drop_ephemeral_disks:
@@ -48,81 +42,130 @@ svc_vms_drop_ephemeral_disks(SvcVms *vms, virConnectPtr conn, const DbVm *vm)
     }
 }
 
-void
-svc_vms_stop_job(gpointer data, gpointer user_data)
+/* Reads a stop's parameters: {"reason": TEXT, "drop_ephemeral": BOOL}. */
+static void
+stop_params(const DbOp *op, char **ret_reason, bool *ret_drop)
 {
-    SvcVms *vms = user_data;
-    StopJob *job = data;
-    g_autoptr(GError) err = NULL;
-    g_autoptr(DbConn) db = db_pool_acquire(vms->opts.db, &err);
-    g_autoptr(DbVm) vm = db ? db_vms_get(db, job->id, NULL, &err) : NULL;
-    g_autoptr(virConnect) conn = NULL;
-    g_autoptr(virDomain) dom = NULL;
-    g_autoptr(DbVm) done = NULL;
-    bool ok = false;
+    g_autoptr(json_object) obj = json_tokener_parse(op->params ? op->params : "{}");
+    json_object *v;
 
-    g_clear_pointer(&db, db_conn_release);
-    if (vm && (conn = dom_hypervisor_get(vms->opts.hv, &err))) {
-        dom = dom_lifecycle_lookup(conn, vm->name, &err);
-        /* A domain that is gone is as stopped as it gets; any other failure to find it
-         * (libvirt busy or away) says nothing about the guest, which may still run. */
-        if (dom)
-            ok = dom_lifecycle_stop(dom, vms->opts.stop_timeout_s * 1000, NULL, &err);
-        else
-            ok = vmb_error_kind(err) == VMB_ERROR_NOT_FOUND;
-        if (ok)
-            g_clear_error(&err);
-        if (ok)
-            vmb_crash_point("stop:after-destroy");
-        if (ok && job->drop_ephemeral)
-            svc_vms_drop_ephemeral_disks(vms, conn, vm);
+    *ret_reason = g_strdup(obj && json_object_object_get_ex(obj, "reason", &v)
+                               ? json_object_get_string(v) : "stopped");
+    *ret_drop = obj && json_object_object_get_ex(obj, "drop_ephemeral", &v) &&
+                json_object_get_boolean(v);
+}
+
+/* Under @vm's claim: ACPI, then destroy after stop_timeout_s; the ephemeral disks go too
+ * when asked. False with @error when the guest may still run. */
+static bool
+stop_domain(SvcVms *vms, const DbVm *vm, bool drop_ephemeral, GError **error)
+{
+    g_autoptr(virConnect) conn = dom_hypervisor_get(vms->opts.hv, error);
+    g_autoptr(virDomain) dom = NULL;
+    g_autoptr(GError) err = NULL;
+
+    if (!conn)
+        return false;
+    dom = dom_lifecycle_lookup(conn, vm->name, &err);
+    /* A domain that is gone is as stopped as it gets; any other failure to find it
+     * (libvirt busy or away) says nothing about the guest, which may still run. */
+    if (!dom && vmb_error_kind(err) != VMB_ERROR_NOT_FOUND) {
+        g_propagate_error(error, g_steal_pointer(&err));
+        return false;
     }
-    if (!ok && vm)
-        vmb_warning("stopping VM %s: %s", vm->name, err->message);
+    svc_vms_step(vms, "waiting for the guest to power off (ACPI), then destroying", 20);
+    if (dom && !dom_lifecycle_stop(dom, vms->opts.stop_timeout_s * 1000, NULL, error))
+        return false;
+    vmb_crash_point("stop:after-destroy");
+    if (drop_ephemeral) {
+        svc_vms_step(vms, "removing the disks", 80);
+        svc_vms_drop_ephemeral_disks(vms, conn, vm);
+    }
+    return true;
+}
+
+/**
+ * svc_vms_run_stop:
+ * @vms: the service
+ * @op: the stop operation (a worker's); the row is `stopping` since it was queued
+ * @error: return location for an error
+ *
+ * Returns: true when the VM is stopped.
+ */
+bool
+svc_vms_run_stop(SvcVms *vms, const DbOp *op, GError **error)
+{
+    g_autofree char *reason = NULL;
+    g_autoptr(DbConn) db = NULL;
+    g_autoptr(DbVm) vm = NULL;
+    g_autoptr(DbVm) done = NULL;
+    g_autoptr(GError) err = NULL;
+    bool drop, ok;
+
+    stop_params(op, &reason, &drop);
+    if (!svc_vms_claim_wait(vms, op->vm_id, error))
+        return false;
+    db = db_pool_acquire(vms->opts.db, error);
+    vm = db ? db_vms_get(db, op->vm_id, NULL, error) : NULL;
+    g_clear_pointer(&db, db_conn_release);
+    if (!vm || vm->state == DB_VM_STOPPED) {
+        svc_vms_release(vms, op->vm_id);
+        return vm != NULL;
+    }
+    ok = stop_domain(vms, vm, drop, &err);
     /* Without libvirt the VM stays `stopping`: once libvirt is back, the resync finishes
      * the stop (svc-sync), rather than the VM ending in `error` over an outage. The reason
      * is shown to users: libvirt's words stay in the log. */
-    if (vm && (ok || vmb_error_kind(err) != VMB_ERROR_UNAVAILABLE))
-        done = svc_vms_set_state(vms, job->id, ok ? DB_VM_STOPPED : DB_VM_ERROR,
-                                 ok ? job->reason
+    if (ok || vmb_error_kind(err) != VMB_ERROR_UNAVAILABLE)
+        done = svc_vms_set_state(vms, vm->id, ok ? DB_VM_STOPPED : DB_VM_ERROR,
+                                 ok ? reason
                                     : "the stop failed; an administrator can see why in the "
                                       "broker's log",
-                                 NULL, NULL, NULL, NULL);
-    svc_vms_release(vms, job->id);
-    g_free(job->id);
-    g_free(job->reason);
-    g_free(job);
+                                 NULL, NULL, NULL, ok ? error : NULL);
+    svc_vms_release(vms, vm->id);
+    if (!ok)
+        g_propagate_error(error, g_steal_pointer(&err));
+    return ok && done;
 }
 
+/* The request half of a stop: the operation and the row's `stopping`, in one transaction;
+ * the VM's consoles end now. */
 static DbVm *
-stop_as(SvcVms *vms, const char *id, const char *actor_id, const char *action,
-        const char *reason, const char *remote_addr, bool drop_ephemeral, GError **error)
+stop_as(SvcVms *vms, const DbVm *vm, const DbUser *caller, const char *action,
+        const char *reason, const char *remote_addr, bool drop_ephemeral, DbOp **ret_op,
+        DbOp **ret_active, GError **error)
 {
-    g_autoptr(virConnect) conn = dom_hypervisor_get(vms->opts.hv, error);
-    DbVm *stopping;
-    StopJob *job;
+    g_autoptr(json_object) params = json_object_new_object();
+    DbOpSpec spec;
+    StateTx tx;
 
-    /* A stop needs libvirt: without it, say so (503) rather than accept the stop. */
-    if (!conn)
+    if (vm->state == DB_VM_STOPPED || vm->state == DB_VM_STOPPING) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "The VM is already %s.",
+                    db_vm_state_to_string(vm->state));
         return NULL;
-    /* Held until the stop job is done. */
-    if (!svc_vms_claim_wait(vms, id, error))
-        return NULL;
-    stopping = svc_vms_set_state(vms, id, DB_VM_STOPPING, reason, actor_id, action,
-                                 remote_addr, error);
-    if (!stopping) {
-        svc_vms_release(vms, id);
+    }
+    json_object_object_add(params, "reason", json_object_new_string(reason));
+    json_object_object_add(params, "drop_ephemeral", json_object_new_boolean(drop_ephemeral));
+    spec = svc_vms_op_spec(vms, DB_OP_STOP, caller, remote_addr,
+                           json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN));
+    spec.vm_id = vm->id;
+    tx = (StateTx) { .id = vm->id, .to = DB_VM_STOPPING, .reason = reason,
+                     .actor_id = caller ? caller->id : NULL, .action = action,
+                     .remote_addr = remote_addr, .op_spec = &spec };
+    if (!svc_vms_state_tx(vms, &tx, error)) {
+        if (ret_active)
+            *ret_active = g_steal_pointer(&tx.active);
+        db_op_free(tx.active);
         return NULL;
     }
     vmb_crash_point("stop:after-stopping");
+    svc_ops_kick(vms->opts.ops);
     /* No console outlives the decision to stop: its viewers learn why now. */
-    svc_vms_end_consoles(vms, id, reason);
-    job = g_new0(StopJob, 1);
-    job->id = g_strdup(id);
-    job->reason = g_strdup(reason);
-    job->drop_ephemeral = drop_ephemeral;
-    g_thread_pool_push(vms->stoppers, job, NULL);
-    return stopping;
+    svc_vms_end_consoles(vms, vm->id, reason);
+    if (ret_op)
+        *ret_op = g_steal_pointer(&tx.op);
+    db_op_free(tx.op);
+    return tx.vm;
 }
 
 /**
@@ -132,19 +175,22 @@ stop_as(SvcVms *vms, const char *id, const char *actor_id, const char *action,
  * @id: the VM
  * @reason: why, shown on the VM ("stopped by its owner", "idle for 900 s" ...)
  * @remote_addr: (nullable): for the audit log
+ * @ret_op: (out) (optional): the stop operation
+ * @ret_active: (out) (optional): with VMB_ERROR_CONFLICT, the VM's active operation
  * @error: return location for an error
  *
  * Returns: (transfer full): the VM in state `stopping`, or NULL.
  */
 DbVm *
 svc_vms_stop(SvcVms *vms, const DbUser *caller, const char *id, const char *reason,
-             const char *remote_addr, GError **error)
+             const char *remote_addr, DbOp **ret_op, DbOp **ret_active, GError **error)
 {
     g_autoptr(DbVm) vm = svc_vms_get(vms, caller, id, error);
 
     if (!vm)
         return NULL;
-    return stop_as(vms, vm->id, caller->id, "vm.stop", reason, remote_addr, false, error);
+    return stop_as(vms, vm, caller, "vm.stop", reason, remote_addr, false, ret_op, ret_active,
+                   error);
 }
 
 /**
@@ -162,7 +208,13 @@ DbVm *
 svc_vms_stop_system(SvcVms *vms, const char *id, const char *action, const char *reason,
                     bool drop_ephemeral, GError **error)
 {
-    return stop_as(vms, id, NULL, action, reason, NULL, drop_ephemeral, error);
+    g_autoptr(DbConn) db = db_pool_acquire(vms->opts.db, error);
+    g_autoptr(DbVm) vm = db ? db_vms_get(db, id, NULL, error) : NULL;
+
+    if (!vm)
+        return NULL;
+    g_clear_pointer(&db, db_conn_release);
+    return stop_as(vms, vm, NULL, action, reason, NULL, drop_ephemeral, NULL, NULL, error);
 }
 
 typedef struct {
@@ -329,7 +381,7 @@ svc_vms_reboot_now(SvcVms *vms, const DbUser *caller, const char *id, const char
     if (!vm)
         return NULL;
     if (vm->state == DB_VM_PAUSED)
-        return svc_vms_start(vms, caller, id, remote_addr, error);
+        return svc_vms_start_now(vms, caller, id, remote_addr, error);
     if (vm->state != DB_VM_RUNNING) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "The VM is %s, not running.",
                     db_vm_state_to_string(vm->state));
@@ -337,6 +389,7 @@ svc_vms_reboot_now(SvcVms *vms, const DbUser *caller, const char *id, const char
     }
     conn = dom_hypervisor_get(vms->opts.hv, error);
     dom = conn ? dom_lifecycle_lookup(conn, vm->name, error) : NULL;
+    svc_vms_step(vms, "rebooting the guest", 50);
     if (!dom || !dom_lifecycle_reboot(dom, error))
         return NULL;
     db = db_pool_acquire(vms->opts.db, error);
@@ -382,11 +435,13 @@ svc_vms_delete_now(SvcVms *vms, const DbUser *caller, const char *id, const char
     }
     /* The domain (with its volumes) goes before the row: a crash in between leaves a row
      * whose domain is gone, which reconciliation stops (ports released, disks dropped). */
+    svc_vms_step(vms, "destroying the domain", 20);
     if (dom && !dom_lifecycle_destroy(dom, error)) {
         svc_vms_release(vms, vm->id);
         return false;
     }
     vmb_crash_point("delete:after-destroy");
+    svc_vms_step(vms, "removing the domain and its disks", 60);
     if (dom && !dom_lifecycle_undefine(dom, true, error)) {
         svc_vms_release(vms, vm->id);
         return false;

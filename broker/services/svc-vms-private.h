@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Inside the VM service: what its files (svc-vms.c: the object, claims, reads, console;
-// svc-vms-create.c; svc-vms-power.c: stop, start, reboot, delete; svc-vms-jobs.c: the
-// bounded wrappers) share. Not for use outside them.
+// svc-vms-create.c; svc-vms-power.c: stop, start, reboot, delete; svc-vms-ops.c: queueing
+// and the operation runners) share. Not for use outside them.
 #pragma once
 
 #include "svc-vms.h"
@@ -15,12 +15,13 @@ struct SvcVms {
     char *host_id;
     char *name_prefix;
     char *console_listen;
-    GThreadPool *stoppers; /* vm ids to stop */
     GMutex claim_lock;
     GCond claim_freed;
     GHashTable *claimed;   /* ids of VMs an operation is working on */
     SvcVmsConsoleEndFunc console_end; /* (nullable) under claim_lock */
     gpointer console_end_data;
+    SvcVmsReconcileFunc reconcile; /* (nullable) set once, before operations run */
+    gpointer reconcile_data;
 };
 
 typedef struct {
@@ -32,6 +33,21 @@ typedef struct {
     char *created;
     bool disk_made;     /* this start created the disk (undo deletes it) */
 } StartPlan;
+
+/* A state change, optionally with the operation that asks for it (one transaction). */
+typedef struct {
+    const char *id;
+    DbVmState to;
+    const char *reason;
+    unsigned cooldown_s;       /* filled in by svc_vms_state_tx */
+    const char *actor_id;
+    const char *action;        /* (nullable) audited with the transition */
+    const char *remote_addr;
+    const DbOpSpec *op_spec;   /* (nullable) queued in the same transaction */
+    DbVm *vm;                  /* out */
+    DbOp *op;                  /* out */
+    DbOp *active;              /* out: on a conflict, the VM's operation */
+} StateTx;
 
 typedef struct {
     const char *id;
@@ -52,7 +68,15 @@ DbPortLeaseOptions svc_vms_lease_options(SvcVms *vms);
 bool svc_vms_audit(DbConn *conn, const char *actor_id, const char *action, const char *vm_id,
                    const char *remote_addr, const char *detail_json, GError **error);
 
+/* svc-vms-ops.c */
+DbOpSpec svc_vms_op_spec(SvcVms *vms, DbOpKind kind, const DbUser *caller,
+                         const char *remote_addr, const char *params);
+void svc_vms_step(SvcVms *vms, const char *step, unsigned progress);
+void svc_vms_set_runners(SvcVms *vms);
+
 /* svc-vms-create.c */
+bool svc_vms_state_tx(SvcVms *vms, StateTx *tx, GError **error);
+bool svc_vms_run_create(SvcVms *vms, const DbOp *op, GError **error);
 DbVm *svc_vms_set_state(SvcVms *vms, const char *id, DbVmState to, const char *reason,
                         const char *actor_id, const char *action, const char *remote_addr,
                         GError **error);
@@ -63,11 +87,9 @@ bool svc_vms_define_and_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm,
                               const DomTemplate *tmpl, StartPlan *plan, bool *ret_defined,
                               GError **error);
 bool svc_vms_delete_tx(DbConn *conn, void *data, GError **error);
-DbVm *svc_vms_create_now(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running,
-                         GError **error);
 
 /* svc-vms-power.c */
-void svc_vms_stop_job(gpointer data, gpointer user_data);
+bool svc_vms_run_stop(SvcVms *vms, const DbOp *op, GError **error);
 DbVm *svc_vms_start_now(SvcVms *vms, const DbUser *caller, const char *id,
                         const char *remote_addr, GError **error);
 DbVm *svc_vms_reboot_now(SvcVms *vms, const DbUser *caller, const char *id,

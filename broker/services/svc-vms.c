@@ -6,8 +6,9 @@
 // volumes) before the row, so a crash anywhere leaves at worst a row whose domain is gone,
 // which reconciliation (svc-sync) turns into a stopped VM with its ports released.
 //
-// While an operation works on a VM it holds the VM's claim, so that the reconciler never
-// acts on a VM whose state is in flux (svc_vms_try_claim).
+// Each of these is an operation (svc-ops), queued by the request and run by a worker. While
+// a worker runs one it holds the VM's claim, and the reconciler leaves alone a VM that is
+// claimed or has an operation queued or running anywhere (svc_vms_try_claim).
 //
 // Crash points (VMB_CRASH_AT, see vmb-crash.h), in the order they are reached:
 //   create:after-insert   row `creating` committed with its leases, nothing in libvirt
@@ -42,9 +43,6 @@
 #include "vmb-net.h"
 #include "vmb-secret.h"
 
-/* Background stops running at once. */
-#define STOP_WORKERS 4
-
 
 /**
  * svc_vms_new:
@@ -65,7 +63,6 @@ svc_vms_new(const SvcVmsOptions *opts)
     vms->opts.host_id = vms->host_id;
     vms->opts.name_prefix = vms->name_prefix;
     vms->opts.console_listen = vms->console_listen;
-    vms->stoppers = g_thread_pool_new(svc_vms_stop_job, vms, STOP_WORKERS, FALSE, NULL);
     g_mutex_init(&vms->claim_lock);
     g_cond_init(&vms->claim_freed);
     vms->claimed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -73,6 +70,7 @@ svc_vms_new(const SvcVmsOptions *opts)
         vmb_metrics_declare(opts->metrics, SPAWN_METRIC, VMB_METRIC_HISTOGRAM,
                             "Seconds from a create request to a running guest.", bounds,
                             G_N_ELEMENTS(bounds));
+    svc_vms_set_runners(vms);
     return vms;
 }
 
@@ -85,7 +83,6 @@ svc_vms_free(SvcVms *vms)
 {
     if (!vms)
         return;
-    g_thread_pool_free(vms->stoppers, FALSE, TRUE);
     g_hash_table_unref(vms->claimed);
     g_mutex_clear(&vms->claim_lock);
     g_cond_clear(&vms->claim_freed);
@@ -142,6 +139,9 @@ svc_vms_end_consoles(SvcVms *vms, const char *vm_id, const char *reason)
 bool
 svc_vms_try_claim(SvcVms *vms, const char *id)
 {
+    g_autoptr(DbConn) db = NULL;
+    g_autoptr(DbOp) active = NULL;
+    g_autoptr(GError) err = NULL;
     bool ok;
 
     g_mutex_lock(&vms->claim_lock);
@@ -149,7 +149,16 @@ svc_vms_try_claim(SvcVms *vms, const char *id)
     if (ok)
         g_hash_table_add(vms->claimed, g_strdup(id));
     g_mutex_unlock(&vms->claim_lock);
-    return ok;
+    if (!ok)
+        return false;
+    /* Work queued, or run by another broker, decides this VM's state: not the reconciler. */
+    db = db_pool_acquire(vms->opts.db, &err);
+    active = db ? db_ops_active(db, id, &err) : NULL;
+    if (active || err) {
+        svc_vms_release(vms, id);
+        return false;
+    }
+    return true;
 }
 
 /* Claims @id, waiting for the operation holding it (a stop waits out its grace period);

@@ -12,6 +12,7 @@
 #include "dom-hypervisor.h"
 #include "dom-template.h"
 #include "svc-accel.h"
+#include "svc-ops.h"
 #include "vmb-bounded.h"
 #include "vmb-metrics.h"
 
@@ -28,8 +29,9 @@ typedef struct {
     unsigned port_cooldown_s;        /* released ports wait this long */
     unsigned port_quarantine_s;      /* ports held by others are skipped this long */
     unsigned stop_timeout_s;         /* ACPI grace before a stop destroys */
-    VmbBounded *bounded;             /* where creates, starts, reboots, deletes run */
-    unsigned call_timeout_s;         /* a create, start, reboot or delete waits this long */
+    SvcOps *ops;                     /* runs creates, starts, stops, reboots, deletes */
+    VmbBounded *bounded;             /* where a console page's VNC password is read */
+    unsigned call_timeout_s;         /* which waits this long at most */
     unsigned max_running_per_user;   /* for non-admin owners; 0 for no limit */
     guint64 host_memory_mib;         /* guests' memory on this host at most; 0: unlimited */
     unsigned ticket_ttl_s;           /* console ticket lifetime, <= 60 */
@@ -50,33 +52,36 @@ SvcVms *svc_vms_new(const SvcVmsOptions *opts);
 void svc_vms_free(SvcVms *vms);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SvcVms, svc_vms_free)
 
-/* VMB_ERROR_CONFLICT at the running limit, with *ret_running (element-type DbVm) set to
- * the owner's active VMs; EXHAUSTED without ports or memory; UNPROCESSABLE for an unknown
- * template or ISO; FORBIDDEN when a user creates for someone else. */
+/* Checks, then queues the create with the row (`creating`) and its leases in one
+ * transaction; *ret_op is the operation to wait for. VMB_ERROR_CONFLICT at the running limit,
+ * with *ret_running (element-type DbVm) set to the owner's active VMs; EXHAUSTED without
+ * ports or memory; UNPROCESSABLE for an unknown template or ISO; FORBIDDEN when a user
+ * creates for someone else; TOO_MANY at the per-user operation cap. */
 DbVm *svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running,
-                     GError **error);
+                     DbOp **ret_op, GError **error);
 /* Users see their own VMs; admins and service accounts every VM. A VM that is not
  * visible is VMB_ERROR_NOT_FOUND, never FORBIDDEN. */
 DbVm *svc_vms_get(SvcVms *vms, const DbUser *caller, const char *id, GError **error);
 GPtrArray *svc_vms_list(SvcVms *vms, const DbUser *caller, const char *owner,
                         GError **error);
 char *svc_vms_list_key(const DbUser *caller, const char *owner);
-/* Asks the guest to power off and returns at once (state `stopping`); a background job
- * destroys it after stop_timeout_s (a paused guest at once) and releases its ports. */
+/* Queues a stop: the row turns `stopping` with the operation, at once; a worker asks the
+ * guest to power off and destroys it after stop_timeout_s (a paused guest at once).
+ * VMB_ERROR_CONFLICT (with *ret_active) while another operation works on the VM. */
 DbVm *svc_vms_stop(SvcVms *vms, const DbUser *caller, const char *id, const char *reason,
-                   const char *remote_addr, GError **error);
+                   const char *remote_addr, DbOp **ret_op, DbOp **ret_active, GError **error);
 /* The system stops a VM (the reaper): audited as @action with no actor; with
  * @drop_ephemeral its ephemeral disks are deleted once it is off. */
 DbVm *svc_vms_stop_system(SvcVms *vms, const char *id, const char *action, const char *reason,
                           bool drop_ephemeral, GError **error);
-/* Starts a stopped VM; a paused one is powered off first (a restart). */
-DbVm *svc_vms_start(SvcVms *vms, const DbUser *caller, const char *id,
-                    const char *remote_addr, GError **error);
-/* Reboots a running VM (ACPI, else a reset); restarts a paused one as svc_vms_start does. */
-DbVm *svc_vms_reboot(SvcVms *vms, const DbUser *caller, const char *id,
-                     const char *remote_addr, GError **error);
-bool svc_vms_delete(SvcVms *vms, const DbUser *caller, const char *id,
-                    const char *remote_addr, GError **error);
+/* Queues a start (a paused VM is powered off first: a restart), a reboot (ACPI, else a
+ * reset) or a delete. */
+DbOp *svc_vms_queue(SvcVms *vms, const DbUser *caller, const char *id, DbOpKind kind,
+                    const char *remote_addr, DbVm **ret_vm, DbOp **ret_active, GError **error);
+/* Operations visible to @caller: those of VMs it sees and those it asked for. */
+DbOp *svc_vms_operation(SvcVms *vms, const DbUser *caller, const char *op_id, GError **error);
+GPtrArray *svc_vms_operations(SvcVms *vms, const DbUser *caller, const char *vm_id,
+                              GError **error);
 
 /* Called from any thread when a VM can no longer serve a console (stopped, deleted): the
  * console service closes its connections then. */
@@ -85,9 +90,13 @@ void svc_vms_on_console_end(SvcVms *vms, SvcVmsConsoleEndFunc fn, gpointer data)
 void svc_vms_end_consoles(SvcVms *vms, const char *vm_id, const char *reason);
 
 /* --- for the reconciler (svc-sync) --- */
-/* Claims a VM unless an operation works on it; release with svc_vms_release. */
+/* Claims a VM unless an operation works on it or waits for it; release with
+ * svc_vms_release. */
 bool svc_vms_try_claim(SvcVms *vms, const char *id);
 void svc_vms_release(SvcVms *vms, const char *id);
+/* Brings VM @vm_id's row in line with libvirt, under its claim. */
+typedef void (*SvcVmsReconcileFunc)(const char *vm_id, gpointer data);
+void svc_vms_set_reconciler(SvcVms *vms, SvcVmsReconcileFunc fn, gpointer data);
 /* Deletes the ephemeral volumes of @vm, which is off; missing ones are fine. */
 void svc_vms_drop_ephemeral_disks(SvcVms *vms, virConnectPtr conn, const DbVm *vm);
 

@@ -42,6 +42,21 @@ vmb_error_kind_to_string(VmbErrorKind kind)
 }
 
 /**
+ * vmb_error_kind_from_string:
+ * @name: (nullable): a name vmb_error_kind_to_string() gave
+ *
+ * Returns: its kind; VMB_ERROR_INTERNAL for NULL or an unknown name.
+ */
+VmbErrorKind
+vmb_error_kind_from_string(const char *name)
+{
+    for (unsigned k = 0; name && k < VMB_ERROR_LAST; k++)
+        if (g_strcmp0(kind_names[k], name) == 0)
+            return (VmbErrorKind) k;
+    return VMB_ERROR_INTERNAL;
+}
+
+/**
  * vmb_error_kind:
  * @error: (nullable): an error
  *

@@ -35,6 +35,7 @@ GQuark vmb_error_quark(void);
 
 /* Stable lower-case name of a kind ("not-found"), used in logs and problem type URIs. */
 const char *vmb_error_kind_to_string(VmbErrorKind kind);
+VmbErrorKind vmb_error_kind_from_string(const char *name);
 
 /* The kind of @error: its code in the VMB_ERROR domain, VMB_ERROR_INTERNAL otherwise. */
 VmbErrorKind vmb_error_kind(const GError *error);

@@ -167,6 +167,13 @@ class FaultCase(harness.TestCase):
             time.sleep(0.1)
         self.fail(f'timed out waiting for {what}')
 
+    def wait_operations_idle(self, deadline_s=harness.WAIT_S):
+        """Waits until no operation is queued or running: a broker (re)started after a crash
+        finishes or undoes what it left in the background."""
+        self.wait_for('operations to end', lambda: self.db.scalar(
+            "SELECT count(*) FROM operations WHERE state IN ('queued', 'running')") == '0',
+            deadline_s)
+
     def wait_state(self, auth, vm_id, state):
         return self.wait_for(f'VM {vm_id} {state}', lambda: (
             lambda v: v if v['state'] == state else None)(self.get_vm(auth, vm_id)))

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Crash safety: vmbroker SIGKILLs itself (VMB_CRASH_AT) at every step of a create, delete,
-# stop and start; the next start's reconciliation leaves no orphan domain, volume or lease,
-# and rows, `virsh list --all`, `virsh vol-list` and the leases agree.
+# stop and start; the next start takes the operation back, reconciles the VM and finishes
+# or undoes it: no orphan domain, volume or lease, no operation left behind, and rows,
+# `virsh list --all`, `virsh vol-list` and the leases agree.
 import http.client
 import os
 import sys
@@ -28,6 +29,11 @@ class Crash(faults.FaultCase):
         self.assertEqual(self.broker.proc.wait(timeout=120), -9,
                          f'no crash at {point}: {status} {data}\n{self.broker.log()}')
         self.start()
+        self.wait_operations_idle()
+        # Each operation ran to an end exactly once more at most: none is left queued or
+        # running, and none ran on a third attempt.
+        self.assertEqual(self.db.scalar('SELECT count(*) FROM operations WHERE attempts > 2'),
+                         '0')
 
     def vm_ids(self):
         return {r['id'] for r in self.rows().values()}
@@ -40,7 +46,10 @@ class Crash(faults.FaultCase):
                 self.crash_during(point, 'POST', '/api/v1/vms', {'template': 'memtest-disk'})
                 rows = self.assert_agree()
                 new = [r for r in rows.values() if r['id'] not in before]
-                if point == 'create:after-running':
+                # Cut short in the request (the operation still queued), the create is
+                # finished by the next broker; cut short in its worker, it is undone, or
+                # finished once the VM ran.
+                if point in ('create:after-insert', 'create:after-running'):
                     self.assertEqual([r['state'] for r in new], ['running'])
                     status, _ = self.api('DELETE', f'/api/v1/vms/{new[0]["id"]}',
                                          auth=self.admin)
@@ -56,12 +65,12 @@ class Crash(faults.FaultCase):
             with self.subTest(point):
                 vm = self.create(self.admin, 'memtest-disk')
                 self.crash_during(point, 'DELETE', f'/api/v1/vms/{vm["id"]}')
-                rows = self.assert_agree()
-                # What is left is a stopped VM that holds nothing; deleting it again works.
-                self.assertEqual(rows[vm['name']]['state'], 'stopped')
-                status, _ = self.api('DELETE', f'/api/v1/vms/{vm["id"]}', auth=self.admin)
-                self.assertEqual(status, 204)
+                # The next broker finished the delete.
                 self.assertNotIn(vm['name'], self.assert_agree())
+                self.assertRegex(vm['id'], r'^[0-9a-f-]{36}$')
+                self.assertEqual(self.db.scalar(
+                    "SELECT state || ' ' || attempts FROM operations"
+                    f" WHERE vm_id = '{vm['id']}' AND kind = 'delete'"), 'succeeded 2')
 
     def test_stop_and_start_crashes(self):
         # Each stop point finds the VM running, each start point finds it stopped.
@@ -79,7 +88,11 @@ class Crash(faults.FaultCase):
         for point in ('start:after-lease', 'start:after-define'):
             with self.subTest(point):
                 self.crash_during(point, 'POST', f'/api/v1/vms/{vm["id"]}/start')
-                self.assertEqual(self.assert_agree()[vm['name']]['state'], 'stopped')
+                # The next broker reconciled the VM (stopped) and ran the start again.
+                self.assertEqual(self.assert_agree()[vm['name']]['state'], 'running')
+                status, got = self.api('POST', f'/api/v1/vms/{vm["id"]}/stop', auth=self.admin)
+                self.assertEqual(status, 202, got)
+                self.wait_state(self.admin, vm['id'], 'stopped')
 
 
 if __name__ == '__main__':

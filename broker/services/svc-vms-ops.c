@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The VM service's operations: what a request queues (start, reboot, delete; a create and a
+// stop queue theirs in svc-vms-create.c and svc-vms-power.c, in the transaction that changes
+// the row) and the runners the operation workers call. A runner that takes over an operation
+// a broker left unfinished has the VM reconciled with libvirt first, then finishes or undoes
+// what the row says.
+#include "svc-vms-private.h"
+
+#include "db-users.h"
+#include "vmb-error.h"
+#include "vmb-log.h"
+
+/* The operation the calling worker runs, for svc_vms_step(). */
+static GPrivate current_op;
+
+/**
+ * svc_vms_op_spec:
+ * @vms: the service
+ * @kind: what to do
+ * @caller: (nullable): who asks; NULL for the system
+ * @remote_addr: (nullable): the request's address
+ * @params: (nullable): JSON object text the kind's runner reads
+ *
+ * Returns: an operation to queue (vm_id left for the caller); users' operations count
+ * against the per-user cap, admins' and service accounts' do not.
+ */
+DbOpSpec
+svc_vms_op_spec(SvcVms *vms, DbOpKind kind, const DbUser *caller, const char *remote_addr,
+                const char *params)
+{
+    return (DbOpSpec) {
+        .kind = kind,
+        .requested_by = caller ? caller->id : NULL,
+        .remote_addr = remote_addr,
+        .params = params,
+        .max_active_per_user = caller && caller->role == DB_ROLE_USER
+                                   ? svc_ops_max_active_per_user(vms->opts.ops) : 0,
+    };
+}
+
+/* From the code a runner calls: records what the operation does now. */
+void
+svc_vms_step(SvcVms *vms, const char *step, unsigned progress)
+{
+    const DbOp *op = g_private_get(&current_op);
+
+    if (op)
+        svc_ops_step(vms->opts.ops, op, step, progress);
+}
+
+typedef struct {
+    const DbOpSpec *spec;
+    DbOp *op;      /* out */
+    DbOp *active;  /* out */
+} QueueTx;
+
+static bool
+queue_tx(DbConn *conn, void *data, GError **error)
+{
+    QueueTx *tx = data;
+
+    g_clear_pointer(&tx->op, db_op_free);
+    g_clear_pointer(&tx->active, db_op_free);
+    tx->op = db_ops_insert(conn, tx->spec, &tx->active, error);
+    return tx->op != NULL;
+}
+
+/**
+ * svc_vms_queue:
+ * @vms: the service
+ * @caller: who asks
+ * @id: the VM
+ * @kind: DB_OP_START, DB_OP_REBOOT or DB_OP_DELETE
+ * @remote_addr: (nullable): for the audit log
+ * @ret_vm: (out) (optional): the VM as it is now
+ * @ret_active: (out) (optional): with VMB_ERROR_CONFLICT, the VM's active operation
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the queued operation, or NULL: VMB_ERROR_NOT_FOUND for a VM the
+ * caller cannot see, CONFLICT while another operation works on it (or a reboot of a VM that
+ * does not run), TOO_MANY at the caller's cap.
+ */
+DbOp *
+svc_vms_queue(SvcVms *vms, const DbUser *caller, const char *id, DbOpKind kind,
+              const char *remote_addr, DbVm **ret_vm, DbOp **ret_active, GError **error)
+{
+    g_autoptr(DbVm) vm = svc_vms_get(vms, caller, id, error);
+    DbOpSpec spec;
+    QueueTx tx = { &spec, NULL, NULL };
+
+    g_return_val_if_fail(kind == DB_OP_START || kind == DB_OP_REBOOT || kind == DB_OP_DELETE,
+                         NULL);
+    if (!vm)
+        return NULL;
+    if (kind == DB_OP_REBOOT && vm->state != DB_VM_RUNNING && vm->state != DB_VM_PAUSED) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "The VM is %s, not running.",
+                    db_vm_state_to_string(vm->state));
+        return NULL;
+    }
+    spec = svc_vms_op_spec(vms, kind, caller, remote_addr, NULL);
+    spec.vm_id = vm->id;
+    if (!db_pool_transaction(vms->opts.db, queue_tx, &tx, error)) {
+        if (ret_active)
+            *ret_active = g_steal_pointer(&tx.active);
+        db_op_free(tx.active);
+        return NULL;
+    }
+    svc_ops_kick(vms->opts.ops);
+    if (ret_vm)
+        *ret_vm = g_steal_pointer(&vm);
+    return tx.op;
+}
+
+/* --- runners --- */
+
+/* A taken-over operation: the VM's row is brought in line with libvirt before the runner
+ * looks at it, under the VM's claim. */
+static bool
+reconcile_first(SvcVms *vms, const DbOp *op, GError **error)
+{
+    if (op->attempts <= 1 || !vms->reconcile)
+        return true;
+    vmb_info("operation %s: taken over (attempt %u); reconciling VM %s first", op->id,
+             op->attempts, op->vm_id);
+    if (!svc_vms_claim_wait(vms, op->vm_id, error))
+        return false;
+    vms->reconcile(op->vm_id, vms->reconcile_data);
+    svc_vms_release(vms, op->vm_id);
+    return true;
+}
+
+static bool
+run_user_op(SvcVms *vms, const DbOp *op, GError **error)
+{
+    g_autoptr(DbConn) db = db_pool_acquire(vms->opts.db, error);
+    g_autoptr(DbUser) caller = NULL;
+    g_autoptr(DbVm) vm = NULL;
+
+    if (!db)
+        return false;
+    if (!op->requested_by || !(caller = db_users_get_by_id(db, op->requested_by, NULL))) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+                    "The user who asked for this no longer exists.");
+        return false;
+    }
+    g_clear_pointer(&db, db_conn_release);
+    switch (op->kind) {
+    case DB_OP_START:
+        vm = svc_vms_start_now(vms, caller, op->vm_id, op->remote_addr, error);
+        return vm != NULL;
+    case DB_OP_REBOOT:
+        vm = svc_vms_reboot_now(vms, caller, op->vm_id, op->remote_addr, error);
+        return vm != NULL;
+    case DB_OP_DELETE:
+        return svc_vms_delete_now(vms, caller, op->vm_id, op->remote_addr, error);
+    default:
+        g_assert_not_reached();
+    }
+}
+
+/* Taken over after its first attempt: a start or reboot whose VM runs is done. */
+static bool
+already_done(SvcVms *vms, const DbOp *op)
+{
+    g_autoptr(DbConn) db = NULL;
+    g_autoptr(DbVm) vm = NULL;
+
+    if (op->attempts <= 1 || (op->kind != DB_OP_START && op->kind != DB_OP_REBOOT))
+        return false;
+    db = db_pool_acquire(vms->opts.db, NULL);
+    vm = db ? db_vms_get(db, op->vm_id, NULL, NULL) : NULL;
+    return vm && vm->state == DB_VM_RUNNING;
+}
+
+static bool
+run_op(SvcOps *ops, const DbOp *op, gpointer data, GError **error)
+{
+    SvcVms *vms = data;
+    bool ok;
+
+    if (!reconcile_first(vms, op, error))
+        return false;
+    if (already_done(vms, op))
+        return true;
+    g_private_set(&current_op, (gpointer) op);
+    switch (op->kind) {
+    case DB_OP_CREATE:
+        ok = svc_vms_run_create(vms, op, error);
+        break;
+    case DB_OP_STOP:
+        ok = svc_vms_run_stop(vms, op, error);
+        break;
+    default:
+        ok = run_user_op(vms, op, error);
+        break;
+    }
+    g_private_set(&current_op, NULL);
+    return ok;
+}
+
+/* Called by svc_vms_new(). */
+void
+svc_vms_set_runners(SvcVms *vms)
+{
+    static const DbOpKind kinds[] = { DB_OP_CREATE, DB_OP_START, DB_OP_STOP, DB_OP_REBOOT,
+                                      DB_OP_DELETE };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(kinds); i++)
+        svc_ops_set_runner(vms->opts.ops, kinds[i], run_op, vms);
+}
+
+/**
+ * svc_vms_set_reconciler:
+ * @vms: the service
+ * @fn: brings one VM's row in line with libvirt; called under the VM's claim
+ * @data: for @fn
+ *
+ * The reconciler (svc-sync) lends this to runners that take over an unfinished operation.
+ */
+void
+svc_vms_set_reconciler(SvcVms *vms, SvcVmsReconcileFunc fn, gpointer data)
+{
+    vms->reconcile = fn;
+    vms->reconcile_data = data;
+}
+
+/* --- reads --- */
+
+/* An operation is visible to whoever may see its VM, and to who asked for it. */
+static bool
+op_visible(SvcVms *vms, const DbUser *caller, const DbOp *op)
+{
+    g_autoptr(DbVm) vm = NULL;
+
+    if (svc_vms_sees_all(caller) || g_strcmp0(op->requested_by, caller->id) == 0)
+        return true;
+    vm = svc_vms_get(vms, caller, op->vm_id, NULL);
+    return vm != NULL;
+}
+
+/**
+ * svc_vms_operation:
+ * @vms: the service
+ * @caller: who asks
+ * @op_id: an operation
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the operation, or NULL (VMB_ERROR_NOT_FOUND when not visible).
+ */
+DbOp *
+svc_vms_operation(SvcVms *vms, const DbUser *caller, const char *op_id, GError **error)
+{
+    g_autoptr(DbConn) db = db_pool_acquire(vms->opts.db, error);
+    g_autoptr(DbOp) op = db ? db_ops_get(db, op_id, error) : NULL;
+
+    if (!op)
+        return NULL;
+    g_clear_pointer(&db, db_conn_release);
+    if (!op_visible(vms, caller, op)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No such operation.");
+        return NULL;
+    }
+    return g_steal_pointer(&op);
+}
+
+/**
+ * svc_vms_operations:
+ * @vms: the service
+ * @caller: who asks
+ * @vm_id: a VM the caller can see
+ * @error: return location for an error
+ *
+ * Returns: (transfer full) (element-type DbOp): the VM's last 100 operations, newest first.
+ */
+GPtrArray *
+svc_vms_operations(SvcVms *vms, const DbUser *caller, const char *vm_id, GError **error)
+{
+    g_autoptr(DbVm) vm = svc_vms_get(vms, caller, vm_id, error);
+    g_autoptr(DbConn) db = NULL;
+
+    if (!vm || !(db = db_pool_acquire(vms->opts.db, error)))
+        return NULL;
+    return db_ops_list_vm(db, vm->id, 100, error);
+}
