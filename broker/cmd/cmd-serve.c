@@ -332,6 +332,7 @@ serve_until_signal(Daemon *d, const sigset_t *sigs, GError **error)
         .nroutes = api_routes_count,
         .app = &app,
         .metrics = d->metrics,
+        .trusted_proxies = cfg->http_trusted_proxies,
     }, error);
     int sig = 0;
 

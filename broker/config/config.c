@@ -25,6 +25,7 @@ typedef enum {
     KEY_DIR,
     KEY_PREFIX,
     KEY_ENUM,       /* one of names[]: the field is the index (an enum) */
+    KEY_CIDRS,      /* addresses and ADDRESS/PREFIX blocks: a VmbCidrList * */
 
     KEY_LAST
 } KeyType;
@@ -62,6 +63,7 @@ static const KeyDef keys[] = {
     { "http", "shutdown_timeout_s", KEY_UINT, "30", 0, 3600, OFF(http_shutdown_timeout_s) },
     { "http", "threads", KEY_UINT, "8", 1, 256, OFF(http_threads) },
     { "http", "web_dir", KEY_DIR, VMB_WEB_DIR, 0, 0, OFF(http_web_dir) },
+    { "http", "trusted_proxies", KEY_CIDRS, "", 0, 0, OFF(http_trusted_proxies) },
     { "database", "url", KEY_DBURL, NULL, 0, 0, OFF(database_url) },
     { "database", "pool_size", KEY_UINT, "16", 1, 256, OFF(database_pool_size) },
     { "database", "statement_timeout_ms", KEY_UINT, "5000", 0, 3600000,
@@ -139,6 +141,7 @@ config_free(Config *cfg)
     g_free(cfg->templates_dir);
     g_free(cfg->http_web_dir);
     g_free(cfg->console_novnc_dir);
+    vmb_cidr_list_free(cfg->http_trusted_proxies);
     g_free(cfg);
 }
 
@@ -338,6 +341,14 @@ parse_value(Config *cfg, const KeyDef *k, const char *value)
     }
     case KEY_ENUM:
         return parse_enum(k->names, value, field);
+    case KEY_CIDRS: {
+        g_autoptr(GError) err = NULL;
+        VmbCidrList *list = vmb_cidr_list_parse(value, &err);
+        if (!list)
+            return g_strdup(err->message);
+        *(VmbCidrList **) field = list;
+        return NULL;
+    }
     case KEY_LAST:
         break;
     }

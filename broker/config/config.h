@@ -7,6 +7,7 @@
 #include <glib.h>
 
 #include "dom-accel.h"
+#include "vmb-cidr.h"
 #include "vmb-log.h"
 
 /* libvirt.adopt_orphans: what becomes of a domain of ours that has no row. */
@@ -34,6 +35,7 @@ typedef struct {
     unsigned http_shutdown_timeout_s; /* how long SIGTERM waits for in-flight requests */
     unsigned http_threads;         /* libmicrohttpd worker threads */
     char *http_web_dir;            /* the web UI's files, served at / and /ui/ */
+    VmbCidrList *http_trusted_proxies; /* peers whose X-Forwarded-For/-Proto are believed */
 
     /* [database] */
     char *database_url;            /* libpq connection string or URI; NULL when not given
