@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "build-config.h"
@@ -363,7 +364,12 @@ serve_until_signal(Daemon *d, const sigset_t *sigs, GError **error)
 int
 cmd_serve(const char *config_path, int argc, char **argv)
 {
-    GOptionEntry entries[] = { G_OPTION_ENTRY_NULL };
+    gboolean allow_root = FALSE;
+    GOptionEntry entries[] = {
+        { "allow-root", 0, 0, G_OPTION_ARG_NONE, &allow_root,
+          "Run even as root (a local trial; production runs as the vmbroker user)", NULL },
+        G_OPTION_ENTRY_NULL
+    };
     g_autoptr(GOptionContext) ctx = g_option_context_new("");
     g_auto(Daemon) d = { 0 };
     g_autoptr(GError) error = NULL;
@@ -379,6 +385,12 @@ cmd_serve(const char *config_path, int argc, char **argv)
     d.cfg = cmd_load_config(config_path, CONFIG_NEEDS_DATABASE);
     if (!d.cfg)
         return CMD_EXIT_FAILURE;
+    /* A bug in a daemon that faces browsers should not hand them the machine. */
+    if (geteuid() == 0 && !allow_root) {
+        cmd_fail("serve: refusing to run as root; run it as the vmbroker user (see README, "
+                 "Production), or pass --allow-root for a local trial");
+        return CMD_EXIT_FAILURE;
+    }
     /* Block the signals before any thread starts (the read cache's LISTEN thread is the
      * first, libvirt's event loop the next), so only sigwait sees them: a thread that did not
      * block them would take a SIGTERM's default action and end the daemon undrained. */

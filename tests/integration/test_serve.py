@@ -3,10 +3,12 @@
 # SIGTERM/SIGINT that still completes the request in flight.
 import http.client
 import json
+import os
 import re
 import secrets
 import signal
 import socket
+import subprocess
 import time
 
 import harness
@@ -158,6 +160,18 @@ class Serve(harness.TestCase):
             self.assertEqual(r.returncode, 1, r.stderr)
             last = harness.one_line(r.stderr)[-1]
             self.assertIn(str(port), last)
+
+    def test_root_needs_allow_root(self):
+        # A database that does not answer: as anyone but root, serve stops there instead.
+        cfg = self.config(database={'url': 'host=/nonexistent dbname=none'})
+        cmd = [harness.VMBROKER, '--config', cfg, 'serve']
+        r = subprocess.run(cmd, capture_output=True, text=True, env=harness.clean_env(),
+                           stdin=subprocess.DEVNULL, timeout=harness.WAIT_S)
+        if os.geteuid() == 0:
+            self.assertFailsWithOneLine(r, 'refusing to run as root', '--allow-root')
+        else:
+            self.assertNotEqual(r.returncode, 0)
+            self.assertNotIn('refusing to run as root', r.stderr)
 
 
 if __name__ == '__main__':
