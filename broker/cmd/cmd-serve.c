@@ -151,6 +151,17 @@ open_database(Daemon *d, GError **error)
     return true;
 }
 
+/* With libvirtd on this machine, vmbroker's pool folders are its own (it writes uploads into
+ * them); a remote host's folders keep libvirt's default owner. */
+static DomPoolOwner
+pool_owner(const Config *cfg)
+{
+    if (g_str_has_prefix(cfg->libvirt_uri, "qemu:///") ||
+        g_str_has_prefix(cfg->libvirt_uri, "qemu+unix:///"))
+        return (DomPoolOwner) { (long) geteuid(), (long) getegid() };
+    return DOM_POOL_OWNER_DEFAULT;
+}
+
 /* libvirt: the connection, vmbroker's storage pools and the accelerator, decided before
  * serving so the first create finds it. A libvirt that is down is no reason not to serve. */
 static void
@@ -172,7 +183,7 @@ open_libvirt(Daemon *d)
     d->bounded = vmb_bounded_new(LIBVIRT_WORKERS);
     conn = dom_hypervisor_get(d->hv, &error);
     if (!conn || !dom_storage_ensure_pools(conn, cfg->libvirt_name_prefix, cfg->storage_dir,
-                                           &error))
+                                           pool_owner(cfg), &error))
         vmb_warning("%s (serving anyway; /readyz reports it)", error->message);
     if (conn)
         svc_accel_refresh(d->accel, conn, true);
