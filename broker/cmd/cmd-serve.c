@@ -20,6 +20,8 @@
 #include "svc-reaper.h"
 #include "svc-sync.h"
 #include "vmb-net.h"
+#include "vmb-notify.h"
+#include "vmb-periodic.h"
 #include "vmb-log.h"
 
 /* Requests' libvirt work under way at once (creates, starts, reboots, deletes, console
@@ -311,9 +313,64 @@ start_background(Daemon *d, GError **error)
     return true;
 }
 
-/* Serves HTTP until SIGTERM or SIGINT (blocked in @sigs), then drains. */
+/* The watchdog's ping: the main thread only waits for signals, so this thread's being
+ * scheduled is what it proves, with the HTTP server's own threads beside it. */
+static void
+watchdog_ping(gpointer data)
+{
+    vmb_notify("WATCHDOG=1");
+}
+
+/* SIGHUP: reads the config again and applies what can change under running threads (the
+ * log level); every other changed key is named as needing a restart. A config that no
+ * longer loads changes nothing. */
+static void
+reload(Daemon *d, const char *config_path)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(Config) fresh = config_load(config_path, CONFIG_NEEDS_DATABASE, &error);
+    g_auto(GStrv) changed = NULL;
+    g_autoptr(GString) restart = g_string_new(NULL);
+    VmbLogLevel old_level = vmb_log_get_level();
+
+    if (!fresh) {
+        vmb_warning("SIGHUP: kept the running configuration: %s", error->message);
+        return;
+    }
+    changed = config_changed_keys(d->cfg, fresh);
+    for (char **k = changed; *k; k++)
+        if (strcmp(*k, "log.level") != 0)
+            g_string_append_printf(restart, "%s%s", restart->len ? ", " : "", *k);
+    vmb_info("SIGHUP: reread %s: log.level %s%s%s; %s%s; templates are read at start only",
+             config_path ? config_path : "(no file: defaults and environment)",
+             vmb_log_level_names[old_level], old_level == fresh->log_level ? "" : " -> ",
+             old_level == fresh->log_level ? " (unchanged)"
+                                           : vmb_log_level_names[fresh->log_level],
+             restart->len ? "changed, applied at the next restart: " : "nothing else changed",
+             restart->str);
+    vmb_log_set_level(fresh->log_level);
+    vmb_notify("READY=1\nSTATUS=configuration reread");
+}
+
+/* Tells the service manager (if any) that we serve, and keeps its watchdog fed. */
+static VmbPeriodic *
+notify_ready(HttpServer *srv, const Config *cfg)
+{
+    g_autofree char *status = g_strdup_printf("READY=1\nSTATUS=serving on port %u, %s",
+                                              http_server_port(srv), cfg->http_public_url);
+    guint64 usec = vmb_notify_watchdog_usec();
+
+    vmb_notify(status);
+    if (!usec)
+        return NULL;
+    /* Twice per interval, as sd_watchdog_enabled(3) advises; whole seconds, at least 1. */
+    return vmb_periodic_start("watchdog", (unsigned) MAX(usec / 2 / G_USEC_PER_SEC, 1),
+                              watchdog_ping, NULL);
+}
+
+/* Serves HTTP until SIGTERM or SIGINT (blocked in @sigs, with SIGHUP), then drains. */
 static bool
-serve_until_signal(Daemon *d, const sigset_t *sigs, GError **error)
+serve_until_signal(Daemon *d, const char *config_path, const sigset_t *sigs, GError **error)
 {
     const Config *cfg = d->cfg;
     App app = {
@@ -346,6 +403,7 @@ serve_until_signal(Daemon *d, const sigset_t *sigs, GError **error)
         .metrics = d->metrics,
         .trusted_proxies = cfg->http_trusted_proxies,
     }, error);
+    g_autoptr(VmbPeriodic) watchdog = NULL;
     int sig = 0;
 
     if (!srv)
@@ -354,8 +412,15 @@ serve_until_signal(Daemon *d, const sigset_t *sigs, GError **error)
              strchr(cfg->http_listen_host, ':') ? "[" : "", cfg->http_listen_host,
              strchr(cfg->http_listen_host, ':') ? "]" : "", http_server_port(srv),
              cfg->http_public_url);
-    while (sigwait(sigs, &sig) != 0)
-        ;
+    watchdog = notify_ready(srv, cfg);
+    for (;;) {
+        if (sigwait(sigs, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        reload(d, config_path);
+    }
+    vmb_notify("STOPPING=1\nSTATUS=finishing requests in flight");
     vmb_info("received %s: finishing requests in flight, then stopping", strsignal(sig));
     http_server_stop(srv, cfg->http_shutdown_timeout_s);
     vmb_info("stopped");
@@ -408,6 +473,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     d.metrics = vmb_metrics_new();
@@ -426,7 +492,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
     }
     open_libvirt(&d);
     if (!start_services(&d, &error) || !start_background(&d, &error) ||
-        !serve_until_signal(&d, &sigs, &error)) {
+        !serve_until_signal(&d, config_path, &sigs, &error)) {
         cmd_fail("%s", error->message);
         return CMD_EXIT_FAILURE;
     }

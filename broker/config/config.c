@@ -142,6 +142,8 @@ config_free(Config *cfg)
     g_free(cfg->http_web_dir);
     g_free(cfg->console_novnc_dir);
     vmb_cidr_list_free(cfg->http_trusted_proxies);
+    if (cfg->raw)
+        g_hash_table_unref(cfg->raw);
     g_free(cfg);
 }
 
@@ -426,6 +428,26 @@ config_key_names(void)
 }
 
 /**
+ * config_changed_keys:
+ * @a: a configuration
+ * @b: another
+ *
+ * Returns: (transfer full): the "section.key" names whose values differ, in table order.
+ */
+GStrv
+config_changed_keys(const Config *a, const Config *b)
+{
+    g_autoptr(GStrvBuilder) changed = g_strv_builder_new();
+
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+        g_autofree char *name = g_strdup_printf("%s.%s", keys[i].section, keys[i].key);
+        if (g_strcmp0(g_hash_table_lookup(a->raw, name), g_hash_table_lookup(b->raw, name)))
+            g_strv_builder_add(changed, name);
+    }
+    return g_strv_builder_end(changed);
+}
+
+/**
  * config_load:
  * @path: (nullable): the INI file; NULL for defaults and environment only
  * @needs: what the caller will use; without CONFIG_NEEDS_DATABASE a missing database.url
@@ -444,6 +466,7 @@ config_load(const char *path, ConfigNeeds needs, GError **error)
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autoptr(GError) err = NULL;
 
+    cfg->raw = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     if (path) {
         if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err)) {
             g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "config: %s: %s", path,
@@ -484,6 +507,8 @@ config_load(const char *path, ConfigNeeds needs, GError **error)
                         "config: %s.%s is required (or set %s)", k->section, k->key, var);
             return NULL;
         }
+        g_hash_table_insert(cfg->raw, g_strdup_printf("%s.%s", k->section, k->key),
+                            g_strdup(value));
         why = parse_value(cfg, k, value);
         if (why) {
             g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "config: %s.%s = '%s'%s%s%s: %s",

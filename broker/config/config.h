@@ -95,6 +95,8 @@ typedef struct {
 
     /* [log] */
     VmbLogLevel log_level;         /* the lowest level written */
+
+    GHashTable *raw;               /* "section.key" -> the text its value came from */
 } Config;
 
 /* What the command that loads the config will use: a key that only one use reads is
@@ -107,6 +109,7 @@ typedef enum {
 Config *config_load(const char *path, ConfigNeeds needs, GError **error);
 /* Every key as "section.key", NULL-terminated, in the table's order. */
 GStrv config_key_names(void);
+GStrv config_changed_keys(const Config *a, const Config *b);
 void config_free(Config *cfg);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Config, config_free)
 
