@@ -4,13 +4,15 @@
 # root, no --allow-root) with the installed templates, web UI and unit's essentials (its own
 # state folder, mode 0711), behind Debian's nginx with contrib/nginx/vmbroker.conf, TLS and
 # http.trusted_proxies. Over https, from an address of its own, a client signs in, uploads
-# an ISO (streamed through nginx), boots it and opens its console ticket; the sessions table,
+# an ISO (streamed through nginx), boots it and opens its console (a websocket through nginx
+# that carries QEMU's RFB greeting); the sessions table,
 # the audit log and the access log see that client's address. `systemd-analyze verify` checks
 # the installed unit.
 #
 # These machines have no polkit, so a user other than root cannot reach qemu:///system here:
 # the broker uses the vmbroker user's own libvirt (qemu:///session, started by libvirt on
 # first use and stopped by this test), real QEMU all the same.
+import base64
 import grp
 import hashlib
 import json
@@ -180,6 +182,35 @@ class Production(harness.TestCase):
         with open(out, 'rb') as f:
             return f.read()
 
+    def console_greeting(self, ws_path):
+        """Opens the console websocket through nginx (TLS, Upgrade) and returns the payload
+        of its first frame: QEMU's RFB greeting, relayed by vmbroker."""
+        conn = self.nginx.connection(CLIENT, timeout=harness.WAIT_S)
+        conn.connect()
+        sock = conn.sock
+        try:
+            key = base64.b64encode(os.urandom(16)).decode()
+            sock.sendall((f'GET {ws_path} HTTP/1.1\r\nHost: 127.0.0.1:{self.nginx.port}\r\n'
+                          f'Upgrade: websocket\r\nConnection: Upgrade\r\n'
+                          f'Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n'
+                          f'Sec-WebSocket-Protocol: binary\r\nOrigin: {self.origin}\r\n\r\n')
+                         .encode())
+            data = b''
+            while b'\r\n\r\n' not in data:
+                chunk = sock.recv(4096)
+                self.assertTrue(chunk, data)
+                data += chunk
+            head, _, data = data.partition(b'\r\n\r\n')
+            self.assertTrue(head.startswith(b'HTTP/1.1 101'), head)
+            while len(data) < 2 or len(data) < 2 + (data[1] & 0x7f):
+                chunk = sock.recv(4096)
+                self.assertTrue(chunk, data)
+                data += chunk
+            self.assertLess(data[1] & 0x7f, 126)  # a short, unmasked frame
+            return data[2:2 + (data[1] & 0x7f)]
+        finally:
+            conn.close()
+
     def https(self, method, path, body=None, headers=None):
         h = {'Origin': self.origin, **(headers or {})}
         status, hdrs, data = self.nginx.request(method, path, body, h, client=CLIENT)
@@ -222,6 +253,7 @@ class Production(harness.TestCase):
         vm = out['vm']
         status, _, ticket = self.https('POST', f'/api/v1/vms/{vm["id"]}/console', None, auth)
         self.assertEqual(status, 201, ticket)
+        self.assertTrue(self.console_greeting(ticket['ws_path']).startswith(b'RFB 003.'))
         # The client's address, as nginx passed it, everywhere.
         self.assertEqual(self.db.scalar(
             'SELECT string_agg(DISTINCT host(remote_addr), \',\') FROM sessions'), CLIENT)
