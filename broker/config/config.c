@@ -271,6 +271,19 @@ parse_enum(const char *const *names, const char *value, int *ret)
     return g_strdup_printf("not one of %s", all);
 }
 
+/* Addresses and ADDRESS/PREFIX blocks (http.trusted_proxies). */
+static char *
+parse_cidrs(const char *value, VmbCidrList **ret)
+{
+    g_autoptr(GError) err = NULL;
+    VmbCidrList *list = vmb_cidr_list_parse(value, &err);
+
+    if (!list)
+        return g_strdup(err->message);
+    *ret = list;
+    return NULL;
+}
+
 /* Parses @value as @k's type into @cfg; on failure returns the reason. */
 static char *
 parse_value(Config *cfg, const KeyDef *k, const char *value)
@@ -343,14 +356,8 @@ parse_value(Config *cfg, const KeyDef *k, const char *value)
     }
     case KEY_ENUM:
         return parse_enum(k->names, value, field);
-    case KEY_CIDRS: {
-        g_autoptr(GError) err = NULL;
-        VmbCidrList *list = vmb_cidr_list_parse(value, &err);
-        if (!list)
-            return g_strdup(err->message);
-        *(VmbCidrList **) field = list;
-        return NULL;
-    }
+    case KEY_CIDRS:
+        return parse_cidrs(value, field);
     case KEY_LAST:
         break;
     }
