@@ -52,7 +52,9 @@ def site_config(upstream_port, https_port, http_port, cert, key):
 class Nginx:
     """A private nginx (its own prefix, logs and temp folders) in front of UPSTREAM_PORT."""
 
-    def __init__(self, test, workdir, upstream_port):
+    def __init__(self, test, workdir, upstream_port, proxy_bind=None):
+        """PROXY_BIND: the address nginx connects to vmbroker from (so that a client on
+        127.0.0.1, such as Chromium, is not the proxy itself)."""
         self.dir = os.path.join(workdir, 'nginx')
         os.makedirs(os.path.join(self.dir, 'tmp'), exist_ok=True)
         os.chmod(self.dir, 0o755)
@@ -70,6 +72,7 @@ class Nginx:
                     'events { worker_connections 256; }\n'
                     'http {\n'
                     f'  access_log {self.dir}/access.log;\n'
+                    + (f'  proxy_bind {proxy_bind};\n' if proxy_bind else '')
                     + ''.join(f'  {k}_temp_path {tmp}/{k};\n' for k in
                               ('client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi')) +
                     f'  include {self.dir}/site.conf;\n}}\n')

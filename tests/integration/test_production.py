@@ -5,9 +5,10 @@
 # state folder, mode 0711), behind Debian's nginx with contrib/nginx/vmbroker.conf, TLS and
 # http.trusted_proxies. Over https, from an address of its own, a client signs in, uploads
 # an ISO (streamed through nginx), boots it and opens its console (a websocket through nginx
-# that carries QEMU's RFB greeting); the sessions table,
-# the audit log and the access log see that client's address. `systemd-analyze verify` checks
-# the installed unit.
+# that carries QEMU's RFB greeting); the sessions table, the audit log and the access log see
+# that client's address. Then Debian's Chromium (tests/browser/https-console.mjs) signs in
+# through the web UI over https and connects noVNC through nginx. `systemd-analyze verify`
+# checks the installed unit.
 #
 # These machines have no polkit, so a user other than root cannot reach qemu:///system here:
 # the broker uses the vmbroker user's own libvirt (qemu:///session, started by libvirt on
@@ -30,6 +31,8 @@ import nginx  # noqa: E402
 BUILD = os.environ.get('VMB_BUILD_ROOT', os.path.join(harness.SRC, 'build'))
 PASSWORD = 'correct horse battery'
 CLIENT = '127.0.0.77'
+PROXY = '127.0.0.3'  # nginx's own address towards vmbroker: Chromium, on 127.0.0.1, is not it
+NODE = shutil.which('node') or '/usr/bin/node'
 
 
 def meson_paths():
@@ -112,12 +115,12 @@ class Production(harness.TestCase):
         self.state = self.own_dir('state', 0o711)  # StateDirectory=, StateDirectoryMode=0711
         self.addCleanup(self.stop_session_libvirt)
         port = harness.free_port()
-        self.nginx = nginx.Nginx(self, self.workdir, port)
+        self.nginx = nginx.Nginx(self, self.workdir, port, proxy_bind=PROXY)
         self.origin = f'https://127.0.0.1:{self.nginx.port}'
         datadir = self.installed(self.paths['datadir'], 'vmbroker')
         sections = harness.base_config(self.db, self.workdir, **{
             'http': {'listen': f'127.0.0.1:{port}', 'public_url': self.origin,
-                     'trusted_proxies': '127.0.0.1', 'web_dir': os.path.join(datadir, 'web')},
+                     'trusted_proxies': PROXY, 'web_dir': os.path.join(datadir, 'web')},
             'libvirt': {'uri': 'qemu:///session', 'domain_type': 'qemu'},
             'storage': {'dir': self.state},
             'templates': {'dir': os.path.join(datadir, 'templates')},
@@ -261,6 +264,14 @@ class Production(harness.TestCase):
             "SELECT host(remote_addr) FROM audit_log WHERE action = 'vm.create'"), CLIENT)
         for path in ('/api/v1/isos/idle-upload', '/api/v1/vms', '/api/v1/auth/login'):
             self.assertEqual(set(nginx.access_addrs(self.log(), path)), {CLIENT}, path)
+        # Chromium over https: the web UI, sign-in and noVNC's websocket through nginx.
+        r = subprocess.run([NODE, os.path.join(harness.SRC, 'tests', 'browser',
+                                               'https-console.mjs'),
+                            self.origin, 'teacher', PASSWORD, vm['name']],
+                           capture_output=True, text=True, timeout=300,
+                           env={**os.environ, 'VMB_BUILD_ROOT': BUILD})
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr + self.log()[-3000:])
+        self.assertEqual(set(nginx.access_addrs(self.log(), '/ui/console.html')), {'127.0.0.1'})
         status, _, _ = self.https('DELETE', f'/api/v1/vms/{vm["id"]}', None, auth)
         self.assertEqual(status, 204)
 
