@@ -227,6 +227,28 @@ class Serve(harness.TestCase):
         b2 = self.serve(env={'JOURNAL_STREAM': f'{st.st_dev}:{st.st_ino + 1}'})
         self.assertRegex(harness.one_line(b2.log())[0], r'^\d{4}-\d\d-\d\dT')
 
+    def test_postgresql_notices_reach_the_log(self):
+        # A WARNING: the connection that ran the migrations keeps client_min_messages at
+        # warning, and may be the one the login gets.
+        self.migrate()
+        r = self.vmb('user', 'add', 'alice', '--password-stdin', input='alice password 1\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.db.psql("CREATE FUNCTION say_hello() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN RAISE WARNING 'hello from a trigger'; RETURN NEW; END $$; "
+                     "CREATE TRIGGER say_hello AFTER INSERT ON sessions "
+                     "FOR EACH ROW EXECUTE FUNCTION say_hello()")
+        b = self.serve()
+        status, _, _ = b.request('POST', '/api/v1/auth/login',
+                                 {'username': 'alice', 'password': 'alice password 1'})
+        self.assertEqual(status, 200)
+        deadline = time.monotonic() + harness.WAIT_S
+        while 'hello from a trigger' not in b.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        lines = [l for l in b.log().splitlines() if 'hello from a trigger' in l]
+        self.assertTrue(lines, b.log())
+        line = lines[0]
+        self.assertRegex(line, r'^\d{4}-\d\d-\d\dT\S+ warning postgresql: WARNING: ')
+
     def test_root_needs_allow_root(self):
         # A database that does not answer: as anyone but root, serve stops there instead.
         cfg = self.config(database={'url': 'host=/nonexistent dbname=none'})
