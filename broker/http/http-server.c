@@ -230,12 +230,6 @@ http_request_remote_addr(HttpRequest *req)
     return req->remote;
 }
 
-const char *
-http_request_peer_addr(HttpRequest *req)
-{
-    return req->peer;
-}
-
 bool
 http_request_is_https(HttpRequest *req)
 {

@@ -101,8 +101,6 @@ const char *http_request_cookie(HttpRequest *req, const char *name);
 /* The client's address: the TCP peer's, or the one a trusted proxy forwarded
  * (http.trusted_proxies). Every handler, the access log, throttles and audit use this one. */
 const char *http_request_remote_addr(HttpRequest *req);
-/* The TCP peer's own address (a proxy's, when one is in front). */
-const char *http_request_peer_addr(HttpRequest *req);
 /* Whether the client reached us over https, as a trusted proxy's X-Forwarded-Proto says
  * (this server speaks plain HTTP itself). */
 bool http_request_is_https(HttpRequest *req);
