@@ -6,6 +6,7 @@
 
 #include "build-config.h"
 #include "cmd.h"
+#include "vmb-log.h"
 
 /* Used when --config is not given and the file exists. */
 #define DEFAULT_CONFIG_PATH "/etc/vmbroker/vmbroker.conf"
@@ -44,6 +45,7 @@ main(int argc, char **argv)
     const char *config_path = NULL;
     int i = 1;
 
+    vmb_log_detect_journal();
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage, stdout);

@@ -62,7 +62,7 @@ dom_storage_pool_name(const char *prefix, DomPoolKind kind)
 }
 
 static char *
-pool_xml(const char *name, const char *path)
+pool_xml(const char *name, const char *path, DomPoolOwner owner)
 {
     g_autoptr(xmlDoc) doc = xmlNewDoc(X("1.0"));
     g_autoptr(xmlBuffer) buf = xmlBufferCreate();
@@ -75,15 +75,25 @@ pool_xml(const char *name, const char *path)
     xmlNewTextChild(pool, NULL, X("name"), X(name));
     target = xmlNewChild(pool, NULL, X("target"), NULL);
     xmlNewTextChild(target, NULL, X("path"), X(path));
-    /* QEMU runs as another user and must traverse the folder to open its disks. */
+    /* vmbroker writes uploads into the folder itself (so owns it where it runs beside
+     * libvirtd); QEMU runs as another user and only traverses it to open its files. */
     perms = xmlNewChild(target, NULL, X("permissions"), NULL);
     xmlNewTextChild(perms, NULL, X("mode"), X("0711"));
+    if (owner.uid >= 0) {
+        g_autofree char *uid = g_strdup_printf("%ld", owner.uid);
+        xmlNewTextChild(perms, NULL, X("owner"), X(uid));
+    }
+    if (owner.gid >= 0) {
+        g_autofree char *gid = g_strdup_printf("%ld", owner.gid);
+        xmlNewTextChild(perms, NULL, X("group"), X(gid));
+    }
     xmlNodeDump(buf, doc, pool, 0, 1);
     return g_strdup((const char *) xmlBufferContent(buf));
 }
 
 static bool
-ensure_pool(virConnectPtr conn, const char *name, const char *path, GError **error)
+ensure_pool(virConnectPtr conn, const char *name, const char *path, DomPoolOwner owner,
+            GError **error)
 {
     g_autoptr(virStoragePool) pool = virStoragePoolLookupByName(conn, name);
     int active;
@@ -95,7 +105,7 @@ ensure_pool(virConnectPtr conn, const char *name, const char *path, GError **err
             dom_virt_set_error(error, "looking up storage pool '%s'", name);
             return false;
         }
-        xml = pool_xml(name, path);
+        xml = pool_xml(name, path, owner);
         pool = virStoragePoolDefineXML(conn, xml, 0);
         if (!pool) {
             dom_virt_set_error(error, "defining storage pool '%s' at %s", name, path);
@@ -154,6 +164,8 @@ ensure_pool(virConnectPtr conn, const char *name, const char *path, GError **err
  * @conn: a connection
  * @prefix: the configured name prefix
  * @storage_dir: the configured storage folder; the pools live in its isos/, base/, disks/
+ * @owner: owner and group of the folders of pools defined now (an existing pool is left as
+ *   it is)
  * @error: return location for an error
  *
  * Defines (persistent, autostart), builds and starts vmbroker's dir pools where missing,
@@ -165,7 +177,7 @@ ensure_pool(virConnectPtr conn, const char *name, const char *path, GError **err
  */
 bool
 dom_storage_ensure_pools(virConnectPtr conn, const char *prefix, const char *storage_dir,
-                         GError **error)
+                         DomPoolOwner owner, GError **error)
 {
     if (!g_path_is_absolute(storage_dir)) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG,
@@ -181,7 +193,7 @@ dom_storage_ensure_pools(virConnectPtr conn, const char *prefix, const char *sto
         g_autofree char *name = dom_storage_pool_name(prefix, (DomPoolKind) k);
         g_autofree char *path = g_build_filename(storage_dir, pool_kind_names[k], NULL);
 
-        if (!ensure_pool(conn, name, path, error))
+        if (!ensure_pool(conn, name, path, owner, error))
             return false;
     }
     return true;

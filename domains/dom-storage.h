@@ -23,8 +23,14 @@ int dom_storage_pool_kind_from_string(const char *s);
 char *dom_storage_pool_name(const char *prefix, DomPoolKind kind);
 
 /* Pools */
+/* Who owns the pools' folders: @uid and @gid (-1: libvirt's default, libvirtd's own). */
+typedef struct {
+    long uid;
+    long gid;
+} DomPoolOwner;
+#define DOM_POOL_OWNER_DEFAULT ((DomPoolOwner) { -1, -1 })
 bool dom_storage_ensure_pools(virConnectPtr conn, const char *prefix, const char *storage_dir,
-                              GError **error);
+                              DomPoolOwner owner, GError **error);
 virStoragePoolPtr dom_storage_pool(virConnectPtr conn, const char *prefix, DomPoolKind kind,
                                    GError **error);
 

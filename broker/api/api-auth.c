@@ -18,12 +18,16 @@ throttled_reply(HttpRequest *req, const GError *error, unsigned retry_after_s)
     return reply;
 }
 
+/* Secure when http.public_url is https, or when a trusted proxy says the browser came over
+ * https. */
 static char *
-session_cookie(const App *app, const char *value, unsigned max_age_s)
+session_cookie(const App *app, HttpRequest *req, const char *value, unsigned max_age_s)
 {
+    bool secure = app->secure_cookies || http_request_is_https(req);
+
     return g_strdup_printf("%s=%s; Path=/; Max-Age=%u; HttpOnly; SameSite=Strict%s",
                            api_session_cookie(app), value, max_age_s,
-                           app->secure_cookies ? "; Secure" : "");
+                           secure ? "; Secure" : "");
 }
 
 /* Reads {username, password} from the body; returns a reply on failure. */
@@ -72,7 +76,7 @@ api_auth_login(HttpRequest *req, void *app)
     json_object_object_add(out, "user", api_render_user(login->user, false));
     json_object_object_add(out, "csrf_token", json_object_new_string(login->csrf_token));
     reply = http_reply_json(200, out);
-    cookie = session_cookie(a, login->session_secret, a->cfg->auth_session_max_s);
+    cookie = session_cookie(a, req, login->session_secret, a->cfg->auth_session_max_s);
     http_reply_add_header(reply, "Set-Cookie", cookie);
     return reply;
 }
@@ -101,7 +105,7 @@ api_auth_logout(HttpRequest *req, void *app)
     if (caller->kind == API_AUTH_SESSION && !svc_auth_logout(a->db, secret, &error))
         return api_error(req, error);
     reply = http_reply_empty(204);
-    cookie = session_cookie(a, "", 0);
+    cookie = session_cookie(a, req, "", 0);
     http_reply_add_header(reply, "Set-Cookie", cookie);
     return reply;
 }

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "build-config.h"
@@ -19,6 +20,8 @@
 #include "svc-reaper.h"
 #include "svc-sync.h"
 #include "vmb-net.h"
+#include "vmb-notify.h"
+#include "vmb-periodic.h"
 #include "vmb-log.h"
 
 /* Requests' libvirt work under way at once (creates, starts, reboots, deletes, console
@@ -152,6 +155,17 @@ open_database(Daemon *d, GError **error)
     return true;
 }
 
+/* With libvirtd on this machine, vmbroker's pool folders are its own (it writes uploads into
+ * them); a remote host's folders keep libvirt's default owner. */
+static DomPoolOwner
+pool_owner(const Config *cfg)
+{
+    if (g_str_has_prefix(cfg->libvirt_uri, "qemu:///") ||
+        g_str_has_prefix(cfg->libvirt_uri, "qemu+unix:///"))
+        return (DomPoolOwner) { (long) geteuid(), (long) getegid() };
+    return DOM_POOL_OWNER_DEFAULT;
+}
+
 /* libvirt: the connection, vmbroker's storage pools and the accelerator, decided before
  * serving so the first create finds it. A libvirt that is down is no reason not to serve. */
 static void
@@ -173,7 +187,7 @@ open_libvirt(Daemon *d)
     d->bounded = vmb_bounded_new(LIBVIRT_WORKERS);
     conn = dom_hypervisor_get(d->hv, &error);
     if (!conn || !dom_storage_ensure_pools(conn, cfg->libvirt_name_prefix, cfg->storage_dir,
-                                           &error))
+                                           pool_owner(cfg), &error))
         vmb_warning("%s (serving anyway; /readyz reports it)", error->message);
     if (conn)
         svc_accel_refresh(d->accel, conn, true);
@@ -315,9 +329,64 @@ start_background(Daemon *d, GError **error)
     return true;
 }
 
-/* Serves HTTP until SIGTERM or SIGINT (blocked in @sigs), then drains. */
+/* The watchdog's ping: the main thread only waits for signals, so this thread's being
+ * scheduled is what it proves, with the HTTP server's own threads beside it. */
+static void
+watchdog_ping(gpointer data)
+{
+    vmb_notify("WATCHDOG=1");
+}
+
+/* SIGHUP: reads the config again and applies what can change under running threads (the
+ * log level); every other changed key is named as needing a restart. A config that no
+ * longer loads changes nothing. */
+static void
+reload(Daemon *d, const char *config_path)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(Config) fresh = config_load(config_path, CONFIG_NEEDS_DATABASE, &error);
+    g_auto(GStrv) changed = NULL;
+    g_autoptr(GString) restart = g_string_new(NULL);
+    VmbLogLevel old_level = vmb_log_get_level();
+
+    if (!fresh) {
+        vmb_warning("SIGHUP: kept the running configuration: %s", error->message);
+        return;
+    }
+    changed = config_changed_keys(d->cfg, fresh);
+    for (char **k = changed; *k; k++)
+        if (strcmp(*k, "log.level") != 0)
+            g_string_append_printf(restart, "%s%s", restart->len ? ", " : "", *k);
+    vmb_info("SIGHUP: reread %s: log.level %s%s%s; %s%s; templates are read at start only",
+             config_path ? config_path : "(no file: defaults and environment)",
+             vmb_log_level_names[old_level], old_level == fresh->log_level ? "" : " -> ",
+             old_level == fresh->log_level ? " (unchanged)"
+                                           : vmb_log_level_names[fresh->log_level],
+             restart->len ? "changed, applied at the next restart: " : "nothing else changed",
+             restart->str);
+    vmb_log_set_level(fresh->log_level);
+    vmb_notify("READY=1\nSTATUS=configuration reread");
+}
+
+/* Tells the service manager (if any) that we serve, and keeps its watchdog fed. */
+static VmbPeriodic *
+notify_ready(HttpServer *srv, const Config *cfg)
+{
+    g_autofree char *status = g_strdup_printf("READY=1\nSTATUS=serving on port %u, %s",
+                                              http_server_port(srv), cfg->http_public_url);
+    guint64 usec = vmb_notify_watchdog_usec();
+
+    vmb_notify(status);
+    if (!usec)
+        return NULL;
+    /* Twice per interval, as sd_watchdog_enabled(3) advises; whole seconds, at least 1. */
+    return vmb_periodic_start("watchdog", (unsigned) MAX(usec / 2 / G_USEC_PER_SEC, 1),
+                              watchdog_ping, NULL);
+}
+
+/* Serves HTTP until SIGTERM or SIGINT (blocked in @sigs, with SIGHUP), then drains. */
 static bool
-serve_until_signal(Daemon *d, const sigset_t *sigs, GError **error)
+serve_until_signal(Daemon *d, const char *config_path, const sigset_t *sigs, GError **error)
 {
     const Config *cfg = d->cfg;
     App app = {
@@ -349,7 +418,9 @@ serve_until_signal(Daemon *d, const sigset_t *sigs, GError **error)
         .nroutes = api_routes_count,
         .app = &app,
         .metrics = d->metrics,
+        .trusted_proxies = cfg->http_trusted_proxies,
     }, error);
+    g_autoptr(VmbPeriodic) watchdog = NULL;
     int sig = 0;
 
     if (!srv)
@@ -358,8 +429,15 @@ serve_until_signal(Daemon *d, const sigset_t *sigs, GError **error)
              strchr(cfg->http_listen_host, ':') ? "[" : "", cfg->http_listen_host,
              strchr(cfg->http_listen_host, ':') ? "]" : "", http_server_port(srv),
              cfg->http_public_url);
-    while (sigwait(sigs, &sig) != 0)
-        ;
+    watchdog = notify_ready(srv, cfg);
+    for (;;) {
+        if (sigwait(sigs, &sig) != 0)
+            continue;
+        if (sig != SIGHUP)
+            break;
+        reload(d, config_path);
+    }
+    vmb_notify("STOPPING=1\nSTATUS=finishing requests in flight");
     vmb_info("received %s: finishing requests in flight, then stopping", strsignal(sig));
     http_server_stop(srv, cfg->http_shutdown_timeout_s);
     vmb_info("stopped");
@@ -379,7 +457,12 @@ serve_until_signal(Daemon *d, const sigset_t *sigs, GError **error)
 int
 cmd_serve(const char *config_path, int argc, char **argv)
 {
-    GOptionEntry entries[] = { G_OPTION_ENTRY_NULL };
+    gboolean allow_root = FALSE;
+    GOptionEntry entries[] = {
+        { "allow-root", 0, 0, G_OPTION_ARG_NONE, &allow_root,
+          "Run even as root (a local trial; production runs as the vmbroker user)", NULL },
+        G_OPTION_ENTRY_NULL
+    };
     g_autoptr(GOptionContext) ctx = g_option_context_new("");
     g_auto(Daemon) d = { 0 };
     g_autoptr(GError) error = NULL;
@@ -395,12 +478,19 @@ cmd_serve(const char *config_path, int argc, char **argv)
     d.cfg = cmd_load_config(config_path, CONFIG_NEEDS_DATABASE);
     if (!d.cfg)
         return CMD_EXIT_FAILURE;
+    /* A bug in a daemon that faces browsers should not hand them the machine. */
+    if (geteuid() == 0 && !allow_root) {
+        cmd_fail("serve: refusing to run as root; run it as the vmbroker user (see README, "
+                 "Production), or pass --allow-root for a local trial");
+        return CMD_EXIT_FAILURE;
+    }
     /* Block the signals before any thread starts (the read cache's LISTEN thread is the
      * first, libvirt's event loop the next), so only sigwait sees them: a thread that did not
      * block them would take a SIGTERM's default action and end the daemon undrained. */
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     d.metrics = vmb_metrics_new();
@@ -419,7 +509,7 @@ cmd_serve(const char *config_path, int argc, char **argv)
     }
     open_libvirt(&d);
     if (!start_services(&d, &error) || !start_background(&d, &error) ||
-        !serve_until_signal(&d, &sigs, &error)) {
+        !serve_until_signal(&d, config_path, &sigs, &error)) {
         cmd_fail("%s", error->message);
         return CMD_EXIT_FAILURE;
     }

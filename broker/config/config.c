@@ -25,6 +25,7 @@ typedef enum {
     KEY_DIR,
     KEY_PREFIX,
     KEY_ENUM,       /* one of names[]: the field is the index (an enum) */
+    KEY_CIDRS,      /* addresses and ADDRESS/PREFIX blocks: a VmbCidrList * */
 
     KEY_LAST
 } KeyType;
@@ -63,6 +64,7 @@ static const KeyDef keys[] = {
     { "http", "shutdown_timeout_s", KEY_UINT, "30", 0, 3600, OFF(http_shutdown_timeout_s) },
     { "http", "threads", KEY_UINT, "8", 1, 256, OFF(http_threads) },
     { "http", "web_dir", KEY_DIR, VMB_WEB_DIR, 0, 0, OFF(http_web_dir) },
+    { "http", "trusted_proxies", KEY_CIDRS, "", 0, 0, OFF(http_trusted_proxies) },
     { "database", "url", KEY_DBURL, NULL, 0, 0, OFF(database_url) },
     { "database", "pool_size", KEY_UINT, "16", 1, 256, OFF(database_pool_size) },
     { "database", "statement_timeout_ms", KEY_UINT, "5000", 0, 3600000,
@@ -145,6 +147,9 @@ config_free(Config *cfg)
     g_free(cfg->http_web_dir);
     g_free(cfg->operations_instance);
     g_free(cfg->console_novnc_dir);
+    vmb_cidr_list_free(cfg->http_trusted_proxies);
+    if (cfg->raw)
+        g_hash_table_unref(cfg->raw);
     g_free(cfg);
 }
 
@@ -272,6 +277,19 @@ parse_enum(const char *const *names, const char *value, int *ret)
     return g_strdup_printf("not one of %s", all);
 }
 
+/* Addresses and ADDRESS/PREFIX blocks (http.trusted_proxies). */
+static char *
+parse_cidrs(const char *value, VmbCidrList **ret)
+{
+    g_autoptr(GError) err = NULL;
+    VmbCidrList *list = vmb_cidr_list_parse(value, &err);
+
+    if (!list)
+        return g_strdup(err->message);
+    *ret = list;
+    return NULL;
+}
+
 /* Parses @value as @k's type into @cfg; on failure returns the reason. */
 static char *
 parse_value(Config *cfg, const KeyDef *k, const char *value)
@@ -344,6 +362,8 @@ parse_value(Config *cfg, const KeyDef *k, const char *value)
     }
     case KEY_ENUM:
         return parse_enum(k->names, value, field);
+    case KEY_CIDRS:
+        return parse_cidrs(value, field);
     case KEY_LAST:
         break;
     }
@@ -421,6 +441,26 @@ config_key_names(void)
 }
 
 /**
+ * config_changed_keys:
+ * @a: a configuration
+ * @b: another
+ *
+ * Returns: (transfer full): the "section.key" names whose values differ, in table order.
+ */
+GStrv
+config_changed_keys(const Config *a, const Config *b)
+{
+    g_autoptr(GStrvBuilder) changed = g_strv_builder_new();
+
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+        g_autofree char *name = g_strdup_printf("%s.%s", keys[i].section, keys[i].key);
+        if (g_strcmp0(g_hash_table_lookup(a->raw, name), g_hash_table_lookup(b->raw, name)))
+            g_strv_builder_add(changed, name);
+    }
+    return g_strv_builder_end(changed);
+}
+
+/**
  * config_load:
  * @path: (nullable): the INI file; NULL for defaults and environment only
  * @needs: what the caller will use; without CONFIG_NEEDS_DATABASE a missing database.url
@@ -439,6 +479,7 @@ config_load(const char *path, ConfigNeeds needs, GError **error)
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autoptr(GError) err = NULL;
 
+    cfg->raw = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     if (path) {
         if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &err)) {
             g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "config: %s: %s", path,
@@ -479,6 +520,8 @@ config_load(const char *path, ConfigNeeds needs, GError **error)
                         "config: %s.%s is required (or set %s)", k->section, k->key, var);
             return NULL;
         }
+        g_hash_table_insert(cfg->raw, g_strdup_printf("%s.%s", k->section, k->key),
+                            g_strdup(value));
         why = parse_value(cfg, k, value);
         if (why) {
             g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "config: %s.%s = '%s'%s%s%s: %s",

@@ -7,6 +7,7 @@
 #include <glib.h>
 
 #include "dom-accel.h"
+#include "vmb-cidr.h"
 #include "vmb-log.h"
 
 /* libvirt.adopt_orphans: what becomes of a domain of ours that has no row. */
@@ -34,6 +35,7 @@ typedef struct {
     unsigned http_shutdown_timeout_s; /* how long SIGTERM waits for in-flight requests */
     unsigned http_threads;         /* libmicrohttpd worker threads */
     char *http_web_dir;            /* the web UI's files, served at / and /ui/ */
+    VmbCidrList *http_trusted_proxies; /* peers whose X-Forwarded-For/-Proto are believed */
 
     /* [database] */
     char *database_url;            /* libpq connection string or URI; NULL when not given
@@ -97,6 +99,8 @@ typedef struct {
 
     /* [log] */
     VmbLogLevel log_level;         /* the lowest level written */
+
+    GHashTable *raw;               /* "section.key" -> the text its value came from */
 } Config;
 
 /* What the command that loads the config will use: a key that only one use reads is
@@ -109,6 +113,7 @@ typedef enum {
 Config *config_load(const char *path, ConfigNeeds needs, GError **error);
 /* Every key as "section.key", NULL-terminated, in the table's order. */
 GStrv config_key_names(void);
+GStrv config_changed_keys(const Config *a, const Config *b);
 void config_free(Config *cfg);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Config, config_free)
 

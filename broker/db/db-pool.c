@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "vmb-error.h"
+#include "vmb-log.h"
 
 struct DbPool {
     char *conninfo;
@@ -97,6 +98,20 @@ conn_event(PGEventId id, void *info, void *pass_through)
     }
 }
 
+/* PostgreSQL's NOTICEs and WARNINGs (a migration's "already exists, skipping") go to the
+ * daemon's log, in its format, instead of libpq's bare stderr lines. */
+static void
+pool_notice(void *data, const char *message)
+{
+    g_autofree char *msg = g_strdup(message);
+
+    g_strdelimit(g_strstrip(msg), "\n\t", ' ');
+    if (g_str_has_prefix(msg, "WARNING"))
+        vmb_warning("postgresql: %s", msg);
+    else
+        vmb_info("postgresql: %s", msg);
+}
+
 static PGconn *
 pool_connect(DbPool *pool, GError **error)
 {
@@ -116,6 +131,7 @@ pool_connect(DbPool *pool, GError **error)
         g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE, "database unavailable: %s", msg);
         return NULL;
     }
+    PQsetNoticeProcessor(pg, pool_notice, NULL);
     if (!PQregisterEventProc(pg, conn_event, "vmbroker-pool", NULL)) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_INTERNAL, "cannot register a libpq event");
         return NULL;

@@ -56,7 +56,9 @@ struct HttpRequest {
     HttpUpgradeFunc upgrade;  /* a queued 101's hand-over, until it runs */
     void *upgrade_data;
     GDestroyNotify upgrade_free;
-    char remote[INET6_ADDRSTRLEN];
+    char peer[INET6_ADDRSTRLEN]; /* the TCP peer */
+    char *remote;             /* the client: @peer, or what a trusted proxy forwarded */
+    bool https;               /* a trusted proxy said X-Forwarded-Proto: https */
     gint64 started_us;
     HttpDeferred *deferred;   /* an answer that comes later */
 };
@@ -250,6 +252,7 @@ request_free(HttpRequest *req)
         g_hash_table_unref(req->params);
     g_byte_array_unref(req->body);
     g_free(req->user);
+    g_free(req->remote);
     if (req->upgrade_data && req->upgrade_free)
         req->upgrade_free(req->upgrade_data); /* the client left before the hand-over */
     g_free(req);
@@ -302,6 +305,12 @@ const char *
 http_request_remote_addr(HttpRequest *req)
 {
     return req->remote;
+}
+
+bool
+http_request_is_https(HttpRequest *req)
+{
+    return req->https;
 }
 
 /**
@@ -450,6 +459,36 @@ send_problem(HttpRequest *req, VmbErrorKind kind, const char *detail)
     return send_reply(req, reply);
 }
 
+/* Joins every X-Forwarded-For header, in order, with commas (a chain may arrive split). */
+static enum MHD_Result
+collect_xff(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    GString *all = cls;
+
+    if (value && g_ascii_strcasecmp(key, "X-Forwarded-For") == 0) {
+        if (all->len)
+            g_string_append_c(all, ',');
+        g_string_append(all, value);
+    }
+    return MHD_YES;
+}
+
+/* The client behind a trusted proxy: its address and whether it came over https. */
+static void
+request_forwarded(HttpServer *srv, HttpRequest *req)
+{
+    g_autoptr(GString) xff = g_string_new(NULL);
+    const char *proto;
+    bool trusted = false;
+
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, collect_xff, xff);
+    req->remote = vmb_cidr_client_addr(srv->opts.trusted_proxies, req->peer,
+                                       xff->len ? xff->str : NULL, &trusted);
+    proto = trusted ? MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                  "X-Forwarded-Proto") : NULL;
+    req->https = proto && g_ascii_strcasecmp(proto, "https") == 0;
+}
+
 static HttpRequest *
 request_new(HttpServer *srv, struct MHD_Connection *conn, const char *method, const char *url)
 {
@@ -463,16 +502,20 @@ request_new(HttpServer *srv, struct MHD_Connection *conn, const char *method, co
     req->path = g_strdup(url);
     req->body = g_byte_array_new();
     req->started_us = g_get_monotonic_time();
-    g_strlcpy(req->remote, "-", sizeof(req->remote));
+    g_strlcpy(req->peer, "-", sizeof(req->peer));
     if (ci && ci->client_addr) {
         const struct sockaddr *sa = ci->client_addr;
         if (sa->sa_family == AF_INET)
             inet_ntop(AF_INET, &((const struct sockaddr_in *) (const void *) sa)->sin_addr,
-                      req->remote, sizeof(req->remote));
+                      req->peer, sizeof(req->peer));
         else if (sa->sa_family == AF_INET6)
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) (const void *) sa)->sin6_addr,
-                      req->remote, sizeof(req->remote));
+                      req->peer, sizeof(req->peer));
     }
+    if (vmb_cidr_list_len(srv->opts.trusted_proxies) > 0)
+        request_forwarded(srv, req);
+    else
+        req->remote = g_strdup(req->peer);
     return req;
 }
 

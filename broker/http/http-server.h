@@ -7,6 +7,7 @@
 #include <glib.h>
 #include <json-c/json.h>
 
+#include "vmb-cidr.h"
 #include "vmb-json.h"
 
 #include "vmb-metrics.h"
@@ -92,6 +93,8 @@ typedef struct {
     void *app;                      /* passed to every handler */
     VmbMetrics *metrics;            /* (nullable) gets vmbroker_http_requests_total and
                                      * vmbroker_http_request_duration_seconds */
+    const VmbCidrList *trusted_proxies; /* (nullable) peers whose X-Forwarded-For and
+                                     * X-Forwarded-Proto are believed; must outlive the server */
 } HttpServerOptions;
 
 HttpServer *http_server_start(const HttpServerOptions *opts, GError **error);
@@ -107,7 +110,12 @@ const char *http_request_param(HttpRequest *req, const char *name);
 const char *http_request_header(HttpRequest *req, const char *name);
 const char *http_request_query(HttpRequest *req, const char *name);
 const char *http_request_cookie(HttpRequest *req, const char *name);
+/* The client's address: the TCP peer's, or the one a trusted proxy forwarded
+ * (http.trusted_proxies). Every handler, the access log, throttles and audit use this one. */
 const char *http_request_remote_addr(HttpRequest *req);
+/* Whether the client reached us over https, as a trusted proxy's X-Forwarded-Proto says
+ * (this server speaks plain HTTP itself). */
+bool http_request_is_https(HttpRequest *req);
 /* The body, NUL-terminated for convenience; @ret_len (optional) gets its length. */
 const char *http_request_body(HttpRequest *req, size_t *ret_len);
 /* Names the authenticated user in the request's log line. */

@@ -1,13 +1,59 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // stderr logger: one line per call, written with a single write so threads do not interleave.
+// Under systemd with stderr connected to the journal, a line is "<N>message": the journal
+// reads the priority from the prefix and stamps the time itself.
 #include "vmb-log.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-static VmbLogLevel min_level = VMB_LOG_INFO;
+/* Written by a reload (SIGHUP) while other threads log: read and written atomically. */
+static gint min_level = VMB_LOG_INFO;
+static bool journal;
+
+/* syslog priorities of the levels (sd-daemon(3)'s <N> prefixes). */
+static const char *const journal_prefix[VMB_LOG_LAST] = {
+    [VMB_LOG_DEBUG] = "<7>",
+    [VMB_LOG_INFO] = "<6>",
+    [VMB_LOG_WARNING] = "<4>",
+    [VMB_LOG_ERROR] = "<3>",
+};
+
+/**
+ * vmb_log_detect_journal:
+ *
+ * Switches to the journal's line format when $JOURNAL_STREAM names the device and inode of
+ * stderr (systemd sets it; a stderr redirected since then keeps the plain format).
+ *
+ * Returns: whether lines now go to the journal.
+ */
+bool
+vmb_log_detect_journal(void)
+{
+    const char *js = g_getenv("JOURNAL_STREAM");
+    struct stat st;
+    unsigned long long dev, ino;
+    char tail;
+
+    journal = js && sscanf(js, "%llu:%llu%c", &dev, &ino, &tail) == 2 &&
+              fstat(STDERR_FILENO, &st) == 0 && (unsigned long long) st.st_dev == dev &&
+              (unsigned long long) st.st_ino == ino;
+    return journal;
+}
+
+/**
+ * vmb_log_get_level:
+ *
+ * Returns: the lowest level that is written.
+ */
+VmbLogLevel
+vmb_log_get_level(void)
+{
+    return (VmbLogLevel) g_atomic_int_get(&min_level);
+}
 
 /* The levels as log.level spells them (and as each line shows them, upper-cased). */
 const char *const vmb_log_level_names[VMB_LOG_LAST + 1] = {
@@ -25,7 +71,7 @@ const char *const vmb_log_level_names[VMB_LOG_LAST + 1] = {
 void
 vmb_log_set_level(VmbLogLevel level)
 {
-    min_level = level;
+    g_atomic_int_set(&min_level, (gint) level);
 }
 
 /**
@@ -46,13 +92,17 @@ vmb_log(VmbLogLevel level, const char *fmt, ...)
     int head, n;
     va_list ap;
 
-    if (level < min_level || level >= VMB_LOG_LAST)
+    if ((gint) level < g_atomic_int_get(&min_level) || level >= VMB_LOG_LAST)
         return;
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    head = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                    tm.tm_sec, now.tv_nsec / 1000000, vmb_log_level_names[level]);
+    if (journal) {
+        head = snprintf(buf, sizeof(buf), "%s", journal_prefix[level]);
+    } else {
+        clock_gettime(CLOCK_REALTIME, &now);
+        gmtime_r(&now.tv_sec, &tm);
+        head = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
+                        tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                        tm.tm_sec, now.tv_nsec / 1000000, vmb_log_level_names[level]);
+    }
     room = sizeof(buf) - (size_t) head - 1; /* and the newline */
     va_start(ap, fmt);
     n = vsnprintf(buf + head, room + 1, fmt, ap);

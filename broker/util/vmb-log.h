@@ -3,6 +3,7 @@
 // (handlers, subcommands) logs; lower layers return errors.
 #pragma once
 
+#include <stdbool.h>
 #include <glib.h>
 
 typedef enum {
@@ -18,6 +19,9 @@ typedef enum {
 extern const char *const vmb_log_level_names[VMB_LOG_LAST + 1];
 
 void vmb_log_set_level(VmbLogLevel level);
+VmbLogLevel vmb_log_get_level(void);
+/* Journal format ("<N>message", no timestamp) when $JOURNAL_STREAM is stderr. */
+bool vmb_log_detect_journal(void);
 void vmb_log(VmbLogLevel level, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 #define vmb_debug(...) vmb_log(VMB_LOG_DEBUG, __VA_ARGS__)

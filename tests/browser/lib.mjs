@@ -156,7 +156,9 @@ export class Broker {
 
         this.logPath = path.join(this.workdir, 'serve.log');
         const out = fs.openSync(this.logPath, 'w');
-        this.proc = spawn(VMBROKER, ['--config', this.config, 'serve'], { stdio: ['ignore', out, out], env: this.env() });
+        // As root (these machines), serve needs --allow-root; production runs as vmbroker.
+        const serveArgs = process.getuid() === 0 ? ['serve', '--allow-root'] : ['serve'];
+        this.proc = spawn(VMBROKER, ['--config', this.config, ...serveArgs], { stdio: ['ignore', out, out], env: this.env() });
         fs.closeSync(out);
         this.exited = new Promise((resolve) => this.proc.on('exit', (code, sig) => resolve({ code, sig })));
         this.cleanups.push(() => this.stopServe());

@@ -205,9 +205,17 @@ def clean_env(extra=None):
     return env
 
 
+def serve_args():
+    """`serve` and, as root (CI, these machines), --allow-root: production runs as the
+    vmbroker user (test_production does), the other tests as whoever runs them."""
+    return ['serve'] + (['--allow-root'] if os.geteuid() == 0 else [])
+
+
 def run(args, config=None, env=None, input=None, timeout=WAIT_S):
-    """Runs vmbroker [--config CONFIG] ARGS to the end; returns CompletedProcess (text)."""
-    cmd = [VMBROKER] + (['--config', config] if config else []) + list(args)
+    """Runs vmbroker [--config CONFIG] ARGS to the end; returns CompletedProcess (text).
+    A `serve` without other arguments gets serve_args()."""
+    args = serve_args() if list(args) == ['serve'] else list(args)
+    cmd = [VMBROKER] + (['--config', config] if config else []) + args
     return subprocess.run(cmd, input=input, capture_output=True, text=True,
                           env=clean_env(env), timeout=timeout,
                           stdin=None if input is not None else subprocess.DEVNULL)
@@ -234,7 +242,7 @@ class Broker:
         self.port = int(port)
         self.log_path = os.path.join(workdir, f'serve-{self.port}.log')
         self._log = open(self.log_path, 'w+b')
-        self.proc = subprocess.Popen([VMBROKER, '--config', self.config, 'serve'],
+        self.proc = subprocess.Popen([VMBROKER, '--config', self.config] + serve_args(),
                                      stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, env=clean_env(env))
         _cleanup(test, self.kill)

@@ -145,7 +145,7 @@ setup(void)
     g_assert_cmpint(g_chmod(storage_dir, 0711), ==, 0);
     signal(SIGABRT, on_abort);
     atexit(cleanup);
-    g_assert_true(dom_storage_ensure_pools(conn, prefix, storage_dir, &error));
+    g_assert_true(dom_storage_ensure_pools(conn, prefix, storage_dir, DOM_POOL_OWNER_DEFAULT, &error));
     g_assert_no_error(error);
 }
 
@@ -570,7 +570,7 @@ TEST(overlay_lives_and_dies_with_its_domain)
     /* A qcow2 file posing as raw, and a raw file posing as qcow2. */
     make_base("sneaky.raw", "qcow2");
     make_base("liar.qcow2", "raw");
-    g_assert_true(dom_storage_ensure_pools(conn, prefix, storage_dir, &error)); /* refresh */
+    g_assert_true(dom_storage_ensure_pools(conn, prefix, storage_dir, DOM_POOL_OWNER_DEFAULT, &error)); /* refresh */
     g_assert_no_error(error);
 
     sneaky = write_template("sneaky", "{\"kind\":\"overlay\",\"memory_mib\":64,"
@@ -662,7 +662,7 @@ TEST(persistent_overlay_is_reattached)
 
     setup();
     make_base("keep.qcow2", "qcow2");
-    g_assert_true(dom_storage_ensure_pools(conn, prefix, storage_dir, &error));
+    g_assert_true(dom_storage_ensure_pools(conn, prefix, storage_dir, DOM_POOL_OWNER_DEFAULT, &error));
     t = write_template("keep", "{\"kind\":\"overlay\",\"memory_mib\":64,\"persistent\":true,"
                                "\"base_image\":\"keep.qcow2\"}");
     vol = dom_storage_persistent_volume_name(prefix, "erin", t);

@@ -64,6 +64,13 @@ class Config(harness.TestCase):
         self.bad('http', 'listen', 'nonsense')
         self.bad('http', 'listen', '127.0.0.1:99999')
 
+    def test_bad_trusted_proxies(self):
+        self.bad('http', 'trusted_proxies', '127.0.0.1, nginx', "'nginx' is not an IPv4")
+        self.bad('http', 'trusted_proxies', '10.0.0.0/33', "'10.0.0.0/33'")
+        cfg = self.config(http={'trusted_proxies': '127.0.0.1 ::1, 10.0.0.0/8,fd00::/8'})
+        r = self.vmb('migrate', config=cfg)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_bad_numbers_and_booleans(self):
         self.bad('limits', 'max_running_per_user', 'many')
         self.bad('http', 'max_body_bytes', 'big')

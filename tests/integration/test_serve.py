@@ -3,10 +3,12 @@
 # SIGTERM/SIGINT that still completes the request in flight.
 import http.client
 import json
+import os
 import re
 import secrets
 import signal
 import socket
+import subprocess
 import time
 
 import harness
@@ -158,6 +160,106 @@ class Serve(harness.TestCase):
             self.assertEqual(r.returncode, 1, r.stderr)
             last = harness.one_line(r.stderr)[-1]
             self.assertIn(str(port), last)
+
+    def test_sd_notify_watchdog_and_sighup(self):
+        self.migrate()
+        sock_path = os.path.join(self.workdir, 'notify.sock')
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(listener.close)
+        listener.bind(sock_path)
+        listener.settimeout(harness.WAIT_S)
+        b = self.serve(env={'NOTIFY_SOCKET': sock_path, 'WATCHDOG_USEC': '2000000'})
+
+        def next_message():
+            return listener.recv(4096).decode()
+
+        ready = next_message()
+        self.assertIn('READY=1', ready.splitlines())
+        self.assertIn(f'STATUS=serving on port {b.port}', ready)
+        # WATCHDOG_USEC 2 s: a ping every second.
+        self.assertEqual(next_message(), 'WATCHDOG=1')
+        self.assertEqual(next_message(), 'WATCHDOG=1')
+
+        # SIGHUP rereads the file: log.level applies at once, the rest is named.
+        sections = dict(b.sections)
+        sections['log'] = {'level': 'warning'}
+        sections['http'] = {**sections['http'], 'threads': '3'}
+        harness.write_config(b.config, sections)
+        b.signal(signal.SIGHUP)
+        deadline = time.monotonic() + harness.WAIT_S
+        while 'SIGHUP: reread' not in b.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        line = [l for l in b.log().splitlines() if 'SIGHUP: reread' in l][0]
+        self.assertIn('log.level info -> warning', line)
+        self.assertIn('applied at the next restart: http.threads', line)
+        b.request('GET', '/after-reload')  # a 404: its access-log line is info
+        # A bad file changes nothing and says so.
+        with open(b.config, 'a', encoding='utf-8') as f:
+            f.write('[nonsense]\nx = 1\n')
+        b.signal(signal.SIGHUP)
+        while 'kept the running configuration' not in b.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertIn('unknown section [nonsense]', b.log())
+        # info lines (the access log) stopped at the reload.
+        b.signal(signal.SIGTERM)
+        self.assertEqual(b.wait(), 0)
+        self.assertIn('GET /healthz', b.log())  # info before the reload
+        self.assertNotIn('/after-reload', b.log())
+        messages = []
+        while 'STOPPING=1' not in ''.join(messages):
+            messages.append(next_message())
+
+    def test_journal_format(self):
+        self.migrate()
+        port = harness.free_port()
+        # The harness opens (and truncates) this file for the broker's stderr: same inode.
+        log_path = os.path.join(self.workdir, f'serve-{port}.log')
+        open(log_path, 'w').close()
+        st = os.stat(log_path)
+        b = self.serve(env={'JOURNAL_STREAM': f'{st.st_dev}:{st.st_ino}'},
+                       http={'listen': f'127.0.0.1:{port}'})
+        lines = harness.one_line(b.log())
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertRegex(line, r'^<[3467]>')
+        self.assertTrue(any(l.startswith('<6>vmbroker ') and 'listening on' in l for l in lines))
+        # Another stream's numbers (stderr redirected since): the plain format.
+        b2 = self.serve(env={'JOURNAL_STREAM': f'{st.st_dev}:{st.st_ino + 1}'})
+        self.assertRegex(harness.one_line(b2.log())[0], r'^\d{4}-\d\d-\d\dT')
+
+    def test_postgresql_notices_reach_the_log(self):
+        # A WARNING: the connection that ran the migrations keeps client_min_messages at
+        # warning, and may be the one the login gets.
+        self.migrate()
+        r = self.vmb('user', 'add', 'alice', '--password-stdin', input='alice password 1\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.db.psql("CREATE FUNCTION say_hello() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN RAISE WARNING 'hello from a trigger'; RETURN NEW; END $$; "
+                     "CREATE TRIGGER say_hello AFTER INSERT ON sessions "
+                     "FOR EACH ROW EXECUTE FUNCTION say_hello()")
+        b = self.serve()
+        status, _, _ = b.request('POST', '/api/v1/auth/login',
+                                 {'username': 'alice', 'password': 'alice password 1'})
+        self.assertEqual(status, 200)
+        deadline = time.monotonic() + harness.WAIT_S
+        while 'hello from a trigger' not in b.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        lines = [l for l in b.log().splitlines() if 'hello from a trigger' in l]
+        self.assertTrue(lines, b.log())
+        line = lines[0]
+        self.assertRegex(line, r'^\d{4}-\d\d-\d\dT\S+ warning postgresql: WARNING: ')
+
+    def test_root_needs_allow_root(self):
+        # A database that does not answer: as anyone but root, serve stops there instead.
+        cfg = self.config(database={'url': 'host=/nonexistent dbname=none'})
+        cmd = [harness.VMBROKER, '--config', cfg, 'serve']
+        r = subprocess.run(cmd, capture_output=True, text=True, env=harness.clean_env(),
+                           stdin=subprocess.DEVNULL, timeout=harness.WAIT_S)
+        if os.geteuid() == 0:
+            self.assertFailsWithOneLine(r, 'refusing to run as root', '--allow-root')
+        else:
+            self.assertNotEqual(r.returncode, 0)
+            self.assertNotIn('refusing to run as root', r.stderr)
 
 
 if __name__ == '__main__':

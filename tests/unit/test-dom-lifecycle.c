@@ -249,6 +249,26 @@ create_base(virConnectPtr conn, const char *prefix, const char *name, const char
     g_assert_nonnull(vol);
 }
 
+TEST(pools_get_their_owner)
+{
+    g_autoptr(virConnect) conn = test_conn();
+    g_autoptr(GError) error = NULL;
+    g_autofree char *dir = g_dir_make_tmp("vmbtest-unit-XXXXXX", &error);
+    g_autofree char *prefix = g_strdup_printf("vmbtest-own-%d-", (int) getpid());
+    DomPoolOwner owner = { 4321, 8765 };
+
+    g_assert_no_error(error);
+    g_assert_true(dom_storage_ensure_pools(conn, prefix, dir, owner, &error));
+    g_assert_no_error(error);
+    for (int k = 0; k < DOM_POOL_LAST; k++) {
+        g_autoptr(virStoragePool) p = dom_storage_pool(conn, prefix, (DomPoolKind) k, &error);
+        g_autofree char *xml = virStoragePoolGetXMLDesc(p, 0);
+        g_assert_nonnull(strstr(xml, "<mode>0711</mode>"));
+        g_assert_nonnull(strstr(xml, "<owner>4321</owner>"));
+        g_assert_nonnull(strstr(xml, "<group>8765</group>"));
+    }
+}
+
 TEST(pools_overlays_and_ephemeral_volumes)
 {
     g_autoptr(virConnect) conn = test_conn();
@@ -264,10 +284,10 @@ TEST(pools_overlays_and_ephemeral_volumes)
     DomInstance in;
 
     g_assert_no_error(error);
-    g_assert_true(dom_storage_ensure_pools(conn, prefix, dir, &error));
+    g_assert_true(dom_storage_ensure_pools(conn, prefix, dir, DOM_POOL_OWNER_DEFAULT, &error));
     g_assert_no_error(error);
     /* Idempotent. */
-    g_assert_true(dom_storage_ensure_pools(conn, prefix, dir, &error));
+    g_assert_true(dom_storage_ensure_pools(conn, prefix, dir, DOM_POOL_OWNER_DEFAULT, &error));
     g_assert_no_error(error);
     for (int k = 0; k < DOM_POOL_LAST; k++) {
         g_autoptr(virStoragePool) p = dom_storage_pool(conn, prefix, (DomPoolKind) k, &error);
@@ -279,7 +299,7 @@ TEST(pools_overlays_and_ephemeral_volumes)
     g_assert_cmpstr(disks_name + strlen(prefix), ==, "disks");
 
     /* Our pool names at another folder: someone else's pools. */
-    g_assert_false(dom_storage_ensure_pools(conn, prefix, other, &error));
+    g_assert_false(dom_storage_ensure_pools(conn, prefix, other, DOM_POOL_OWNER_DEFAULT, &error));
     g_assert_error(error, VMB_ERROR, VMB_ERROR_CONFIG);
     g_assert_nonnull(strstr(error->message, "another vmbroker"));
     g_clear_error(&error);
