@@ -29,6 +29,7 @@ HttpReply *api_vms_reboot(HttpRequest *req, void *app);
 HttpReply *api_vms_delete(HttpRequest *req, void *app);
 HttpReply *api_ops_get(HttpRequest *req, void *app);
 HttpReply *api_ops_list_vm(HttpRequest *req, void *app);
+HttpReply *api_events(HttpRequest *req, void *app);
 HttpReply *api_vms_console_ticket(HttpRequest *req, void *app);
 
 extern const HttpStream api_isos_upload;

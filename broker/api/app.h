@@ -12,6 +12,7 @@
 #include "svc-auth.h"
 #include "svc-console.h"
 #include "svc-isos.h"
+#include "svc-events.h"
 #include "svc-vms.h"
 
 typedef struct {
@@ -26,6 +27,7 @@ typedef struct {
     DomTemplateSet *templates; /* loaded from templates.dir at start */
     SvcVms *vms;           /* the VM life cycle */
     SvcOps *ops;           /* operations: what a waiting request waits for */
+    SvcEvents *events;     /* event streams */
     SvcConsole *console;   /* console tickets and the relay */
     SvcIsos *isos;         /* ISO uploads */
     char *host_id;         /* hosts row of libvirt.uri */

@@ -88,6 +88,7 @@ typedef struct {
     VmbBounded *bounded;      /* requests' libvirt work, waited for at most call_timeout_s */
     SvcAuth *auth;
     SvcOps *ops;              /* freed first: its workers use the services below */
+    SvcEvents *events;        /* its streams end with the HTTP server */
     SvcVms *vms;
     SvcConsole *console;
     SvcIsos *isos;
@@ -100,6 +101,7 @@ static void
 daemon_clear(Daemon *d)
 {
     g_clear_pointer(&d->ops, svc_ops_free);
+    g_clear_pointer(&d->events, svc_events_free);
     g_clear_pointer(&d->janitor, svc_janitor_stop);
     g_clear_pointer(&d->reaper, svc_reaper_stop);
     g_clear_pointer(&d->sync, svc_sync_free);
@@ -236,6 +238,13 @@ start_services(Daemon *d, GError **error)
         .stale_s = cfg->operations_stale_s,
         .max_active_per_user = cfg->operations_max_per_user,
         .metrics = d->metrics,
+    });
+    d->events = svc_events_new(&(SvcEventsOptions) {
+        .db = d->pool,
+        .conninfo = cfg->database_url,
+        .max_streams = cfg->events_max_streams,
+        .max_per_user = cfg->events_max_per_user,
+        .keepalive_s = cfg->events_keepalive_s,
     });
     d->vms = svc_vms_new(&(SvcVmsOptions) {
         .db = d->pool,
@@ -401,6 +410,7 @@ serve_until_signal(Daemon *d, const char *config_path, const sigset_t *sigs, GEr
         .templates = d->templates,
         .vms = d->vms,
         .ops = d->ops,
+        .events = d->events,
         .console = d->console,
         .isos = d->isos,
         .host_id = d->host_id,
@@ -439,6 +449,7 @@ serve_until_signal(Daemon *d, const char *config_path, const sigset_t *sigs, GEr
     }
     vmb_notify("STOPPING=1\nSTATUS=finishing requests in flight");
     vmb_info("received %s: finishing requests in flight, then stopping", strsignal(sig));
+    svc_events_end_streams(d->events);
     http_server_stop(srv, cfg->http_shutdown_timeout_s);
     vmb_info("stopped");
     return true;

@@ -125,6 +125,9 @@ static const KeyDef keys[] = {
     { "operations", "max_per_user", KEY_UINT, "4", 0, 10000, OFF(operations_max_per_user) },
     { "operations", "stale_s", KEY_UINT, "30", 3, 3600, OFF(operations_stale_s) },
     { "operations", "instance", KEY_STRING, NULL, 0, 0, OFF(operations_instance), NULL, true },
+    { "events", "max_streams", KEY_UINT, "1000", 0, 100000, OFF(events_max_streams) },
+    { "events", "max_per_user", KEY_UINT, "8", 0, 100000, OFF(events_max_per_user) },
+    { "events", "keepalive_s", KEY_UINT, "15", 1, 3600, OFF(events_keepalive_s) },
 };
 
 /**

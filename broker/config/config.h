@@ -61,6 +61,9 @@ typedef struct {
     unsigned operations_max_per_user; /* a user's queued and running operations at most */
     unsigned operations_stale_s;   /* a running operation without heartbeat is taken over */
     char *operations_instance;     /* this broker's name in operations.broker */
+    unsigned events_max_streams;   /* event streams at once, all users */
+    unsigned events_max_per_user;  /* event streams at once per user */
+    unsigned events_keepalive_s;   /* a comment on a silent stream this often */
 
     /* [storage] */
     char *storage_dir;             /* where vmbroker's storage pools live */

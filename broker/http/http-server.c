@@ -170,6 +170,7 @@ http_reply_free(HttpReply *reply)
     g_ptr_array_unref(reply->headers);
     if (reply->upgrade_data && reply->upgrade_free)
         reply->upgrade_free(reply->upgrade_data);
+    http_body_stream_unref(reply->stream); /* never sent */
     g_free(reply);
 }
 
@@ -229,6 +230,97 @@ http_deferred_finish(HttpDeferred *deferred, HttpReply *reply)
     }
     g_mutex_unlock(&srv->deferred_lock);
     deferred_unref(deferred);
+}
+
+/* --- streamed bodies --- */
+
+struct HttpBodyStream {
+    gint refs;
+    GMutex lock;
+    struct MHD_Connection *conn; /* NULL until the response is queued, and once it is gone */
+    bool suspended;              /* the connection waits for a wake */
+    bool woken;                  /* a wake came while @read was running */
+    HttpBodyReadFunc read;
+    void *data;
+    GDestroyNotify free_data;
+};
+
+HttpReply *
+http_reply_body_stream(unsigned status, const char *content_type, HttpBodyReadFunc read,
+                       void *data, GDestroyNotify free_data, HttpBodyStream **ret_stream)
+{
+    HttpReply *reply = http_reply_new(status, content_type, NULL);
+    HttpBodyStream *s = g_new0(HttpBodyStream, 1);
+
+    s->refs = 1;
+    g_mutex_init(&s->lock);
+    s->read = read;
+    s->data = data;
+    s->free_data = free_data;
+    if (ret_stream) {
+        g_atomic_int_inc(&s->refs);
+        *ret_stream = s;
+    }
+    reply->stream = s;
+    return reply;
+}
+
+void
+http_body_stream_unref(HttpBodyStream *stream)
+{
+    if (!stream || !g_atomic_int_dec_and_test(&stream->refs))
+        return;
+    if (stream->free_data)
+        stream->free_data(stream->data);
+    g_mutex_clear(&stream->lock);
+    g_free(stream);
+}
+
+void
+http_body_stream_wake(HttpBodyStream *stream)
+{
+    g_mutex_lock(&stream->lock);
+    if (stream->suspended && stream->conn) {
+        stream->suspended = false;
+        MHD_resume_connection(stream->conn);
+    } else {
+        stream->woken = true;
+    }
+    g_mutex_unlock(&stream->lock);
+}
+
+/* libmicrohttpd asks for more of the body; with nothing to send, the connection is
+ * suspended until a wake (and holds no thread). */
+static ssize_t
+body_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    HttpBodyStream *s = cls;
+    gssize n = s->read(s->data, buf, max);
+
+    if (n < 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n > 0)
+        return n;
+    g_mutex_lock(&s->lock);
+    if (s->woken) {
+        s->woken = false; /* news since the read began: ask again at once */
+    } else {
+        s->suspended = true;
+        MHD_suspend_connection(s->conn);
+    }
+    g_mutex_unlock(&s->lock);
+    return 0;
+}
+
+static void
+body_stream_gone(void *cls)
+{
+    HttpBodyStream *s = cls;
+
+    g_mutex_lock(&s->lock);
+    s->conn = NULL;
+    g_mutex_unlock(&s->lock);
+    http_body_stream_unref(s);
 }
 
 /* --- requests --- */
@@ -429,6 +521,11 @@ send_reply(HttpRequest *req, HttpReply *reply)
         req->upgrade_data = g_steal_pointer(&reply->upgrade_data);
         req->upgrade_free = reply->upgrade_free;
         resp = MHD_create_response_for_upgrade(upgrade_cb, req);
+    } else if (reply->stream) {
+        HttpBodyStream *stream = g_steal_pointer(&reply->stream);
+        stream->conn = req->conn;
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, body_stream_read,
+                                                 stream, body_stream_gone);
     } else {
         /* The response holds a reference to the body instead of a copy of it (a cached VM
          * list is sent as it is kept). */

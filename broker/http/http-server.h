@@ -31,7 +31,15 @@ typedef struct {
     void *upgrade_data;     /* passed to @upgrade */
     GDestroyNotify upgrade_free; /* frees @upgrade_data if @upgrade never runs */
     struct HttpDeferred *deferred; /* set for a reply that comes later */
+    struct HttpBodyStream *stream; /* set for a body produced bit by bit */
 } HttpReply;
+
+/* A body produced bit by bit (server-sent events): @read fills @buf with at most @max bytes
+ * and returns how many, 0 when it has nothing now (the connection then waits, holding no
+ * thread, until http_body_stream_wake()), or -1 to end the body. Called from the server's
+ * threads; @free_data runs once the connection is gone. */
+typedef gssize (*HttpBodyReadFunc)(void *data, char *buf, size_t max);
+typedef struct HttpBodyStream HttpBodyStream;
 
 /* A reply that comes later, from any thread: the connection waits suspended, holding no
  * thread. */
@@ -49,6 +57,14 @@ void http_reply_add_header(HttpReply *reply, const char *name, const char *value
 /* Returned by a handler that answers later: *ret_deferred is the answerer's, who must call
  * http_deferred_finish() on it once. */
 HttpReply *http_reply_deferred(HttpRequest *req, HttpDeferred **ret_deferred);
+/* A reply whose body comes from @read (see HttpBodyReadFunc); *ret_stream (optional) is a
+ * reference for http_body_stream_wake(), released with http_body_stream_unref(). */
+HttpReply *http_reply_body_stream(unsigned status, const char *content_type,
+                                  HttpBodyReadFunc read, void *data, GDestroyNotify free_data,
+                                  HttpBodyStream **ret_stream);
+/* The body has more to say: a waiting connection asks @read again. Any thread. */
+void http_body_stream_wake(HttpBodyStream *stream);
+void http_body_stream_unref(HttpBodyStream *stream);
 /* Sends @reply (transfer full) on the deferred request, or drops it when the server went
  * away meanwhile; releases @deferred. Any thread. */
 void http_deferred_finish(HttpDeferred *deferred, HttpReply *reply);

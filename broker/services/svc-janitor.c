@@ -3,6 +3,8 @@
 // next pass tries again.
 #include "svc-janitor.h"
 
+#include "db-events.h"
+#include "db-ops.h"
 #include "db-sessions.h"
 #include "db-tickets.h"
 #include "vmb-log.h"
@@ -34,8 +36,17 @@ svc_janitor_sweep(SvcJanitor *janitor)
         vmb_warning("janitor: console tickets: %s", err->message);
         g_clear_error(&err);
     }
-    if (!db_sessions_purge(db, janitor->opts.session_idle_s, &sessions, &err))
+    if (!db_sessions_purge(db, janitor->opts.session_idle_s, &sessions, &err)) {
         vmb_warning("janitor: sessions: %s", err->message);
+        g_clear_error(&err);
+    }
+    /* Event streams resume within an hour; operations are history for a month. */
+    if (db_events_purge(db, 3600, &err) < 0) {
+        vmb_warning("janitor: events: %s", err->message);
+        g_clear_error(&err);
+    }
+    if (db_ops_purge(db, 30 * 86400, &err) < 0)
+        vmb_warning("janitor: operations: %s", err->message);
     if (tickets || sessions)
         vmb_info("janitor: deleted %u expired console ticket(s) and %u session(s)", tickets,
                  sessions);

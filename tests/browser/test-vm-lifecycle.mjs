@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Scenario 2: boot memtest from the dashboard, watch it reach running, see it paused (virsh
-// suspend) with the reason and the buttons a paused VM has, and running again once resumed;
-// stop it and see "stopped" with the reason, delete it; the API agrees at each step.
+// suspend) with the reason and the buttons a paused VM has, and running again once resumed
+// (the page follows the event stream: no reload, no polling); stop it and see "stopped" with
+// the reason, delete it; the API agrees at each step.
 import { spawnSync } from 'node:child_process';
 import { check, run, shot, signIn, waitFor } from './lib.mjs';
 
@@ -25,6 +26,19 @@ await run('vm-lifecycle', async ({ broker, page, name }) => {
     check(await card.getByRole('button', { name: `Open console: ${vm.name}` }).isEnabled(), 'Open console is disabled while running');
     check(await card.getByRole('button', { name: `Start: ${vm.name}` }).isDisabled(), 'Start is enabled while running');
     await shot(page, name, 'running');
+
+    // Live updates from the event stream, not polling: in quiet times the page does not
+    // fetch the list at all; the changes below (virsh, the API) reach it without a reload.
+    await waitFor('the live label', async () =>
+        (await page.locator('#vms-live').textContent()) === 'live');
+    let lists = 0;
+    const countLists = (r) => {
+        if (r.method() === 'GET' && new URL(r.url()).pathname === '/api/v1/vms') lists++;
+    };
+    page.on('request', countLists);
+    await page.waitForTimeout(5000);
+    page.off('request', countLists);
+    check(lists === 0, `the page fetched the VM list ${lists} times in 5 s without a change`);
 
     // A second boot is over alice's limit of one running VM: the 409 says so, with a console link.
     await page.getByRole('button', { name: 'Boot memtest' }).click();
@@ -66,7 +80,7 @@ await run('vm-lifecycle', async ({ broker, page, name }) => {
     await card.getByRole('button', { name: `Delete: ${vm.name}` }).click();
     await page.locator('#vm-empty').waitFor({ state: 'visible' });
     await waitFor('the API to forget the VM', async () => (await broker.vms()).length === 0);
-    // It stays gone across the next polls.
+    // It stays gone (a late event or reload does not bring it back).
     await page.waitForTimeout(2500);
     check(await page.locator('#vm-list li.vm').count() === 0, 'the deleted VM came back on the dashboard');
     await shot(page, name, 'deleted');

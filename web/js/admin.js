@@ -1,9 +1,9 @@
-// The admin page: every VM (owner, ports, state, age) with stop and delete, and the users with
-// disable. A non-admin sees "Admins only" and nothing is fetched (the API refuses anyway).
+// The admin page: every VM (owner, ports, state, age; kept current by the event stream) with
+// stop and delete, and the users with disable. A non-admin sees "Admins only" and nothing is fetched (the API refuses anyway).
 import { api, requireUser } from './api.js';
+import { coalesce, follow } from './live.js';
 import { ago, el, say, topbar } from './ui.js';
 
-const POLL_MS = 2000;
 const $ = (id) => document.getElementById(id);
 const busy = new Set(); // ids of VMs with an action in flight
 
@@ -69,9 +69,14 @@ async function refreshVms() {
     }
 }
 
-async function pollVms() {
-    await refreshVms();
-    setTimeout(pollVms, POLL_MS);
+function followVms() {
+    const refreshSoon = coalesce(refreshVms, 250);
+    follow({
+        onVm: refreshSoon,
+        onOperation: (op) => { if (op.state !== 'running') refreshSoon(); },
+        onReset: refreshSoon,
+        onStatus: (text) => { $('vms-live').textContent = text; },
+    });
 }
 
 async function loadUsers() {
@@ -112,7 +117,7 @@ async function init() {
         return;
     }
     $('admin-content').hidden = false;
-    pollVms();
+    followVms();
     loadUsers();
 }
 

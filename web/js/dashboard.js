@@ -1,9 +1,10 @@
-// The dashboard: my VMs with their live state (polled every 2 s) and power buttons, the
-// templates with a boot button each, and my ISOs with a boot button per ISO template.
+// The dashboard: my VMs with their live state and running operation (from the event stream)
+// and power buttons, the templates with a boot button each, and my ISOs with a boot button
+// per ISO template.
 import { api, ApiError, requireUser } from './api.js';
+import { coalesce, follow } from './live.js';
 import { ago, bytes, el, say, topbar } from './ui.js';
 
-const POLL_MS = 2000;
 const $ = (id) => document.getElementById(id);
 
 const STATE_WORDS = {
@@ -71,13 +72,14 @@ function makeRow(vm) {
         name: el('h3'),
         badge: el('span', { class: 'state' }),
         reason: el('span', { class: 'reason' }),
+        step: el('span', { class: 'step muted small', 'aria-live': 'polite' }),
         facts: el('p', { class: 'muted small' }),
         msg: el('div', { class: 'msg error', role: 'alert' }),
         buttons,
     };
     const li = el('li', { class: 'card vm', dataset: { id: vm.id } },
         parts.name,
-        el('p', { class: 'state-line' }, parts.badge, parts.reason),
+        el('p', { class: 'state-line' }, parts.badge, parts.reason, parts.step),
         parts.facts,
         parts.msg,
         el('div', { class: 'actions' }, Object.values(buttons)));
@@ -146,7 +148,7 @@ function renderVms(vms) {
     list.setAttribute('aria-busy', 'false');
 }
 
-async function poll() {
+async function refresh() {
     try {
         const vms = await api('GET', '/api/v1/vms');
         renderVms(vms || []);
@@ -155,7 +157,27 @@ async function poll() {
     } catch (e) {
         say($('page-msg'), `Could not refresh your VMs: ${e.message}`);
     }
-    setTimeout(poll, POLL_MS);
+}
+
+// An operation's step shows on its VM while it runs; its end brings the VM's new state.
+function showOperation(op, refreshSoon) {
+    const row = rows.get(op.vm_id);
+    if (row) {
+        const active = op.state === 'queued' || op.state === 'running';
+        row.parts.step.textContent = active ? `${op.kind}: ${op.step}…` : '';
+        if (op.state === 'failed' && op.error) say(row.parts.msg, op.error.detail);
+    }
+    if (!row || op.state === 'succeeded' || op.state === 'failed') refreshSoon();
+}
+
+function live() {
+    const refreshSoon = coalesce(refresh, 250);
+    follow({
+        onVm: refreshSoon,
+        onOperation: (op) => showOperation(op, refreshSoon),
+        onReset: refreshSoon,
+        onStatus: (text) => { $('vms-live').textContent = text; },
+    });
 }
 
 /* --- booting -------------------------------------------------------------------------- */
@@ -267,7 +289,7 @@ async function loadIsos() {
 async function init() {
     me = await requireUser();
     topbar(me, 'dashboard');
-    poll();
+    live();
     try {
         templates = (await api('GET', '/api/v1/templates')) || [];
         renderTemplates();
