@@ -253,6 +253,7 @@ db_ops_set_step(DbConn *conn, const char *id, const char *step, unsigned progres
  * db_ops_finish:
  * @conn: a connection
  * @id: a running operation
+ * @broker: the broker running it
  * @state: DB_OP_SUCCEEDED or DB_OP_FAILED
  * @error_kind: (nullable): for a failure, the error's kind
  * @error_detail: (nullable): for a failure, what the user is told
@@ -260,19 +261,20 @@ db_ops_set_step(DbConn *conn, const char *id, const char *step, unsigned progres
  * @error: return location for an error
  *
  * Returns: (transfer full): the finished operation; VMB_ERROR_NOT_FOUND when it was not
- * running (another broker took it over).
+ * running for @broker (another broker took it over while this one stalled).
  */
 DbOp *
-db_ops_finish(DbConn *conn, const char *id, DbOpState state, const char *error_kind,
-              const char *error_detail, const char *error_admin, GError **error)
+db_ops_finish(DbConn *conn, const char *id, const char *broker, DbOpState state,
+              const char *error_kind, const char *error_detail, const char *error_admin,
+              GError **error)
 {
     const char *params[] = { id, db_op_state_to_string(state), error_kind, error_detail,
-                             error_admin };
+                             error_admin, broker };
     g_autoptr(PGresult) res = exec_returning(conn,
         "UPDATE operations SET state = $2, finished_at = now(), heartbeat_at = NULL,"
         "       step = $2, progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE progress END,"
         "       error_kind = $3, error_detail = $4, error_admin = $5"
-        " WHERE id = $1 AND state = 'running' RETURNING *", 5, params, error);
+        " WHERE id = $1 AND state = 'running' AND broker = $6 RETURNING *", 6, params, error);
     DbOp *op = first_op(res);
 
     if (res && !op)

@@ -78,9 +78,11 @@ int db_ops_requeue_broker(DbConn *conn, const char *broker, GError **error);
 bool db_ops_heartbeat(DbConn *conn, const char *broker, GError **error);
 bool db_ops_set_step(DbConn *conn, const char *id, const char *step, unsigned progress,
                      GError **error);
-/* Ends a running operation: @state is SUCCEEDED or FAILED (then with the error texts). */
-DbOp *db_ops_finish(DbConn *conn, const char *id, DbOpState state, const char *error_kind,
-                    const char *error_detail, const char *error_admin, GError **error);
+/* Ends an operation running for @broker: @state is SUCCEEDED or FAILED (then with the error
+ * texts). VMB_ERROR_NOT_FOUND when another broker took it over. */
+DbOp *db_ops_finish(DbConn *conn, const char *id, const char *broker, DbOpState state,
+                    const char *error_kind, const char *error_detail, const char *error_admin,
+                    GError **error);
 DbOp *db_ops_get(DbConn *conn, const char *id, GError **error);
 /* The VM's operations, newest first, at most @limit. */
 GPtrArray *db_ops_list_vm(DbConn *conn, const char *vm_id, unsigned limit, GError **error);

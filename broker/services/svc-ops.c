@@ -4,6 +4,7 @@
 #include "svc-ops.h"
 
 #include "db-listen.h"
+#include "vmb-crash.h"
 #include "vmb-error.h"
 #include "vmb-log.h"
 
@@ -216,7 +217,8 @@ finish(SvcOps *ops, const DbOp *op, const GError *failure)
                      ? "The operation failed; an administrator can see why in the log."
                      : failure->message;
     }
-    done = conn ? db_ops_finish(conn, op->id, failure ? DB_OP_FAILED : DB_OP_SUCCEEDED,
+    done = conn ? db_ops_finish(conn, op->id, ops->instance,
+                                failure ? DB_OP_FAILED : DB_OP_SUCCEEDED,
                                 failure ? vmb_error_kind_to_string(kind) : NULL, detail,
                                 failure ? failure->message : NULL, &err)
                 : NULL;
@@ -240,10 +242,12 @@ worker_run(gpointer data, gpointer user_data)
 
     vmb_info("operation %s: %s of VM %s (attempt %u)", op->id, db_op_kind_to_string(op->kind),
              op->vm_id, op->attempts);
+    vmb_crash_point("op:after-claim");
     if (!fn)
         g_set_error(&err, VMB_ERROR, VMB_ERROR_INTERNAL, "no runner for this kind");
     else if (!fn(ops, op, ops->runners[op->kind].data, &err) && !err)
         g_set_error(&err, VMB_ERROR, VMB_ERROR_INTERNAL, "failed without saying why");
+    vmb_crash_point("op:before-finish");
     done = finish(ops, op, err);
     g_mutex_lock(&ops->lock);
     ops->busy--;

@@ -158,17 +158,21 @@ run_user_op(SvcVms *vms, const DbOp *op, GError **error)
     }
 }
 
-/* Taken over after its first attempt: a start or reboot whose VM runs is done. */
+/* Taken over after its first attempt: a start or reboot whose VM runs is done, and so is a
+ * delete whose VM is gone. */
 static bool
 already_done(SvcVms *vms, const DbOp *op)
 {
     g_autoptr(DbConn) db = NULL;
     g_autoptr(DbVm) vm = NULL;
+    g_autoptr(GError) err = NULL;
 
-    if (op->attempts <= 1 || (op->kind != DB_OP_START && op->kind != DB_OP_REBOOT))
+    if (op->attempts <= 1 || op->kind == DB_OP_CREATE || op->kind == DB_OP_STOP)
         return false;
     db = db_pool_acquire(vms->opts.db, NULL);
-    vm = db ? db_vms_get(db, op->vm_id, NULL, NULL) : NULL;
+    vm = db ? db_vms_get(db, op->vm_id, NULL, &err) : NULL;
+    if (op->kind == DB_OP_DELETE)
+        return !vm && vmb_error_kind(err) == VMB_ERROR_NOT_FOUND;
     return vm && vm->state == DB_VM_RUNNING;
 }
 

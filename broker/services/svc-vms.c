@@ -23,6 +23,9 @@
 //   start:after-lease     the row is `creating` again with fresh leases, domain off
 //   start:after-disk      the same, the disk made if it was missing
 //   start:after-define    the domain is redefined with the new ports, not started
+// and, for every kind of operation (svc-ops.c):
+//   op:after-claim        the operation is `running` for this broker, nothing done yet
+//   op:before-finish      the work is done (or failed), its end not yet recorded
 #include "svc-vms-private.h"
 
 #include <string.h>

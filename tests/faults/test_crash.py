@@ -94,6 +94,39 @@ class Crash(faults.FaultCase):
                 self.assertEqual(status, 202, got)
                 self.wait_state(self.admin, vm['id'], 'stopped')
 
+    def test_every_operation_kind_at_claim_and_before_its_end(self):
+        # A crash right after a worker claimed the operation, and right before it recorded
+        # the end: the next broker takes it back (attempt 2), reconciles the VM and ends the
+        # operation as the VM then is. A create whose guest had not run is undone (failed,
+        # no row); every other kind is finished.
+        kinds = (('stop', 'POST', '/api/v1/vms/{id}/stop', 'stopped'),
+                 ('start', 'POST', '/api/v1/vms/{id}/start', 'running'),
+                 ('reboot', 'POST', '/api/v1/vms/{id}/reboot', 'running'),
+                 ('delete', 'DELETE', '/api/v1/vms/{id}', None))
+        for point in ('op:after-claim', 'op:before-finish'):
+            with self.subTest(point=point, kind='create'):
+                self.crash_during(point, 'POST', '/api/v1/vms', {'template': 'memtest-disk'})
+                rows = self.assert_agree()
+                op = self.last_operation('create')
+                if point == 'op:after-claim':
+                    self.assertEqual((rows, op), ({}, ['failed', '2']))
+                    vm = self.create(self.admin, 'memtest-disk')['id']
+                else:
+                    self.assertEqual(op, ['succeeded', '2'])
+                    self.assertEqual([r['state'] for r in rows.values()], ['running'])
+                    vm = next(iter(rows.values()))['id']
+            for kind, method, path, state in kinds:
+                with self.subTest(point=point, kind=kind):
+                    self.crash_during(point, method, path.format(id=vm))
+                    self.assertEqual(self.last_operation(kind), ['succeeded', '2'])
+                    rows = self.assert_agree()
+                    self.assertEqual([r['state'] for r in rows.values()],
+                                     [state] if state else [])
+
+    def last_operation(self, kind):
+        """[state, attempts] of the newest operation of KIND."""
+        return self.db.psql("SELECT state, attempts FROM operations"
+                            f" WHERE kind = '{kind}' ORDER BY created_at DESC LIMIT 1")[0]
 
 if __name__ == '__main__':
     faults.main()
