@@ -780,8 +780,12 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
         vmb_metrics_observe(srv->opts.metrics, HTTP_METRIC_DURATION, ms / 1000.0,
                             "route", route, NULL);
     }
-    vmb_info("http %s %s %u %.2fms user=%s addr=%s%s", req->method, req->path,
-             req->replied ? req->status : 0, ms, req->user ? req->user : "-", req->remote,
+    /* The method, path and user come from the client: each stays one field of one line. */
+    g_autofree char *method = vmb_log_field(req->method);
+    g_autofree char *path = vmb_log_field(req->path);
+    g_autofree char *user = vmb_log_field(req->user);
+    vmb_info("http %s %s %u %.2fms user=%s addr=%s%s", method, path,
+             req->replied ? req->status : 0, ms, user, req->remote,
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
     request_free(req);
     *req_cls = NULL;

@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Issue 14's hardening on the real binary and PostgreSQL: log lines a client cannot forge,
+# login throttling an attacker cannot turn against the victim, what a service account may do,
+# tokens that never outlive their parent, who may read /metrics, the noVNC CSP, and the
+# deadline for a request head.
+import http.client
+import json
+import os
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+PASSWORD = 'correct horse battery'
+
+
+def request_from(broker, source, method, path, body=None, headers=None):
+    """Like Broker.request, from the local address SOURCE (127.0.0.x: all reach loopback)."""
+    conn = http.client.HTTPConnection(broker.host, broker.port, timeout=60,
+                                      source_address=(source, 0))
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            headers = {'Content-Type': 'application/json', **(headers or {})}
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        conn.close()
+
+
+class Hardening(harness.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.migrate()
+        for name, role in (('alice', 'user'), ('admin', 'admin')):
+            r = self.vmb('user', 'add', name, '--role', role, '--password-stdin',
+                         input=PASSWORD + '\n')
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+    def start(self, **overrides):
+        self.broker = self.serve(**overrides)
+        self.origin = f'http://{self.broker.host}:{self.broker.port}'
+        return self.broker
+
+    def log_lines_after(self, mark):
+        return self.broker.log()[mark:].splitlines()
+
+    # --- log hygiene ---
+
+    def test_a_newline_in_the_path_does_not_forge_a_log_line(self):
+        b = self.start()
+        mark = len(b.log())
+        forged = '2026-01-01T00:00:00.000Z info http GET /api/v1/me 200 0.1ms user=admin'
+        path = '/nothing%0a' + forged.replace(' ', '%20') + '%0d%1b[2J'
+        status, _, _ = b.request('GET', path)
+        self.assertEqual(status, 404)
+        deadline = time.monotonic() + harness.WAIT_S
+        while time.monotonic() < deadline:
+            lines = [l for l in self.log_lines_after(mark) if '/nothing' in l]
+            if lines:
+                break
+            time.sleep(0.1)
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn('/nothing\\x0a2026-01-01T00:00:00.000Z\\x20info', lines[0])
+        self.assertIn('\\x0d\\x1b[2J 404 ', lines[0])
+        for line in self.log_lines_after(mark):
+            self.assertFalse(line.startswith('2026-01-01T00:00:00.000Z'), line)
+            self.assertNotIn('\x1b', line)
+            self.assertNotIn('\r', line)
+
+
+if __name__ == '__main__':
+    harness.main()
