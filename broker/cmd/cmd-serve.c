@@ -227,6 +227,7 @@ start_services(Daemon *d, GError **error)
         .session_max_s = cfg->auth_session_max_s,
         .max_failures_user = cfg->auth_login_failures_per_user,
         .max_failures_addr = cfg->auth_login_failures_per_addr,
+        .max_signups_addr = cfg->auth_signups_per_addr,
         .window_s = cfg->auth_login_window_s,
     });
     declare_metrics(d->metrics);

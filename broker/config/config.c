@@ -120,6 +120,7 @@ static const KeyDef keys[] = {
     { "auth", "login_failures_per_addr", KEY_UINT, "20", 1, 100000,
       OFF(auth_login_failures_per_addr) },
     { "auth", "login_window_s", KEY_UINT, "60", 1, 86400, OFF(auth_login_window_s) },
+    { "auth", "signups_per_addr", KEY_UINT, "5", 1, 100000, OFF(auth_signups_per_addr) },
     { "log", "level", KEY_ENUM, "info", 0, 0, OFF(log_level), vmb_log_level_names },
     { "operations", "workers", KEY_UINT, "8", 1, 256, OFF(operations_workers) },
     { "operations", "max_per_user", KEY_UINT, "4", 0, 10000, OFF(operations_max_per_user) },

@@ -96,9 +96,10 @@ typedef struct {
     unsigned auth_argon2_iterations; /* argon2id t */
     unsigned auth_argon2_lanes;    /* argon2id p */
     unsigned auth_max_hashing;     /* password hashes computed at once */
-    unsigned auth_login_failures_per_user; /* failed logins per user per window */
+    unsigned auth_login_failures_per_user; /* failed logins per (user, address) per window */
     unsigned auth_login_failures_per_addr; /* failed logins per address per window */
     unsigned auth_login_window_s;  /* the throttling window */
+    unsigned auth_signups_per_addr; /* sign-up attempts per address per window */
 
     /* [log] */
     VmbLogLevel log_level;         /* the lowest level written */

@@ -72,6 +72,53 @@ class Hardening(harness.TestCase):
             self.assertNotIn('\x1b', line)
             self.assertNotIn('\r', line)
 
+    # --- throttling ---
+
+    def login_from(self, source, username, password):
+        return request_from(self.broker, source, 'POST', '/api/v1/auth/login',
+                            {'username': username, 'password': password})
+
+    def test_a_burst_against_a_user_never_locks_out_other_addresses(self):
+        self.start(auth={'login_failures_per_user': '3', 'login_failures_per_addr': '5',
+                         'login_window_s': '300'})
+        for _ in range(3):
+            status, _, _ = self.login_from('127.0.0.2', 'admin', 'wrong')
+            self.assertEqual(status, 401)
+        # The attacker's address is slowed, even with the right password ...
+        status, hdrs, _ = self.login_from('127.0.0.2', 'admin', PASSWORD)
+        self.assertEqual(status, 429)
+        self.assertGreater(int(hdrs['retry-after']), 0)
+        # ... while the victim signs in from an address without failures, again and again,
+        # as the attack goes on.
+        for _ in range(3):
+            status, _, body = self.login_from('127.0.0.1', 'admin', PASSWORD)
+            self.assertEqual(status, 200, body)
+            self.assertEqual(self.login_from('127.0.0.2', 'admin', 'wrong')[0], 429)
+        # Spreading over users: the attacker's address is refused for every user past the
+        # per-address bound (3 + 2 failures), others are not.
+        for _ in range(2):
+            self.assertEqual(self.login_from('127.0.0.2', 'alice', 'wrong')[0], 401)
+        self.assertEqual(self.login_from('127.0.0.2', 'alice', PASSWORD)[0], 429)
+        self.assertEqual(self.login_from('127.0.0.3', 'alice', PASSWORD)[0], 200)
+        # A third address with failures of its own for alice does not disturb admin there.
+        self.assertEqual(self.login_from('127.0.0.3', 'alice', 'wrong')[0], 401)
+        self.assertEqual(self.login_from('127.0.0.3', 'admin', PASSWORD)[0], 200)
+
+    def test_signup_is_throttled_per_address(self):
+        self.start(auth={'signup': 'true', 'signups_per_addr': '2', 'login_window_s': '300'})
+
+        def signup(source, name):
+            return request_from(self.broker, source, 'POST', '/api/v1/auth/signup',
+                                {'username': name, 'password': 'long enough'})
+        self.assertEqual(signup('127.0.0.2', 'carol')[0], 201)
+        self.assertEqual(signup('127.0.0.2', 'carol')[0], 409)  # refused, but counted
+        status, hdrs, _ = signup('127.0.0.2', 'dave')
+        self.assertEqual(status, 429)
+        self.assertGreater(int(hdrs['retry-after']), 0)
+        self.assertEqual(self.db.scalar("SELECT count(*) FROM users WHERE username = 'dave'"),
+                         '0')
+        self.assertEqual(signup('127.0.0.3', 'dave')[0], 201)
+
 
 if __name__ == '__main__':
     harness.main()
