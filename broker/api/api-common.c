@@ -128,11 +128,13 @@ api_authenticate(HttpRequest *req, App *app, ApiCaller **ret_caller)
             return r;
         }
         caller->kind = API_AUTH_TOKEN;
-        caller->user = svc_auth_token(app->cache, app->db, authz + 7, &error);
+        caller->user = svc_auth_token(app->cache, app->db, authz + 7, &caller->expires_at,
+                                      &error);
     } else if (cookie && *cookie) {
         g_autofree char *csrf_hash = NULL;
         caller->kind = API_AUTH_SESSION;
-        caller->user = svc_auth_session(app->auth, app->db, cookie, &csrf_hash, &error);
+        caller->user = svc_auth_session(app->auth, app->db, cookie, &csrf_hash,
+                                        &caller->expires_at, &error);
         if (caller->user && method_changes_state(http_request_method(req))) {
             HttpReply *refused = check_csrf(req, app, csrf_hash);
             if (refused)

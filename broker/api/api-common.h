@@ -16,6 +16,7 @@ typedef enum {
 typedef struct {
     DbUser *user;      /* the caller */
     ApiAuthKind kind;  /* how they proved it */
+    gint64 expires_at; /* when that proof ends (Unix seconds), 0 for a token without end */
 } ApiCaller;
 
 void api_caller_free(ApiCaller *caller);

@@ -346,13 +346,14 @@ svc_auth_logout(DbPool *pool, const char *session_secret, GError **error)
  * @pool: the database
  * @session_secret: the cookie value
  * @ret_csrf_hash: (out): the session's CSRF digest
+ * @ret_expires_at: (out) (optional): the session's absolute end, Unix seconds
  * @error: return location for an error
  *
  * Returns: (transfer full): the session's user, or NULL (VMB_ERROR_UNAUTHORIZED).
  */
 DbUser *
 svc_auth_session(SvcAuth *auth, DbPool *pool, const char *session_secret,
-                 char **ret_csrf_hash, GError **error)
+                 char **ret_csrf_hash, gint64 *ret_expires_at, GError **error)
 {
     g_autofree char *hash = vmb_secret_sha256_hex(session_secret, strlen(session_secret));
     g_autoptr(DbConn) conn = db_pool_acquire(pool, error);
@@ -360,7 +361,7 @@ svc_auth_session(SvcAuth *auth, DbPool *pool, const char *session_secret,
     if (!conn)
         return NULL;
     return db_sessions_authenticate(conn, hash, auth->opts.session_idle_s, ret_csrf_hash,
-                                    error);
+                                    ret_expires_at, error);
 }
 
 /* What a token check found, kept in the cache. */
@@ -392,6 +393,7 @@ token_hit_copy(gconstpointer data)
  * @cache: the read cache
  * @pool: the database
  * @token: the bearer token presented
+ * @ret_expires_at: (out) (optional): when the token expires (Unix seconds), 0 for never
  * @error: return location for an error
  *
  * A token seen before is answered from @cache until it expires or its last_used_at is due
@@ -401,7 +403,8 @@ token_hit_copy(gconstpointer data)
  * Returns: (transfer full): the token's user, or NULL (VMB_ERROR_UNAUTHORIZED).
  */
 DbUser *
-svc_auth_token(DbCache *cache, DbPool *pool, const char *token, GError **error)
+svc_auth_token(DbCache *cache, DbPool *pool, const char *token, gint64 *ret_expires_at,
+               GError **error)
 {
     g_autofree char *hash = vmb_secret_sha256_hex(token, strlen(token));
     g_autofree char *key = g_strconcat("token:", hash, NULL);
@@ -416,6 +419,8 @@ svc_auth_token(DbCache *cache, DbPool *pool, const char *token, GError **error)
         bool live = (!hit->expires_at || g_get_real_time() / G_USEC_PER_SEC < hit->expires_at)
                     && g_get_monotonic_time() < hit->stamp_due;
         user = live ? g_steal_pointer(&hit->user) : NULL;
+        if (user && ret_expires_at)
+            *ret_expires_at = hit->expires_at;
         token_hit_free(hit);
         if (user)
             return user;
@@ -430,6 +435,8 @@ svc_auth_token(DbCache *cache, DbPool *pool, const char *token, GError **error)
         return NULL;
     }
     hit->stamp_due = g_get_monotonic_time() + (gint64) due_s * G_USEC_PER_SEC;
+    if (ret_expires_at)
+        *ret_expires_at = hit->expires_at;
     user = db_user_copy(hit->user);
     db_cache_store(cache, key, gen, hit, (GDestroyNotify) token_hit_free);
     return user;

@@ -48,6 +48,9 @@ bool svc_auth_signup(SvcAuth *auth, DbPool *pool, const char *username,
                      unsigned *ret_retry_after_s, GError **error);
 bool svc_auth_logout(DbPool *pool, const char *session_secret, GError **error);
 
+/* @ret_expires_at (optional): the session's absolute end, or the token's expiry (0 for
+ * never), in Unix seconds: what a token minted through it may not outlive. */
 DbUser *svc_auth_session(SvcAuth *auth, DbPool *pool, const char *session_secret,
-                         char **ret_csrf_hash, GError **error);
-DbUser *svc_auth_token(DbCache *cache, DbPool *pool, const char *token, GError **error);
+                         char **ret_csrf_hash, gint64 *ret_expires_at, GError **error);
+DbUser *svc_auth_token(DbCache *cache, DbPool *pool, const char *token, gint64 *ret_expires_at,
+                       GError **error);

@@ -277,6 +277,17 @@ resolve_owner(SvcVms *vms, DbConn *conn, const SvcVmRequest *req, DbUser **ret_o
     }
     if (!owner)
         return false;
+    /* A service account acts for students only: acting for an admin would lend it the
+     * admin's exemptions (no running limit, every ISO), for a disabled user it would undo
+     * the disabling. Admins keep the power to act for anyone. */
+    if (req->caller->role == DB_ROLE_SERVICE &&
+        strcmp(owner->id, req->caller->id) != 0 &&
+        (owner->role != DB_ROLE_USER || owner->disabled)) {
+        db_user_free(owner);
+        g_set_error(error, VMB_ERROR, VMB_ERROR_FORBIDDEN,
+                    "A service account acts only for enabled users of role 'user'.");
+        return false;
+    }
     *ret_owner = owner;
     return true;
 }

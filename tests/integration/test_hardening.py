@@ -119,6 +119,95 @@ class Hardening(harness.TestCase):
                          '0')
         self.assertEqual(signup('127.0.0.3', 'dave')[0], 201)
 
+    # --- authorization ---
+
+    def session(self, username):
+        status, hdrs, body = self.broker.request(
+            'POST', '/api/v1/auth/login', {'username': username, 'password': PASSWORD})
+        self.assertEqual(status, 200, body)
+        return {'Cookie': hdrs['set-cookie'].split(';', 1)[0],
+                'X-CSRF-Token': json.loads(body)['csrf_token'], 'Origin': self.origin}
+
+    def mint(self, auth, **body):
+        status, _, data = self.broker.request('POST', '/api/v1/tokens', {'name': 't', **body},
+                                              headers=auth)
+        self.assertEqual(status, 201, data)
+        return json.loads(data)
+
+    def expires_epoch(self, token_id):
+        return float(self.db.scalar(
+            f"SELECT extract(epoch FROM expires_at) FROM api_tokens WHERE id = '{token_id}'"))
+
+    def test_a_token_never_outlives_the_token_or_session_it_was_minted_with(self):
+        self.start()
+        # Through a token of 60 s: a child asking for no end, or for a day, ends with it.
+        r = self.vmb('token', 'create', 'alice', '--expires-in', '60')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        parent = {'Authorization': 'Bearer ' + r.stdout.strip()}
+        parent_end = float(self.db.scalar(
+            "SELECT extract(epoch FROM expires_at) FROM api_tokens WHERE name = 'cli'"))
+        for body in ({}, {'expires_in': 86400}):
+            child = self.mint(parent, **body)
+            self.assertIsNotNone(child['expires_in'])
+            self.assertLessEqual(child['expires_in'], 60)
+            self.assertLessEqual(self.expires_epoch(child['id']), parent_end)
+            # ... and a grandchild too.
+            grandchild = self.mint({'Authorization': 'Bearer ' + child['token']})
+            self.assertLessEqual(self.expires_epoch(grandchild['id']), parent_end)
+        # A shorter life than the parent's is kept as asked.
+        self.assertEqual(self.mint(parent, expires_in=5)['expires_in'], 5)
+        # Through a session: never past the session's absolute end.
+        cookie = self.session('alice')
+        session_end = float(self.db.scalar(
+            'SELECT max(extract(epoch FROM expires_at)) FROM sessions'))
+        for body in ({}, {'expires_in': 10 * 365 * 86400}):
+            child = self.mint(cookie, **body)
+            self.assertIsNotNone(child['expires_in'])
+            self.assertLessEqual(self.expires_epoch(child['id']), session_end)
+        # A token without end mints tokens without end.
+        r = self.vmb('token', 'create', 'alice')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        child = self.mint({'Authorization': 'Bearer ' + r.stdout.strip()})
+        self.assertIsNone(child['expires_in'])
+        self.assertIsNone(self.db.scalar(
+            f"SELECT expires_at FROM api_tokens WHERE id = '{child['id']}'") or None)
+
+    def test_a_service_account_acts_only_for_enabled_users(self):
+        r = self.vmb('user', 'add', 'portal', '--role', 'service', '--password-stdin',
+                     input=PASSWORD + '\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.vmb('user', 'add', 'robot', '--role', 'service', '--password-stdin',
+                     input=PASSWORD + '\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.vmb('user', 'add', 'gone', '--password-stdin', input=PASSWORD + '\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.db.psql("UPDATE users SET disabled = true WHERE username = 'gone'")
+        r = self.vmb('token', 'create', 'portal')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        portal = {'Authorization': 'Bearer ' + r.stdout.strip()}
+        self.start()
+        before = self.db.psql('SELECT username, role, disabled FROM users ORDER BY username')
+
+        def create(owner):
+            # memtest takes no ISO: a create that passes the owner check stops at 422 there,
+            # before any guest is made.
+            return self.broker.request('POST', '/api/v1/vms',
+                                       {'template': 'memtest', 'owner': owner,
+                                        'iso': '00000000-0000-0000-0000-000000000000'},
+                                       headers=portal)
+        for owner in ('admin', 'robot', 'gone'):
+            status, hdrs, body = create(owner)
+            self.assertEqual(status, 403, (owner, body))
+            self.assertEqual(hdrs['content-type'], 'application/problem+json')
+        self.assertEqual(self.db.psql('SELECT username, role, disabled FROM users '
+                                      'ORDER BY username'), before)
+        # An enabled student, and a new one (made on the spot, role user), pass the check.
+        self.assertEqual(create('alice')[0], 422)
+        self.assertEqual(create('newstudent')[0], 422)
+        self.assertEqual(self.db.psql("SELECT role, disabled FROM users "
+                                      "WHERE username = 'newstudent'"), [['user', 'f']])
+        self.assertEqual(self.db.psql('SELECT name, state FROM vms'), [])
+
 
 if __name__ == '__main__':
     harness.main()
