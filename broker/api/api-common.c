@@ -153,6 +153,33 @@ api_authenticate(HttpRequest *req, App *app, ApiCaller **ret_caller)
 }
 
 /**
+ * api_sees_internals:
+ * @req: the request
+ * @app: the daemon's state
+ *
+ * Whether the caller may read the broker's internals (/metrics, readyz detail): a client
+ * address in http.metrics_allow, or a bearer token of an admin. No cookie: a page of ours
+ * has no business there.
+ *
+ * Returns: true when allowed.
+ */
+bool
+api_sees_internals(HttpRequest *req, App *app)
+{
+    const char *authz = http_request_header(req, "Authorization");
+    g_autoptr(DbUser) user = NULL;
+
+    if (vmb_cidr_list_contains(app->cfg->http_metrics_allow, http_request_remote_addr(req)))
+        return true;
+    if (!authz || g_ascii_strncasecmp(authz, "Bearer ", 7) != 0 || !authz[7])
+        return false;
+    user = svc_auth_token(app->cache, app->db, authz + 7, NULL, NULL);
+    if (user)
+        http_request_set_user(req, user->username);
+    return user && user->role == DB_ROLE_ADMIN;
+}
+
+/**
  * api_json_body:
  * @req: the request
  * @ret_obj: (out): the parsed object, set when NULL is returned

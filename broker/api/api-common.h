@@ -32,6 +32,10 @@ const char *api_session_cookie(const App *app);
  * request that changes state without the CSRF token and a same-origin Origin, 503). */
 HttpReply *api_authenticate(HttpRequest *req, App *app, ApiCaller **ret_caller);
 
+/* Whether the caller may read /metrics and readyz detail (http.metrics_allow or an admin's
+ * bearer token). */
+bool api_sees_internals(HttpRequest *req, App *app);
+
 /* Parses a JSON object body (415 unless application/json, 400 when malformed). */
 HttpReply *api_json_body(HttpRequest *req, json_object **ret_obj);
 /* Reads a member that must be a string (or absent when !required); VMB_ERROR_INVALID. */

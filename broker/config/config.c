@@ -63,6 +63,7 @@ static const KeyDef keys[] = {
     { "http", "max_body_bytes", KEY_UINT64, "65536", 256, 16777216, OFF(http_max_body_bytes) },
     { "http", "shutdown_timeout_s", KEY_UINT, "30", 0, 3600, OFF(http_shutdown_timeout_s) },
     { "http", "threads", KEY_UINT, "8", 1, 256, OFF(http_threads) },
+    { "http", "metrics_allow", KEY_CIDRS, "127.0.0.0/8, ::1", 0, 0, OFF(http_metrics_allow) },
     { "http", "web_dir", KEY_DIR, VMB_WEB_DIR, 0, 0, OFF(http_web_dir) },
     { "http", "trusted_proxies", KEY_CIDRS, "", 0, 0, OFF(http_trusted_proxies) },
     { "database", "url", KEY_DBURL, NULL, 0, 0, OFF(database_url) },
@@ -152,6 +153,7 @@ config_free(Config *cfg)
     g_free(cfg->operations_instance);
     g_free(cfg->console_novnc_dir);
     vmb_cidr_list_free(cfg->http_trusted_proxies);
+    vmb_cidr_list_free(cfg->http_metrics_allow);
     if (cfg->raw)
         g_hash_table_unref(cfg->raw);
     g_free(cfg);

@@ -36,6 +36,7 @@ typedef struct {
     unsigned http_threads;         /* libmicrohttpd worker threads */
     char *http_web_dir;            /* the web UI's files, served at / and /ui/ */
     VmbCidrList *http_trusted_proxies; /* peers whose X-Forwarded-For/-Proto are believed */
+    VmbCidrList *http_metrics_allow; /* who may read /metrics and readyz detail */
 
     /* [database] */
     char *database_url;            /* libpq connection string or URI; NULL when not given

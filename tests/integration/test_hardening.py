@@ -208,6 +208,54 @@ class Hardening(harness.TestCase):
                                       "WHERE username = 'newstudent'"), [['user', 'f']])
         self.assertEqual(self.db.psql('SELECT name, state FROM vms'), [])
 
+    # --- what only the operator sees ---
+
+    def test_metrics_and_readyz_detail_only_for_allowed_addresses_and_admin_tokens(self):
+        r = self.vmb('token', 'create', 'admin')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        admin = {'Authorization': 'Bearer ' + r.stdout.strip()}
+        r = self.vmb('token', 'create', 'alice')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        alice = {'Authorization': 'Bearer ' + r.stdout.strip()}
+        b = self.start(http={'metrics_allow': '127.0.0.1, 10.0.0.0/8'})
+        # The allowed address reads both.
+        status, _, data = request_from(b, '127.0.0.1', 'GET', '/metrics')
+        self.assertEqual(status, 200)
+        self.assertIn(b'vmbroker_http_requests_total', data)
+        status, _, data = request_from(b, '127.0.0.1', 'GET', '/readyz')
+        ready_status = status
+        self.assertIn('checks', json.loads(data))
+        # Another address: 403 for metrics, the bare status for readyz, healthz as before.
+        status, hdrs, data = request_from(b, '127.0.0.2', 'GET', '/metrics')
+        self.assertEqual(status, 403)
+        self.assertEqual(hdrs['content-type'], 'application/problem+json')
+        self.assertNotIn(b'vmbroker_', data)
+        status, _, data = request_from(b, '127.0.0.2', 'GET', '/readyz')
+        self.assertEqual(status, ready_status)
+        body = json.loads(data)
+        self.assertNotIn('checks', body)
+        self.assertNotIn('accelerator', body)
+        self.assertEqual(request_from(b, '127.0.0.2', 'GET', '/healthz')[0], 200)
+        # A user's token does not open them; an admin's does.
+        self.assertEqual(request_from(b, '127.0.0.2', 'GET', '/metrics', headers=alice)[0], 403)
+        status, _, data = request_from(b, '127.0.0.2', 'GET', '/metrics', headers=admin)
+        self.assertEqual(status, 200)
+        self.assertIn(b'vmbroker_http_requests_total', data)
+        status, _, data = request_from(b, '127.0.0.2', 'GET', '/readyz', headers=admin)
+        self.assertIn('checks', json.loads(data))
+
+    def test_every_novnc_answer_limits_connect_src_to_our_origin(self):
+        b = self.start()
+        for path in ('/novnc/vnc.html', '/novnc/app/ui.js', '/novnc/no-such-file'):
+            status, hdrs, _ = b.request('GET', path)
+            self.assertIn(status, (200, 404), path)
+            csp = hdrs.get('content-security-policy', '')
+            directives = {d.split()[0]: d.split()[1:] for d in csp.split(';') if d.strip()}
+            self.assertEqual(directives.get('connect-src'),
+                             ["'self'", self.origin, 'ws://' + self.origin.split('://')[1]],
+                             (path, csp))
+            self.assertEqual(directives.get('frame-ancestors'), ["'none'"], path)
+
 
 if __name__ == '__main__':
     harness.main()
