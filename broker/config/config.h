@@ -31,6 +31,9 @@ typedef struct {
     unsigned http_max_connections; /* connections at once, all clients */
     unsigned http_per_ip_connections; /* connections at once from one address */
     unsigned http_connection_timeout_s; /* idle connection timeout */
+    unsigned http_head_timeout_s;  /* deadline for a whole request head */
+    unsigned http_min_body_rate;   /* bytes/s a request body must keep up */
+    guint64 http_discard_max_bytes; /* body discarded after an early answer, at most */
     guint64 http_max_body_bytes;   /* largest JSON request body */
     unsigned http_shutdown_timeout_s; /* how long SIGTERM waits for in-flight requests */
     unsigned http_threads;         /* libmicrohttpd worker threads */

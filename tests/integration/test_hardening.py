@@ -256,6 +256,80 @@ class Hardening(harness.TestCase):
                              (path, csp))
             self.assertEqual(directives.get('frame-ancestors'), ["'none'"], path)
 
+    # --- connection deadlines ---
+
+    def trickle(self, head, body=b'', step=0.25, limit_s=harness.WAIT_S):
+        """Sends HEAD at once, then BODY a byte every STEP seconds, until the server closes
+        the connection or LIMIT_S passes. Returns (closed, seconds, bytes of BODY sent)."""
+        s = socket.create_connection((self.broker.host, self.broker.port), timeout=limit_s)
+        self.addCleanup(s.close)
+        s.sendall(head)
+        s.settimeout(step)
+        start, sent = time.monotonic(), 0
+        while time.monotonic() - start < limit_s:
+            try:
+                if s.recv(65536) == b'':
+                    return True, time.monotonic() - start, sent
+            except socket.timeout:
+                pass
+            except ConnectionResetError:
+                return True, time.monotonic() - start, sent
+            try:
+                s.send(body[sent:sent + 1] if body else b'X')
+                sent += 1
+            except (BrokenPipeError, ConnectionResetError):
+                return True, time.monotonic() - start, sent
+        return False, time.monotonic() - start, sent
+
+    def test_a_slow_head_is_dropped_by_the_deadline(self):
+        # The idle timeout (60 s) never fires for a client that sends a byte every 0.25 s:
+        # only the head deadline can end it.
+        b = self.start(http={'head_timeout_s': '2', 'connection_timeout_s': '60'})
+        closed, secs, _ = self.trickle(b'GET /healthz HTTP/1.1\r\nX-Slow: ', limit_s=30)
+        self.assertTrue(closed, f'still open after {secs:.0f} s')
+        self.assertEqual(b.request('GET', '/healthz')[0], 200)
+        # A client that is merely idle after a request gets the same deadline for its next.
+        s = socket.create_connection((b.host, b.port), timeout=30)
+        self.addCleanup(s.close)
+        s.sendall(b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+        self.assertIn(b' 200 ', s.recv(65536))
+        s.settimeout(30)
+        self.assertEqual(s.recv(65536), b'')
+
+    def test_a_slow_body_is_dropped_below_the_minimum_rate(self):
+        b = self.start(http={'min_body_rate': '100', 'head_timeout_s': '60',
+                             'connection_timeout_s': '60'})
+        head = (b'POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\n'
+                b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n')
+        closed, secs, sent = self.trickle(head, body=b' ' * 1000, limit_s=40)
+        self.assertTrue(closed, f'still open after {secs:.0f} s')
+        self.assertLess(sent, 1000)
+
+    def test_what_is_discarded_after_an_early_answer_is_bounded(self):
+        # An upload refused midway (past storage.max_iso_bytes, unannounced as it is chunked)
+        # has its answer held until the body is read, so that the client sees it rather
+        # than a reset: but only so much more is read.
+        r = self.vmb('token', 'create', 'alice')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        b = self.start(http={'discard_max_bytes': '1048576'},
+                       storage={'max_iso_bytes': '1048576'})
+        s = socket.create_connection((b.host, b.port), timeout=60)
+        self.addCleanup(s.close)
+        s.sendall(b'PUT /api/v1/isos/junk.iso HTTP/1.1\r\nHost: x\r\n'
+                  b'Authorization: Bearer ' + r.stdout.strip().encode() + b'\r\n'
+                  b'Content-Type: application/octet-stream\r\n'
+                  b'Transfer-Encoding: chunked\r\n\r\n')
+        chunk = b'10000\r\n' + b'\0' * 65536 + b'\r\n'
+        sent, refused = 0, False
+        try:
+            while sent < 1024 * 1024 * 1024:
+                s.sendall(chunk)
+                sent += 65536
+        except (BrokenPipeError, ConnectionResetError):
+            refused = True
+        self.assertTrue(refused, 'the server read 1 GiB of an upload it had refused')
+        self.assertLess(sent, 64 * 1024 * 1024)
+        self.assertEqual(self.db.scalar('SELECT count(*) FROM isos'), '0')
 
 if __name__ == '__main__':
     harness.main()
