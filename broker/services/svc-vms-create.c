@@ -130,6 +130,15 @@ svc_vms_plan_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTem
         g_autoptr(GError) missing = NULL;
         plan->disk_path = dom_storage_volume_path(conn, vms->name_prefix, DOM_POOL_DISKS, vol,
                                                   &missing);
+        if (plan->disk_path && !vm->started_at) {
+            /* A create makes its disk: one already there is not this VM's (a left-over,
+             * or someone else's), and booting it would hand its data to a new owner. */
+            g_clear_pointer(&plan->disk_path, g_free);
+            g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+                        "A disk named like this VM's exists already; choose another name, or "
+                        "ask an admin to remove the left-over disk.");
+            return false;
+        }
         if (plan->disk_path && tmpl->kind == DOM_TEMPLATE_KIND_OVERLAY)
             plan->backing_path = dom_storage_volume_path(conn, vms->name_prefix, DOM_POOL_BASE,
                                                          tmpl->base_image, error);
@@ -451,7 +460,7 @@ svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, Db
 
     if (!check_create(vms, req, tmpl, &owner, &iso, ret_running, error))
         return NULL;
-    name = req->name ? g_strdup_printf("%s%s-%s", vms->name_prefix, owner->username, req->name)
+    name = req->name ? dom_xml_domain_name_named(vms->name_prefix, owner->username, req->name)
                      : dom_xml_domain_name(vms->name_prefix, owner->username, id);
     if (dom_template_has_disk(tmpl) && !tmpl->persistent) {
         volume = g_strdup_printf("%s-disk0.qcow2", name);

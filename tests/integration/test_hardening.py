@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -330,6 +331,70 @@ class Hardening(harness.TestCase):
         self.assertTrue(refused, 'the server read 1 GiB of an upload it had refused')
         self.assertLess(sent, 64 * 1024 * 1024)
         self.assertEqual(self.db.scalar('SELECT count(*) FROM isos'), '0')
+    # --- domain names and disks ---
+
+    def admin_bearer(self):
+        if not hasattr(self, 'admin_token'):
+            r = self.vmb('token', 'create', 'admin')
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.admin_token = r.stdout.strip()
+        return {'Authorization': 'Bearer ' + self.admin_token}
+
+    def admin_api(self, method, path, body=None):
+        status, hdrs, data = self.broker.request(method, path, body,
+                                                 headers=self.admin_bearer())
+        return status, hdrs, json.loads(data) if data else None
+
+    def test_domain_names_never_collide_across_owners(self):
+        b = self.start()
+        prefix = b.sections['libvirt']['name_prefix']
+        made = []
+        for owner, name in (('a-b', 'c'), ('a', 'b-c')):
+            status, _, out = self.admin_api('POST', '/api/v1/vms',
+                                            {'template': 'memtest', 'owner': owner,
+                                             'name': name})
+            self.assertEqual(status, 201, out)
+            made.append(out['vm'])
+            self.addCleanup(self.admin_api, 'DELETE', f"/api/v1/vms/{out['vm']['id']}")
+        self.assertEqual([vm['name'] for vm in made], [prefix + 'a--b-c', prefix + 'a-b-c'])
+        for vm in made:
+            r = subprocess.run(['virsh', '-q', '-c', 'qemu:///system', 'domstate', vm['name']],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.stdout.strip(), 'running', r.stderr)
+        for vm in made:
+            status, _, body = self.admin_api('DELETE', f"/api/v1/vms/{vm['id']}")
+            self.assertEqual(status, 204, body)
+
+    def test_a_create_never_boots_a_disk_it_did_not_make(self):
+        b = self.start()
+        prefix = b.sections['libvirt']['name_prefix']
+        with open('/usr/lib/memtest86+/memtest86+x64.iso', 'rb') as f:
+            status, _, data = b.request('PUT', '/api/v1/isos/course.iso', f.read(), headers={
+                **self.admin_bearer(), 'Content-Type': 'application/octet-stream'})
+        self.assertIn(status, (200, 201), data)
+        iso = json.loads(data)['id']
+        # A disk left where alice's VM "box" would put its own, holding someone's data.
+        vol = prefix + 'alice-box-disk0.qcow2'
+        r = subprocess.run(['virsh', '-q', '-c', 'qemu:///system', 'vol-create-as',
+                            prefix + 'disks', vol, '1M', '--format', 'qcow2'],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        status, hdrs, out = self.admin_api('POST', '/api/v1/vms',
+                                           {'template': 'iso-blank-disk', 'iso': iso,
+                                            'owner': 'alice', 'name': 'box'})
+        self.assertEqual(status, 409, out)
+        self.assertEqual(hdrs['content-type'], 'application/problem+json')
+        self.assertNotIn(vol, out['detail'])
+        self.assertEqual(self.db.scalar('SELECT count(*) FROM vms'), '0')
+        r = subprocess.run(['virsh', '-q', '-c', 'qemu:///system', 'vol-info', '--pool',
+                            prefix + 'disks', vol], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, 'the left-over disk was removed: ' + r.stderr)
+        r = subprocess.run(['virsh', '-q', '-c', 'qemu:///system', 'dominfo',
+                            prefix + 'alice-box'], capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0, 'a domain was left behind')
+        subprocess.run(['virsh', '-q', '-c', 'qemu:///system', 'vol-delete', '--pool',
+                        prefix + 'disks', vol], capture_output=True, timeout=60)
+
 
 if __name__ == '__main__':
     harness.main()
