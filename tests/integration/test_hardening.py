@@ -395,6 +395,82 @@ class Hardening(harness.TestCase):
         subprocess.run(['virsh', '-q', '-c', 'qemu:///system', 'vol-delete', '--pool',
                         prefix + 'disks', vol], capture_output=True, timeout=60)
 
+    # --- quotas ---
+
+    def read_answer(self, s):
+        data = b''
+        try:
+            while b'\r\n\r\n' not in data and (chunk := s.recv(65536)):
+                data += chunk
+        except ConnectionResetError:
+            pass
+        return int(data.split(b' ', 2)[1]) if data.startswith(b'HTTP/') else None
+
+    def test_uploads_side_by_side_cannot_pass_the_quota(self):
+        with open('/usr/lib/memtest86+/memtest86+x64.iso', 'rb') as f:
+            iso = f.read()
+        r = self.vmb('token', 'create', 'alice')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        bearer = r.stdout.strip().encode()
+        # Room for one of them, not two.
+        b = self.start(storage={'user_quota_bytes': str(len(iso) * 3 // 2)})
+        socks = []
+        for name in (b'one.iso', b'two.iso'):
+            s = socket.create_connection((b.host, b.port), timeout=120)
+            self.addCleanup(s.close)
+            # Both heads are in before either body: each reads the quota at its start.
+            s.sendall(b'PUT /api/v1/isos/' + name + b' HTTP/1.1\r\nHost: x\r\n'
+                      b'Authorization: Bearer ' + bearer + b'\r\n'
+                      b'Content-Type: application/octet-stream\r\n'
+                      b'Content-Length: %d\r\nConnection: close\r\n\r\n' % len(iso))
+            socks.append(s)
+        time.sleep(1)  # both heads handled: a guard for the test, not a measurement
+        statuses = []
+        for s in socks:
+            try:
+                s.sendall(iso)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            statuses.append(self.read_answer(s))
+        self.assertEqual(sorted(statuses), [201, 413], statuses)
+        self.assertEqual(self.db.scalar("SELECT count(*) FROM isos"), '1')
+        # The refused upload gave back nothing it did not have; the finished one's
+        # reservation is gone too: deleting the ISO makes room for another.
+        iso_id = self.db.scalar('SELECT id FROM isos')
+        status, _, _ = b.request('DELETE', f'/api/v1/isos/{iso_id}',
+                                 headers={'Authorization': 'Bearer ' + bearer.decode()})
+        self.assertEqual(status, 204)
+        status, _, body = b.request('PUT', '/api/v1/isos/three.iso', iso, headers={
+            'Authorization': 'Bearer ' + bearer.decode(),
+            'Content-Type': 'application/octet-stream'})
+        self.assertEqual(status, 201, body)
+
+    def test_a_cancelled_upload_gives_its_reservation_back(self):
+        with open('/usr/lib/memtest86+/memtest86+x64.iso', 'rb') as f:
+            iso = f.read()
+        r = self.vmb('token', 'create', 'alice')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        auth = {'Authorization': 'Bearer ' + r.stdout.strip(),
+                'Content-Type': 'application/octet-stream'}
+        b = self.start(storage={'user_quota_bytes': str(len(iso) * 3 // 2)})
+        s = socket.create_connection((b.host, b.port), timeout=60)
+        s.sendall(b'PUT /api/v1/isos/gone.iso HTTP/1.1\r\nHost: x\r\n'
+                  b'Authorization: ' + auth['Authorization'].encode() + b'\r\n'
+                  b'Content-Type: application/octet-stream\r\n'
+                  b'Content-Length: %d\r\n\r\n' % len(iso) + iso[:100000])
+        time.sleep(1)
+        # While it is open, its share is held ...
+        status, _, _ = b.raw_request('PUT', '/api/v1/isos/meanwhile.iso', iso, auth)
+        self.assertEqual(status, 413)
+        s.close()  # ... and given back when the client leaves.
+        deadline = time.monotonic() + harness.WAIT_S
+        while time.monotonic() < deadline:
+            status, _, body = b.raw_request('PUT', '/api/v1/isos/after.iso', iso, auth)
+            if status != 413:
+                break
+            time.sleep(0.2)
+        self.assertEqual(status, 201, body)
+
 
 if __name__ == '__main__':
     harness.main()
