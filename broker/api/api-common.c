@@ -21,6 +21,7 @@ api_caller_free(ApiCaller *caller)
     if (!caller)
         return;
     db_user_free(caller->user);
+    g_free(caller->credential);
     g_free(caller);
 }
 
@@ -127,12 +128,16 @@ api_authenticate(HttpRequest *req, App *app, ApiCaller **ret_caller)
             http_reply_add_header(r, "WWW-Authenticate", "Bearer");
             return r;
         }
+        g_autofree char *digest = vmb_secret_sha256_hex(authz + 7, strlen(authz + 7));
         caller->kind = API_AUTH_TOKEN;
+        caller->credential = g_strconcat("t:", digest, NULL);
         caller->user = svc_auth_token(app->cache, app->db, authz + 7, &caller->expires_at,
                                       &error);
     } else if (cookie && *cookie) {
         g_autofree char *csrf_hash = NULL;
+        g_autofree char *digest = vmb_secret_sha256_hex(cookie, strlen(cookie));
         caller->kind = API_AUTH_SESSION;
+        caller->credential = g_strconcat("s:", digest, NULL);
         caller->user = svc_auth_session(app->auth, app->db, cookie, &csrf_hash,
                                         &caller->expires_at, &error);
         if (caller->user && method_changes_state(http_request_method(req))) {

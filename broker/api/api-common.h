@@ -17,6 +17,8 @@ typedef struct {
     DbUser *user;      /* the caller */
     ApiAuthKind kind;  /* how they proved it */
     gint64 expires_at; /* when that proof ends (Unix seconds), 0 for a token without end */
+    char *credential;  /* "s:" or "t:" and the session's or token's digest: what consoles
+                        * opened through this request end with */
 } ApiCaller;
 
 void api_caller_free(ApiCaller *caller);

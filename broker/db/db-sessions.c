@@ -122,3 +122,42 @@ db_sessions_purge(DbConn *conn, unsigned idle_s, unsigned *ret_count, GError **e
         *ret_count = (unsigned) strtoul(PQcmdTuples(res), NULL, 10);
     return true;
 }
+
+/**
+ * db_sessions_access_live:
+ * @conn: a connection
+ * @user_id: the user a console was opened for
+ * @credential: (nullable): "s:<session digest>" or "t:<token digest>" it was opened through
+ * @ret_live: (out): whether the user is enabled and the session (not past its absolute end)
+ *     or token (not revoked, not expired) still stands with its own user enabled; false for
+ *     an unknown user
+ * @error: return location for an error
+ *
+ * Returns: true when @ret_live was set.
+ */
+bool
+db_sessions_access_live(DbConn *conn, const char *user_id, const char *credential,
+                        bool *ret_live, GError **error)
+{
+    const char *kind = credential && strlen(credential) > 2 ? credential : "-:";
+    g_autofree char *k = g_strndup(kind, 1);
+    const char *params[] = { user_id, k, kind + 2 };
+    g_autoptr(PGresult) res = db_exec_prepared(conn, PGRES_TUPLES_OK, "sessions_access_live",
+        /* The credential may be another user's (a service acting for a student): its
+         * own user must be enabled too. */
+        "SELECT NOT u.disabled AND CASE $2"
+        "  WHEN 's' THEN EXISTS (SELECT 1 FROM sessions s JOIN users o ON o.id = s.user_id"
+        "                         WHERE s.secret_hash = $3 AND NOT o.disabled"
+        "                           AND s.expires_at > now())"
+        "  WHEN 't' THEN EXISTS (SELECT 1 FROM api_tokens t JOIN users o ON o.id = t.user_id"
+        "                         WHERE t.secret_hash = $3 AND NOT o.disabled"
+        "                           AND t.revoked_at IS NULL"
+        "                           AND (t.expires_at IS NULL OR t.expires_at > now()))"
+        "  ELSE true END"
+        " FROM users u WHERE u.id::text = $1", 3, params, error);
+
+    if (!res)
+        return false;
+    *ret_live = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    return true;
+}

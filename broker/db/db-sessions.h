@@ -19,5 +19,9 @@ DbUser *db_sessions_authenticate(DbConn *conn, const char *secret_hash, unsigned
                                  char **ret_csrf_hash, gint64 *ret_expires_at,
                                  GError **error);
 bool db_sessions_delete(DbConn *conn, const char *secret_hash, GError **error);
+/* Whether @user_id is enabled and @credential (nullable: "s:" or "t:" and the digest of a
+ * session or API token of that user) is still live: what a console stays open on. */
+bool db_sessions_access_live(DbConn *conn, const char *user_id, const char *credential,
+                             bool *ret_live, GError **error);
 /* Drops sessions that have expired or idled out; @ret_count (optional) counts them. */
 bool db_sessions_purge(DbConn *conn, unsigned idle_s, unsigned *ret_count, GError **error);

@@ -6,10 +6,12 @@
 import http.client
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -470,6 +472,66 @@ class Hardening(harness.TestCase):
                 break
             time.sleep(0.2)
         self.assertEqual(status, 201, body)
+
+    # --- consoles end with the access they were opened through ---
+
+    def hold_console(self, auth, vm_id):
+        """A viewer on a console minted through AUTH, holding until the broker closes it."""
+        status, _, data = self.broker.request('POST', f'/api/v1/vms/{vm_id}/console',
+                                              headers=auth)
+        self.assertEqual(status, 201, data)
+        url = json.loads(data)['console_url']
+        ticket = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).fragment))['ticket']
+        status, _, data = self.broker.request('POST', f'/api/v1/vms/{vm_id}/console/session',
+                                              {'ticket': ticket})
+        self.assertEqual(status, 200, data)
+        page = json.loads(data)
+        proc = subprocess.Popen([os.environ['VMB_CONSOLE_PROBE'], self.broker.host,
+                                 str(self.broker.port), page['ws_path'], self.origin,
+                                 page['password'], '300'],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.addCleanup(proc.kill)
+        ready, _, _ = select.select([proc.stderr], [], [], harness.WAIT_S)
+        self.assertTrue(ready, 'the viewer never got its first screen')
+        self.assertEqual(proc.stderr.readline().strip(), 'holding')
+        return proc
+
+    def assertClosedByBroker(self, proc, what):
+        out, _ = proc.communicate(timeout=harness.WAIT_S)
+        self.assertTrue(json.loads(out)['peer_closed'], f'{what}: {out}')
+
+    def test_consoles_end_with_the_access_they_were_opened_through(self):
+        r = self.vmb('token', 'create', 'alice')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        kept = {'Authorization': 'Bearer ' + r.stdout.strip()}
+        b = self.start()
+        status, _, data = b.request('POST', '/api/v1/vms', {'template': 'memtest'},
+                                    headers=kept)
+        self.assertEqual(status, 201, data)
+        vm = json.loads(data)['vm']
+        self.addCleanup(self.admin_api, 'DELETE', f"/api/v1/vms/{vm['id']}")
+        control = self.hold_console(kept, vm['id'])
+
+        # Through a session, ended by logout.
+        cookie = self.session('alice')
+        viewer = self.hold_console(cookie, vm['id'])
+        status, _, _ = b.request('POST', '/api/v1/auth/logout', headers=cookie)
+        self.assertEqual(status, 204)
+        self.assertClosedByBroker(viewer, 'logout')
+
+        # Through a token, ended by its revocation.
+        other = self.mint(kept, name='other')
+        viewer = self.hold_console({'Authorization': 'Bearer ' + other['token']}, vm['id'])
+        status, _, _ = b.request('DELETE', f"/api/v1/tokens/{other['id']}", headers=kept)
+        self.assertEqual(status, 204)
+        self.assertClosedByBroker(viewer, 'revocation')
+        self.assertIsNone(control.poll(), 'a console of a live token was closed')
+
+        # The user disabled: every console of theirs ends.
+        alice_id = self.db.scalar("SELECT id FROM users WHERE username = 'alice'")
+        status, _, body = self.admin_api('POST', f'/api/v1/users/{alice_id}/disable')
+        self.assertEqual(status, 204, body)
+        self.assertClosedByBroker(control, 'disable')
 
 
 if __name__ == '__main__':
