@@ -10,6 +10,7 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -532,6 +533,49 @@ class Hardening(harness.TestCase):
         status, _, body = self.admin_api('POST', f'/api/v1/users/{alice_id}/disable')
         self.assertEqual(status, 204, body)
         self.assertClosedByBroker(control, 'disable')
+
+    # --- the host memory budget ---
+
+    def wait_vm_state(self, vm_id, state):
+        deadline = time.monotonic() + harness.WAIT_S
+        while True:
+            status, _, vm = self.admin_api('GET', f'/api/v1/vms/{vm_id}')
+            self.assertEqual(status, 200, vm)
+            if vm['state'] == state or time.monotonic() > deadline:
+                self.assertEqual(vm['state'], state, vm)
+                return vm
+            time.sleep(0.2)
+
+    def test_concurrent_starts_never_overshoot_the_memory_budget(self):
+        # Room for one memtest guest (256 MiB), two stopped ones asking at once.
+        self.start(limits={'host_memory_mib': '256'}, libvirt={'stop_timeout_s': '1'})
+        vms = []
+        for name in ('one', 'two'):
+            status, _, out = self.admin_api('POST', '/api/v1/vms',
+                                            {'template': 'memtest', 'name': name})
+            self.assertEqual(status, 201, out)
+            vm = out['vm']
+            vms.append(vm)
+            self.addCleanup(self.admin_api, 'DELETE', f"/api/v1/vms/{vm['id']}")
+            status, _, out = self.admin_api('POST', f"/api/v1/vms/{vm['id']}/stop")
+            self.assertEqual(status, 202, out)
+            self.wait_vm_state(vm['id'], 'stopped')
+        results = [None, None]
+
+        def start(i):
+            results[i] = self.admin_api('POST', f"/api/v1/vms/{vms[i]['id']}/start")
+        threads = [threading.Thread(target=start, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        statuses = sorted(r[0] for r in results)
+        self.assertEqual(statuses, [200, 503], results)
+        states = sorted(self.admin_api('GET', f"/api/v1/vms/{vm['id']}")[2]['state']
+                        for vm in vms)
+        self.assertEqual(states, ['running', 'stopped'])
+        self.assertEqual(self.db.scalar("SELECT count(*) FROM port_leases "
+                                        "WHERE vm_id IS NOT NULL"), '2')
 
 
 if __name__ == '__main__':
