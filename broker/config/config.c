@@ -287,7 +287,7 @@ parse_enum(const char *const *names, const char *value, int *ret)
     return g_strdup_printf("not one of %s", all);
 }
 
-/* Addresses and ADDRESS/PREFIX blocks (http.trusted_proxies). */
+/* Addresses and ADDRESS/PREFIX blocks (http.trusted_proxies, http.metrics_allow). */
 static char *
 parse_cidrs(const char *value, VmbCidrList **ret)
 {

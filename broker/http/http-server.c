@@ -7,44 +7,21 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "http-problem.h"
 #include "vmb-error.h"
 #include "vmb-log.h"
-#include "vmb-periodic.h"
-
-/* A body must bring min_body_rate bytes a second over each window this long. */
-#define HTTP_BODY_WINDOW_S 10
+#include "http-watchdog.h"
 
 #define HTTP_METRIC_REQUESTS "vmbroker_http_requests_total"
 #define HTTP_METRIC_DURATION "vmbroker_http_request_duration_seconds"
-
-/* Where a connection is, for the watchdog's deadlines. */
-typedef enum {
-    CONN_HEAD,     /* waiting for a request head (a new connection, or after a request) */
-    CONN_BODY,     /* reading a request body (or discarding it after an early answer) */
-    CONN_BUSY,     /* a handler or a reply has it: no deadline of ours */
-    CONN_UPGRADED, /* handed over (websocket): never touched again */
-} ConnPhase;
-
-/* One accepted socket, from libmicrohttpd's STARTED to its CLOSED notification. */
-typedef struct {
-    int fd;                /* the socket: shut down (never closed) by the watchdog */
-    ConnPhase phase;
-    gint64 since_us;       /* HEAD: when the wait began; BODY: the current window's start */
-    guint64 window_bytes;  /* BODY: bytes received in the current window */
-    bool dropped;          /* shut down once already */
-} HttpConn;
 
 struct HttpServer {
     struct MHD_Daemon *daemon;
     HttpServerOptions opts;
     gint inflight;      /* requests between first call and completion */
-    GMutex conns_lock;  /* guards conns and every HttpConn in it */
-    GHashTable *conns;  /* HttpConn set: open connections */
-    VmbPeriodic *watchdog; /* enforces the head deadline and the body rate */
+    HttpWatchdog *watchdog; /* the head deadline and the body rate */
     GMutex deferred_lock;
     GHashTable *deferred; /* HttpDeferred of suspended requests (a set) */
 };
@@ -61,7 +38,7 @@ struct HttpDeferred {
 struct HttpRequest {
     HttpServer *srv;
     struct MHD_Connection *conn;
-    HttpConn *hc;             /* the connection's watchdog record */
+    HttpWatched *hc;          /* the connection's watchdog record (nullable) */
     char *method;
     char *path;
     const HttpRoute *route;   /* NULL when none matched */
@@ -517,34 +494,18 @@ route_find(HttpServer *srv, const char *method, const char *path, GHashTable **r
     return NULL;
 }
 
-/* --- the connection watchdog --- */
+/* --- the connection watchdog (http-watchdog.c) --- */
 
-/* Moves @req's connection to @phase (an upgraded connection stays upgraded). */
 static void
-conn_phase(HttpRequest *req, ConnPhase phase)
+conn_phase(HttpRequest *req, HttpWatchPhase phase)
 {
-    HttpConn *hc = req->hc;
-
-    if (!hc)
-        return;
-    g_mutex_lock(&req->srv->conns_lock);
-    if (hc->phase != CONN_UPGRADED && hc->phase != phase) {
-        hc->phase = phase;
-        hc->since_us = g_get_monotonic_time();
-        hc->window_bytes = 0;
-    }
-    g_mutex_unlock(&req->srv->conns_lock);
+    http_watchdog_phase(req->srv->watchdog, req->hc, phase);
 }
 
-/* Counts @len body bytes towards the current rate window. */
 static void
 conn_body_bytes(HttpRequest *req, size_t len)
 {
-    if (!req->hc || !len)
-        return;
-    g_mutex_lock(&req->srv->conns_lock);
-    req->hc->window_bytes += len;
-    g_mutex_unlock(&req->srv->conns_lock);
+    http_watchdog_body(req->srv->watchdog, req->hc, len);
 }
 
 static void
@@ -552,89 +513,18 @@ notify_connection_cb(void *cls, struct MHD_Connection *conn, void **socket_conte
                      enum MHD_ConnectionNotificationCode code)
 {
     HttpServer *srv = cls;
-    HttpConn *hc = *socket_context;
 
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (!ci)
-            return; /* not watched: libmicrohttpd's idle timeout still applies */
-        hc = g_new0(HttpConn, 1);
-        hc->fd = ci->connect_fd;
-        hc->phase = CONN_HEAD;
-        hc->since_us = g_get_monotonic_time();
-        g_mutex_lock(&srv->conns_lock);
-        g_hash_table_add(srv->conns, hc);
-        g_mutex_unlock(&srv->conns_lock);
-        *socket_context = hc;
-    } else if (hc) {
+        /* Without its socket a connection is not watched: MHD's idle timeout still holds. */
+        *socket_context = ci ? http_watchdog_add(srv->watchdog, ci->connect_fd) : NULL;
+    } else if (*socket_context) {
         /* libmicrohttpd closes the socket after this returns: from now on the watchdog
          * must not know its number. */
-        g_mutex_lock(&srv->conns_lock);
-        g_hash_table_remove(srv->conns, hc);
-        g_mutex_unlock(&srv->conns_lock);
-        g_free(hc);
+        http_watchdog_remove(srv->watchdog, *socket_context);
         *socket_context = NULL;
     }
-}
-
-/* Whether @hc broke a deadline by @now; moves a body's rate window on. */
-static bool
-conn_overdue(const HttpServerOptions *opts, HttpConn *hc, gint64 now)
-{
-    gint64 elapsed = now - hc->since_us;
-
-    switch (hc->phase) {
-    case CONN_HEAD:
-        return opts->head_timeout_s &&
-               elapsed > (gint64) opts->head_timeout_s * G_USEC_PER_SEC;
-    case CONN_BODY:
-        if (elapsed < HTTP_BODY_WINDOW_S * G_USEC_PER_SEC)
-            return false;
-        if (hc->window_bytes * G_USEC_PER_SEC <
-            (guint64) opts->min_body_rate * (guint64) elapsed)
-            return true;
-        hc->since_us = now;
-        hc->window_bytes = 0;
-        return false;
-    case CONN_BUSY:
-    case CONN_UPGRADED:
-        break;
-    }
-    return false;
-}
-
-/* Shuts down connections that broke a deadline: a head that did not come whole within
- * head_timeout_s (counted from the connection's start or the end of its previous request;
- * libmicrohttpd's own timeout only bounds idle gaps), a body slower than min_body_rate
- * over a window. */
-static void
-watchdog_sweep(gpointer data)
-{
-    HttpServer *srv = data;
-    gint64 now = g_get_monotonic_time();
-    unsigned heads = 0, bodies = 0;
-    GHashTableIter it;
-    gpointer key;
-
-    g_mutex_lock(&srv->conns_lock);
-    g_hash_table_iter_init(&it, srv->conns);
-    while (g_hash_table_iter_next(&it, &key, NULL)) {
-        HttpConn *hc = key;
-        if (hc->dropped || !conn_overdue(&srv->opts, hc, now))
-            continue;
-        /* libmicrohttpd then reads end-of-file and closes the connection itself. */
-        shutdown(hc->fd, SHUT_RDWR);
-        hc->dropped = true;
-        if (hc->phase == CONN_HEAD)
-            heads++;
-        else
-            bodies++;
-    }
-    g_mutex_unlock(&srv->conns_lock);
-    if (heads || bodies)
-        vmb_info("http: dropped %u connection(s) past the head deadline, %u below the body rate",
-                 heads, bodies);
 }
 
 /* --- libmicrohttpd callbacks --- */
@@ -646,7 +536,7 @@ upgrade_cb(void *cls, struct MHD_Connection *conn, void *req_cls, const char *ex
     HttpRequest *req = cls;
     void *data = g_steal_pointer(&req->upgrade_data);
 
-    conn_phase(req, CONN_UPGRADED);
+    conn_phase(req, HTTP_WATCH_UPGRADED);
     req->upgrade(data, sock, extra_in, extra_in_size, urh);
 }
 
@@ -826,7 +716,7 @@ request_stream(HttpServer *srv, HttpRequest *req, const char *upload_data,
     } else if (req->refusal) {
         reply = g_steal_pointer(&req->refusal);
     } else {
-        conn_phase(req, CONN_BUSY);
+        conn_phase(req, HTTP_WATCH_BUSY);
         reply = req->route->stream->finish(req->stream_ctx, req, srv->opts.app);
         req->stream_finished = true;
     }
@@ -877,7 +767,7 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         req = request_new(srv, conn, method, url);
         *req_cls = req;
         g_atomic_int_inc(&srv->inflight);
-        conn_phase(req, CONN_BODY);
+        conn_phase(req, HTTP_WATCH_BODY);
         return request_begin(srv, req);
     }
     if (req->route && req->route->stream)
@@ -902,7 +792,7 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         *upload_data_size = 0;
         return MHD_YES;
     }
-    conn_phase(req, CONN_BUSY);
+    conn_phase(req, HTTP_WATCH_BUSY);
     if (req->replied)
         return MHD_YES;
     /* The body is NUL-terminated for handlers that read it as text, without counting it. */
@@ -943,7 +833,7 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
     vmb_info("http %s %s %u %.2fms user=%s addr=%s%s", method, path,
              req->replied ? req->status : 0, ms, user, req->remote,
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
-    conn_phase(req, CONN_HEAD); /* the next request's head is due from now */
+    conn_phase(req, HTTP_WATCH_HEAD); /* the next request's head is due from now */
     request_free(req);
     *req_cls = NULL;
     g_atomic_int_dec_and_test(&srv->inflight);
@@ -975,8 +865,7 @@ http_server_start(const HttpServerOptions *opts, GError **error)
     srv->opts = *opts;
     g_mutex_init(&srv->deferred_lock);
     srv->deferred = g_hash_table_new(g_direct_hash, g_direct_equal);
-    g_mutex_init(&srv->conns_lock);
-    srv->conns = g_hash_table_new(g_direct_hash, g_direct_equal);
+    srv->watchdog = http_watchdog_start(opts->head_timeout_s, opts->min_body_rate);
     if (opts->metrics) {
         static const double bounds[] = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30 };
         vmb_metrics_declare(opts->metrics, HTTP_METRIC_REQUESTS, VMB_METRIC_COUNTER,
@@ -1009,8 +898,7 @@ http_server_start(const HttpServerOptions *opts, GError **error)
         MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, srv,
         MHD_OPTION_END);
     if (!srv->daemon) {
-        g_hash_table_unref(srv->conns);
-        g_mutex_clear(&srv->conns_lock);
+        http_watchdog_stop(srv->watchdog);
         g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG,
                     "cannot listen on %s port %u (in use, or not an address of this host?)",
                     opts->listen_host, opts->listen_port);
@@ -1018,7 +906,6 @@ http_server_start(const HttpServerOptions *opts, GError **error)
         g_mutex_clear(&srv->deferred_lock);
         return NULL;
     }
-    srv->watchdog = vmb_periodic_start("http-watchdog", 1, watchdog_sweep, srv);
     return g_steal_pointer(&srv);
 }
 
@@ -1081,11 +968,9 @@ http_server_stop(HttpServer *srv, unsigned drain_timeout_s)
     while (g_atomic_int_get(&srv->inflight) > 0 && g_get_monotonic_time() < deadline)
         g_usleep(20 * 1000);
     answer_deferred(srv);
-    vmb_periodic_stop(srv->watchdog);
     MHD_stop_daemon(srv->daemon);
+    http_watchdog_stop(srv->watchdog); /* the daemon's stop removed every connection */
     g_hash_table_unref(srv->deferred);
     g_mutex_clear(&srv->deferred_lock);
-    g_hash_table_unref(srv->conns);
-    g_mutex_clear(&srv->conns_lock);
     g_free(srv);
 }
