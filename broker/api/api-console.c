@@ -177,6 +177,10 @@ api_console_ws(HttpRequest *req, void *app)
     h = g_new0(ConsoleHandover, 1);
     h->console = a->console;
     h->vm_id = g_strdup(http_request_param(req, "id"));
+    /* A ticket minted on another replica comes without its credential here: the one this
+     * request carries (the page's session cookie) is the next best thing to watch. */
+    if (!bind.credential && caller)
+        bind.credential = g_strdup(caller->credential);
     h->bind = bind;
     bind = (SvcConsoleBinding) { 0 };
     h->upstream_fd = up.fd;
