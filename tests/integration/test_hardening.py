@@ -248,6 +248,13 @@ class Hardening(harness.TestCase):
         status, _, data = request_from(b, '127.0.0.2', 'GET', '/readyz', headers=admin)
         self.assertIn('checks', json.loads(data))
 
+    def test_a_bad_metrics_allow_is_refused_at_start(self):
+        for value, needle in (('localhost', "'localhost' is not an IP address"),
+                              ('10.0.0.0/40', 'no prefix length')):
+            cfg = self.config(http={'metrics_allow': value})
+            r = self.vmb('migrate', config=cfg)
+            self.assertFailsWithOneLine(r, 'http.metrics_allow', needle)
+
     def test_every_novnc_answer_limits_connect_src_to_our_origin(self):
         b = self.start()
         for path in ('/novnc/vnc.html', '/novnc/app/ui.js', '/novnc/no-such-file'):
