@@ -14,6 +14,10 @@
 #include "vmb-log.h"
 #include "http-watchdog.h"
 
+/* Tells the watchdog (http-watchdog.c) where @req's connection is. */
+#define WATCH_PHASE(req, phase) http_watchdog_phase((req)->srv->watchdog, (req)->hc, (phase))
+#define WATCH_BODY(req, len) http_watchdog_body((req)->srv->watchdog, (req)->hc, (len))
+
 #define HTTP_METRIC_REQUESTS "vmbroker_http_requests_total"
 #define HTTP_METRIC_DURATION "vmbroker_http_request_duration_seconds"
 
@@ -494,39 +498,6 @@ route_find(HttpServer *srv, const char *method, const char *path, GHashTable **r
     return NULL;
 }
 
-/* --- the connection watchdog (http-watchdog.c) --- */
-
-static void
-conn_phase(HttpRequest *req, HttpWatchPhase phase)
-{
-    http_watchdog_phase(req->srv->watchdog, req->hc, phase);
-}
-
-static void
-conn_body_bytes(HttpRequest *req, size_t len)
-{
-    http_watchdog_body(req->srv->watchdog, req->hc, len);
-}
-
-static void
-notify_connection_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
-                     enum MHD_ConnectionNotificationCode code)
-{
-    HttpServer *srv = cls;
-
-    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        /* Without its socket a connection is not watched: MHD's idle timeout still holds. */
-        *socket_context = ci ? http_watchdog_add(srv->watchdog, ci->connect_fd) : NULL;
-    } else if (*socket_context) {
-        /* libmicrohttpd closes the socket after this returns: from now on the watchdog
-         * must not know its number. */
-        http_watchdog_remove(srv->watchdog, *socket_context);
-        *socket_context = NULL;
-    }
-}
-
 /* --- libmicrohttpd callbacks --- */
 
 static void
@@ -536,7 +507,7 @@ upgrade_cb(void *cls, struct MHD_Connection *conn, void *req_cls, const char *ex
     HttpRequest *req = cls;
     void *data = g_steal_pointer(&req->upgrade_data);
 
-    conn_phase(req, HTTP_WATCH_UPGRADED);
+    WATCH_PHASE(req, HTTP_WATCH_UPGRADED);
     req->upgrade(data, sock, extra_in, extra_in_size, urh);
 }
 
@@ -626,12 +597,9 @@ request_new(HttpServer *srv, struct MHD_Connection *conn, const char *method, co
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
-    const union MHD_ConnectionInfo *sc =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-
     req->srv = srv;
     req->conn = conn;
-    req->hc = sc ? sc->socket_context : NULL;
+    req->hc = http_watchdog_of(conn);
     req->method = g_strdup(method);
     req->path = g_strdup(url);
     req->body = g_byte_array_new();
@@ -686,6 +654,16 @@ request_begin(HttpServer *srv, HttpRequest *req)
     return MHD_YES;
 }
 
+/* Drops body bytes that arrive after an early answer; MHD_NO (closing the connection) once
+ * more than http.discard_max_bytes were dropped. */
+static enum MHD_Result
+discard(HttpServer *srv, HttpRequest *req, size_t *upload_data_size)
+{
+    req->drained += *upload_data_size;
+    *upload_data_size = 0;
+    return req->drained <= srv->opts.discard_max_bytes ? MHD_YES : MHD_NO;
+}
+
 /* A streamed body (ISO uploads): each chunk to the route's stream, then its answer. */
 static enum MHD_Result
 request_stream(HttpServer *srv, HttpRequest *req, const char *upload_data,
@@ -693,19 +671,13 @@ request_stream(HttpServer *srv, HttpRequest *req, const char *upload_data,
 {
     g_autoptr(HttpReply) reply = NULL;
 
-    conn_body_bytes(req, *upload_data_size);
-    if (req->replied) {
-        /* The answer went out early: what follows is discarded, within the bound. */
-        req->drained += *upload_data_size;
-        *upload_data_size = 0;
-        return req->drained <= srv->opts.discard_max_bytes ? MHD_YES : MHD_NO;
-    }
+    WATCH_BODY(req, *upload_data_size);
+    if (req->replied)
+        return discard(srv, req, upload_data_size);
     if (*upload_data_size > 0 && req->refusal) {
         /* Answering before the body is read would close a socket with unread data, and
          * the client would see a reset instead of the answer: read on, within reason. */
-        req->drained += *upload_data_size;
-        *upload_data_size = 0;
-        if (req->drained <= srv->opts.discard_max_bytes)
+        if (discard(srv, req, upload_data_size) == MHD_YES)
             return MHD_YES;
         reply = g_steal_pointer(&req->refusal);
     } else if (*upload_data_size > 0) {
@@ -716,7 +688,7 @@ request_stream(HttpServer *srv, HttpRequest *req, const char *upload_data,
     } else if (req->refusal) {
         reply = g_steal_pointer(&req->refusal);
     } else {
-        conn_phase(req, HTTP_WATCH_BUSY);
+        WATCH_PHASE(req, HTTP_WATCH_BUSY);
         reply = req->route->stream->finish(req->stream_ctx, req, srv->opts.app);
         req->stream_finished = true;
     }
@@ -767,7 +739,7 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         req = request_new(srv, conn, method, url);
         *req_cls = req;
         g_atomic_int_inc(&srv->inflight);
-        conn_phase(req, HTTP_WATCH_BODY);
+        WATCH_PHASE(req, HTTP_WATCH_BODY);
         return request_begin(srv, req);
     }
     if (req->route && req->route->stream)
@@ -775,13 +747,9 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
     if (req->deferred)
         return deferred_resume(req);
     if (*upload_data_size > 0) {
-        conn_body_bytes(req, *upload_data_size);
-        if (req->replied) {
-            /* The answer went out early (413, 404 ...): discard the rest, within bounds. */
-            req->drained += *upload_data_size;
-            *upload_data_size = 0;
-            return req->drained <= srv->opts.discard_max_bytes ? MHD_YES : MHD_NO;
-        }
+        WATCH_BODY(req, *upload_data_size);
+        if (req->replied)
+            return discard(srv, req, upload_data_size);
         if (req->body->len + *upload_data_size > req->max_body) {
             g_autofree char *detail = g_strdup_printf(
                 "The request body is larger than %" G_GUINT64_FORMAT " bytes.", req->max_body);
@@ -792,7 +760,7 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         *upload_data_size = 0;
         return MHD_YES;
     }
-    conn_phase(req, HTTP_WATCH_BUSY);
+    WATCH_PHASE(req, HTTP_WATCH_BUSY);
     if (req->replied)
         return MHD_YES;
     /* The body is NUL-terminated for handlers that read it as text, without counting it. */
@@ -833,7 +801,7 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
     vmb_info("http %s %s %u %.2fms user=%s addr=%s%s", method, path,
              req->replied ? req->status : 0, ms, user, req->remote,
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
-    conn_phase(req, HTTP_WATCH_HEAD); /* the next request's head is due from now */
+    WATCH_PHASE(req, HTTP_WATCH_HEAD); /* the next request's head is due from now */
     request_free(req);
     *req_cls = NULL;
     g_atomic_int_dec_and_test(&srv->inflight);
@@ -895,7 +863,7 @@ http_server_start(const HttpServerOptions *opts, GError **error)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) opts->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (64 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
-        MHD_OPTION_NOTIFY_CONNECTION, notify_connection_cb, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, http_watchdog_notify, srv->watchdog,
         MHD_OPTION_END);
     if (!srv->daemon) {
         http_watchdog_stop(srv->watchdog);

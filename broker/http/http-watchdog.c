@@ -153,6 +153,47 @@ http_watchdog_remove(HttpWatchdog *w, HttpWatched *c)
 }
 
 /**
+ * http_watchdog_notify:
+ * @cls: the watchdog
+ * @conn: a connection libmicrohttpd accepted or is about to close
+ * @socket_context: where the connection's record is kept
+ * @code: started or closed
+ */
+void
+http_watchdog_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                     enum MHD_ConnectionNotificationCode code)
+{
+    HttpWatchdog *w = cls;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        /* Without its socket a connection is not watched: MHD's idle timeout still holds. */
+        *socket_context = ci ? http_watchdog_add(w, ci->connect_fd) : NULL;
+    } else if (*socket_context) {
+        /* libmicrohttpd closes the socket after this returns: from now on the watchdog
+         * must not know its number. */
+        http_watchdog_remove(w, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/**
+ * http_watchdog_of:
+ * @conn: a connection
+ *
+ * Returns: (nullable) (transfer none): its record, set by http_watchdog_notify().
+ */
+HttpWatched *
+http_watchdog_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *sc =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return sc ? sc->socket_context : NULL;
+}
+
+/**
  * http_watchdog_phase:
  * @w: the watchdog
  * @c: (nullable): a connection's record

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <glib.h>
+#include <microhttpd.h>
 
 typedef struct HttpWatchdog HttpWatchdog;
 typedef struct HttpWatched HttpWatched;
@@ -22,6 +23,12 @@ typedef enum {
 HttpWatchdog *http_watchdog_start(unsigned head_timeout_s, unsigned min_body_rate);
 /* Stops the thread; every connection must have been removed, or be removed after. */
 void http_watchdog_stop(HttpWatchdog *w);
+/* libmicrohttpd's MHD_OPTION_NOTIFY_CONNECTION callback, with the watchdog as @cls: adds
+ * and removes connections. */
+void http_watchdog_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code);
+/* The record of @conn (nullable: not watched). */
+HttpWatched *http_watchdog_of(struct MHD_Connection *conn);
 /* A new connection on socket @fd, waiting for its first head. */
 HttpWatched *http_watchdog_add(HttpWatchdog *w, int fd);
 /* The connection is about to be closed: forgets it (and frees @c). */
