@@ -12,6 +12,7 @@
 #include "http-problem.h"
 #include "vmb-error.h"
 #include "vmb-log.h"
+#include "http-route.h"
 #include "http-watchdog.h"
 
 /* Tells the watchdog (http-watchdog.c) where @req's connection is. */
@@ -430,74 +431,6 @@ http_request_set_user(HttpRequest *req, const char *username)
     req->user = g_strdup(username);
 }
 
-/* --- routing --- */
-
-static void
-param_add(GHashTable **params, char *name, char *value)
-{
-    if (!*params)
-        *params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    g_hash_table_insert(*params, name, value);
-}
-
-/* Walks the pattern and the path a segment at a time, without copying either. */
-static bool
-route_match(const char *pattern, const char *path, GHashTable **ret_params)
-{
-    g_autoptr(GHashTable) params = NULL;
-    const char *p = pattern, *q = path;
-
-    for (;;) {
-        size_t plen = strcspn(p, "/"), qlen = strcspn(q, "/");
-
-        if (plen == 1 && *p == '*' && !p[1]) {
-            param_add(&params, g_strdup("*"), g_strdup(q));
-            break;
-        }
-        if (plen > 2 && p[0] == '{' && p[plen - 1] == '}') {
-            if (!qlen)
-                return false;
-            param_add(&params, g_strndup(p + 1, plen - 2), g_strndup(q, qlen));
-        } else if (plen != qlen || memcmp(p, q, plen) != 0) {
-            return false;
-        }
-        p += plen;
-        q += qlen;
-        if (!*p || !*q) {
-            if (*p || *q)
-                return false; /* one has more segments */
-            break;
-        }
-        p++;
-        q++;
-    }
-    *ret_params = g_steal_pointer(&params);
-    return true;
-}
-
-/* Finds the route; sets *ret_status to 404 or 405 when there is none. */
-static const HttpRoute *
-route_find(HttpServer *srv, const char *method, const char *path, GHashTable **ret_params,
-           unsigned *ret_status)
-{
-    bool path_known = false;
-
-    for (size_t i = 0; i < srv->opts.nroutes; i++) {
-        const HttpRoute *r = &srv->opts.routes[i];
-        g_autoptr(GHashTable) params = NULL;
-        if (!route_match(r->pattern, path, &params))
-            continue;
-        path_known = true;
-        if (strcmp(r->method, method) == 0 ||
-            (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0)) {
-            *ret_params = g_steal_pointer(&params);
-            return r;
-        }
-    }
-    *ret_status = path_known ? 405 : 404;
-    return NULL;
-}
-
 /* --- libmicrohttpd callbacks --- */
 
 static void
@@ -629,7 +562,8 @@ request_begin(HttpServer *srv, HttpRequest *req)
     guint64 declared;
     unsigned status = 0;
 
-    req->route = route_find(srv, req->method, req->path, &req->params, &status);
+    req->route = http_route_find(srv->opts.routes, srv->opts.nroutes, req->method, req->path,
+                                 &req->params, &status);
     if (!req->route)
         return status == 404 ? send_problem(req, VMB_ERROR_NOT_FOUND, "No such resource.")
                              : send_problem(req, VMB_ERROR_METHOD_NOT_ALLOWED,
