@@ -249,8 +249,8 @@ class Hardening(harness.TestCase):
         self.assertIn('checks', json.loads(data))
 
     def test_a_bad_metrics_allow_is_refused_at_start(self):
-        for value, needle in (('localhost', "'localhost' is not an IP address"),
-                              ('10.0.0.0/40', 'no prefix length')):
+        for value, needle in (('localhost', "'localhost' is not an IPv4 or IPv6 address"),
+                              ('10.0.0.0/40', "'10.0.0.0/40'")):
             cfg = self.config(http={'metrics_allow': value})
             r = self.vmb('migrate', config=cfg)
             self.assertFailsWithOneLine(r, 'http.metrics_allow', needle)
