@@ -10,14 +10,29 @@
 
 #define X(s) ((const xmlChar *) (s))
 
+/* Appends "<owner>-": libvirt refuses '/' and line breaks in names, so those (and other
+ * control characters) become '_'; each '-' of the owner is doubled, so the separator is the
+ * last '-' of the first run of odd length and no (owner, suffix) pair meets another: owner
+ * "a-b" with "c" is "a--b-c", owner "a" with "b-c" is "a-b-c". An owner without '-' keeps
+ * the names it always had. */
+static void
+append_owner(GString *s, const char *owner)
+{
+    for (const unsigned char *p = (const unsigned char *) owner; *p; p++) {
+        if (*p == '-')
+            g_string_append_c(s, '-');
+        g_string_append_c(s, (*p == '/' || *p < 0x20 || *p == 0x7f) ? '_' : (char) *p);
+    }
+    g_string_append_c(s, '-');
+}
+
 /**
  * dom_xml_domain_name:
  * @prefix: the configured name prefix, e.g. "vmbroker-"
  * @owner: the owner's user name
  * @vm_id: the VM's id; its first 8 letters and digits become the short id
  *
- * Builds "<prefix><owner>-<short id>". libvirt refuses '/' and line breaks in names, so
- * those (and other control characters) become '_'; everything else is kept as is.
+ * Builds "<prefix><owner>-<short id>", unique whatever the owner's name (see append_owner).
  *
  * Returns: (transfer full): the domain name.
  */
@@ -27,15 +42,34 @@ dom_xml_domain_name(const char *prefix, const char *owner, const char *vm_id)
     GString *s = g_string_new(prefix);
     guint n = 0;
 
-    for (const unsigned char *p = (const unsigned char *) owner; *p; p++)
-        g_string_append_c(s, (*p == '/' || *p < 0x20 || *p == 0x7f) ? '_' : (char) *p);
-    g_string_append_c(s, '-');
+    append_owner(s, owner);
     for (const char *p = vm_id; *p && n < 8; p++) {
         if (g_ascii_isalnum(*p)) {
             g_string_append_c(s, g_ascii_tolower(*p));
             n++;
         }
     }
+    return g_string_free(s, FALSE);
+}
+
+/**
+ * dom_xml_domain_name_named:
+ * @prefix: the configured name prefix
+ * @owner: the owner's user name
+ * @short_name: a name the owner chose, starting with a letter or digit
+ *
+ * Builds "<prefix><owner>-<short name>", escaped like dom_xml_domain_name(), so that it
+ * meets neither another owner's named domain nor any default one.
+ *
+ * Returns: (transfer full): the domain name.
+ */
+char *
+dom_xml_domain_name_named(const char *prefix, const char *owner, const char *short_name)
+{
+    GString *s = g_string_new(prefix);
+
+    append_owner(s, owner);
+    g_string_append(s, short_name);
     return g_string_free(s, FALSE);
 }
 

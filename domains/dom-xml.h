@@ -41,7 +41,10 @@ typedef struct {
     char **ephemeral_volumes;  /* NULL-terminated paths of volumes deleted with the VM */
 } DomMetadata;
 
+/* "<prefix><owner>-<short id>" and "<prefix><owner>-<short name>", the owner's '-' doubled
+ * so that names of different owners never meet. */
 char *dom_xml_domain_name(const char *prefix, const char *owner, const char *vm_id);
+char *dom_xml_domain_name_named(const char *prefix, const char *owner, const char *short_name);
 
 xmlDoc *dom_xml_build(const DomTemplate *tmpl, const DomInstance *inst, GError **error);
 char *dom_xml_build_string(const DomTemplate *tmpl, const DomInstance *inst, GError **error);

@@ -115,7 +115,8 @@ api_auth_logout(HttpRequest *req, void *app)
  * @req: POST /api/v1/auth/signup {username, password}
  * @app: the daemon's state
  *
- * Returns: 201 {user} when auth.signup is on; 403 when it is off; 409 for a taken name.
+ * Returns: 201 {user} when auth.signup is on; 403 when it is off; 409 for a taken name;
+ * 429 with Retry-After past auth.signups_per_addr attempts from the address in a window.
  */
 HttpReply *
 api_auth_signup(HttpRequest *req, void *app)
@@ -133,7 +134,8 @@ api_auth_signup(HttpRequest *req, void *app)
     reply = read_credentials(req, &body, &username, &password);
     if (reply)
         return reply;
-    if (!svc_auth_signup(a->auth, a->db, username, password, &retry, &error))
+    if (!svc_auth_signup(a->auth, a->db, username, password, http_request_remote_addr(req),
+                         &retry, &error))
         return throttled_reply(req, error, retry);
     json_object_object_add(out, "username", json_object_new_string(username));
     json_object_object_add(out, "role", json_object_new_string("user"));

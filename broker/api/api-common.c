@@ -21,6 +21,7 @@ api_caller_free(ApiCaller *caller)
     if (!caller)
         return;
     db_user_free(caller->user);
+    g_free(caller->credential);
     g_free(caller);
 }
 
@@ -49,9 +50,10 @@ api_error(HttpRequest *req, const GError *error)
     VmbErrorKind kind = vmb_error_kind(error);
     unsigned status = http_problem_status(kind);
 
-    if (status >= 500)
-        vmb_warning("%s %s: %s", http_request_method(req), http_request_path(req),
-                    error->message);
+    if (status >= 500) {
+        g_autofree char *path = vmb_log_field(http_request_path(req));
+        vmb_warning("%s %s: %s", http_request_method(req), path, error->message);
+    }
     return http_problem_from_error(error, NULL);
 }
 
@@ -126,12 +128,18 @@ api_authenticate(HttpRequest *req, App *app, ApiCaller **ret_caller)
             http_reply_add_header(r, "WWW-Authenticate", "Bearer");
             return r;
         }
+        g_autofree char *digest = vmb_secret_sha256_hex(authz + 7, strlen(authz + 7));
         caller->kind = API_AUTH_TOKEN;
-        caller->user = svc_auth_token(app->cache, app->db, authz + 7, &error);
+        caller->credential = g_strconcat("t:", digest, NULL);
+        caller->user = svc_auth_token(app->cache, app->db, authz + 7, &caller->expires_at,
+                                      &error);
     } else if (cookie && *cookie) {
         g_autofree char *csrf_hash = NULL;
+        g_autofree char *digest = vmb_secret_sha256_hex(cookie, strlen(cookie));
         caller->kind = API_AUTH_SESSION;
-        caller->user = svc_auth_session(app->auth, app->db, cookie, &csrf_hash, &error);
+        caller->credential = g_strconcat("s:", digest, NULL);
+        caller->user = svc_auth_session(app->auth, app->db, cookie, &csrf_hash,
+                                        &caller->expires_at, &error);
         if (caller->user && method_changes_state(http_request_method(req))) {
             HttpReply *refused = check_csrf(req, app, csrf_hash);
             if (refused)
@@ -147,6 +155,33 @@ api_authenticate(HttpRequest *req, App *app, ApiCaller **ret_caller)
     http_request_set_user(req, caller->user->username);
     *ret_caller = g_steal_pointer(&caller);
     return NULL;
+}
+
+/**
+ * api_sees_internals:
+ * @req: the request
+ * @app: the daemon's state
+ *
+ * Whether the caller may read the broker's internals (/metrics, readyz detail): a client
+ * address in http.metrics_allow, or a bearer token of an admin. No cookie: a page of ours
+ * has no business there.
+ *
+ * Returns: true when allowed.
+ */
+bool
+api_sees_internals(HttpRequest *req, App *app)
+{
+    const char *authz = http_request_header(req, "Authorization");
+    g_autoptr(DbUser) user = NULL;
+
+    if (vmb_cidr_list_contains(app->cfg->http_metrics_allow, http_request_remote_addr(req)))
+        return true;
+    if (!authz || g_ascii_strncasecmp(authz, "Bearer ", 7) != 0 || !authz[7])
+        return false;
+    user = svc_auth_token(app->cache, app->db, authz + 7, NULL, NULL);
+    if (user)
+        http_request_set_user(req, user->username);
+    return user && user->role == DB_ROLE_ADMIN;
 }
 
 /**

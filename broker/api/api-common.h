@@ -16,6 +16,9 @@ typedef enum {
 typedef struct {
     DbUser *user;      /* the caller */
     ApiAuthKind kind;  /* how they proved it */
+    gint64 expires_at; /* when that proof ends (Unix seconds), 0 for a token without end */
+    char *credential;  /* "s:" or "t:" and the session's or token's digest: what consoles
+                        * opened through this request end with */
 } ApiCaller;
 
 void api_caller_free(ApiCaller *caller);
@@ -30,6 +33,10 @@ const char *api_session_cookie(const App *app);
 /* Authenticates the request. On failure returns the reply to send (401, 403 for a cookie
  * request that changes state without the CSRF token and a same-origin Origin, 503). */
 HttpReply *api_authenticate(HttpRequest *req, App *app, ApiCaller **ret_caller);
+
+/* Whether the caller may read /metrics and readyz detail (http.metrics_allow or an admin's
+ * bearer token). */
+bool api_sees_internals(HttpRequest *req, App *app);
 
 /* Parses a JSON object body (415 unless application/json, 400 when malformed). */
 HttpReply *api_json_body(HttpRequest *req, json_object **ret_obj);

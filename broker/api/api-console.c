@@ -53,6 +53,7 @@ api_console_session(HttpRequest *req, void *app)
 typedef struct {
     SvcConsole *console;
     char *vm_id;
+    SvcConsoleBinding bind; /* whose access the connection lives on */
     int upstream_fd;   /* owned until handed to the relay */
     GBytes *to_client; /* QEMU's bytes past its handshake */
 } ConsoleHandover;
@@ -66,6 +67,7 @@ handover_free(void *data)
         close(h->upstream_fd);
     if (h->to_client)
         g_bytes_unref(h->to_client);
+    svc_console_binding_clear(&h->bind);
     g_free(h->vm_id);
     g_free(h);
 }
@@ -87,7 +89,7 @@ console_upgraded(void *data, int sock, const void *extra, size_t extra_len, void
 
     h->upstream_fd = -1; /* the relay owns it now, even if it refuses the pair */
     if (!svc_console_attach(h->console, sock, fd, h->to_client, to_upstream, h->vm_id,
-                            console_done, handle, &error)) {
+                            &h->bind, console_done, handle, &error)) {
         vmb_warning("console of VM %s: %s", h->vm_id, error->message);
         http_upgrade_close(handle);
     }
@@ -142,6 +144,7 @@ api_console_ws(HttpRequest *req, void *app)
     g_autoptr(ApiCaller) caller = NULL;
     g_autoptr(GError) error = NULL;
     g_auto(VmbWsUpstream) up = VMB_WSUPSTREAM_INIT;
+    g_auto(SvcConsoleBinding) bind = { 0 };
     const char *ticket = http_request_query(req, "ticket");
     const char *origin = http_request_header(req, "Origin");
     const char *key = http_request_header(req, "Sec-WebSocket-Key");
@@ -167,12 +170,19 @@ api_console_ws(HttpRequest *req, void *app)
         return http_problem_kind(VMB_ERROR_UNAUTHORIZED, "A console ticket is required.", NULL);
     if (!svc_console_open(a->console, http_request_param(req, "id"), ticket,
                           caller ? caller->user->id : NULL, key,
-                          http_request_header(req, "Sec-WebSocket-Protocol"), &up, &error))
+                          http_request_header(req, "Sec-WebSocket-Protocol"), &up, &bind,
+                          &error))
         return api_error(req, error);
 
     h = g_new0(ConsoleHandover, 1);
     h->console = a->console;
     h->vm_id = g_strdup(http_request_param(req, "id"));
+    /* A ticket minted on another replica comes without its credential here: the one this
+     * request carries (the page's session cookie) is the next best thing to watch. */
+    if (!bind.credential && caller)
+        bind.credential = g_strdup(caller->credential);
+    h->bind = bind;
+    bind = (SvcConsoleBinding) { 0 };
     h->upstream_fd = up.fd;
     up.fd = -1;
     h->to_client = up.leftover ? g_bytes_ref(up.leftover) : NULL;

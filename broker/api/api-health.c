@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "api-common.h"
 #include "db-ports.h"
 #include "db-vms.h"
 #include "http-problem.h"
@@ -87,8 +88,9 @@ ping_libvirt(App *a, GError **error)
  * @req: the request
  * @app: the daemon's state
  *
- * Both answers carry `accelerator` ({mode, accelerator, finding, fix}): what new guests
- * get on this host, and why.
+ * Both answers carry `checks` and `accelerator` ({mode, accelerator, finding, fix}): what
+ * new guests get on this host, and why; for callers api_sees_internals() allows. Others get
+ * the status alone.
  *
  * Returns: 200 when PostgreSQL and libvirt answer and guests can get an accelerator, else
  * 503 naming what is down.
@@ -111,11 +113,17 @@ api_health_ready(HttpRequest *req, void *app)
     json_object_object_add(checks, "accelerator",
                            json_object_new_string(accel_ok ? "ok" : decided ? "unusable"
                                                                             : "undecided"));
+    bool inside = api_sees_internals(req, a);
+
     if (db_ok && hv_ok && accel_ok) {
         g_autoptr(json_object) obj = json_object_new_object();
         json_object_object_add(obj, "status", json_object_new_string("ready"));
-        json_object_object_add(obj, "checks", checks);
-        json_object_object_add(obj, "accelerator", svc_accel_to_json(a->accel));
+        if (inside) {
+            json_object_object_add(obj, "checks", checks);
+            json_object_object_add(obj, "accelerator", svc_accel_to_json(a->accel));
+        } else {
+            json_object_put(checks);
+        }
         return http_reply_json(200, obj);
     }
     if (!db_ok) {
@@ -128,6 +136,10 @@ api_health_ready(HttpRequest *req, void *app)
     }
     if (!accel_ok)
         g_string_append_printf(down, "%sthe accelerator", down->len ? " and " : "");
+    if (!inside) {
+        json_object_put(checks);
+        return http_problem_kind(VMB_ERROR_UNAVAILABLE, "Not ready.", NULL);
+    }
     {
         g_autoptr(json_object) extra = json_object_new_object();
         g_autofree char *detail = g_strdup_printf("Not ready: %s unavailable.", down->str);
@@ -144,19 +156,26 @@ api_health_ready(HttpRequest *req, void *app)
  *
  * Gauges that describe state elsewhere (the pool) are read at scrape time.
  *
- * Returns: 200 text/plain in Prometheus exposition format 0.0.4.
+ * Returns: 200 text/plain in Prometheus exposition format 0.0.4; 403 for callers
+ * api_sees_internals() refuses.
  */
 HttpReply *
 api_health_metrics(HttpRequest *req, void *app)
 {
     App *a = app;
     g_autoptr(GError) error = NULL;
-    g_autoptr(DbConn) db = db_pool_acquire(a->db, &error);
-    g_autoptr(GPtrArray) vms = db ? db_vms_list(db, NULL, &error) : NULL;
+    g_autoptr(DbConn) db = NULL;
+    g_autoptr(GPtrArray) vms = NULL;
     VmbSpliceStats relay;
     DbCacheStats cache;
     char *text;
 
+    if (!api_sees_internals(req, a))
+        return http_problem_kind(VMB_ERROR_FORBIDDEN,
+                                 "Metrics are served to the addresses the operator allows.",
+                                 NULL);
+    db = db_pool_acquire(a->db, &error);
+    vms = db ? db_vms_list(db, NULL, &error) : NULL;
     db_cache_stats(a->cache, &cache);
     vmb_metrics_set(a->metrics, "vmbroker_cache_lookups_total", (double) cache.hits,
                     "result", "hit", NULL);

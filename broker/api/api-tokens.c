@@ -15,6 +15,8 @@
  * @req: POST /api/v1/tokens {name, expires_in?}
  * @app: the daemon's state
  *
+ * A token minted here ends no later than the session or token the request came with.
+ *
  * Returns: 201 {id, token, name, expires_in}.
  */
 HttpReply *
@@ -34,7 +36,11 @@ api_tokens_create(HttpRequest *req, void *app)
     if (reply || (reply = api_json_body(req, &body)))
         return reply;
     if (!api_json_string(body, "name", true, &name, &error) ||
-        !api_json_uint(body, "expires_in", TOKEN_MAX_EXPIRES_S, &expires_in, &error))
+        !api_json_uint(body, "expires_in", TOKEN_MAX_EXPIRES_S, &expires_in, &error) ||
+        !svc_users_token_lifetime(expires_in, caller->expires_at,
+                                  /* rounded up: the row's clock runs on meanwhile */
+                                  (g_get_real_time() + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC,
+                                  &expires_in, &error))
         return api_error(req, error);
     token = svc_users_create_token(a->db, caller->user->username, name, expires_in, &id,
                                    &error);

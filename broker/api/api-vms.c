@@ -11,10 +11,11 @@
 #include "svc-vms.h"
 
 
-/* Adds console_url and novnc_url, each carrying its own one-time ticket for @user_id. */
+/* Adds console_url and novnc_url, each carrying its own one-time ticket for @user_id,
+ * minted through @credential (nullable: ApiCaller.credential). */
 static bool
 add_console_urls(App *a, json_object *obj, const DbVm *vm, const char *user_id,
-                 GError **error)
+                 const char *credential, GError **error)
 {
     g_autofree char *t1 = svc_vms_mint_ticket(a->vms, vm, "page", user_id, error);
     g_autofree char *t2 = t1 ? svc_vms_mint_ticket(a->vms, vm, "ws", user_id, error) : NULL;
@@ -25,6 +26,8 @@ add_console_urls(App *a, json_object *obj, const DbVm *vm, const char *user_id,
 
     if (!t2)
         return false;
+    svc_console_note_ticket(a->console, t1, credential);
+    svc_console_note_ticket(a->console, t2, credential);
     /* Tickets ride in the fragment: browsers send it to no server and no Referer. */
     console_url = g_strdup_printf("%s/ui/console.html#vm=%s&ticket=%s",
                                   a->cfg->http_public_url, vm->id, t1);
@@ -70,7 +73,7 @@ limit_reply(App *a, HttpRequest *req, const GError *error, GPtrArray *running)
     for (guint i = 0; running && i < running->len; i++) {
         const DbVm *vm = running->pdata[i];
         json_object *o = api_render_vm(vm);
-        if (vm->state == DB_VM_RUNNING && !add_console_urls(a, o, vm, vm->owner_id, &err)) {
+        if (vm->state == DB_VM_RUNNING && !add_console_urls(a, o, vm, vm->owner_id, NULL, &err)) {
             json_object_put(o);
             json_object_put(extra);
             return api_error(req, err);
@@ -115,8 +118,9 @@ created_reply(App *a, const DbVm *vm)
     HttpReply *reply;
 
     json_object_object_add(out, "vm", api_render_vm(vm));
-    /* The links are the owner's: a service account acting for a student hands them on. */
-    if (!add_console_urls(a, out, vm, vm->owner_id, &error))
+    /* The links are the owner's: a service account acting for a student hands them on.
+     * (Minted after the operation, they are bound to the owner alone: see svc-console.) */
+    if (!add_console_urls(a, out, vm, vm->owner_id, NULL, &error))
         return http_problem_from_error(error, NULL);
     reply = http_reply_json(201, out);
     http_reply_add_header(reply, "Location", location);
@@ -447,8 +451,9 @@ api_vms_console_ticket(HttpRequest *req, void *app)
         return http_problem_kind(VMB_ERROR_CONFLICT, detail, NULL);
     }
     ticket = svc_vms_mint_ticket(a->vms, vm, "ws", caller->user->id, &error);
-    if (!ticket || !add_console_urls(a, out, vm, caller->user->id, &error))
+    if (!ticket || !add_console_urls(a, out, vm, caller->user->id, caller->credential, &error))
         return api_error(req, error);
+    svc_console_note_ticket(a->console, ticket, caller->credential);
     expires = g_date_time_add_seconds(now, a->cfg->console_ticket_ttl_s);
     ws_path = g_strdup_printf("/api/v1/vms/%s/console/ws?ticket=%s", vm->id, ticket);
     json_object_object_add(out, "ticket", json_object_new_string(ticket));

@@ -2,6 +2,9 @@
 // The browser side: vmbroker's own pages (web/) at / and /ui/, Debian's noVNC at /novnc/.
 #include "api.h"
 
+#include <string.h>
+
+#include "api-common.h"
 #include "http-static.h"
 
 /* Our pages load only our own scripts and styles and talk only to this origin. */
@@ -49,6 +52,12 @@ api_web_file(HttpRequest *req, void *app)
  * @req: GET /novnc/{path...}
  * @app: the daemon's state
  *
+ * Stock noVNC takes its server from the page's URL (vnc.html#host=...&port=...): on our
+ * origin, a crafted link would have it talk to someone else's server with our page's look.
+ * Every answer under /novnc/ (404s included) carries a CSP whose connect-src is our origin
+ * and its websocket twin, so the browser refuses any other. The rest of the policy leaves
+ * noVNC's own scripts and styles alone.
+ *
  * Returns: a file of Debian's noVNC (vnc.html and its ES modules), or 404.
  */
 HttpReply *
@@ -56,7 +65,15 @@ api_web_novnc(HttpRequest *req, void *app)
 {
     App *a = app;
     HttpReply *reply = http_static_reply(a->cfg->console_novnc_dir, http_request_param(req, "*"));
+    g_autofree char *origin = api_public_origin(a);
+    /* http://h:p -> ws://h:p, https://h:p -> wss://h:p */
+    g_autofree char *ws = g_strconcat(g_str_has_prefix(origin, "https:") ? "wss" : "ws",
+                                      strchr(origin, ':'), NULL);
+    g_autofree char *csp = g_strdup_printf(
+        "connect-src 'self' %s %s; base-uri 'none'; form-action 'none'; object-src 'none'; "
+        "frame-ancestors 'none'", origin, ws);
 
+    http_reply_add_header(reply, "Content-Security-Policy", csp);
     http_reply_add_header(reply, "Referrer-Policy", "no-referrer");
     http_reply_add_header(reply, "X-Frame-Options", "DENY");
     return reply;

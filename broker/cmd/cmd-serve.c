@@ -227,6 +227,7 @@ start_services(Daemon *d, GError **error)
         .session_max_s = cfg->auth_session_max_s,
         .max_failures_user = cfg->auth_login_failures_per_user,
         .max_failures_addr = cfg->auth_login_failures_per_addr,
+        .max_signups_addr = cfg->auth_signups_per_addr,
         .window_s = cfg->auth_login_window_s,
     });
     declare_metrics(d->metrics);
@@ -423,6 +424,9 @@ serve_until_signal(Daemon *d, const char *config_path, const sigset_t *sigs, GEr
         .max_connections = cfg->http_max_connections,
         .per_ip_connections = cfg->http_per_ip_connections,
         .connection_timeout_s = cfg->http_connection_timeout_s,
+        .head_timeout_s = cfg->http_head_timeout_s,
+        .min_body_rate = cfg->http_min_body_rate,
+        .discard_max_bytes = cfg->http_discard_max_bytes,
         .max_body_bytes = cfg->http_max_body_bytes,
         .routes = api_routes,
         .nroutes = api_routes_count,

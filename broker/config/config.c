@@ -60,9 +60,14 @@ static const KeyDef keys[] = {
     { "http", "max_connections", KEY_UINT, "1024", 1, 100000, OFF(http_max_connections) },
     { "http", "per_ip_connections", KEY_UINT, "64", 1, 100000, OFF(http_per_ip_connections) },
     { "http", "connection_timeout_s", KEY_UINT, "60", 1, 3600, OFF(http_connection_timeout_s) },
+    { "http", "head_timeout_s", KEY_UINT, "30", 1, 3600, OFF(http_head_timeout_s) },
+    { "http", "min_body_rate", KEY_UINT, "1024", 0, 1073741824, OFF(http_min_body_rate) },
+    { "http", "discard_max_bytes", KEY_UINT64, "67108864", 0, G_GUINT64_CONSTANT(1) << 40,
+      OFF(http_discard_max_bytes) },
     { "http", "max_body_bytes", KEY_UINT64, "65536", 256, 16777216, OFF(http_max_body_bytes) },
     { "http", "shutdown_timeout_s", KEY_UINT, "30", 0, 3600, OFF(http_shutdown_timeout_s) },
     { "http", "threads", KEY_UINT, "8", 1, 256, OFF(http_threads) },
+    { "http", "metrics_allow", KEY_CIDRS, "127.0.0.0/8, ::1", 0, 0, OFF(http_metrics_allow) },
     { "http", "web_dir", KEY_DIR, VMB_WEB_DIR, 0, 0, OFF(http_web_dir) },
     { "http", "trusted_proxies", KEY_CIDRS, "", 0, 0, OFF(http_trusted_proxies) },
     { "database", "url", KEY_DBURL, NULL, 0, 0, OFF(database_url) },
@@ -120,6 +125,7 @@ static const KeyDef keys[] = {
     { "auth", "login_failures_per_addr", KEY_UINT, "20", 1, 100000,
       OFF(auth_login_failures_per_addr) },
     { "auth", "login_window_s", KEY_UINT, "60", 1, 86400, OFF(auth_login_window_s) },
+    { "auth", "signups_per_addr", KEY_UINT, "5", 1, 100000, OFF(auth_signups_per_addr) },
     { "log", "level", KEY_ENUM, "info", 0, 0, OFF(log_level), vmb_log_level_names },
     { "operations", "workers", KEY_UINT, "8", 1, 256, OFF(operations_workers) },
     { "operations", "max_per_user", KEY_UINT, "4", 0, 10000, OFF(operations_max_per_user) },
@@ -151,6 +157,7 @@ config_free(Config *cfg)
     g_free(cfg->operations_instance);
     g_free(cfg->console_novnc_dir);
     vmb_cidr_list_free(cfg->http_trusted_proxies);
+    vmb_cidr_list_free(cfg->http_metrics_allow);
     if (cfg->raw)
         g_hash_table_unref(cfg->raw);
     g_free(cfg);
@@ -280,7 +287,7 @@ parse_enum(const char *const *names, const char *value, int *ret)
     return g_strdup_printf("not one of %s", all);
 }
 
-/* Addresses and ADDRESS/PREFIX blocks (http.trusted_proxies). */
+/* Addresses and ADDRESS/PREFIX blocks (http.trusted_proxies, http.metrics_allow). */
 static char *
 parse_cidrs(const char *value, VmbCidrList **ret)
 {

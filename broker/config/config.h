@@ -31,11 +31,15 @@ typedef struct {
     unsigned http_max_connections; /* connections at once, all clients */
     unsigned http_per_ip_connections; /* connections at once from one address */
     unsigned http_connection_timeout_s; /* idle connection timeout */
+    unsigned http_head_timeout_s;  /* deadline for a whole request head */
+    unsigned http_min_body_rate;   /* bytes/s a request body must keep up */
+    guint64 http_discard_max_bytes; /* body discarded after an early answer, at most */
     guint64 http_max_body_bytes;   /* largest JSON request body */
     unsigned http_shutdown_timeout_s; /* how long SIGTERM waits for in-flight requests */
     unsigned http_threads;         /* libmicrohttpd worker threads */
     char *http_web_dir;            /* the web UI's files, served at / and /ui/ */
     VmbCidrList *http_trusted_proxies; /* peers whose X-Forwarded-For/-Proto are believed */
+    VmbCidrList *http_metrics_allow; /* who may read /metrics and readyz detail */
 
     /* [database] */
     char *database_url;            /* libpq connection string or URI; NULL when not given
@@ -96,9 +100,10 @@ typedef struct {
     unsigned auth_argon2_iterations; /* argon2id t */
     unsigned auth_argon2_lanes;    /* argon2id p */
     unsigned auth_max_hashing;     /* password hashes computed at once */
-    unsigned auth_login_failures_per_user; /* failed logins per user per window */
+    unsigned auth_login_failures_per_user; /* failed logins per (user, address) per window */
     unsigned auth_login_failures_per_addr; /* failed logins per address per window */
     unsigned auth_login_window_s;  /* the throttling window */
+    unsigned auth_signups_per_addr; /* sign-up attempts per address per window */
 
     /* [log] */
     VmbLogLevel log_level;         /* the lowest level written */

@@ -1,30 +1,198 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Console connections. Every refusal (ticket, user, VM state) happens before a connection
 // to QEMU is opened. Connects and disconnects reach PostgreSQL through one worker thread,
-// because the relay's callbacks run on its event loop and must not block.
+// because the relay's callbacks run on its event loop and must not block. A guard thread
+// asks PostgreSQL every second whether each open connection's user is still enabled and the
+// session or token its ticket was minted through still stands, and shuts down those whose
+// access ended. Which credential minted a ticket is known in this process only: a console
+// opened through another replica's ticket is watched for its user alone.
 #include "svc-console.h"
 
 #include <string.h>
+#include <sys/socket.h>
 
 #include "db-audit.h"
+#include "db-sessions.h"
 #include "db-tickets.h"
 #include "dom-lifecycle.h"
 #include "svc-vms.h"
 #include "vmb-error.h"
 #include "vmb-json.h"
+#include "vmb-periodic.h"
 #include "vmb-secret.h"
 
 /* How long a connect to QEMU's websocket and its handshake may take. QEMU listens with a
  * backlog of 1, so when many viewers connect at once some SYNs are dropped and retried by the
  * kernel after 1, 3 and 7 s: the bound lets the third retry through. */
 #define UPSTREAM_TIMEOUT_MS 10000
+/* Ticket credentials kept before expired ones are swept (tickets live a minute at most). */
+#define TICKET_CREDS_SWEEP_AT 10000
+#define TICKET_CREDS_TTL_US (10 * 60 * G_USEC_PER_SEC)
 
 struct SvcConsole {
     SvcConsoleOptions opts;
     char *console_listen;
     VmbSplice *splice;
     GThreadPool *events; /* ConsoleEvent, one at a time, in order */
+    GMutex lock;         /* guards the two tables below */
+    GHashTable *ticket_creds; /* ticket digest -> TicketCred */
+    GHashTable *open;    /* serial (guint64 *) -> ConsoleConn: connections in the relay */
+    guint64 next_serial;
+    VmbPeriodic *guard;  /* closes connections whose access ended */
 };
+
+typedef struct {
+    char *credential;
+    gint64 expires_us;   /* monotonic */
+} TicketCred;
+
+/* An open connection, from attach until the relay lets it go. */
+typedef struct {
+    SvcConsole *console;
+    guint64 serial;
+    int client_sock;     /* valid while in console->open: shut down, never closed, here */
+    SvcConsoleBinding bind;
+    bool shut;
+    VmbSpliceDoneFunc done;
+    void *done_data;
+} ConsoleConn;
+
+/**
+ * svc_console_binding_clear:
+ * @bind: a binding; its strings are freed and cleared
+ */
+void
+svc_console_binding_clear(SvcConsoleBinding *bind)
+{
+    g_clear_pointer(&bind->user_id, g_free);
+    g_clear_pointer(&bind->credential, g_free);
+}
+
+static void
+ticket_cred_free(gpointer data)
+{
+    TicketCred *tc = data;
+
+    g_free(tc->credential);
+    g_free(tc);
+}
+
+/**
+ * svc_console_note_ticket:
+ * @console: the service
+ * @ticket: a ticket just minted
+ * @credential: (nullable): ApiCaller.credential of the request that minted it
+ */
+void
+svc_console_note_ticket(SvcConsole *console, const char *ticket, const char *credential)
+{
+    TicketCred *tc;
+    gint64 now = g_get_monotonic_time();
+
+    if (!credential)
+        return;
+    tc = g_new0(TicketCred, 1);
+    tc->credential = g_strdup(credential);
+    tc->expires_us = now + TICKET_CREDS_TTL_US;
+    g_mutex_lock(&console->lock);
+    if (g_hash_table_size(console->ticket_creds) >= TICKET_CREDS_SWEEP_AT) {
+        GHashTableIter it;
+        gpointer v;
+        g_hash_table_iter_init(&it, console->ticket_creds);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+            if (((TicketCred *) v)->expires_us <= now)
+                g_hash_table_iter_remove(&it);
+    }
+    g_hash_table_insert(console->ticket_creds,
+                        vmb_secret_sha256_hex(ticket, strlen(ticket)), tc);
+    g_mutex_unlock(&console->lock);
+}
+
+/* The credential a ticket (by digest) was minted through, forgotten now; NULL if unknown. */
+static char *
+take_credential(SvcConsole *console, const char *digest)
+{
+    TicketCred *tc;
+    char *out = NULL;
+
+    g_mutex_lock(&console->lock);
+    tc = g_hash_table_lookup(console->ticket_creds, digest);
+    if (tc)
+        out = g_steal_pointer(&tc->credential);
+    g_hash_table_remove(console->ticket_creds, digest);
+    g_mutex_unlock(&console->lock);
+    return out;
+}
+
+typedef struct {
+    guint64 serial;
+    SvcConsoleBinding bind;
+} GuardItem;
+
+static void
+guard_item_clear(gpointer data)
+{
+    svc_console_binding_clear(&((GuardItem *) data)->bind);
+}
+
+/* The guard's second: which open connections lost their access, then shut those down
+ * (the relay sees the client leave and ends the pair as usual). */
+static void
+guard_sweep(gpointer data)
+{
+    SvcConsole *console = data;
+    g_autoptr(GArray) items = g_array_new(FALSE, TRUE, sizeof(GuardItem));
+    g_autoptr(GArray) dead = g_array_new(FALSE, FALSE, sizeof(guint64));
+    g_autoptr(DbConn) db = NULL;
+    GHashTableIter it;
+    gpointer v;
+
+    g_array_set_clear_func(items, guard_item_clear);
+    g_mutex_lock(&console->lock);
+    g_hash_table_iter_init(&it, console->open);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        ConsoleConn *c = v;
+        GuardItem item = { c->serial, { g_strdup(c->bind.user_id),
+                                        g_strdup(c->bind.credential) } };
+        if (!c->shut && c->bind.user_id)
+            g_array_append_val(items, item);
+        else
+            svc_console_binding_clear(&item.bind);
+    }
+    g_mutex_unlock(&console->lock);
+    if (items->len == 0 || !(db = db_pool_acquire(console->opts.db, NULL)))
+        return; /* a database that is down ends nobody's console */
+    for (guint i = 0; i < items->len; i++) {
+        GuardItem *item = &g_array_index(items, GuardItem, i);
+        bool live = true;
+        if (db_sessions_access_live(db, item->bind.user_id, item->bind.credential, &live,
+                                    NULL) && !live)
+            g_array_append_val(dead, item->serial);
+    }
+    g_mutex_lock(&console->lock);
+    for (guint i = 0; i < dead->len; i++) {
+        ConsoleConn *c = g_hash_table_lookup(console->open, &g_array_index(dead, guint64, i));
+        if (c && !c->shut) {
+            shutdown(c->client_sock, SHUT_RDWR);
+            c->shut = true;
+        }
+    }
+    g_mutex_unlock(&console->lock);
+}
+
+/* The relay let the pair go: forget it before the client socket is closed by @done. */
+static void
+conn_done(void *data)
+{
+    ConsoleConn *c = data;
+
+    g_mutex_lock(&c->console->lock);
+    g_hash_table_remove(c->console->open, &c->serial);
+    g_mutex_unlock(&c->console->lock);
+    c->done(c->done_data);
+    svc_console_binding_clear(&c->bind);
+    g_free(c);
+}
 
 typedef struct {
     char *vm_id;
@@ -113,6 +281,10 @@ svc_console_new(const SvcConsoleOptions *opts, GError **error)
     console->console_listen = g_strdup(opts->console_listen);
     console->opts.console_listen = console->console_listen;
     console->events = g_thread_pool_new(event_job, console, 1, TRUE, NULL);
+    g_mutex_init(&console->lock);
+    console->ticket_creds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                                  ticket_cred_free);
+    console->open = g_hash_table_new(g_int64_hash, g_int64_equal);
     console->splice = vmb_splice_new(&(VmbSpliceOptions) {
         .buffer_size = opts->buffer_size,
         .on_close = on_close,
@@ -121,6 +293,7 @@ svc_console_new(const SvcConsoleOptions *opts, GError **error)
     if (!console->splice)
         return NULL;
     svc_vms_on_console_end(opts->vms, close_vm_cb, console);
+    console->guard = vmb_periodic_start("console-guard", 1, guard_sweep, console);
     if (opts->metrics) {
         vmb_metrics_declare(opts->metrics, "vmbroker_console_connects_total",
                             VMB_METRIC_COUNTER, "Console websocket connections made.", NULL, 0);
@@ -141,11 +314,18 @@ svc_console_free(SvcConsole *console)
 {
     if (!console)
         return;
+    g_clear_pointer(&console->guard, vmb_periodic_stop);
     if (console->splice)
         svc_vms_on_console_end(console->opts.vms, NULL, NULL);
     g_clear_pointer(&console->splice, vmb_splice_free);
     if (console->events)
         g_thread_pool_free(console->events, FALSE, TRUE);
+    if (console->ticket_creds)
+        g_hash_table_unref(console->ticket_creds);
+    if (console->open)
+        g_hash_table_unref(console->open);
+    if (console->ticket_creds)
+        g_mutex_clear(&console->lock);
     g_free(console->console_listen);
     g_free(console);
 }
@@ -185,11 +365,13 @@ svc_console_session(SvcConsole *console, const char *vm_id, const char *ticket,
     g_autofree char *user_id = NULL;
     g_autofree char *password = NULL;
     g_autofree char *ws_ticket = NULL;
+    g_autofree char *credential = NULL;
     g_autoptr(DbConn) db = db_pool_acquire(console->opts.db, error);
     g_autoptr(DbVm) vm = NULL;
 
     if (!db || !db_tickets_consume(db, digest, "page", vm_id, &user_id, error))
         return false;
+    credential = take_credential(console, digest);
     vm = running_vm(console, db, vm_id, error);
     if (!vm)
         return false;
@@ -200,6 +382,7 @@ svc_console_session(SvcConsole *console, const char *vm_id, const char *ticket,
     ws_ticket = svc_vms_mint_ticket(console->opts.vms, vm, "ws", user_id, error);
     if (!ws_ticket)
         return false;
+    svc_console_note_ticket(console, ws_ticket, credential);
     *ret_password = g_steal_pointer(&password);
     *ret_ws_ticket = g_steal_pointer(&ws_ticket);
     *ret_vm = g_steal_pointer(&vm);
@@ -215,6 +398,7 @@ svc_console_session(SvcConsole *console, const char *vm_id, const char *ticket,
  * @ws_key: the client's Sec-WebSocket-Key
  * @ws_protocol: (nullable): the client's Sec-WebSocket-Protocol
  * @ret_upstream: (out): QEMU's side, handshake done
+ * @ret_bind: (out): the ticket's user and credential, for svc_console_attach()
  * @error: return location for an error
  *
  * Returns: true when QEMU accepted the websocket.
@@ -222,7 +406,7 @@ svc_console_session(SvcConsole *console, const char *vm_id, const char *ticket,
 bool
 svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
                  const char *caller_id, const char *ws_key, const char *ws_protocol,
-                 VmbWsUpstream *ret_upstream, GError **error)
+                 VmbWsUpstream *ret_upstream, SvcConsoleBinding *ret_bind, GError **error)
 {
     g_autofree char *digest = vmb_secret_sha256_hex(ticket, strlen(ticket));
     g_autofree char *user_id = NULL;
@@ -237,6 +421,9 @@ svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
     db = db_pool_acquire(console->opts.db, error);
     if (!db || !db_tickets_consume(db, digest, "ws", vm_id, &user_id, error))
         return false;
+    svc_console_binding_clear(ret_bind);
+    ret_bind->user_id = g_strdup(user_id);
+    ret_bind->credential = take_credential(console, digest);
     if (caller_id && strcmp(caller_id, user_id) != 0) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_FORBIDDEN,
                     "This console ticket was issued to another user.");
@@ -264,6 +451,7 @@ svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
  * @to_client: (nullable): bytes QEMU sent past its handshake
  * @to_upstream: (nullable): bytes the client sent past its request
  * @vm_id: the VM
+ * @bind: (nullable): whose access the connection lives on (svc_console_open()); copied
  * @done: runs when the pair ends, to close the client socket
  * @done_data: passed to @done
  * @error: return location for an error
@@ -272,12 +460,30 @@ svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
  */
 bool
 svc_console_attach(SvcConsole *console, int client_sock, int upstream_fd, GBytes *to_client,
-                   GBytes *to_upstream, const char *vm_id, VmbSpliceDoneFunc done,
-                   void *done_data, GError **error)
+                   GBytes *to_upstream, const char *vm_id, const SvcConsoleBinding *bind,
+                   VmbSpliceDoneFunc done, void *done_data, GError **error)
 {
+    ConsoleConn *c = g_new0(ConsoleConn, 1);
+
+    c->console = console;
+    c->client_sock = client_sock;
+    c->bind.user_id = bind ? g_strdup(bind->user_id) : NULL;
+    c->bind.credential = bind ? g_strdup(bind->credential) : NULL;
+    c->done = done;
+    c->done_data = done_data;
+    g_mutex_lock(&console->lock);
+    c->serial = ++console->next_serial;
+    g_hash_table_insert(console->open, &c->serial, c);
+    g_mutex_unlock(&console->lock);
     if (!vmb_splice_add(console->splice, client_sock, upstream_fd, to_client, to_upstream,
-                        vm_id, done, done_data, error))
+                        vm_id, conn_done, c, error)) {
+        g_mutex_lock(&console->lock);
+        g_hash_table_remove(console->open, &c->serial);
+        g_mutex_unlock(&console->lock);
+        svc_console_binding_clear(&c->bind);
+        g_free(c);
         return false;
+    }
     queue_event(console, vm_id, +1, 0, 0, NULL);
     return true;
 }

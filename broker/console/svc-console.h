@@ -27,6 +27,16 @@ typedef struct {
     VmbMetrics *metrics;         /* (nullable) connection counters */
 } SvcConsoleOptions;
 
+/* Whose access a console connection lives on: it is closed within a second of the user
+ * being disabled or the credential ending (logout, revocation, expiry). */
+typedef struct {
+    char *user_id;     /* the ticket's user */
+    char *credential;  /* (nullable) "s:"/"t:" digest of the session or token that minted it */
+} SvcConsoleBinding;
+
+void svc_console_binding_clear(SvcConsoleBinding *bind);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(SvcConsoleBinding, svc_console_binding_clear)
+
 SvcConsole *svc_console_new(const SvcConsoleOptions *opts, GError **error);
 void svc_console_free(SvcConsole *console);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SvcConsole, svc_console_free)
@@ -37,15 +47,20 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SvcConsole, svc_console_free)
 bool svc_console_session(SvcConsole *console, const char *vm_id, const char *ticket,
                          char **ret_password, char **ret_ws_ticket, DbVm **ret_vm,
                          GError **error);
+/* Remembers (in this process) the credential a ticket was minted through; NULL: none. */
+void svc_console_note_ticket(SvcConsole *console, const char *ticket, const char *credential);
 /* Redeems a "ws" ticket (of @caller_id when the request carried credentials) and opens
- * QEMU's websocket with the client's key. */
+ * QEMU's websocket with the client's key; @ret_bind says whose access it lives on. */
 bool svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
                       const char *caller_id, const char *ws_key, const char *ws_protocol,
-                      VmbWsUpstream *ret_upstream, GError **error);
-/* Hands the pair to the relay; @done runs (on the relay's thread) when it ends. */
+                      VmbWsUpstream *ret_upstream, SvcConsoleBinding *ret_bind,
+                      GError **error);
+/* Hands the pair to the relay; @done runs (on the relay's thread) when it ends. The
+ * connection is watched for @bind's access ending (copied). */
 bool svc_console_attach(SvcConsole *console, int client_sock, int upstream_fd,
                         GBytes *to_client, GBytes *to_upstream, const char *vm_id,
-                        VmbSpliceDoneFunc done, void *done_data, GError **error);
+                        const SvcConsoleBinding *bind, VmbSpliceDoneFunc done,
+                        void *done_data, GError **error);
 /* Closes every console of a VM (it stopped, or exclusive mode). */
 void svc_console_close_vm(SvcConsole *console, const char *vm_id, const char *reason);
 /* Open connections and the time of the last client byte (g_get_real_time µs, 0: none). */

@@ -643,3 +643,22 @@ db_vms_delete(DbConn *conn, const char *id, const char *owner_id, unsigned coold
     del = exec_vm(conn, PGRES_COMMAND_OK, "DELETE FROM vms WHERE id = $1", 1, params, error);
     return del != NULL;
 }
+
+/**
+ * db_vms_lock_memory:
+ * @conn: a connection inside a transaction
+ * @error: return location for an error
+ *
+ * Creates and starts that check the host's memory budget take this lock in the transaction
+ * that leases their ports, so two of them never both see the same room.
+ *
+ * Returns: true once the lock is held (until the transaction ends).
+ */
+bool
+db_vms_lock_memory(DbConn *conn, GError **error)
+{
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "SELECT pg_advisory_xact_lock(hashtext('vmbroker.vms.memory'))", 0, NULL, error);
+
+    return res != NULL;
+}

@@ -87,6 +87,9 @@ DbVm *db_vms_start(DbConn *conn, const char *id, const DbPortLeaseOptions *lease
                    GError **error);
 /* Adds @delta (+1 on connect, -1 on disconnect) to the VM's open console connections and
  * marks activity now. A VM that is gone is not an error. */
+/* Inside a transaction: waits for every other transaction that placed a guest's memory to
+ * end (an advisory lock held to commit), so that the memory it then reads is all there is. */
+bool db_vms_lock_memory(DbConn *conn, GError **error);
 bool db_vms_console_adjust(DbConn *conn, const char *id, int delta, GError **error);
 /* Records the time of the last byte a console client sent, if later than the stored one. */
 bool db_vms_console_touch(DbConn *conn, const char *id, GDateTime *at, GError **error);

@@ -12,10 +12,12 @@
 #include "http-problem.h"
 #include "vmb-error.h"
 #include "vmb-log.h"
+#include "http-route.h"
+#include "http-watchdog.h"
 
-/* After a streamed body is refused, this much more of it is read and dropped before the
- * answer is sent anyway (and the connection closed). */
-#define HTTP_DRAIN_MAX (64 * 1024 * 1024)
+/* Tells the watchdog (http-watchdog.c) where @req's connection is. */
+#define WATCH_PHASE(req, phase) http_watchdog_phase((req)->srv->watchdog, (req)->hc, (phase))
+#define WATCH_BODY(req, len) http_watchdog_body((req)->srv->watchdog, (req)->hc, (len))
 
 #define HTTP_METRIC_REQUESTS "vmbroker_http_requests_total"
 #define HTTP_METRIC_DURATION "vmbroker_http_request_duration_seconds"
@@ -24,6 +26,7 @@ struct HttpServer {
     struct MHD_Daemon *daemon;
     HttpServerOptions opts;
     gint inflight;      /* requests between first call and completion */
+    HttpWatchdog *watchdog; /* the head deadline and the body rate */
     GMutex deferred_lock;
     GHashTable *deferred; /* HttpDeferred of suspended requests (a set) */
 };
@@ -40,6 +43,7 @@ struct HttpDeferred {
 struct HttpRequest {
     HttpServer *srv;
     struct MHD_Connection *conn;
+    HttpWatched *hc;          /* the connection's watchdog record (nullable) */
     char *method;
     char *path;
     const HttpRoute *route;   /* NULL when none matched */
@@ -427,74 +431,6 @@ http_request_set_user(HttpRequest *req, const char *username)
     req->user = g_strdup(username);
 }
 
-/* --- routing --- */
-
-static void
-param_add(GHashTable **params, char *name, char *value)
-{
-    if (!*params)
-        *params = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    g_hash_table_insert(*params, name, value);
-}
-
-/* Walks the pattern and the path a segment at a time, without copying either. */
-static bool
-route_match(const char *pattern, const char *path, GHashTable **ret_params)
-{
-    g_autoptr(GHashTable) params = NULL;
-    const char *p = pattern, *q = path;
-
-    for (;;) {
-        size_t plen = strcspn(p, "/"), qlen = strcspn(q, "/");
-
-        if (plen == 1 && *p == '*' && !p[1]) {
-            param_add(&params, g_strdup("*"), g_strdup(q));
-            break;
-        }
-        if (plen > 2 && p[0] == '{' && p[plen - 1] == '}') {
-            if (!qlen)
-                return false;
-            param_add(&params, g_strndup(p + 1, plen - 2), g_strndup(q, qlen));
-        } else if (plen != qlen || memcmp(p, q, plen) != 0) {
-            return false;
-        }
-        p += plen;
-        q += qlen;
-        if (!*p || !*q) {
-            if (*p || *q)
-                return false; /* one has more segments */
-            break;
-        }
-        p++;
-        q++;
-    }
-    *ret_params = g_steal_pointer(&params);
-    return true;
-}
-
-/* Finds the route; sets *ret_status to 404 or 405 when there is none. */
-static const HttpRoute *
-route_find(HttpServer *srv, const char *method, const char *path, GHashTable **ret_params,
-           unsigned *ret_status)
-{
-    bool path_known = false;
-
-    for (size_t i = 0; i < srv->opts.nroutes; i++) {
-        const HttpRoute *r = &srv->opts.routes[i];
-        g_autoptr(GHashTable) params = NULL;
-        if (!route_match(r->pattern, path, &params))
-            continue;
-        path_known = true;
-        if (strcmp(r->method, method) == 0 ||
-            (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0)) {
-            *ret_params = g_steal_pointer(&params);
-            return r;
-        }
-    }
-    *ret_status = path_known ? 405 : 404;
-    return NULL;
-}
-
 /* --- libmicrohttpd callbacks --- */
 
 static void
@@ -504,6 +440,7 @@ upgrade_cb(void *cls, struct MHD_Connection *conn, void *req_cls, const char *ex
     HttpRequest *req = cls;
     void *data = g_steal_pointer(&req->upgrade_data);
 
+    WATCH_PHASE(req, HTTP_WATCH_UPGRADED);
     req->upgrade(data, sock, extra_in, extra_in_size, urh);
 }
 
@@ -595,6 +532,7 @@ request_new(HttpServer *srv, struct MHD_Connection *conn, const char *method, co
 
     req->srv = srv;
     req->conn = conn;
+    req->hc = http_watchdog_of(conn);
     req->method = g_strdup(method);
     req->path = g_strdup(url);
     req->body = g_byte_array_new();
@@ -624,7 +562,8 @@ request_begin(HttpServer *srv, HttpRequest *req)
     guint64 declared;
     unsigned status = 0;
 
-    req->route = route_find(srv, req->method, req->path, &req->params, &status);
+    req->route = http_route_find(srv->opts.routes, srv->opts.nroutes, req->method, req->path,
+                                 &req->params, &status);
     if (!req->route)
         return status == 404 ? send_problem(req, VMB_ERROR_NOT_FOUND, "No such resource.")
                              : send_problem(req, VMB_ERROR_METHOD_NOT_ALLOWED,
@@ -649,6 +588,16 @@ request_begin(HttpServer *srv, HttpRequest *req)
     return MHD_YES;
 }
 
+/* Drops body bytes that arrive after an early answer; MHD_NO (closing the connection) once
+ * more than http.discard_max_bytes were dropped. */
+static enum MHD_Result
+discard(HttpServer *srv, HttpRequest *req, size_t *upload_data_size)
+{
+    req->drained += *upload_data_size;
+    *upload_data_size = 0;
+    return req->drained <= srv->opts.discard_max_bytes ? MHD_YES : MHD_NO;
+}
+
 /* A streamed body (ISO uploads): each chunk to the route's stream, then its answer. */
 static enum MHD_Result
 request_stream(HttpServer *srv, HttpRequest *req, const char *upload_data,
@@ -656,16 +605,13 @@ request_stream(HttpServer *srv, HttpRequest *req, const char *upload_data,
 {
     g_autoptr(HttpReply) reply = NULL;
 
-    if (req->replied) {
-        *upload_data_size = 0;
-        return MHD_YES;
-    }
+    WATCH_BODY(req, *upload_data_size);
+    if (req->replied)
+        return discard(srv, req, upload_data_size);
     if (*upload_data_size > 0 && req->refusal) {
         /* Answering before the body is read would close a socket with unread data, and
          * the client would see a reset instead of the answer: read on, within reason. */
-        req->drained += *upload_data_size;
-        *upload_data_size = 0;
-        if (req->drained <= HTTP_DRAIN_MAX)
+        if (discard(srv, req, upload_data_size) == MHD_YES)
             return MHD_YES;
         reply = g_steal_pointer(&req->refusal);
     } else if (*upload_data_size > 0) {
@@ -676,6 +622,7 @@ request_stream(HttpServer *srv, HttpRequest *req, const char *upload_data,
     } else if (req->refusal) {
         reply = g_steal_pointer(&req->refusal);
     } else {
+        WATCH_PHASE(req, HTTP_WATCH_BUSY);
         reply = req->route->stream->finish(req->stream_ctx, req, srv->opts.app);
         req->stream_finished = true;
     }
@@ -726,27 +673,28 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         req = request_new(srv, conn, method, url);
         *req_cls = req;
         g_atomic_int_inc(&srv->inflight);
+        WATCH_PHASE(req, HTTP_WATCH_BODY);
         return request_begin(srv, req);
     }
-    if (req->route->stream)
+    if (req->route && req->route->stream)
         return request_stream(srv, req, upload_data, upload_data_size);
     if (req->deferred)
         return deferred_resume(req);
     if (*upload_data_size > 0) {
-        if (!req->replied) {
-            if (req->body->len + *upload_data_size > req->max_body) {
-                g_autofree char *detail = g_strdup_printf(
-                    "The request body is larger than %" G_GUINT64_FORMAT " bytes.",
-                    req->max_body);
-                *upload_data_size = 0;
-                return send_problem(req, VMB_ERROR_TOO_LARGE, detail);
-            }
-            g_byte_array_append(req->body, (const guint8 *) upload_data,
-                                (guint) *upload_data_size);
+        WATCH_BODY(req, *upload_data_size);
+        if (req->replied)
+            return discard(srv, req, upload_data_size);
+        if (req->body->len + *upload_data_size > req->max_body) {
+            g_autofree char *detail = g_strdup_printf(
+                "The request body is larger than %" G_GUINT64_FORMAT " bytes.", req->max_body);
+            *upload_data_size = 0;
+            return send_problem(req, VMB_ERROR_TOO_LARGE, detail);
         }
+        g_byte_array_append(req->body, (const guint8 *) upload_data, (guint) *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
+    WATCH_PHASE(req, HTTP_WATCH_BUSY);
     if (req->replied)
         return MHD_YES;
     /* The body is NUL-terminated for handlers that read it as text, without counting it. */
@@ -780,9 +728,14 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
         vmb_metrics_observe(srv->opts.metrics, HTTP_METRIC_DURATION, ms / 1000.0,
                             "route", route, NULL);
     }
-    vmb_info("http %s %s %u %.2fms user=%s addr=%s%s", req->method, req->path,
-             req->replied ? req->status : 0, ms, req->user ? req->user : "-", req->remote,
+    /* The method, path and user come from the client: each stays one field of one line. */
+    g_autofree char *method = vmb_log_field(req->method);
+    g_autofree char *path = vmb_log_field(req->path);
+    g_autofree char *user = vmb_log_field(req->user);
+    vmb_info("http %s %s %u %.2fms user=%s addr=%s%s", method, path,
+             req->replied ? req->status : 0, ms, user, req->remote,
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+    WATCH_PHASE(req, HTTP_WATCH_HEAD); /* the next request's head is due from now */
     request_free(req);
     *req_cls = NULL;
     g_atomic_int_dec_and_test(&srv->inflight);
@@ -814,6 +767,7 @@ http_server_start(const HttpServerOptions *opts, GError **error)
     srv->opts = *opts;
     g_mutex_init(&srv->deferred_lock);
     srv->deferred = g_hash_table_new(g_direct_hash, g_direct_equal);
+    srv->watchdog = http_watchdog_start(opts->head_timeout_s, opts->min_body_rate);
     if (opts->metrics) {
         static const double bounds[] = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30 };
         vmb_metrics_declare(opts->metrics, HTTP_METRIC_REQUESTS, VMB_METRIC_COUNTER,
@@ -843,8 +797,10 @@ http_server_start(const HttpServerOptions *opts, GError **error)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) opts->connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (64 * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, http_watchdog_notify, srv->watchdog,
         MHD_OPTION_END);
     if (!srv->daemon) {
+        http_watchdog_stop(srv->watchdog);
         g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG,
                     "cannot listen on %s port %u (in use, or not an address of this host?)",
                     opts->listen_host, opts->listen_port);
@@ -915,6 +871,7 @@ http_server_stop(HttpServer *srv, unsigned drain_timeout_s)
         g_usleep(20 * 1000);
     answer_deferred(srv);
     MHD_stop_daemon(srv->daemon);
+    http_watchdog_stop(srv->watchdog); /* the daemon's stop removed every connection */
     g_hash_table_unref(srv->deferred);
     g_mutex_clear(&srv->deferred_lock);
     g_free(srv);

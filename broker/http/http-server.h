@@ -103,6 +103,11 @@ typedef struct {
     unsigned max_connections;       /* all clients together */
     unsigned per_ip_connections;    /* from one address */
     unsigned connection_timeout_s;  /* idle timeout */
+    unsigned head_timeout_s;        /* a request head must come whole within this, from the
+                                     * connection's start or the previous request's end;
+                                     * 0 for no deadline */
+    unsigned min_body_rate;         /* bytes a second a body must average over each 10 s */
+    guint64 discard_max_bytes;      /* body read and dropped after an early answer, at most */
     guint64 max_body_bytes;         /* default body bound */
     const HttpRoute *routes;        /* the route table */
     size_t nroutes;                 /* its length */

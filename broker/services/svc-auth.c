@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Logins and credential checks. argon2id costs ~19 MiB and tens of milliseconds per hash,
-// so hashing runs under a counting semaphore, and failed logins are counted per user and
-// per address in fixed windows (in this process: each replica throttles on its own).
+// so hashing runs under a counting semaphore, and failed logins are counted per (user,
+// address) and per address in fixed windows (in this process: each replica throttles on its
+// own). Nothing is counted per user alone: a burst of wrong passwords for a victim throttles
+// the addresses it comes from, and the victim signs in from any other address.
 #include "svc-auth.h"
 
 #include <string.h>
@@ -26,7 +28,7 @@ struct SvcAuth {
     GMutex lock;          /* guards hashing and throttles */
     GCond slot_freed;
     unsigned hashing;     /* argon2 computations running */
-    GHashTable *throttles; /* "u:name" / "a:addr" -> Throttle */
+    GHashTable *throttles; /* "ua:addr\nname" / "a:addr" / "s:addr" -> Throttle */
     char *dummy_hash;     /* verified against for unknown users, so timing reveals nothing */
 };
 
@@ -202,6 +204,10 @@ session_create(SvcAuth *auth, DbConn *conn, DbUser *user, const char *remote_add
  * @username: the name given
  * @password: the password given
  * @remote_addr: (nullable): the client's address, for throttling and the session row
+ *
+ * Failures are counted for (@username, @remote_addr) and for @remote_addr; either over its
+ * bound refuses further attempts from that address (for that user, or for all) until the
+ * window ends. An address without failures is never refused.
  * @ret_retry_after_s: (out): seconds to wait, set with VMB_ERROR_TOO_MANY
  * @error: return location for an error
  *
@@ -211,8 +217,10 @@ SvcLogin *
 svc_auth_login(SvcAuth *auth, DbPool *pool, const char *username, const char *password,
                const char *remote_addr, unsigned *ret_retry_after_s, GError **error)
 {
-    g_autofree char *ukey = g_strconcat("u:", username, NULL);
-    g_autofree char *akey = g_strconcat("a:", remote_addr ? remote_addr : "-", NULL);
+    const char *addr = remote_addr ? remote_addr : "-";
+    /* An address holds no newline, so "ua:" keys of different pairs never meet. */
+    g_autofree char *ukey = g_strconcat("ua:", addr, "\n", username, NULL);
+    g_autofree char *akey = g_strconcat("a:", addr, NULL);
     g_autoptr(DbConn) conn = NULL;
     g_autoptr(DbUser) user = NULL;
     g_autoptr(GError) lookup_err = NULL;
@@ -262,6 +270,7 @@ svc_auth_login(SvcAuth *auth, DbPool *pool, const char *username, const char *pa
  * @pool: the database
  * @username: the wanted name
  * @password: the password
+ * @remote_addr: (nullable): the client's address: attempts are counted per address
  * @ret_retry_after_s: (out): seconds to wait, set with VMB_ERROR_TOO_MANY
  * @error: return location for an error
  *
@@ -271,9 +280,11 @@ svc_auth_login(SvcAuth *auth, DbPool *pool, const char *username, const char *pa
  */
 bool
 svc_auth_signup(SvcAuth *auth, DbPool *pool, const char *username, const char *password,
-                unsigned *ret_retry_after_s, GError **error)
+                const char *remote_addr, unsigned *ret_retry_after_s, GError **error)
 {
+    g_autofree char *skey = g_strconcat("s:", remote_addr ? remote_addr : "-", NULL);
     g_autofree char *hash = NULL;
+    unsigned wait;
     g_autoptr(DbConn) conn = NULL;
 
     if (!svc_users_name_valid(username)) {
@@ -285,6 +296,19 @@ svc_auth_signup(SvcAuth *auth, DbPool *pool, const char *username, const char *p
     if (strlen(password) < 8) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
                     "A password has at least 8 characters.");
+        return false;
+    }
+    /* Every well-formed attempt counts, made or refused: each costs a hash and may make a
+     * user. */
+    g_mutex_lock(&auth->lock);
+    wait = throttle_wait(auth, skey, auth->opts.max_signups_addr);
+    if (!wait)
+        throttle_fail(auth, skey);
+    g_mutex_unlock(&auth->lock);
+    if (wait) {
+        *ret_retry_after_s = wait;
+        g_set_error(error, VMB_ERROR, VMB_ERROR_TOO_MANY,
+                    "Too many sign-ups from this address; try again in %u seconds.", wait);
         return false;
     }
     if (!hash_slot_take(auth, ret_retry_after_s, error))
@@ -322,13 +346,14 @@ svc_auth_logout(DbPool *pool, const char *session_secret, GError **error)
  * @pool: the database
  * @session_secret: the cookie value
  * @ret_csrf_hash: (out): the session's CSRF digest
+ * @ret_expires_at: (out) (optional): the session's absolute end, Unix seconds
  * @error: return location for an error
  *
  * Returns: (transfer full): the session's user, or NULL (VMB_ERROR_UNAUTHORIZED).
  */
 DbUser *
 svc_auth_session(SvcAuth *auth, DbPool *pool, const char *session_secret,
-                 char **ret_csrf_hash, GError **error)
+                 char **ret_csrf_hash, gint64 *ret_expires_at, GError **error)
 {
     g_autofree char *hash = vmb_secret_sha256_hex(session_secret, strlen(session_secret));
     g_autoptr(DbConn) conn = db_pool_acquire(pool, error);
@@ -336,7 +361,7 @@ svc_auth_session(SvcAuth *auth, DbPool *pool, const char *session_secret,
     if (!conn)
         return NULL;
     return db_sessions_authenticate(conn, hash, auth->opts.session_idle_s, ret_csrf_hash,
-                                    error);
+                                    ret_expires_at, error);
 }
 
 /* What a token check found, kept in the cache. */
@@ -368,6 +393,7 @@ token_hit_copy(gconstpointer data)
  * @cache: the read cache
  * @pool: the database
  * @token: the bearer token presented
+ * @ret_expires_at: (out) (optional): when the token expires (Unix seconds), 0 for never
  * @error: return location for an error
  *
  * A token seen before is answered from @cache until it expires or its last_used_at is due
@@ -377,7 +403,8 @@ token_hit_copy(gconstpointer data)
  * Returns: (transfer full): the token's user, or NULL (VMB_ERROR_UNAUTHORIZED).
  */
 DbUser *
-svc_auth_token(DbCache *cache, DbPool *pool, const char *token, GError **error)
+svc_auth_token(DbCache *cache, DbPool *pool, const char *token, gint64 *ret_expires_at,
+               GError **error)
 {
     g_autofree char *hash = vmb_secret_sha256_hex(token, strlen(token));
     g_autofree char *key = g_strconcat("token:", hash, NULL);
@@ -392,6 +419,8 @@ svc_auth_token(DbCache *cache, DbPool *pool, const char *token, GError **error)
         bool live = (!hit->expires_at || g_get_real_time() / G_USEC_PER_SEC < hit->expires_at)
                     && g_get_monotonic_time() < hit->stamp_due;
         user = live ? g_steal_pointer(&hit->user) : NULL;
+        if (user && ret_expires_at)
+            *ret_expires_at = hit->expires_at;
         token_hit_free(hit);
         if (user)
             return user;
@@ -406,6 +435,8 @@ svc_auth_token(DbCache *cache, DbPool *pool, const char *token, GError **error)
         return NULL;
     }
     hit->stamp_due = g_get_monotonic_time() + (gint64) due_s * G_USEC_PER_SEC;
+    if (ret_expires_at)
+        *ret_expires_at = hit->expires_at;
     user = db_user_copy(hit->user);
     db_cache_store(cache, key, gen, hit, (GDestroyNotify) token_hit_free);
     return user;

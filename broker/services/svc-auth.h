@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// Authentication: password logins (argon2id under a bounded semaphore, throttled per user
-// and per address), login sessions, and API tokens.
+// Authentication: password logins (argon2id under a bounded semaphore, throttled per
+// (user, address) and per address), login sessions, and API tokens.
 #pragma once
 
 #include <stdbool.h>
@@ -18,8 +18,9 @@ typedef struct {
     unsigned max_hashing;        /* argon2 computations at once */
     unsigned session_idle_s;     /* a session unused this long ends */
     unsigned session_max_s;      /* a session ends this long after login */
-    unsigned max_failures_user;  /* failed logins per user per window before 429 */
+    unsigned max_failures_user;  /* failed logins per (user, address) per window before 429 */
     unsigned max_failures_addr;  /* failed logins per address per window before 429 */
+    unsigned max_signups_addr;   /* sign-up attempts per address per window before 429 */
     unsigned window_s;           /* the throttling window */
 } SvcAuthOptions;
 
@@ -43,9 +44,13 @@ SvcLogin *svc_auth_login(SvcAuth *auth, DbPool *pool, const char *username,
                          const char *password, const char *remote_addr,
                          unsigned *ret_retry_after_s, GError **error);
 bool svc_auth_signup(SvcAuth *auth, DbPool *pool, const char *username,
-                     const char *password, unsigned *ret_retry_after_s, GError **error);
+                     const char *password, const char *remote_addr,
+                     unsigned *ret_retry_after_s, GError **error);
 bool svc_auth_logout(DbPool *pool, const char *session_secret, GError **error);
 
+/* @ret_expires_at (optional): the session's absolute end, or the token's expiry (0 for
+ * never), in Unix seconds: what a token minted through it may not outlive. */
 DbUser *svc_auth_session(SvcAuth *auth, DbPool *pool, const char *session_secret,
-                         char **ret_csrf_hash, GError **error);
-DbUser *svc_auth_token(DbCache *cache, DbPool *pool, const char *token, GError **error);
+                         char **ret_csrf_hash, gint64 *ret_expires_at, GError **error);
+DbUser *svc_auth_token(DbCache *cache, DbPool *pool, const char *token, gint64 *ret_expires_at,
+                       GError **error);

@@ -4,7 +4,10 @@
 // of the file is checked, the file is renamed into the ISO pool's folder under a name made
 // from its hash (so identical content is stored once), the pool is refreshed and the row
 // inserted. Every failure removes the temporary file; a row that cannot be inserted takes
-// its freshly stored file with it.
+// its freshly stored file with it. An upload reserves its share of the user's quota when it
+// starts (its declared length, or all that is left when it declares none) and gives it back
+// when it ends, so uploads side by side cannot together pass the quota (in this process:
+// each replica reserves on its own).
 #include "svc-isos.h"
 
 #include <errno.h>
@@ -24,6 +27,8 @@ struct SvcIsos {
     SvcIsosOptions opts;
     char *storage_dir;
     char *name_prefix;
+    GMutex lock;           /* guards reserved */
+    GHashTable *reserved;  /* user id -> guint64 *: bytes held by that user's open uploads */
 };
 
 struct SvcUpload {
@@ -35,6 +40,7 @@ struct SvcUpload {
     EVP_MD_CTX *sha;  /* libcrypto: several times GChecksum's speed where the CPU has SHA */
     guint64 written;
     guint64 limit;    /* the smaller of the cap and what the quota leaves */
+    guint64 reserved; /* quota bytes held for this upload until it ends */
 };
 
 typedef struct {
@@ -89,6 +95,8 @@ svc_isos_new(const SvcIsosOptions *opts)
     isos->opts = *opts;
     isos->storage_dir = g_strdup(opts->storage_dir);
     isos->name_prefix = g_strdup(opts->name_prefix);
+    g_mutex_init(&isos->lock);
+    isos->reserved = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     return isos;
 }
 
@@ -103,6 +111,8 @@ svc_isos_free(SvcIsos *isos)
         return;
     g_free(isos->storage_dir);
     g_free(isos->name_prefix);
+    g_hash_table_unref(isos->reserved);
+    g_mutex_clear(&isos->lock);
     g_free(isos);
 }
 
@@ -134,6 +144,51 @@ set_too_large(GError **error, guint64 limit, bool quota)
                       : "An ISO may have at most %" G_GUINT64_FORMAT " bytes.", limit);
 }
 
+/* Holds @up's share of its user's quota: what the ISOs take (@used) and the user's other
+ * open uploads hold leave @left; @declared (or, unknown, all that is left) is taken from it.
+ * Sets up->limit and up->reserved. */
+static bool
+reserve_quota(SvcIsos *isos, SvcUpload *up, guint64 used, gint64 declared, GError **error)
+{
+    guint64 *held, left, want;
+
+    g_mutex_lock(&isos->lock);
+    held = g_hash_table_lookup(isos->reserved, up->user->id);
+    left = used + (held ? *held : 0) >= isos->opts.quota_bytes
+               ? 0 : isos->opts.quota_bytes - used - (held ? *held : 0);
+    up->limit = MIN(isos->opts.max_bytes, left);
+    want = declared >= 0 ? (guint64) declared : up->limit;
+    if (want > up->limit || (declared < 0 && want == 0)) {
+        g_mutex_unlock(&isos->lock);
+        set_too_large(error, up->limit, left < isos->opts.max_bytes);
+        return false;
+    }
+    if (!held) {
+        held = g_new0(guint64, 1);
+        g_hash_table_insert(isos->reserved, g_strdup(up->user->id), held);
+    }
+    *held += want;
+    up->reserved = want;
+    up->limit = want;
+    g_mutex_unlock(&isos->lock);
+    return true;
+}
+
+static void
+release_quota(SvcUpload *up)
+{
+    guint64 *held;
+
+    if (!up->reserved)
+        return;
+    g_mutex_lock(&up->isos->lock);
+    held = g_hash_table_lookup(up->isos->reserved, up->user->id);
+    if (held && (*held -= MIN(*held, up->reserved)) == 0)
+        g_hash_table_remove(up->isos->reserved, up->user->id);
+    g_mutex_unlock(&up->isos->lock);
+    up->reserved = 0;
+}
+
 /**
  * svc_isos_upload_begin:
  * @isos: the service
@@ -141,6 +196,9 @@ set_too_large(GError **error, guint64 limit, bool quota)
  * @name: the uploader's label (the file name is the server's)
  * @declared: the body's declared length, -1 when unknown
  * @error: return location for an error
+ *
+ * A user's upload (not an admin's or a service's) reserves @declared bytes of the quota,
+ * or all that is left when @declared is unknown, until svc_isos_upload_free().
  *
  * Returns: (transfer full): the upload, with its temporary file open; or NULL.
  */
@@ -152,7 +210,7 @@ svc_isos_upload_begin(SvcIsos *isos, const DbUser *user, const char *name, gint6
     g_autofree char *dir = g_build_filename(isos->storage_dir, "uploads", NULL);
     g_autofree char *token = NULL;
     g_autoptr(DbConn) db = NULL;
-    guint64 cap = isos->opts.max_bytes, left = G_MAXUINT64;
+    guint64 cap = isos->opts.max_bytes;
     gint64 used = 0;
 
     up->fd = -1;
@@ -162,16 +220,22 @@ svc_isos_upload_begin(SvcIsos *isos, const DbUser *user, const char *name, gint6
                     "not start with '.'.");
         return NULL;
     }
+    up->isos = isos;
+    up->user = g_new0(DbUser, 1);
+    up->user->id = g_strdup(user->id);
+    up->user->username = g_strdup(user->username);
+    up->user->role = user->role;
     if (!is_privileged(user)) {
         db = db_pool_acquire(isos->opts.db, error);
-        if (!db || !db_isos_owner_bytes(db, user->id, &used, error))
+        if (!db || !db_isos_owner_bytes(db, user->id, &used, error) ||
+            !reserve_quota(isos, up, (guint64) MAX(used, 0), declared, error))
             return NULL;
-        left = (guint64) used >= isos->opts.quota_bytes ? 0 : isos->opts.quota_bytes - (guint64) used;
-    }
-    up->limit = MIN(cap, left);
-    if (declared >= 0 && (guint64) declared > up->limit) {
-        set_too_large(error, up->limit, left < cap);
-        return NULL;
+    } else {
+        up->limit = cap;
+        if (declared >= 0 && (guint64) declared > up->limit) {
+            set_too_large(error, up->limit, false);
+            return NULL;
+        }
     }
     if (g_mkdir_with_parents(dir, 0700) < 0) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_INTERNAL, "creating %s: %s", dir,
@@ -189,11 +253,6 @@ svc_isos_upload_begin(SvcIsos *isos, const DbUser *user, const char *name, gint6
         g_clear_pointer(&up->tmp_path, g_free);
         return NULL;
     }
-    up->isos = isos;
-    up->user = g_new0(DbUser, 1);
-    up->user->id = g_strdup(user->id);
-    up->user->username = g_strdup(user->username);
-    up->user->role = user->role;
     up->name = g_strdup(name);
     up->sha = EVP_MD_CTX_new();
     if (!up->sha || EVP_DigestInit_ex(up->sha, EVP_sha256(), NULL) != 1) {
@@ -339,6 +398,7 @@ svc_isos_upload_free(SvcUpload *up)
 {
     if (!up)
         return;
+    release_quota(up);
     if (up->fd >= 0)
         close(up->fd);
     if (up->tmp_path)

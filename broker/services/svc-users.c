@@ -136,6 +136,38 @@ svc_users_add(DbPool *pool, const char *username, const char *role, const char *
 }
 
 /**
+ * svc_users_token_lifetime:
+ * @requested_s: the lifetime asked for, seconds, 0 for none
+ * @parent_end: when the credential the request came with ends (Unix seconds), 0 for never
+ * @now: the time now (Unix seconds)
+ * @ret_lifetime_s: (out): the lifetime to give, seconds, 0 for none
+ * @error: return location for an error
+ *
+ * A token minted through a session or another token never outlives it: the lifetime is cut
+ * to what the parent has left (a request for no end gets just that much).
+ *
+ * Returns: true; false (VMB_ERROR_UNAUTHORIZED) when the parent has no whole second left.
+ */
+bool
+svc_users_token_lifetime(gint64 requested_s, gint64 parent_end, gint64 now,
+                         gint64 *ret_lifetime_s, GError **error)
+{
+    gint64 left = parent_end - now;
+
+    if (!parent_end) {
+        *ret_lifetime_s = requested_s;
+        return true;
+    }
+    if (left < 1) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAUTHORIZED,
+                    "The credential used has ended; sign in again.");
+        return false;
+    }
+    *ret_lifetime_s = requested_s && requested_s < left ? requested_s : left;
+    return true;
+}
+
+/**
  * svc_users_create_token:
  * @pool: the database
  * @username: the token's owner

@@ -37,5 +37,8 @@ bool svc_users_revoke_token(DbPool *pool, const DbUser *caller, const char *toke
                             GError **error);
 
 /* Creates an API token for @username; returns the token (shown once) or NULL. */
+/* Caps a new token's lifetime to what its parent credential has left. */
+bool svc_users_token_lifetime(gint64 requested_s, gint64 parent_end, gint64 now,
+                              gint64 *ret_lifetime_s, GError **error);
 char *svc_users_create_token(DbPool *pool, const char *username, const char *name,
                              gint64 expires_in_s, char **ret_id, GError **error);

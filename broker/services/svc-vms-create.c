@@ -31,7 +31,48 @@ typedef struct {
     DbOpSpec op_spec;
     DbVm *vm; /* out */
     DbOp *op; /* out */
+    SvcVms *vms;
+    const DomTemplate *tmpl;
 } InsertTx;
+
+/**
+ * svc_vms_memory_room_tx:
+ * @vms: the service
+ * @conn: a connection inside the transaction that will lease the guest's ports
+ * @tmpl: the template of the guest about to be placed
+ * @vm_id: (nullable): that guest's row when it has one (a start): not counted as in use
+ * @error: return location for an error (VMB_ERROR_EXHAUSTED without room)
+ *
+ * The host memory budget (limits.host_memory_mib), checked under db_vms_lock_memory() so
+ * that concurrent creates and starts cannot together overshoot it.
+ *
+ * Returns: true when @tmpl's guest fits beside every active one.
+ */
+bool
+svc_vms_memory_room_tx(SvcVms *vms, DbConn *conn, const DomTemplate *tmpl, const char *vm_id,
+                       GError **error)
+{
+    g_autoptr(GPtrArray) all = NULL;
+    guint64 used_mib = 0;
+
+    if (!vms->opts.host_memory_mib)
+        return true;
+    if (!db_vms_lock_memory(conn, error) || !(all = db_vms_list(conn, NULL, error)))
+        return false;
+    for (guint i = 0; i < all->len; i++) {
+        const DbVm *vm = all->pdata[i];
+        const DomTemplate *t = dom_template_set_lookup(vms->opts.templates, vm->template_name);
+        /* Every guest whose QEMU may still hold memory, a stopping one too. */
+        if (svc_vms_vm_is_active(vm) && g_strcmp0(vm->id, vm_id) != 0)
+            used_mib += t ? t->memory_mib : 0;
+    }
+    if (used_mib + tmpl->memory_mib <= vms->opts.host_memory_mib)
+        return true;
+    g_set_error(error, VMB_ERROR, VMB_ERROR_EXHAUSTED,
+                "The host has no room for another %u MiB guest right now; try later.",
+                tmpl->memory_mib);
+    return false;
+}
 
 /* The row, its leases and its create operation, together or not at all. */
 static bool
@@ -41,6 +82,8 @@ insert_tx(DbConn *conn, void *data, GError **error)
 
     g_clear_pointer(&tx->vm, db_vm_free); /* a retried transaction runs this again */
     g_clear_pointer(&tx->op, db_op_free);
+    if (!svc_vms_memory_room_tx(tx->vms, conn, tx->tmpl, NULL, error))
+        return false;
     tx->vm = db_vms_insert(conn, tx->spec, &tx->lease, error);
     if (!tx->vm || !svc_vms_audit(conn, tx->actor_id, "vm.create", tx->vm->id,
                                   tx->remote_addr, NULL, error))
@@ -130,6 +173,15 @@ svc_vms_plan_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTem
         g_autoptr(GError) missing = NULL;
         plan->disk_path = dom_storage_volume_path(conn, vms->name_prefix, DOM_POOL_DISKS, vol,
                                                   &missing);
+        if (plan->disk_path && !vm->started_at) {
+            /* A create makes its disk: one already there is not this VM's (a left-over,
+             * or someone else's), and booting it would hand its data to a new owner. */
+            g_clear_pointer(&plan->disk_path, g_free);
+            g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+                        "A disk named like this VM's exists already; choose another name, or "
+                        "ask an admin to remove the left-over disk.");
+            return false;
+        }
         if (plan->disk_path && tmpl->kind == DOM_TEMPLATE_KIND_OVERLAY)
             plan->backing_path = dom_storage_volume_path(conn, vms->name_prefix, DOM_POOL_BASE,
                                                          tmpl->base_image, error);
@@ -277,29 +329,35 @@ resolve_owner(SvcVms *vms, DbConn *conn, const SvcVmRequest *req, DbUser **ret_o
     }
     if (!owner)
         return false;
+    /* A service account acts for students only: acting for an admin would lend it the
+     * admin's exemptions (no running limit, every ISO), for a disabled user it would undo
+     * the disabling. Admins keep the power to act for anyone. */
+    if (req->caller->role == DB_ROLE_SERVICE &&
+        strcmp(owner->id, req->caller->id) != 0 &&
+        (owner->role != DB_ROLE_USER || owner->disabled)) {
+        db_user_free(owner);
+        g_set_error(error, VMB_ERROR, VMB_ERROR_FORBIDDEN,
+                    "A service account acts only for enabled users of role 'user'.");
+        return false;
+    }
     *ret_owner = owner;
     return true;
 }
 
-/* The running limit and the host's memory budget. */
+/* The running limit (the memory budget is checked with the leases: insert_tx). */
 static bool
 check_capacity(SvcVms *vms, DbConn *conn, const DbUser *owner, const DomTemplate *tmpl,
                GPtrArray **ret_running, GError **error)
 {
     g_autoptr(GPtrArray) all = db_vms_list(conn, NULL, error);
     g_autoptr(GPtrArray) mine = g_ptr_array_new_with_free_func((GDestroyNotify) db_vm_free);
-    guint64 used_mib = 0;
 
     if (!all)
         return false;
     for (guint i = all->len; i-- > 0;) {
         DbVm *vm = all->pdata[i];
-        const DomTemplate *t;
         if (!svc_vms_vm_is_active(vm))
             continue;
-        t = dom_template_set_lookup(vms->opts.templates, vm->template_name);
-        /* Memory: every guest whose QEMU may still hold it, a stopping one too. */
-        used_mib += t ? t->memory_mib : 0;
         if (db_vm_state_counts_as_running(vm->state) && strcmp(vm->owner_id, owner->id) == 0)
             g_ptr_array_add(mine, g_ptr_array_steal_index(all, i));
     }
@@ -310,12 +368,6 @@ check_capacity(SvcVms *vms, DbConn *conn, const DbUser *owner, const DomTemplate
                     owner->username, mine->len);
         if (ret_running)
             *ret_running = g_steal_pointer(&mine);
-        return false;
-    }
-    if (vms->opts.host_memory_mib && used_mib + tmpl->memory_mib > vms->opts.host_memory_mib) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_EXHAUSTED,
-                    "The host has no room for another %u MiB guest right now; try later.",
-                    tmpl->memory_mib);
         return false;
     }
     return true;
@@ -440,7 +492,7 @@ svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, Db
 
     if (!check_create(vms, req, tmpl, &owner, &iso, ret_running, error))
         return NULL;
-    name = req->name ? g_strdup_printf("%s%s-%s", vms->name_prefix, owner->username, req->name)
+    name = req->name ? dom_xml_domain_name_named(vms->name_prefix, owner->username, req->name)
                      : dom_xml_domain_name(vms->name_prefix, owner->username, id);
     if (dom_template_has_disk(tmpl) && !tmpl->persistent) {
         volume = g_strdup_printf("%s-disk0.qcow2", name);
@@ -457,6 +509,8 @@ svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, Db
             .disk_volumes = volumes,
         },
         .lease = svc_vms_lease_options(vms),
+        .vms = vms,
+        .tmpl = tmpl,
         .actor_id = req->caller->id,
         .remote_addr = req->remote_addr,
         .op_spec = svc_vms_op_spec(vms, DB_OP_CREATE, req->caller, req->remote_addr, NULL),

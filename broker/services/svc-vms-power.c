@@ -223,6 +223,8 @@ typedef struct {
     const char *actor_id;
     const char *remote_addr;
     DbVm *vm; /* out */
+    SvcVms *vms;
+    const DomTemplate *tmpl;
 } StartTx;
 
 static bool
@@ -231,6 +233,9 @@ start_tx(DbConn *conn, void *data, GError **error)
     StartTx *tx = data;
 
     g_clear_pointer(&tx->vm, db_vm_free);
+    /* The memory budget as a create checks it, in the transaction of the leases. */
+    if (!svc_vms_memory_room_tx(tx->vms, conn, tx->tmpl, tx->id, error))
+        return false;
     tx->vm = db_vms_start(conn, tx->id, &tx->lease, error);
     return tx->vm && svc_vms_audit(conn, tx->actor_id, "vm.start", tx->id, tx->remote_addr, NULL,
                                    error);
@@ -318,7 +323,8 @@ svc_vms_start_now(SvcVms *vms, const DbUser *caller, const char *id, const char 
         svc_vms_release(vms, vm->id);
         return NULL;
     }
-    tx = (StartTx) { vm->id, svc_vms_lease_options(vms), caller->id, remote_addr, NULL };
+    tx = (StartTx) { vm->id, svc_vms_lease_options(vms), caller->id, remote_addr, NULL, vms,
+                     tmpl };
     if (!db_pool_transaction(vms->opts.db, start_tx, &tx, error)) {
         db_vm_free(tx.vm);
         svc_vms_release(vms, vm->id);

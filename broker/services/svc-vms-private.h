@@ -87,6 +87,8 @@ bool svc_vms_define_and_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm,
                               const DomTemplate *tmpl, StartPlan *plan, bool *ret_defined,
                               GError **error);
 bool svc_vms_delete_tx(DbConn *conn, void *data, GError **error);
+bool svc_vms_memory_room_tx(SvcVms *vms, DbConn *conn, const DomTemplate *tmpl,
+                            const char *vm_id, GError **error);
 
 /* svc-vms-power.c */
 bool svc_vms_run_stop(SvcVms *vms, const DbOp *op, GError **error);

@@ -4,6 +4,7 @@
 // reads the priority from the prefix and stamps the time itself.
 #include "vmb-log.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -74,6 +75,58 @@ vmb_log_set_level(VmbLogLevel level)
     g_atomic_int_set(&min_level, (gint) level);
 }
 
+/* Whether @c must not reach a log line as it is: a control character (a newline would start a
+ * forged line, an escape sequence would rewrite a terminal) or DEL. */
+static inline bool
+needs_escape(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
+
+/* Appends @s to @out with every byte that needs_escape() (and, with @field, also space,
+ * backslash and double quote, so a value cannot pose as the next field) as \xNN. */
+static void
+escape_into(GString *out, const char *s, bool field)
+{
+    for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+        if (needs_escape(*p) || (field && (*p == ' ' || *p == '\\' || *p == '"')))
+            g_string_append_printf(out, "\\x%02x", *p);
+        else
+            g_string_append_c(out, (char) *p);
+    }
+}
+
+/**
+ * vmb_log_field:
+ * @value: (nullable): a value from a client (a path, a user name, a header)
+ *
+ * For a value that sits among the space-separated fields of a log line: control characters,
+ * space, backslash and double quote become \xNN; NULL and "" become "-".
+ *
+ * Returns: (transfer full): the escaped value.
+ */
+char *
+vmb_log_field(const char *value)
+{
+    GString *out;
+
+    if (!value || !*value)
+        return g_strdup("-");
+    out = g_string_sized_new(strlen(value));
+    escape_into(out, value, true);
+    return g_string_free(out, FALSE);
+}
+
+/* Whether a formatted message holds a byte that needs_escape(). */
+static bool
+message_needs_escape(const char *msg, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (needs_escape((unsigned char) msg[i]))
+            return true;
+    return false;
+}
+
 /**
  * vmb_log:
  * @level: severity
@@ -109,16 +162,21 @@ vmb_log(VmbLogLevel level, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return;
-    if ((size_t) n <= room) {
+    if ((size_t) n <= room && !message_needs_escape(buf + head, (size_t) n)) {
         len = (size_t) head + (size_t) n;
         buf[len++] = '\n';
     } else {
+        /* Long, or holding a byte that could forge a line: every line is one line, whatever
+         * a message carries from a client. */
         g_autofree char *msg = NULL;
+        GString *out = g_string_new_len(buf, head);
         va_start(ap, fmt);
         msg = g_strdup_vprintf(fmt, ap);
         va_end(ap);
-        line = heap = g_strdup_printf("%.*s%s\n", head, buf, msg);
-        len = strlen(line);
+        escape_into(out, msg, false);
+        g_string_append_c(out, '\n');
+        len = out->len;
+        line = heap = g_string_free(out, FALSE);
     }
     if (write(STDERR_FILENO, line, len) < 0) {
         /* Nowhere left to report it. */

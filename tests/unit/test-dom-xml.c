@@ -42,6 +42,25 @@ TEST(domain_name)
     g_assert_cmpstr(b, ==, "p-a_b_c-12");
 }
 
+TEST(domain_names_never_collide_across_owners)
+{
+    /* The pair, and the default form against a chosen name. */
+    g_autofree char *ab_c = dom_xml_domain_name_named("p-", "a-b", "c");
+    g_autofree char *a_bc = dom_xml_domain_name_named("p-", "a", "b-c");
+    g_autofree char *ab_id = dom_xml_domain_name("p-", "a-b", "0123abcd-ffff");
+    g_autofree char *a_named = dom_xml_domain_name_named("p-", "a", "b-0123abcd");
+    g_autofree char *trail = dom_xml_domain_name_named("p-", "a-", "b");
+    g_autofree char *lead = dom_xml_domain_name_named("p-", "a", "b");
+
+    g_assert_cmpstr(ab_c, ==, "p-a--b-c");
+    g_assert_cmpstr(a_bc, ==, "p-a-b-c");
+    g_assert_cmpstr(ab_c, !=, a_bc);
+    g_assert_cmpstr(ab_id, ==, "p-a--b-0123abcd");
+    g_assert_cmpstr(a_named, ==, "p-a-b-0123abcd");
+    g_assert_cmpstr(trail, ==, "p-a---b");
+    g_assert_cmpstr(trail, !=, lead);
+}
+
 TEST(instance_checks)
 {
     g_autoptr(DomTemplate) memtest = load("memtest");
