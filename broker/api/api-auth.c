@@ -133,7 +133,8 @@ api_auth_signup(HttpRequest *req, void *app)
     reply = read_credentials(req, &body, &username, &password);
     if (reply)
         return reply;
-    if (!svc_auth_signup(a->auth, a->db, username, password, &retry, &error))
+    if (!svc_auth_signup(a->auth, a->db, username, password, http_request_remote_addr(req),
+                         &retry, &error))
         return throttled_reply(req, error, retry);
     json_object_object_add(out, "username", json_object_new_string(username));
     json_object_object_add(out, "role", json_object_new_string("user"));

@@ -159,7 +159,7 @@ cmd_user(const char *config_path, int argc, char **argv)
         return CMD_EXIT_FAILURE;
     }
     pool = open_pool(cfg);
-    if (!svc_users_add(pool, argv[2], role, password, NULL, &error)) {
+    if (!svc_users_add(pool, NULL, argv[2], role, password, NULL, &error)) {
         cmd_fail("user add: %s", error->message);
         return CMD_EXIT_FAILURE;
     }
@@ -208,7 +208,7 @@ cmd_token(const char *config_path, int argc, char **argv)
     if (!cfg)
         return CMD_EXIT_FAILURE;
     pool = open_pool(cfg);
-    token = svc_users_create_token(pool, argv[2], name ? name : "cli", expires_in, NULL,
+    token = svc_users_create_token(pool, NULL, argv[2], name ? name : "cli", expires_in, NULL,
                                    &error);
     if (!token) {
         cmd_fail("token create: %s", error->message);

@@ -43,7 +43,8 @@ SvcLogin *svc_auth_login(SvcAuth *auth, DbPool *pool, const char *username,
                          const char *password, const char *remote_addr,
                          unsigned *ret_retry_after_s, GError **error);
 bool svc_auth_signup(SvcAuth *auth, DbPool *pool, const char *username,
-                     const char *password, unsigned *ret_retry_after_s, GError **error);
+                     const char *password, const char *remote_addr,
+                     unsigned *ret_retry_after_s, GError **error);
 bool svc_auth_logout(DbPool *pool, const char *session_secret, GError **error);
 
 DbUser *svc_auth_session(SvcAuth *auth, DbPool *pool, const char *session_secret,
