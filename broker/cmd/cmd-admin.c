@@ -103,8 +103,11 @@ user_add(const AdminArgs *a)
 
     password = a->password_stdin ? read_password_line(&error)
                                  : vmb_secret_new_password(GENERATED_PASSWORD_LEN, &error);
-    if (!password || !svc_users_add(a->pool, NULL, a->args[0], role, password, &id, &error))
-        return cmd_fail_error("user add", error);
+    if (!password || !svc_users_add(a->pool, NULL, a->args[0], role, password, &id, &error)) {
+        /* user add and token create keep the status they always had: 1 for any failure. */
+        cmd_fail_error("user add", error);
+        return CMD_EXIT_FAILURE;
+    }
     if (a->json) {
         g_autoptr(json_object) out = json_object_new_object();
         json_object_object_add(out, "id", json_object_new_string(id));
@@ -286,8 +289,10 @@ token_create(const AdminArgs *a)
                                                     a->name ? a->name : "cli", a->expires_in,
                                                     &id, &error);
 
-    if (!token)
-        return cmd_fail_error("token create", error);
+    if (!token) {
+        cmd_fail_error("token create", error);
+        return CMD_EXIT_FAILURE;
+    }
     if (a->json) {
         g_autoptr(json_object) out = json_object_new_object();
         json_object_object_add(out, "id", json_object_new_string(id));
