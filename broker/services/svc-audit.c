@@ -97,7 +97,11 @@ svc_audit_parse_time(const char *text, gint64 now_us, GError **error)
                     "(90s, 30m, 12h, 7d).");
         return NULL;
     }
-    return g_date_time_format_iso8601(t);
+    {
+        /* In UTC, so the text names one instant whatever zone PostgreSQL's session has. */
+        g_autoptr(GDateTime) u = g_date_time_to_utc(t);
+        return g_date_time_format_iso8601(u);
+    }
 }
 
 static bool
