@@ -400,9 +400,10 @@ svc_isos_delete(SvcIsos *isos, const DbUser *user, const char *id, const char *r
     bool unused = false;
 
     if (!db || !db_isos_delete(db, id, user->role == DB_ROLE_ADMIN ? NULL : user->id,
-                               &volume, &unused, error) ||
-        !svc_audit_write(db, user, "iso.delete", "iso", id, remote_addr, NULL, error))
+                               &volume, &unused, error))
         return false;
+    /* Like an upload's, after the row is gone: the ISO is deleted either way. */
+    svc_audit_write(db, user, "iso.delete", "iso", id, remote_addr, NULL, NULL);
     if (unused) {
         g_autofree char *path = g_build_filename(isos->storage_dir, "isos", volume, NULL);
         unlink(path);
