@@ -298,6 +298,10 @@ class Contract(harness.TestCase):
     def audit(self, vm_id):
         page = self.expect(200, 'get', '/api/v1/audit', who='root', query={'vm': vm_id})
         self.assertEqual(page['items'][0]['action'], 'vm.delete')
+        isos = self.expect(200, 'get', '/api/v1/audit', who='root', query={'action': 'iso.'})
+        self.assertEqual([(r['action'], r['actor'], r['remote_addr']) for r in isos['items']],
+                         [('iso.delete', 'alice', '127.0.0.1'), ('iso.upload', 'alice', '127.0.0.1')])
+        self.assertEqual(isos['items'][1]['detail']['name'], 'tiny.iso')
         self.expect(403, 'get', '/api/v1/audit', who='alice')
         self.expect(400, 'get', '/api/v1/audit', who='root', query={'since': 'soon'})
 
