@@ -103,7 +103,8 @@ cmd_open_pool(const Config *cfg)
         .max_retries = 3,
         .connect_timeout_s = 10,
     };
-    g_autofree char *origin = g_strdup_printf("cli:%s", g_get_user_name());
+    /* Bounded: the column takes 100 characters, an OS login name has no fixed limit. */
+    g_autofree char *origin = g_strdup_printf("cli:%.64s", g_get_user_name());
 
     db_audit_set_origin(origin);
     return db_pool_new(&opts);
