@@ -103,8 +103,10 @@ cmd_open_pool(const Config *cfg)
         .max_retries = 3,
         .connect_timeout_s = 10,
     };
-    /* Bounded: the column takes 100 characters, an OS login name has no fixed limit. */
-    g_autofree char *origin = g_strdup_printf("cli:%.64s", g_get_user_name());
+    /* Bounded (the column takes 100 characters; a login name has no fixed limit) and valid
+     * UTF-8 even when the cut falls inside a character. */
+    g_autofree char *cut = g_strdup_printf("cli:%.64s", g_get_user_name());
+    g_autofree char *origin = g_utf8_make_valid(cut, -1);
 
     db_audit_set_origin(origin);
     return db_pool_new(&opts);
