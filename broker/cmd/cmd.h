@@ -30,8 +30,9 @@ bool cmd_parse_options(const char *name, const char *params, const char *summary
 /* A small pool on database.url; what this process writes to the audit log from now on is
  * marked as the command line's (origin "cli:<OS user>"). */
 DbPool *cmd_open_pool(const Config *cfg);
-/* The command line's caller: an admin with no users row (id NULL), so the services apply the
- * admin's rules and audit it with no actor; its rows carry the origin cmd_open_pool set. */
+/* The caller of the user, token and audit verbs: an admin with no users row (id NULL), so
+ * the services apply the admin's rules and audit it with no actor; its rows carry the origin
+ * cmd_open_pool set. (The vm verbs act as svc_users_cli_account: operations need a row.) */
 const DbUser *cmd_cli_caller(void);
 /* Prints @obj as one line of JSON on stdout. */
 void cmd_print_json(json_object *obj);

@@ -454,3 +454,34 @@ svc_users_revoke_token(DbPool *pool, const DbUser *caller, const char *token_id,
     }
     return db_pool_transaction(pool, revoke_tx, &tx, error);
 }
+
+/**
+ * svc_users_cli_account:
+ * @pool: the database
+ * @error: return location for an error (VMB_ERROR_CONFLICT when a user of that name exists
+ *   that is not such an account)
+ *
+ * The command line's own admin account, SVC_USERS_CLI_ACCOUNT, made on first use without a
+ * password (nobody signs in as it). VM operations need a requester with a users row: the
+ * broker that runs one acts as its requester.
+ *
+ * Returns: (transfer full): the account, or NULL.
+ */
+DbUser *
+svc_users_cli_account(DbPool *pool, GError **error)
+{
+    g_autoptr(DbConn) conn = db_pool_acquire(pool, error);
+    g_autoptr(DbUser) user = conn ? db_users_ensure(conn, SVC_USERS_CLI_ACCOUNT, DB_ROLE_ADMIN,
+                                                    error)
+                                  : NULL;
+
+    if (!user)
+        return NULL;
+    if (user->role != DB_ROLE_ADMIN || user->password_hash || user->disabled) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+                    "user %s exists but is not the command line's account (an enabled admin "
+                    "without a password)", SVC_USERS_CLI_ACCOUNT);
+        return NULL;
+    }
+    return g_steal_pointer(&user);
+}

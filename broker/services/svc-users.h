@@ -47,6 +47,10 @@ bool svc_users_revoke_token(DbPool *pool, const DbUser *caller, const char *toke
 GPtrArray *svc_users_all_tokens(DbPool *pool, const DbUser *caller, const char *username,
                                 GError **error);
 
+/* The command line's admin account: made on first use, enabled, without a password. */
+#define SVC_USERS_CLI_ACCOUNT "vmbroker-cli"
+DbUser *svc_users_cli_account(DbPool *pool, GError **error);
+
 /* Creates an API token for @username; returns the token (shown once) or NULL. @caller NULL:
  * the command line. */
 char *svc_users_create_token(DbPool *pool, const DbUser *caller, const char *username,

@@ -253,19 +253,53 @@ class VmVerbs(AdminCliBase):
         self.cli('vm', 'stop', 'no-such-vm', code=EXIT_NOT_FOUND)
         self.cli('vm', 'frob', vm['id'], code=EXIT_USAGE)
 
-        # The daemon's reconciler may add rows of its own (vm.sync, no actor, no origin) when
-        # it sees the guest's events: the command line's rows are those with an origin.
+        # Every VM action is the command line's account's, as the API's are their callers'.
+        # The stop's row is written by the command line itself (origin cli:USER); those of
+        # start, reboot and delete by the broker that ran the operation. The daemon's
+        # reconciler may add rows of its own (vm.sync, no actor).
         rows = self.audit('--vm', vm['id'])
-        cli = [r for r in rows if r['origin']]
-        self.assertEqual([r['action'] for r in cli],
+        mine = [r for r in rows if r['actor'] == 'vmbroker-cli']
+        self.assertEqual([r['action'] for r in mine],
                          ['vm.delete', 'vm.reboot', 'vm.start', 'vm.stop'])
-        for r in cli:
-            self.assertIsNone(r['actor_id'])
-            self.assertRegex(r['origin'], r'^cli:\S+$')
+        self.assertRegex(mine[3]['origin'], r'^cli:\S+$')
         self.assertEqual((rows[-1]['action'], rows[-1]['actor'], rows[-1]['origin']),
                          ('vm.create', 'alice', None))
-        self.assertEqual({r['action'] for r in rows if not r['origin'] and not r['actor']}
-                         - {'vm.sync'}, set())
+        self.assertEqual({r['action'] for r in rows if not r['actor']} - {'vm.sync'}, set())
+        cli = {u['username']: u for u in self.cli('user', 'list')}['vmbroker-cli']
+        self.assertEqual((cli['role'], cli['disabled']), ('admin', False))
+        self.assertIsNone(self.db.scalar(
+            "SELECT password_hash FROM users WHERE username = 'vmbroker-cli'"))
+
+    def test_without_a_broker_the_operation_waits_in_the_queue(self):
+        token = self.cli('token', 'create', 'alice')['token']
+        broker = harness.Broker(self, harness.base_config(
+            self.db, self.workdir, libvirt={'stop_timeout_s': '2'}), self.workdir)
+        self.cfg = broker.config
+        self.addCleanup(self.remove_domains, broker.sections['libvirt']['name_prefix'])
+        status, _, body = broker.request('POST', '/api/v1/vms', {'template': 'memtest'},
+                                         headers={'Authorization': f'Bearer {token}'})
+        self.assertEqual(status, 201, body)
+        vm = json.loads(body)['vm']
+        broker.kill()
+        r = self.vmb('vm', 'reboot', vm['id'], '--timeout', '2', config=self.cfg)
+        self.assertEqual(r.returncode, 5, r.stderr)
+        self.assertIn('vmbroker serve', r.stderr)
+        # Queued, it conflicts with the next one at once; --no-wait prints it.
+        queued = self.cli('vm', 'stop', vm['id'], code=4)
+        self.assertIsNone(queued)
+        ops = self.db.psql(f"SELECT kind, state FROM operations WHERE vm_id = '{vm['id']}'"
+                           " ORDER BY created_at")
+        self.assertEqual(ops[-1], ['reboot', 'queued'])
+        # A broker started again carries it out; then the VM is deleted from here.
+        harness.Broker(self, broker.sections, self.workdir)
+        deadline = time.monotonic() + harness.WAIT_S
+        while self.db.scalar(f"SELECT state FROM operations WHERE vm_id = '{vm['id']}'"
+                             " AND kind = 'reboot'") in ('queued', 'running'):
+            self.assertLess(time.monotonic(), deadline, 'the restarted broker ran no reboot')
+            time.sleep(0.2)
+        out = self.cli('vm', 'delete', vm['id'], '--no-wait')
+        self.assertEqual(out['operation']['kind'], 'delete')
+        self.assertIn(out['operation']['state'], ('queued', 'running', 'succeeded'))
 
     @staticmethod
     def remove_domains(prefix):
