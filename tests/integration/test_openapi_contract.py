@@ -291,6 +291,11 @@ class Contract(harness.TestCase):
         self.expect(200, 'post', '/api/v1/vms/{id}/start', who='alice', id=vm_id)
         self.expect(409, 'post', '/api/v1/vms/{id}/start', who='alice', id=vm_id)
         self.expect(202, 'post', '/api/v1/vms/{id}/reboot', who='alice', id=vm_id)
+        ops = self.expect(200, 'get', '/api/v1/vms/{id}/operations', who='alice', id=vm_id)
+        self.assertEqual(ops[0]['kind'], 'reboot')
+        self.expect(200, 'get', '/api/v1/operations/{id}', who='alice', id=ops[0]['id'])
+        self.expect(404, 'get', '/api/v1/operations/{id}', who='bob', id=ops[0]['id'])
+        self.expect(404, 'get', '/api/v1/vms/{id}/operations', who='bob', id=vm_id)
         self.expect(404, 'delete', '/api/v1/vms/{id}', who='bob', id=vm_id)
         self.expect(204, 'delete', '/api/v1/vms/{id}', who='alice', id=vm_id)
         return vm_id
