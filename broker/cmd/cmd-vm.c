@@ -29,7 +29,8 @@ typedef struct {
     VmbBounded *bounded;
     SvcOps *ops;      /* never started: this process queues, a broker runs */
     SvcVms *vms;
-    DbUser *cli;      /* the command line's admin account (svc_users_cli_account) */
+    DbUser *account;  /* the command line's admin account, fetched for an operation */
+    const DbUser *cli; /* who asks: cmd_cli_caller() to read, the account to queue */
     bool json;        /* --json */
     bool wait;        /* wait for the operation's end (not --no-wait) */
     unsigned timeout_s; /* for so long at most (--timeout) */
@@ -38,7 +39,7 @@ typedef struct {
 static void
 vm_ctx_clear(VmCtx *c)
 {
-    g_clear_pointer(&c->cli, db_user_free);
+    g_clear_pointer(&c->account, db_user_free);
     g_clear_pointer(&c->vms, svc_vms_free);
     g_clear_pointer(&c->ops, svc_ops_free);
     g_clear_pointer(&c->bounded, vmb_bounded_free);
@@ -52,7 +53,7 @@ vm_ctx_clear(VmCtx *c)
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(VmCtx, vm_ctx_clear)
 
 /* The database, the templates, this host's row, an operation queue that is never started and
- * the VM service over them, and the command line's admin account. */
+ * the VM service over them. */
 static bool
 vm_ctx_open(VmCtx *c, GError **error)
 {
@@ -98,8 +99,8 @@ vm_ctx_open(VmCtx *c, GError **error)
         .host_memory_mib = cfg->limits_host_memory_mib,
         .ticket_ttl_s = cfg->console_ticket_ttl_s,
     });
-    c->cli = svc_users_cli_account(c->pool, error);
-    return c->cli != NULL;
+    c->cli = cmd_cli_caller();
+    return true;
 }
 
 static bool
@@ -281,6 +282,10 @@ vm_act(VmCtx *c, const char *verb, const char *ref)
         print_vm(c, vm);
         return CMD_EXIT_OK;
     }
+    /* An operation needs a requester with a users row: the broker that runs it acts as it. */
+    if (!(c->account = svc_users_cli_account(c->pool, &error)))
+        return cmd_fail_error(what, error);
+    c->cli = c->account;
     op = queue_op(c, verb, vm, &active, &error);
     if (!op) {
         if (active)

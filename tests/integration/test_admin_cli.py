@@ -225,6 +225,8 @@ class VmVerbs(AdminCliBase):
         self.assertEqual(len(self.cli('vm', 'list', '--state', 'running')), 1)
         self.assertEqual(self.cli('vm', 'list', '--state', 'stopped'), [])
         self.cli('vm', 'list', '--state', 'sideways', code=EXIT_USAGE)
+        # Reading needs no account: vmbroker-cli is made by the first operation only.
+        self.assertNotIn('vmbroker-cli', [u['username'] for u in self.cli('user', 'list')])
 
         shown = self.cli('vm', 'show', vm['name'])
         self.assertEqual((shown['id'], shown['owner'], shown['template']),
