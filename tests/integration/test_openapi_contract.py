@@ -5,6 +5,7 @@
 # valid against the documented schema. Every authenticated operation is also called without
 # credentials and must answer a documented 401. Standard library and Debian's PyYAML only: the
 # schema check below covers the part of OpenAPI 3.0 the file uses.
+import http.client
 import json
 import os
 import re
@@ -300,6 +301,18 @@ class Contract(harness.TestCase):
         self.expect(204, 'delete', '/api/v1/vms/{id}', who='alice', id=vm_id)
         return vm_id
 
+    def events(self):
+        """The event stream never ends: its status and headers are checked, then it is closed."""
+        conn = http.client.HTTPConnection(self.broker.host, self.broker.port, timeout=30)
+        try:
+            conn.request('GET', '/api/v1/events', headers=self.tokens['alice'])
+            r = conn.getresponse()
+            hdrs = {k.lower(): v for k, v in r.getheaders()}
+            self.check('get', '/api/v1/events', r.status, hdrs, b'')
+            self.assertEqual(r.status, 200)
+        finally:
+            conn.close()
+
     def audit(self, vm_id):
         page = self.expect(200, 'get', '/api/v1/audit', who='root', query={'vm': vm_id})
         self.assertEqual(page['items'][0]['action'], 'vm.delete')
@@ -314,6 +327,7 @@ class Contract(harness.TestCase):
         self.public_and_sessions()
         self.users_and_tokens()
         self.isos()
+        self.events()
         vm_id = self.vms()
         self.audit(vm_id)
         # Without credentials, every authenticated operation is a documented 401.
