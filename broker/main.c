@@ -17,8 +17,10 @@ static const char usage[] =
     "Commands:\n"
     "  serve                      run the daemon (HTTP API, web UI, console proxy)\n"
     "  migrate                    bring the database schema up to date\n"
-    "  user add NAME              create a user (--role, --password-stdin)\n"
-    "  token create USER          create an API token and print it\n"
+    "  user add|list|disable|enable|passwd   manage users (--json)\n"
+    "  token create|list|revoke   manage API tokens (--json)\n"
+    "  vm list|show|start|stop|reboot|delete  manage VMs as an admin (--json)\n"
+    "  audit                      read the audit log (--since, --user, --vm, --json)\n"
     "  template list|render NAME  show the templates and the domain XML they make\n"
     "  version                    print the version\n"
     "\n"
@@ -36,6 +38,8 @@ static const struct {
     { "user", cmd_user },
     { "token", cmd_token },
     { "template", cmd_template },
+    { "vm", cmd_vm },
+    { "audit", cmd_audit },
     { "version", cmd_version },
 };
 

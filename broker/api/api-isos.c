@@ -45,8 +45,9 @@ upload_begin(HttpRequest *req, void *app, void **ret_ctx)
                                      "application/octet-stream.", NULL);
     if (clen && !g_ascii_string_to_unsigned(clen, 10, 0, G_MAXINT64, &declared, NULL))
         return http_problem_kind(VMB_ERROR_INVALID, "Content-Length is not a number.", NULL);
-    up = svc_isos_upload_begin(a->isos, caller->user, http_request_param(req, "name"),
-                               clen ? (gint64) declared : -1, &error);
+    up = svc_isos_upload_begin(a->isos, caller->user, http_request_param(req, "iso"),
+                               clen ? (gint64) declared : -1, http_request_remote_addr(req),
+                               &error);
     if (!up)
         return upload_error(error);
     ctx = g_new0(UploadCtx, 1);
@@ -135,7 +136,7 @@ api_isos_list(HttpRequest *req, void *app)
 
 /**
  * api_isos_delete:
- * @req: DELETE /api/v1/isos/{id}
+ * @req: DELETE /api/v1/isos/{iso} (the ISO's id)
  * @app: the daemon's state
  *
  * Returns: 204; 404 for another user's ISO; 409 while a VM uses it.
@@ -150,7 +151,8 @@ api_isos_delete(HttpRequest *req, void *app)
 
     if (reply)
         return reply;
-    if (!svc_isos_delete(a->isos, caller->user, http_request_param(req, "id"), &error))
+    if (!svc_isos_delete(a->isos, caller->user, http_request_param(req, "iso"),
+                         http_request_remote_addr(req), &error))
         return api_error(req, error);
     return http_reply_empty(204);
 }

@@ -107,6 +107,34 @@ api_render_token(const DbToken *token)
     json_object_object_add(o, "expires_at", api_render_string(token->expires_at));
     json_object_object_add(o, "last_used_at", api_render_string(token->last_used_at));
     json_object_object_add(o, "revoked", json_object_new_boolean(token->revoked));
+    if (token->username)
+        json_object_object_add(o, "user", json_object_new_string(token->username));
+    return o;
+}
+
+/**
+ * api_render_audit:
+ * @row: an audit log row
+ *
+ * Returns: (transfer full): {id, at, actor, actor_id, origin, action, object_kind, object_id,
+ *   remote_addr, detail}.
+ */
+json_object *
+api_render_audit(const DbAuditRow *row)
+{
+    json_object *o = json_object_new_object();
+    json_object *detail = json_tokener_parse(row->detail_json);
+
+    json_object_object_add(o, "id", json_object_new_int64(row->id));
+    json_object_object_add(o, "at", json_object_new_string(row->at));
+    json_object_object_add(o, "actor", api_render_string(row->actor));
+    json_object_object_add(o, "actor_id", api_render_string(row->actor_id));
+    json_object_object_add(o, "origin", api_render_string(row->origin));
+    json_object_object_add(o, "action", json_object_new_string(row->action));
+    json_object_object_add(o, "object_kind", json_object_new_string(row->object_kind));
+    json_object_object_add(o, "object_id", api_render_string(row->object_id));
+    json_object_object_add(o, "remote_addr", api_render_string(row->remote_addr));
+    json_object_object_add(o, "detail", detail ? detail : json_object_new_object());
     return o;
 }
 

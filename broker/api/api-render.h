@@ -5,6 +5,7 @@
 
 #include <json-c/json.h>
 
+#include "db-audit.h"
 #include "db-isos.h"
 #include "db-ops.h"
 #include "db-tokens.h"
@@ -24,8 +25,12 @@ json_object *api_render_vm(const DbVm *vm);
 json_object *api_render_op(const DbOp *op, bool admin_view);
 /* user: {id, username, role}; with @admin_view also {disabled}. */
 json_object *api_render_user(const DbUser *user, bool admin_view);
-/* token: {id, name, created_at, expires_at, last_used_at, revoked} (never the secret). */
+/* token: {id, name, created_at, expires_at, last_used_at, revoked} (never the secret), and
+ * {user} in an admin's listing of every user's tokens. */
 json_object *api_render_token(const DbToken *token);
+/* audit row: {id, at, actor, actor_id, origin, action, object_kind, object_id, remote_addr,
+ * detail} */
+json_object *api_render_audit(const DbAuditRow *row);
 /* iso: {id, name, size, sha256, public} */
 json_object *api_render_iso(const DbIso *iso);
 /* template: {name, kind, memory_mib, vcpus, ...} */

@@ -14,9 +14,9 @@ const HttpRoute api_routes[] = {
     { "POST", "/api/v1/auth/signup", api_auth_signup, 0 },
     { "GET", "/api/v1/me", api_auth_me, 0 },
     { "GET", "/api/v1/templates", api_templates_list, 0 },
-    { "PUT", "/api/v1/isos/{name}", NULL, 0, &api_isos_upload },
+    { "PUT", "/api/v1/isos/{iso}", NULL, 0, &api_isos_upload },
     { "GET", "/api/v1/isos", api_isos_list, 0 },
-    { "DELETE", "/api/v1/isos/{id}", api_isos_delete, 0 },
+    { "DELETE", "/api/v1/isos/{iso}", api_isos_delete, 0 },
     { "POST", "/api/v1/vms", api_vms_create, 0 },
     { "GET", "/api/v1/vms", api_vms_list, 0 },
     { "GET", "/api/v1/vms/{id}", api_vms_get, 0 },
@@ -36,5 +36,6 @@ const HttpRoute api_routes[] = {
     { "POST", "/api/v1/tokens", api_tokens_create, 0 },
     { "GET", "/api/v1/tokens", api_tokens_list, 0 },
     { "DELETE", "/api/v1/tokens/{id}", api_tokens_delete, 0 },
+    { "GET", "/api/v1/audit", api_audit_list, 0 },
 };
 const size_t api_routes_count = G_N_ELEMENTS(api_routes);

@@ -42,8 +42,8 @@ api_tokens_create(HttpRequest *req, void *app)
                                   (g_get_real_time() + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC,
                                   &expires_in, &error))
         return api_error(req, error);
-    token = svc_users_create_token(a->db, caller->user->username, name, expires_in, &id,
-                                   &error);
+    token = svc_users_create_token(a->db, caller->user, caller->user->username, name,
+                                   expires_in, &id, &error);
     if (!token)
         return api_error(req, error);
     json_object_object_add(out, "id", json_object_new_string(id));
@@ -98,7 +98,8 @@ api_tokens_delete(HttpRequest *req, void *app)
 
     if (reply)
         return reply;
-    if (!svc_users_revoke_token(a->db, caller->user, http_request_param(req, "id"), &error))
+    if (!svc_users_revoke_token(a->db, caller->user, http_request_param(req, "id"), false,
+                                http_request_remote_addr(req), &error))
         return api_error(req, error);
     return http_reply_empty(204);
 }

@@ -44,7 +44,7 @@ set_disabled(HttpRequest *req, App *a, bool disabled)
     if (reply)
         return reply;
     if (!svc_users_set_disabled(a->db, caller->user, http_request_param(req, "id"), disabled,
-                                &error))
+                                http_request_remote_addr(req), &error))
         return api_error(req, error);
     return http_reply_empty(204);
 }

@@ -46,3 +46,4 @@ HttpReply *api_users_enable(HttpRequest *req, void *app);
 HttpReply *api_tokens_create(HttpRequest *req, void *app);
 HttpReply *api_tokens_list(HttpRequest *req, void *app);
 HttpReply *api_tokens_delete(HttpRequest *req, void *app);
+HttpReply *api_audit_list(HttpRequest *req, void *app);

@@ -6,6 +6,8 @@
 
 #include "build-config.h"
 #include "cmd.h"
+#include "db-audit.h"
+#include "vmb-error.h"
 #include "vmb-log.h"
 
 /**
@@ -26,6 +28,112 @@ cmd_fail(const char *fmt, ...)
     /* One line, always: libpq and libvirt messages may carry newlines and tabs. */
     g_strdelimit(g_strstrip(msg), "\n\r\t", ' ');
     fprintf(stderr, "vmbroker: %s\n", msg);
+}
+
+/**
+ * cmd_fail_error:
+ * @verb: what failed, e.g. "vm stop"
+ * @error: why
+ *
+ * Returns: the exit status for @error's kind (README: Command line).
+ */
+int
+cmd_fail_error(const char *verb, const GError *error)
+{
+    cmd_fail("%s: %s", verb, error->message);
+    switch (vmb_error_kind(error)) {
+    case VMB_ERROR_NOT_FOUND:
+        return CMD_EXIT_NOT_FOUND;
+    case VMB_ERROR_CONFLICT:
+    case VMB_ERROR_EXHAUSTED:
+        return CMD_EXIT_CONFLICT;
+    case VMB_ERROR_UNAVAILABLE:
+    case VMB_ERROR_TIMEOUT:
+        return CMD_EXIT_UNAVAILABLE;
+    default:
+        return CMD_EXIT_FAILURE;
+    }
+}
+
+/**
+ * cmd_parse_options:
+ * @name: the verb, for messages ("user")
+ * @params: the positional arguments, for --help ("add NAME")
+ * @summary: one paragraph for --help
+ * @entries: the options
+ * @argc: (inout): argument count
+ * @argv: (inout): arguments; the options are removed
+ * @ret_exit: (out): the exit status when this returns false
+ *
+ * Returns: true when the options parsed.
+ */
+bool
+cmd_parse_options(const char *name, const char *params, const char *summary,
+                  GOptionEntry *entries, int *argc, char ***argv, int *ret_exit)
+{
+    g_autoptr(GOptionContext) ctx = g_option_context_new(params);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *prog = g_strdup_printf("vmbroker %s", name);
+
+    g_set_prgname(prog);
+    g_option_context_set_summary(ctx, summary);
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, argc, argv, &error)) {
+        cmd_fail("%s: %s (see vmbroker %s --help)", name, error->message, name);
+        *ret_exit = CMD_EXIT_USAGE;
+        return false;
+    }
+    return true;
+}
+
+/**
+ * cmd_open_pool:
+ * @cfg: the loaded config (database.url set)
+ *
+ * Returns: (transfer full): a pool of one connection, no statement timeout (migrations).
+ */
+DbPool *
+cmd_open_pool(const Config *cfg)
+{
+    DbPoolOptions opts = {
+        .conninfo = cfg->database_url,
+        .size = 1,
+        .acquire_timeout_ms = 10000,
+        .statement_timeout_ms = 0, /* migrations may take long */
+        .max_retries = 3,
+        .connect_timeout_s = 10,
+    };
+    /* Bounded (the column takes 100 characters; a login name has no fixed limit) and valid
+     * UTF-8 even when the cut falls inside a character. */
+    g_autofree char *cut = g_strdup_printf("cli:%.64s", g_get_user_name());
+    g_autofree char *origin = g_utf8_make_valid(cut, -1);
+
+    db_audit_set_origin(origin);
+    return db_pool_new(&opts);
+}
+
+/**
+ * cmd_cli_caller:
+ *
+ * Returns: (transfer none): the command line's admin caller.
+ */
+const DbUser *
+cmd_cli_caller(void)
+{
+    static DbUser cli = { .id = NULL, .username = (char *) "cli", .role = DB_ROLE_ADMIN };
+
+    return &cli;
+}
+
+/**
+ * cmd_print_json:
+ * @obj: what to print
+ */
+void
+cmd_print_json(json_object *obj)
+{
+    puts(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+                                             JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 /**

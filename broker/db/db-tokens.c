@@ -47,6 +47,7 @@ db_token_free(DbToken *token)
     if (!token)
         return;
     g_free(token->id);
+    g_free(token->username);
     g_free(token->name);
     g_free(token->created_at);
     g_free(token->expires_at);
@@ -116,7 +117,7 @@ nullable_value(const PGresult *res, int row, int col)
 /**
  * db_tokens_list:
  * @conn: a connection
- * @user_id: the owner
+ * @user_id: (nullable): the owner; NULL for every user's tokens, with their names
  * @error: return location for an error
  *
  * Returns: (transfer full) (element-type DbToken): the tokens, or NULL on error.
@@ -130,8 +131,9 @@ db_tokens_list(DbConn *conn, const char *user_id, GError **error)
         " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
         " to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
         " to_char(last_used_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-        " revoked_at IS NOT NULL"
-        " FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC, id", 1, params, error);
+        " revoked_at IS NOT NULL, (SELECT username FROM users u WHERE u.id = user_id)"
+        " FROM api_tokens WHERE $1::uuid IS NULL OR user_id = $1::uuid"
+        " ORDER BY created_at DESC, id", 1, params, error);
     GPtrArray *out;
 
     if (!res)
@@ -145,6 +147,7 @@ db_tokens_list(DbConn *conn, const char *user_id, GError **error)
         t->expires_at = nullable_value(res, i, 3);
         t->last_used_at = nullable_value(res, i, 4);
         t->revoked = strcmp(PQgetvalue(res, i, 5), "t") == 0;
+        t->username = user_id ? NULL : nullable_value(res, i, 6);
         g_ptr_array_add(out, t);
     }
     return out;
@@ -153,7 +156,7 @@ db_tokens_list(DbConn *conn, const char *user_id, GError **error)
 /**
  * db_tokens_revoke:
  * @conn: a connection
- * @user_id: the caller, who must own the token
+ * @user_id: (nullable): the caller, who must own the token; NULL for any owner (admins)
  * @token_id: the token's id (any text: a malformed id is simply not found)
  * @error: return location for an error
  *
@@ -165,7 +168,7 @@ db_tokens_revoke(DbConn *conn, const char *user_id, const char *token_id, GError
     const char *params[] = { user_id, token_id };
     g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,
         "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())"
-        " WHERE user_id = $1 AND id::text = $2", 2, params, error);
+        " WHERE ($1::uuid IS NULL OR user_id = $1::uuid) AND id::text = $2", 2, params, error);
 
     if (!res)
         return false;

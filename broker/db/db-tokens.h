@@ -16,6 +16,7 @@ bool db_tokens_insert(DbConn *conn, const char *user_id, const char *name,
 /* One row of a token listing; the secret is never read back. */
 typedef struct {
     char *id;           /* uuid */
+    char *username;     /* the owner, set only by listings of every user's tokens */
     char *name;         /* label */
     char *created_at;   /* ISO 8601 */
     char *expires_at;   /* ISO 8601, NULL when it never expires */
@@ -30,8 +31,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(DbToken, db_token_free)
  * used (to the minute). VMB_ERROR_UNAUTHORIZED when none. */
 DbUser *db_tokens_authenticate(DbConn *conn, const char *secret_hash, gint64 *ret_expires_at,
                                unsigned *ret_stamp_due_s, GError **error);
-/* @user_id's tokens, newest first: a GPtrArray of DbToken. */
+/* @user_id's tokens (NULL: every user's, with their owner's name), newest first: a GPtrArray
+ * of DbToken. */
 GPtrArray *db_tokens_list(DbConn *conn, const char *user_id, GError **error);
-/* Revokes @token_id if it belongs to @user_id; VMB_ERROR_NOT_FOUND otherwise. */
+/* Revokes @token_id if it belongs to @user_id (NULL: to anyone); VMB_ERROR_NOT_FOUND
+ * otherwise. */
 bool db_tokens_revoke(DbConn *conn, const char *user_id, const char *token_id,
                       GError **error);

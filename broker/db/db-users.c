@@ -257,3 +257,32 @@ db_users_set_disabled(DbConn *conn, const char *id, bool disabled, GError **erro
     }
     return true;
 }
+
+/**
+ * db_users_set_password:
+ * @conn: a connection
+ * @id: the user
+ * @password_hash: the new argon2id PHC string
+ * @error: return location for an error
+ *
+ * The user's sessions end: whoever knew the old password is signed out.
+ *
+ * Returns: true on success; VMB_ERROR_NOT_FOUND when there is no such user.
+ */
+bool
+db_users_set_password(DbConn *conn, const char *id, const char *password_hash, GError **error)
+{
+    const char *params[] = { id, password_hash };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "WITH u AS (UPDATE users SET password_hash = $2 WHERE id::text = $1 RETURNING id),"
+        " s AS (DELETE FROM sessions WHERE user_id IN (SELECT id FROM u))"
+        " SELECT count(*) FROM u", 2, params, error);
+
+    if (!res)
+        return false;
+    if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No such user.");
+        return false;
+    }
+    return true;
+}

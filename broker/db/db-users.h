@@ -45,6 +45,10 @@ GPtrArray *db_users_list(DbConn *conn, GError **error);
 /* Disables or enables user @id and, when disabling, ends their sessions.
  * VMB_ERROR_NOT_FOUND when there is no such user. */
 bool db_users_set_disabled(DbConn *conn, const char *id, bool disabled, GError **error);
+/* Replaces user @id's password hash and ends their sessions. VMB_ERROR_NOT_FOUND when there
+ * is no such user. */
+bool db_users_set_password(DbConn *conn, const char *id, const char *password_hash,
+                           GError **error);
 /* The user @username, created with @role and no password when missing (the portal flow). */
 DbUser *db_users_ensure(DbConn *conn, const char *username, DbRole role, GError **error);
 /* VMB_ERROR_NOT_FOUND when there is no such user. */

@@ -10,6 +10,7 @@
 
 #include "db-sessions.h"
 #include "db-tokens.h"
+#include "svc-audit.h"
 #include "vmb-error.h"
 #include "vmb-secret.h"
 
@@ -197,6 +198,24 @@ session_create(SvcAuth *auth, DbConn *conn, DbUser *user, const char *remote_add
     return g_steal_pointer(&login);
 }
 
+/* Records a refused login; a login refused by throttling is not recorded (the throttle is
+ * what bounds these rows). The name is kept only when it is a valid user name, so the row
+ * holds no client bytes of any other shape. Best effort: the client is refused anyway. */
+static void
+audit_failed_login(DbConn *conn, const char *username, const DbUser *user,
+                   const char *remote_addr)
+{
+    g_autoptr(json_object) detail = json_object_new_object();
+    const char *reason = !user ? "unknown user" : !user->password_hash ? "no password login"
+                       : user->disabled ? "disabled" : "wrong password";
+
+    json_object_object_add(detail, "username", svc_users_name_valid(username)
+                                                   ? json_object_new_string(username) : NULL);
+    json_object_object_add(detail, "reason", json_object_new_string(reason));
+    svc_audit_write(conn, NULL, "auth.login_failed", "user", user ? user->id : NULL,
+                    remote_addr, detail, NULL);
+}
+
 /**
  * svc_auth_login:
  * @auth: the service
@@ -254,14 +273,37 @@ svc_auth_login(SvcAuth *auth, DbPool *pool, const char *username, const char *pa
     }
     g_mutex_unlock(&auth->lock);
     if (!ok) {
+        audit_failed_login(conn, username, user, remote_addr);
         g_set_error(error, VMB_ERROR, VMB_ERROR_UNAUTHORIZED,
                     "Wrong user name or password.");
         return NULL;
     }
+    if (!svc_audit_write(conn, user, "auth.login", "user", user->id, remote_addr, NULL, error))
+        return NULL;
     login = session_create(auth, conn, user, remote_addr, error);
     if (login)
         user = NULL; /* moved into the login */
     return login;
+}
+
+typedef struct {
+    const char *username;
+    const char *hash;
+    const char *remote_addr;
+} SignupTx;
+
+static bool
+signup_tx(DbConn *conn, void *data, GError **error)
+{
+    SignupTx *tx = data;
+    g_autofree char *id = NULL;
+    g_autoptr(json_object) detail = json_object_new_object();
+
+    if (!db_users_insert(conn, tx->username, DB_ROLE_USER, tx->hash, &id, error))
+        return false;
+    json_object_object_add(detail, "username", json_object_new_string(tx->username));
+    return svc_audit_write(conn, NULL, "user.signup", "user", id, tx->remote_addr, detail,
+                           error);
 }
 
 /**
@@ -270,7 +312,8 @@ svc_auth_login(SvcAuth *auth, DbPool *pool, const char *username, const char *pa
  * @pool: the database
  * @username: the wanted name
  * @password: the password
- * @remote_addr: (nullable): the client's address: attempts are counted per address
+ * @remote_addr: (nullable): the client's address: attempts are counted per address, and
+ *     the audit log names it
  * @ret_retry_after_s: (out): seconds to wait, set with VMB_ERROR_TOO_MANY
  * @error: return location for an error
  *
@@ -320,7 +363,8 @@ svc_auth_signup(SvcAuth *auth, DbPool *pool, const char *username, const char *p
     conn = db_pool_acquire(pool, error);
     if (!conn)
         return false;
-    return db_users_insert(conn, username, DB_ROLE_USER, hash, NULL, error);
+    return db_pool_transaction(pool, signup_tx, &(SignupTx) { username, hash, remote_addr },
+                               error);
 }
 
 /**

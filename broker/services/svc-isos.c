@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "dom-storage.h"
+#include "svc-audit.h"
 #include "svc-users.h"
 #include "vmb-error.h"
 #include "vmb-iso.h"
@@ -35,6 +36,7 @@ struct SvcUpload {
     SvcIsos *isos;
     DbUser *user;
     char *name;
+    char *remote_addr; /* the uploader's address, for the audit log; nullable */
     char *tmp_path;   /* NULL once renamed or removed */
     int fd;
     EVP_MD_CTX *sha;  /* libcrypto: several times GChecksum's speed where the CPU has SHA */
@@ -204,7 +206,7 @@ release_quota(SvcUpload *up)
  */
 SvcUpload *
 svc_isos_upload_begin(SvcIsos *isos, const DbUser *user, const char *name, gint64 declared,
-                      GError **error)
+                      const char *remote_addr, GError **error)
 {
     g_autoptr(SvcUpload) up = g_new0(SvcUpload, 1);
     g_autofree char *dir = g_build_filename(isos->storage_dir, "uploads", NULL);
@@ -253,6 +255,7 @@ svc_isos_upload_begin(SvcIsos *isos, const DbUser *user, const char *name, gint6
         g_clear_pointer(&up->tmp_path, g_free);
         return NULL;
     }
+    up->remote_addr = g_strdup(remote_addr);
     up->name = g_strdup(name);
     up->sha = EVP_MD_CTX_new();
     if (!up->sha || EVP_DigestInit_ex(up->sha, EVP_sha256(), NULL) != 1) {
@@ -384,6 +387,16 @@ svc_isos_upload_finish(SvcUpload *up, bool *ret_existed, GError **error)
             unlink(final);
         return NULL;
     }
+    /* After the row, outside its statement: the ISO exists whether or not its audit row is
+     * written, so a failure here is logged by nobody but costs the client nothing. */
+    if (!*ret_existed) {
+        g_autoptr(json_object) detail = json_object_new_object();
+        json_object_object_add(detail, "name", json_object_new_string(iso->name));
+        json_object_object_add(detail, "size", json_object_new_int64((gint64) up->written));
+        json_object_object_add(detail, "sha256", json_object_new_string(digest));
+        svc_audit_write(db, up->user, "iso.upload", "iso", iso->id, up->remote_addr, detail,
+                        NULL);
+    }
     /* Best effort: the next refresh (or start-up) shows it to virsh otherwise. */
     refresh_pool(isos);
     return iso;
@@ -405,6 +418,7 @@ svc_isos_upload_free(SvcUpload *up)
         unlink(up->tmp_path);
     g_free(up->tmp_path);
     g_free(up->name);
+    g_free(up->remote_addr);
     db_user_free(up->user);
     EVP_MD_CTX_free(up->sha);
     g_free(up);
@@ -432,12 +446,14 @@ svc_isos_list(SvcIsos *isos, const DbUser *user, GError **error)
  * @isos: the service
  * @user: who asks: their own ISO, or any for an admin
  * @id: the ISO
+ * @remote_addr: (nullable): the caller's address, for the audit log
  * @error: return location for an error (NOT_FOUND, CONFLICT while a VM uses it)
  *
  * Returns: true when deleted; the file goes when no row refers to it any more.
  */
 bool
-svc_isos_delete(SvcIsos *isos, const DbUser *user, const char *id, GError **error)
+svc_isos_delete(SvcIsos *isos, const DbUser *user, const char *id, const char *remote_addr,
+                GError **error)
 {
     g_autoptr(DbConn) db = db_pool_acquire(isos->opts.db, error);
     g_autofree char *volume = NULL;
@@ -446,6 +462,8 @@ svc_isos_delete(SvcIsos *isos, const DbUser *user, const char *id, GError **erro
     if (!db || !db_isos_delete(db, id, user->role == DB_ROLE_ADMIN ? NULL : user->id,
                                &volume, &unused, error))
         return false;
+    /* Like an upload's, after the row is gone: the ISO is deleted either way. */
+    svc_audit_write(db, user, "iso.delete", "iso", id, remote_addr, NULL, NULL);
     if (unused) {
         g_autofree char *path = g_build_filename(isos->storage_dir, "isos", volume, NULL);
         unlink(path);

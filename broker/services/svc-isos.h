@@ -32,8 +32,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SvcIsos, svc_isos_free)
 
 /* @declared: Content-Length, or -1 when the body is chunked. VMB_ERROR_TOO_LARGE over the
  * cap or the quota, VMB_ERROR_INVALID for a bad name. */
+/* @remote_addr (nullable) goes to the audit log with the upload. */
 SvcUpload *svc_isos_upload_begin(SvcIsos *isos, const DbUser *user, const char *name,
-                                 gint64 declared, GError **error);
+                                 gint64 declared, const char *remote_addr, GError **error);
 bool svc_isos_upload_write(SvcUpload *up, const void *data, size_t len, GError **error);
 /* Checks, stores and records the ISO; @ret_existed: the user had this content already. */
 DbIso *svc_isos_upload_finish(SvcUpload *up, bool *ret_existed, GError **error);
@@ -42,4 +43,5 @@ void svc_isos_upload_free(SvcUpload *up);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SvcUpload, svc_isos_upload_free)
 
 GPtrArray *svc_isos_list(SvcIsos *isos, const DbUser *user, GError **error);
-bool svc_isos_delete(SvcIsos *isos, const DbUser *user, const char *id, GError **error);
+bool svc_isos_delete(SvcIsos *isos, const DbUser *user, const char *id,
+                     const char *remote_addr, GError **error);

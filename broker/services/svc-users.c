@@ -8,6 +8,7 @@
 
 #include "db-tokens.h"
 #include "db-users.h"
+#include "svc-audit.h"
 #include "vmb-error.h"
 #include "vmb-secret.h"
 
@@ -94,9 +95,32 @@ svc_users_verify_password(const char *phc_hash, const char *password)
     return argon2id_verify(phc_hash, password, pwlen) == ARGON2_OK;
 }
 
+typedef struct {
+    const DbUser *caller; /* nullable: the command line */
+    const char *username;
+    DbRole role;
+    const char *hash;
+    char *id;             /* out */
+} AddTx;
+
+static bool
+add_tx(DbConn *conn, void *data, GError **error)
+{
+    AddTx *tx = data;
+    g_autoptr(json_object) detail = json_object_new_object();
+
+    g_clear_pointer(&tx->id, g_free);
+    if (!db_users_insert(conn, tx->username, tx->role, tx->hash, &tx->id, error))
+        return false;
+    json_object_object_add(detail, "username", json_object_new_string(tx->username));
+    json_object_object_add(detail, "role", json_object_new_string(db_role_to_string(tx->role)));
+    return svc_audit_write(conn, tx->caller, "user.create", "user", tx->id, NULL, detail, error);
+}
+
 /**
  * svc_users_add:
  * @pool: the database
+ * @caller: (nullable): who creates the user, for the audit log; NULL for the command line
  * @username: login name, checked against the documented charset
  * @role: "admin", "user" or "service"
  * @password: (nullable): the password; NULL for an account without password login
@@ -106,12 +130,11 @@ svc_users_verify_password(const char *phc_hash, const char *password)
  * Returns: true when the user was created.
  */
 bool
-svc_users_add(DbPool *pool, const char *username, const char *role, const char *password,
-              char **ret_id, GError **error)
+svc_users_add(DbPool *pool, const DbUser *caller, const char *username, const char *role,
+              const char *password, char **ret_id, GError **error)
 {
     g_autofree char *hash = NULL;
-    g_autoptr(DbConn) conn = NULL;
-    DbRole r;
+    AddTx tx = { caller, username, DB_ROLE_USER, NULL, NULL };
 
     if (!svc_users_name_valid(username)) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
@@ -119,7 +142,7 @@ svc_users_add(DbPool *pool, const char *username, const char *role, const char *
                     "digit");
         return false;
     }
-    if (!db_role_from_string(role, &r)) {
+    if (!db_role_from_string(role, &tx.role)) {
         g_autofree char *all = g_strjoinv("|", (char **) db_role_names);
         g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "invalid role '%s': use %s", role, all);
         return false;
@@ -129,10 +152,43 @@ svc_users_add(DbPool *pool, const char *username, const char *role, const char *
         if (!hash)
             return false;
     }
-    conn = db_pool_acquire(pool, error);
-    if (!conn)
+    tx.hash = hash;
+    if (!db_pool_transaction(pool, add_tx, &tx, error)) {
+        g_free(tx.id);
         return false;
-    return db_users_insert(conn, username, r, hash, ret_id, error);
+    }
+    if (ret_id)
+        *ret_id = tx.id;
+    else
+        g_free(tx.id);
+    return true;
+}
+
+typedef struct {
+    const DbUser *caller;    /* nullable: the command line */
+    const char *username;    /* the token's owner */
+    const char *name;
+    const char *digest;
+    gint64 expires_in_s;
+    char *id;                /* out */
+} TokenTx;
+
+static bool
+token_tx(DbConn *conn, void *data, GError **error)
+{
+    TokenTx *tx = data;
+    g_autoptr(DbUser) user = db_users_get_by_name(conn, tx->username, error);
+    g_autoptr(json_object) detail = json_object_new_object();
+
+    g_clear_pointer(&tx->id, g_free);
+    if (!user ||
+        !db_tokens_insert(conn, user->id, tx->name, tx->digest, tx->expires_in_s, &tx->id,
+                          error))
+        return false;
+    json_object_object_add(detail, "user", json_object_new_string(user->username));
+    json_object_object_add(detail, "name", json_object_new_string(tx->name));
+    return svc_audit_write(conn, tx->caller, "token.create", "token", tx->id, NULL, detail,
+                           error);
 }
 
 /**
@@ -170,6 +226,7 @@ svc_users_token_lifetime(gint64 requested_s, gint64 parent_end, gint64 now,
 /**
  * svc_users_create_token:
  * @pool: the database
+ * @caller: (nullable): who asks, for the audit log; NULL for the command line
  * @username: the token's owner
  * @name: a label, 1 to 100 characters
  * @expires_in_s: lifetime in seconds, 0 for none
@@ -179,14 +236,13 @@ svc_users_token_lifetime(gint64 requested_s, gint64 parent_end, gint64 now,
  * Returns: (transfer full): the token, shown to the caller once; NULL on error.
  */
 char *
-svc_users_create_token(DbPool *pool, const char *username, const char *name,
-                       gint64 expires_in_s, char **ret_id, GError **error)
+svc_users_create_token(DbPool *pool, const DbUser *caller, const char *username,
+                       const char *name, gint64 expires_in_s, char **ret_id, GError **error)
 {
-    g_autoptr(DbConn) conn = NULL;
-    g_autoptr(DbUser) user = NULL;
     g_autofree char *token = NULL;
     g_autofree char *digest = NULL;
     glong namelen = g_utf8_validate(name, -1, NULL) ? g_utf8_strlen(name, -1) : -1;
+    TokenTx tx = { caller, username, name, NULL, expires_in_s, NULL };
 
     if (namelen < 1 || namelen > 100) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
@@ -198,18 +254,19 @@ svc_users_create_token(DbPool *pool, const char *username, const char *name,
                     "expires_in is 0 (never) to 315360000 seconds (10 years)");
         return NULL;
     }
-    conn = db_pool_acquire(pool, error);
-    if (!conn)
-        return NULL;
-    user = db_users_get_by_name(conn, username, error);
-    if (!user)
-        return NULL;
     token = vmb_secret_new_token("vmb_", error);
     if (!token)
         return NULL;
     digest = vmb_secret_sha256_hex(token, strlen(token));
-    if (!db_tokens_insert(conn, user->id, name, digest, expires_in_s, ret_id, error))
+    tx.digest = digest;
+    if (!db_pool_transaction(pool, token_tx, &tx, error)) {
+        g_free(tx.id);
         return NULL;
+    }
+    if (ret_id)
+        *ret_id = tx.id;
+    else
+        g_free(tx.id);
     return g_steal_pointer(&token);
 }
 
@@ -240,30 +297,107 @@ svc_users_list(DbPool *pool, const DbUser *caller, GError **error)
     return db_users_list(conn, error);
 }
 
+/* A change to one user's account and its audit row, in one transaction. */
+typedef struct {
+    const DbUser *caller;
+    const char *id;
+    bool disabled;           /* for set_disabled */
+    const char *hash;        /* for set_password; NULL for set_disabled */
+    const char *remote_addr;
+} AccountTx;
+
+static bool
+account_tx(DbConn *conn, void *data, GError **error)
+{
+    AccountTx *tx = data;
+    const char *action;
+
+    if (tx->hash) {
+        if (!db_users_set_password(conn, tx->id, tx->hash, error))
+            return false;
+        action = "user.password";
+    } else {
+        if (!db_users_set_disabled(conn, tx->id, tx->disabled, error))
+            return false;
+        action = tx->disabled ? "user.disable" : "user.enable";
+    }
+    /* The command line's caller has no users row: its id is NULL, its rows carry origin. */
+    return svc_audit_write(conn, tx->caller->id ? tx->caller : NULL, action, "user", tx->id,
+                           tx->remote_addr, NULL, error);
+}
+
 /**
  * svc_users_set_disabled:
  * @pool: the database
  * @caller: who asks: an admin
  * @id: the user
  * @disabled: disable (their sessions end, their tokens stop working) or enable
+ * @remote_addr: (nullable): the caller's address, for the audit log
  * @error: return location for an error (FORBIDDEN, NOT_FOUND, CONFLICT for oneself)
  *
  * Returns: true on success.
  */
 bool
 svc_users_set_disabled(DbPool *pool, const DbUser *caller, const char *id, bool disabled,
-                       GError **error)
+                       const char *remote_addr, GError **error)
 {
-    g_autoptr(DbConn) conn = NULL;
+    AccountTx tx = { caller, id, disabled, NULL, remote_addr };
 
     if (!require_admin(caller, error))
         return false;
-    if (disabled && strcmp(id, caller->id) == 0) {
+    if (disabled && caller->id && strcmp(id, caller->id) == 0) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "You cannot disable yourself.");
         return false;
     }
-    conn = db_pool_acquire(pool, error);
-    return conn && db_users_set_disabled(conn, id, disabled, error);
+    return db_pool_transaction(pool, account_tx, &tx, error);
+}
+
+/**
+ * svc_users_set_password:
+ * @pool: the database
+ * @caller: who asks: an admin
+ * @id: the user
+ * @password: the new password, 1 to 1024 bytes
+ * @remote_addr: (nullable): the caller's address, for the audit log
+ * @error: return location for an error (FORBIDDEN, INVALID, NOT_FOUND)
+ *
+ * The user's sessions end; their API tokens stay.
+ *
+ * Returns: true on success.
+ */
+bool
+svc_users_set_password(DbPool *pool, const DbUser *caller, const char *id,
+                       const char *password, const char *remote_addr, GError **error)
+{
+    g_autofree char *hash = NULL;
+    AccountTx tx = { caller, id, false, NULL, remote_addr };
+
+    if (!require_admin(caller, error))
+        return false;
+    hash = svc_users_hash_password(password, &SVC_ARGON2_DEFAULTS, error);
+    if (!hash)
+        return false;
+    tx.hash = hash;
+    return db_pool_transaction(pool, account_tx, &tx, error);
+}
+
+/**
+ * svc_users_get:
+ * @pool: the database
+ * @caller: who asks: an admin
+ * @username: the user
+ * @error: return location for an error (FORBIDDEN, NOT_FOUND)
+ *
+ * Returns: (transfer full): the user, or NULL.
+ */
+DbUser *
+svc_users_get(DbPool *pool, const DbUser *caller, const char *username, GError **error)
+{
+    g_autoptr(DbConn) conn = NULL;
+
+    if (!require_admin(caller, error) || !(conn = db_pool_acquire(pool, error)))
+        return NULL;
+    return db_users_get_by_name(conn, username, error);
 }
 
 /**
@@ -283,19 +417,103 @@ svc_users_tokens(DbPool *pool, const DbUser *caller, GError **error)
 }
 
 /**
+ * svc_users_all_tokens:
+ * @pool: the database
+ * @caller: who asks: an admin
+ * @username: (nullable): whose tokens; NULL for every user's
+ * @error: return location for an error (FORBIDDEN, NOT_FOUND for an unknown user)
+ *
+ * Returns: (transfer full) (element-type DbToken): the tokens with their owners' names.
+ */
+GPtrArray *
+svc_users_all_tokens(DbPool *pool, const DbUser *caller, const char *username,
+                     GError **error)
+{
+    g_autoptr(DbConn) conn = NULL;
+    g_autoptr(DbUser) user = NULL;
+    GPtrArray *tokens;
+
+    if (!require_admin(caller, error) || !(conn = db_pool_acquire(pool, error)))
+        return NULL;
+    if (!username)
+        return db_tokens_list(conn, NULL, error);
+    user = db_users_get_by_name(conn, username, error);
+    if (!user || !(tokens = db_tokens_list(conn, user->id, error)))
+        return NULL;
+    for (guint i = 0; i < tokens->len; i++)
+        ((DbToken *) tokens->pdata[i])->username = g_strdup(user->username);
+    return tokens;
+}
+
+typedef struct {
+    const DbUser *caller;
+    const char *owner_id;    /* nullable: any owner (admins) */
+    const char *token_id;
+    const char *remote_addr;
+} RevokeTx;
+
+static bool
+revoke_tx(DbConn *conn, void *data, GError **error)
+{
+    RevokeTx *tx = data;
+
+    return db_tokens_revoke(conn, tx->owner_id, tx->token_id, error) &&
+           svc_audit_write(conn, tx->caller->id ? tx->caller : NULL, "token.revoke", "token",
+                           tx->token_id, tx->remote_addr, NULL, error);
+}
+
+/**
  * svc_users_revoke_token:
  * @pool: the database
  * @caller: whose token
  * @token_id: the token
+ * @any_owner: an admin revokes anyone's token (the command line); else only the caller's
+ * @remote_addr: (nullable): the caller's address, for the audit log
  * @error: return location for an error (VMB_ERROR_NOT_FOUND for another's token)
  *
  * Returns: true on success.
  */
 bool
 svc_users_revoke_token(DbPool *pool, const DbUser *caller, const char *token_id,
-                       GError **error)
+                       bool any_owner, const char *remote_addr, GError **error)
+{
+    RevokeTx tx = { caller, caller->id, token_id, remote_addr };
+
+    if (any_owner) {
+        if (!require_admin(caller, error))
+            return false;
+        tx.owner_id = NULL;
+    }
+    return db_pool_transaction(pool, revoke_tx, &tx, error);
+}
+
+/**
+ * svc_users_cli_account:
+ * @pool: the database
+ * @error: return location for an error (VMB_ERROR_CONFLICT when a user of that name exists
+ *   that is not such an account)
+ *
+ * The command line's own admin account, SVC_USERS_CLI_ACCOUNT, made on first use without a
+ * password (nobody signs in as it). VM operations need a requester with a users row: the
+ * broker that runs one acts as its requester.
+ *
+ * Returns: (transfer full): the account, or NULL.
+ */
+DbUser *
+svc_users_cli_account(DbPool *pool, GError **error)
 {
     g_autoptr(DbConn) conn = db_pool_acquire(pool, error);
+    g_autoptr(DbUser) user = conn ? db_users_ensure(conn, SVC_USERS_CLI_ACCOUNT, DB_ROLE_ADMIN,
+                                                    error)
+                                  : NULL;
 
-    return conn && db_tokens_revoke(conn, caller->id, token_id, error);
+    if (!user)
+        return NULL;
+    if (user->role != DB_ROLE_ADMIN || user->password_hash || user->disabled) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+                    "user %s exists but is not the command line's account (an enabled admin "
+                    "without a password)", SVC_USERS_CLI_ACCOUNT);
+        return NULL;
+    }
+    return g_steal_pointer(&user);
 }

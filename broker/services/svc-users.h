@@ -23,22 +23,39 @@ char *svc_users_hash_password(const char *password, const SvcArgon2Params *param
                               GError **error);
 bool svc_users_verify_password(const char *phc_hash, const char *password);
 
-bool svc_users_add(DbPool *pool, const char *username, const char *role,
+/* @caller NULL: the command line (audited with the process's origin). */
+bool svc_users_add(DbPool *pool, const DbUser *caller, const char *username, const char *role,
                    const char *password, char **ret_id, GError **error);
 
 /* Admins only (VMB_ERROR_FORBIDDEN otherwise): every user (element-type DbUser). */
 GPtrArray *svc_users_list(DbPool *pool, const DbUser *caller, GError **error);
 /* Admins only; nobody disables themselves (VMB_ERROR_CONFLICT). */
 bool svc_users_set_disabled(DbPool *pool, const DbUser *caller, const char *id, bool disabled,
-                            GError **error);
-/* The caller's own API tokens (element-type DbToken), and revoking one of them. */
+                            const char *remote_addr, GError **error);
+/* Admins only: a new password for user @id, whose sessions end. */
+bool svc_users_set_password(DbPool *pool, const DbUser *caller, const char *id,
+                            const char *password, const char *remote_addr, GError **error);
+/* Admins only: the user @username (VMB_ERROR_NOT_FOUND). */
+DbUser *svc_users_get(DbPool *pool, const DbUser *caller, const char *username,
+                      GError **error);
+/* The caller's own API tokens (element-type DbToken), and revoking one of them (with
+ * @any_owner, an admin revokes anyone's). */
 GPtrArray *svc_users_tokens(DbPool *pool, const DbUser *caller, GError **error);
 bool svc_users_revoke_token(DbPool *pool, const DbUser *caller, const char *token_id,
-                            GError **error);
+                            bool any_owner, const char *remote_addr, GError **error);
+/* Admins only: @username's tokens, or every user's when NULL, with the owner's name. */
+GPtrArray *svc_users_all_tokens(DbPool *pool, const DbUser *caller, const char *username,
+                                GError **error);
 
-/* Creates an API token for @username; returns the token (shown once) or NULL. */
 /* Caps a new token's lifetime to what its parent credential has left. */
 bool svc_users_token_lifetime(gint64 requested_s, gint64 parent_end, gint64 now,
                               gint64 *ret_lifetime_s, GError **error);
-char *svc_users_create_token(DbPool *pool, const char *username, const char *name,
-                             gint64 expires_in_s, char **ret_id, GError **error);
+/* The command line's admin account: made on first use, enabled, without a password. */
+#define SVC_USERS_CLI_ACCOUNT "vmbroker-cli"
+DbUser *svc_users_cli_account(DbPool *pool, GError **error);
+
+/* Creates an API token for @username; returns the token (shown once) or NULL. @caller NULL:
+ * the command line. */
+char *svc_users_create_token(DbPool *pool, const DbUser *caller, const char *username,
+                             const char *name, gint64 expires_in_s, char **ret_id,
+                             GError **error);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Scenario 3: a non-admin opening admin.html sees "admins only" and no data; the admin sees
 // every VM with its owner, ports and state, and the users, disables one (who then cannot sign
-// in) and enables them again.
+// in) and enables them again, and reads both changes in the audit log, filtered by action.
 import { PASSWORDS, check, run, shot, signIn } from './lib.mjs';
 
 await run('admin', async ({ broker, page, name }) => {
@@ -57,6 +57,24 @@ await run('admin', async ({ broker, page, name }) => {
     await page.getByRole('button', { name: 'Enable alice' }).click();
     await page.getByRole('button', { name: 'Disable alice' }).waitFor();
     check(await signInAs('alice') === 200, 'alice cannot sign in after being enabled again');
+
+    // The audit log shows both changes as root's, newest first; a filter narrows it.
+    await page.locator('#audit-rows tr[data-action="user.enable"]').waitFor();
+    const audit = page.locator('#audit-rows tr');
+    const firstActions = await page.locator('#audit-rows tr td:nth-child(3)').allTextContents();
+    const enableAt = firstActions.indexOf('user.enable'), disableAt = firstActions.indexOf('user.disable');
+    check(enableAt >= 0 && disableAt > enableAt, `the audit log reads ${JSON.stringify(firstActions)}`);
+    const enableRow = await audit.nth(enableAt).locator('td').allTextContents();
+    check(enableRow[1] === 'root', `user.enable is shown as done by ${enableRow[1]}`);
+    check(firstActions.includes('auth.login_failed'), `alice's refused sign-in is not in the audit log: ${firstActions}`);
+    await page.locator('#audit-action').fill('user.');
+    await page.getByRole('button', { name: 'Show' }).click();
+    await page.waitForFunction(() => [...document.querySelectorAll('#audit-rows tr')]
+        .every((r) => r.dataset.action.startsWith('user.')));
+    const filtered = await page.locator('#audit-rows tr td:nth-child(3)').allTextContents();
+    check(filtered.length >= 2 && filtered.every((a) => a.startsWith('user.')),
+        `the action filter user. shows ${JSON.stringify(filtered)}`);
+    await shot(page, name, 'audit');
 
     // The admin stops bob's VM from the page; the reason says who.
     await row.getByRole('button', { name: `Stop ${vm.name}` }).click();

@@ -112,11 +112,14 @@ class Database:
         rows = self.psql(sql)
         return rows[0][0] if rows else None
 
-    def dump(self):
-        """The whole database as pg_dump's plain SQL text (data included)."""
+    def dump(self, exclude_data=()):
+        """The whole database as pg_dump's plain SQL text (data included, but for the tables
+        named in EXCLUDE_DATA)."""
         c = self.cluster
+        skip = [f'--exclude-table-data={t}' for t in exclude_data]
         r = subprocess.run([pg_bin('pg_dump'), '-h', c.host, '-p', c.port, '-U', c.user,
-                            self.name], capture_output=True, text=True, timeout=WAIT_S, check=True)
+                            *skip, self.name], capture_output=True, text=True, timeout=WAIT_S,
+                           check=True)
         # pg_dump >= 15.14 brackets its output with a random \restrict key: not data.
         return ''.join(l for l in r.stdout.splitlines(True)
                        if not l.startswith(('\\restrict ', '\\unrestrict ')))

@@ -11,7 +11,8 @@ DEFAULT_CONFIG = '/etc/vmbroker/vmbroker.conf'
 VM_ID = '1234abcd-0000-4000-8000-000000000000'
 
 SUBCOMMANDS = [
-    ['serve'], ['migrate'], ['user', 'add'], ['token', 'create'], ['version'],
+    ['serve'], ['migrate'], ['user', 'add'], ['user', 'list'], ['token', 'create'],
+    ['token', 'list'], ['vm', 'list'], ['vm', 'stop'], ['audit'], ['version'],
 ]
 
 
@@ -121,7 +122,8 @@ class TemplateWithoutDatabase(harness.TestCase):
     def test_commands_that_use_the_database_still_require_it(self):
         cfg = self.config(database={'url': None})
         for args in [('serve',), ('migrate',), ('user', 'add', 'alice'),
-                     ('token', 'create', 'alice')]:
+                     ('token', 'create', 'alice'), ('user', 'list'), ('token', 'revoke', 'x'),
+                     ('vm', 'list'), ('vm', 'stop', 'x'), ('audit',)]:
             with self.subTest(args=args):
                 self.assertFailsWithOneLine(harness.run(args, config=cfg),
                                             'database.url is required')

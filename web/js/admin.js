@@ -1,8 +1,9 @@
 // The admin page: every VM (owner, ports, state, age; kept current by the event stream) with
-// stop and delete, and the users with disable. A non-admin sees "Admins only" and nothing is fetched (the API refuses anyway).
+// stop and delete, the users with disable, and the audit log (filtered, a page at a time). A
+// non-admin sees "Admins only" and nothing is fetched (the API refuses anyway).
 import { api, requireUser } from './api.js';
 import { coalesce, follow } from './live.js';
-import { ago, el, say, topbar } from './ui.js';
+import { ago, el, say, topbar, when } from './ui.js';
 
 const $ = (id) => document.getElementById(id);
 const busy = new Set(); // ids of VMs with an action in flight
@@ -41,6 +42,7 @@ async function act(vm, action) {
     } finally {
         busy.delete(vm.id);
         await refreshVms();
+        loadAudit(false);
     }
 }
 
@@ -102,11 +104,50 @@ async function loadUsers() {
                 say($('users-msg'), `Could not ${action.toLowerCase()} ${u.username}: ${e.message}`);
             }
             await loadUsers();
+            await loadAudit(false);
         });
         return el('tr', { dataset: { id: u.id } },
             el('td', {}, u.username), el('td', {}, u.role),
             el('td', {}, u.disabled ? 'disabled' : 'active'), el('td', { class: 'actions' }, btn));
     }));
+}
+
+// The audit log: the filter form's values, then "Older entries" follows next_cursor.
+let auditCursor = null;
+
+function auditRow(r) {
+    const who = r.actor ?? r.origin ?? 'system';
+    const detail = Object.keys(r.detail || {}).length ? JSON.stringify(r.detail) : '';
+    return el('tr', { dataset: { id: String(r.id), action: r.action } },
+        el('td', { title: r.at }, when(r.at)),
+        el('td', {}, who),
+        el('td', { class: 'mono' }, r.action),
+        el('td', { class: 'mono small' }, `${r.object_kind}${r.object_id ? ` ${r.object_id}` : ''}`),
+        el('td', { class: 'mono' }, r.remote_addr ?? '–'),
+        el('td', { class: 'mono small' }, detail));
+}
+
+async function loadAudit(more) {
+    const q = new URLSearchParams({ limit: '50' });
+    for (const f of ['user', 'action', 'since']) {
+        const v = $(`audit-${f}`).value.trim();
+        if (v) q.set(f, v);
+    }
+    if (more && auditCursor) q.set('cursor', auditCursor);
+    let page;
+    try {
+        page = await api('GET', `/api/v1/audit?${q}`);
+    } catch (e) {
+        say($('audit-msg'), `Could not read the audit log: ${e.message}`);
+        return;
+    }
+    say($('audit-msg'), '');
+    const rows = page.items.map(auditRow);
+    if (more) $('audit-rows').append(...rows);
+    else $('audit-rows').replaceChildren(...rows);
+    auditCursor = page.next_cursor;
+    $('audit-more').hidden = !auditCursor;
+    $('audit-empty').hidden = $('audit-rows').children.length > 0;
 }
 
 async function init() {
@@ -119,6 +160,9 @@ async function init() {
     $('admin-content').hidden = false;
     followVms();
     loadUsers();
+    $('audit-filter').addEventListener('submit', (e) => { e.preventDefault(); loadAudit(false); });
+    $('audit-more').addEventListener('click', () => loadAudit(true));
+    loadAudit(false);
 }
 
 init();
