@@ -23,6 +23,7 @@
 // A domain of this prefix with vmbroker's metadata but no row is adopted as `error`
 // without ports (or destroyed, with libvirt.adopt_orphans = destroy).
 #include "svc-sync.h"
+#include "svc-sync-words.h"
 
 #include <string.h>
 
@@ -68,79 +69,6 @@ typedef struct {
     gint64 at_us;          /* monotonic time the event arrived */
     unsigned tries;        /* times its VM was found claimed */
 } EventJob;
-
-static const char *
-event_name(int event)
-{
-    switch (event) {
-    case VIR_DOMAIN_EVENT_DEFINED: return "defined";
-    case VIR_DOMAIN_EVENT_UNDEFINED: return "undefined";
-    case VIR_DOMAIN_EVENT_STARTED: return "started";
-    case VIR_DOMAIN_EVENT_SUSPENDED: return "suspended";
-    case VIR_DOMAIN_EVENT_RESUMED: return "resumed";
-    case VIR_DOMAIN_EVENT_STOPPED: return "stopped";
-    case VIR_DOMAIN_EVENT_SHUTDOWN: return "shutdown";
-    case VIR_DOMAIN_EVENT_PMSUSPENDED: return "pmsuspended";
-    case VIR_DOMAIN_EVENT_CRASHED: return "crashed";
-    default: return "other";
-    }
-}
-
-/* Why a VM stopped, as its state_reason says, from the event that told us. */
-static const char *
-event_reason(int event, int detail)
-{
-    if (event == VIR_DOMAIN_EVENT_UNDEFINED)
-        return "domain undefined outside vmbroker";
-    if (event == VIR_DOMAIN_EVENT_CRASHED)
-        return "crashed";
-    if (event != VIR_DOMAIN_EVENT_STOPPED)
-        return NULL;
-    switch (detail) {
-    case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: return "the guest powered off";
-    case VIR_DOMAIN_EVENT_STOPPED_DESTROYED: return "destroyed outside vmbroker";
-    case VIR_DOMAIN_EVENT_STOPPED_CRASHED: return "crashed";
-    case VIR_DOMAIN_EVENT_STOPPED_FAILED: return "crashed";
-    default: return "stopped outside vmbroker";
-    }
-}
-
-/* Why a VM stopped, from libvirt's record of the domain (the same words as the events'). */
-static const char *
-cause_reason(DomStopCause cause)
-{
-    switch (cause) {
-    case DOM_STOP_SHUTDOWN: return "the guest powered off";
-    case DOM_STOP_DESTROYED: return "destroyed outside vmbroker";
-    case DOM_STOP_CRASHED: return "crashed";
-    case DOM_STOP_FAILED: return "crashed";
-    case DOM_STOP_UNKNOWN: break;
-    }
-    return "shut off outside vmbroker";
-}
-
-/* Why a VM is paused, as its state_reason says: libvirt's reason in plain words. */
-static const char *const pause_words[] = {
-    [DOM_PAUSE_UNKNOWN] = "paused by libvirt: internal error (QEMU stopped the guest without "
-                          "a reason, as on a KVM emulation failure)",
-    [DOM_PAUSE_USER] = "paused outside vmbroker (virsh suspend)",
-    [DOM_PAUSE_IOERROR] = "paused by libvirt: I/O error",
-    [DOM_PAUSE_WATCHDOG] = "paused by libvirt: the guest's watchdog fired",
-    [DOM_PAUSE_CRASHED] = "paused by libvirt: the guest crashed",
-    [DOM_PAUSE_MIGRATION] = "paused for a migration",
-    [DOM_PAUSE_MIGRATION_FAILED] = "paused by libvirt: a migration failed",
-    [DOM_PAUSE_SAVE] = "paused outside vmbroker (save, dump or snapshot)",
-    [DOM_PAUSE_SNAPSHOT] = "paused outside vmbroker (restored from a paused snapshot)",
-    [DOM_PAUSE_SHUTTING_DOWN] = "paused while shutting down",
-    [DOM_PAUSE_STARTING_UP] = "paused while starting",
-};
-G_STATIC_ASSERT(G_N_ELEMENTS(pause_words) == DOM_PAUSE_LAST);
-
-static const char *
-pause_reason(DomPauseCause cause)
-{
-    return pause_words[(unsigned) cause < DOM_PAUSE_LAST ? cause : DOM_PAUSE_UNKNOWN];
-}
 
 /* --- repairs (in transactions, audited without an actor) --- */
 
@@ -208,9 +136,9 @@ static bool
 reconcile_gone(SvcSync *sync, virConnectPtr conn, const DbVm *vm, virDomainPtr dom,
                const DomRunState *st, const char *hint, GError **error)
 {
-    const char *reason = dom && st->stop != DOM_STOP_UNKNOWN ? cause_reason(st->stop)
+    const char *reason = dom && st->stop != DOM_STOP_UNKNOWN ? svc_sync_cause_reason(st->stop)
                          : hint ? hint
-                         : dom  ? cause_reason(st->stop)
+                         : dom  ? svc_sync_cause_reason(st->stop)
                                 : "domain undefined outside vmbroker";
 
     if (dom)
@@ -224,7 +152,7 @@ static bool
 reconcile_live(SvcSync *sync, const DbVm *vm, const DomRunState *st, bool *ret_changed,
                GError **error)
 {
-    const char *reason = st->paused ? pause_reason(st->pause) : NULL;
+    const char *reason = st->paused ? svc_sync_pause_reason(st->pause) : NULL;
 
     if (!st->paused && vm->state == DB_VM_RUNNING)
         return true;
@@ -569,11 +497,11 @@ event_worker(gpointer data, gpointer user_data)
             g_clear_pointer(&vm, db_vm_free);
         if (vm && strcmp(vm->host_id, sync->host_id) == 0 &&
             (conn = dom_hypervisor_get(sync->opts.hv, &err)))
-            reconcile_vm(sync, conn, vm->id, event_reason(job->event, job->detail), &changed,
+            reconcile_vm(sync, conn, vm->id, svc_sync_event_reason(job->event, job->detail), &changed,
                          &busy, &err);
         if (err && vmb_error_kind(err) != VMB_ERROR_NOT_FOUND)
             vmb_warning("sync: event %s of %s: %s (the periodic sync retries)",
-                        event_name(job->event), job->name, err->message);
+                        svc_sync_event_name(job->event), job->name, err->message);
     }
     if (sync->opts.metrics) {
         if (changed)
@@ -582,7 +510,7 @@ event_worker(gpointer data, gpointer user_data)
                                 NULL);
         if (job->tries == 0)
             vmb_metrics_add(sync->opts.metrics, EVENTS_METRIC, 1, "event",
-                            event_name(job->event), NULL);
+                            svc_sync_event_name(job->event), NULL);
     }
     if (!busy || !recheck_later(sync, job))
         event_job_free(job);
