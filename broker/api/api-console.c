@@ -12,42 +12,128 @@
 #include "svc-console.h"
 #include "vmb-log.h"
 
+/* The console session's cookie: named apart from the sign-in cookie (which it can never
+ * stand in for) and sent by the browser only to this VM's console routes. */
+static const char *
+console_cookie_name(const App *app)
+{
+    return app->secure_cookies ? "__Secure-vmb_console" : "vmb_console";
+}
+
+static char *
+console_cookie(const App *app, const char *vm_id, const char *value, unsigned max_age_s)
+{
+    return g_strdup_printf("%s=%s; Path=/api/v1/vms/%s/console; Max-Age=%u; HttpOnly; "
+                           "SameSite=Strict%s", console_cookie_name(app), value, vm_id,
+                           max_age_s, app->secure_cookies ? "; Secure" : "");
+}
+
+/* A cookie-borne credential needs a same-origin request, like a signed-in one. */
+static HttpReply *
+check_same_origin(HttpRequest *req, const App *app)
+{
+    const char *origin = http_request_header(req, "Origin");
+    const char *fetch_site = http_request_header(req, "Sec-Fetch-Site");
+    g_autofree char *ours = api_public_origin(app);
+
+    if (origin ? strcmp(origin, ours) == 0 : (fetch_site && strcmp(fetch_site, "same-origin") == 0))
+        return NULL;
+    return http_problem_kind(VMB_ERROR_FORBIDDEN, "Cross-site request refused: the Origin is not "
+                             "this site's.", NULL);
+}
+
+static HttpReply *
+session_reply(const App *a, const char *vm_id, SvcConsoleGrant *grant)
+{
+    g_autoptr(json_object) out = json_object_new_object();
+    g_autofree char *ws_path = g_strdup_printf("/api/v1/vms/%s/console/ws?ticket=%s",
+                                               grant->vm->id, grant->ws_ticket);
+    HttpReply *reply;
+
+    json_object_object_add(out, "password", json_object_new_string(grant->password));
+    json_object_object_add(out, "ws_path", json_object_new_string(ws_path));
+    json_object_object_add(out, "vm", api_render_vm(grant->vm));
+    json_object_object_add(out, "session_idle_s",
+                           json_object_new_int64(a->cfg->console_session_idle_s));
+    reply = http_reply_json(200, out);
+    http_reply_add_header(reply, "Cache-Control", "no-store");
+    if (grant->new_session_secret) {
+        g_autofree char *cookie = console_cookie(a, vm_id, grant->new_session_secret,
+                                                 a->cfg->console_session_max_s);
+        http_reply_add_header(reply, "Set-Cookie", cookie);
+    }
+    return reply;
+}
+
 /**
  * api_console_session:
- * @req: POST /api/v1/vms/{id}/console/session {ticket}
+ * @req: POST /api/v1/vms/{id}/console/session {ticket?}
  * @app: the daemon's state
  *
- * The ticket is the credential: the portal's student has no account to sign in with.
+ * The ticket is the credential: the portal's student has no account to sign in with. A
+ * redeemed ticket starts a console session (an HttpOnly, SameSite=Strict cookie scoped to
+ * this VM's console paths); without a ticket that cookie is the credential, so a reload, a
+ * second tab or a reconnect needs no new link.
  *
- * Returns: 200 {password, ws_path, vm}.
+ * Returns: 200 {password, ws_path, vm, session_idle_s}; 401 (cookie cleared) when the
+ * session ended; 404 for a deleted VM; 409 when the VM does not run.
  */
 HttpReply *
 api_console_session(HttpRequest *req, void *app)
 {
     App *a = app;
     g_autoptr(json_object) body = NULL;
-    g_autoptr(json_object) out = json_object_new_object();
     g_autoptr(GError) error = NULL;
-    g_autoptr(DbVm) vm = NULL;
-    g_autofree char *password = NULL;
-    g_autofree char *ws_ticket = NULL;
-    g_autofree char *ws_path = NULL;
-    const char *ticket = NULL;
+    g_auto(SvcConsoleGrant) grant = { 0 };
+    const char *vm_id = http_request_param(req, "id");
+    SvcConsoleCredential cred = { 0 };
     HttpReply *reply = api_json_body(req, &body);
 
     if (reply)
         return reply;
-    if (!api_json_string(body, "ticket", true, &ticket, &error))
+    if (!api_json_string(body, "ticket", false, &cred.ticket, &error))
         return api_error(req, error);
-    if (!svc_console_session(a->console, http_request_param(req, "id"), ticket, &password,
-                             &ws_ticket, &vm, &error))
+    if (!cred.ticket) {
+        if ((reply = check_same_origin(req, a)))
+            return reply;
+        cred.session_secret = http_request_cookie(req, console_cookie_name(a));
+    }
+    if (!svc_console_session(a->console, vm_id, &cred, &grant, &error)) {
+        reply = api_error(req, error);
+        if (!cred.ticket && vmb_error_kind(error) == VMB_ERROR_UNAUTHORIZED) {
+            g_autofree char *gone = console_cookie(a, vm_id, "", 0);
+            http_reply_add_header(reply, "Set-Cookie", gone);
+        }
+        return reply;
+    }
+    return session_reply(a, vm_id, &grant);
+}
+
+/**
+ * api_console_sessions_end:
+ * @req: DELETE /api/v1/vms/{id}/console/sessions
+ * @app: the daemon's state
+ *
+ * Whoever may manage the VM (its owner, an admin, a service account) ends the console
+ * sessions on it and closes its open consoles: a portal withdraws the access it gave.
+ *
+ * Returns: 204.
+ */
+HttpReply *
+api_console_sessions_end(HttpRequest *req, void *app)
+{
+    App *a = app;
+    g_autoptr(ApiCaller) caller = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DbVm) vm = NULL;
+    HttpReply *reply = api_authenticate(req, a, &caller);
+
+    if (reply)
+        return reply;
+    vm = svc_vms_get(a->vms, caller->user, http_request_param(req, "id"), &error);
+    if (!vm || !svc_console_end_sessions(a->console, vm->id, NULL, &error))
         return api_error(req, error);
-    ws_path = g_strdup_printf("/api/v1/vms/%s/console/ws?ticket=%s", vm->id, ws_ticket);
-    json_object_object_add(out, "password", json_object_new_string(password));
-    json_object_object_add(out, "ws_path", json_object_new_string(ws_path));
-    json_object_object_add(out, "vm", api_render_vm(vm));
-    explicit_bzero(password, strlen(password));
-    return http_reply_json(200, out);
+    return http_reply_empty(204);
 }
 
 typedef struct {

@@ -30,6 +30,7 @@ const HttpRoute api_routes[] = {
     { "POST", "/api/v1/vms/{id}/console", api_vms_console_ticket, 0 },
     { "POST", "/api/v1/vms/{id}/console/session", api_console_session, 0 },
     { "GET", "/api/v1/vms/{id}/console/ws", api_console_ws, 0 },
+    { "DELETE", "/api/v1/vms/{id}/console/sessions", api_console_sessions_end, 0 },
     { "GET", "/api/v1/users", api_users_list, 0 },
     { "POST", "/api/v1/users/{id}/disable", api_users_disable, 0 },
     { "POST", "/api/v1/users/{id}/enable", api_users_enable, 0 },

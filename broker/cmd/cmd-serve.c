@@ -274,6 +274,8 @@ start_services(Daemon *d, GError **error)
         .console_listen = cfg->console_listen,
         .buffer_size = cfg->console_buffer_bytes,
         .metrics = d->metrics,
+        .session_idle_s = cfg->console_session_idle_s,
+        .session_max_s = cfg->console_session_max_s,
     }, error);
     d->isos = svc_isos_new(&(SvcIsosOptions) {
         .db = d->pool,
@@ -335,6 +337,7 @@ start_background(Daemon *d, GError **error)
         .db = d->pool,
         .interval_s = cfg->database_janitor_interval_s,
         .session_idle_s = cfg->auth_session_idle_s,
+        .console_session_idle_s = cfg->console_session_idle_s,
     });
     return true;
 }

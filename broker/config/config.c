@@ -105,6 +105,8 @@ static const KeyDef keys[] = {
     { "console", "port_quarantine_s", KEY_UINT, "300", 1, 86400,
       OFF(console_port_quarantine_s) },
     { "console", "ticket_ttl_s", KEY_UINT, "60", 1, 60, OFF(console_ticket_ttl_s) },
+    { "console", "session_idle_s", KEY_UINT, "7200", 10, 2592000, OFF(console_session_idle_s) },
+    { "console", "session_max_s", KEY_UINT, "43200", 10, 31536000, OFF(console_session_max_s) },
     { "console", "buffer_bytes", KEY_UINT, "65536", 4096, 16777216, OFF(console_buffer_bytes) },
     { "console", "reaper_interval_s", KEY_UINT, "10", 1, 3600,
       OFF(console_reaper_interval_s) },

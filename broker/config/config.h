@@ -82,6 +82,8 @@ typedef struct {
     char *console_novnc_dir;       /* Debian's noVNC, served at /novnc/ */
     unsigned console_port_quarantine_s; /* a port a foreign process holds is skipped this long */
     unsigned console_ticket_ttl_s; /* console tickets live this long, 60 s at most */
+    unsigned console_session_idle_s; /* a console session unused this long ends */
+    unsigned console_session_max_s; /* a console session ends this long after its link was opened */
     unsigned console_buffer_bytes; /* relay buffer per direction of a console connection */
     unsigned console_reaper_interval_s; /* how often idle and over-age VMs are looked for */
 

@@ -28,6 +28,8 @@
 /* Ticket credentials kept before expired ones are swept (tickets live a minute at most). */
 #define TICKET_CREDS_SWEEP_AT 10000
 #define TICKET_CREDS_TTL_US (10 * 60 * G_USEC_PER_SEC)
+/* Console sessions one user may hold on one VM (tabs, browsers); the oldest go first. */
+#define SESSIONS_PER_USER_VM 16
 
 struct SvcConsole {
     SvcConsoleOptions opts;
@@ -335,43 +337,89 @@ running_vm(SvcConsole *console, DbConn *db, const char *vm_id, GError **error)
 {
     g_autoptr(DbVm) vm = db_vms_get(db, vm_id, NULL, error);
 
+    (void) console;
     if (!vm)
         return NULL;
     if (vm->state != DB_VM_RUNNING || !vm->ws_port) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "The VM is %s; start it first.",
-                    db_vm_state_to_string(vm->state));
+        if (vm->state_reason)
+            g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "The VM is %s (%s); start it first.",
+                        db_vm_state_to_string(vm->state), vm->state_reason);
+        else
+            g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "The VM is %s; start it first.",
+                        db_vm_state_to_string(vm->state));
         return NULL;
     }
     return g_steal_pointer(&vm);
+}
+
+/* The user a page ticket or a console session names; a redeemed ticket starts a session,
+ * whose cookie value goes to @ret_new_secret, and gives up the credential it was minted
+ * through (@ret_credential; a console session's reconnects carry none). */
+static char *
+session_user(SvcConsole *console, DbConn *db, const char *vm_id, const SvcConsoleCredential *cred,
+             char **ret_new_secret, char **ret_credential, GError **error)
+{
+    g_autofree char *user_id = NULL;
+    g_autofree char *secret = NULL;
+    g_autofree char *digest = NULL;
+
+    if (cred->ticket) {
+        digest = vmb_secret_sha256_hex(cred->ticket, strlen(cred->ticket));
+        if (!db_tickets_consume(db, digest, "page", vm_id, &user_id, error))
+            return NULL;
+        *ret_credential = take_credential(console, digest);
+        g_free(digest);
+        secret = vmb_secret_new_token("", error);
+        if (!secret)
+            return NULL;
+        digest = vmb_secret_sha256_hex(secret, strlen(secret));
+        if (!db_console_sessions_insert(db, digest, user_id, vm_id, console->opts.session_max_s,
+                                        SESSIONS_PER_USER_VM, error))
+            return NULL;
+        *ret_new_secret = g_steal_pointer(&secret);
+        return g_steal_pointer(&user_id);
+    }
+    if (!cred->session_secret || !*cred->session_secret) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAUTHORIZED,
+                    "This page needs a console link: open the console from your desktops or "
+                    "your course portal.");
+        return NULL;
+    }
+    digest = vmb_secret_sha256_hex(cred->session_secret, strlen(cred->session_secret));
+    if (!db_console_sessions_use(db, digest, vm_id, console->opts.session_idle_s, &user_id,
+                                 error))
+        return NULL;
+    return g_steal_pointer(&user_id);
 }
 
 /**
  * svc_console_session:
  * @console: the service
  * @vm_id: the VM the page is for
- * @ticket: the "page" ticket from console_url
- * @ret_password: (out): the VNC password
- * @ret_ws_ticket: (out): a "ws" ticket for the same user
- * @ret_vm: (out): the VM
+ * @cred: the page ticket from console_url, or the console session's cookie value
+ * @ret: (out): the password, a websocket ticket, the VM and (after a ticket) the new
+ *   session's cookie value; filled only on success
  * @error: return location for an error
  *
- * Returns: true when the ticket was good and the VM runs.
+ * Returns: true when the credential was good and the VM runs.
  */
 bool
-svc_console_session(SvcConsole *console, const char *vm_id, const char *ticket,
-                    char **ret_password, char **ret_ws_ticket, DbVm **ret_vm, GError **error)
+svc_console_session(SvcConsole *console, const char *vm_id, const SvcConsoleCredential *cred,
+                    SvcConsoleGrant *ret, GError **error)
 {
-    g_autofree char *digest = vmb_secret_sha256_hex(ticket, strlen(ticket));
     g_autofree char *user_id = NULL;
     g_autofree char *password = NULL;
     g_autofree char *ws_ticket = NULL;
     g_autofree char *credential = NULL;
+    g_autofree char *new_secret = NULL;
     g_autoptr(DbConn) db = db_pool_acquire(console->opts.db, error);
     g_autoptr(DbVm) vm = NULL;
 
-    if (!db || !db_tickets_consume(db, digest, "page", vm_id, &user_id, error))
+    if (!db)
         return false;
-    credential = take_credential(console, digest);
+    user_id = session_user(console, db, vm_id, cred, &new_secret, &credential, error);
+    if (!user_id)
+        return false;
     vm = running_vm(console, db, vm_id, error);
     if (!vm)
         return false;
@@ -383,9 +431,51 @@ svc_console_session(SvcConsole *console, const char *vm_id, const char *ticket,
     if (!ws_ticket)
         return false;
     svc_console_note_ticket(console, ws_ticket, credential);
-    *ret_password = g_steal_pointer(&password);
-    *ret_ws_ticket = g_steal_pointer(&ws_ticket);
-    *ret_vm = g_steal_pointer(&vm);
+    ret->password = g_steal_pointer(&password);
+    ret->ws_ticket = g_steal_pointer(&ws_ticket);
+    ret->vm = g_steal_pointer(&vm);
+    ret->new_session_secret = g_steal_pointer(&new_secret);
+    return true;
+}
+
+/**
+ * svc_console_grant_clear:
+ * @grant: what svc_console_session gave
+ *
+ * Wipes the password and frees the rest.
+ */
+void
+svc_console_grant_clear(SvcConsoleGrant *grant)
+{
+    if (grant->password)
+        explicit_bzero(grant->password, strlen(grant->password));
+    g_clear_pointer(&grant->password, g_free);
+    g_clear_pointer(&grant->ws_ticket, g_free);
+    g_clear_pointer(&grant->new_session_secret, g_free);
+    g_clear_pointer(&grant->vm, db_vm_free);
+}
+
+/**
+ * svc_console_end_sessions:
+ * @console: the service
+ * @vm_id: the VM
+ * @user_id: (nullable): only this user's sessions
+ * @error: return location for an error
+ *
+ * Ends the console sessions on @vm_id and closes its open consoles, so that a portal can
+ * withdraw access it gave.
+ *
+ * Returns: true on success.
+ */
+bool
+svc_console_end_sessions(SvcConsole *console, const char *vm_id, const char *user_id,
+                         GError **error)
+{
+    g_autoptr(DbConn) db = db_pool_acquire(console->opts.db, error);
+
+    if (!db || !db_console_sessions_end(db, user_id, vm_id, NULL, error))
+        return false;
+    svc_console_close_vm(console, vm_id, "console access was withdrawn");
     return true;
 }
 

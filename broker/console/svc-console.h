@@ -25,6 +25,8 @@ typedef struct {
     const char *console_listen;  /* where QEMU's websocket servers listen */
     size_t buffer_size;          /* relay buffer per direction */
     VmbMetrics *metrics;         /* (nullable) connection counters */
+    unsigned session_idle_s;     /* a console session unused this long ends */
+    unsigned session_max_s;      /* a console session ends this long after it began */
 } SvcConsoleOptions;
 
 /* Whose access a console connection lives on: it is closed within a second of the user
@@ -41,12 +43,30 @@ SvcConsole *svc_console_new(const SvcConsoleOptions *opts, GError **error);
 void svc_console_free(SvcConsole *console);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SvcConsole, svc_console_free)
 
-/* Redeems a "page" ticket: @ret_password gets the VM's VNC password, @ret_ws_ticket a fresh
- * "ws" ticket for the same user, @ret_vm the VM. VMB_ERROR_UNAUTHORIZED for a bad ticket,
- * VMB_ERROR_CONFLICT when the VM does not run. */
-bool svc_console_session(SvcConsole *console, const char *vm_id, const char *ticket,
-                         char **ret_password, char **ret_ws_ticket, DbVm **ret_vm,
-                         GError **error);
+/* What opens a console page: the page ticket from console_url (which starts a console
+ * session), or the cookie value of such a session. */
+typedef struct {
+    const char *ticket;         /* (nullable) a "page" ticket */
+    const char *session_secret; /* (nullable) used when there is no ticket */
+} SvcConsoleCredential;
+
+/* What the page gets. */
+typedef struct {
+    char *password;           /* the VM's VNC password */
+    char *ws_ticket;          /* a "ws" ticket for the same user */
+    DbVm *vm;                 /* the VM */
+    char *new_session_secret; /* after a ticket: the new console session's cookie value */
+} SvcConsoleGrant;
+
+/* VMB_ERROR_UNAUTHORIZED for a bad ticket or an ended session, VMB_ERROR_NOT_FOUND for a
+ * deleted VM, VMB_ERROR_CONFLICT when the VM does not run. */
+bool svc_console_session(SvcConsole *console, const char *vm_id, const SvcConsoleCredential *cred,
+                         SvcConsoleGrant *ret, GError **error);
+void svc_console_grant_clear(SvcConsoleGrant *grant);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(SvcConsoleGrant, svc_console_grant_clear)
+/* Ends the console sessions on @vm_id (of @user_id only, when given) and closes its consoles. */
+bool svc_console_end_sessions(SvcConsole *console, const char *vm_id, const char *user_id,
+                              GError **error);
 /* Remembers (in this process) the credential a ticket was minted through; NULL: none. */
 void svc_console_note_ticket(SvcConsole *console, const char *ticket, const char *credential);
 /* Redeems a "ws" ticket (of @caller_id when the request carried credentials) and opens

@@ -87,6 +87,8 @@ db_sessions_authenticate(DbConn *conn, const char *secret_hash, unsigned idle_s,
  * @secret_hash: hex SHA-256 of the cookie value
  * @error: return location for an error
  *
+ * Signing out also ends the user's console sessions.
+ *
  * Returns: true on success, also when there was no such session.
  */
 bool
@@ -94,7 +96,9 @@ db_sessions_delete(DbConn *conn, const char *secret_hash, GError **error)
 {
     const char *params[] = { secret_hash };
     g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,
-        "DELETE FROM sessions WHERE secret_hash = $1", 1, params, error);
+        "WITH s AS (DELETE FROM sessions WHERE secret_hash = $1 RETURNING user_id)"
+        " DELETE FROM console_sessions WHERE user_id IN (SELECT user_id FROM s)",
+        1, params, error);
     return res != NULL;
 }
 

@@ -160,19 +160,24 @@ db_tokens_list(DbConn *conn, const char *user_id, GError **error)
  * @token_id: the token's id (any text: a malformed id is simply not found)
  * @error: return location for an error
  *
+ * Revoking any of a user's tokens also ends their console sessions: a portal that withdraws
+ * a user's access withdraws the consoles it opened for them.
+ *
  * Returns: true when a token of @user_id was revoked (or already was).
  */
 bool
 db_tokens_revoke(DbConn *conn, const char *user_id, const char *token_id, GError **error)
 {
     const char *params[] = { user_id, token_id };
-    g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,
-        "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())"
-        " WHERE ($1::uuid IS NULL OR user_id = $1::uuid) AND id::text = $2", 2, params, error);
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "WITH t AS (UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())"
+        "   WHERE ($1::uuid IS NULL OR user_id = $1::uuid) AND id::text = $2 RETURNING user_id),"
+        " c AS (DELETE FROM console_sessions WHERE user_id IN (SELECT user_id FROM t))"
+        " SELECT count(*) FROM t", 2, params, error);
 
     if (!res)
         return false;
-    if (strcmp(PQcmdTuples(res), "0") == 0) {
+    if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No such token.");
         return false;
     }

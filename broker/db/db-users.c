@@ -236,7 +236,8 @@ db_users_list(DbConn *conn, GError **error)
  * @disabled: the new setting
  * @error: return location for an error
  *
- * A disabled user can neither sign in nor use a token; their sessions end at once.
+ * A disabled user can neither sign in nor use a token; their sessions and console sessions
+ * end at once.
  *
  * Returns: true on success.
  */
@@ -246,7 +247,8 @@ db_users_set_disabled(DbConn *conn, const char *id, bool disabled, GError **erro
     const char *params[] = { id, disabled ? "true" : "false" };
     g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
         "WITH u AS (UPDATE users SET disabled = $2::boolean WHERE id::text = $1 RETURNING id),"
-        " s AS (DELETE FROM sessions WHERE $2::boolean AND user_id IN (SELECT id FROM u))"
+        " s AS (DELETE FROM sessions WHERE $2::boolean AND user_id IN (SELECT id FROM u)),"
+        " c AS (DELETE FROM console_sessions WHERE $2::boolean AND user_id IN (SELECT id FROM u))"
         " SELECT count(*) FROM u", 2, params, error);
 
     if (!res)

@@ -19,14 +19,14 @@ struct SvcJanitor {
  * svc_janitor_sweep:
  * @janitor: the janitor
  *
- * Deletes expired console tickets and sessions.
+ * Deletes expired console tickets, sessions and console sessions.
  */
 void
 svc_janitor_sweep(SvcJanitor *janitor)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(DbConn) db = db_pool_acquire(janitor->opts.db, &err);
-    unsigned tickets = 0, sessions = 0;
+    unsigned tickets = 0, sessions = 0, consoles = 0;
 
     if (!db) {
         vmb_warning("janitor: %s", err->message);
@@ -45,11 +45,15 @@ svc_janitor_sweep(SvcJanitor *janitor)
         vmb_warning("janitor: events: %s", err->message);
         g_clear_error(&err);
     }
-    if (db_ops_purge(db, 30 * 86400, &err) < 0)
+    if (db_ops_purge(db, 30 * 86400, &err) < 0) {
         vmb_warning("janitor: operations: %s", err->message);
-    if (tickets || sessions)
-        vmb_info("janitor: deleted %u expired console ticket(s) and %u session(s)", tickets,
-                 sessions);
+        g_clear_error(&err);
+    }
+    if (!db_console_sessions_purge(db, janitor->opts.console_session_idle_s, &consoles, &err))
+        vmb_warning("janitor: console sessions: %s", err->message);
+    if (tickets || sessions || consoles)
+        vmb_info("janitor: deleted %u expired console ticket(s), %u session(s) and %u console "
+                 "session(s)", tickets, sessions, consoles);
 }
 
 static void

@@ -14,6 +14,7 @@ typedef struct {
     DbPool *db;              /* PostgreSQL */
     unsigned interval_s;     /* database.janitor_interval_s */
     unsigned session_idle_s; /* auth.session_idle_s: a session unused this long is over */
+    unsigned console_session_idle_s; /* console.session_idle_s: the same for console sessions */
 } SvcJanitorOptions;
 
 /* Starts the janitor's thread. */
