@@ -1,16 +1,23 @@
 // The console page. The link carries #vm=ID&ticket=T. The page trades the one-time ticket for
-// a console session (POST /api/v1/vms/{id}/console/session {ticket} -> {password, ws_path, vm}),
-// wipes the fragment from the address bar, and runs noVNC's RFB against ws(s)://host+ws_path.
+// the VNC password and a websocket ticket (POST /api/v1/vms/{id}/console/session {ticket});
+// that answer also sets a console session cookie scoped to this VM's console, so the page
+// keeps #vm=ID (the ticket is wiped) and, after a reload or a dropped websocket, asks again
+// with the cookie alone. It reconnects by itself with backoff and stops only for a reason a
+// reconnect cannot fix (the VM stopped or is gone, the access ended), which it says.
 import RFB from '/novnc/core/rfb.js';
-import { api, ApiError, csrfToken } from './api.js';
+import { api } from './api.js';
 import { say, themeToggle } from './ui.js';
 
 const $ = (id) => document.getElementById(id);
+const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 let rfb = null;
 let vmId = null;
 let vmName = null;
 let everConnected = false;
 let failure = null;
+let attempt = 0;      // reconnect attempts since the last good connection
+let retryTimer = null;
+let finished = false; // stopped for a reason a reconnect cannot fix
 // vm.console.closed_at when this connection began: a later one means vmbroker closed it.
 let closedAtStart = null;
 
@@ -22,7 +29,8 @@ function status(state, text) {
     const live = state === 'connected';
     $('btn-cad').disabled = !live;
     $('btn-fullscreen').disabled = !live;
-    $('btn-reconnect').hidden = !(state === 'disconnected' || state === 'failed') || !vmId;
+    $('btn-reconnect').hidden = !(state === 'disconnected' || state === 'failed' || state === 'reconnecting') || !vmId;
+    $('btn-reconnect').textContent = state === 'reconnecting' ? 'Reconnect now' : 'Reconnect';
 }
 
 function fail(text) {
@@ -30,34 +38,48 @@ function fail(text) {
     say($('console-msg'), text);
 }
 
-/* The ticket from the fragment; the fragment is then gone from the address bar and history. */
+/* The ticket from the fragment; the ticket is then gone from the address bar and history,
+   the VM stays (a reload finds its console session by it). */
 function takeFragment() {
     const params = new URLSearchParams(location.hash.slice(1));
-    history.replaceState(null, '', location.pathname + location.search);
-    return { vm: params.get('vm'), ticket: params.get('ticket') };
+    const vm = params.get('vm');
+    history.replaceState(null, '', location.pathname + location.search + (vm ? `#vm=${encodeURIComponent(vm)}` : ''));
+    return { vm, ticket: params.get('ticket') };
+}
+
+class SessionError extends Error {
+    constructor(message, final) {
+        super(message);
+        this.final = final; // true: reconnecting cannot help
+    }
 }
 
 async function openSession(id, ticket) {
     const headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
-    const t = csrfToken();
-    if (t) headers['X-CSRF-Token'] = t;
     let res;
     try {
         res = await fetch(`/api/v1/vms/${encodeURIComponent(id)}/console/session`, {
-            method: 'POST', headers, body: JSON.stringify({ ticket }), credentials: 'same-origin',
-            cache: 'no-store',
+            method: 'POST', headers, body: JSON.stringify(ticket ? { ticket } : {}),
+            credentials: 'same-origin', cache: 'no-store',
         });
     } catch {
-        throw new Error('Could not reach the server.');
+        throw new SessionError('Could not reach the server.', false);
     }
     let data = null;
     try { data = await res.json(); } catch { data = null; }
     if (res.ok && data && data.ws_path) return data;
-    if (res.status === 401 || res.status === 403 || res.status === 410)
-        throw new Error(`This console link has expired or was already used. Open the console again from your desktops. (${data?.detail || `HTTP ${res.status}`})`);
+    const detail = data?.detail || `HTTP ${res.status}`;
+    if (res.status === 401 || res.status === 403)
+        throw new SessionError(ticket
+            ? `This console link has expired or was already used. Open the console again from your desktops or your course portal. (${detail})`
+            : `Your access to this console has ended: ${detail}`, true);
+    if (res.status === 404)
+        throw new SessionError('This VM no longer exists.', true);
     if (res.status === 409)
-        throw new Error(data?.detail || 'The VM is not running.');
-    throw new Error(data?.detail || `The server refused the console (HTTP ${res.status}).`);
+        throw new SessionError(data?.detail || 'The VM is not running.', true);
+    if (res.status === 400 || res.status === 422)
+        throw new SessionError(`The server refused the console: ${detail}`, true);
+    throw new SessionError(`The server could not open the console right now (${detail}).`, false);
 }
 
 function wsUrl(path) {
@@ -86,7 +108,8 @@ function connect(session) {
     screen.replaceChildren();
     everConnected = false;
     failure = null;
-    status('connecting', 'Connecting…');
+    closedAtStart = session.vm?.console?.closed_at ?? null;
+    status(attempt ? 'reconnecting' : 'connecting', attempt ? 'Reconnecting…' : 'Connecting…');
     try {
         rfb = new RFB(screen, wsUrl(session.ws_path), {
             credentials: { password: session.password },
@@ -101,6 +124,7 @@ function connect(session) {
     rfb.focusOnClick = true;
     rfb.addEventListener('connect', () => {
         everConnected = true;
+        attempt = 0;
         say($('console-msg'), '');
         status('connected', 'Connected');
         rfb.focus();
@@ -115,47 +139,79 @@ function connect(session) {
     rfb.addEventListener('desktopname', (e) => {
         if (e.detail.name) document.title = `${vmName || e.detail.name} · console · vmbroker`;
     });
-    rfb.addEventListener('disconnect', async (e) => {
+    rfb.addEventListener('disconnect', (e) => {
         rfb = null;
-        status('disconnected', everConnected ? 'Disconnected' : 'Not connected');
-        const text = await explainDisconnect(e.detail.clean);
-        $('console-status').textContent = text;
-        say($('console-msg'), failure ? text : '', 'error');
+        if (!finished) onDropped(e.detail.clean);
     });
 }
 
-async function start(id, ticket) {
-    vmId = id;
+/* Why vmbroker closed this connection itself, if it did (a newer viewer of an exclusive
+   console, a stop): a reconnect would only undo what someone meant. */
+function deliberateClose(vm) {
+    const c = vm?.console;
+    return c?.closed_reason && c.closed_at && c.closed_at !== closedAtStart ? c.closed_reason : null;
+}
+
+function stopFor(text) {
+    finished = true;
+    clearTimeout(retryTimer);
+    status('disconnected', text);
+    say($('console-msg'), text, 'error');
+}
+
+/* The websocket dropped: ask again with the console session, after a pause that grows. */
+function onDropped(clean) {
+    const delay = BACKOFF_MS[Math.min(attempt, BACKOFF_MS.length - 1)];
+    attempt += 1;
+    status('reconnecting', 'Reconnecting…');
+    say($('console-msg'), failure || (everConnected && !clean ? 'The connection broke; reconnecting…' : ''), 'warn');
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(() => { open(null); }, delay + Math.floor(Math.random() * delay / 4));
+}
+
+async function open(ticket) {
     let session;
     try {
-        session = await openSession(id, ticket);
+        session = await openSession(vmId, ticket);
     } catch (e) {
-        fail(e.message);
+        if (e.final) {
+            const why = await closedReason();
+            stopFor(why ? `Disconnected: ${why}. ${e.message}` : e.message);
+        } else {
+            onDropped(false);
+            say($('console-msg'), `${e.message} Trying again…`, 'warn');
+        }
         return;
     }
     if (session.vm) {
-        closedAtStart = session.vm.console?.closed_at ?? null;
         vmName = session.vm.name;
         $('vm-title').textContent = session.vm.name;
         document.title = `${session.vm.name} · console · vmbroker`;
     }
+    const why = rfb === null && attempt > 0 ? deliberateClose(session.vm) : null;
+    if (why) {
+        stopFor(`Disconnected: ${why}.`);
+        return;
+    }
     connect(session);
 }
 
-async function reconnect() {
-    // A ticket serves once: ask for a fresh one (needs the sign-in of this tab).
-    $('btn-reconnect').hidden = true;
-    say($('console-msg'), '');
-    status('connecting', 'Asking for a new console ticket…');
+/* vmbroker's reason for closing the VM's consoles, when this browser may read the VM. */
+async function closedReason() {
     try {
-        const r = await api('POST', `/api/v1/vms/${encodeURIComponent(vmId)}/console`, { noAuthRedirect: true });
-        await start(vmId, r.ticket);
-    } catch (e) {
-        if (e instanceof ApiError && (e.status === 401 || e.status === 403))
-            fail('Reconnecting needs a fresh console link: open the console again from your desktops (or from your course portal).');
-        else
-            fail(e instanceof ApiError ? e.message : String(e));
+        const vm = await api('GET', `/api/v1/vms/${encodeURIComponent(vmId)}`, { noAuthRedirect: true });
+        return deliberateClose(vm);
+    } catch {
+        return null; // a portal student has no sign-in: the session's answer says enough
     }
+}
+
+function reconnectNow() {
+    clearTimeout(retryTimer);
+    finished = false;
+    attempt = 0;
+    say($('console-msg'), '');
+    if (rfb) rfb.disconnect(); else open(null);
 }
 
 function init() {
@@ -179,14 +235,15 @@ function init() {
         $('btn-fullscreen').textContent = document.fullscreenElement ? 'Leave full screen' : 'Full screen';
         if (rfb) rfb.focus();
     });
-    $('btn-reconnect').addEventListener('click', reconnect);
+    $('btn-reconnect').addEventListener('click', reconnectNow);
 
     const { vm, ticket } = takeFragment();
-    if (!vm || !ticket) {
-        fail('This page needs a console link. Open the console from your desktops.');
+    if (!vm) {
+        fail('This page needs a console link. Open the console from your desktops or your course portal.');
         return;
     }
-    start(vm, ticket);
+    vmId = vm;
+    open(ticket);
 }
 
 init();
