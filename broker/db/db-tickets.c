@@ -146,7 +146,7 @@ db_console_sessions_use(DbConn *conn, const char *secret_hash, const char *vm_id
         return false;
     if (PQntuples(res) == 0) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_UNAUTHORIZED,
-                    "This console session has ended; open the console again from your "
+                    "Your access to this console has ended; open it again from your "
                     "desktops or your course portal.");
         return false;
     }

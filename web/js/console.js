@@ -72,7 +72,7 @@ async function openSession(id, ticket) {
     if (res.status === 401 || res.status === 403)
         throw new SessionError(ticket
             ? `This console link has expired or was already used. Open the console again from your desktops or your course portal. (${detail})`
-            : `Your access to this console has ended: ${detail}`, true);
+            : (data?.detail || 'Your access to this console has ended.'), true);
     if (res.status === 404)
         throw new SessionError('This VM no longer exists.', true);
     if (res.status === 409)
@@ -156,7 +156,7 @@ function stopFor(text) {
     finished = true;
     clearTimeout(retryTimer);
     status('disconnected', text);
-    say($('console-msg'), text, 'error');
+    say($('console-msg'), '');
 }
 
 /* The websocket dropped: ask again with the console session, after a pause that grows. */
