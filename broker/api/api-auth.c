@@ -147,7 +147,8 @@ api_auth_signup(HttpRequest *req, void *app)
  * @req: GET /api/v1/me
  * @app: the daemon's state
  *
- * Returns: 200 {id, username, role}.
+ * Returns: 200 {id, username, role, auth}, and for a signed-in browser the session's
+ * csrf_token.
  */
 HttpReply *
 api_auth_me(HttpRequest *req, void *app)
@@ -161,5 +162,14 @@ api_auth_me(HttpRequest *req, void *app)
     out = api_render_user(caller->user, false);
     json_object_object_add(out, "auth", json_object_new_string(
                                caller->kind == API_AUTH_TOKEN ? "token" : "session"));
-    return http_reply_json(200, out);
+    if (caller->kind == API_AUTH_SESSION) {
+        /* Every tab of the browser gets the session's token here, not only the one that
+         * signed in. */
+        g_autofree char *csrf = svc_auth_csrf_token(
+            http_request_cookie(req, api_session_cookie(app)));
+        json_object_object_add(out, "csrf_token", json_object_new_string(csrf));
+    }
+    reply = http_reply_json(200, out);
+    http_reply_add_header(reply, "Cache-Control", "no-store");
+    return reply;
 }

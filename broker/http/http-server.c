@@ -402,6 +402,19 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
     return send_reply(req, reply);
 }
 
+/* Routine reads (a page polling its list, a probe) are logged once per connection, at the
+ * first; the rest at debug. Whatever changes something, fails or ends early has its line. */
+static VmbLogLevel
+log_level(HttpServer *srv, const HttpRequest *req, enum MHD_RequestTerminationCode toe)
+{
+    bool routine = (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0) &&
+                   req->replied && req->status >= 200 && req->status < 400 &&
+                   toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
+    unsigned before = req->hc ? http_watchdog_count_request(srv->watchdog, req->hc) : 0;
+
+    return before > 0 && routine ? VMB_LOG_DEBUG : VMB_LOG_INFO;
+}
+
 static void
 completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
              enum MHD_RequestTerminationCode toe)
@@ -428,7 +441,7 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
     g_autofree char *method = vmb_log_field(req->method);
     g_autofree char *path = vmb_log_field(req->path);
     g_autofree char *user = vmb_log_field(req->user);
-    vmb_info("http %s %s %u %.2fms user=%s addr=%s%s", method, path,
+    vmb_log(log_level(srv, req, toe), "http %s %s %u %.2fms user=%s addr=%s%s", method, path,
              req->replied ? req->status : 0, ms, user, req->remote,
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
     WATCH_PHASE(req, HTTP_WATCH_HEAD); /* the next request's head is due from now */

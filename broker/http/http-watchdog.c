@@ -19,6 +19,7 @@ struct HttpWatched {
     gint64 since_us;       /* HEAD: when the wait began; BODY: the current window's start */
     guint64 window_bytes;  /* BODY: bytes received in the current window */
     bool dropped;          /* shut down once already */
+    unsigned requests;     /* finished on this connection (for the request log) */
 };
 
 struct HttpWatchdog {
@@ -227,4 +228,26 @@ http_watchdog_body(HttpWatchdog *w, HttpWatched *c, size_t len)
     g_mutex_lock(&w->lock);
     c->window_bytes += len;
     g_mutex_unlock(&w->lock);
+}
+
+/**
+ * http_watchdog_count_request:
+ * @w: the watchdog
+ * @c: a connection's record
+ *
+ * Counts a finished request of @c.
+ *
+ * Returns: how many requests @c had finished before this one (0: it is the first).
+ */
+unsigned
+http_watchdog_count_request(HttpWatchdog *w, HttpWatched *c)
+{
+    unsigned before;
+
+    if (!w || !c)
+        return 0;
+    g_mutex_lock(&w->lock);
+    before = c->requests++;
+    g_mutex_unlock(&w->lock);
+    return before;
 }

@@ -34,5 +34,7 @@ HttpWatched *http_watchdog_add(HttpWatchdog *w, int fd);
 /* The connection is about to be closed: forgets it (and frees @c). */
 void http_watchdog_remove(HttpWatchdog *w, HttpWatched *c);
 void http_watchdog_phase(HttpWatchdog *w, HttpWatched *c, HttpWatchPhase phase);
+/* Counts a finished request of @c; returns how many it had finished before. */
+unsigned http_watchdog_count_request(HttpWatchdog *w, HttpWatched *c);
 /* @len more body bytes arrived. */
 void http_watchdog_body(HttpWatchdog *w, HttpWatched *c, size_t len);

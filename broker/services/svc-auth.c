@@ -174,6 +174,25 @@ throttle_check(SvcAuth *auth, const char *ukey, const char *akey, unsigned *ret_
     return false;
 }
 
+/**
+ * svc_auth_csrf_token:
+ * @session_secret: a session's cookie value
+ *
+ * The session's CSRF token is a digest of its secret, so that any authenticated call of the
+ * session (GET /api/v1/me) can hand it to a tab that did not sign in itself, and a tab that
+ * still holds an older session's token learns the current one the same way. Only a page of
+ * this origin can read it; a cross-site form never can.
+ *
+ * Returns: (transfer full): the token.
+ */
+char *
+svc_auth_csrf_token(const char *session_secret)
+{
+    g_autofree char *input = g_strconcat("vmbroker csrf\n", session_secret, NULL);
+
+    return vmb_secret_sha256_hex(input, strlen(input));
+}
+
 static SvcLogin *
 session_create(SvcAuth *auth, DbConn *conn, DbUser *user, const char *remote_addr,
                GError **error)
@@ -186,9 +205,7 @@ session_create(SvcAuth *auth, DbConn *conn, DbUser *user, const char *remote_add
     login->session_secret = vmb_secret_new_token("", error);
     if (!login->session_secret)
         return NULL;
-    login->csrf_token = vmb_secret_new_token("", error);
-    if (!login->csrf_token)
-        return NULL;
+    login->csrf_token = svc_auth_csrf_token(login->session_secret);
     secret_hash = vmb_secret_sha256_hex(login->session_secret, strlen(login->session_secret));
     csrf_hash = vmb_secret_sha256_hex(login->csrf_token, strlen(login->csrf_token));
     if (!db_sessions_insert(conn, user->id, secret_hash, csrf_hash, auth->opts.session_max_s,

@@ -47,6 +47,8 @@ bool svc_auth_signup(SvcAuth *auth, DbPool *pool, const char *username,
                      const char *password, const char *remote_addr,
                      unsigned *ret_retry_after_s, GError **error);
 bool svc_auth_logout(DbPool *pool, const char *session_secret, GError **error);
+/* The CSRF token of the session whose cookie value is @session_secret. */
+char *svc_auth_csrf_token(const char *session_secret);
 
 /* @ret_expires_at (optional): the session's absolute end, or the token's expiry (0 for
  * never), in Unix seconds: what a token minted through it may not outlive. */

@@ -83,6 +83,27 @@ class Serve(harness.TestCase):
         self.assertTrue(any('GET' in l and '/no/such/path' in l and re.search(r'\b404\b', l)
                             for l in log.splitlines()), log)
 
+    def test_polling_is_logged_once_per_connection(self):
+        b = self.serve()
+        before = len(b.log().splitlines())
+        conn = http.client.HTTPConnection(b.host, b.port, timeout=60)
+        for _ in range(5):
+            conn.request('GET', '/metrics')  # loopback may read it; wait_healthy() does not
+            r = conn.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+        conn.request('GET', '/no/such/poll')
+        r = conn.getresponse()
+        r.read()
+        self.assertEqual(r.status, 404)
+        conn.close()
+        b.signal(signal.SIGTERM)
+        self.assertEqual(b.wait(), 0)
+        log = b.log().splitlines()[before:]
+        polls = [l for l in log if 'GET /metrics' in l]
+        self.assertEqual(len(polls), 1, log)  # five reads on one connection: one line
+        self.assertTrue(any('/no/such/poll' in l and re.search(r'\b404\b', l) for l in log), log)
+
     def test_readyz_follows_postgresql(self):
         pg = harness.PrivateCluster(self, port=5489)
         db = pg.create_database(self, 'ready')

@@ -1,9 +1,15 @@
 // Talking to vmbroker's API from the pages: the session cookie rides along by itself
-// (same origin); the CSRF token that login returned lives in sessionStorage and goes out as
-// X-CSRF-Token on every request that changes something. Errors become ApiError, whose
-// message is a sentence for a person; a 401 sends the person back to the sign-in page.
+// (same origin); the session's CSRF token comes from GET /api/v1/me (any tab of the browser
+// gets it there, not only the one that signed in), is kept in sessionStorage and goes out as
+// X-CSRF-Token on every request that changes something. When a sign-in in another tab
+// replaced the session, the next refused change fetches the new token and tries once more,
+// or, if another user signed in, says so instead of failing silently. Errors become ApiError,
+// whose message is a sentence for a person; a 401 sends the person back to the sign-in page.
 
 const CSRF_KEY = 'vmb-csrf';
+const SIGNIN_KEY = 'vmb-signed-in'; // localStorage: who signed in last, seen by every tab
+let pageUser = null; // the user this page was opened for
+let nowUser = null;  // set when another user signed in in this browser since
 
 export function csrfToken() {
     try { return sessionStorage.getItem(CSRF_KEY); } catch { return null; }
@@ -61,13 +67,16 @@ export function toSignIn(reason) {
  * body: an object sent as JSON. Throws ApiError.
  */
 export async function api(method, path, opts = {}) {
+    // The cookie is someone else's now: nothing this page asks would be for its user.
+    if (nowUser && !opts.noAuthRedirect) throw new ApiError(403, otherUser(nowUser));
     const headers = { Accept: 'application/json' };
     let body;
     if (opts.body !== undefined) {
         headers['Content-Type'] = 'application/json';
         body = JSON.stringify(opts.body);
     }
-    if (method !== 'GET' && method !== 'HEAD') {
+    const changes = method !== 'GET' && method !== 'HEAD';
+    if (changes) {
         const t = csrfToken();
         if (t) headers['X-CSRF-Token'] = t;
     }
@@ -89,17 +98,86 @@ export async function api(method, path, opts = {}) {
         // Never settles: the page is going away.
         return new Promise(() => {});
     }
+    if (res.status === 403 && changes && !opts.retried && await refreshSession(headers['X-CSRF-Token']))
+        return api(method, path, { ...opts, retried: true });
     throw new ApiError(res.status, explain(res.status, data, res.headers.get('Retry-After')), data);
 }
 
-/* GET /api/v1/me, or off to the sign-in page. A tab without the CSRF token cannot change
-   anything, so it counts as signed out too. */
+/* The session's CSRF token, again: true when it changed (a sign-in in another tab replaced
+   the session) and the request is worth one more try. Another user's sign-in is an error
+   the person must see. */
+async function refreshSession(sent) {
+    let me;
+    try {
+        me = await api('GET', '/api/v1/me', { noAuthRedirect: true });
+    } catch {
+        return false;
+    }
+    if (pageUser && me.username !== pageUser) {
+        anotherUser(me.username);
+        throw new ApiError(403, otherUser(me.username));
+    }
+    if (!me.csrf_token || me.csrf_token === sent) return false;
+    setCsrfToken(me.csrf_token);
+    return true;
+}
+
+/* The session's CSRF token as the server says it now (for requests not made through api()). */
+export async function freshCsrfToken() {
+    try {
+        const me = await api('GET', '/api/v1/me', { noAuthRedirect: true });
+        if (pageUser && me.username !== pageUser) return null;
+        if (me.csrf_token) setCsrfToken(me.csrf_token);
+    } catch { /* the upload's own answer will say what is wrong */ }
+    return csrfToken();
+}
+
+function otherUser(name) {
+    return `This browser is now signed in as ${name} (in another tab); this page still shows ${pageUser}. Reload the page to go on as ${name}.`;
+}
+
+/* Another user's sign-in: every later call of this page fails saying so, and the top of the
+   page says it at once. */
+function anotherUser(name) {
+    nowUser = name;
+    let banner = document.getElementById('session-banner');
+    if (!banner) {
+        banner = document.createElement('div');
+        banner.id = 'session-banner';
+        banner.className = 'msg warn';
+        banner.setAttribute('role', 'alert');
+        document.body.prepend(banner);
+    }
+    banner.textContent = otherUser(name);
+}
+
+/* Another tab signed in: the same user just means a new CSRF token; another user means this
+   page shows someone else's things. */
+function watchSignIns() {
+    addEventListener('storage', async (ev) => {
+        if (ev.key !== SIGNIN_KEY || !ev.newValue) return;
+        let who = null;
+        try { who = JSON.parse(ev.newValue).username; } catch { return; }
+        if (who !== pageUser) {
+            anotherUser(who);
+            return;
+        }
+        try { await refreshSession(null); } catch { /* said on the next action */ }
+    });
+}
+
+/* Tells the other tabs who signed in (called by the sign-in page). */
+export function announceSignIn(username) {
+    try { localStorage.setItem(SIGNIN_KEY, JSON.stringify({ username, at: Date.now() })); } catch { /* no storage */ }
+}
+
+/* GET /api/v1/me (which also hands this tab the session's CSRF token), or off to the
+   sign-in page. */
 export async function requireUser() {
     const me = await api('GET', '/api/v1/me');
-    if (!csrfToken()) {
-        toSignIn('Please sign in again in this tab.');
-        return new Promise(() => {});
-    }
+    if (me.csrf_token) setCsrfToken(me.csrf_token);
+    pageUser = me.username;
+    watchSignIns();
     return me;
 }
 

@@ -202,9 +202,18 @@ async function boot(button, body, box) {
     say(box, 'Creating the VM; this takes a few seconds…', 'info');
     try {
         const r = await api('POST', '/api/v1/vms', { body });
-        say(box, `${r.vm.name} is ${STATE_WORDS[r.vm.state]?.toLowerCase() || r.vm.state}.`, 'ok');
         const vms = await api('GET', '/api/v1/vms');
         renderVms(vms || []);
+        // The notice goes next to the VM it is about; the box by the button only clears.
+        const row = rows.get(r.vm.id);
+        const text = `${r.vm.name} is ${STATE_WORDS[r.vm.state]?.toLowerCase() || r.vm.state}.`;
+        if (row) {
+            say(box, '');
+            say(row.parts.msg, text, 'ok');
+            row.li.scrollIntoView({ block: 'nearest' });
+        } else {
+            say(box, text, 'ok');
+        }
     } catch (e) {
         if (e instanceof ApiError && e.status === 409 && e.problem?.running) showLimit(box, e);
         else say(box, e.message);

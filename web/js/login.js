@@ -1,5 +1,5 @@
 // The sign-in page (served at /): sign in, or sign up when the server allows it.
-import { api, ApiError, csrfToken, setCsrfToken } from './api.js';
+import { announceSignIn, api, ApiError, setCsrfToken } from './api.js';
 import { say, topbar } from './ui.js';
 
 const $ = (id) => document.getElementById(id);
@@ -14,6 +14,7 @@ function destination() {
 async function signIn(username, password) {
     const r = await api('POST', '/api/v1/auth/login', { body: { username, password }, noAuthRedirect: true });
     setCsrfToken(r.csrf_token);
+    announceSignIn(r.user?.username || username);
     location.assign(destination());
 }
 
@@ -87,12 +88,15 @@ function init() {
         $('signup-show').setAttribute('aria-expanded', String(!form.hidden));
         if (!form.hidden) $('signup-username').focus();
     });
-    // Already signed in in this tab: straight on.
-    if (csrfToken()) {
-        api('GET', '/api/v1/me', { noAuthRedirect: true })
-            .then(() => location.replace(destination()))
-            .catch(() => setCsrfToken(null));
-    }
+    // Already signed in in this browser (any tab): straight on.
+    api('GET', '/api/v1/me', { noAuthRedirect: true })
+        .then((me) => {
+            if (me?.csrf_token) {
+                setCsrfToken(me.csrf_token);
+                location.replace(destination());
+            }
+        })
+        .catch(() => setCsrfToken(null));
     $('signin-username').focus();
 }
 

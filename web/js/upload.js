@@ -1,6 +1,6 @@
 // The upload page: PUT the chosen file raw to /api/v1/isos/{name} with XMLHttpRequest, so
 // upload.onprogress can drive a progress bar with speed and time left; Cancel aborts.
-import { csrfToken, explain, requireUser, toSignIn } from './api.js';
+import { explain, freshCsrfToken, requireUser, toSignIn } from './api.js';
 import { bytes, duration, say, topbar } from './ui.js';
 
 const $ = (id) => document.getElementById(id);
@@ -38,7 +38,7 @@ function setRunning(on) {
     $('upload-cancel').disabled = !on;
 }
 
-function start(ev) {
+async function start(ev) {
     ev.preventDefault();
     const box = $('upload-msg');
     const file = $('iso-file').files[0];
@@ -59,10 +59,11 @@ function start(ev) {
     const meter = new Meter();
     meter.add(0);
 
+    // The session's current token: another tab may have signed in again since this page opened.
+    const t = await freshCsrfToken();
     xhr = new XMLHttpRequest();
     xhr.open('PUT', `/api/v1/isos/${encodeURIComponent(name)}`);
     xhr.setRequestHeader('Content-Type', 'application/octet-stream');
-    const t = csrfToken();
     if (t) xhr.setRequestHeader('X-CSRF-Token', t);
     xhr.responseType = 'text';
     xhr.upload.onprogress = (e) => {
