@@ -197,3 +197,40 @@ db_isos_get_usable(DbConn *conn, const char *id, const char *user_id, GError **e
     }
     return iso_from_row(res, 0);
 }
+
+/**
+ * db_isos_find_by_name:
+ * @conn: a connection
+ * @name: the ISO's name (the uploader's label)
+ * @owner_id: whose ISOs come first
+ * @any_owner: whether others' private ISOs count too (for an admin)
+ * @ret_ties: (out): how many ISOs of the same rank have that name (above 1: ambiguous)
+ * @error: return location for an error
+ *
+ * Ranks: the owner's own ISOs, then shared ones, then (with @any_owner) anyone's.
+ *
+ * Returns: (transfer full): the newest ISO of the best rank, or NULL (VMB_ERROR_NOT_FOUND
+ * when none is usable).
+ */
+DbIso *
+db_isos_find_by_name(DbConn *conn, const char *name, const char *owner_id, bool any_owner,
+                     unsigned *ret_ties, GError **error)
+{
+    const char *params[] = { name, owner_id, any_owner ? "true" : "false" };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "SELECT " ISO_COLUMNS ", count(*) OVER (PARTITION BY rank) FROM ("
+        "   SELECT *, CASE WHEN owner_id = $2::uuid THEN 0"
+        "                  WHEN visibility = 'public' THEN 1 ELSE 2 END AS rank"
+        "   FROM isos WHERE name = $1"
+        "     AND (owner_id = $2::uuid OR visibility = 'public' OR $3::boolean)) s"
+        " ORDER BY rank, created_at DESC LIMIT 1", 3, params, error);
+
+    if (!res)
+        return NULL;
+    if (PQntuples(res) == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No such ISO.");
+        return NULL;
+    }
+    *ret_ties = (unsigned) strtoul(PQgetvalue(res, 0, 7), NULL, 10);
+    return iso_from_row(res, 0);
+}

@@ -37,3 +37,7 @@ bool db_isos_delete(DbConn *conn, const char *id, const char *owner_id, char **r
 /* The ISO @id if @user_id may use it (own or public; NULL user: an admin, any).
  * VMB_ERROR_NOT_FOUND otherwise. */
 DbIso *db_isos_get_usable(DbConn *conn, const char *id, const char *user_id, GError **error);
+/* The ISO @name names for @owner_id: their own first, then shared ones, then (@any_owner)
+ * anyone's; @ret_ties counts the ISOs of that rank with that name. */
+DbIso *db_isos_find_by_name(DbConn *conn, const char *name, const char *owner_id,
+                            bool any_owner, unsigned *ret_ties, GError **error);

@@ -373,35 +373,65 @@ check_capacity(SvcVms *vms, DbConn *conn, const DbUser *owner, const DomTemplate
     return true;
 }
 
-/* The ISO a create names: required by templates that boot the user's ISO, refused by the
- * others; the owner's own or a shared one (admins: any). */
+/* An ISO by name: the owner's own first, then shared ones (admins: then anyone's); two of
+ * the best rank with that name are ambiguous. */
+static DbIso *
+iso_by_name(DbConn *db, const char *name, const DbUser *owner, GError **error)
+{
+    g_autoptr(GError) err = NULL;
+    unsigned ties = 0;
+    g_autoptr(DbIso) iso = db_isos_find_by_name(db, name, owner->id,
+                                                owner->role == DB_ROLE_ADMIN, &ties, &err);
+
+    if (!iso) {
+        if (vmb_error_kind(err) == VMB_ERROR_NOT_FOUND)
+            g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE,
+                        "No usable ISO '%s': give the id or the name of one of your ISOs or "
+                        "of a shared one (GET /api/v1/isos lists them).", name);
+        else
+            g_propagate_error(error, g_steal_pointer(&err));
+        return NULL;
+    }
+    if (ties > 1) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE,
+                    "%u ISOs are named '%s': give the id of the one you mean (GET "
+                    "/api/v1/isos lists them).", ties, name);
+        return NULL;
+    }
+    return g_steal_pointer(&iso);
+}
+
+/* The ISO a create names, by id or by name: required by templates that boot the user's ISO,
+ * refused by the others; the owner's own or a shared one (admins: any). */
 static bool
-resolve_iso(DbConn *db, const DomTemplate *tmpl, const char *iso_id, const DbUser *owner,
+resolve_iso(DbConn *db, const DomTemplate *tmpl, const char *iso_ref, const DbUser *owner,
             DbIso **ret_iso, GError **error)
 {
     g_autoptr(GError) err = NULL;
 
     if (!dom_template_needs_iso(tmpl)) {
-        if (!iso_id)
+        if (!iso_ref)
             return true;
         g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "Template '%s' takes no ISO.",
                     tmpl->name);
         return false;
     }
-    if (!iso_id) {
+    if (!iso_ref) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE,
-                    "Template '%s' boots an ISO of your choice: give 'iso'.", tmpl->name);
+                    "Template '%s' boots an ISO of your choice: give 'iso' (its id or name).",
+                    tmpl->name);
         return false;
     }
-    *ret_iso = db_isos_get_usable(db, iso_id, owner->role == DB_ROLE_ADMIN ? NULL : owner->id,
+    *ret_iso = db_isos_get_usable(db, iso_ref, owner->role == DB_ROLE_ADMIN ? NULL : owner->id,
                                   &err);
     if (*ret_iso)
         return true;
-    if (vmb_error_kind(err) == VMB_ERROR_NOT_FOUND)
-        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "No usable ISO '%s'.", iso_id);
-    else
+    if (vmb_error_kind(err) != VMB_ERROR_NOT_FOUND) {
         g_propagate_error(error, g_steal_pointer(&err));
-    return false;
+        return false;
+    }
+    *ret_iso = iso_by_name(db, iso_ref, owner, error);
+    return *ret_iso != NULL;
 }
 
 /* The libvirt half of a create, on the committed `creating` row @vm: disk, define, start,

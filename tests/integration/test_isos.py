@@ -128,6 +128,44 @@ class Isos(harness.TestCase):
             self.assertEqual(status, 204)
         self.assertNotIn(os.path.join('isos', stored), self.files())
 
+    def test_iso_by_name_own_first_then_shared_and_ambiguous_is_422(self):
+        self.start()
+        alice, bob, admin = self.user('alice'), self.user('bob'), self.user('root', 'admin')
+        ids = {}
+        for who, label, name, tag in ((alice, 'alice', 'course', 'a1'),
+                                      (admin, 'shared', 'course', 's1'),
+                                      (admin, 'twin1', 'twins', 't1'),
+                                      (admin, 'twin2', 'twins', 't2')):
+            status, _, body = self.upload(who, name, self.small_iso(tag))
+            self.assertEqual(status, 201, body)
+            ids[label] = json.loads(body)['id']
+
+        def create(auth, iso):
+            status, _, body = self.broker.request('POST', '/api/v1/vms', {
+                'template': 'iso-blank-disk', 'iso': iso}, headers=auth)
+            made = json.loads(body)
+            if status == 201:
+                self.addCleanup(self.broker.request, 'DELETE',
+                                f'/api/v1/vms/{made["vm"]["id"]}', headers=admin)
+            return status, made
+
+        # Alice's own 'course' wins over the shared one; Bob has none, so his is the shared.
+        status, made = create(alice, 'course')
+        self.assertEqual(status, 201, made)
+        self.assertEqual(made['vm']['iso'], ids['alice'])
+        status, made = create(bob, 'course')
+        self.assertEqual(status, 201, made)
+        self.assertEqual(made['vm']['iso'], ids['shared'])
+        # Two shared ISOs of one name: ambiguous, said so; the id still works.
+        status, made = create(bob, 'twins')
+        self.assertEqual(status, 422, made)
+        self.assertIn("2 ISOs are named 'twins'", made['detail'])
+        self.assertIn('id', made['detail'])
+        # Neither an id nor a name: the answer says what 'iso' takes.
+        status, made = create(bob, 'debian-installer.iso')
+        self.assertEqual(status, 422, made)
+        self.assertIn('id or the name', made['detail'])
+
     def test_what_is_not_a_bootable_iso_is_refused_and_leaves_nothing(self):
         self.start()
         alice = self.user('alice')
