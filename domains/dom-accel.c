@@ -135,7 +135,7 @@ dom_accel_write_image(const char *path, GError **error)
     bool ok;
 
     if (fd < 0) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INTERNAL, "writing the KVM probe disk %s: %s",
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INTERNAL, "writing the KVM probe disk %s: %s",
                     path, g_strerror(errno));
         return false;
     }
@@ -145,7 +145,7 @@ dom_accel_write_image(const char *path, GError **error)
     ok = write(fd, sector, sizeof(sector)) == (ssize_t) sizeof(sector) &&
          ftruncate(fd, PROBE_DISK_BYTES) == 0 && fchmod(fd, 0644) == 0;
     if (!ok)
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INTERNAL, "writing the KVM probe disk %s: %s",
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INTERNAL, "writing the KVM probe disk %s: %s",
                     path, g_strerror(errno));
     close(fd);
     return ok;

@@ -43,7 +43,7 @@ dom_events_loop_start(GError **error)
         g_once_init_leave(&loop_started, 1);
     }
     if (!loop_ok)
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INTERNAL,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INTERNAL,
                     "cannot register libvirt's event loop");
     return loop_ok;
 }

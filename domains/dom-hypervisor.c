@@ -198,13 +198,13 @@ get_conn(DomHypervisor *hv, bool may_open, GError **error)
         /* A death the close callback did not report: wake the reconnecting thread. */
         if (dropped && on_lost)
             on_lost("error", data);
-        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNAVAILABLE,
                     "libvirt at '%s': not connected, reconnecting", hv->uri);
         return NULL;
     }
     if (hv->connecting) {
         g_mutex_unlock(&hv->lock);
-        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNAVAILABLE,
                     "libvirt at '%s': reconnecting, not answering yet", hv->uri);
         return NULL;
     }

@@ -107,7 +107,7 @@ dom_lifecycle_start(virDomainPtr dom, GError **error)
 
     /* Drivers disagree on the error code for this; say it the same way for all. */
     if (active > 0) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "starting domain '%s': already running",
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFLICT, "starting domain '%s': already running",
                     name);
         return false;
     }
@@ -369,7 +369,7 @@ dom_lifecycle_reboot(virDomainPtr dom, GError **error)
     const char *name = virDomainGetName(dom);
 
     if (virDomainIsActive(dom) != 1) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "domain '%s' is not running", name);
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFLICT, "domain '%s' is not running", name);
         return false;
     }
     if (virDomainReboot(dom, VIR_DOMAIN_REBOOT_ACPI_POWER_BTN) == 0)
@@ -407,7 +407,7 @@ dom_lifecycle_vnc_password(virDomainPtr dom, GError **error)
         return NULL;
     password = dom_virt_xpath_string(doc, "/domain/devices/graphics[@type='vnc']/@passwd");
     if (!password) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "domain '%s' has no VNC password",
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_NOT_FOUND, "domain '%s' has no VNC password",
                     virDomainGetName(dom));
         return NULL;
     }
@@ -505,7 +505,7 @@ dom_lifecycle_metadata(virDomainPtr dom, GError **error)
 
     if (!xml) {
         if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN_METADATA) {
-            g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND,
+            g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_NOT_FOUND,
                         "domain '%s' carries no vmbroker metadata", name);
             return NULL;
         }
@@ -543,7 +543,7 @@ dom_lifecycle_undefine(virDomainPtr dom, bool delete_ephemeral, GError **error)
         return false;
     }
     if (active) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFLICT,
                     "domain '%s' is running: stop or destroy it before undefining it", name);
         return false;
     }
@@ -609,7 +609,7 @@ dom_lifecycle_screenshot(virDomainPtr dom, char **ret_mime, GError **error)
             if (n < 0)
                 dom_virt_set_error(error, "receiving the screenshot of domain '%s'", name);
             else
-                g_set_error(error, VMB_ERROR, VMB_ERROR_TOO_LARGE,
+                g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_TOO_LARGE,
                             "screenshot of domain '%s' exceeds %u bytes", name,
                             SCREENSHOT_MAX_BYTES);
             virStreamAbort(st);

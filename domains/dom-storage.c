@@ -136,7 +136,7 @@ ensure_pool(virConnectPtr conn, const char *name, const char *path, DomPoolOwner
         have = dom_virt_xpath_string(doc, "/pool/target/path");
         /* Someone else's pool under our name: refuse rather than write into it. */
         if (g_strcmp0(have, path) != 0) {
-            g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG,
+            g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG,
                         "storage pool '%s' exists at %s, not at %s: is another vmbroker using "
                         "the same name prefix?",
                         name, have ? have : "(no path)", path);
@@ -180,12 +180,12 @@ dom_storage_ensure_pools(virConnectPtr conn, const char *prefix, const char *sto
                          DomPoolOwner owner, GError **error)
 {
     if (!g_path_is_absolute(storage_dir)) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG,
                     "storage.dir must be an absolute path, not '%s'", storage_dir);
         return false;
     }
     if (g_mkdir_with_parents(storage_dir, 0711) < 0) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "creating storage folder %s: %s",
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "creating storage folder %s: %s",
                     storage_dir, g_strerror(errno));
         return false;
     }
@@ -360,7 +360,7 @@ static bool
 check_vol_name(const char *vol_name, GError **error)
 {
     if (!vol_name[0] || strchr(vol_name, '/') || vol_name[0] == '.') {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "'%s' is not a usable volume name",
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID, "'%s' is not a usable volume name",
                     vol_name);
         return false;
     }
@@ -442,7 +442,7 @@ dom_storage_create_overlay(virConnectPtr conn, const char *prefix, const char *v
     char *path;
 
     if (tmpl->kind != DOM_TEMPLATE_KIND_OVERLAY) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "template '%s' is not an overlay template",
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID, "template '%s' is not an overlay template",
                     tmpl->name);
         return NULL;
     }
@@ -455,7 +455,7 @@ dom_storage_create_overlay(virConnectPtr conn, const char *prefix, const char *v
     if (!have)
         return NULL;
     if (strcmp(have, want) != 0) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNPROCESSABLE,
                     "base image '%s' of template '%s' is %s, but the template says %s",
                     tmpl->base_image, tmpl->name, have, want);
         return NULL;
@@ -559,7 +559,7 @@ dom_storage_reuse_overlay(virConnectPtr conn, const char *prefix, const char *vo
     have_base_fmt = dom_virt_xpath_string(doc, "/volume/backingStore/format/@type");
     if (g_strcmp0(have_fmt, "qcow2") != 0 || g_strcmp0(have_base, base_path) != 0 ||
         g_strcmp0(have_base_fmt, dom_template_image_format_to_string(tmpl->base_format)) != 0) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFLICT,
                     "volume '%s' exists but is not a qcow2 overlay of %s (%s): left alone",
                     vol_name, base_path, dom_template_image_format_to_string(tmpl->base_format));
         return NULL;
@@ -626,19 +626,19 @@ dom_storage_file_format(const char *path, GError **error)
 
     if (!g_spawn_sync(NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_CLOEXEC_PIPES,
                       NULL, NULL, &out, &err, &status, &local)) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INTERNAL, "running qemu-img on %s: %s", path,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INTERNAL, "running qemu-img on %s: %s", path,
                     local->message);
         return NULL;
     }
     if (!g_spawn_check_wait_status(status, NULL)) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "qemu-img cannot read %s: %s",
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNPROCESSABLE, "qemu-img cannot read %s: %s",
                     path, g_strstrip(err));
         return NULL;
     }
     root = json_tokener_parse(out);
     if (!root || !json_object_object_get_ex(root, "format", &fmt) ||
         !json_object_is_type(fmt, json_type_string)) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INTERNAL, "qemu-img gave no format for %s", path);
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INTERNAL, "qemu-img gave no format for %s", path);
         return NULL;
     }
     return g_strdup(json_object_get_string(fmt));
@@ -662,9 +662,102 @@ dom_storage_check_iso(const char *path, GError **error)
     if (!format)
         return false;
     if (strcmp(format, "raw") != 0) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNPROCESSABLE,
                     "ISO %s is a %s image, not a raw ISO image", path, format);
         return false;
     }
+    return true;
+}
+
+/* Whether @name is a volume of the base pool, refreshing the pool once when it is not (an
+ * admin may just have copied the file into its folder). */
+static bool
+base_volume_present(virConnectPtr conn, const char *prefix, const char *name, bool *ret_present,
+                    GError **error)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(virStoragePool) pool = dom_storage_pool(conn, prefix, DOM_POOL_BASE, &err);
+    g_autoptr(virStorageVol) vol = NULL;
+
+    if (!pool) {
+        if (vmb_error_kind(err) != VMB_ERROR_NOT_FOUND) {
+            g_propagate_error(error, g_steal_pointer(&err));
+            return false;
+        }
+        *ret_present = false;
+        return true;
+    }
+    vol = virStorageVolLookupByName(pool, name);
+    if (!vol && virStoragePoolRefresh(pool, 0) == 0)
+        vol = virStorageVolLookupByName(pool, name);
+    if (!vol && virGetLastErrorCode() != VIR_ERR_NO_STORAGE_VOL) {
+        dom_virt_set_error(error, "looking up volume '%s' in storage pool '%s%s'", name, prefix,
+                           pool_kind_names[DOM_POOL_BASE]);
+        return false;
+    }
+    *ret_present = vol != NULL;
+    return true;
+}
+
+static bool
+network_present(virConnectPtr conn, const char *name, bool *ret_present, GError **error)
+{
+    virNetworkPtr net = virNetworkLookupByName(conn, name);
+    int active;
+
+    if (!net) {
+        if (virGetLastErrorCode() != VIR_ERR_NO_NETWORK) {
+            dom_virt_set_error(error, "looking up network '%s'", name);
+            return false;
+        }
+        *ret_present = false;
+        return true;
+    }
+    active = virNetworkIsActive(net);
+    virNetworkFree(net);
+    *ret_present = active == 1;
+    return true;
+}
+
+/**
+ * dom_storage_template_need:
+ * @conn: a connection to the host
+ * @prefix: the configured name prefix
+ * @tmpl: a template
+ * @ret_need: (out): what the host lacks for @tmpl, DOM_NEED_NOTHING when nothing
+ * @error: return location for an error
+ *
+ * Looks for what a guest of @tmpl needs before it is made: its base image in the base pool,
+ * its fixed ISO file, its libvirt network (defined and running).
+ *
+ * Returns: true when the host could be asked (then @ret_need says), false on a libvirt error.
+ */
+bool
+dom_storage_template_need(virConnectPtr conn, const char *prefix, const DomTemplate *tmpl,
+                          DomTemplateNeed *ret_need, GError **error)
+{
+    bool present = true;
+
+    if (tmpl->kind == DOM_TEMPLATE_KIND_OVERLAY && tmpl->base_image) {
+        if (!base_volume_present(conn, prefix, tmpl->base_image, &present, error))
+            return false;
+        if (!present) {
+            *ret_need = DOM_NEED_BASE_IMAGE;
+            return true;
+        }
+    }
+    if (tmpl->iso_path && !g_file_test(tmpl->iso_path, G_FILE_TEST_IS_REGULAR)) {
+        *ret_need = DOM_NEED_ISO_FILE;
+        return true;
+    }
+    if (tmpl->network == DOM_NETWORK_LIBVIRT && tmpl->network_name) {
+        if (!network_present(conn, tmpl->network_name, &present, error))
+            return false;
+        if (!present) {
+            *ret_need = DOM_NEED_NETWORK;
+            return true;
+        }
+    }
+    *ret_need = DOM_NEED_NOTHING;
     return true;
 }

@@ -56,3 +56,15 @@ bool dom_storage_refresh(virConnectPtr conn, const char *prefix, DomPoolKind kin
 /* What a file really is */
 char *dom_storage_file_format(const char *path, GError **error);
 bool dom_storage_check_iso(const char *path, GError **error);
+
+/* What a host may lack for a template. */
+typedef enum {
+    DOM_NEED_NOTHING = 0,
+    DOM_NEED_BASE_IMAGE, /* the overlay's base image is not in the base pool */
+    DOM_NEED_ISO_FILE,   /* the fixed ISO file is not there */
+    DOM_NEED_NETWORK,    /* the libvirt network is not defined or not running */
+} DomTemplateNeed;
+
+/* Whether the host has what a guest of @tmpl needs; false only when libvirt failed. */
+bool dom_storage_template_need(virConnectPtr conn, const char *prefix, const DomTemplate *tmpl,
+                               DomTemplateNeed *ret_need, GError **error);

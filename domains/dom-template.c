@@ -441,7 +441,7 @@ dom_template_load_file(const char *path, GError **error)
     Loader l = { .path = path, .error = error };
 
     if (!g_str_has_suffix(base, ".json")) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "%s: a template file name ends in .json",
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: a template file name ends in .json",
                     path);
         return NULL;
     }
@@ -449,22 +449,22 @@ dom_template_load_file(const char *path, GError **error)
     if (!base[0] || !g_ascii_isalnum(base[0]) || strspn(base, "abcdefghijklmnopqrstuvwxyz"
                                                               "0123456789_-") != strlen(base) ||
         strlen(base) > 64) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG,
                     "%s: a template name is 1-64 of a-z, 0-9, '_' and '-', starting with a "
                     "letter or digit",
                     path);
         return NULL;
     }
     if (!g_file_get_contents(path, &text, &len, &local)) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "%s: %s", path, local->message);
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: %s", path, local->message);
         return NULL;
     }
     if (len > 1024 * 1024 || strlen(text) != len) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "%s: not a JSON text file", path);
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: not a JSON text file", path);
         return NULL;
     }
     if (!g_utf8_validate(text, (gssize) len, NULL)) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "%s: not valid UTF-8", path);
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: not valid UTF-8", path);
         return NULL;
     }
 
@@ -475,18 +475,18 @@ dom_template_load_file(const char *path, GError **error)
     consumed = json_tokener_get_parse_end(tok);
     json_tokener_free(tok);
     if (!root || jerr != json_tokener_success) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "%s: invalid JSON at byte %zu: %s", path,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: invalid JSON at byte %zu: %s", path,
                     consumed, jerr == json_tokener_continue ? "unexpected end of file"
                                                             : json_tokener_error_desc(jerr));
         return NULL;
     }
     if (text[consumed + strspn(text + consumed, " \t\r\n")] != '\0') {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "%s: trailing text after the JSON object at byte %zu",
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: trailing text after the JSON object at byte %zu",
                     path, consumed);
         return NULL;
     }
     if (!json_object_is_type(root, json_type_object)) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "%s: a template is a JSON object", path);
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: a template is a JSON object", path);
         return NULL;
     }
     l.root = root;
@@ -608,7 +608,7 @@ dom_template_set_load_dir(const char *dir, GError **error)
     const char *entry;
 
     if (!d) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "templates folder %s: %s", dir,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "templates folder %s: %s", dir,
                     local->message);
         return NULL;
     }

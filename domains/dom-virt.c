@@ -79,7 +79,7 @@ set_error_va(GError **error, VmbErrorKind kind, const char *fmt, va_list ap)
     g_autofree char *what = g_strdup_vprintf(fmt, ap);
     const char *msg = virGetLastErrorMessage();
 
-    g_set_error(error, VMB_ERROR, kind, "%s: %s", what, msg ? msg : "unknown libvirt error");
+    g_set_error(error, VMB_ERROR_PRIVATE, kind, "%s: %s", what, msg ? msg : "unknown libvirt error");
 }
 
 /**
@@ -159,7 +159,7 @@ dom_virt_parse_xml(const char *xml, const char *what, GError **error)
                                 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 
     if (!doc)
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INTERNAL, "cannot parse the XML of %s", what);
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INTERNAL, "cannot parse the XML of %s", what);
     return doc;
 }
 
@@ -220,7 +220,7 @@ dom_virt_host_domain_type(virConnectPtr conn, GError **error)
     }
     first = dom_virt_xpath_string(doc, "/capabilities/guest/arch/domain[1]/@type");
     if (!first)
-        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNAVAILABLE,
                     "the host's capabilities list no domain type for new guests");
     return first;
 }

@@ -80,19 +80,19 @@ check_text(const char *field, const char *value, bool required, GError **error)
 {
     if (!value) {
         if (required) {
-            g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "instance: %s is required", field);
+            g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID, "instance: %s is required", field);
             return false;
         }
         return true;
     }
     if ((required && !value[0]) || !g_utf8_validate(value, -1, NULL)) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID,
                     "instance: %s must be non-empty valid UTF-8", field);
         return false;
     }
     for (const unsigned char *p = (const unsigned char *) value; *p; p++) {
         if (*p < 0x20 || *p == 0x7f) {
-            g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+            g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID,
                         "instance: %s must not contain control characters", field);
             return false;
         }
@@ -121,23 +121,23 @@ check_instance(const DomTemplate *t, const DomInstance *in, GError **error)
         if (!check_text(texts[i].field, texts[i].value, texts[i].required, error))
             return false;
     if (strchr(in->name, '/')) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "instance: name must not contain '/'");
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID, "instance: name must not contain '/'");
         return false;
     }
     if (in->vnc_port == 0 || in->vnc_port > 65535 || in->ws_port == 0 || in->ws_port > 65535 ||
         in->vnc_port == in->ws_port) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID,
                     "instance: vnc_port (%u) and ws_port (%u) must be two different ports",
                     in->vnc_port, in->ws_port);
         return false;
     }
     if (t->kind == DOM_TEMPLATE_KIND_ISO && !in->iso_path && !t->iso_path) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNPROCESSABLE,
                     "template '%s' boots an ISO the user picks, and none was given", t->name);
         return false;
     }
     if (dom_template_has_disk(t) != (in->disk_path != NULL)) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID,
                     in->disk_path ? "template '%s' has no disk, yet a disk was given"
                                   : "template '%s' needs a disk volume, and none was given",
                     t->name);
@@ -146,7 +146,7 @@ check_instance(const DomTemplate *t, const DomInstance *in, GError **error)
     if (t->kind == DOM_TEMPLATE_KIND_OVERLAY &&
         (!in->backing_path ||
          dom_template_image_format_from_string(in->backing_format) != (int) t->base_format)) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID,
                     "template '%s' needs the overlay's backing image and its format '%s'",
                     t->name, dom_template_image_format_to_string(t->base_format));
         return false;
@@ -454,7 +454,7 @@ dom_xml_parse_metadata(const char *xml, GError **error)
             inst = obj->nodesetval->nodeTab[0];
     }
     if (!inst) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "no vmbroker metadata in the domain");
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_NOT_FOUND, "no vmbroker metadata in the domain");
         return NULL;
     }
     md = g_new0(DomMetadata, 1);
@@ -472,7 +472,7 @@ dom_xml_parse_metadata(const char *xml, GError **error)
     g_ptr_array_add(vols, NULL);
     md->ephemeral_volumes = (char **) g_ptr_array_free(g_steal_pointer(&vols), FALSE);
     if (!md->vm_id || !md->owner || !md->template_name) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID,
                     "vmbroker metadata lacks vm-id, owner or template");
         return NULL;
     }

@@ -50,7 +50,7 @@ api_error(HttpRequest *req, const GError *error)
     VmbErrorKind kind = vmb_error_kind(error);
     unsigned status = http_problem_status(kind);
 
-    if (status >= 500) {
+    if (status >= 500 || vmb_error_is_private(error)) {
         g_autofree char *path = vmb_log_field(http_request_path(req));
         vmb_warning("%s %s: %s", http_request_method(req), path, error->message);
     }

@@ -45,7 +45,10 @@ add_console_urls(App *a, json_object *obj, const DbVm *vm, const char *user_id,
  * @req: GET /api/v1/templates
  * @app: the daemon's state
  *
- * Returns: 200 [{name, kind, memory_mib, vcpus, ...}].
+ * Every template says whether this host has what it needs (`available`), and if not why
+ * (`unavailable_reason`), and for admins what to do about it (`admin_hint`).
+ *
+ * Returns: 200 [{name, kind, memory_mib, vcpus, ..., available, unavailable_reason}].
  */
 HttpReply *
 api_templates_list(HttpRequest *req, void *app)
@@ -53,12 +56,25 @@ api_templates_list(HttpRequest *req, void *app)
     App *a = app;
     g_autoptr(ApiCaller) caller = NULL;
     g_autoptr(json_object) out = json_object_new_array();
+    g_autoptr(GPtrArray) needs = NULL;
+    g_autoptr(GError) error = NULL;
     HttpReply *reply = api_authenticate(req, a, &caller);
 
     if (reply)
         return reply;
-    for (guint i = 0; i < dom_template_set_count(a->templates); i++)
-        json_object_array_add(out, api_render_template(dom_template_set_nth(a->templates, i)));
+    needs = svc_vms_template_needs(a->vms, &error);
+    if (!needs)
+        return api_error(req, error);
+    for (guint i = 0; i < needs->len; i++) {
+        const SvcTemplateNeed *n = needs->pdata[i];
+        json_object *t = api_render_template(n->tmpl);
+
+        json_object_object_add(t, "available", json_object_new_boolean(n->reason == NULL));
+        json_object_object_add(t, "unavailable_reason", api_render_string(n->reason));
+        if (caller->user->role == DB_ROLE_ADMIN)
+            json_object_object_add(t, "admin_hint", api_render_string(n->hint));
+        json_object_array_add(out, t);
+    }
     return http_reply_json(200, out);
 }
 

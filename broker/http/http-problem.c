@@ -96,8 +96,10 @@ http_problem_from_error(const GError *error, json_object *extra)
     unsigned status = http_problem_status(kind);
     g_autofree char *type = g_strconcat(PROBLEM_TYPE_BASE, vmb_error_kind_to_string(kind), NULL);
 
+    /* A private message (libvirt's words, paths) stays in the log: the handler logs it. */
     return problem_reply(status, type,
-                         kind_map[kind].show_detail ? error->message : generic_detail(status), extra);
+                         kind_map[kind].show_detail && !vmb_error_is_private(error)
+                             ? error->message : generic_detail(status), extra);
 }
 
 /**

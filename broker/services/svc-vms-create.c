@@ -373,6 +373,82 @@ check_capacity(SvcVms *vms, DbConn *conn, const DbUser *owner, const DomTemplate
     return true;
 }
 
+/* What @need means for a person, and what an admin does about it. */
+static void
+need_words(const DomTemplate *tmpl, DomTemplateNeed need, const char *prefix, char **ret_reason,
+           char **ret_hint)
+{
+    switch (need) {
+    case DOM_NEED_BASE_IMAGE:
+        *ret_reason = g_strdup_printf("Its base image %s is not on this server yet.",
+                                      tmpl->base_image);
+        *ret_hint = g_strdup_printf("An admin copies the image %s into the folder of the "
+                                    "storage pool %sbase (storage.dir/base); vmbroker finds it "
+                                    "there at the next look.", tmpl->base_image, prefix);
+        return;
+    case DOM_NEED_ISO_FILE:
+        *ret_reason = g_strdup("Its installer ISO is missing on this server.");
+        *ret_hint = g_strdup_printf("An admin puts the ISO file where template '%s' says "
+                                    "(iso_path), or corrects the template.", tmpl->name);
+        return;
+    case DOM_NEED_NETWORK:
+        *ret_reason = g_strdup_printf("Its network %s is not available on this server.",
+                                      tmpl->network_name);
+        *ret_hint = g_strdup_printf("An admin defines and starts the libvirt network %s "
+                                    "(virsh net-start %s; net-autostart keeps it).",
+                                    tmpl->network_name, tmpl->network_name);
+        return;
+    case DOM_NEED_NOTHING:
+    default:
+        *ret_reason = NULL;
+        *ret_hint = NULL;
+        return;
+    }
+}
+
+/**
+ * svc_vms_template_need_now:
+ * @vms: the service
+ * @tmpl: a loaded template
+ * @ret_reason: (out): why a VM of @tmpl cannot be made now, for users; NULL when it can
+ * @ret_hint: (out): what an admin does about it; NULL when nothing is missing
+ * @error: return location for an error
+ *
+ * Asks libvirt directly: call it from a libvirt worker (svc_vms_template_need runs it on the
+ * bounded pool).
+ *
+ * Returns: true when libvirt could be asked.
+ */
+bool
+svc_vms_template_need_now(SvcVms *vms, const DomTemplate *tmpl, char **ret_reason,
+                          char **ret_hint, GError **error)
+{
+    g_autoptr(virConnect) conn = dom_hypervisor_get(vms->opts.hv, error);
+    DomTemplateNeed need = DOM_NEED_NOTHING;
+
+    if (!conn || !dom_storage_template_need(conn, vms->name_prefix, tmpl, &need, error))
+        return false;
+    need_words(tmpl, need, vms->name_prefix, ret_reason, ret_hint);
+    return true;
+}
+
+/* A create from a template the host cannot serve is 422 with the reason, before anything
+ * is made. */
+static bool
+check_template(SvcVms *vms, const DomTemplate *tmpl, GError **error)
+{
+    g_autofree char *reason = NULL;
+    g_autofree char *hint = NULL;
+
+    if (!svc_vms_template_need(vms, tmpl, &reason, &hint, error))
+        return false;
+    if (!reason)
+        return true;
+    g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE,
+                "Template '%s' cannot be used right now: %s", tmpl->name, reason);
+    return false;
+}
+
 /* An ISO by name: the owner's own first, then shared ones (admins: then anyone's); two of
  * the best rank with that name are ambiguous. */
 static DbIso *
@@ -487,6 +563,8 @@ check_create(SvcVms *vms, const SvcVmRequest *req, const DomTemplate *tmpl,
                     "'name' has 1 to 32 of a-z, 0-9 and '-', starting with a letter or digit.");
         return false;
     }
+    if (!check_template(vms, tmpl, error))
+        return false;
     db = db_pool_acquire(vms->opts.db, error);
     return db && resolve_owner(vms, db, req, ret_owner, error) &&
            resolve_iso(db, tmpl, req->iso_id, *ret_owner, ret_iso, error) &&

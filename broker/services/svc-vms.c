@@ -407,6 +407,117 @@ svc_vms_vnc_password(SvcVms *vms, const DbVm *vm, GError **error)
 }
 
 
+typedef struct {
+    SvcVms *vms;
+    const DomTemplate *only; /* (nullable) this template, not all */
+    GPtrArray *needs;        /* SvcTemplateNeed */
+    GError *error;
+} NeedsJob;
+
+static void
+template_need_free(gpointer data)
+{
+    SvcTemplateNeed *n = data;
+
+    g_free(n->reason);
+    g_free(n->hint);
+    g_free(n);
+}
+
+static void
+needs_job_free(gpointer data)
+{
+    NeedsJob *job = data;
+
+    if (job->needs)
+        g_ptr_array_unref(job->needs);
+    g_clear_error(&job->error);
+    g_free(job);
+}
+
+static void
+needs_job_run(gpointer data)
+{
+    NeedsJob *job = data;
+    const DomTemplateSet *set = job->vms->opts.templates;
+    g_autoptr(GPtrArray) needs = g_ptr_array_new_with_free_func(template_need_free);
+
+    for (guint i = 0; i < (job->only ? 1 : dom_template_set_count(set)); i++) {
+        SvcTemplateNeed *n = g_new0(SvcTemplateNeed, 1);
+
+        n->tmpl = job->only ? job->only : dom_template_set_nth(set, i);
+        g_ptr_array_add(needs, n);
+        if (!svc_vms_template_need_now(job->vms, n->tmpl, &n->reason, &n->hint, &job->error))
+            return;
+    }
+    job->needs = g_steal_pointer(&needs);
+}
+
+/* Runs the check of @only (NULL: every template) on the bounded libvirt pool. */
+static GPtrArray *
+run_needs_job(SvcVms *vms, const DomTemplate *only, GError **error)
+{
+    NeedsJob *job = g_new0(NeedsJob, 1);
+    GPtrArray *needs;
+
+    job->vms = vms;
+    job->only = only;
+    if (!vmb_bounded_run(vms->opts.bounded, needs_job_run, job, needs_job_free,
+                         vms->opts.call_timeout_s * 1000, NULL)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+                    "libvirt did not say within %u s what the templates need",
+                    vms->opts.call_timeout_s);
+        return NULL;
+    }
+    needs = g_steal_pointer(&job->needs);
+    if (!needs)
+        g_propagate_error(error, g_steal_pointer(&job->error));
+    needs_job_free(job);
+    return needs;
+}
+
+/**
+ * svc_vms_template_needs:
+ * @vms: the service
+ * @error: return location for an error (VMB_ERROR_UNAVAILABLE when libvirt does not answer
+ *   within call_timeout_s)
+ *
+ * Returns: (transfer full) (element-type SvcTemplateNeed): every loaded template with what
+ * it lacks on this host, or NULL.
+ */
+GPtrArray *
+svc_vms_template_needs(SvcVms *vms, GError **error)
+{
+    return run_needs_job(vms, NULL, error);
+}
+
+/**
+ * svc_vms_template_need:
+ * @vms: the service
+ * @tmpl: a loaded template
+ * @ret_reason: (out): why it cannot be used now, for users; NULL when it can
+ * @ret_hint: (out): what an admin does about it
+ * @error: return location for an error (VMB_ERROR_UNAVAILABLE when libvirt does not answer
+ *   within call_timeout_s)
+ *
+ * Returns: true when libvirt could say.
+ */
+bool
+svc_vms_template_need(SvcVms *vms, const DomTemplate *tmpl, char **ret_reason, char **ret_hint,
+                      GError **error)
+{
+    g_autoptr(GPtrArray) needs = run_needs_job(vms, tmpl, error);
+    SvcTemplateNeed *n;
+
+    if (!needs)
+        return false;
+    n = needs->pdata[0];
+    *ret_reason = g_steal_pointer(&n->reason);
+    *ret_hint = g_steal_pointer(&n->hint);
+    return true;
+}
+
+
 /**
  * svc_vms_mint_ticket:
  * @vms: the service

@@ -105,3 +105,20 @@ char *svc_vms_mint_ticket(SvcVms *vms, const DbVm *vm, const char *purpose,
                           const char *user_id, GError **error);
 /* The running domain's VNC password, for the authenticated console page. */
 char *svc_vms_vnc_password(SvcVms *vms, const DbVm *vm, GError **error);
+
+/* Why a VM of @tmpl cannot be made now (@ret_reason, for users; NULL when it can) and what
+ * an admin does about it (@ret_hint): a missing base image, fixed ISO or network. Asks
+ * libvirt directly; false when it could not. */
+bool svc_vms_template_need_now(SvcVms *vms, const DomTemplate *tmpl, char **ret_reason,
+                               char **ret_hint, GError **error);
+/* The same for every loaded template, within libvirt.call_timeout_s: (element-type
+ * SvcTemplateNeed), in the template set's order. */
+typedef struct {
+    const DomTemplate *tmpl; /* borrowed from the template set */
+    char *reason;            /* NULL: usable */
+    char *hint;              /* for admins */
+} SvcTemplateNeed;
+GPtrArray *svc_vms_template_needs(SvcVms *vms, GError **error);
+/* The same for one template (svc_vms_template_need_now on the bounded pool). */
+bool svc_vms_template_need(SvcVms *vms, const DomTemplate *tmpl, char **ret_reason,
+                           char **ret_hint, GError **error);

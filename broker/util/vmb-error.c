@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// The VMB_ERROR domain and its kind names.
+// The VMB_ERROR and VMB_ERROR_PRIVATE domains and their kind names.
 #include "vmb-error.h"
 
 G_DEFINE_QUARK(vmb-error-quark, vmb_error)
+G_DEFINE_QUARK(vmb-error-private-quark, vmb_error_private)
 
 static const char *const kind_names[] = {
     [VMB_ERROR_INTERNAL] = "internal",
@@ -60,12 +61,27 @@ vmb_error_kind_from_string(const char *name)
  * vmb_error_kind:
  * @error: (nullable): an error
  *
- * Returns: @error's kind when it is in the VMB_ERROR domain, else VMB_ERROR_INTERNAL.
+ * Returns: @error's kind when it is in the VMB_ERROR or VMB_ERROR_PRIVATE domain, else
+ * VMB_ERROR_INTERNAL.
  */
 VmbErrorKind
 vmb_error_kind(const GError *error)
 {
-    if (!error || error->domain != VMB_ERROR || (unsigned) error->code >= VMB_ERROR_LAST)
+    if (!error || (error->domain != VMB_ERROR && error->domain != VMB_ERROR_PRIVATE) ||
+        (unsigned) error->code >= VMB_ERROR_LAST)
         return VMB_ERROR_INTERNAL;
     return (VmbErrorKind) error->code;
+}
+
+/**
+ * vmb_error_is_private:
+ * @error: (nullable): an error
+ *
+ * Returns: whether @error's message names internals (libvirt's words, domain, pool and
+ * volume names, host paths) and so belongs in the log, never in an answer to a client.
+ */
+bool
+vmb_error_is_private(const GError *error)
+{
+    return error && error->domain == VMB_ERROR_PRIVATE;
 }

@@ -3,6 +3,7 @@
 // domain whose code is a VmbErrorKind; only the HTTP layer maps a kind to a status.
 #pragma once
 
+#include <stdbool.h>
 #include <glib.h>
 
 typedef enum {
@@ -33,9 +34,18 @@ typedef enum {
 
 GQuark vmb_error_quark(void);
 
+/* The same kinds, for messages that name internals (libvirt's words, object names, paths):
+ * the log shows them, a client gets only the kind's generic words. domains/ reports in it. */
+#define VMB_ERROR_PRIVATE (vmb_error_private_quark())
+
+GQuark vmb_error_private_quark(void);
+
 /* Stable lower-case name of a kind ("not-found"), used in logs and problem type URIs. */
 const char *vmb_error_kind_to_string(VmbErrorKind kind);
 VmbErrorKind vmb_error_kind_from_string(const char *name);
 
-/* The kind of @error: its code in the VMB_ERROR domain, VMB_ERROR_INTERNAL otherwise. */
+/* The kind of @error: its code in the VMB_ERROR or VMB_ERROR_PRIVATE domain,
+ * VMB_ERROR_INTERNAL otherwise. */
 VmbErrorKind vmb_error_kind(const GError *error);
+/* Whether @error is in VMB_ERROR_PRIVATE. */
+bool vmb_error_is_private(const GError *error);

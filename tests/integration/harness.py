@@ -234,8 +234,33 @@ def remove_pools(prefix):
                            capture_output=True, timeout=60)
 
 
+# Text that must never reach a client in a problem's title or detail: libvirt's and
+# PostgreSQL's own words, libvirt object names, host paths (README: they stay in the log).
+INTERNALS = re.compile(
+    r"libvirt|virsh|virDomain|virStorage|storage pool|storage volume|domain '|"
+    r"internal error|qemu-img|SQLSTATE|database \[|syntax error|violates|duplicate key|"
+    r"relation \"|(?<![\w/.-])/(?:var|tmp|etc|usr|home|run|srv|work|root|proc|dev|opt)/",
+    re.IGNORECASE)
+
+
+def check_problem(method, path, hdrs, data):
+    """Fails the test when an error body tells a client what only the log may say."""
+    if not hdrs.get('content-type', '').startswith('application/problem+json'):
+        return
+    try:
+        problem = json.loads(data)
+    except ValueError:
+        raise AssertionError(f'{method} {path}: a problem+json body that is not JSON: {data!r}')
+    for key in ('title', 'detail'):
+        found = INTERNALS.search(str(problem.get(key, '')))
+        if found:
+            raise AssertionError(f'{method} {path} answered {problem.get("status")} with '
+                                 f'internals in its {key} ({found.group(0)!r}): {problem}')
+
+
 class Broker:
-    """A running `vmbroker serve`; stopped (and reaped) when the test finishes."""
+    """A running `vmbroker serve`; stopped (and reaped) when the test finishes. Every
+    problem+json it answers is checked for internals (check_problem)."""
 
     def __init__(self, test, config_sections, workdir, env=None, wait=True):
         self.workdir = workdir
@@ -283,7 +308,9 @@ class Broker:
             conn.request(method, path, body=body, headers=headers or {})
             r = conn.getresponse()
             data = r.read()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+            hdrs = {k.lower(): v for k, v in r.getheaders()}
+            check_problem(method, path, hdrs, data)
+            return r.status, hdrs, data
         finally:
             conn.close()
 
@@ -309,6 +336,7 @@ class Broker:
         lines = head.decode('latin-1').split('\r\n')
         hdrs = {k.strip().lower(): v.strip() for k, _, v in
                 (line.partition(':') for line in lines[1:])}
+        check_problem(method, path, hdrs, rest)
         return int(lines[0].split()[1]), hdrs, rest
 
     def get_json(self, path, headers=None):

@@ -576,19 +576,19 @@ TEST(overlay_lives_and_dies_with_its_domain)
     sneaky = write_template("sneaky", "{\"kind\":\"overlay\",\"memory_mib\":64,"
                                       "\"base_image\":\"sneaky.raw\",\"base_format\":\"raw\"}");
     g_assert_null(dom_storage_create_overlay(conn, prefix, "x.qcow2", sneaky, NULL, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNPROCESSABLE);
     g_assert_nonnull(strstr(error->message, "is qcow2, but the template says raw"));
     g_clear_error(&error);
     liar = write_template("liar", "{\"kind\":\"overlay\",\"memory_mib\":64,"
                                   "\"base_image\":\"liar.qcow2\",\"base_format\":\"qcow2\"}");
     g_assert_null(dom_storage_create_overlay(conn, prefix, "y.qcow2", liar, NULL, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNPROCESSABLE);
     g_clear_error(&error);
     /* An "ISO" that is really qcow2 is refused too. */
     {
         g_autofree char *p = g_build_filename(storage_dir, "base", "sneaky.raw", NULL);
         g_assert_false(dom_storage_check_iso(p, &error));
-        g_assert_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE);
+        g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNPROCESSABLE);
         g_clear_error(&error);
     }
 
@@ -681,7 +681,7 @@ TEST(persistent_overlay_is_reattached)
     blank = dom_storage_create_blank(conn, prefix, clash, 1, &error);
     g_assert_no_error(error);
     g_assert_null(dom_storage_reuse_overlay(conn, prefix, clash, t, NULL, NULL, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_CONFLICT);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFLICT);
     g_clear_error(&error);
     g_assert_true(dom_storage_delete_path(conn, blank, &error));
     g_assert_true(dom_storage_delete_path(conn, first, &error));

@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Templates tell the truth: GET /api/v1/templates marks a template whose base image, fixed ISO
+# or libvirt network is missing as unavailable with the reason (and, for admins, what to do);
+# a create from it is 422 with that reason and makes nothing; once the base image is there,
+# the template is available. No answer carries libvirt's words or paths (the harness checks
+# every problem body).
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+PASSWORD = 'a good password'
+
+
+class Templates(harness.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.templates = os.path.join(self.workdir, 'templates')
+        shutil.copytree(os.path.join(harness.SRC, 'templates'), self.templates)
+        with open(os.path.join(harness.SRC, 'templates', 'memtest.json')) as f:
+            memtest = json.load(f)
+        self.write('gone-iso', {**memtest, 'iso_path': '/nonexistent/vmbt-missing.iso'})
+        self.write('no-network', {**memtest, 'network': 'libvirt',
+                                  'network_name': 'vmbt-no-such-network'})
+
+    def write(self, name, t):
+        with open(os.path.join(self.templates, name + '.json'), 'w') as f:
+            json.dump(t, f)
+
+    def user(self, name, role):
+        r = self.vmb('user', 'add', name, '--role', role, '--password-stdin',
+                     input=PASSWORD + '\n', config=self.broker.config)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.vmb('token', 'create', name, config=self.broker.config)
+        return {'Authorization': 'Bearer ' + r.stdout.strip()}
+
+    def listing(self, auth):
+        status, _, body = self.broker.get_json('/api/v1/templates', headers=auth)
+        self.assertEqual(status, 200, body)
+        return {t['name']: t for t in body}
+
+    def test_unavailable_templates_say_why_and_refuse_creates(self):
+        overrides = {'templates': {'dir': self.templates}}
+        self.migrate(self.config(**overrides))
+        self.broker = self.serve(**overrides)
+        prefix = self.broker.sections['libvirt']['name_prefix']
+        alice, admin = self.user('alice', 'user'), self.user('root', 'admin')
+
+        mine = self.listing(alice)
+        self.assertTrue(mine['memtest']['available'])
+        self.assertIsNone(mine['memtest']['unavailable_reason'])
+        want = {'debian-overlay': 'debian-12.qcow2', 'gone-iso': 'ISO',
+                'no-network': 'vmbt-no-such-network'}
+        for name, word in want.items():
+            with self.subTest(template=name):
+                self.assertFalse(mine[name]['available'])
+                self.assertIn(word, mine[name]['unavailable_reason'])
+                self.assertNotIn('admin_hint', mine[name])  # for admins only
+                status, _, body = self.broker.request('POST', '/api/v1/vms',
+                                                      {'template': name}, headers=alice)
+                self.assertEqual(status, 422, body)
+                self.assertIn(mine[name]['unavailable_reason'], json.loads(body)['detail'])
+        admins = self.listing(admin)
+        self.assertIn(f'{prefix}base', admins['debian-overlay']['admin_hint'])
+        self.assertIn('net-start', admins['no-network']['admin_hint'])
+        self.assertIsNone(admins['memtest']['admin_hint'])
+        self.assertEqual(self.db.scalar('SELECT count(*) FROM vms'), '0')
+
+        # The admin copies the base image into the pool's folder (no pool-refresh): the
+        # template is available at the next look.
+        base = os.path.join(self.broker.sections['storage']['dir'], 'base')
+        os.makedirs(base, exist_ok=True)
+        subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2',
+                        os.path.join(base, 'debian-12.qcow2'), '16M'], check=True)
+        self.assertTrue(self.listing(alice)['debian-overlay']['available'])
+
+
+if __name__ == '__main__':
+    harness.main()
