@@ -26,6 +26,11 @@ await run('admin', async ({ broker, page, name }) => {
     await page.waitForURL((u) => new URL(u).pathname === '/');
 
     await signIn(page, broker, 'root');
+    // On the dashboard an admin reads what to do about a template that cannot work.
+    const hint = page.locator('#template-list .card[data-name="debian-overlay"] .template-hint');
+    await hint.waitFor();
+    check((await hint.textContent()).includes('debian-12.qcow2'), `the admin hint does not name the image: ${await hint.textContent()}`);
+    await shot(page, name, 'template-hint');
     await page.getByRole('link', { name: 'Admin' }).click();
     await page.waitForURL(/\/ui\/admin\.html$/);
     const row = page.locator(`#vm-rows tr[data-id="${vm.id}"]`);

@@ -36,6 +36,13 @@ await run('signin', async ({ broker, page, name }) => {
     check(JSON.stringify([...names].sort()) === JSON.stringify(expected),
         `dashboard lists templates ${JSON.stringify(names)}, the API ${JSON.stringify(expected)}`);
     check(await page.getByRole('button', { name: 'Boot memtest' }).isVisible(), 'no Boot button for memtest');
+    // A template whose base image is missing is shown, disabled, with the server's reason.
+    const overlay = page.locator('#template-list .card[data-name="debian-overlay"]');
+    check(await overlay.getByRole('button', { name: 'Boot debian-overlay' }).isDisabled(),
+        'debian-overlay (no base image on this server) can be booted');
+    const reason = await overlay.locator('.template-reason').textContent();
+    check(reason.includes('debian-12.qcow2'), `the card does not say the base image is missing: ${reason}`);
+    check(await overlay.locator('.template-hint').count() === 0, 'a user is shown the admin hint');
     await page.locator('#vm-empty').waitFor({ state: 'visible' });
     await shot(page, name, 'dashboard');
 

@@ -233,7 +233,15 @@ function renderTemplates() {
             el('h3', {}, t.name),
             t.description ? el('p', {}, t.description) : null,
             el('p', { class: 'muted small' }, facts.join(' · ')));
-        if (t.needs_iso) {
+        if (t.available === false) {
+            // The server says what is missing; admins also read what to do about it.
+            li.classList.add('unavailable');
+            li.append(el('p', { class: 'msg warn template-reason', role: 'status' }, `Not available: ${t.unavailable_reason}`));
+            if (t.admin_hint) li.append(el('p', { class: 'small template-hint' }, `For admins: ${t.admin_hint}`));
+            if (!t.needs_iso)
+                li.append(el('div', { class: 'actions' }, el('button', { type: 'button', class: 'primary', disabled: true,
+                    dataset: { template: t.name }, 'aria-label': `Boot ${t.name}`, title: t.unavailable_reason }, 'Boot')));
+        } else if (t.needs_iso) {
             li.append(el('p', { class: 'muted small' }, 'Boots an ISO of yours: use the buttons under My ISOs.'));
         } else {
             const btn = el('button', { type: 'button', class: 'primary', dataset: { template: t.name },
@@ -257,7 +265,7 @@ async function loadIsos() {
     }
     say($('iso-msg'), '');
     list.replaceChildren();
-    const isoTemplates = templates.filter((t) => t.needs_iso);
+    const isoTemplates = templates.filter((t) => t.needs_iso && t.available !== false);
     for (const iso of isos || []) {
         const actions = el('div', { class: 'actions' });
         for (const t of isoTemplates) {
