@@ -130,7 +130,7 @@ field_error(Loader *l, const char *field, const char *fmt, ...)
     va_start(ap, fmt);
     reason = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    g_set_error(l->error, VMB_ERROR, VMB_ERROR_CONFIG, "%s: field '%s': %s", l->path, field,
+    g_set_error(l->error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: field '%s': %s", l->path, field,
                 reason);
     return false;
 }

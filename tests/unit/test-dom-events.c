@@ -70,7 +70,7 @@ TEST(lifecycle_events_reach_the_callback_in_order)
     g_assert_cmpuint(dom_hypervisor_generation(hv), ==, 0);
     /* Watched: only connect opens. */
     g_assert_null(dom_hypervisor_get(hv, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNAVAILABLE);
     g_clear_error(&error);
     conn = dom_hypervisor_connect(hv, &error);
     g_assert_no_error(error);
@@ -112,7 +112,7 @@ TEST(an_unreachable_hypervisor_is_unavailable)
 
     g_assert_true(dom_hypervisor_watch(hv, &(DomHypervisorWatch) { 0 }, &error));
     g_assert_null(dom_hypervisor_connect(hv, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNAVAILABLE);
     g_assert_cmpuint(dom_hypervisor_generation(hv), ==, 0);
 }
 

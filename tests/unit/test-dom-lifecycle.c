@@ -94,7 +94,7 @@ TEST(connect_failure_is_unavailable)
     virConnectPtr conn = dom_virt_connect("test:///nonexistent-file.xml", &error);
 
     g_assert_null(conn);
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNAVAILABLE);
     g_assert_true(g_str_has_prefix(error->message,
                                    "connecting to libvirt at 'test:///nonexistent-file.xml': "));
 }
@@ -118,7 +118,7 @@ TEST(define_start_stop_undefine)
 
     /* Starting twice: a conflict naming the domain and carrying libvirt's words. */
     g_assert_false(dom_lifecycle_start(dom, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_CONFLICT);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFLICT);
     g_assert_true(g_str_has_prefix(error->message,
                                    "starting domain 'vmbtest-unit-alice-a1b2c3d4': "));
     g_assert_nonnull(strstr(error->message, "already running"));
@@ -132,7 +132,7 @@ TEST(define_start_stop_undefine)
 
     /* Undefining a running domain is refused. */
     g_assert_false(dom_lifecycle_undefine(dom, true, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_CONFLICT);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFLICT);
     g_clear_error(&error);
 
     /* The test driver's guests honour ACPI at once. */
@@ -152,7 +152,7 @@ TEST(define_start_stop_undefine)
     g_assert_no_error(error);
     again = dom_lifecycle_lookup(conn, "vmbtest-unit-alice-a1b2c3d4", &error);
     g_assert_null(again);
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_NOT_FOUND);
     g_assert_true(g_str_has_prefix(error->message,
                                    "looking up domain 'vmbtest-unit-alice-a1b2c3d4': "));
 }
@@ -300,14 +300,14 @@ TEST(pools_overlays_and_ephemeral_volumes)
 
     /* Our pool names at another folder: someone else's pools. */
     g_assert_false(dom_storage_ensure_pools(conn, prefix, other, DOM_POOL_OWNER_DEFAULT, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_CONFIG);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG);
     g_assert_nonnull(strstr(error->message, "another vmbroker"));
     g_clear_error(&error);
 
     /* A base image whose format disagrees with the template is refused. */
     create_base(conn, prefix, "debian-12.qcow2", "raw");
     g_assert_null(dom_storage_create_overlay(conn, prefix, "x.qcow2", overlay_t, NULL, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNPROCESSABLE);
     g_assert_cmpstr(error->message, ==, "base image 'debian-12.qcow2' of template "
                                         "'debian-overlay' is raw, but the template says qcow2");
     g_clear_error(&error);
@@ -319,7 +319,7 @@ TEST(pools_overlays_and_ephemeral_volumes)
         g_assert_no_error(error);
     }
     g_assert_null(dom_storage_volume_path(conn, prefix, DOM_POOL_BASE, "debian-12.qcow2", &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_NOT_FOUND);
     g_clear_error(&error);
 
     create_base(conn, prefix, "debian-12.qcow2", "qcow2");
@@ -339,7 +339,7 @@ TEST(pools_overlays_and_ephemeral_volumes)
     blank = dom_storage_create_blank(conn, prefix, "spare.qcow2", 1, &error);
     g_assert_no_error(error);
     g_assert_null(dom_storage_create_blank(conn, prefix, "../evil", 1, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_INVALID);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID);
     g_clear_error(&error);
 
     type = dom_virt_host_domain_type(conn, &error);

@@ -131,7 +131,7 @@ TEST(each_malformed_file_has_its_own_error)
 
         g_test_message("%s", bad_cases[i].file);
         g_assert_null(t);
-        g_assert_error(error, VMB_ERROR, VMB_ERROR_CONFIG);
+        g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG);
         if (!g_str_has_prefix(error->message, want)) {
             fprintf(stderr, "%s:\n  got  %s\n  want %s\n", bad_cases[i].file, error->message, want);
             g_assert_not_reached();
@@ -160,13 +160,13 @@ TEST(bad_folder_fails_whole_load)
     g_autoptr(DomTemplateSet) set = dom_template_set_load_dir(BAD_DIR, &error);
 
     g_assert_null(set);
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_CONFIG);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG);
     g_assert_true(g_str_has_prefix(error->message, BAD_DIR "/"));
 
     g_clear_error(&error);
     set = dom_template_set_load_dir("/nonexistent-vmbroker-templates", &error);
     g_assert_null(set);
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_CONFIG);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG);
 }
 
 TEST(enum_strings_round_trip)

@@ -72,37 +72,37 @@ TEST(instance_checks)
 
     in.ws_port = in.vnc_port;
     g_assert_null(dom_xml_build_string(memtest, &in, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_INVALID);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID);
     g_assert_nonnull(strstr(error->message, "two different ports"));
     g_clear_error(&error);
 
     in = memtest_instance();
     in.owner = "bad\001owner";
     g_assert_null(dom_xml_build_string(memtest, &in, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_INVALID);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID);
     g_assert_cmpstr(error->message, ==, "instance: owner must not contain control characters");
     g_clear_error(&error);
 
     in = memtest_instance();
     in.name = "a/b";
     g_assert_null(dom_xml_build_string(memtest, &in, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_INVALID);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID);
     g_clear_error(&error);
 
     in = memtest_instance();
     in.owner = "\xff\xfe";
     g_assert_null(dom_xml_build_string(memtest, &in, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_INVALID);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID);
     g_clear_error(&error);
 
     /* An uploaded-ISO template without an ISO, or without its disk. */
     in = memtest_instance();
     g_assert_null(dom_xml_build_string(blank, &in, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNPROCESSABLE);
     g_clear_error(&error);
     in.iso_path = "/x.iso";
     g_assert_null(dom_xml_build_string(blank, &in, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_INVALID);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID);
     g_assert_nonnull(strstr(error->message, "needs a disk volume"));
     g_clear_error(&error);
 
@@ -112,7 +112,7 @@ TEST(instance_checks)
     in.backing_path = "/b.raw";
     in.backing_format = "raw";
     g_assert_null(dom_xml_build_string(overlay, &in, &error));
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_INVALID);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID);
     g_clear_error(&error);
     in.backing_format = "qcow2";
     xml = dom_xml_build_string(overlay, &in, &error);
@@ -158,7 +158,7 @@ TEST(metadata_absent)
     g_autoptr(DomMetadata) md = dom_xml_parse_metadata("<domain><name>x</name></domain>", &error);
 
     g_assert_null(md);
-    g_assert_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND);
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_NOT_FOUND);
 }
 
 TEST_MAIN()
