@@ -440,7 +440,8 @@ api_vms_delete(HttpRequest *req, void *app)
  * @app: the daemon's state
  *
  * Returns: 201 {ticket, expires_at, ws_path, console_url, novnc_url}: three one-time
- * tickets, one per way in.
+ * tickets, one per way in; for the VM's owner and admins also vnc_password, which the
+ * stock noVNC page of novnc_url asks for.
  */
 HttpReply *
 api_vms_console_ticket(HttpRequest *req, void *app)
@@ -475,5 +476,16 @@ api_vms_console_ticket(HttpRequest *req, void *app)
     json_object_object_add(out, "ticket", json_object_new_string(ticket));
     json_object_object_add(out, "expires_at", api_render_time(expires));
     json_object_object_add(out, "ws_path", json_object_new_string(ws_path));
-    return http_reply_json(201, out);
+    /* The stock noVNC page asks for the VNC password: its owner (or an admin), signed in,
+     * gets it next to the link. A service account does not: what it hands on is console_url. */
+    if (caller->user->role == DB_ROLE_ADMIN || strcmp(caller->user->id, vm->owner_id) == 0) {
+        g_autofree char *password = svc_vms_vnc_password(a->vms, vm, &error);
+        if (!password)
+            return api_error(req, error);
+        json_object_object_add(out, "vnc_password", json_object_new_string(password));
+        explicit_bzero(password, strlen(password));
+    }
+    reply = http_reply_json(201, out);
+    http_reply_add_header(reply, "Cache-Control", "no-store");
+    return reply;
 }

@@ -45,6 +45,14 @@ await run('tabs', async ({ broker, context, page, name, problems }) => {
     const said2 = (await rowMsg2.first().textContent()) || '';
     check(!/CSRF/i.test(said2), `the second tab's reboot failed after a re-login: ${said2}`);
 
+    // The stock noVNC page's password is shown to the owner next to its link.
+    await tab2.getByRole('button', { name: /^Stock noVNC: / }).click();
+    const stock = tab2.locator('#vm-list li.vm .msg').filter({ hasText: 'stock noVNC page' });
+    await stock.waitFor();
+    const shown = await stock.locator('code.vnc-password').textContent();
+    check(/^\S{4,}$/.test(shown), `no VNC password next to the noVNC link: "${shown}"`);
+    check((await stock.getByRole('link').getAttribute('href')).includes('/novnc/vnc.html#path='), 'the link is not novnc_url');
+
     // Bob signs in in the other stale tab: the first tab says so, at the top and on an action.
     await formSignIn(stale2, 'bob');
     await page.locator('#session-banner').filter({ hasText: 'signed in as bob' }).waitFor();

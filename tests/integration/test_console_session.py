@@ -165,6 +165,36 @@ class ConsoleSession(harness.TestCase):
         self.assertEqual(status, 204, body)
         self.assertEqual(self.again(vm['id'], cookie)[0], 401)
 
+    def test_the_owner_sees_the_vnc_password_next_to_novnc_url(self):
+        self.start()
+        admin = self.user('root', 'admin')
+        portal = self.user('portal', 'service')
+        status, _, data = self.broker.request('POST', '/api/v1/vms',
+                                              {'template': 'memtest', 'owner': 'alice'},
+                                              headers=portal)
+        self.assertEqual(status, 201, data)
+        made = json.loads(data)
+        vm = made['vm']
+        self.addCleanup(self.broker.request, 'DELETE', f'/api/v1/vms/{vm["id"]}', headers=admin)
+        self.assertNotIn('vnc_password', made)  # the portal hands on console_url
+        alice = self.token('alice', 'own')
+        # The password the console page gets is the one the stock page asks for.
+        cookie = self.redeem(vm['id'], made['console_url'])
+        page_password = self.again(vm['id'], cookie)[2]['password']
+        for who, auth in (('owner', alice), ('admin', admin)):
+            with self.subTest(who):
+                status, _, data = self.broker.request('POST', f'/api/v1/vms/{vm["id"]}/console',
+                                                      headers=auth)
+                self.assertEqual(status, 201, data)
+                got = json.loads(data)
+                self.assertEqual(got['vnc_password'], page_password)
+                self.assertIn('/novnc/vnc.html#path=', got['novnc_url'])
+                self.assertNotIn(page_password, got['novnc_url'])
+        status, _, data = self.broker.request('POST', f'/api/v1/vms/{vm["id"]}/console',
+                                              headers=portal)
+        self.assertEqual(status, 201, data)
+        self.assertNotIn('vnc_password', json.loads(data))
+
     def get_state(self, auth, vm_id):
         status, _, vm = self.broker.get_json(f'/api/v1/vms/{vm_id}', headers=auth)
         self.assertEqual(status, 200, vm)

@@ -27,6 +27,7 @@ function vmButtons(vm, row) {
     const busy = row.busy;
     const b = row.parts.buttons;
     b.console.disabled = busy || s !== 'running';
+    b.novnc.disabled = busy || s !== 'running';
     b.start.disabled = busy || !(s === 'stopped' || s === 'error');
     // A paused guest (halted by an error, or by an admin) can be stopped, restarted (the
     // server powers it off and starts it again) or deleted; resuming it is not offered.
@@ -63,6 +64,7 @@ function makeRow(vm) {
     const mk = (text, action, cls) => el('button', { type: 'button', class: cls || null, dataset: { action } }, text);
     const buttons = {
         console: mk('Open console', 'console', 'primary'),
+        novnc: mk('Stock noVNC', 'novnc'),
         start: mk('Start', 'start'),
         stop: mk('Stop', 'stop'),
         reboot: mk('Reboot', 'reboot'),
@@ -105,6 +107,17 @@ async function act(row, action) {
         if (action === 'console') {
             const r = await api('POST', `/api/v1/vms/${encodeURIComponent(vm.id)}/console`);
             location.assign(r.console_url);
+            return;
+        }
+        if (action === 'novnc') {
+            // The stock noVNC page asks for the VNC password: shown here, next to its link.
+            const r = await api('POST', `/api/v1/vms/${encodeURIComponent(vm.id)}/console`);
+            const box = row.parts.msg;
+            box.replaceChildren(el('a', { href: r.novnc_url, target: '_blank', rel: 'noopener' }, 'Open the stock noVNC page'),
+                ' (within a minute); it asks for the VNC password ',
+                el('code', { class: 'vnc-password' }, r.vnc_password || '(not given to you)'), '.');
+            box.className = 'msg info';
+            box.setAttribute('role', 'status');
             return;
         }
         if (action === 'delete') {
