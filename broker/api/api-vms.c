@@ -359,9 +359,7 @@ api_vms_stop(HttpRequest *req, void *app)
     if (reply)
         return reply;
     admin = admin_view(caller->user);
-    vm = svc_vms_stop(a->vms, caller->user, http_request_param(req, "id"),
-                      caller->user->role == DB_ROLE_USER ? "stopped by its owner"
-                                                         : "stopped by an administrator",
+    vm = svc_vms_stop(a->vms, caller->user, http_request_param(req, "id"), NULL,
                       http_request_remote_addr(req), &op, &active, &error);
     if (!vm)
         return busy_reply(req, error, active, admin);

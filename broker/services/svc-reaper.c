@@ -37,9 +37,11 @@ reap_one(SvcReaper *r, DbConn *db, const DbVm *vm, gint64 now_s)
 
     if (t->max_lifetime_s && vm->started_at &&
         now_s - g_date_time_to_unix(vm->started_at) >= t->max_lifetime_s)
-        reason = g_strdup_printf("reached its maximum lifetime of %u s", t->max_lifetime_s);
+        reason = g_strdup_printf("stopped automatically: it reached its maximum lifetime of "
+                                 "%u s", t->max_lifetime_s);
     else if (t->idle_timeout_s && conns == 0 && now_s - idle_since >= t->idle_timeout_s)
-        reason = g_strdup_printf("idle for %u s without a console", t->idle_timeout_s);
+        reason = g_strdup_printf("stopped automatically: idle for %u s without a console",
+                                 t->idle_timeout_s);
     if (!reason)
         return;
     stopping = svc_vms_stop_system(r->opts.vms, vm->id, "vm.reap", reason, true, &err);

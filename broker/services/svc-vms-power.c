@@ -173,7 +173,7 @@ stop_as(SvcVms *vms, const DbVm *vm, const DbUser *caller, const char *action,
  * @vms: the service
  * @caller: who asks
  * @id: the VM
- * @reason: why, shown on the VM ("stopped by its owner", "idle for 900 s" ...)
+ * @reason: (nullable): why, shown on the VM; NULL: who stopped it (svc_vms_stop_words)
  * @remote_addr: (nullable): for the audit log
  * @ret_op: (out) (optional): the stop operation
  * @ret_active: (out) (optional): with VMB_ERROR_CONFLICT, the VM's active operation
@@ -186,9 +186,12 @@ svc_vms_stop(SvcVms *vms, const DbUser *caller, const char *id, const char *reas
              const char *remote_addr, DbOp **ret_op, DbOp **ret_active, GError **error)
 {
     g_autoptr(DbVm) vm = svc_vms_get(vms, caller, id, error);
+    g_autofree char *words = NULL;
 
     if (!vm)
         return NULL;
+    if (!reason)
+        reason = words = svc_vms_stop_words(caller, vm);
     return stop_as(vms, vm, caller, "vm.stop", reason, remote_addr, false, ret_op, ret_active,
                    error);
 }

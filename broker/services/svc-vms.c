@@ -407,6 +407,29 @@ svc_vms_vnc_password(SvcVms *vms, const DbVm *vm, GError **error)
 }
 
 
+/**
+ * svc_vms_stop_words:
+ * @caller: who stops the VM
+ * @vm: the VM
+ *
+ * Who stopped it, in the words the VM shows: its owner (an admin too, when it is theirs), an
+ * administrator, or the course portal (a service account).
+ *
+ * Returns: (transfer full): the reason.
+ */
+char *
+svc_vms_stop_words(const DbUser *caller, const DbVm *vm)
+{
+    if (g_strcmp0(caller->id, vm->owner_id) == 0)
+        return g_strdup("stopped by its owner");
+    if (caller->role == DB_ROLE_SERVICE)
+        return g_strdup_printf("stopped by the course portal (service account %s)",
+                               caller->username);
+    if (caller->role == DB_ROLE_ADMIN)
+        return g_strdup_printf("stopped by an administrator (%s)", caller->username);
+    return g_strdup_printf("stopped by %s", caller->username);
+}
+
 typedef struct {
     SvcVms *vms;
     const DomTemplate *only; /* (nullable) this template, not all */

@@ -122,3 +122,5 @@ GPtrArray *svc_vms_template_needs(SvcVms *vms, GError **error);
 /* The same for one template (svc_vms_template_need_now on the bounded pool). */
 bool svc_vms_template_need(SvcVms *vms, const DomTemplate *tmpl, char **ret_reason,
                            char **ret_hint, GError **error);
+/* Who stopped @vm, in words for the VM's state_reason. */
+char *svc_vms_stop_words(const DbUser *caller, const DbVm *vm);

@@ -3,7 +3,7 @@
 # SameSite=Strict cookie scoped to that VM's console paths; the cookie alone opens the console
 # page again (a reload, a second tab, a reconnect), opens nothing else, and ends when idle,
 # when the VM's consoles are withdrawn, when one of the user's tokens is revoked and when the
-# user is disabled.
+# user is disabled. Also: the stock noVNC page's password for the owner, and a stop's words.
 import json
 import os
 import re
@@ -194,6 +194,27 @@ class ConsoleSession(harness.TestCase):
                                               headers=portal)
         self.assertEqual(status, 201, data)
         self.assertNotIn('vnc_password', json.loads(data))
+
+    def test_a_stop_says_who_stopped_it(self):
+        self.start()
+        root = self.user('root', 'admin')
+        other = self.user('carol', 'admin')
+        portal = self.user('portal', 'service')
+        cases = ((root, 'stopped by its owner'),  # an admin stopping their own VM
+                 (other, 'stopped by an administrator (carol)'),
+                 (portal, 'stopped by the course portal (service account portal)'))
+        for auth, words in cases:
+            with self.subTest(words):
+                status, _, data = self.broker.request('POST', '/api/v1/vms',
+                                                      {'template': 'memtest'}, headers=root)
+                self.assertEqual(status, 201, data)
+                vm = json.loads(data)['vm']
+                self.addCleanup(self.broker.request, 'DELETE', f'/api/v1/vms/{vm["id"]}',
+                                headers=root)
+                status, _, data = self.broker.request('POST', f'/api/v1/vms/{vm["id"]}/stop',
+                                                      headers=auth)
+                self.assertEqual(status, 202, data)
+                self.assertEqual(json.loads(data)['state_reason'], words)
 
     def get_state(self, auth, vm_id):
         status, _, vm = self.broker.get_json(f'/api/v1/vms/{vm_id}', headers=auth)
