@@ -669,10 +669,18 @@ class HostileInput(VmCase):
 
 class Refused(VmCase):
     def test_libvirt_refusing_the_start_leaves_no_row_lease_domain_or_volume(self):
-        # Defining works; starting fails because the ISO is missing. The template has a
-        # disk, so the undo must also remove the volume it made.
+        # Defining works; starting fails because QEMU (as libvirt-qemu) cannot reach the ISO:
+        # the file is there for vmbroker's check of what the template needs (a missing file
+        # is refused before anything is made, see test_templates.py), but its folder is
+        # root's alone. The template has a disk, so the undo must also remove the volume.
+        hidden = harness.mkdtemp('vmbt-hidden-')
+        self.addCleanup(shutil.rmtree, hidden, True)
+        os.chmod(hidden, 0o700)
+        iso = os.path.join(hidden, 'vmbt-missing.iso')
+        with open(iso, 'wb') as f:
+            f.write(b'\0' * 4096)
         tdir = self.templates_dir_with('broken', {
-            'kind': 'iso', 'iso_path': '/nonexistent/vmbt-missing.iso', 'disk_gib': 1,
+            'kind': 'iso', 'iso_path': iso, 'disk_gib': 1,
             'memory_mib': 64, 'vcpus': 1, 'network': 'none', 'boot': ['cdrom', 'hd']})
         self.start(templates={'dir': tdir})
         before = self.snapshot()
