@@ -9,6 +9,7 @@
 #include "dom-template.h"
 #include "http-problem.h"
 #include "svc-vms.h"
+#include "vmb-log.h"
 
 
 /* Adds console_url and novnc_url, each carrying its own one-time ticket for @user_id,
@@ -63,8 +64,17 @@ api_templates_list(HttpRequest *req, void *app)
     if (reply)
         return reply;
     needs = svc_vms_template_needs(a->vms, &error);
-    if (!needs)
-        return api_error(req, error);
+    if (!needs) {
+        /* libvirt cannot say now: the list still comes, with `available` null (unknown). */
+        vmb_warning("GET /api/v1/templates: %s", error->message);
+        for (guint i = 0; i < dom_template_set_count(a->templates); i++) {
+            json_object *t = api_render_template(dom_template_set_nth(a->templates, i));
+            json_object_object_add(t, "available", NULL);
+            json_object_object_add(t, "unavailable_reason", NULL);
+            json_object_array_add(out, t);
+        }
+        return http_reply_json(200, out);
+    }
     for (guint i = 0; i < needs->len; i++) {
         const SvcTemplateNeed *n = needs->pdata[i];
         json_object *t = api_render_template(n->tmpl);
