@@ -45,6 +45,11 @@ await run('console-reconnect', async ({ broker, context, page, name, problems })
     await connected(page, 'after a reload');
     await shot(page, name, 'after-reload');
 
+    // A console in use outlives console.session_idle_s (10 s here): the page keeps its
+    // session alive while connected, so a later drop still reconnects.
+    await page.waitForTimeout(15_000);
+    check(await page.evaluate(() => document.body.dataset.consoleState) === 'connected', 'the console dropped while idle');
+
     // The network drops: vmbroker's connection to QEMU is killed under the page.
     const before = sockets.length;
     const cut = spawnSync('ss', ['-K', 'dst', '127.0.0.1', 'dport', '=', String(vm.ws_port)], { encoding: 'utf8' });
@@ -73,4 +78,4 @@ await run('console-reconnect', async ({ broker, context, page, name, problems })
     const quiet = sockets.length;
     await new Promise((res) => setTimeout(res, 5000));
     check(sockets.length === quiet, 'the page kept reconnecting after the access ended');
-});
+}, { config: { console: { session_idle_s: 10 } } });

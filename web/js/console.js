@@ -17,6 +17,8 @@ let everConnected = false;
 let failure = null;
 let attempt = 0;      // reconnect attempts since the last good connection
 let retryTimer = null;
+let keepTimer = null;  // while connected: keeps the console session alive, notices its end
+let idleMs = 7200_000; // the console session's idle limit, as the server said
 let finished = false; // stopped for a reason a reconnect cannot fix
 // vm.console.closed_at when this connection began: a later one means vmbroker closed it.
 let closedAtStart = null;
@@ -128,6 +130,7 @@ function connect(session) {
         say($('console-msg'), '');
         status('connected', 'Connected');
         rfb.focus();
+        keepAlive();
     });
     rfb.addEventListener('securityfailure', (e) => {
         failure = `The VM refused the console: ${e.detail.reason || `security failure ${e.detail.status}`}.`;
@@ -141,6 +144,7 @@ function connect(session) {
     });
     rfb.addEventListener('disconnect', (e) => {
         rfb = null;
+        clearInterval(keepTimer);
         if (!finished) onDropped(e.detail.clean);
     });
 }
@@ -152,8 +156,27 @@ function deliberateClose(vm) {
     return c?.closed_reason && c.closed_at && c.closed_at !== closedAtStart ? c.closed_reason : null;
 }
 
+/* A console in use is not idle: while connected, the page uses its console session now and
+   then (a third of its idle limit, at most every five minutes), and learns so when the access
+   ended (revoked, withdrawn, the VM stopped) even before the websocket goes. */
+function keepAlive() {
+    clearInterval(keepTimer);
+    keepTimer = setInterval(async () => {
+        try {
+            await openSession(vmId, null);
+        } catch (e) {
+            if (!e.final) return; // the server is away: the websocket will tell
+            clearInterval(keepTimer);
+            const why = await closedReason();
+            stopFor(why ? `Disconnected: ${why}. ${e.message}` : e.message);
+            if (rfb) rfb.disconnect();
+        }
+    }, Math.max(1000, Math.min(idleMs / 3, 300_000)));
+}
+
 function stopFor(text) {
     finished = true;
+    clearInterval(keepTimer);
     clearTimeout(retryTimer);
     status('disconnected', text);
     say($('console-msg'), '');
@@ -183,6 +206,7 @@ async function open(ticket) {
         }
         return;
     }
+    if (session.session_idle_s) idleMs = session.session_idle_s * 1000;
     if (session.vm) {
         vmName = session.vm.name;
         $('vm-title').textContent = session.vm.name;
