@@ -337,7 +337,6 @@ running_vm(SvcConsole *console, DbConn *db, const char *vm_id, GError **error)
 {
     g_autoptr(DbVm) vm = db_vms_get(db, vm_id, NULL, error);
 
-    (void) console;
     if (!vm)
         return NULL;
     if (vm->state != DB_VM_RUNNING || !vm->ws_port) {
