@@ -551,7 +551,7 @@ dom_lifecycle_undefine(virDomainPtr dom, bool delete_ephemeral, GError **error)
         g_autoptr(GError) local = NULL;
         md = dom_lifecycle_metadata(dom, &local);
         /* A domain without our metadata has no volumes of ours to delete. */
-        if (!md && !g_error_matches(local, VMB_ERROR, VMB_ERROR_NOT_FOUND)) {
+        if (!md && vmb_error_kind(local) != VMB_ERROR_NOT_FOUND) {
             g_propagate_error(error, g_steal_pointer(&local));
             return false;
         }
