@@ -57,11 +57,13 @@ static PGconn *
 listen_connect(DbListener *l)
 {
     g_autofree char *timeout = g_strdup_printf("%u", l->connect_timeout_s);
+    /* Named after its channel, so that an admin (and a test) can tell the listeners apart. */
+    g_autofree char *app = g_strdup_printf("vmbroker-listen:%.40s", l->channel);
     /* TCP keepalives notice a peer that vanished without closing. */
     const char *const keys[] = { "dbname", "application_name", "connect_timeout",
                                  "keepalives", "keepalives_idle", "keepalives_interval",
                                  "keepalives_count", NULL };
-    const char *const values[] = { l->conninfo, "vmbroker-listen", timeout, "1", "10", "5",
+    const char *const values[] = { l->conninfo, app, timeout, "1", "10", "5",
                                    "3", NULL };
     PGconn *pg = PQconnectdbParams(keys, values, 1);
     g_autofree char *quoted = NULL;

@@ -105,16 +105,6 @@ first_op(PGresult *res)
     return res && PQntuples(res) > 0 ? op_from_row(res, 0) : NULL;
 }
 
-/* A statement "WITH o AS (...) SELECT OP_COLUMNS FROM o" around @cte. */
-static PGresult *
-exec_returning(DbConn *conn, const char *cte, int n, const char *const *params,
-               GError **error)
-{
-    g_autofree char *sql = g_strdup_printf("WITH o AS (%s) SELECT " OP_COLUMNS " FROM o",
-                                           cte);
-    return db_exec(conn, PGRES_TUPLES_OK, sql, n, params, error);
-}
-
 DbOp *
 db_ops_active(DbConn *conn, const char *vm_id, GError **error)
 {
@@ -171,11 +161,13 @@ db_ops_insert(DbConn *conn, const DbOpSpec *spec, DbOp **ret_active, GError **er
     if (!check_cap(conn, spec, error))
         return NULL;
     /* ON CONFLICT waits for a concurrent insert for the same VM and then yields to it. */
-    res = exec_returning(conn,
-        "INSERT INTO operations (vm_id, kind, requested_by, remote_addr, params)"
+    /* Plain INSERT/UPDATE ... RETURNING (not a CTE): its tag says whether it changed a row,
+     * so a claim that found nothing does not count as a change (db-pool.c:note_change). */
+    res = db_exec(conn, PGRES_TUPLES_OK,
+        "INSERT INTO operations AS o (vm_id, kind, requested_by, remote_addr, params)"
         " VALUES ($1, $2, $3, $4, $5::jsonb)"
-        " ON CONFLICT (vm_id) WHERE state IN ('queued', 'running') DO NOTHING RETURNING *",
-        5, params, error);
+        " ON CONFLICT (vm_id) WHERE state IN ('queued', 'running') DO NOTHING"
+        " RETURNING " OP_COLUMNS, 5, params, error);
     if (!res)
         return NULL;
     if (PQntuples(res) > 0)
@@ -205,15 +197,15 @@ db_ops_claim(DbConn *conn, const char *broker, unsigned stale_s, GError **error)
 {
     g_autofree char *stale = g_strdup_printf("%u", stale_s);
     const char *params[] = { broker, stale };
-    g_autoptr(PGresult) res = exec_returning(conn,
-        "UPDATE operations SET state = 'running', broker = $1, heartbeat_at = now(),"
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "UPDATE operations AS o SET state = 'running', broker = $1, heartbeat_at = now(),"
         "       started_at = coalesce(started_at, now()), attempts = attempts + 1"
         " WHERE id = (SELECT id FROM operations"
         "              WHERE state = 'queued'"
         "                 OR (state = 'running'"
         "                     AND heartbeat_at < now() - make_interval(secs => $2::int))"
         "              ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1)"
-        " RETURNING *", 2, params, error);
+        " RETURNING " OP_COLUMNS, 2, params, error);
     return first_op(res);
 }
 
@@ -270,11 +262,12 @@ db_ops_finish(DbConn *conn, const char *id, const char *broker, DbOpState state,
 {
     const char *params[] = { id, db_op_state_to_string(state), error_kind, error_detail,
                              error_admin, broker };
-    g_autoptr(PGresult) res = exec_returning(conn,
-        "UPDATE operations SET state = $2, finished_at = now(), heartbeat_at = NULL,"
-        "       step = $2, progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE progress END,"
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "UPDATE operations AS o SET state = $2, finished_at = now(), heartbeat_at = NULL,"
+        "       step = $2, progress = CASE WHEN $2 = 'succeeded' THEN 100 ELSE o.progress END,"
         "       error_kind = $3, error_detail = $4, error_admin = $5"
-        " WHERE id = $1 AND state = 'running' AND broker = $6 RETURNING *", 6, params, error);
+        " WHERE id = $1 AND state = 'running' AND broker = $6"
+        " RETURNING " OP_COLUMNS, 6, params, error);
     DbOp *op = first_op(res);
 
     if (res && !op)

@@ -274,7 +274,7 @@ TEST(a_lost_listener_turns_the_cache_off_until_it_is_back)
     fill(cache, "k", "v");
     assert_hit(cache, "k", "v");
     exec_elsewhere(db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                       " WHERE application_name = 'vmbroker-listen'"
+                       " WHERE application_name = 'vmbroker-listen:vmbroker_changed'"
                        "   AND datname = current_database()");
     /* Once the listener has read the FATAL it is sent (or the end of the connection), the
      * cache answers nothing. */

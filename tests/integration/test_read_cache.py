@@ -131,7 +131,8 @@ class ReadCache(harness.TestCase):
 
     def listener_pid(self):
         rows = self.db.psql("SELECT pid FROM pg_stat_activity WHERE application_name = "
-                            "'vmbroker-listen' AND datname = current_database()")
+                            "'vmbroker-listen:vmbroker_changed'"
+                            " AND datname = current_database()")
         return [int(r[0]) for r in rows]
 
     @contextlib.contextmanager
