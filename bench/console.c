@@ -575,6 +575,29 @@ start_websockify(void)
     }
 }
 
+/* websockify's connect times and throughput round; its CPU counts every child it forked
+ * for the round's connections. */
+static Throughput
+websockify_rounds(unsigned seconds, double *ret_p50, double *ret_p99)
+{
+    Throughput r = { .fps = -1, .cpu_per_gb = -1 };
+    double cpu0;
+
+    start_websockify();
+    if (!websockify_port)
+        return r;
+    fprintf(stderr, "websockify on %u: connect times, throughput...\n", websockify_port);
+    connect_times(MODE_WEBSOCKIFY, ret_p50, ret_p99);
+    if (!websockify_children_reaped())
+        die("websockify kept children of the connect round", NULL);
+    cpu0 = websockify_cpu_seconds();
+    r = run_throughput(MODE_WEBSOCKIFY, false, seconds);
+    if (!websockify_children_reaped())
+        die("websockify kept children of the throughput round", NULL);
+    r.cpu_per_gb = r.gbytes > 0 ? (websockify_cpu_seconds() - cpu0) / r.gbytes : -1;
+    return r;
+}
+
 static void
 ratio(char *buf, size_t len, double x, double ref)
 {
@@ -591,7 +614,7 @@ main(int argc, char **argv)
     g_autoptr(GError) error = NULL;
     g_autofree char *wsf = g_find_program_in_path("websockify");
     Throughput direct[ROUNDS], spliced[ROUNDS], mixed[ROUNDS], wsfy = { .fps = -1, .cpu_per_gb = -1 };
-    double d50, d99, s50, s99, w50 = -1, w99 = -1, kib, fds, wsf_cpu0 = 0;
+    double d50, d99, s50, s99, w50 = -1, w99 = -1, kib, fds;
     double d_fps = 0, s_fps = 0, s_cpu = 0, md_fps = 0, ms_fps = 0;
     unsigned d_failed = 0, s_failed = 0;
     const char *buffer_env = g_getenv("VMB_BENCH_BUFFER");
@@ -637,22 +660,8 @@ main(int argc, char **argv)
                 round + 1);
         mixed[round] = run_throughput(MODE_DIRECT, true, seconds);
     }
-    if (wsf) {
-        start_websockify();
-        if (websockify_port) {
-            fprintf(stderr, "websockify on %u: connect times, throughput...\n", websockify_port);
-            connect_times(MODE_WEBSOCKIFY, &w50, &w99);
-            if (!websockify_children_reaped())
-                die("websockify kept children of the connect round", NULL);
-            wsf_cpu0 = websockify_cpu_seconds();
-            wsfy = run_throughput(MODE_WEBSOCKIFY, false, seconds);
-            if (!websockify_children_reaped())
-                die("websockify kept children of the throughput round", NULL);
-            wsfy.cpu_per_gb = wsfy.gbytes > 0
-                                  ? (websockify_cpu_seconds() - wsf_cpu0) / wsfy.gbytes
-                                  : -1;
-        }
-    }
+    if (wsf)
+        wsfy = websockify_rounds(seconds, &w50, &w99);
     for (unsigned round = 0; round < ROUNDS; round++) {
         d_fps += direct[round].fps / ROUNDS;
         s_fps += spliced[round].fps / ROUNDS;
