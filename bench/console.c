@@ -137,7 +137,7 @@ engine_connect(const char *key, VmbWsUpstream *ret, GError **error)
 
     g_mutex_init(&w.lock);
     g_cond_init(&w.cond);
-    ok = vmb_splice_connect(engine, "127.0.0.1", qemu.ws_port, key, "binary", 30000,
+    ok = vmb_splice_connect(engine, "127.0.0.1", qemu.ws_port, key, "binary", 30000, 60000,
                             connect_done, &w, error);
     g_mutex_lock(&w.lock);
     while (ok && !w.done)

@@ -21,9 +21,11 @@
 #include "vmb-periodic.h"
 #include "vmb-secret.h"
 
-/* How long a connect to QEMU's websocket may take, its wait in the relay's queue behind
- * other viewers of the same VM and its handshake together. */
+/* How long a connect to QEMU's websocket and its handshake may take once its turn came,
+ * and how long it may wait for that turn behind other viewers of the same VM (QEMU takes
+ * one at a time, each in a few ms, but a loaded host may make that tens of ms). */
 #define UPSTREAM_TIMEOUT_MS 10000
+#define UPSTREAM_WAIT_MS 30000
 /* Ticket credentials kept before expired ones are swept (tickets live a minute at most). */
 #define TICKET_CREDS_SWEEP_AT 10000
 #define TICKET_CREDS_TTL_US (10 * 60 * G_USEC_PER_SEC)
@@ -560,7 +562,8 @@ svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
     w->done = done;
     w->done_data = done_data;
     if (!vmb_splice_connect(console->splice, console->console_listen, vm->ws_port, ws_key,
-                            ws_protocol, UPSTREAM_TIMEOUT_MS, open_done, w, error)) {
+                            ws_protocol, UPSTREAM_TIMEOUT_MS, UPSTREAM_WAIT_MS, open_done, w,
+                            error)) {
         g_free(w->vm_id);
         g_free(w);
         return false;

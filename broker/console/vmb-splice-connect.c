@@ -17,10 +17,10 @@
  * viewers connect at once, the kernel drops the SYNs that find the backlog full and the
  * client retries them after 1, 3, 7 s..., so a burst of connects used to end in timeouts.
  * Here at most one connect to an address and port is in flight (from connect() to QEMU's
- * 101); the others wait in arrival order, at most VMB_SPLICE_CONNECT_QUEUE of them. Every
- * connect has one deadline that covers its wait in the queue and its own handshake, checked
- * every VMB_SPLICE_CONNECT_TICK_MS, so a listener that never answers costs each waiting
- * viewer its deadline and nothing else: no thread waits for it.
+ * 101); the others wait in arrival order, at most VMB_SPLICE_CONNECT_QUEUE of them. A
+ * connect has a bound on its wait in the queue and then one on its own connect and
+ * handshake, checked every VMB_SPLICE_CONNECT_TICK_MS, so a listener that never answers
+ * costs each waiting viewer a bounded time and nothing else: no thread waits for it.
  *
  * The connects in flight have an epoll set of their own (cepfd), registered in the engine's
  * set, so the relay's event handling needs no way to tell a connect from a pair's end.
@@ -107,6 +107,7 @@ upstream_next(VmbSplice *s, Upstream *u)
             continue;
         }
         c->connected = !in_progress;
+        c->deadline_us = g_get_monotonic_time() + c->timeout_us; /* its own turn now */
         if (!connect_watch(s, c, EPOLLOUT, true)) {
             connect_fail(s, c, VMB_ERROR_INTERNAL, "epoll_ctl: %s", g_strerror(errno));
             continue;
@@ -345,7 +346,8 @@ vmb_splice_connect_stop(VmbSplice *s)
  * @port: its port
  * @ws_key: the browser's Sec-WebSocket-Key, forwarded unchanged
  * @ws_protocol: (nullable): the browser's Sec-WebSocket-Protocol, forwarded unchanged
- * @timeout_ms: bound on the wait in the queue, the connect and the handshake together
+ * @timeout_ms: bound on the connect and the handshake, from the moment they start
+ * @wait_ms: bound on the wait in the queue for that moment
  * @done: called once, on the engine thread, with the result
  * @done_data: passed to @done
  * @error: return location for an error
@@ -361,8 +363,8 @@ vmb_splice_connect_stop(VmbSplice *s)
  */
 bool
 vmb_splice_connect(VmbSplice *s, const char *addr, unsigned port, const char *ws_key,
-                   const char *ws_protocol, unsigned timeout_ms, VmbSpliceConnectFunc done,
-                   void *done_data, GError **error)
+                   const char *ws_protocol, unsigned timeout_ms, unsigned wait_ms,
+                   VmbSpliceConnectFunc done, void *done_data, GError **error)
 {
     g_autoptr(GString) request = vmb_wsupstream_request(addr, port, NULL, ws_key, ws_protocol,
                                                         error);
@@ -381,7 +383,8 @@ vmb_splice_connect(VmbSplice *s, const char *addr, unsigned port, const char *ws
     c->request = g_steal_pointer(&request);
     c->resp = g_byte_array_sized_new(1024);
     c->fd = -1;
-    c->deadline_us = g_get_monotonic_time() + (gint64) timeout_ms * 1000;
+    c->deadline_us = g_get_monotonic_time() + (gint64) wait_ms * 1000;
+    c->timeout_us = (gint64) timeout_ms * 1000;
     c->done = done;
     c->done_data = done_data;
     cmd = g_new0(Cmd, 1);

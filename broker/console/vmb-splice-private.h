@@ -78,7 +78,8 @@ typedef struct {
     GByteArray *resp;    /* QEMU's answer so far */
     int fd;              /* -1 until started */
     bool connected;
-    gint64 deadline_us;  /* monotonic; covers the wait in the queue too */
+    gint64 deadline_us;  /* monotonic: of the wait in the queue, then of the handshake */
+    gint64 timeout_us;   /* the handshake's bound once it starts */
     VmbSpliceConnectFunc done;
     void *done_data;
 } Connect;

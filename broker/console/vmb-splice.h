@@ -65,8 +65,8 @@ bool vmb_splice_add(VmbSplice *s, int client_fd, int upstream_fd, GBytes *to_cli
                     void *done_data, GError **error);
 void vmb_splice_close_tag(VmbSplice *s, const char *tag, const char *reason);
 bool vmb_splice_connect(VmbSplice *s, const char *addr, unsigned port, const char *ws_key,
-                        const char *ws_protocol, unsigned timeout_ms, VmbSpliceConnectFunc done,
-                        void *done_data, GError **error);
+                        const char *ws_protocol, unsigned timeout_ms, unsigned wait_ms,
+                        VmbSpliceConnectFunc done, void *done_data, GError **error);
 
 /* Statistics (any thread) */
 bool vmb_splice_tag_stats(VmbSplice *s, const char *tag, unsigned *ret_connections,
