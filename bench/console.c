@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// bench/console: the console relay (vmb_wsupstream + vmb_splice) against a direct websocket
+// bench/console: the console relay (vmb_splice's connect queue and relay) against a direct websocket
 // connection to QEMU and against websockify, on one real QEMU guest, in the same run.
 //   bench-console [seconds-per-throughput-round]   (default 15; 2 rounds each way + 2 paired)
 //   VMB_BENCH_BUFFER=bytes sets the engine's per-direction buffer (default 64 KiB, as console.buffer_bytes).
@@ -103,6 +103,61 @@ typedef struct {
     PairDone *done;   /* MODE_SPLICE only */
 } Console;
 
+/* A connect through the engine's queue, waited for as the broker's suspended request is. */
+typedef struct {
+    GMutex lock;
+    GCond cond;
+    bool done;
+    VmbWsUpstream up;
+    GError *error;
+} ConnectWait;
+
+static void
+connect_done(VmbWsUpstream *up, const GError *error, void *data)
+{
+    ConnectWait *w = data;
+
+    g_mutex_lock(&w->lock);
+    if (up) {
+        w->up = *up;
+        *up = (VmbWsUpstream) VMB_WSUPSTREAM_INIT;
+    } else {
+        w->error = g_error_copy(error);
+    }
+    w->done = true;
+    g_cond_signal(&w->cond);
+    g_mutex_unlock(&w->lock);
+}
+
+static bool
+engine_connect(const char *key, VmbWsUpstream *ret, GError **error)
+{
+    ConnectWait w = { .up = VMB_WSUPSTREAM_INIT };
+    bool ok;
+
+    g_mutex_init(&w.lock);
+    g_cond_init(&w.cond);
+    ok = vmb_splice_connect(engine, "127.0.0.1", qemu.ws_port, key, "binary", 30000, 60000,
+                            connect_done, &w, error);
+    g_mutex_lock(&w.lock);
+    while (ok && !w.done)
+        g_cond_wait(&w.cond, &w.lock);
+    g_mutex_unlock(&w.lock);
+    g_mutex_clear(&w.lock);
+    g_cond_clear(&w.cond);
+    if (ok && w.error) {
+        g_propagate_error(error, w.error);
+        ok = false;
+    }
+    if (ok)
+        *ret = w.up;
+    return ok;
+}
+
+/* The bench's own connects to QEMU or websockify, one at a time as the engine's are: QEMU
+ * listens with a backlog of 1, and the connect is not what the throughput rounds measure. */
+static GMutex direct_connects;
+
 static bool
 console_open(Mode mode, const char *tag, Console *ret, GError **error)
 {
@@ -110,9 +165,16 @@ console_open(Mode mode, const char *tag, Console *ret, GError **error)
     g_auto(VmbWsUpstream) up = VMB_WSUPSTREAM_INIT;
     unsigned port = mode == MODE_WEBSOCKIFY ? websockify_port : qemu.ws_port;
     int fds[2];
+    bool ok;
 
-    /* Generous: QEMU answers upgrades from its busy main loop, with a backlog of 1. */
-    if (!vmb_wsupstream_connect("127.0.0.1", port, NULL, key, "binary", 30000, &up, error))
+    if (mode == MODE_SPLICE) {
+        ok = engine_connect(key, &up, error);
+    } else {
+        g_mutex_lock(&direct_connects);
+        ok = vmb_wsupstream_connect("127.0.0.1", port, NULL, key, "binary", 30000, &up, error);
+        g_mutex_unlock(&direct_connects);
+    }
+    if (!ok)
         return false;
     if (mode != MODE_SPLICE) {
         int flags = fcntl(up.fd, F_GETFL);
@@ -255,6 +317,44 @@ engine_cpu_seconds(void)
         }
     }
     return 0;
+}
+
+/* Children of @pid still there, zombies included. */
+static unsigned
+children_of(GPid pid)
+{
+    g_autoptr(GDir) d = g_dir_open("/proc", 0, NULL);
+    const char *name;
+    unsigned n = 0;
+
+    while (d && (name = g_dir_read_name(d))) {
+        g_autofree char *path = NULL;
+        g_autofree char *text = NULL;
+        const char *after;
+
+        if (!g_ascii_isdigit(name[0]))
+            continue;
+        path = g_strdup_printf("/proc/%s/stat", name);
+        if (!g_file_get_contents(path, &text, NULL, NULL) || !(after = strrchr(text, ')')))
+            continue;
+        /* ") S ppid ...": the field after the state. */
+        if (strlen(after) > 4 && (GPid) strtol(after + 4, NULL, 10) == pid)
+            n++;
+    }
+    return n;
+}
+
+/* websockify forks a child per connection, whose CPU counts in its cutime/cstime only once
+ * websockify has reaped it: wait until it has no child left at all (30 s at most). */
+static bool
+websockify_children_reaped(void)
+{
+    for (unsigned i = 0; i < 300; i++) {
+        if (children_of(websockify_pid) == 0)
+            return true;
+        g_usleep(100 * 1000);
+    }
+    return false;
 }
 
 static double
@@ -475,6 +575,29 @@ start_websockify(void)
     }
 }
 
+/* websockify's connect times and throughput round; its CPU counts every child it forked
+ * for the round's connections. */
+static Throughput
+websockify_rounds(unsigned seconds, double *ret_p50, double *ret_p99)
+{
+    Throughput r = { .fps = -1, .cpu_per_gb = -1 };
+    double cpu0;
+
+    start_websockify();
+    if (!websockify_port)
+        return r;
+    fprintf(stderr, "websockify on %u: connect times, throughput...\n", websockify_port);
+    connect_times(MODE_WEBSOCKIFY, ret_p50, ret_p99);
+    if (!websockify_children_reaped())
+        die("websockify kept children of the connect round", NULL);
+    cpu0 = websockify_cpu_seconds();
+    r = run_throughput(MODE_WEBSOCKIFY, false, seconds);
+    if (!websockify_children_reaped())
+        die("websockify kept children of the throughput round", NULL);
+    r.cpu_per_gb = r.gbytes > 0 ? (websockify_cpu_seconds() - cpu0) / r.gbytes : -1;
+    return r;
+}
+
 static void
 ratio(char *buf, size_t len, double x, double ref)
 {
@@ -491,7 +614,7 @@ main(int argc, char **argv)
     g_autoptr(GError) error = NULL;
     g_autofree char *wsf = g_find_program_in_path("websockify");
     Throughput direct[ROUNDS], spliced[ROUNDS], mixed[ROUNDS], wsfy = { .fps = -1, .cpu_per_gb = -1 };
-    double d50, d99, s50, s99, w50 = -1, w99 = -1, kib, fds, wsf_cpu0 = 0;
+    double d50, d99, s50, s99, w50 = -1, w99 = -1, kib, fds;
     double d_fps = 0, s_fps = 0, s_cpu = 0, md_fps = 0, ms_fps = 0;
     unsigned d_failed = 0, s_failed = 0;
     const char *buffer_env = g_getenv("VMB_BENCH_BUFFER");
@@ -537,19 +660,8 @@ main(int argc, char **argv)
                 round + 1);
         mixed[round] = run_throughput(MODE_DIRECT, true, seconds);
     }
-    if (wsf) {
-        start_websockify();
-        if (websockify_port) {
-            fprintf(stderr, "websockify on %u: connect times, throughput...\n", websockify_port);
-            connect_times(MODE_WEBSOCKIFY, &w50, &w99);
-            wsf_cpu0 = websockify_cpu_seconds();
-            wsfy = run_throughput(MODE_WEBSOCKIFY, false, seconds);
-            g_usleep(500 * 1000);   /* its per-connection children exit and are reaped */
-            wsfy.cpu_per_gb = wsfy.gbytes > 0
-                                  ? (websockify_cpu_seconds() - wsf_cpu0) / wsfy.gbytes
-                                  : -1;
-        }
-    }
+    if (wsf)
+        wsfy = websockify_rounds(seconds, &w50, &w99);
     for (unsigned round = 0; round < ROUNDS; round++) {
         d_fps += direct[round].fps / ROUNDS;
         s_fps += spliced[round].fps / ROUNDS;

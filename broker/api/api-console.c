@@ -182,6 +182,67 @@ console_upgraded(void *data, int sock, const void *extra, size_t extra_len, void
     handover_free(h);
 }
 
+/* A websocket request waiting for the relay's connect to QEMU. */
+typedef struct {
+    SvcConsole *console;
+    char *vm_id;
+    HttpDeferred *deferred;
+    SvcConsoleBinding bind;      /* set by svc_console_open() before the connect is queued */
+    char *fallback_credential;   /* the request's own, if any */
+} ConsoleWait;
+
+static void
+console_wait_free(ConsoleWait *w)
+{
+    svc_console_binding_clear(&w->bind);
+    g_free(w->fallback_credential);
+    g_free(w->vm_id);
+    g_free(w);
+}
+
+/* The 101 that hands the client over, with QEMU's handshake answer relayed. */
+static HttpReply *
+upgrade_reply(ConsoleWait *w, VmbWsUpstream *up)
+{
+    ConsoleHandover *h = g_new0(ConsoleHandover, 1);
+    HttpReply *reply;
+
+    h->console = w->console;
+    h->vm_id = g_strdup(w->vm_id);
+    if (!w->bind.credential)
+        w->bind.credential = g_steal_pointer(&w->fallback_credential);
+    h->bind = w->bind;
+    w->bind = (SvcConsoleBinding) { 0 };
+    h->upstream_fd = up->fd;
+    up->fd = -1;
+    h->to_client = up->leftover ? g_bytes_ref(up->leftover) : NULL;
+    reply = http_reply_upgrade(console_upgraded, h, handover_free);
+    http_reply_add_header(reply, "Upgrade", "websocket");
+    http_reply_add_header(reply, "Sec-WebSocket-Accept", up->accept);
+    if (up->protocol)
+        http_reply_add_header(reply, "Sec-WebSocket-Protocol", up->protocol);
+    return reply;
+}
+
+/* Runs on the relay's thread once QEMU answered or failed: the suspended request resumes. */
+static void
+console_opened(VmbWsUpstream *up, const GError *error, void *data)
+{
+    ConsoleWait *w = data;
+    HttpReply *reply;
+
+    if (up) {
+        reply = upgrade_reply(w, up);
+        vmb_wsupstream_clear(up);
+    } else {
+        if (http_problem_status(vmb_error_kind(error)) >= 500)
+            vmb_warning("console of VM %s: %s", w->vm_id, error->message);
+        reply = http_problem_from_error(error, NULL);
+    }
+    http_deferred_finish(w->deferred, reply);
+    console_wait_free(w);
+}
+
 static bool
 header_has_token(const char *value, const char *token)
 {
@@ -221,7 +282,10 @@ optional_caller(HttpRequest *req, App *a, ApiCaller **ret_caller)
  * Origin (403; no Origin only for bearer-token clients), a bad, used or expired ticket or
  * another user's (401/403), a VM that does not run (409).
  *
- * Returns: 101 with QEMU's Sec-WebSocket-Accept, then the bytes flow through the relay.
+ * The request is then suspended (it holds no thread) while the relay connects to QEMU.
+ *
+ * Returns: 101 with QEMU's Sec-WebSocket-Accept, then the bytes flow through the relay; 502
+ * or 503 when QEMU fails or is late, 429 when too many viewers of the VM connect at once.
  */
 HttpReply *
 api_console_ws(HttpRequest *req, void *app)
@@ -229,14 +293,12 @@ api_console_ws(HttpRequest *req, void *app)
     App *a = app;
     g_autoptr(ApiCaller) caller = NULL;
     g_autoptr(GError) error = NULL;
-    g_auto(VmbWsUpstream) up = VMB_WSUPSTREAM_INIT;
-    g_auto(SvcConsoleBinding) bind = { 0 };
     const char *ticket = http_request_query(req, "ticket");
     const char *origin = http_request_header(req, "Origin");
     const char *key = http_request_header(req, "Sec-WebSocket-Key");
     const char *version = http_request_header(req, "Sec-WebSocket-Version");
     g_autofree char *ours = NULL;
-    ConsoleHandover *h;
+    ConsoleWait *w;
     HttpReply *reply;
 
     if (!header_has_token(http_request_header(req, "Upgrade"), "websocket") ||
@@ -254,28 +316,19 @@ api_console_ws(HttpRequest *req, void *app)
         return http_problem_kind(VMB_ERROR_FORBIDDEN, "Cross-site console connections are refused.", NULL);
     if (!ticket)
         return http_problem_kind(VMB_ERROR_UNAUTHORIZED, "A console ticket is required.", NULL);
-    if (!svc_console_open(a->console, http_request_param(req, "id"), ticket,
-                          caller ? caller->user->id : NULL, key,
-                          http_request_header(req, "Sec-WebSocket-Protocol"), &up, &bind,
-                          &error))
-        return api_error(req, error);
-
-    h = g_new0(ConsoleHandover, 1);
-    h->console = a->console;
-    h->vm_id = g_strdup(http_request_param(req, "id"));
-    /* A ticket minted on another replica comes without its credential here: the one this
-     * request carries (the page's session cookie) is the next best thing to watch. */
-    if (!bind.credential && caller)
-        bind.credential = g_strdup(caller->credential);
-    h->bind = bind;
-    bind = (SvcConsoleBinding) { 0 };
-    h->upstream_fd = up.fd;
-    up.fd = -1;
-    h->to_client = up.leftover ? g_bytes_ref(up.leftover) : NULL;
-    reply = http_reply_upgrade(console_upgraded, h, handover_free);
-    http_reply_add_header(reply, "Upgrade", "websocket");
-    http_reply_add_header(reply, "Sec-WebSocket-Accept", up.accept);
-    if (up.protocol)
-        http_reply_add_header(reply, "Sec-WebSocket-Protocol", up.protocol);
+    /* Suspended until the relay has QEMU's answer: no thread waits for it. A ticket minted
+     * on another replica comes without its credential here: the one this request carries
+     * (the page's session cookie) is the next best thing to watch. */
+    w = g_new0(ConsoleWait, 1);
+    w->console = a->console;
+    w->vm_id = g_strdup(http_request_param(req, "id"));
+    w->fallback_credential = caller ? g_strdup(caller->credential) : NULL;
+    reply = http_reply_deferred(req, &w->deferred);
+    if (!svc_console_open(a->console, w->vm_id, ticket, caller ? caller->user->id : NULL, key,
+                          http_request_header(req, "Sec-WebSocket-Protocol"), &w->bind,
+                          console_opened, w, &error)) {
+        http_deferred_finish(w->deferred, api_error(req, error));
+        console_wait_free(w);
+    }
     return reply;
 }

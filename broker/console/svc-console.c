@@ -21,10 +21,11 @@
 #include "vmb-periodic.h"
 #include "vmb-secret.h"
 
-/* How long a connect to QEMU's websocket and its handshake may take. QEMU listens with a
- * backlog of 1, so when many viewers connect at once some SYNs are dropped and retried by the
- * kernel after 1, 3 and 7 s: the bound lets the third retry through. */
+/* How long a connect to QEMU's websocket and its handshake may take once its turn came,
+ * and how long it may wait for that turn behind other viewers of the same VM (QEMU takes
+ * one at a time, each in a few ms, but a loaded host may make that tens of ms). */
 #define UPSTREAM_TIMEOUT_MS 10000
+#define UPSTREAM_WAIT_MS 30000
 /* Ticket credentials kept before expired ones are swept (tickets live a minute at most). */
 #define TICKET_CREDS_SWEEP_AT 10000
 #define TICKET_CREDS_TTL_US (10 * 60 * G_USEC_PER_SEC)
@@ -42,6 +43,15 @@ struct SvcConsole {
     guint64 next_serial;
     VmbPeriodic *guard;  /* closes connections whose access ended */
 };
+
+/* A connect to QEMU under way, for its caller. */
+typedef struct {
+    SvcConsole *console;
+    char *vm_id;
+    bool exclusive;            /* the template's console_exclusive */
+    VmbSpliceConnectFunc done;
+    void *done_data;
+} OpenWait;
 
 typedef struct {
     char *credential;
@@ -478,6 +488,20 @@ svc_console_end_sessions(SvcConsole *console, const char *vm_id, const char *use
     return true;
 }
 
+/* Relay thread: QEMU answered (or not); the older viewers of an exclusive console go
+ * before this one joins (the relay runs its commands in order). */
+static void
+open_done(VmbWsUpstream *upstream, const GError *error, void *data)
+{
+    OpenWait *w = data;
+
+    if (upstream && w->exclusive)
+        svc_console_close_vm(w->console, w->vm_id, "another viewer opened this console");
+    w->done(upstream, error, w->done_data);
+    g_free(w->vm_id);
+    g_free(w);
+}
+
 /**
  * svc_console_open:
  * @console: the service
@@ -486,22 +510,30 @@ svc_console_end_sessions(SvcConsole *console, const char *vm_id, const char *use
  * @caller_id: (nullable): the user the request's credentials name, if it had any
  * @ws_key: the client's Sec-WebSocket-Key
  * @ws_protocol: (nullable): the client's Sec-WebSocket-Protocol
- * @ret_upstream: (out): QEMU's side, handshake done
- * @ret_bind: (out): the ticket's user and credential, for svc_console_attach()
+ * @ret_bind: (out): the ticket's user and credential, for svc_console_attach(); set
+ *   before the connect is queued
+ * @done: runs once on the relay's thread with QEMU's side (handshake done) or the error
+ * @done_data: passed to @done
  * @error: return location for an error
  *
- * Returns: true when QEMU accepted the websocket.
+ * The ticket, user and VM are checked here; the connect and handshake to QEMU happen on the
+ * relay's event loop, queued behind other connects to the same VM, so no caller's thread
+ * waits for QEMU.
+ *
+ * Returns: true when the connect was queued (@done will run).
  */
 bool
 svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
                  const char *caller_id, const char *ws_key, const char *ws_protocol,
-                 VmbWsUpstream *ret_upstream, SvcConsoleBinding *ret_bind, GError **error)
+                 SvcConsoleBinding *ret_bind, VmbSpliceConnectFunc done, void *done_data,
+                 GError **error)
 {
     g_autofree char *digest = vmb_secret_sha256_hex(ticket, strlen(ticket));
     g_autofree char *user_id = NULL;
     g_autoptr(DbConn) db = NULL;
     g_autoptr(DbVm) vm = NULL;
     const DomTemplate *tmpl;
+    OpenWait *w;
 
     if (!vmb_wsupstream_key_valid(ws_key)) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "Sec-WebSocket-Key is malformed.");
@@ -522,13 +554,20 @@ svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
     if (!vm)
         return false;
     g_clear_pointer(&db, db_conn_release);
-    if (!vmb_wsupstream_connect(console->console_listen, vm->ws_port, NULL, ws_key,
-                                ws_protocol, UPSTREAM_TIMEOUT_MS, ret_upstream, error))
-        return false;
-    /* The relay runs its commands in order: the older viewers go before this one joins. */
     tmpl = dom_template_set_lookup(console->opts.templates, vm->template_name);
-    if (tmpl && tmpl->console_exclusive)
-        svc_console_close_vm(console, vm_id, "another viewer opened this console");
+    w = g_new0(OpenWait, 1);
+    w->console = console;
+    w->vm_id = g_strdup(vm_id);
+    w->exclusive = tmpl && tmpl->console_exclusive;
+    w->done = done;
+    w->done_data = done_data;
+    if (!vmb_splice_connect(console->splice, console->console_listen, vm->ws_port, ws_key,
+                            ws_protocol, UPSTREAM_TIMEOUT_MS, UPSTREAM_WAIT_MS, open_done, w,
+                            error)) {
+        g_free(w->vm_id);
+        g_free(w);
+        return false;
+    }
     return true;
 }
 

@@ -69,11 +69,14 @@ bool svc_console_end_sessions(SvcConsole *console, const char *vm_id, const char
                               GError **error);
 /* Remembers (in this process) the credential a ticket was minted through; NULL: none. */
 void svc_console_note_ticket(SvcConsole *console, const char *ticket, const char *credential);
-/* Redeems a "ws" ticket (of @caller_id when the request carried credentials) and opens
- * QEMU's websocket with the client's key; @ret_bind says whose access it lives on. */
+/* Redeems a "ws" ticket (of @caller_id when the request carried credentials), fills
+ * @ret_bind (whose access the connection will live on) and queues the opening of QEMU's
+ * websocket with the client's key on the relay's event loop; @done runs there later
+ * (VmbSpliceConnectFunc: QEMU's side, or the error). False when refused at once (@done will
+ * not run). */
 bool svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
                       const char *caller_id, const char *ws_key, const char *ws_protocol,
-                      VmbWsUpstream *ret_upstream, SvcConsoleBinding *ret_bind,
+                      SvcConsoleBinding *ret_bind, VmbSpliceConnectFunc done, void *done_data,
                       GError **error);
 /* Hands the pair to the relay; @done runs (on the relay's thread) when it ends. The
  * connection is watched for @bind's access ending (copied). */

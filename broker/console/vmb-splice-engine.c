@@ -59,6 +59,7 @@ vmb_splice_tag_stats_free(TagStats *t)
 void
 vmb_splice_cmd_free(Cmd *c)
 {
+    vmb_splice_connect_free(c->connect);
     g_free(c->tag);
     g_free(c->reason);
     g_free(c);
@@ -465,6 +466,9 @@ run_commands(VmbSplice *s)
         case CMD_CLOSE_TAG:
             cmd_close_tag(s, c->tag, c->reason);
             break;
+        case CMD_CONNECT:
+            vmb_splice_connect_start(s, g_steal_pointer(&c->connect));
+            break;
         case CMD_STOP:
             go_on = false;
             break;
@@ -505,15 +509,20 @@ bulk_tick(VmbSplice *s)
     }
 }
 
-/* epoll_wait's timeout: until the next bulk tick, or none without bulk ends. */
+/* epoll_wait's timeout: until the next bulk tick or connect check, or none without them. */
 static int
 engine_timeout_ms(VmbSplice *s)
 {
+    gint64 next = G_MAXINT64;
     gint64 left;
 
-    if (!s->bulk.length)
+    if (s->bulk.length)
+        next = s->next_tick_us;
+    if (s->connecting)
+        next = MIN(next, s->next_connect_check_us);
+    if (next == G_MAXINT64)
         return -1;
-    left = s->next_tick_us - g_get_monotonic_time();
+    left = next - g_get_monotonic_time();
     return left <= 0 ? 0 : (int) ((left + 999) / 1000);
 }
 
@@ -542,6 +551,8 @@ vmb_splice_engine_main(gpointer data)
         for (int i = 0; i < n; i++) {
             if (events[i].data.ptr == s)
                 running = run_commands(s) && running;
+            else if (events[i].data.ptr == &s->cepfd)
+                vmb_splice_connect_events(s);
             else
                 end_event(s, events[i].data.ptr, events[i].events);
         }
@@ -549,8 +560,11 @@ vmb_splice_engine_main(gpointer data)
             bulk_tick(s);
             s->next_tick_us = g_get_monotonic_time() + BULK_TICK_MS * 1000;
         }
+        if (s->connecting && g_get_monotonic_time() >= s->next_connect_check_us)
+            vmb_splice_connect_expire(s);
         g_ptr_array_set_size(s->graveyard, 0);
     }
+    vmb_splice_connect_stop(s);
     while (s->pairs.head)
         pair_close(s, s->pairs.head->data, "shutdown");
     g_ptr_array_set_size(s->graveyard, 0);

@@ -67,11 +67,36 @@ struct Pair {
     GList link;          /* in VmbSplice.pairs */
 };
 
-typedef enum { CMD_ADD, CMD_CLOSE_TAG, CMD_STOP } CmdKind;
+/* A websocket connect to QEMU, waiting in its upstream's queue or in flight. */
+typedef struct {
+    char *key;           /* the Upstream it belongs to: "addr port" */
+    char *addr;
+    unsigned port;
+    char *ws_protocol;   /* the browser's, or NULL */
+    GString *request;    /* the upgrade request */
+    size_t sent;         /* of it */
+    GByteArray *resp;    /* QEMU's answer so far */
+    int fd;              /* -1 until started */
+    bool connected;
+    gint64 deadline_us;  /* monotonic: of the wait in the queue, then of the handshake */
+    gint64 timeout_us;   /* the handshake's bound once it starts */
+    VmbSpliceConnectFunc done;
+    void *done_data;
+} Connect;
+
+/* One QEMU websocket listener: its backlog is 1, so one connect at a time. */
+typedef struct {
+    char *key;
+    Connect *active;     /* in flight, or NULL */
+    GQueue waiting;      /* of Connect *, oldest first */
+} Upstream;
+
+typedef enum { CMD_ADD, CMD_CLOSE_TAG, CMD_STOP, CMD_CONNECT } CmdKind;
 
 typedef struct {
     CmdKind kind;
     Pair *pair;          /* CMD_ADD */
+    Connect *connect;    /* CMD_CONNECT */
     char *tag;           /* CMD_CLOSE_TAG */
     char *reason;        /* CMD_CLOSE_TAG */
 } Cmd;
@@ -82,6 +107,7 @@ struct VmbSplice {
     void *on_close_data;
     int epfd;
     int evfd;
+    int cepfd;           /* epoll set of connects in flight, itself in epfd */
     GThread *thread;
 
     GMutex lock;         /* guards the fields down to the next comment */
@@ -96,6 +122,9 @@ struct VmbSplice {
     GQueue bulk;         /* of End *, linked through End.bulk_link */
     gint64 next_tick_us; /* when the bulk ends are read next (monotonic) */
     GPtrArray *graveyard;
+    GHashTable *upstreams; /* key -> Upstream * with a connect in flight or waiting */
+    unsigned connecting;   /* connects in all queues, in flight included */
+    gint64 next_connect_check_us;
 };
 
 void vmb_splice_tag_stats_free(TagStats *t);
@@ -103,5 +132,11 @@ void vmb_splice_cmd_free(Cmd *c);
 void vmb_splice_pair_free(Pair *p);
 /* Wakes the engine thread to run its commands. */
 void vmb_splice_wake(VmbSplice *s);
+/* The connect queues (vmb-splice-connect.c), engine thread only except _free. */
+void vmb_splice_connect_free(Connect *c);
+void vmb_splice_connect_start(VmbSplice *s, Connect *c);
+void vmb_splice_connect_events(VmbSplice *s);
+void vmb_splice_connect_expire(VmbSplice *s);
+void vmb_splice_connect_stop(VmbSplice *s);
 /* The engine thread. */
 gpointer vmb_splice_engine_main(gpointer data);

@@ -40,6 +40,8 @@ vmb_splice_new(const VmbSpliceOptions *options, GError **error)
     s->tags = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                     (GDestroyNotify) vmb_splice_tag_stats_free);
     s->graveyard = g_ptr_array_new_with_free_func((GDestroyNotify) vmb_splice_pair_free);
+    s->upstreams = g_hash_table_new(g_str_hash, g_str_equal);
+    s->cepfd = -1;
     s->scratch = g_malloc(s->cap);
     s->evfd = -1;
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -55,6 +57,15 @@ vmb_splice_new(const VmbSpliceOptions *options, GError **error)
     ev.data.ptr = s;
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->evfd, &ev) < 0) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_INTERNAL, "epoll_ctl: %s", g_strerror(errno));
+        return NULL;
+    }
+    /* The connects in flight: an epoll set nested in the engine's, readable when one of
+     * them has an event. */
+    s->cepfd = epoll_create1(EPOLL_CLOEXEC);
+    ev.data.ptr = &s->cepfd;
+    if (s->cepfd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->cepfd, &ev) < 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INTERNAL, "connect epoll: %s",
+                    g_strerror(errno));
         return NULL;
     }
     s->thread = g_thread_try_new("vmb-splice", vmb_splice_engine_main, s, &thread_error);
@@ -93,6 +104,9 @@ vmb_splice_free(VmbSplice *s)
     g_queue_clear_full(&s->commands, (GDestroyNotify) vmb_splice_cmd_free);
     g_clear_pointer(&s->graveyard, g_ptr_array_unref);
     g_clear_pointer(&s->tags, g_hash_table_unref);
+    g_clear_pointer(&s->upstreams, g_hash_table_unref);
+    if (s->cepfd >= 0)
+        close(s->cepfd);
     if (s->evfd >= 0)
         close(s->evfd);
     if (s->epfd >= 0)

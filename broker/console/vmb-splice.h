@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <glib.h>
 
+#include "vmb-wsupstream.h"
+
 typedef struct VmbSplice VmbSplice;
 
 /* Called once per pair, from the engine thread, after it stopped using the client fd: the
@@ -19,6 +21,18 @@ typedef void (*VmbSpliceDoneFunc)(void *done_data);
  * vmb_splice_free(), or a description of the socket error. */
 typedef void (*VmbSpliceCloseFunc)(const char *tag, guint64 bytes_in, guint64 bytes_out,
                                    const char *reason, void *data);
+
+/* Called once per vmb_splice_connect(), from the engine thread, when it ends: on success
+ * @upstream is QEMU's side with its handshake done (the callee takes its fields: it must
+ * leave it as VMB_WSUPSTREAM_INIT or clear it), else @upstream is NULL and @error says why.
+ * Must not block. */
+typedef void (*VmbSpliceConnectFunc)(VmbWsUpstream *upstream, const GError *error,
+                                     void *data);
+
+/* Connects that may wait for one upstream (address and port) behind the one in flight. */
+#define VMB_SPLICE_CONNECT_QUEUE 256
+/* How often the engine looks for connects past their deadline, in ms. */
+#define VMB_SPLICE_CONNECT_TICK_MS 50
 
 /* Per-direction buffer of a pair when none is configured (console.buffer_bytes' default). */
 #define VMB_SPLICE_DEFAULT_BUFFER (64 * 1024)
@@ -50,6 +64,9 @@ bool vmb_splice_add(VmbSplice *s, int client_fd, int upstream_fd, GBytes *to_cli
                     GBytes *to_upstream_first, const char *tag, VmbSpliceDoneFunc done,
                     void *done_data, GError **error);
 void vmb_splice_close_tag(VmbSplice *s, const char *tag, const char *reason);
+bool vmb_splice_connect(VmbSplice *s, const char *addr, unsigned port, const char *ws_key,
+                        const char *ws_protocol, unsigned timeout_ms, unsigned wait_ms,
+                        VmbSpliceConnectFunc done, void *done_data, GError **error);
 
 /* Statistics (any thread) */
 bool vmb_splice_tag_stats(VmbSplice *s, const char *tag, unsigned *ret_connections,

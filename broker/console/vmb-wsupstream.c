@@ -84,20 +84,29 @@ wait_fd(int fd, short events, gint64 deadline_us, const char *what, GError **err
     }
 }
 
-/* Connects a non-blocking, close-on-exec socket to @addr (numeric) and @port. */
-static int
-connect_numeric(const char *addr, unsigned port, gint64 deadline_us, GError **error)
+/**
+ * vmb_wsupstream_socket:
+ * @addr: numeric IPv4 or IPv6 address ("::1" or "[::1]")
+ * @port: its port
+ * @ret_in_progress: (out): true when the connect goes on (wait for POLLOUT, then SO_ERROR)
+ * @error: return location for an error
+ *
+ * Starts connecting a non-blocking, close-on-exec socket. Numeric addresses only: a DNS
+ * lookup would block the caller.
+ *
+ * Returns: the socket, or -1.
+ */
+int
+vmb_wsupstream_socket(const char *addr, unsigned port, bool *ret_in_progress, GError **error)
 {
     struct addrinfo hints = {
         .ai_socktype = SOCK_STREAM,
-        /* Numeric only: a DNS lookup would block the caller past its timeout. */
         .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
     };
     struct addrinfo *ai = NULL;
     g_autofree char *host = NULL;
     char service[16];
-    int fd, rc, soerr = 0;
-    socklen_t len = sizeof(soerr);
+    int fd, rc;
 
     /* "[::1]" as libvirt and URLs write IPv6 addresses. */
     if (addr[0] == '[' && g_str_has_suffix(addr, "]"))
@@ -125,19 +134,46 @@ connect_numeric(const char *addr, unsigned port, gint64 deadline_us, GError **er
         close(fd);
         return -1;
     }
-    if (rc < 0) {
-        if (!wait_fd(fd, POLLOUT, deadline_us, "connecting", error)) {
-            close(fd);
-            return -1;
-        }
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-            soerr = errno;
-        if (soerr != 0) {
-            g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE, "console upstream %s:%u: %s",
-                        addr, port, g_strerror(soerr));
-            close(fd);
-            return -1;
-        }
+    *ret_in_progress = rc < 0;
+    return fd;
+}
+
+/**
+ * vmb_wsupstream_connected:
+ * @fd: a socket from vmb_wsupstream_socket() that became writable
+ * @error: return location for an error
+ *
+ * Returns: true when its connect succeeded.
+ */
+bool
+vmb_wsupstream_connected(int fd, GError **error)
+{
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        soerr = errno;
+    if (soerr != 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE, "console upstream: connect: %s",
+                    g_strerror(soerr));
+        return false;
+    }
+    return true;
+}
+
+/* Connects to @addr:@port by @deadline_us, blocking the caller. */
+static int
+connect_numeric(const char *addr, unsigned port, gint64 deadline_us, GError **error)
+{
+    bool in_progress = false;
+    int fd = vmb_wsupstream_socket(addr, port, &in_progress, error);
+
+    if (fd < 0 || !in_progress)
+        return fd;
+    if (!wait_fd(fd, POLLOUT, deadline_us, "connecting", error) ||
+        !vmb_wsupstream_connected(fd, error)) {
+        close(fd);
+        return -1;
     }
     return fd;
 }
@@ -174,55 +210,6 @@ headers_end(const guint8 *buf, size_t len)
         if (memcmp(buf + i, "\r\n\r\n", 4) == 0)
             return i + 4;
     return 0;
-}
-
-/* Reads until the end of the headers; returns the bytes read, *ret_end where they end. */
-static GByteArray *
-read_headers(int fd, gint64 deadline_us, size_t *ret_end, GError **error)
-{
-    g_autoptr(GByteArray) buf = g_byte_array_sized_new(1024);
-    guint8 chunk[2048];
-
-    for (;;) {
-        size_t want = MIN(sizeof(chunk), VMB_WSUPSTREAM_MAX_HEADERS - buf->len);
-        size_t end;
-        ssize_t n;
-
-        if (want == 0) {
-            g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
-                        "console upstream: response headers longer than %d bytes",
-                        VMB_WSUPSTREAM_MAX_HEADERS);
-            return NULL;
-        }
-        n = recv(fd, chunk, want, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            if (!wait_fd(fd, POLLIN, deadline_us, "waiting for the upgrade response", error))
-                return NULL;
-            continue;
-        }
-        if (n < 0) {
-            g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
-                        "console upstream: reading the upgrade response: %s", g_strerror(errno));
-            return NULL;
-        }
-        if (n == 0) {
-            g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
-                        "console upstream closed the connection during the upgrade");
-            return NULL;
-        }
-        g_byte_array_append(buf, chunk, (guint) n);
-        /* Only the new bytes and the three before them can complete the terminator. */
-        {
-            size_t from = buf->len - (size_t) n >= 3 ? buf->len - (size_t) n - 3 : 0;
-            end = headers_end(buf->data + from, buf->len - from);
-            if (end) {
-                *ret_end = from + end;
-                return g_steal_pointer(&buf);
-            }
-        }
-    }
 }
 
 /* Checks "HTTP/1.x 101 ..." and collects the two headers we relay. */
@@ -277,6 +264,144 @@ parse_response(const char *head, char **ret_accept, char **ret_protocol, GError 
 }
 
 /**
+ * vmb_wsupstream_request:
+ * @addr: QEMU's websocket address, numeric
+ * @port: its port
+ * @host_header: (nullable): value of the Host header; NULL for "@addr:@port"
+ * @ws_key: the browser's Sec-WebSocket-Key, forwarded unchanged
+ * @ws_protocol: (nullable): the browser's Sec-WebSocket-Protocol, forwarded unchanged
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the upgrade request to send to QEMU, or NULL with
+ * VMB_ERROR_INVALID for a malformed key, protocol, Host or port.
+ */
+GString *
+vmb_wsupstream_request(const char *addr, unsigned port, const char *host_header,
+                       const char *ws_key, const char *ws_protocol, GError **error)
+{
+    g_autofree char *default_host = NULL;
+    GString *req;
+
+    if (!vmb_wsupstream_key_valid(ws_key)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "malformed Sec-WebSocket-Key");
+        return NULL;
+    }
+    if (ws_protocol && !header_value_valid(ws_protocol)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "malformed Sec-WebSocket-Protocol");
+        return NULL;
+    }
+    if (port == 0 || port > 65535) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "console upstream port %u", port);
+        return NULL;
+    }
+    if (!host_header) {
+        bool v6 = strchr(addr, ':') && addr[0] != '[';
+        default_host = g_strdup_printf(v6 ? "[%s]:%u" : "%s:%u", addr, port);
+        host_header = default_host;
+    }
+    if (!header_value_valid(host_header)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "malformed Host header value");
+        return NULL;
+    }
+    req = g_string_sized_new(256);
+    g_string_append_printf(req,
+                           "GET / HTTP/1.1\r\n"
+                           "Host: %s\r\n"
+                           "Upgrade: websocket\r\n"
+                           "Connection: Upgrade\r\n"
+                           "Sec-WebSocket-Key: %s\r\n"
+                           "Sec-WebSocket-Version: 13\r\n",
+                           host_header, ws_key);
+    if (ws_protocol)
+        g_string_append_printf(req, "Sec-WebSocket-Protocol: %s\r\n", ws_protocol);
+    g_string_append(req, "\r\n");
+    return req;
+}
+
+/**
+ * vmb_wsupstream_response:
+ * @resp: what QEMU sent so far
+ * @new_bytes: how many of them the last read added
+ * @ws_protocol: (nullable): the protocol the browser offered
+ * @ret: (out): accept, protocol and leftover, set when complete (fd untouched)
+ * @error: return location for an error
+ *
+ * Parses QEMU's answer once its headers are complete: fed after every read.
+ *
+ * Returns: 1 when @ret is filled, 0 when more bytes are needed, -1 on error (a refusal, a
+ * malformed answer, or headers past VMB_WSUPSTREAM_MAX_HEADERS).
+ */
+int
+vmb_wsupstream_response(const GByteArray *resp, size_t new_bytes, const char *ws_protocol,
+                        VmbWsUpstream *ret, GError **error)
+{
+    /* Only the new bytes and the three before them can complete the terminator. */
+    size_t from = resp->len - new_bytes >= 3 ? resp->len - new_bytes - 3 : 0;
+    size_t end = headers_end(resp->data + from, resp->len - from);
+    g_autofree char *head = NULL;
+    g_autofree char *accept = NULL;
+    g_autofree char *protocol = NULL;
+
+    if (!end) {
+        if (resp->len < VMB_WSUPSTREAM_MAX_HEADERS)
+            return 0;
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+                    "console upstream: response headers longer than %d bytes",
+                    VMB_WSUPSTREAM_MAX_HEADERS);
+        return -1;
+    }
+    end += from;
+    /* The header block without its final CRLF pair; a NUL inside would end it early, which
+     * can only lose headers, never invent one. */
+    head = g_strndup((const char *) resp->data, end - 4);
+    if (!parse_response(head, &accept, &protocol, error))
+        return -1;
+    ret->accept = g_steal_pointer(&accept);
+    /* RFC 6455 makes a browser fail a connection whose server picked a protocol it never
+     * offered, and QEMU always names "binary". */
+    ret->protocol = ws_protocol ? g_steal_pointer(&protocol) : NULL;
+    ret->leftover = g_bytes_new(resp->data + end, resp->len - end);
+    return 1;
+}
+
+/* Reads until QEMU's answer is complete and fills @ret from it. */
+static bool
+read_response(int fd, gint64 deadline_us, const char *ws_protocol, VmbWsUpstream *ret,
+              GError **error)
+{
+    g_autoptr(GByteArray) buf = g_byte_array_sized_new(1024);
+    guint8 chunk[2048];
+
+    for (;;) {
+        size_t want = MIN(sizeof(chunk), VMB_WSUPSTREAM_MAX_HEADERS - buf->len);
+        ssize_t n = recv(fd, chunk, want, 0);
+        int done;
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            if (!wait_fd(fd, POLLIN, deadline_us, "waiting for the upgrade response", error))
+                return false;
+            continue;
+        }
+        if (n < 0) {
+            g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+                        "console upstream: reading the upgrade response: %s", g_strerror(errno));
+            return false;
+        }
+        if (n == 0) {
+            g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+                        "console upstream closed the connection during the upgrade");
+            return false;
+        }
+        g_byte_array_append(buf, chunk, (guint) n);
+        done = vmb_wsupstream_response(buf, (size_t) n, ws_protocol, ret, error);
+        if (done != 0)
+            return done > 0;
+    }
+}
+
+/**
  * vmb_wsupstream_connect:
  * @addr: numeric IPv4 or IPv6 address of QEMU's websocket listener ("::1" or "[::1]")
  * @port: its port
@@ -308,72 +433,22 @@ vmb_wsupstream_connect(const char *addr, unsigned port, const char *host_header,
                        VmbWsUpstream *ret, GError **error)
 {
     gint64 deadline_us = g_get_monotonic_time() + (gint64) timeout_ms * 1000;
-    g_autofree char *default_host = NULL;
+    g_auto(VmbWsUpstream) got = VMB_WSUPSTREAM_INIT;
     g_autoptr(GString) req = NULL;
-    g_autoptr(GByteArray) resp = NULL;
-    g_autofree char *head = NULL;
-    g_autofree char *accept = NULL;
-    g_autofree char *protocol = NULL;
-    size_t end = 0;
-    int fd;
 
     g_return_val_if_fail(addr && ret, false);
 
-    if (!vmb_wsupstream_key_valid(ws_key)) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "malformed Sec-WebSocket-Key");
+    req = vmb_wsupstream_request(addr, port, host_header, ws_key, ws_protocol, error);
+    if (!req)
         return false;
-    }
-    if (ws_protocol && !header_value_valid(ws_protocol)) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "malformed Sec-WebSocket-Protocol");
+    got.fd = connect_numeric(addr, port, deadline_us, error);
+    if (got.fd < 0)
         return false;
-    }
-    if (port == 0 || port > 65535) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "console upstream port %u", port);
+    if (!send_all(got.fd, req->str, req->len, deadline_us, error) ||
+        !read_response(got.fd, deadline_us, ws_protocol, &got, error))
         return false;
-    }
-    if (!host_header) {
-        bool v6 = strchr(addr, ':') && addr[0] != '[';
-        default_host = g_strdup_printf(v6 ? "[%s]:%u" : "%s:%u", addr, port);
-        host_header = default_host;
-    }
-    if (!header_value_valid(host_header)) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "malformed Host header value");
-        return false;
-    }
-
-    req = g_string_sized_new(256);
-    g_string_append_printf(req,
-                           "GET / HTTP/1.1\r\n"
-                           "Host: %s\r\n"
-                           "Upgrade: websocket\r\n"
-                           "Connection: Upgrade\r\n"
-                           "Sec-WebSocket-Key: %s\r\n"
-                           "Sec-WebSocket-Version: 13\r\n",
-                           host_header, ws_key);
-    if (ws_protocol)
-        g_string_append_printf(req, "Sec-WebSocket-Protocol: %s\r\n", ws_protocol);
-    g_string_append(req, "\r\n");
-
-    fd = connect_numeric(addr, port, deadline_us, error);
-    if (fd < 0)
-        return false;
-    if (!send_all(fd, req->str, req->len, deadline_us, error) ||
-        !(resp = read_headers(fd, deadline_us, &end, error))) {
-        close(fd);
-        return false;
-    }
-    /* The header block without its final CRLF pair; a NUL inside would end it early, which
-     * can only lose headers, never invent one. */
-    head = g_strndup((const char *) resp->data, end - 4);
-    if (!parse_response(head, &accept, &protocol, error)) {
-        close(fd);
-        return false;
-    }
-
-    ret->fd = fd;
-    ret->accept = g_steal_pointer(&accept);
-    ret->protocol = ws_protocol ? g_steal_pointer(&protocol) : NULL;
-    ret->leftover = g_bytes_new(resp->data + end, resp->len - end);
+    *ret = got;
+    got = (VmbWsUpstream) VMB_WSUPSTREAM_INIT;
     return true;
 }
 

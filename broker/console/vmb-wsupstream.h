@@ -29,6 +29,16 @@ bool vmb_wsupstream_connect(const char *addr, unsigned port, const char *host_he
                             const char *ws_key, const char *ws_protocol, unsigned timeout_ms,
                             VmbWsUpstream *ret, GError **error);
 
+/* The pieces of vmb_wsupstream_connect() for an event loop (the relay's connect queue):
+ * start the connect, check it once writable, build the request, parse the answer. */
+int vmb_wsupstream_socket(const char *addr, unsigned port, bool *ret_in_progress,
+                          GError **error);
+bool vmb_wsupstream_connected(int fd, GError **error);
+GString *vmb_wsupstream_request(const char *addr, unsigned port, const char *host_header,
+                                const char *ws_key, const char *ws_protocol, GError **error);
+int vmb_wsupstream_response(const GByteArray *resp, size_t new_bytes, const char *ws_protocol,
+                            VmbWsUpstream *ret, GError **error);
+
 /* Closes the fd (if any) and frees the strings; leaves @u as VMB_WSUPSTREAM_INIT. */
 void vmb_wsupstream_clear(VmbWsUpstream *u);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(VmbWsUpstream, vmb_wsupstream_clear)

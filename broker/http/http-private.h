@@ -16,9 +16,13 @@ struct HttpServer {
     HttpServerOptions opts;
     gint inflight;      /* requests between first call and completion */
     HttpWatchdog *watchdog; /* the head deadline and the body rate */
-    GMutex deferred_lock;
     GHashTable *deferred; /* HttpDeferred of suspended requests (a set) */
 };
+
+/* Guards every HttpDeferred and each server's set of them (http-reply.c). Not the server's
+ * own: an answer may come after the server was freed (a service ending its waits at
+ * shutdown), and then it must find the request gone (conn NULL) without touching it. */
+extern GMutex http_deferred_lock;
 
 /* Shared by a suspended request and its answerer; freed by the last of the two. */
 struct HttpDeferred {

@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+GMutex http_deferred_lock;
+
 /* --- replies --- */
 
 /**
@@ -159,7 +161,7 @@ http_deferred_finish(HttpDeferred *deferred, HttpReply *reply)
 {
     HttpServer *srv = deferred->srv;
 
-    g_mutex_lock(&srv->deferred_lock);
+    g_mutex_lock(&http_deferred_lock);
     if (deferred->reply || !deferred->conn) {
         http_reply_free(reply); /* answered already (at shutdown), or the request is gone */
     } else {
@@ -170,7 +172,7 @@ http_deferred_finish(HttpDeferred *deferred, HttpReply *reply)
             MHD_resume_connection(deferred->conn);
         }
     }
-    g_mutex_unlock(&srv->deferred_lock);
+    g_mutex_unlock(&http_deferred_lock);
     http_deferred_unref(deferred);
 }
 

@@ -29,10 +29,10 @@ static void
 request_free(HttpRequest *req)
 {
     if (req->deferred) {
-        g_mutex_lock(&req->srv->deferred_lock);
+        g_mutex_lock(&http_deferred_lock);
         req->deferred->conn = NULL;
         g_hash_table_remove(req->srv->deferred, req->deferred);
-        g_mutex_unlock(&req->srv->deferred_lock);
+        g_mutex_unlock(&http_deferred_lock);
         http_deferred_unref(req->deferred);
     }
     if (req->route && req->route->stream && req->stream_ctx)
@@ -332,14 +332,14 @@ deferred_suspend(HttpRequest *req)
     HttpServer *srv = req->srv;
     g_autoptr(HttpReply) reply = NULL;
 
-    g_mutex_lock(&srv->deferred_lock);
+    g_mutex_lock(&http_deferred_lock);
     reply = g_steal_pointer(&req->deferred->reply);
     if (!reply) {
         req->deferred->suspended = true;
         g_hash_table_add(srv->deferred, req->deferred);
         MHD_suspend_connection(req->conn);
     }
-    g_mutex_unlock(&srv->deferred_lock);
+    g_mutex_unlock(&http_deferred_lock);
     return reply ? send_reply(req, reply) : MHD_YES;
 }
 
@@ -349,9 +349,9 @@ deferred_resume(HttpRequest *req)
 {
     g_autoptr(HttpReply) reply = NULL;
 
-    g_mutex_lock(&req->srv->deferred_lock);
+    g_mutex_lock(&http_deferred_lock);
     reply = g_steal_pointer(&req->deferred->reply);
-    g_mutex_unlock(&req->srv->deferred_lock);
+    g_mutex_unlock(&http_deferred_lock);
     return reply && !req->replied ? send_reply(req, reply) : MHD_YES;
 }
 
@@ -474,7 +474,6 @@ http_server_start(const HttpServerOptions *opts, GError **error)
                      MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE;
 
     srv->opts = *opts;
-    g_mutex_init(&srv->deferred_lock);
     srv->deferred = g_hash_table_new(g_direct_hash, g_direct_equal);
     srv->watchdog = http_watchdog_start(opts->head_timeout_s, opts->min_body_rate);
     if (opts->metrics) {
@@ -514,7 +513,6 @@ http_server_start(const HttpServerOptions *opts, GError **error)
                     "cannot listen on %s port %u (in use, or not an address of this host?)",
                     opts->listen_host, opts->listen_port);
         g_hash_table_unref(srv->deferred);
-        g_mutex_clear(&srv->deferred_lock);
         return NULL;
     }
     return g_steal_pointer(&srv);
@@ -540,7 +538,7 @@ answer_deferred(HttpServer *srv)
     GHashTableIter it;
     gpointer key;
 
-    g_mutex_lock(&srv->deferred_lock);
+    g_mutex_lock(&http_deferred_lock);
     g_hash_table_iter_init(&it, srv->deferred);
     while (g_hash_table_iter_next(&it, &key, NULL)) {
         HttpDeferred *d = key;
@@ -551,7 +549,7 @@ answer_deferred(HttpServer *srv)
         MHD_resume_connection(d->conn);
         g_hash_table_iter_remove(&it);
     }
-    g_mutex_unlock(&srv->deferred_lock);
+    g_mutex_unlock(&http_deferred_lock);
     /* Let the resumed connections send their answers. */
     g_usleep(200 * 1000);
 }
@@ -582,6 +580,5 @@ http_server_stop(HttpServer *srv, unsigned drain_timeout_s)
     MHD_stop_daemon(srv->daemon);
     http_watchdog_stop(srv->watchdog); /* the daemon's stop removed every connection */
     g_hash_table_unref(srv->deferred);
-    g_mutex_clear(&srv->deferred_lock);
     g_free(srv);
 }

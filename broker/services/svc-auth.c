@@ -273,6 +273,9 @@ svc_auth_login(SvcAuth *auth, DbPool *pool, const char *username, const char *pa
         g_propagate_error(error, g_steal_pointer(&lookup_err));
         return NULL;
     }
+    /* No connection is held while waiting for a hashing slot and hashing: a burst of
+     * logins must not take the pool from every other request. */
+    g_clear_pointer(&conn, db_conn_release);
     if (!hash_slot_take(auth, ret_retry_after_s, error))
         return NULL;
     /* Unknown users, users without a password and disabled users cost a verify too. */
@@ -289,8 +292,13 @@ svc_auth_login(SvcAuth *auth, DbPool *pool, const char *username, const char *pa
         throttle_fail(auth, akey);
     }
     g_mutex_unlock(&auth->lock);
+    /* The outcome is recorded with a connection taken again. */
+    conn = db_pool_acquire(pool, ok ? error : NULL);
+    if (!conn && ok)
+        return NULL;
     if (!ok) {
-        audit_failed_login(conn, username, user, remote_addr);
+        if (conn) /* best effort: the client is refused anyway */
+            audit_failed_login(conn, username, user, remote_addr);
         g_set_error(error, VMB_ERROR, VMB_ERROR_UNAUTHORIZED,
                     "Wrong user name or password.");
         return NULL;

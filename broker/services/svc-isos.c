@@ -397,7 +397,9 @@ svc_isos_upload_finish(SvcUpload *up, bool *ret_existed, GError **error)
         svc_audit_write(db, up->user, "iso.upload", "iso", iso->id, up->remote_addr, detail,
                         NULL);
     }
-    /* Best effort: the next refresh (or start-up) shows it to virsh otherwise. */
+    /* Best effort: the next refresh (or start-up) shows it to virsh otherwise. It may wait
+     * for libvirt: not with a database connection in hand. */
+    g_clear_pointer(&db, db_conn_release);
     refresh_pool(isos);
     return iso;
 }
@@ -467,6 +469,7 @@ svc_isos_delete(SvcIsos *isos, const DbUser *user, const char *id, const char *r
     if (unused) {
         g_autofree char *path = g_build_filename(isos->storage_dir, "isos", volume, NULL);
         unlink(path);
+        g_clear_pointer(&db, db_conn_release);
         refresh_pool(isos);
     }
     return true;

@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -224,6 +226,41 @@ class Auth(harness.TestCase):
         # Another user is not throttled by Alice's failures.
         status, _, _ = self.login('bob')
         self.assertEqual(status, 200)
+
+    def test_logins_waiting_for_a_hashing_slot_hold_no_database_connection(self):
+        # Slow hashes (carol's are made with 16 passes), one at a time, two pooled
+        # connections: six logins at once queue for the hashing slot, and a request that
+        # needs the database still answers at once, because no login waits with a
+        # connection in hand.
+        slow = self.config(name='slow.ini', auth={'argon2_iterations': '16'})
+        r = self.vmb('user', 'add', 'carol', '--password-stdin', input=PASSWORD + '\n',
+                     config=slow)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.start(database={'pool_size': '2'}, auth={'max_hashing': '1'})
+        cookie, _ = self.session('bob')
+        t0 = time.monotonic()
+        self.assertEqual(self.login('carol')[0], 200)
+        one_hash = time.monotonic() - t0
+        results = []
+        logins = [threading.Thread(target=lambda: results.append(self.login('carol')[0]))
+                  for _ in range(6)]
+        for t in logins:
+            t.start()
+        time.sleep(one_hash / 2)
+        slowest = 0.0
+        answered = 0
+        while any(t.is_alive() for t in logins) and answered < 20:
+            t0 = time.monotonic()
+            status, _, _ = self.broker.get_json('/api/v1/me', headers={'Cookie': cookie})
+            slowest = max(slowest, time.monotonic() - t0)
+            self.assertEqual(status, 200)
+            answered += 1
+        for t in logins:
+            t.join()
+        self.assertGreaterEqual(answered, 3, f'one hash took {one_hash:.2f} s')
+        self.assertLess(slowest, max(0.25, one_hash / 2),
+                        f'a request waited {slowest:.2f} s; one hash takes {one_hash:.2f} s')
+        self.assertEqual(sorted(results), [200] * 6)
 
     def test_hostile_input_is_a_clean_4xx_and_changes_nothing(self):
         self.start(http={'max_body_bytes': '65536'})

@@ -245,6 +245,62 @@ class Console(harness.TestCase):
             self.assertTrue(head.startswith(b'HTTP/1.1 101'), head)
         return socks
 
+    def send_upgrades(self, paths):
+        """Sends a websocket request per path, all at once, without reading; returns them."""
+        socks = []
+        for path in paths:
+            s = socket.create_connection((self.broker.host, self.broker.port), timeout=60)
+            socks.append(s)
+            s.sendall((f'GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'
+                       'Connection: Upgrade\r\nSec-WebSocket-Key: '
+                       'dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n'
+                       f'Origin: {self.origin}\r\n\r\n').encode())
+        return socks
+
+    def test_a_qemu_that_never_answers_holds_no_http_worker(self):
+        # A socket that listens and never accepts stands in for a hung QEMU: twelve consoles
+        # of its VM wait in the relay's queue, not on the broker's two HTTP threads, so other
+        # requests answer at once meanwhile; each console then ends with a 503: the first
+        # ones after 10 s of their own handshake, the others after 30 s in the queue.
+        self.start(http={'threads': '2'})
+        admin = self.user('root', 'admin')
+        vm = self.create(admin)['vm']
+        hung = socket.socket()
+        hung.bind(('127.0.0.1', 0))
+        hung.listen(1)
+        self.addCleanup(hung.close)
+        # The port lease triggers are off for this one session's change: the hung port is
+        # nobody's lease.
+        point = ("SET session_replication_role = replica; "
+                 "UPDATE vms SET ws_port = {} WHERE id = '" + vm['id'] + "'")
+        self.db.psql(point.format(hung.getsockname()[1]))
+        self.addCleanup(self.db.psql, point.format(vm['ws_port']))
+        paths = [self.ws_ticket(admin, vm['id'])['ws_path'] for _ in range(12)]
+        started = time.monotonic()
+        socks = self.send_upgrades(paths)
+        slowest, answered = 0.0, 0
+        while time.monotonic() - started < 6:
+            for path in ('/healthz', '/api/v1/vms'):
+                t0 = time.monotonic()
+                status, _, data = self.broker.request('GET', path, headers=admin, timeout=30)
+                slowest = max(slowest, time.monotonic() - t0)
+                self.assertEqual(status, 200, data)
+                answered += 1
+        self.assertLess(slowest, 0.5, f'{answered} requests')
+        for s in socks:
+            head = b''
+            while b'\r\n\r\n' not in head:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, 'the broker closed a console without an answer')
+                head += chunk
+            s.close()
+            self.assertTrue(head.startswith(b'HTTP/1.1 503'), head)
+            self.assertIn(b'application/problem+json', head)
+        self.assertLess(time.monotonic() - started, 45)
+        # The VM's real console still opens.
+        self.db.psql(point.format(vm['ws_port']))
+        self.open_consoles([self.ws_ticket(admin, vm['id'])['ws_path']])[0].close()
+
     def test_200_concurrent_consoles_leave_no_fd_behind(self):
         self.start(http={'per_ip_connections': '400', 'max_connections': '1000'})
         admin = self.user('root', 'admin')
