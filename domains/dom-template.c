@@ -16,7 +16,7 @@ static const char *const kind_names[] = {
 G_STATIC_ASSERT(G_N_ELEMENTS(kind_names) == DOM_TEMPLATE_KIND_LAST);
 
 static const char *const network_names[] = {
-    [DOM_NETWORK_USER] = "user",
+    [DOM_NETWORK_ISOLATED] = "isolated",
     [DOM_NETWORK_LIBVIRT] = "libvirt",
     [DOM_NETWORK_NONE] = "none",
 };
@@ -299,8 +299,14 @@ load_network(Loader *l, DomTemplate *t)
     const char *s;
     int e;
 
-    e = DOM_NETWORK_USER;
-    if (!get_enum(l, "network", false, network_names, G_N_ELEMENTS(network_names), &e))
+    e = DOM_NETWORK_ISOLATED;
+    s = NULL;
+    if (!get_string(l, "network", false, &s))
+        return false;
+    /* "user" (QEMU's SLIRP) once reached the host's loopback; old templates that ask for it
+     * get the isolated network, which gives them the outbound access they wanted. */
+    if ((!s || strcmp(s, "user") != 0) &&
+        !get_enum(l, "network", false, network_names, G_N_ELEMENTS(network_names), &e))
         return false;
     t->network = (DomNetworkMode) e;
     s = NULL;

@@ -15,7 +15,7 @@ typedef enum {
 } DomTemplateKind;
 
 typedef enum {
-    DOM_NETWORK_USER,    /* QEMU's user-mode network (the default) */
+    DOM_NETWORK_ISOLATED, /* vmbroker's guest network: outbound NAT only (the default) */
     DOM_NETWORK_LIBVIRT, /* a named libvirt network */
     DOM_NETWORK_NONE,    /* no network card */
 

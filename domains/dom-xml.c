@@ -115,6 +115,7 @@ check_instance(const DomTemplate *t, const DomInstance *in, GError **error)
         { "backing_path", in->backing_path, false },
         { "backing_format", in->backing_format, false },
         { "listen", in->listen, true },           { "vnc_password", in->vnc_password, false },
+        { "guest_network", in->guest_network, t->network == DOM_NETWORK_ISOLATED },
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(texts); i++)
@@ -255,10 +256,13 @@ add_devices(xmlNode *domain, const DomTemplate *t, const DomInstance *in)
     add_disks(devices, t, in);
 
     if (t->network != DOM_NETWORK_NONE) {
-        bool user = t->network == DOM_NETWORK_USER;
-        n = add_empty(devices, "interface", "type", user ? "user" : "network");
-        if (!user)
-            add_empty(n, "source", "network", t->network_name);
+        bool isolated = t->network == DOM_NETWORK_ISOLATED;
+
+        n = add_empty(devices, "interface", "type", "network");
+        add_empty(n, "source", "network", isolated ? in->guest_network : t->network_name);
+        /* The filter of the same name keeps the guest off the host (dom-network.c). */
+        if (isolated)
+            add_empty(n, "filterref", "filter", in->guest_network);
         /* e1000 has drivers in every installer; virtio would not boot some. */
         add_empty(n, "model", "type", "e1000");
     }

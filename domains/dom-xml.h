@@ -30,6 +30,8 @@ typedef struct {
     guint ws_port;             /* QEMU's websocket server for the same display */
     const char *listen;        /* address both bind */
     const char *vnc_password;  /* VNC password, at most 8 characters count for VNC */
+    const char *guest_network; /* vmbroker's guest network (and its filter), for templates
+                                * of DOM_NETWORK_ISOLATED: dom_network_ensure() */
 } DomInstance;
 
 /* What vmbroker put into a domain's <metadata>. */

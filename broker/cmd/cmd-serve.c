@@ -255,6 +255,8 @@ start_services(Daemon *d, GError **error)
         .host_id = d->host_id,
         .name_prefix = cfg->libvirt_name_prefix,
         .console_listen = cfg->console_listen,
+        .guest_network = cfg->guests_network,
+        .guest_subnet = cfg->guests_subnet,
         .port_cooldown_s = cfg->console_port_cooldown_s,
         .port_quarantine_s = cfg->console_port_quarantine_s,
         .stop_timeout_s = cfg->libvirt_stop_timeout_s,

@@ -18,6 +18,7 @@
     "       vmbroker template render NAME [--owner USER] [--vm-id ID] [--vnc-port P]\n"  \
     "                [--ws-port P] [--listen ADDR] [--vnc-password PW] [--iso PATH]\n"   \
     "                [--storage-dir DIR] [--domain-type kvm|qemu] [--uuid UUID]\n"       \
+    "                [--guest-network NET]\n"                                            \
     "\n"                                                                                 \
     "--domain-type defaults to libvirt.domain_type; when that is auto, to kvm if this\n" \
     "user may open /dev/kvm, else qemu (serve's auto may still pick qemu: it also boots\n" \
@@ -49,6 +50,7 @@ default_domain_type(const char *configured)
 /* The options of `template render`: instance values, placeholders where not given. */
 typedef struct {
     char *owner, *vm_id, *uuid, *listen, *password, *iso, *storage_dir, *domain_type;
+    char *guest_network;
     int vnc_port, ws_port;
 } RenderArgs;
 
@@ -63,6 +65,7 @@ render_args_clear(RenderArgs *a)
     g_free(a->iso);
     g_free(a->storage_dir);
     g_free(a->domain_type);
+    g_free(a->guest_network);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(RenderArgs, render_args_clear)
 
@@ -84,6 +87,7 @@ parse_render_args(int *argc, char ***argv, RenderArgs *a)
         { "iso", 0, 0, G_OPTION_ARG_FILENAME, &a->iso, "ISO for templates that boot the user's ISO", "PATH" },
         { "storage-dir", 0, 0, G_OPTION_ARG_FILENAME, &a->storage_dir, "storage.dir for disk paths", "DIR" },
         { "domain-type", 0, 0, G_OPTION_ARG_STRING, &a->domain_type, "kvm or qemu (default: libvirt.domain_type, see usage)", "TYPE" },
+        { "guest-network", 0, 0, G_OPTION_ARG_STRING, &a->guest_network, "guests.network for \"isolated\" (default vmbroker-guests)", "NET" },
         { NULL },
     };
 
@@ -153,6 +157,7 @@ render_xml(const DomTemplate *t, const char *name_prefix, const char *config_dom
         .ws_port = (guint) a->ws_port,
         .listen = a->listen ? a->listen : "127.0.0.1",
         .vnc_password = a->password,
+        .guest_network = a->guest_network ? a->guest_network : "vmbroker-guests",
     }, error);
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "build-config.h"
+#include "dom-network.h"
 #include "vmb-error.h"
 #include "vmb-log.h"
 
@@ -26,6 +27,7 @@ typedef enum {
     KEY_PREFIX,
     KEY_ENUM,       /* one of names[]: the field is the index (an enum) */
     KEY_CIDRS,      /* addresses and ADDRESS/PREFIX blocks: a VmbCidrList * */
+    KEY_SUBNET,     /* one IPv4 ADDRESS/PREFIX of a guest network (dom_network_check_subnet) */
 
     KEY_LAST
 } KeyType;
@@ -92,6 +94,8 @@ static const KeyDef keys[] = {
       dom_accel_mode_names },
     { "libvirt", "probe_timeout_ms", KEY_UINT, "5000", 100, 60000,
       OFF(libvirt_probe_timeout_ms) },
+    { "guests", "network", KEY_PREFIX, "vmbroker-guests", 0, 0, OFF(guests_network) },
+    { "guests", "subnet", KEY_SUBNET, "10.213.0.0/24", 0, 0, OFF(guests_subnet) },
     { "storage", "dir", KEY_STRING, "/var/lib/vmbroker", 0, 0, OFF(storage_dir) },
     { "storage", "max_iso_bytes", KEY_UINT64, "8589934592", 1, G_GUINT64_CONSTANT(1) << 42,
       OFF(storage_max_iso_bytes) },
@@ -152,6 +156,8 @@ config_free(Config *cfg)
     g_free(cfg->database_url);
     g_free(cfg->libvirt_uri);
     g_free(cfg->libvirt_name_prefix);
+    g_free(cfg->guests_network);
+    g_free(cfg->guests_subnet);
     g_free(cfg->storage_dir);
     g_free(cfg->console_listen);
     g_free(cfg->templates_dir);
@@ -376,6 +382,13 @@ parse_value(Config *cfg, const KeyDef *k, const char *value)
         return parse_enum(k->names, value, field);
     case KEY_CIDRS:
         return parse_cidrs(value, field);
+    case KEY_SUBNET: {
+        g_autoptr(GError) err = NULL;
+        if (!dom_network_check_subnet(value, &err))
+            return g_strdup("an IPv4 ADDRESS/PREFIX without host bits, prefix 16 to 28");
+        *(char **) field = g_strdup(value);
+        return NULL;
+    }
     case KEY_LAST:
         break;
     }

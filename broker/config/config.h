@@ -69,6 +69,10 @@ typedef struct {
     unsigned events_max_per_user;  /* event streams at once per user */
     unsigned events_keepalive_s;   /* a comment on a silent stream this often */
 
+    /* [guests] */
+    char *guests_network;          /* vmbroker's guest network and its filter in libvirt */
+    char *guests_subnet;           /* that network's IPv4 subnet (the host takes .1) */
+
     /* [storage] */
     char *storage_dir;             /* where vmbroker's storage pools live */
     guint64 storage_max_iso_bytes; /* one uploaded ISO at most */

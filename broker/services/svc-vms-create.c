@@ -11,6 +11,7 @@
 #include "db-tickets.h"
 #include "dom-accel.h"
 #include "dom-lifecycle.h"
+#include "dom-network.h"
 #include "dom-storage.h"
 #include "dom-virt.h"
 #include "dom-xml.h"
@@ -225,6 +226,7 @@ define_and_start_as(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTe
         .ws_port = vm->ws_port,
         .listen = vms->console_listen,
         .vnc_password = plan->password,
+        .guest_network = vms->guest_network,
     };
     g_autofree char *xml = dom_xml_build_string(tmpl, &inst, error);
     g_autoptr(virDomain) dom = NULL;
@@ -232,6 +234,10 @@ define_and_start_as(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTe
     char uuid[VIR_UUID_STRING_BUFLEN];
 
     if (!xml)
+        return false;
+    /* Every start checks it: a host may be new, or its network may have been removed. */
+    if (tmpl->network == DOM_NETWORK_ISOLATED &&
+        !dom_network_ensure(conn, vms->guest_network, vms->guest_subnet, error))
         return false;
     vmb_crash_point(vm->started_at ? "start:after-disk" : "create:after-disk");
     svc_vms_step(vms, "defining the domain", 40);

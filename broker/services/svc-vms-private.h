@@ -15,6 +15,8 @@ struct SvcVms {
     char *host_id;
     char *name_prefix;
     char *console_listen;
+    char *guest_network;
+    char *guest_subnet;
     GMutex claim_lock;
     GCond claim_freed;
     GHashTable *claimed;   /* ids of VMs an operation is working on */

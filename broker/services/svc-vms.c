@@ -66,6 +66,10 @@ svc_vms_new(const SvcVmsOptions *opts)
     vms->opts.host_id = vms->host_id;
     vms->opts.name_prefix = vms->name_prefix;
     vms->opts.console_listen = vms->console_listen;
+    vms->guest_network = g_strdup(opts->guest_network);
+    vms->guest_subnet = g_strdup(opts->guest_subnet);
+    vms->opts.guest_network = vms->guest_network;
+    vms->opts.guest_subnet = vms->guest_subnet;
     g_mutex_init(&vms->claim_lock);
     g_cond_init(&vms->claim_freed);
     vms->claimed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -92,6 +96,8 @@ svc_vms_free(SvcVms *vms)
     g_free(vms->host_id);
     g_free(vms->name_prefix);
     g_free(vms->console_listen);
+    g_free(vms->guest_network);
+    g_free(vms->guest_subnet);
     g_free(vms);
 }
 

@@ -26,6 +26,8 @@ typedef struct {
     const char *host_id;             /* hosts row of this libvirt */
     const char *name_prefix;         /* libvirt.name_prefix */
     const char *console_listen;      /* where QEMU's VNC and websocket servers bind */
+    const char *guest_network;       /* vmbroker's guest network (templates' "isolated") */
+    const char *guest_subnet;        /* its IPv4 subnet, for defining it where missing */
     unsigned port_cooldown_s;        /* released ports wait this long */
     unsigned port_quarantine_s;      /* ports held by others are skipped this long */
     unsigned stop_timeout_s;         /* ACPI grace before a stop destroys */

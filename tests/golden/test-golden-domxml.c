@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Golden files for template -> domain XML: domxml-in/NAME.instance (a key file naming a
 // template and the instance values) -> domxml-out/NAME.xml. VMB_REGENERATE_GOLDEN=1
-// rewrites the outputs; every output must also pass `virt-xml-validate FILE domain`.
+// rewrites the outputs; every output must also pass `virt-xml-validate FILE domain`. The
+// guest network and its filter (dom-network.c) are golden files too: domxml-out/guest-*.xml.
 #include <string.h>
 
+#include "dom-network.h"
 #include "dom-template.h"
 #include "dom-xml.h"
 #include "test.h"
+#include "vmb-error.h"
 
 #define GOLDEN_DIR VMB_SOURCE_ROOT "/tests/golden"
 
@@ -30,9 +33,9 @@ find_template(const char *name)
 }
 
 static void
-validate(const char *path)
+validate(const char *path, const char *schema)
 {
-    const char *argv[] = { VIRT_XML_VALIDATE, path, "domain", NULL };
+    const char *argv[] = { VIRT_XML_VALIDATE, path, schema, NULL };
     g_autofree char *out = NULL;
     g_autofree char *err = NULL;
     g_autoptr(GError) error = NULL;
@@ -47,7 +50,7 @@ validate(const char *path)
                                &err, &status, &error));
     g_assert_no_error(error);
     if (!g_spawn_check_wait_status(status, NULL)) {
-        fprintf(stderr, "virt-xml-validate %s domain failed:\n%s%s", path, out, err);
+        fprintf(stderr, "virt-xml-validate %s %s failed:\n%s%s", path, schema, out, err);
         g_assert_not_reached();
     }
 }
@@ -58,17 +61,42 @@ opt(GKeyFile *kf, const char *key)
     return g_key_file_get_string(kf, "instance", key, NULL);
 }
 
+/* Compares @xml with domxml-out/@name.xml (or rewrites it) and validates it as @schema. */
+static void
+check_golden(const char *name, const char *xml, const char *schema)
+{
+    g_autofree char *out_path = g_strdup_printf(GOLDEN_DIR "/domxml-out/%s.xml", name);
+    g_autofree char *expected = NULL;
+    g_autoptr(GError) error = NULL;
+
+    if (g_strcmp0(g_getenv("VMB_REGENERATE_GOLDEN"), "1") == 0) {
+        g_assert_true(g_file_set_contents(out_path, xml, -1, &error));
+        g_assert_no_error(error);
+    }
+    if (!g_file_get_contents(out_path, &expected, NULL, &error)) {
+        fprintf(stderr, "%s: %s (run with VMB_REGENERATE_GOLDEN=1 to create it)\n", out_path,
+                error->message);
+        g_assert_not_reached();
+    }
+    if (strcmp(expected, xml) != 0) {
+        fprintf(stderr, "%s differs; got:\n%s\n(VMB_REGENERATE_GOLDEN=1 rewrites it; read the "
+                        "diff line by line)\n",
+                out_path, xml);
+        g_assert_not_reached();
+    }
+    validate(out_path, schema);
+}
+
 static void
 do_test(const char *name)
 {
     g_autofree char *in_path = g_strdup_printf(GOLDEN_DIR "/domxml-in/%s.instance", name);
-    g_autofree char *out_path = g_strdup_printf(GOLDEN_DIR "/domxml-out/%s.xml", name);
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autoptr(GError) error = NULL;
     g_autofree char *tmpl_name = NULL, *prefix = NULL, *domain_type = NULL, *uuid = NULL;
     g_autofree char *vm_id = NULL, *owner = NULL, *created = NULL, *iso = NULL, *disk = NULL;
     g_autofree char *backing = NULL, *backing_format = NULL, *listen = NULL, *pw = NULL;
-    g_autofree char *dom_name = NULL, *xml = NULL, *expected = NULL;
+    g_autofree char *dom_name = NULL, *xml = NULL, *net = NULL;
     const DomTemplate *t;
     DomInstance inst = { 0 };
 
@@ -98,26 +126,11 @@ do_test(const char *name)
         .ws_port = (guint) g_key_file_get_integer(kf, "instance", "ws_port", NULL),
         .listen = listen = opt(kf, "listen"),
         .vnc_password = pw = opt(kf, "vnc_password"),
+        .guest_network = net = opt(kf, "guest_network"),
     };
     xml = dom_xml_build_string(t, &inst, &error);
     g_assert_no_error(error);
-
-    if (g_strcmp0(g_getenv("VMB_REGENERATE_GOLDEN"), "1") == 0) {
-        g_assert_true(g_file_set_contents(out_path, xml, -1, &error));
-        g_assert_no_error(error);
-    }
-    if (!g_file_get_contents(out_path, &expected, NULL, &error)) {
-        fprintf(stderr, "%s: %s (run with VMB_REGENERATE_GOLDEN=1 to create it)\n", out_path,
-                error->message);
-        g_assert_not_reached();
-    }
-    if (strcmp(expected, xml) != 0) {
-        fprintf(stderr, "%s differs; got:\n%s\n(VMB_REGENERATE_GOLDEN=1 rewrites it; read the "
-                        "diff line by line)\n",
-                out_path, xml);
-        g_assert_not_reached();
-    }
-    validate(out_path);
+    check_golden(name, xml, "domain");
 }
 
 #define DO_TEST(name) do_test(name)
@@ -132,6 +145,27 @@ TEST(domxml)
     DO_TEST("escaping");
     dom_template_set_free(shipped);
     dom_template_set_free(extra);
+}
+
+TEST(guest_network)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *net = dom_network_xml("vmbroker-guests", "10.213.0.0/24", &error);
+    g_autofree char *filter = NULL;
+
+    g_assert_no_error(error);
+    check_golden("guest-network", net, "network");
+    filter = dom_network_filter_xml("vmbroker-guests", "10.213.0.0/24", &error);
+    g_assert_no_error(error);
+    check_golden("guest-filter", filter, "nwfilter");
+    /* A subnet with host bits, a prefix out of range, a name with a slash: refused. */
+    g_assert_null(dom_network_xml("n", "10.213.0.1/24", &error));
+    g_assert_error(error, VMB_ERROR, VMB_ERROR_CONFIG);
+    g_clear_error(&error);
+    g_assert_null(dom_network_xml("n", "10.0.0.0/8", &error));
+    g_clear_error(&error);
+    g_assert_null(dom_network_filter_xml("a/b", "10.213.0.0/24", &error));
+    g_assert_error(error, VMB_ERROR, VMB_ERROR_CONFIG);
 }
 
 TEST_MAIN()

@@ -70,7 +70,7 @@ TEST(defaults)
     g_assert_cmpuint(t->vcpus, ==, 1);
     g_assert_cmpint(t->video, ==, DOM_VIDEO_VGA);
     g_assert_cmpint(t->disk_bus, ==, DOM_DISK_BUS_VIRTIO);
-    g_assert_cmpint(t->network, ==, DOM_NETWORK_USER);
+    g_assert_cmpint(t->network, ==, DOM_NETWORK_ISOLATED);
     g_assert_cmpstr(t->description, ==, "");
     g_assert_cmpuint(t->idle_timeout_s, ==, 0);
     g_assert_false(t->console_exclusive);
