@@ -54,6 +54,7 @@ define_memtest(virConnectPtr conn, const char *owner, const char *vm_id)
         .vnc_port = 6100,
         .ws_port = 6200,
         .listen = "127.0.0.1",
+        .guest_network = "vmbroker-guests",
         .vnc_password = "secret",
     };
     virDomainPtr dom;
@@ -356,6 +357,7 @@ TEST(pools_overlays_and_ephemeral_volumes)
         .vnc_port = 6101,
         .ws_port = 6201,
         .listen = "127.0.0.1",
+        .guest_network = "vmbroker-guests",
     };
     xml = dom_xml_build_string(overlay_t, &in, &error);
     g_assert_no_error(error);

@@ -30,6 +30,7 @@ memtest_instance(void)
         .vnc_port = 5900,
         .ws_port = 5700,
         .listen = "127.0.0.1",
+        .guest_network = "vmbroker-guests",
     };
 }
 
