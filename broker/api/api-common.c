@@ -194,9 +194,26 @@ api_sees_internals(HttpRequest *req, App *app)
 HttpReply *
 api_json_body(HttpRequest *req, json_object **ret_obj)
 {
-    const char *ctype = http_request_header(req, "Content-Type");
     size_t len = 0;
     const char *body = http_request_body(req, &len);
+
+    return api_json_decode(http_request_header(req, "Content-Type"), body, len, ret_obj);
+}
+
+/**
+ * api_json_decode:
+ * @ctype: (nullable): the Content-Type header
+ * @body: the body, NUL-terminated after @len bytes
+ * @len: its length
+ * @ret_obj: (out): the parsed object, set when NULL is returned
+ *
+ * api_json_body() without the request, for its fuzz target.
+ *
+ * Returns: (transfer full) (nullable): NULL on success, else the 400 or 415 reply.
+ */
+HttpReply *
+api_json_decode(const char *ctype, const char *body, size_t len, json_object **ret_obj)
+{
     g_autoptr(json_tokener) tok = NULL;
     g_autoptr(json_object) obj = NULL;
 

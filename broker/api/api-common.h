@@ -40,6 +40,8 @@ bool api_sees_internals(HttpRequest *req, App *app);
 
 /* Parses a JSON object body (415 unless application/json, 400 when malformed). */
 HttpReply *api_json_body(HttpRequest *req, json_object **ret_obj);
+HttpReply *api_json_decode(const char *ctype, const char *body, size_t len,
+                           json_object **ret_obj);
 /* Reads a member that must be a string (or absent when !required); VMB_ERROR_INVALID. */
 bool api_json_string(json_object *obj, const char *key, bool required, const char **ret,
                      GError **error);
