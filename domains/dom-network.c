@@ -245,8 +245,28 @@ ensure_filter(virConnectPtr conn, const char *name, const char *subnet, GError *
     if (!xml)
         return false;
     f = virNWFilterDefineXML(conn, xml);
+    /* Another broker may have defined it a moment ago. */
+    if (!f)
+        f = virNWFilterLookupByName(conn, name);
     if (!f) {
         dom_virt_set_error(error, "defining network filter '%s'", name);
+        return false;
+    }
+    return true;
+}
+
+static bool
+start_network(virNetworkPtr net, const char *name, GError **error)
+{
+    int active = virNetworkIsActive(net);
+
+    if (active < 0) {
+        dom_virt_set_error(error, "reading the state of network '%s'", name);
+        return false;
+    }
+    /* Another broker may start it at the same moment: then it is running, which is fine. */
+    if (active == 0 && virNetworkCreate(net) < 0 && virNetworkIsActive(net) != 1) {
+        dom_virt_set_error(error, "starting network '%s'", name);
         return false;
     }
     return true;
@@ -269,7 +289,6 @@ bool
 dom_network_ensure(virConnectPtr conn, const char *name, const char *subnet, GError **error)
 {
     g_autoptr(virNetwork) net = NULL;
-    int active;
 
     if (!ensure_filter(conn, name, subnet, error))
         return false;
@@ -285,6 +304,8 @@ dom_network_ensure(virConnectPtr conn, const char *name, const char *subnet, GEr
         if (!xml)
             return false;
         net = virNetworkDefineXML(conn, xml);
+        if (!net && (net = virNetworkLookupByName(conn, name)) != NULL)
+            return start_network(net, name, error); /* another broker was first */
         if (!net) {
             dom_virt_set_error(error, "defining network '%s'", name);
             return false;
@@ -294,15 +315,5 @@ dom_network_ensure(virConnectPtr conn, const char *name, const char *subnet, GEr
             return false;
         }
     }
-    active = virNetworkIsActive(net);
-    /* Another broker may start it at the same moment: then it is running, which is fine. */
-    if (active == 0 && virNetworkCreate(net) < 0 && virNetworkIsActive(net) != 1) {
-        dom_virt_set_error(error, "starting network '%s'", name);
-        return false;
-    }
-    if (active < 0) {
-        dom_virt_set_error(error, "reading the state of network '%s'", name);
-        return false;
-    }
-    return true;
+    return start_network(net, name, error);
 }
