@@ -160,6 +160,94 @@ TEST(schema_refuses_impossible_states)
                     db->alice_id, a->id);
 }
 
+/* Paused and resumed: ports kept, a new reason taken, the start time kept. */
+static void
+pause_and_resume(TestDb *db, const char *id, guint vnc_port)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(DbVm) before = NULL;
+    g_autoptr(DbVm) paused = NULL;
+    DbVm *now = NULL;
+
+    now = set_state(db, id, DB_VM_PAUSED, "paused outside vmbroker (virsh suspend)", &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(now->state, ==, DB_VM_PAUSED);
+    g_assert_cmpuint(now->vnc_port, ==, vnc_port);
+    db_vm_free(now);
+    now = set_state(db, id, DB_VM_PAUSED, "paused by libvirt: I/O error", &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(now->state_reason, ==, "paused by libvirt: I/O error");
+    db_vm_free(now);
+    g_assert_null(set_state(db, id, DB_VM_CREATING, NULL, &err));
+    g_assert_error(err, VMB_ERROR, VMB_ERROR_CONFLICT);
+    g_clear_error(&err);
+    before = set_state(db, id, DB_VM_RUNNING, NULL, &err);
+    g_assert_no_error(err);
+    g_assert_null(before->state_reason);
+    paused = set_state(db, id, DB_VM_PAUSED, "paused by libvirt: internal error", &err);
+    g_assert_no_error(err);
+    now = set_state(db, id, DB_VM_RUNNING, NULL, &err);
+    g_assert_no_error(err);
+    g_assert_true(g_date_time_equal(now->started_at, before->started_at));
+    db_vm_free(now);
+    g_clear_pointer(&paused, db_vm_free);
+    paused = set_state(db, id, DB_VM_PAUSED, "paused by libvirt: internal error", &err);
+    g_assert_no_error(err);
+}
+
+/* A paused VM is stopped from paused; stopping releases the ports. */
+static void
+stop_from_paused(TestDb *db, const char *id)
+{
+    g_autoptr(GError) err = NULL;
+    DbVm *now = NULL;
+
+    now = set_state(db, id, DB_VM_STOPPING, "user", &err);
+    g_assert_no_error(err);
+    db_vm_free(now);
+    g_assert_null(set_state(db, id, DB_VM_PAUSED, NULL, &err));
+    g_assert_error(err, VMB_ERROR, VMB_ERROR_CONFLICT);
+    g_clear_error(&err);
+    now = set_state(db, id, DB_VM_STOPPED, "reaper", &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(now->state, ==, DB_VM_STOPPED);
+    g_assert_cmpstr(now->state_reason, ==, "reaper");
+    g_assert_cmpuint(now->vnc_port, ==, 0);
+    g_assert_cmpuint(now->ws_port, ==, 0);
+    g_assert_nonnull(now->stopped_at);
+    db_vm_free(now);
+    /* Stopping released the ports. */
+    g_assert_cmpint(test_db_scalar(db, "SELECT count(*) FROM port_leases"
+                                       " WHERE vm_id IS NOT NULL"), ==, 0);
+    g_assert_null(set_state(db, id, DB_VM_STOPPED, NULL, &err));
+    g_assert_error(err, VMB_ERROR, VMB_ERROR_CONFLICT);
+    g_clear_error(&err);
+    g_assert_null(set_state(db, id, DB_VM_RUNNING, NULL, &err));
+    g_assert_error(err, VMB_ERROR, VMB_ERROR_CONFLICT);
+    g_clear_error(&err);
+}
+
+/* Start again: fresh ports, back in creating. */
+static void
+start_again(TestDb *db, const char *id)
+{
+    g_autoptr(GError) err = NULL;
+    Tx t = { .db = db, .id = id };
+
+    g_assert_true(db_pool_transaction(db->pool, start_tx, &t, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(t.vm->state, ==, DB_VM_CREATING);
+    g_assert_cmpuint(t.vm->vnc_port, !=, 0);
+    g_assert_cmpuint(t.vm->ws_port, !=, 0);
+    g_assert_null(t.vm->state_reason);
+    db_vm_free(t.vm);
+    /* Not twice. */
+    t.vm = NULL;
+    g_assert_false(db_pool_transaction(db->pool, start_tx, &t, &err));
+    g_assert_error(err, VMB_ERROR, VMB_ERROR_CONFLICT);
+    g_clear_error(&err);
+}
+
 TEST(state_machine)
 {
     g_autoptr(TestDb) db = test_db_new("vms_states", 2, VNC_FIRST, WS_FIRST, 4);
@@ -192,75 +280,9 @@ TEST(state_machine)
     g_assert_nonnull(strstr(err->message, "the VM is running"));
     g_clear_error(&err);
 
-    /* Paused and resumed: ports kept, a new reason taken, the start time kept. */
-    now = set_state(db, id, DB_VM_PAUSED, "paused outside vmbroker (virsh suspend)", &err);
-    g_assert_no_error(err);
-    g_assert_cmpint(now->state, ==, DB_VM_PAUSED);
-    g_assert_cmpuint(now->vnc_port, ==, vm->vnc_port);
-    db_vm_free(now);
-    now = set_state(db, id, DB_VM_PAUSED, "paused by libvirt: I/O error", &err);
-    g_assert_no_error(err);
-    g_assert_cmpstr(now->state_reason, ==, "paused by libvirt: I/O error");
-    db_vm_free(now);
-    g_assert_null(set_state(db, id, DB_VM_CREATING, NULL, &err));
-    g_assert_error(err, VMB_ERROR, VMB_ERROR_CONFLICT);
-    g_clear_error(&err);
-    {
-        g_autoptr(DbVm) before = set_state(db, id, DB_VM_RUNNING, NULL, &err);
-        g_autoptr(DbVm) paused = NULL;
-        g_assert_no_error(err);
-        g_assert_null(before->state_reason);
-        paused = set_state(db, id, DB_VM_PAUSED, "paused by libvirt: internal error", &err);
-        g_assert_no_error(err);
-        now = set_state(db, id, DB_VM_RUNNING, NULL, &err);
-        g_assert_no_error(err);
-        g_assert_true(g_date_time_equal(now->started_at, before->started_at));
-        db_vm_free(now);
-        g_clear_pointer(&paused, db_vm_free);
-        paused = set_state(db, id, DB_VM_PAUSED, "paused by libvirt: internal error", &err);
-        g_assert_no_error(err);
-    }
-    /* A paused VM is stopped from paused. */
-    now = set_state(db, id, DB_VM_STOPPING, "user", &err);
-    g_assert_no_error(err);
-    db_vm_free(now);
-    g_assert_null(set_state(db, id, DB_VM_PAUSED, NULL, &err));
-    g_assert_error(err, VMB_ERROR, VMB_ERROR_CONFLICT);
-    g_clear_error(&err);
-    now = set_state(db, id, DB_VM_STOPPED, "reaper", &err);
-    g_assert_no_error(err);
-    g_assert_cmpint(now->state, ==, DB_VM_STOPPED);
-    g_assert_cmpstr(now->state_reason, ==, "reaper");
-    g_assert_cmpuint(now->vnc_port, ==, 0);
-    g_assert_cmpuint(now->ws_port, ==, 0);
-    g_assert_nonnull(now->stopped_at);
-    db_vm_free(now);
-    /* Stopping released the ports. */
-    g_assert_cmpint(test_db_scalar(db, "SELECT count(*) FROM port_leases"
-                                       " WHERE vm_id IS NOT NULL"), ==, 0);
-    g_assert_null(set_state(db, id, DB_VM_STOPPED, NULL, &err));
-    g_assert_error(err, VMB_ERROR, VMB_ERROR_CONFLICT);
-    g_clear_error(&err);
-    g_assert_null(set_state(db, id, DB_VM_RUNNING, NULL, &err));
-    g_assert_error(err, VMB_ERROR, VMB_ERROR_CONFLICT);
-    g_clear_error(&err);
-
-    /* Start again: fresh ports, back in creating. */
-    {
-        Tx t = { .db = db, .id = id };
-        g_assert_true(db_pool_transaction(db->pool, start_tx, &t, &err));
-        g_assert_no_error(err);
-        g_assert_cmpint(t.vm->state, ==, DB_VM_CREATING);
-        g_assert_cmpuint(t.vm->vnc_port, !=, 0);
-        g_assert_cmpuint(t.vm->ws_port, !=, 0);
-        g_assert_null(t.vm->state_reason);
-        db_vm_free(t.vm);
-        /* Not twice. */
-        t.vm = NULL;
-        g_assert_false(db_pool_transaction(db->pool, start_tx, &t, &err));
-        g_assert_error(err, VMB_ERROR, VMB_ERROR_CONFLICT);
-        g_clear_error(&err);
-    }
+    pause_and_resume(db, id, vm->vnc_port);
+    stop_from_paused(db, id);
+    start_again(db, id);
     /* error keeps the ports (QEMU may still hold them); stopped from error frees them. */
     now = set_state(db, id, DB_VM_ERROR, "define failed", &err);
     g_assert_no_error(err);
@@ -277,6 +299,40 @@ TEST(state_machine)
     g_clear_error(&err);
     g_assert_null(set_state(db, "nope", DB_VM_ERROR, NULL, &err));
     g_assert_error(err, VMB_ERROR, VMB_ERROR_UNPROCESSABLE);
+}
+
+/* Alice's VM seen by her, by an admin and (not) by Bob; its domain recorded. */
+static void
+check_get_and_list(TestDb *db, const DbVm *a)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(DbConn) conn = db_pool_acquire(db->pool, &err);
+    g_autoptr(DbVm) seen = db_vms_get(conn, a->id, db->alice_id, &err);
+    g_autoptr(DbVm) as_admin = db_vms_get(conn, a->id, NULL, &err);
+    g_autoptr(DbVm) as_bob = NULL;
+    g_autoptr(GPtrArray) mine = db_vms_list(conn, db->alice_id, &err);
+    g_autoptr(GPtrArray) all = db_vms_list(conn, NULL, &err);
+
+    g_assert_no_error(err);
+    g_assert_cmpstr(seen->name, ==, "crud");
+    g_assert_cmpstr(as_admin->id, ==, a->id);
+    as_bob = db_vms_get(conn, a->id, db->bob_id, &err);
+    g_assert_null(as_bob);
+    g_assert_error(err, VMB_ERROR, VMB_ERROR_NOT_FOUND);
+    g_clear_error(&err);
+    g_assert_cmpuint(mine->len, ==, 1);
+    g_assert_cmpuint(all->len, ==, 2);
+    g_assert_null(a->accelerator);
+    g_assert_true(db_vms_set_domain(conn, a->id, "6b0c8a36-3a4c-4d5e-9f00-0123456789ab",
+                                    "qemu", &err));
+    g_clear_pointer(&seen, db_vm_free);
+    seen = db_vms_get(conn, a->id, NULL, &err);
+    g_assert_cmpstr(seen->domain_uuid, ==, "6b0c8a36-3a4c-4d5e-9f00-0123456789ab");
+    g_assert_cmpstr(seen->accelerator, ==, "qemu");
+    /* Outside a transaction, a multi-statement write refuses to run. */
+    g_assert_false(db_vms_delete(conn, a->id, NULL, 0, &err));
+    g_assert_error(err, VMB_ERROR, VMB_ERROR_INTERNAL);
+    g_clear_error(&err);
 }
 
 TEST(insert_get_list_delete)
@@ -318,35 +374,7 @@ TEST(insert_get_list_delete)
     g_assert_cmpint(test_db_scalar(db, "SELECT count(*) FROM port_leases"
                                        " WHERE vm_id IS NOT NULL"), ==, 4);
 
-    {
-        g_autoptr(DbConn) conn = db_pool_acquire(db->pool, &err);
-        g_autoptr(DbVm) seen = db_vms_get(conn, a->id, db->alice_id, &err);
-        g_autoptr(DbVm) as_admin = db_vms_get(conn, a->id, NULL, &err);
-        g_autoptr(DbVm) as_bob = NULL;
-        g_autoptr(GPtrArray) mine = db_vms_list(conn, db->alice_id, &err);
-        g_autoptr(GPtrArray) all = db_vms_list(conn, NULL, &err);
-
-        g_assert_no_error(err);
-        g_assert_cmpstr(seen->name, ==, "crud");
-        g_assert_cmpstr(as_admin->id, ==, a->id);
-        as_bob = db_vms_get(conn, a->id, db->bob_id, &err);
-        g_assert_null(as_bob);
-        g_assert_error(err, VMB_ERROR, VMB_ERROR_NOT_FOUND);
-        g_clear_error(&err);
-        g_assert_cmpuint(mine->len, ==, 1);
-        g_assert_cmpuint(all->len, ==, 2);
-        g_assert_null(a->accelerator);
-        g_assert_true(db_vms_set_domain(conn, a->id, "6b0c8a36-3a4c-4d5e-9f00-0123456789ab",
-                                        "qemu", &err));
-        g_clear_pointer(&seen, db_vm_free);
-        seen = db_vms_get(conn, a->id, NULL, &err);
-        g_assert_cmpstr(seen->domain_uuid, ==, "6b0c8a36-3a4c-4d5e-9f00-0123456789ab");
-        g_assert_cmpstr(seen->accelerator, ==, "qemu");
-        /* Outside a transaction, a multi-statement write refuses to run. */
-        g_assert_false(db_vms_delete(conn, a->id, NULL, 0, &err));
-        g_assert_error(err, VMB_ERROR, VMB_ERROR_INTERNAL);
-        g_clear_error(&err);
-    }
+    check_get_and_list(db, a);
     /* Bob cannot delete Alice's VM; Alice can, and its ports are free again. */
     {
         Tx d = { .db = db, .id = a->id, .spec = { .owner_id = db->bob_id } };

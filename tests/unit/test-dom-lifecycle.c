@@ -270,21 +270,13 @@ TEST(pools_get_their_owner)
     }
 }
 
-TEST(pools_overlays_and_ephemeral_volumes)
+/* Makes the pools (twice: it is idempotent) and refuses them at another folder. */
+static void
+check_pools(virConnectPtr conn, const char *prefix, const char *dir, const char *other)
 {
-    g_autoptr(virConnect) conn = test_conn();
     g_autoptr(GError) error = NULL;
-    g_autofree char *dir = g_dir_make_tmp("vmbtest-unit-XXXXXX", &error);
-    g_autofree char *prefix = g_strdup_printf("vmbtest-unit-%d-", (int) getpid());
-    g_autofree char *other = g_build_filename(dir, "elsewhere", NULL);
-    g_autofree char *backing = NULL, *overlay = NULL, *blank = NULL, *fmt = NULL;
-    g_autofree char *xml = NULL, *type = NULL, *name = NULL, *disks_name = NULL;
-    g_autoptr(DomTemplate) overlay_t = load("debian-overlay");
-    g_autoptr(virDomain) dom = NULL;
-    g_autoptr(virStorageVol) gone = NULL;
-    DomInstance in;
+    g_autofree char *disks_name = NULL;
 
-    g_assert_no_error(error);
     g_assert_true(dom_storage_ensure_pools(conn, prefix, dir, DOM_POOL_OWNER_DEFAULT, &error));
     g_assert_no_error(error);
     /* Idempotent. */
@@ -303,48 +295,40 @@ TEST(pools_overlays_and_ephemeral_volumes)
     g_assert_false(dom_storage_ensure_pools(conn, prefix, other, DOM_POOL_OWNER_DEFAULT, &error));
     g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG);
     g_assert_nonnull(strstr(error->message, "another vmbroker"));
-    g_clear_error(&error);
+}
 
-    /* A base image whose format disagrees with the template is refused. */
+/* A base image whose format disagrees with the template is refused; then it is deleted. */
+static void
+check_base_format_refused(virConnectPtr conn, const char *prefix, DomTemplate *overlay_t)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *p = NULL;
+
     create_base(conn, prefix, "debian-12.qcow2", "raw");
     g_assert_null(dom_storage_create_overlay(conn, prefix, "x.qcow2", overlay_t, NULL, &error));
     g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNPROCESSABLE);
     g_assert_cmpstr(error->message, ==, "base image 'debian-12.qcow2' of template "
                                         "'debian-overlay' is raw, but the template says qcow2");
     g_clear_error(&error);
-    {
-        g_autofree char *p = dom_storage_volume_path(conn, prefix, DOM_POOL_BASE,
-                                                     "debian-12.qcow2", &error);
-        g_assert_no_error(error);
-        g_assert_true(dom_storage_delete_path(conn, p, &error));
-        g_assert_no_error(error);
-    }
+    p = dom_storage_volume_path(conn, prefix, DOM_POOL_BASE, "debian-12.qcow2", &error);
+    g_assert_no_error(error);
+    g_assert_true(dom_storage_delete_path(conn, p, &error));
+    g_assert_no_error(error);
     g_assert_null(dom_storage_volume_path(conn, prefix, DOM_POOL_BASE, "debian-12.qcow2", &error));
     g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_NOT_FOUND);
-    g_clear_error(&error);
+}
 
-    create_base(conn, prefix, "debian-12.qcow2", "qcow2");
-    name = dom_xml_domain_name(prefix, "dave", "d0d0d0d0");
-    {
-        g_autofree char *vol = g_strconcat(name, "-disk0.qcow2", NULL);
-        overlay = dom_storage_create_overlay(conn, prefix, vol, overlay_t, &backing, &error);
-    }
-    g_assert_no_error(error);
-    g_assert_true(g_str_has_suffix(backing, "/base/debian-12.qcow2"));
-    g_assert_nonnull(strstr(overlay, "/disks/"));
-    g_assert_true(g_str_has_suffix(overlay, "-dave-d0d0d0d0-disk0.qcow2"));
-    fmt = dom_storage_volume_format(conn, overlay, &error);
-    g_assert_no_error(error);
-    g_assert_cmpstr(fmt, ==, "qcow2");
-
-    blank = dom_storage_create_blank(conn, prefix, "spare.qcow2", 1, &error);
-    g_assert_no_error(error);
-    g_assert_null(dom_storage_create_blank(conn, prefix, "../evil", 1, &error));
-    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID);
-    g_clear_error(&error);
-
-    type = dom_virt_host_domain_type(conn, &error);
-    in = (DomInstance) {
+/* Defines a domain on @overlay, undefines it, and checks the overlay went with it. */
+static void
+check_overlay_goes_with_domain(virConnectPtr conn, DomTemplate *overlay_t, const char *name,
+                               const char *overlay, const char *backing)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *type = dom_virt_host_domain_type(conn, &error);
+    g_autofree char *xml = NULL;
+    g_autoptr(virDomain) dom = NULL;
+    g_autoptr(virStorageVol) gone = NULL;
+    DomInstance in = {
         .domain_type = type,
         .name = name,
         .vm_id = "d0d0d0d0",
@@ -359,6 +343,7 @@ TEST(pools_overlays_and_ephemeral_volumes)
         .listen = "127.0.0.1",
         .guest_network = "vmbroker-guests",
     };
+
     xml = dom_xml_build_string(overlay_t, &in, &error);
     g_assert_no_error(error);
     dom = dom_lifecycle_define(conn, xml, &error);
@@ -368,14 +353,11 @@ TEST(pools_overlays_and_ephemeral_volumes)
     /* The overlay went with the domain; the other volume and the base stayed. */
     gone = virStorageVolLookupByPath(conn, overlay);
     g_assert_null(gone);
-    g_free(fmt);
-    fmt = dom_storage_volume_format(conn, blank, &error);
-    g_assert_no_error(error);
-    g_assert_true(dom_storage_delete_path(conn, blank, &error));
-    /* Deleting again is fine. */
-    g_assert_true(dom_storage_delete_path(conn, blank, &error));
-    g_assert_no_error(error);
+}
 
+static void
+drop_pools(virConnectPtr conn, const char *prefix, const char *dir, const char *other)
+{
     for (int k = 0; k < DOM_POOL_LAST; k++) {
         g_autoptr(virStoragePool) p = dom_storage_pool(conn, prefix, (DomPoolKind) k, NULL);
         virStoragePoolDestroy(p);
@@ -388,6 +370,51 @@ TEST(pools_overlays_and_ephemeral_volumes)
     g_rmdir(other);
     g_rmdir(dir);
     g_assert_false(g_file_test(dir, G_FILE_TEST_EXISTS));
+}
+
+TEST(pools_overlays_and_ephemeral_volumes)
+{
+    g_autoptr(virConnect) conn = test_conn();
+    g_autoptr(GError) error = NULL;
+    g_autofree char *dir = g_dir_make_tmp("vmbtest-unit-XXXXXX", &error);
+    g_autofree char *prefix = g_strdup_printf("vmbtest-unit-%d-", (int) getpid());
+    g_autofree char *other = g_build_filename(dir, "elsewhere", NULL);
+    g_autofree char *backing = NULL, *overlay = NULL, *blank = NULL, *fmt = NULL;
+    g_autofree char *name = NULL, *vol = NULL;
+    g_autoptr(DomTemplate) overlay_t = load("debian-overlay");
+
+    g_assert_no_error(error);
+    check_pools(conn, prefix, dir, other);
+    check_base_format_refused(conn, prefix, overlay_t);
+
+    create_base(conn, prefix, "debian-12.qcow2", "qcow2");
+    name = dom_xml_domain_name(prefix, "dave", "d0d0d0d0");
+    vol = g_strconcat(name, "-disk0.qcow2", NULL);
+    overlay = dom_storage_create_overlay(conn, prefix, vol, overlay_t, &backing, &error);
+    g_assert_no_error(error);
+    g_assert_true(g_str_has_suffix(backing, "/base/debian-12.qcow2"));
+    g_assert_nonnull(strstr(overlay, "/disks/"));
+    g_assert_true(g_str_has_suffix(overlay, "-dave-d0d0d0d0-disk0.qcow2"));
+    fmt = dom_storage_volume_format(conn, overlay, &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(fmt, ==, "qcow2");
+
+    blank = dom_storage_create_blank(conn, prefix, "spare.qcow2", 1, &error);
+    g_assert_no_error(error);
+    g_assert_null(dom_storage_create_blank(conn, prefix, "../evil", 1, &error));
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_INVALID);
+    g_clear_error(&error);
+
+    check_overlay_goes_with_domain(conn, overlay_t, name, overlay, backing);
+    g_free(fmt);
+    fmt = dom_storage_volume_format(conn, blank, &error);
+    g_assert_no_error(error);
+    g_assert_true(dom_storage_delete_path(conn, blank, &error));
+    /* Deleting again is fine. */
+    g_assert_true(dom_storage_delete_path(conn, blank, &error));
+    g_assert_no_error(error);
+
+    drop_pools(conn, prefix, dir, other);
 }
 
 TEST_MAIN()
