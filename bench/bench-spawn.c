@@ -59,6 +59,87 @@ choose_type(virConnectPtr conn, const char *dir)
     return g_strdup(c->domain_type);
 }
 
+/* Ours: template -> XML -> define -> start, then gone at once (memtest burns a CPU under
+ * TCG: one guest at a time). Returns the milliseconds to start, or -1; *@ret_define_ms the
+ * part up to the define. */
+static double
+spawn_ours(virConnectPtr conn, DomTemplate *t, const char *type, const char *name, guint port,
+           double *ret_define_ms)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(virDomain) dom = NULL;
+    gint64 t0 = g_get_monotonic_time();
+    g_autofree char *xml = make_xml(t, type, name, port, &error);
+    double ms;
+
+    dom = xml ? dom_lifecycle_define(conn, xml, &error) : NULL;
+    *ret_define_ms = (double) (g_get_monotonic_time() - t0) / 1000.0;
+    if (!dom || !dom_lifecycle_start(dom, &error)) {
+        fprintf(stderr, "bench-spawn: %s\n", error->message);
+        if (dom)
+            dom_lifecycle_undefine(dom, true, NULL);
+        return -1;
+    }
+    ms = (double) (g_get_monotonic_time() - t0) / 1000.0;
+    dom_lifecycle_destroy(dom, NULL);
+    dom_lifecycle_undefine(dom, true, NULL);
+    return ms;
+}
+
+/* Reference: the same XML (another name) through `virsh create`. Returns the milliseconds
+ * virsh took, or -1. */
+static double
+spawn_virsh(virConnectPtr conn, const char *uri, DomTemplate *t, const char *type,
+            const char *name, guint port, const char *dir)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(virDomain) other = NULL;
+    g_autofree char *xml = make_xml(t, type, name, port, &error);
+    g_autofree char *path = g_build_filename(dir, "domain.xml", NULL);
+    const char *av[] = { "virsh", "-q", "-c", uri, "create", path, NULL };
+    gint64 t0, t1;
+    int status = -1;
+
+    g_assert(xml && g_file_set_contents(path, xml, -1, NULL));
+    t0 = g_get_monotonic_time();
+    if (!g_spawn_sync(NULL, (char **) av, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
+                      NULL, NULL, NULL, NULL, &status, &error) ||
+        !g_spawn_check_wait_status(status, &error)) {
+        fprintf(stderr, "bench-spawn: virsh create: %s\n", error->message);
+        return -1;
+    }
+    t1 = g_get_monotonic_time();
+    other = virDomainLookupByName(conn, name);
+    if (other)
+        virDomainDestroy(other);
+    g_unlink(path);
+    return (double) (t1 - t0) / 1000.0;
+}
+
+static void
+print_summary(const char *type, const char *uri, double *ours, double *theirs,
+              double *define_ms)
+{
+    double lo_a = ours[0], hi_a = ours[0], lo_b = theirs[0], hi_b = theirs[0];
+    double med_a, med_b;
+
+    for (int r = 1; r < ROUNDS; r++) {
+        lo_a = MIN(lo_a, ours[r]);
+        hi_a = MAX(hi_a, ours[r]);
+        lo_b = MIN(lo_b, theirs[r]);
+        hi_b = MAX(hi_b, theirs[r]);
+    }
+    med_a = median(ours, ROUNDS);
+    med_b = median(theirs, ROUNDS);
+    printf("bench/spawn: %d rounds each, memtest template, domain type %s, %s\n", ROUNDS,
+           type, uri);
+    printf("%-36s %10s %10s %10s\n", "path", "median ms", "min ms", "max ms");
+    printf("%-36s %10.1f %10.1f %10.1f\n", "domains/ (XML + define + start)", med_a, lo_a, hi_a);
+    printf("%-36s %10.1f %10.1f %10.1f\n", "virsh create (same XML)", med_b, lo_b, hi_b);
+    printf("%-36s %10.1f\n", "  of which XML + define", median(define_ms, ROUNDS));
+    printf("ratio domains/ : virsh create = %.3f (target <= 1.05)\n", med_a / med_b);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -89,73 +170,15 @@ main(int argc, char **argv)
     for (int r = 0; r < ROUNDS; r++) {
         g_autofree char *name_a = g_strdup_printf("vmbench-spawn-%d-ours-%d", (int) getpid(), r);
         g_autofree char *name_b = g_strdup_printf("vmbench-spawn-%d-virsh-%d", (int) getpid(), r);
-        g_autofree char *xml_b = NULL, *path_b = NULL;
-        g_autoptr(virDomain) dom = NULL;
-        g_autoptr(virDomain) other = NULL;
-        gint64 t0, t1;
-        int status = -1;
 
-        /* Ours: template -> XML -> define -> start. */
-        t0 = g_get_monotonic_time();
-        {
-            g_autofree char *xml_a = make_xml(t, type, name_a, port, &error);
-            dom = xml_a ? dom_lifecycle_define(conn, xml_a, &error) : NULL;
-            define_ms[r] = (double) (g_get_monotonic_time() - t0) / 1000.0;
-            if (!dom || !dom_lifecycle_start(dom, &error)) {
-                fprintf(stderr, "bench-spawn: %s\n", error->message);
-                if (dom)
-                    dom_lifecycle_undefine(dom, true, NULL);
-                return 1;
-            }
-        }
-        t1 = g_get_monotonic_time();
-        ours[r] = (double) (t1 - t0) / 1000.0;
-        /* memtest burns a CPU under TCG: one guest at a time, gone at once. */
-        dom_lifecycle_destroy(dom, NULL);
-        dom_lifecycle_undefine(dom, true, NULL);
-
-        /* Reference: the same XML (another name) through `virsh create`. */
-        xml_b = make_xml(t, type, name_b, port + 1, &error);
-        path_b = g_build_filename(dir, "domain.xml", NULL);
-        g_assert(xml_b && g_file_set_contents(path_b, xml_b, -1, NULL));
-        {
-            const char *av[] = { "virsh", "-q", "-c", uri, "create", path_b, NULL };
-            t0 = g_get_monotonic_time();
-            if (!g_spawn_sync(NULL, (char **) av, NULL,
-                              G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
-                              NULL, &status, &error) ||
-                !g_spawn_check_wait_status(status, &error)) {
-                fprintf(stderr, "bench-spawn: virsh create: %s\n", error->message);
-                return 1;
-            }
-            t1 = g_get_monotonic_time();
-        }
-        theirs[r] = (double) (t1 - t0) / 1000.0;
-        other = virDomainLookupByName(conn, name_b);
-        if (other)
-            virDomainDestroy(other);
-        g_unlink(path_b);
+        ours[r] = spawn_ours(conn, t, type, name_a, port, &define_ms[r]);
+        if (ours[r] < 0)
+            return 1;
+        theirs[r] = spawn_virsh(conn, uri, t, type, name_b, port + 1, dir);
+        if (theirs[r] < 0)
+            return 1;
     }
     g_rmdir(dir);
-
-    {
-        double lo_a = ours[0], hi_a = ours[0], lo_b = theirs[0], hi_b = theirs[0];
-        double med_a, med_b;
-        for (int r = 1; r < ROUNDS; r++) {
-            lo_a = MIN(lo_a, ours[r]);
-            hi_a = MAX(hi_a, ours[r]);
-            lo_b = MIN(lo_b, theirs[r]);
-            hi_b = MAX(hi_b, theirs[r]);
-        }
-        med_a = median(ours, ROUNDS);
-        med_b = median(theirs, ROUNDS);
-        printf("bench/spawn: %d rounds each, memtest template, domain type %s, %s\n", ROUNDS,
-               type, uri);
-        printf("%-36s %10s %10s %10s\n", "path", "median ms", "min ms", "max ms");
-        printf("%-36s %10.1f %10.1f %10.1f\n", "domains/ (XML + define + start)", med_a, lo_a, hi_a);
-        printf("%-36s %10.1f %10.1f %10.1f\n", "virsh create (same XML)", med_b, lo_b, hi_b);
-        printf("%-36s %10.1f\n", "  of which XML + define", median(define_ms, ROUNDS));
-        printf("ratio domains/ : virsh create = %.3f (target <= 1.05)\n", med_a / med_b);
-    }
+    print_summary(type, uri, ours, theirs, define_ms);
     return 0;
 }

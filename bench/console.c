@@ -607,24 +607,108 @@ ratio(char *buf, size_t len, double x, double ref)
         g_snprintf(buf, len, "-");
 }
 
+/* What one run measured. */
+typedef struct {
+    unsigned seconds;
+    size_t buffer_size;
+    bool have_websockify;
+    Throughput direct[ROUNDS], spliced[ROUNDS], mixed[ROUNDS], wsfy;
+    double d50, d99, s50, s99, w50, w99, kib, fds;
+    guint64 idle_mem;
+} Results;
+
+static void
+measure(Results *r)
+{
+    fprintf(stderr, "(c) idle pairs...\n");
+    idle_pairs(&r->kib, &r->fds, &r->idle_mem);
+    fprintf(stderr, "(b) connect times...\n");
+    connect_times(MODE_DIRECT, &r->d50, &r->d99);
+    connect_times(MODE_SPLICE, &r->s50, &r->s99);
+    /* Alternate the throughput rounds so that drift in the guest hits both alike. */
+    for (unsigned round = 0; round < ROUNDS; round++) {
+        fprintf(stderr, "(a) throughput round %u: direct...\n", round + 1);
+        r->direct[round] = run_throughput(MODE_DIRECT, false, r->seconds);
+        fprintf(stderr, "(a) throughput round %u: through vmb_splice...\n", round + 1);
+        r->spliced[round] = run_throughput(MODE_SPLICE, false, r->seconds);
+    }
+    for (unsigned round = 0; round < ROUNDS; round++) {
+        fprintf(stderr, "(a) mixed round %u: 10 direct + 10 through vmb_splice at once...\n",
+                round + 1);
+        r->mixed[round] = run_throughput(MODE_DIRECT, true, r->seconds);
+    }
+    if (r->have_websockify)
+        r->wsfy = websockify_rounds(r->seconds, &r->w50, &r->w99);
+}
+
+static void
+print_results(const Results *r)
+{
+    double d_fps = 0, s_fps = 0, s_cpu = 0, md_fps = 0, ms_fps = 0;
+    unsigned d_failed = 0, s_failed = 0;
+    char r1[16], r2[16];
+
+    for (unsigned round = 0; round < ROUNDS; round++) {
+        d_fps += r->direct[round].fps / ROUNDS;
+        s_fps += r->spliced[round].fps / ROUNDS;
+        s_cpu += r->spliced[round].cpu_per_gb / ROUNDS;
+        md_fps += r->mixed[round].fps_mixed_direct / ROUNDS;
+        ms_fps += r->mixed[round].fps_mixed_splice / ROUNDS;
+        d_failed += r->direct[round].failed + r->mixed[round].failed;
+        s_failed += r->spliced[round].failed;
+    }
+    printf("bench/console: 1 QEMU (TCG, memtest86+), %u consoles, %u s x %u rounds each way, "
+           "raw full-screen updates, engine buffer %zu B\n", CONSOLES, r->seconds, ROUNDS,
+           r->buffer_size);
+    printf("%-36s %10s %10s %8s %11s %8s  %s\n", "", "direct", "vmbroker", "ratio",
+           "websockify", "ratio", "target");
+    ratio(r1, sizeof(r1), s_fps, d_fps);
+    ratio(r2, sizeof(r2), r->wsfy.fps, d_fps);
+    printf("%-36s %10.2f %10.2f %8s %11.2f %8s  %s\n", "frames/s per console", d_fps, s_fps,
+           r1, r->wsfy.fps, r2, ">= 0.95");
+    ratio(r1, sizeof(r1), ms_fps, md_fps);
+    printf("%-36s %10.2f %10.2f %8s %11s %8s  %s\n", "  same, 10+10 at once (paired)", md_fps,
+           ms_fps, r1, "", "", ">= 0.95");
+    printf("%-36s %10s %10.2f %8s %11.2f %8s  %s\n", "relay CPU s per GB relayed", "-",
+           s_cpu, "", r->wsfy.cpu_per_gb, "", "");
+    printf("%-36s %10.3f %10.3f %+7.3f %11.3f %+7.3f  %s\n", "connect->first RFB byte p50 ms",
+           r->d50, r->s50, r->s50 - r->d50, r->w50, r->w50 - r->d50, "<= +2 ms");
+    printf("%-36s %10.3f %10.3f %+7.3f %11.3f %+7.3f  %s\n", "connect->first RFB byte p99 ms",
+           r->d99, r->s99, r->s99 - r->d99, r->w99, r->w99 - r->d99, "");
+    printf("%-36s %10s %10.1f %8s %11s %8s  %s\n", "RSS per idle pair KiB (1,000 pairs)", "-",
+           r->kib, "", "-", "", "<= 64");
+    printf("%-36s %10s %10.1f %8s %11s %8s  %s\n", "fds per idle pair, broker side", "-",
+           r->fds, "", "-", "", "");
+    printf("%-36s %10s %10" G_GUINT64_FORMAT " %8s %11s %8s  %s\n",
+           "buffer bytes held by 1,000 idle", "-", r->idle_mem, "", "-", "", "");
+    printf("rounds (fps):");
+    for (unsigned round = 0; round < ROUNDS; round++)
+        printf(" direct %.2f vmbroker %.2f (paired %.2f/%.2f);", r->direct[round].fps,
+               r->spliced[round].fps, r->mixed[round].fps_mixed_direct,
+               r->mixed[round].fps_mixed_splice);
+    printf(" consoles failed: direct %u, vmbroker %u, websockify %u%s\n", d_failed, s_failed,
+           r->wsfy.failed, r->have_websockify ? "" : "; websockify not installed");
+}
+
 int
 main(int argc, char **argv)
 {
-    unsigned seconds = argc > 1 ? (unsigned) g_ascii_strtoull(argv[1], NULL, 10) : 10;
     g_autoptr(GError) error = NULL;
     g_autofree char *wsf = g_find_program_in_path("websockify");
-    Throughput direct[ROUNDS], spliced[ROUNDS], mixed[ROUNDS], wsfy = { .fps = -1, .cpu_per_gb = -1 };
-    double d50, d99, s50, s99, w50 = -1, w99 = -1, kib, fds;
-    double d_fps = 0, s_fps = 0, s_cpu = 0, md_fps = 0, ms_fps = 0;
-    unsigned d_failed = 0, s_failed = 0;
     const char *buffer_env = g_getenv("VMB_BENCH_BUFFER");
     VmbSpliceOptions opts = { .buffer_size = buffer_env ? g_ascii_strtoull(buffer_env, NULL, 10) : 0 };
-    guint64 idle_mem;
+    Results r = {
+        .seconds = argc > 1 ? (unsigned) g_ascii_strtoull(argv[1], NULL, 10) : 10,
+        .have_websockify = wsf != NULL,
+        .wsfy = { .fps = -1, .cpu_per_gb = -1 },
+        .w50 = -1,
+        .w99 = -1,
+    };
     struct rlimit rl;
-    char r1[16], r2[16];
 
-    if (seconds == 0)
-        seconds = 15;
+    if (r.seconds == 0)
+        r.seconds = 15;
+    r.buffer_size = opts.buffer_size ? opts.buffer_size : (size_t) VMB_SPLICE_DEFAULT_BUFFER;
     if (!test_qemu_available()) {
         fprintf(stderr, "bench-console: needs qemu-system-x86_64 and %s\n", TEST_QEMU_ISO);
         return 77;
@@ -643,65 +727,8 @@ main(int argc, char **argv)
     /* Let the guest reach its steady screen before measuring. */
     g_usleep(3 * G_USEC_PER_SEC);
 
-    fprintf(stderr, "(c) idle pairs...\n");
-    idle_pairs(&kib, &fds, &idle_mem);
-    fprintf(stderr, "(b) connect times...\n");
-    connect_times(MODE_DIRECT, &d50, &d99);
-    connect_times(MODE_SPLICE, &s50, &s99);
-    /* Alternate the throughput rounds so that drift in the guest hits both alike. */
-    for (unsigned round = 0; round < ROUNDS; round++) {
-        fprintf(stderr, "(a) throughput round %u: direct...\n", round + 1);
-        direct[round] = run_throughput(MODE_DIRECT, false, seconds);
-        fprintf(stderr, "(a) throughput round %u: through vmb_splice...\n", round + 1);
-        spliced[round] = run_throughput(MODE_SPLICE, false, seconds);
-    }
-    for (unsigned round = 0; round < ROUNDS; round++) {
-        fprintf(stderr, "(a) mixed round %u: 10 direct + 10 through vmb_splice at once...\n",
-                round + 1);
-        mixed[round] = run_throughput(MODE_DIRECT, true, seconds);
-    }
-    if (wsf)
-        wsfy = websockify_rounds(seconds, &w50, &w99);
-    for (unsigned round = 0; round < ROUNDS; round++) {
-        d_fps += direct[round].fps / ROUNDS;
-        s_fps += spliced[round].fps / ROUNDS;
-        s_cpu += spliced[round].cpu_per_gb / ROUNDS;
-        md_fps += mixed[round].fps_mixed_direct / ROUNDS;
-        ms_fps += mixed[round].fps_mixed_splice / ROUNDS;
-        d_failed += direct[round].failed + mixed[round].failed;
-        s_failed += spliced[round].failed;
-    }
-
-    printf("bench/console: 1 QEMU (TCG, memtest86+), %u consoles, %u s x %u rounds each way, "
-           "raw full-screen updates, engine buffer %zu B\n", CONSOLES, seconds, ROUNDS,
-           opts.buffer_size ? opts.buffer_size : (size_t) VMB_SPLICE_DEFAULT_BUFFER);
-    printf("%-36s %10s %10s %8s %11s %8s  %s\n", "", "direct", "vmbroker", "ratio",
-           "websockify", "ratio", "target");
-    ratio(r1, sizeof(r1), s_fps, d_fps);
-    ratio(r2, sizeof(r2), wsfy.fps, d_fps);
-    printf("%-36s %10.2f %10.2f %8s %11.2f %8s  %s\n", "frames/s per console", d_fps, s_fps,
-           r1, wsfy.fps, r2, ">= 0.95");
-    ratio(r1, sizeof(r1), ms_fps, md_fps);
-    printf("%-36s %10.2f %10.2f %8s %11s %8s  %s\n", "  same, 10+10 at once (paired)", md_fps,
-           ms_fps, r1, "", "", ">= 0.95");
-    printf("%-36s %10s %10.2f %8s %11.2f %8s  %s\n", "relay CPU s per GB relayed", "-",
-           s_cpu, "", wsfy.cpu_per_gb, "", "");
-    printf("%-36s %10.3f %10.3f %+7.3f %11.3f %+7.3f  %s\n", "connect->first RFB byte p50 ms",
-           d50, s50, s50 - d50, w50, w50 - d50, "<= +2 ms");
-    printf("%-36s %10.3f %10.3f %+7.3f %11.3f %+7.3f  %s\n", "connect->first RFB byte p99 ms",
-           d99, s99, s99 - d99, w99, w99 - d99, "");
-    printf("%-36s %10s %10.1f %8s %11s %8s  %s\n", "RSS per idle pair KiB (1,000 pairs)", "-",
-           kib, "", "-", "", "<= 64");
-    printf("%-36s %10s %10.1f %8s %11s %8s  %s\n", "fds per idle pair, broker side", "-", fds,
-           "", "-", "", "");
-    printf("%-36s %10s %10" G_GUINT64_FORMAT " %8s %11s %8s  %s\n",
-           "buffer bytes held by 1,000 idle", "-", idle_mem, "", "-", "", "");
-    printf("rounds (fps):");
-    for (unsigned round = 0; round < ROUNDS; round++)
-        printf(" direct %.2f vmbroker %.2f (paired %.2f/%.2f);", direct[round].fps,
-               spliced[round].fps, mixed[round].fps_mixed_direct, mixed[round].fps_mixed_splice);
-    printf(" consoles failed: direct %u, vmbroker %u, websockify %u%s\n", d_failed, s_failed,
-           wsfy.failed, wsf ? "" : "; websockify not installed");
+    measure(&r);
+    print_results(&r);
 
     vmb_splice_free(engine);
     cleanup();
