@@ -6,9 +6,8 @@
 #include <string.h>
 
 #include "api-common.h"
-#include "db-ports.h"
-#include "db-vms.h"
 #include "http-problem.h"
+#include "svc-health.h"
 #include "vmb-log.h"
 
 /**
@@ -101,7 +100,7 @@ api_health_ready(HttpRequest *req, void *app)
     App *a = app;
     g_autoptr(GError) db_err = NULL;
     g_autoptr(GError) hv_err = NULL;
-    bool db_ok = db_pool_ping(a->db, &db_err);
+    bool db_ok = svc_health_db_ping(a->health, &db_err);
     bool hv_ok = ping_libvirt(a, &hv_err);
     bool decided = svc_accel_decided(a->accel);
     bool accel_ok = decided && svc_accel_check(a->accel, NULL);
@@ -154,7 +153,8 @@ api_health_ready(HttpRequest *req, void *app)
  * @req: GET /metrics
  * @app: the daemon's state
  *
- * Gauges that describe state elsewhere (the pool) are read at scrape time.
+ * Gauges that describe state elsewhere (the database, the read cache, the relay) are read
+ * at scrape time, through svc_health_refresh_metrics() and svc_console_stats().
  *
  * Returns: 200 text/plain in Prometheus exposition format 0.0.4; 403 for callers
  * api_sees_internals() refuses.
@@ -163,45 +163,14 @@ HttpReply *
 api_health_metrics(HttpRequest *req, void *app)
 {
     App *a = app;
-    g_autoptr(GError) error = NULL;
-    g_autoptr(DbConn) db = NULL;
-    g_autoptr(GPtrArray) vms = NULL;
     VmbSpliceStats relay;
-    DbCacheStats cache;
     char *text;
 
     if (!api_sees_internals(req, a))
         return http_problem_kind(VMB_ERROR_FORBIDDEN,
                                  "Metrics are served to the addresses the operator allows.",
                                  NULL);
-    db = db_pool_acquire(a->db, &error);
-    vms = db ? db_vms_list(db, NULL, &error) : NULL;
-    db_cache_stats(a->cache, &cache);
-    vmb_metrics_set(a->metrics, "vmbroker_cache_lookups_total", (double) cache.hits,
-                    "result", "hit", NULL);
-    vmb_metrics_set(a->metrics, "vmbroker_cache_lookups_total", (double) cache.misses,
-                    "result", "miss", NULL);
-    vmb_metrics_set(a->metrics, "vmbroker_cache_listening", cache.listening, NULL);
-    vmb_metrics_set(a->metrics, "vmbroker_db_pool_waits_total", (double) db_pool_waits(a->db),
-                    NULL);
-    /* State that lives elsewhere is read now; a database that is down leaves these out. */
-    vmb_metrics_reset(a->metrics, "vmbroker_vms");
-    vmb_metrics_reset(a->metrics, "vmbroker_ports_free");
-    if (vms) {
-        unsigned count[DB_VM_STATE_LAST] = { 0 };
-        for (guint i = 0; i < vms->len; i++)
-            count[((DbVm *) vms->pdata[i])->state]++;
-        for (int s = 0; s < DB_VM_STATE_LAST; s++)
-            vmb_metrics_set(a->metrics, "vmbroker_vms", count[s], "state",
-                            db_vm_state_to_string((DbVmState) s), NULL);
-    }
-    for (int k = 0; db && k < 2; k++) {
-        const char *kind = k ? "ws" : "vnc";
-        DbPortCounts c;
-        if (db_ports_count(db, a->host_id, kind, &c, NULL))
-            vmb_metrics_set(a->metrics, "vmbroker_ports_free",
-                            c.total - c.leased - c.cooling - c.quarantined, "kind", kind, NULL);
-    }
+    svc_health_refresh_metrics(a->health);
     svc_console_stats(a->console, &relay);
     vmb_metrics_set(a->metrics, "vmbroker_console_connections", relay.connections, NULL);
     text = vmb_metrics_render(a->metrics);

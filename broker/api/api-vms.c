@@ -285,12 +285,28 @@ api_vms_create(HttpRequest *req, void *app)
     return wait_for(req, a, caller->user, op);
 }
 
+/* The JSON array of @list, as GET /vms answers it. */
+static GBytes *
+render_vm_list(GPtrArray *list, void *data)
+{
+    g_autoptr(json_object) out = json_object_new_array();
+    const char *text;
+
+    (void) data;
+    for (guint i = 0; i < list->len; i++)
+        json_object_array_add(out, api_render_vm(list->pdata[i]));
+    /* The same encoding as http_reply_json(). */
+    text = json_object_to_json_string_ext(out, JSON_C_TO_STRING_PLAIN |
+                                               JSON_C_TO_STRING_NOSLASHESCAPE);
+    return g_bytes_new(text, strlen(text));
+}
+
 /**
  * api_vms_list:
  * @req: GET /api/v1/vms[?owner=NAME]
  * @app: the daemon's state
  *
- * The rendered list is kept in the read cache, under what it shows (svc_vms_list_key).
+ * The rendered list is kept in the read cache, under what it shows (svc_vms_list_rendered).
  *
  * Returns: 200 [vm]: the caller's VMs; every VM for admins and service accounts.
  */
@@ -300,30 +316,16 @@ api_vms_list(HttpRequest *req, void *app)
     App *a = app;
     g_autoptr(ApiCaller) caller = NULL;
     g_autoptr(GError) error = NULL;
-    g_autoptr(GPtrArray) list = NULL;
-    g_autoptr(json_object) out = json_object_new_array();
-    g_autofree char *key = NULL;
     const char *owner = http_request_query(req, "owner");
     HttpReply *reply = api_authenticate(req, a, &caller);
     GBytes *body;
-    guint64 gen;
 
     if (reply)
         return reply;
-    key = svc_vms_list_key(caller->user, owner);
-    body = key ? db_cache_lookup(a->cache, key, (DbCacheCopyFunc) g_bytes_ref, &gen) : NULL;
-    if (body)
-        return http_reply_new(200, "application/json", body);
-    list = svc_vms_list(a->vms, caller->user, owner, &error);
-    if (!list)
+    body = svc_vms_list_rendered(a->vms, caller->user, owner, render_vm_list, NULL, &error);
+    if (!body)
         return api_error(req, error);
-    for (guint i = 0; i < list->len; i++)
-        json_object_array_add(out, api_render_vm(list->pdata[i]));
-    reply = http_reply_json(200, out);
-    if (key)
-        db_cache_store(a->cache, key, gen, g_bytes_ref(reply->body),
-                       (GDestroyNotify) g_bytes_unref);
-    return reply;
+    return http_reply_new(200, "application/json", body);
 }
 
 HttpReply *

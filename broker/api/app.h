@@ -13,6 +13,7 @@
 #include "svc-console.h"
 #include "svc-isos.h"
 #include "svc-events.h"
+#include "svc-health.h"
 #include "svc-vms.h"
 
 typedef struct {
@@ -30,6 +31,7 @@ typedef struct {
     SvcEvents *events;     /* event streams */
     SvcConsole *console;   /* console tickets and the relay */
     SvcIsos *isos;         /* ISO uploads */
+    SvcHealth *health;     /* what /readyz and /metrics read from the database */
     char *host_id;         /* hosts row of libvirt.uri */
     bool secure_cookies;   /* public_url is https: Secure cookies with the __Host- prefix */
 } App;

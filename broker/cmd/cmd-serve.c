@@ -16,6 +16,7 @@
 #include "db-ports.h"
 #include "db-templates.h"
 #include "dom-storage.h"
+#include "svc-health.h"
 #include "svc-janitor.h"
 #include "svc-reaper.h"
 #include "svc-sync.h"
@@ -95,6 +96,7 @@ typedef struct {
     SvcSync *sync;            /* freed before vms and hv: its callbacks use them */
     SvcReaper *reaper;
     SvcJanitor *janitor;
+    SvcHealth *health;        /* what /readyz and /metrics read from the database */
 } Daemon;
 
 static void
@@ -108,6 +110,7 @@ daemon_clear(Daemon *d)
     g_clear_pointer(&d->isos, svc_isos_free);
     g_clear_pointer(&d->console, svc_console_free);
     g_clear_pointer(&d->vms, svc_vms_free);
+    g_clear_pointer(&d->health, svc_health_free);
     g_clear_pointer(&d->auth, svc_auth_free);
     g_clear_pointer(&d->bounded, vmb_bounded_free);
     g_clear_pointer(&d->accel, svc_accel_free);
@@ -154,6 +157,12 @@ open_database(Daemon *d, GError **error)
     if (!db_pool_transaction(d->pool, prepare_tx, &prep, error))
         return false;
     d->host_id = g_steal_pointer(&prep.host_id);
+    d->health = svc_health_new(&(SvcHealthOptions) {
+        .db = d->pool,
+        .cache = d->cache,
+        .host_id = d->host_id,
+        .metrics = d->metrics,
+    });
     return true;
 }
 
@@ -267,6 +276,7 @@ start_services(Daemon *d, GError **error)
         .host_memory_mib = cfg->limits_host_memory_mib,
         .ticket_ttl_s = cfg->console_ticket_ttl_s,
         .metrics = d->metrics,
+        .cache = d->cache,
     });
     d->console = svc_console_new(&(SvcConsoleOptions) {
         .db = d->pool,
@@ -419,6 +429,7 @@ serve_until_signal(Daemon *d, const char *config_path, const sigset_t *sigs, GEr
         .events = d->events,
         .console = d->console,
         .isos = d->isos,
+        .health = d->health,
         .host_id = d->host_id,
         .secure_cookies = g_str_has_prefix(cfg->http_public_url, "https://"),
     };

@@ -349,6 +349,43 @@ svc_vms_list_key(const DbUser *caller, const char *owner)
     return svc_users_name_valid(owner) ? g_strconcat("vms:owner:", owner, NULL) : NULL;
 }
 
+/**
+ * svc_vms_list_rendered:
+ * @vms: the service
+ * @caller: who asks
+ * @owner: (nullable): as for svc_vms_list
+ * @render: turns the list into bytes
+ * @data: for @render
+ * @error: return location for an error
+ *
+ * The read cache keeps the rendered bytes under svc_vms_list_key(@caller, @owner); any
+ * change to the tables drops them (db-cache.c), so a hit is what a read would render.
+ *
+ * Returns: (transfer full): the rendered list, or NULL with @error set.
+ */
+GBytes *
+svc_vms_list_rendered(SvcVms *vms, const DbUser *caller, const char *owner,
+                      SvcVmsRenderFunc render, void *data, GError **error)
+{
+    g_autofree char *key = vms->opts.cache ? svc_vms_list_key(caller, owner) : NULL;
+    g_autoptr(GPtrArray) list = NULL;
+    GBytes *body = NULL;
+    guint64 gen = 0;
+
+    if (key)
+        body = db_cache_lookup(vms->opts.cache, key, (DbCacheCopyFunc) g_bytes_ref, &gen);
+    if (body)
+        return body;
+    list = svc_vms_list(vms, caller, owner, error);
+    if (!list)
+        return NULL;
+    body = render(list, data);
+    if (key)
+        db_cache_store(vms->opts.cache, key, gen, g_bytes_ref(body),
+                       (GDestroyNotify) g_bytes_unref);
+    return body;
+}
+
 /* --- console --- */
 
 typedef struct {

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <glib.h>
 
+#include "db-cache.h"
 #include "db-pool.h"
 #include "db-users.h"
 #include "db-vms.h"
@@ -38,7 +39,11 @@ typedef struct {
     guint64 host_memory_mib;         /* guests' memory on this host at most; 0: unlimited */
     unsigned ticket_ttl_s;           /* console ticket lifetime, <= 60 */
     VmbMetrics *metrics;             /* (nullable) spawn durations */
+    DbCache *cache;                  /* (nullable) where rendered VM lists are kept */
 } SvcVmsOptions;
+
+/* Turns a list of VMs (element-type DbVm) into the bytes a client gets. */
+typedef GBytes *(*SvcVmsRenderFunc)(GPtrArray *list, void *data);
 
 typedef struct {
     const DbUser *caller;      /* who asks */
@@ -67,6 +72,10 @@ DbVm *svc_vms_get(SvcVms *vms, const DbUser *caller, const char *id, GError **er
 GPtrArray *svc_vms_list(SvcVms *vms, const DbUser *caller, const char *owner,
                         GError **error);
 char *svc_vms_list_key(const DbUser *caller, const char *owner);
+/* svc_vms_list() rendered by @render, from the read cache when it holds the list under
+ * svc_vms_list_key(), else read and stored there. */
+GBytes *svc_vms_list_rendered(SvcVms *vms, const DbUser *caller, const char *owner,
+                              SvcVmsRenderFunc render, void *data, GError **error);
 /* Queues a stop: the row turns `stopping` with the operation, at once; a worker asks the
  * guest to power off and destroys it after stop_timeout_s (a paused guest at once).
  * VMB_ERROR_CONFLICT (with *ret_active) while another operation works on the VM. */
