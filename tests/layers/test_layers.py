@@ -51,6 +51,24 @@ class Layers(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stdout)
         self.assertIn('"nowhere.h" is no header of a layer', r.stdout)
 
+    def test_a_database_call_from_a_handler_is_caught(self):
+        r = check(self.copy_with('broker/api/api-health.c',
+                                 'static void f(DbConn *c) { db_vms_list(c, NULL, NULL); }'))
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn('broker/api may use db_* for types only, not db_vms_list', r.stdout)
+
+    def test_a_database_function_as_a_value_is_caught(self):
+        r = check(self.copy_with('broker/api/api-vms.c',
+                                 'static void *g = (void *) db_cache_lookup;'))
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn('not db_cache_lookup', r.stdout)
+
+    def test_type_helpers_comments_and_strings_pass(self):
+        r = check(self.copy_with('broker/api/api-vms.c',
+                                 '/* db_vms_list() */ static const char *s = "db_pool_ping()";\n'
+                                 'static void h(DbVm *v) { db_vm_free(v); }'))
+        self.assertEqual(r.returncode, 0, r.stdout)
+
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)
