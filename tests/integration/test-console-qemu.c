@@ -45,6 +45,61 @@ on_done(void *data)
     g_mutex_unlock(&d->lock);
 }
 
+/* A full, non-incremental update in raw encoding covers the whole screen; while the
+ * guest boots it may change modes in between (DesktopSize), so ask again then.
+ * Returns the bytes of pixels read. */
+static guint64
+read_whole_screen(WsClient *ws, RfbServerInit *si)
+{
+    g_autoptr(GError) error = NULL;
+    guint64 pixels = 0;
+
+    for (unsigned i = 0; i < 100; i++) {
+        g_assert_true(rfb_request_update(ws, si, false, &error));
+        g_assert_true(rfb_read_update(ws, si, &pixels, &error));
+        g_assert_no_error(error);
+        if (pixels == (guint64) si->width * si->height * (si->bits_per_pixel / 8))
+            break;
+        fprintf(stderr, "update of %" G_GUINT64_FORMAT " bytes, screen now %ux%u\n", pixels,
+                si->width, si->height);
+    }
+    g_assert_cmpuint(pixels, ==, (guint64) si->width * si->height * (si->bits_per_pixel / 8));
+    return pixels;
+}
+
+/* The engine's counts for "vm-1": one connection, more sent than the @pixels read. */
+static void
+check_relay_counts(VmbSplice *s, guint64 pixels)
+{
+    guint64 in = 0, out = 0;
+    unsigned conns = 0;
+
+    /* The engine counts a send after it returned, which may be after we read its bytes. */
+    for (unsigned i = 0; i < 10000; i++) {
+        g_assert_true(vmb_splice_tag_stats(s, "vm-1", &conns, NULL, &in, &out));
+        if (out > pixels)
+            break;
+        g_usleep(1000);
+    }
+    g_assert_cmpuint(conns, ==, 1);
+    g_assert_cmpuint(out, >, pixels);
+    g_assert_cmpuint(in, >, 0);
+}
+
+/* The VM stops: the engine ends the pair, and the browser's end (@fd) sees EOF. */
+static void
+stop_and_see_eof(VmbSplice *s, Done *done, int fd)
+{
+    char c;
+
+    vmb_splice_close_tag(s, "vm-1", "vm stopped");
+    g_mutex_lock(&done->lock);
+    while (!done->done)
+        g_cond_wait(&done->cond, &done->lock);
+    g_mutex_unlock(&done->lock);
+    g_assert_cmpint(read(fd, &c, 1), ==, 0);
+}
+
 TEST(console_through_splice)
 {
     g_autoptr(GError) error = NULL;
@@ -56,8 +111,7 @@ TEST(console_through_splice)
     RfbServerInit si = { 0 };
     WsClient ws;
     Done done = { .done = false };
-    guint64 pixels = 0, in = 0, out = 0;
-    unsigned conns = 0;
+    guint64 pixels = 0;
     int sp[2];
 
     if (!test_qemu_available()) {
@@ -101,40 +155,10 @@ TEST(console_through_splice)
     g_assert_cmpuint(si.width, >, 0);
     g_assert_cmpuint(si.height, >, 0);
     g_assert_true(rfb_set_encodings(&ws, &error));
-    /* A full, non-incremental update in raw encoding covers the whole screen; while the
-     * guest boots it may change modes in between (DesktopSize), so ask again then. */
-    for (unsigned i = 0; i < 100; i++) {
-        g_assert_true(rfb_request_update(&ws, &si, false, &error));
-        g_assert_true(rfb_read_update(&ws, &si, &pixels, &error));
-        g_assert_no_error(error);
-        if (pixels == (guint64) si.width * si.height * (si.bits_per_pixel / 8))
-            break;
-        fprintf(stderr, "update of %" G_GUINT64_FORMAT " bytes, screen now %ux%u\n", pixels,
-                si.width, si.height);
-    }
-    g_assert_cmpuint(pixels, ==, (guint64) si.width * si.height * (si.bits_per_pixel / 8));
+    pixels = read_whole_screen(&ws, &si);
+    check_relay_counts(s, pixels);
 
-    /* The engine counts a send after it returned, which may be after we read its bytes. */
-    for (unsigned i = 0; i < 10000; i++) {
-        g_assert_true(vmb_splice_tag_stats(s, "vm-1", &conns, NULL, &in, &out));
-        if (out > pixels)
-            break;
-        g_usleep(1000);
-    }
-    g_assert_cmpuint(conns, ==, 1);
-    g_assert_cmpuint(out, >, pixels);
-    g_assert_cmpuint(in, >, 0);
-
-    /* The VM stops: the engine ends the pair, and the browser's end sees EOF. */
-    vmb_splice_close_tag(s, "vm-1", "vm stopped");
-    g_mutex_lock(&done.lock);
-    while (!done.done)
-        g_cond_wait(&done.cond, &done.lock);
-    g_mutex_unlock(&done.lock);
-    {
-        char c;
-        g_assert_cmpint(read(sp[0], &c, 1), ==, 0);
-    }
+    stop_and_see_eof(s, &done, sp[0]);
     close(sp[0]);
     ws_client_clear(&ws);
     g_free(si.name);

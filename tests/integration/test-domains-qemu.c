@@ -442,16 +442,73 @@ TEST(accel_choice_follows_the_host)
     g_assert_null(virDomainLookupByName(conn, name));
 }
 
+/* virsh sees who owns domain @name and the ports we gave; QEMU listens on @ws. */
+static void
+check_owner_and_ports(const char *name, guint vnc, guint ws)
+{
+    g_autofree char *dump = NULL, *port_attr = NULL, *ws_attr = NULL;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) ws) };
+    int status, fd;
+
+    dump = virsh("dumpxml", name, NULL, &status);
+    g_assert_cmpint(status, ==, 0);
+    g_assert_nonnull(strstr(dump, "xmlns:vmbroker=\"" DOM_XML_NS_URI "\""));
+    g_assert_nonnull(strstr(dump, "<vmbroker:owner>alice</vmbroker:owner>"));
+    g_assert_nonnull(strstr(dump, "<vmbroker:vm-id>5eed0001-aaaa</vmbroker:vm-id>"));
+    g_assert_nonnull(strstr(dump, "<vmbroker:template>memtest</vmbroker:template>"));
+    g_assert_nonnull(strstr(dump, "<title>alice: memtest</title>"));
+    port_attr = g_strdup_printf("port='%u'", vnc);
+    ws_attr = g_strdup_printf("websocket='%u'", ws);
+    g_assert_nonnull(strstr(dump, port_attr));
+    g_assert_nonnull(strstr(dump, ws_attr));
+    g_assert_nonnull(strstr(dump, "<driver name='qemu' type='raw'/>"));
+
+    /* QEMU itself listens on the websocket port. */
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    g_assert_cmpint(connect(fd, (struct sockaddr *) &a, sizeof(a)), ==, 0);
+    close(fd);
+}
+
+/* memtest draws its screen within seconds; give TCG on a busy host a minute. Both virsh's
+ * screenshot and dom_lifecycle_screenshot() show it. */
+static void
+check_screen_drawn(virDomainPtr dom, const char *name)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *shot_path = g_build_filename(storage_dir, "screen.img", NULL);
+    g_autofree char *shot = NULL, *mime = NULL;
+    g_autoptr(GBytes) bytes = NULL;
+    gsize shot_len = 0, len = 0;
+    const guint8 *data;
+    bool drawn = false;
+    int polls = 1, status;
+
+    for (int i = 0; i < 120 && !drawn; i++, polls++) {
+        g_autofree char *o = virsh("screenshot", name, shot_path, &status);
+        g_assert_cmpint(status, ==, 0);
+        g_clear_pointer(&shot, g_free);
+        g_assert_true(g_file_get_contents(shot_path, &shot, &shot_len, NULL));
+        drawn = image_has_content((const guint8 *) shot, shot_len);
+        if (!drawn)
+            g_usleep(500 * 1000);
+    }
+    g_unlink(shot_path);
+    fprintf(stderr, "  screen %s after %d screenshot(s)\n", drawn ? "drawn" : "blank", polls);
+    g_assert_true(drawn);
+    bytes = dom_lifecycle_screenshot(dom, &mime, &error);
+    g_assert_no_error(error);
+    data = g_bytes_get_data(bytes, &len);
+    g_assert_true(image_has_content(data, len));
+}
+
 TEST(memtest_boots_shows_metadata_ports_screen_and_needs_destroy)
 {
     g_autoptr(GError) error = NULL;
     g_autoptr(DomTemplate) t = NULL;
     g_autoptr(virDomain) dom = NULL;
-    g_autofree char *type = NULL, *name = NULL, *xml = NULL, *dump = NULL, *created = NULL;
-    g_autofree char *shot_path = NULL, *shot = NULL, *port_attr = NULL, *ws_attr = NULL;
-    gsize shot_len = 0;
-    bool drawn = false, forced = false;
-    int polls = 1;
+    g_autofree char *type = NULL, *name = NULL, *xml = NULL, *created = NULL;
+    bool forced = false;
     guint vnc = 0, ws = 0;
     DomState state;
     DomInstance in;
@@ -479,52 +536,8 @@ TEST(memtest_boots_shows_metadata_ports_screen_and_needs_destroy)
     g_assert_true(dom_lifecycle_state(dom, &state, &error));
     g_assert_cmpint(state, ==, DOM_STATE_RUNNING);
 
-    /* virsh sees who owns it and the ports we gave. */
-    dump = virsh("dumpxml", name, NULL, &status);
-    g_assert_cmpint(status, ==, 0);
-    g_assert_nonnull(strstr(dump, "xmlns:vmbroker=\"" DOM_XML_NS_URI "\""));
-    g_assert_nonnull(strstr(dump, "<vmbroker:owner>alice</vmbroker:owner>"));
-    g_assert_nonnull(strstr(dump, "<vmbroker:vm-id>5eed0001-aaaa</vmbroker:vm-id>"));
-    g_assert_nonnull(strstr(dump, "<vmbroker:template>memtest</vmbroker:template>"));
-    g_assert_nonnull(strstr(dump, "<title>alice: memtest</title>"));
-    port_attr = g_strdup_printf("port='%u'", vnc);
-    ws_attr = g_strdup_printf("websocket='%u'", ws);
-    g_assert_nonnull(strstr(dump, port_attr));
-    g_assert_nonnull(strstr(dump, ws_attr));
-    g_assert_nonnull(strstr(dump, "<driver name='qemu' type='raw'/>"));
-
-    /* QEMU itself listens on the websocket port. */
-    {
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) ws) };
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        g_assert_cmpint(connect(fd, (struct sockaddr *) &a, sizeof(a)), ==, 0);
-        close(fd);
-    }
-
-    /* memtest draws its screen within seconds; give TCG on a busy host a minute. */
-    shot_path = g_build_filename(storage_dir, "screen.img", NULL);
-    for (int i = 0; i < 120 && !drawn; i++, polls++) {
-        g_autofree char *o = virsh("screenshot", name, shot_path, &status);
-        g_assert_cmpint(status, ==, 0);
-        g_clear_pointer(&shot, g_free);
-        g_assert_true(g_file_get_contents(shot_path, &shot, &shot_len, NULL));
-        drawn = image_has_content((const guint8 *) shot, shot_len);
-        if (!drawn)
-            g_usleep(500 * 1000);
-    }
-    g_unlink(shot_path);
-    fprintf(stderr, "  screen %s after %d screenshot(s)\n", drawn ? "drawn" : "blank", polls);
-    g_assert_true(drawn);
-    {
-        g_autofree char *mime = NULL;
-        g_autoptr(GBytes) bytes = dom_lifecycle_screenshot(dom, &mime, &error);
-        gsize len = 0;
-        const guint8 *data;
-        g_assert_no_error(error);
-        data = g_bytes_get_data(bytes, &len);
-        g_assert_true(image_has_content(data, len));
-    }
+    check_owner_and_ports(name, vnc, ws);
+    check_screen_drawn(dom, name);
 
     /* memtest86+ ignores the ACPI power button: the stop has to destroy it. */
     g_assert_true(dom_lifecycle_stop(dom, 2000, &forced, &error));
@@ -553,10 +566,55 @@ make_base(const char *file, const char *format)
     g_assert_true(g_spawn_check_wait_status(status, NULL));
 }
 
+/* Base images whose format is not what their template says, and an "ISO" that is really
+ * qcow2, are refused. */
+static void
+check_lying_bases(void)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DomTemplate) sneaky = NULL, liar = NULL;
+    g_autofree char *p = g_build_filename(storage_dir, "base", "sneaky.raw", NULL);
+
+    sneaky = write_template("sneaky", "{\"kind\":\"overlay\",\"memory_mib\":64,"
+                                      "\"base_image\":\"sneaky.raw\",\"base_format\":\"raw\"}");
+    g_assert_null(dom_storage_create_overlay(conn, prefix, "x.qcow2", sneaky, NULL, &error));
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNPROCESSABLE);
+    g_assert_nonnull(strstr(error->message, "is qcow2, but the template says raw"));
+    g_clear_error(&error);
+    liar = write_template("liar", "{\"kind\":\"overlay\",\"memory_mib\":64,"
+                                  "\"base_image\":\"liar.qcow2\",\"base_format\":\"qcow2\"}");
+    g_assert_null(dom_storage_create_overlay(conn, prefix, "y.qcow2", liar, NULL, &error));
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNPROCESSABLE);
+    g_clear_error(&error);
+    /* An "ISO" that is really qcow2 is refused too. */
+    g_assert_false(dom_storage_check_iso(p, &error));
+    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNPROCESSABLE);
+}
+
+/* virsh vol-list shows the overlay @vol, and vol-dumpxml its qcow2 backing chain.
+ * Returns the vol-list text; *@ret_pool the disks pool's name. */
+static char *
+check_overlay_listed(const char *vol, const char *overlay, char **ret_pool)
+{
+    g_autofree char *info = NULL;
+    char *list;
+    int status;
+
+    *ret_pool = dom_storage_pool_name(prefix, DOM_POOL_DISKS);
+    list = virsh("vol-list", *ret_pool, NULL, &status);
+    g_assert_cmpint(status, ==, 0);
+    g_assert_nonnull(strstr(list, vol));
+    info = virsh("vol-dumpxml", overlay, NULL, &status);
+    g_assert_cmpint(status, ==, 0);
+    g_assert_nonnull(strstr(info, "<backingStore>"));
+    g_assert_nonnull(strstr(info, "<format type='qcow2'/>"));
+    return list;
+}
+
 TEST(overlay_lives_and_dies_with_its_domain)
 {
     g_autoptr(GError) error = NULL;
-    g_autoptr(DomTemplate) t = NULL, sneaky = NULL, liar = NULL;
+    g_autoptr(DomTemplate) t = NULL;
     g_autoptr(virDomain) dom = NULL;
     g_autofree char *type = NULL, *name = NULL, *xml = NULL, *created = NULL, *vol = NULL;
     g_autofree char *overlay = NULL, *backing = NULL, *fmt = NULL, *list = NULL, *pool = NULL;
@@ -573,24 +631,7 @@ TEST(overlay_lives_and_dies_with_its_domain)
     g_assert_true(dom_storage_ensure_pools(conn, prefix, storage_dir, DOM_POOL_OWNER_DEFAULT, &error)); /* refresh */
     g_assert_no_error(error);
 
-    sneaky = write_template("sneaky", "{\"kind\":\"overlay\",\"memory_mib\":64,"
-                                      "\"base_image\":\"sneaky.raw\",\"base_format\":\"raw\"}");
-    g_assert_null(dom_storage_create_overlay(conn, prefix, "x.qcow2", sneaky, NULL, &error));
-    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNPROCESSABLE);
-    g_assert_nonnull(strstr(error->message, "is qcow2, but the template says raw"));
-    g_clear_error(&error);
-    liar = write_template("liar", "{\"kind\":\"overlay\",\"memory_mib\":64,"
-                                  "\"base_image\":\"liar.qcow2\",\"base_format\":\"qcow2\"}");
-    g_assert_null(dom_storage_create_overlay(conn, prefix, "y.qcow2", liar, NULL, &error));
-    g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNPROCESSABLE);
-    g_clear_error(&error);
-    /* An "ISO" that is really qcow2 is refused too. */
-    {
-        g_autofree char *p = g_build_filename(storage_dir, "base", "sneaky.raw", NULL);
-        g_assert_false(dom_storage_check_iso(p, &error));
-        g_assert_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_UNPROCESSABLE);
-        g_clear_error(&error);
-    }
+    check_lying_bases();
 
     t = write_template("tiny", "{\"kind\":\"overlay\",\"memory_mib\":64,\"network\":\"none\","
                                "\"base_image\":\"tiny.qcow2\",\"base_format\":\"qcow2\"}");
@@ -602,17 +643,7 @@ TEST(overlay_lives_and_dies_with_its_domain)
     fmt = dom_storage_file_format(overlay, &error);
     g_assert_no_error(error);
     g_assert_cmpstr(fmt, ==, "qcow2");
-    /* virsh vol-list shows the overlay. */
-    pool = dom_storage_pool_name(prefix, DOM_POOL_DISKS);
-    list = virsh("vol-list", pool, NULL, &status);
-    g_assert_cmpint(status, ==, 0);
-    g_assert_nonnull(strstr(list, vol));
-    {
-        g_autofree char *info = virsh("vol-dumpxml", overlay, NULL, &status);
-        g_assert_cmpint(status, ==, 0);
-        g_assert_nonnull(strstr(info, "<backingStore>"));
-        g_assert_nonnull(strstr(info, "<format type='qcow2'/>"));
-    }
+    list = check_overlay_listed(vol, overlay, &pool);
     blank = dom_storage_create_blank(conn, prefix, "spare.qcow2", 1, &error);
     g_assert_no_error(error);
 
