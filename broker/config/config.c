@@ -308,6 +308,48 @@ parse_cidrs(const char *value, VmbCidrList **ret)
     return NULL;
 }
 
+/* A KEY_UINT or KEY_UINT64 within the key's bounds. */
+static char *
+parse_number(const KeyDef *k, const char *value, void *field)
+{
+    guint64 v;
+
+    if (!g_ascii_string_to_unsigned(value, 10, k->min, k->max, &v, NULL))
+        return g_strdup_printf("not a whole number from %" G_GUINT64_FORMAT " to %"
+                               G_GUINT64_FORMAT, k->min, k->max);
+    if (k->type == KEY_UINT)
+        *(unsigned *) field = (unsigned) v;
+    else
+        *(guint64 *) field = v;
+    return NULL;
+}
+
+static char *
+parse_bool(const char *value, bool *field)
+{
+    if (g_strv_contains((const char *const[]) { "true", "yes", "1", "on", NULL }, value))
+        *field = true;
+    else if (g_strv_contains((const char *const[]) { "false", "no", "0", "off", NULL }, value))
+        *field = false;
+    else
+        return g_strdup("not a boolean (true or false)");
+    return NULL;
+}
+
+/* FIRST-LAST, both ports, FIRST <= LAST. */
+static char *
+parse_ports(const char *value, ConfigPortRange *r)
+{
+    g_auto(GStrv) parts = g_strsplit(value, "-", -1);
+
+    if (g_strv_length(parts) != 2 || !parse_port(parts[0], &r->first) ||
+        !parse_port(parts[1], &r->last))
+        return g_strdup("not a port range (expected FIRST-LAST, ports 1-65535)");
+    if (r->first > r->last)
+        return g_strdup("the range's first port is after its last");
+    return NULL;
+}
+
 /* Parses @value as @k's type into @cfg; on failure returns the reason. */
 static char *
 parse_value(Config *cfg, const KeyDef *k, const char *value)
@@ -321,36 +363,12 @@ parse_value(Config *cfg, const KeyDef *k, const char *value)
         *(char **) field = g_strdup(value);
         return NULL;
     case KEY_UINT:
-    case KEY_UINT64: {
-        guint64 v;
-        if (!g_ascii_string_to_unsigned(value, 10, k->min, k->max, &v, NULL))
-            return g_strdup_printf("not a whole number from %" G_GUINT64_FORMAT " to %"
-                                   G_GUINT64_FORMAT, k->min, k->max);
-        if (k->type == KEY_UINT)
-            *(unsigned *) field = (unsigned) v;
-        else
-            *(guint64 *) field = v;
-        return NULL;
-    }
+    case KEY_UINT64:
+        return parse_number(k, value, field);
     case KEY_BOOL:
-        if (g_strv_contains((const char *const[]) { "true", "yes", "1", "on", NULL }, value))
-            *(bool *) field = true;
-        else if (g_strv_contains((const char *const[]) { "false", "no", "0", "off", NULL },
-                                 value))
-            *(bool *) field = false;
-        else
-            return g_strdup("not a boolean (true or false)");
-        return NULL;
-    case KEY_PORTS: {
-        ConfigPortRange *r = field;
-        g_auto(GStrv) parts = g_strsplit(value, "-", -1);
-        if (g_strv_length(parts) != 2 || !parse_port(parts[0], &r->first) ||
-            !parse_port(parts[1], &r->last))
-            return g_strdup("not a port range (expected FIRST-LAST, ports 1-65535)");
-        if (r->first > r->last)
-            return g_strdup("the range's first port is after its last");
-        return NULL;
-    }
+        return parse_bool(value, field);
+    case KEY_PORTS:
+        return parse_ports(value, field);
     case KEY_LISTEN:
         return parse_listen(value, &cfg->http_listen_port, field);
     case KEY_ADDRESS:
