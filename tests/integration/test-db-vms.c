@@ -6,12 +6,10 @@
 #include "db-audit.h"
 #include "db-hosts.h"
 #include "db-limits.h"
-#include "db-migrate.h"
 #include "db-ports.h"
 #include "db-templates.h"
 #include "db-vms.h"
 #include "test-db.h"
-#include "test-pg.h"
 #include "test.h"
 #include "vmb-error.h"
 
@@ -723,80 +721,6 @@ TEST(hosts_templates_audit)
                                        " WHERE detail ->> 'template' = 'tiny'"
                                        " AND remote_addr = '2001:db8::1'"), ==, 1);
     g_assert_cmpint(test_db_scalar(db, "SELECT count(*) FROM audit_log"), ==, 2);
-}
-
-/* Applies the embedded migrations up to and including version @upto on @pg. */
-static void
-apply_migrations_upto(PGconn *pg, int upto)
-{
-    for (size_t i = 0; i < db_migrations_count && db_migrations[i].version <= upto; i++) {
-        g_autoptr(PGresult) r = PQexec(pg, db_migrations[i].sql);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-            g_error("migration %d: %s", db_migrations[i].version, PQerrorMessage(pg));
-    }
-}
-
-TEST(holder_key_migration_keeps_existing_leases)
-{
-    /* A database at version 5 with a VM holding its ports, then 0006 (per-kind holder
-     * keys): the VM and its leases survive, and the keys guard them as before. */
-    g_autofree char *conninfo = test_pg_create_db("vms_upgrade");
-    g_autoptr(PGconn) pg = PQconnectdb(conninfo);
-    g_autoptr(PGresult) r = NULL;
-    g_autofree char *state = NULL;
-    TestDb db = { .conninfo = conninfo };
-
-    g_assert_cmpint(PQstatus(pg), ==, CONNECTION_OK);
-    g_assert_cmpint(db_migrate_known_version(), >=, 6);
-    g_assert_cmpstr(db_migrations[5].name, ==, "port_holder_keys");
-    apply_migrations_upto(pg, 5);
-    r = PQexec(pg,
-        "INSERT INTO hosts (id, name, uri) VALUES ('00000000-0000-0000-0000-00000000000a',"
-        "  'local', 'x');"
-        "INSERT INTO port_leases (host_id, port, kind) VALUES"
-        "  ('00000000-0000-0000-0000-00000000000a', 20000, 'vnc'),"
-        "  ('00000000-0000-0000-0000-00000000000a', 20001, 'vnc'),"
-        "  ('00000000-0000-0000-0000-00000000000a', 21000, 'ws');"
-        "INSERT INTO users (id, username, role) VALUES"
-        "  ('00000000-0000-0000-0000-0000000000bb', 'u', 'user');"
-        "INSERT INTO templates (name, kind, sha256, definition)"
-        "  VALUES ('t', 'iso', repeat('a', 64), 'x');"
-        "BEGIN;"
-        "UPDATE port_leases SET vm_id = '00000000-0000-0000-0000-000000000110',"
-        "  leased_at = now() WHERE port IN (20000, 21000);"
-        "INSERT INTO vms (id, name, owner_id, template_name, template_version, host_id,"
-        "  vnc_port, ws_port) VALUES ('00000000-0000-0000-0000-000000000110', 'vm1',"
-        "  '00000000-0000-0000-0000-0000000000bb', 't', 1,"
-        "  '00000000-0000-0000-0000-00000000000a', 20000, 21000);"
-        "COMMIT;"
-        /* As db_migrate_apply would have recorded versions 1..5. */
-        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-        "  applied_at timestamptz NOT NULL DEFAULT now());"
-        "INSERT INTO schema_migrations (version, name) SELECT g, 'old' FROM generate_series(1, 5) g");
-    g_assert_cmpint(PQresultStatus(r), ==, PGRES_COMMAND_OK);
-    {
-        DbPoolOptions opts = { .conninfo = conninfo, .size = 2, .acquire_timeout_ms = 10000 };
-        g_autoptr(GError) err = NULL;
-        int applied = 0;
-        db.pool = db_pool_new(&opts);
-        {
-            g_autoptr(DbConn) conn = db_pool_acquire(db.pool, &err);
-            g_assert_true(db_migrate_apply(conn, &applied, &err));
-            g_assert_no_error(err);
-        }
-        g_assert_cmpint(applied, ==, db_migrate_known_version() - 5);
-        g_assert_cmpint(test_db_scalar(&db, "SELECT count(*) FROM vms v JOIN port_leases l"
-                                            " ON l.vm_id = v.id"), ==, 2);
-        /* Pointing the VM at a port it does not hold, or at the other kind's port, fails. */
-        state = test_db_fails_with(&db, "UPDATE vms SET vnc_port = 20001");
-        g_assert_cmpstr(state, ==, "23503");
-        g_free(state);
-        state = test_db_fails_with(&db, "UPDATE vms SET vnc_port = ws_port, ws_port = vnc_port");
-        g_assert_cmpstr(state, ==, "23503");
-        db_pool_free(db.pool);
-    }
-    g_clear_pointer(&pg, PQfinish);
-    test_pg_drop_db(conninfo);
 }
 
 TEST_MAIN()
