@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Port leases on real PostgreSQL: range sync, exhaustion, cool-down, quarantine of ports a
-// foreign socket holds, 64 concurrent clients, and a backend killed inside a lease.
+// foreign socket holds, 64 concurrent clients, a backend killed inside a lease, and the
+// holder-key migration (0006) keeping the leases a VM holds.
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
