@@ -124,6 +124,7 @@ typedef struct {
     HttpDeferred *deferred;
     DbUser *caller;
     char *vm_id;
+    DbOpKind kind;
 } OpWait;
 
 static void
@@ -162,6 +163,9 @@ op_reply(OpWait *w, const DbOp *op)
     json_object *extra = json_object_new_object();
 
     if (!op) {
+        vmb_warning("VM %s: the hypervisor did not finish the %s within %u s; answered 503, "
+                    "the work goes on in the background", w->vm_id, db_op_kind_to_string(w->kind),
+                    w->a->cfg->libvirt_call_timeout_s);
         json_object_put(extra);
         return http_problem_kind(VMB_ERROR_TIMEOUT,
                                  "The operation did not end in time. It goes on in the "
@@ -205,6 +209,7 @@ wait_for(HttpRequest *req, App *a, const DbUser *caller, const DbOp *op)
     w->a = a;
     w->caller = db_user_copy(caller);
     w->vm_id = g_strdup(op->vm_id);
+    w->kind = op->kind;
     svc_ops_wait(a->ops, op->id, a->cfg->libvirt_call_timeout_s * 1000, op_done, w);
     return reply;
 }

@@ -136,9 +136,13 @@ stop_as(SvcVms *vms, const DbVm *vm, const DbUser *caller, const char *action,
         DbOp **ret_active, GError **error)
 {
     g_autoptr(json_object) params = json_object_new_object();
+    g_autoptr(virConnect) conn = NULL;
     DbOpSpec spec;
     StateTx tx;
 
+    /* A stop needs libvirt: without it, say so (503) rather than queue a stop that waits. */
+    if (!(conn = dom_hypervisor_get(vms->opts.hv, error)))
+        return NULL;
     if (vm->state == DB_VM_STOPPED || vm->state == DB_VM_STOPPING) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "The VM is already %s.",
                     db_vm_state_to_string(vm->state));
