@@ -199,15 +199,50 @@ waiters_poll(SvcOps *ops)
 
 /* --- workers --- */
 
+static bool
+stopping(SvcOps *ops)
+{
+    bool out;
+
+    g_mutex_lock(&ops->lock);
+    out = ops->stopping;
+    g_mutex_unlock(&ops->lock);
+    return out;
+}
+
+/* Writes the end of @op, retrying while PostgreSQL cannot be reached: an end left unwritten
+ * would keep the operation "running" under this broker's live heartbeat for good. At
+ * shutdown it gives up; the next start under this name requeues the operation. */
+static DbOp *
+record_end(SvcOps *ops, const DbOp *op, const GError *failure, VmbErrorKind kind,
+           const char *detail)
+{
+    for (unsigned attempt = 0;; attempt++) {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(DbConn) conn = db_pool_acquire(ops->opts.db, &err);
+        DbOp *done = conn ? db_ops_finish(conn, op->id, ops->instance,
+                                          failure ? DB_OP_FAILED : DB_OP_SUCCEEDED,
+                                          failure ? vmb_error_kind_to_string(kind) : NULL,
+                                          detail, failure ? failure->message : NULL, &err)
+                          : NULL;
+
+        if (done)
+            return done;
+        if (attempt == 0 || g_error_matches(err, VMB_ERROR, VMB_ERROR_NOT_FOUND))
+            vmb_warning("operation %s: recording its end: %s", op->id, err->message);
+        if (g_error_matches(err, VMB_ERROR, VMB_ERROR_NOT_FOUND) || stopping(ops))
+            return NULL;
+        g_clear_pointer(&conn, db_conn_release);
+        g_usleep(MIN(250u << MIN(attempt, 4u), 4000u) * G_TIME_SPAN_MILLISECOND);
+    }
+}
+
 /* Records the end of @op; returns the finished row (NULL when another broker took it). */
 static DbOp *
 finish(SvcOps *ops, const DbOp *op, const GError *failure)
 {
     VmbErrorKind kind = vmb_error_kind(failure);
     const char *detail = NULL;
-    g_autoptr(GError) err = NULL;
-    g_autoptr(DbConn) conn = db_pool_acquire(ops->opts.db, &err);
-    DbOp *done;
 
     if (failure) {
         vmb_warning("operation %s: %s of VM %s failed: %s", op->id,
@@ -217,18 +252,11 @@ finish(SvcOps *ops, const DbOp *op, const GError *failure)
                      ? "The operation failed; an administrator can see why in the log."
                      : failure->message;
     }
-    done = conn ? db_ops_finish(conn, op->id, ops->instance,
-                                failure ? DB_OP_FAILED : DB_OP_SUCCEEDED,
-                                failure ? vmb_error_kind_to_string(kind) : NULL, detail,
-                                failure ? failure->message : NULL, &err)
-                : NULL;
-    if (!done)
-        vmb_warning("operation %s: recording its end: %s", op->id, err->message);
     if (ops->opts.metrics)
         vmb_metrics_add(ops->opts.metrics, OPS_METRIC, 1, "kind",
                         db_op_kind_to_string(op->kind), "result",
                         failure ? "failed" : "succeeded", NULL);
-    return done;
+    return record_end(ops, op, failure, kind, detail);
 }
 
 static void
