@@ -59,6 +59,49 @@ choose_type(virConnectPtr conn, const char *dir)
     return g_strdup(c->domain_type);
 }
 
+/* `virsh create PATH`, timed from *ret_t0 to *ret_t1. */
+static bool
+virsh_create(const char *uri, const char *path, gint64 *ret_t0, gint64 *ret_t1)
+{
+    const char *av[] = { "virsh", "-q", "-c", uri, "create", path, NULL };
+    g_autoptr(GError) error = NULL;
+    int status = -1;
+
+    *ret_t0 = g_get_monotonic_time();
+    if (!g_spawn_sync(NULL, (char **) av, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
+                      NULL, NULL, NULL, NULL, &status, &error) ||
+        !g_spawn_check_wait_status(status, &error)) {
+        fprintf(stderr, "bench-spawn: virsh create: %s\n", error->message);
+        return false;
+    }
+    *ret_t1 = g_get_monotonic_time();
+    return true;
+}
+
+/* The table: medians, extremes and the ratio. */
+static void
+print_summary(const char *type, const char *uri, double *ours, double *theirs,
+              double *define_ms)
+{
+    double lo_a = ours[0], hi_a = ours[0], lo_b = theirs[0], hi_b = theirs[0];
+    double med_a, med_b;
+    for (int r = 1; r < ROUNDS; r++) {
+        lo_a = MIN(lo_a, ours[r]);
+        hi_a = MAX(hi_a, ours[r]);
+        lo_b = MIN(lo_b, theirs[r]);
+        hi_b = MAX(hi_b, theirs[r]);
+    }
+    med_a = median(ours, ROUNDS);
+    med_b = median(theirs, ROUNDS);
+    printf("bench/spawn: %d rounds each, memtest template, domain type %s, %s\n", ROUNDS,
+           type, uri);
+    printf("%-36s %10s %10s %10s\n", "path", "median ms", "min ms", "max ms");
+    printf("%-36s %10.1f %10.1f %10.1f\n", "domains/ (XML + define + start)", med_a, lo_a, hi_a);
+    printf("%-36s %10.1f %10.1f %10.1f\n", "virsh create (same XML)", med_b, lo_b, hi_b);
+    printf("%-36s %10.1f\n", "  of which XML + define", median(define_ms, ROUNDS));
+    printf("ratio domains/ : virsh create = %.3f (target <= 1.05)\n", med_a / med_b);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -93,7 +136,6 @@ main(int argc, char **argv)
         g_autoptr(virDomain) dom = NULL;
         g_autoptr(virDomain) other = NULL;
         gint64 t0, t1;
-        int status = -1;
 
         /* Ours: template -> XML -> define -> start. */
         t0 = g_get_monotonic_time();
@@ -118,18 +160,8 @@ main(int argc, char **argv)
         xml_b = make_xml(t, type, name_b, port + 1, &error);
         path_b = g_build_filename(dir, "domain.xml", NULL);
         g_assert(xml_b && g_file_set_contents(path_b, xml_b, -1, NULL));
-        {
-            const char *av[] = { "virsh", "-q", "-c", uri, "create", path_b, NULL };
-            t0 = g_get_monotonic_time();
-            if (!g_spawn_sync(NULL, (char **) av, NULL,
-                              G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
-                              NULL, &status, &error) ||
-                !g_spawn_check_wait_status(status, &error)) {
-                fprintf(stderr, "bench-spawn: virsh create: %s\n", error->message);
-                return 1;
-            }
-            t1 = g_get_monotonic_time();
-        }
+        if (!virsh_create(uri, path_b, &t0, &t1))
+            return 1;
         theirs[r] = (double) (t1 - t0) / 1000.0;
         other = virDomainLookupByName(conn, name_b);
         if (other)
@@ -138,24 +170,6 @@ main(int argc, char **argv)
     }
     g_rmdir(dir);
 
-    {
-        double lo_a = ours[0], hi_a = ours[0], lo_b = theirs[0], hi_b = theirs[0];
-        double med_a, med_b;
-        for (int r = 1; r < ROUNDS; r++) {
-            lo_a = MIN(lo_a, ours[r]);
-            hi_a = MAX(hi_a, ours[r]);
-            lo_b = MIN(lo_b, theirs[r]);
-            hi_b = MAX(hi_b, theirs[r]);
-        }
-        med_a = median(ours, ROUNDS);
-        med_b = median(theirs, ROUNDS);
-        printf("bench/spawn: %d rounds each, memtest template, domain type %s, %s\n", ROUNDS,
-               type, uri);
-        printf("%-36s %10s %10s %10s\n", "path", "median ms", "min ms", "max ms");
-        printf("%-36s %10.1f %10.1f %10.1f\n", "domains/ (XML + define + start)", med_a, lo_a, hi_a);
-        printf("%-36s %10.1f %10.1f %10.1f\n", "virsh create (same XML)", med_b, lo_b, hi_b);
-        printf("%-36s %10.1f\n", "  of which XML + define", median(define_ms, ROUNDS));
-        printf("ratio domains/ : virsh create = %.3f (target <= 1.05)\n", med_a / med_b);
-    }
+    print_summary(type, uri, ours, theirs, define_ms);
     return 0;
 }
