@@ -51,7 +51,7 @@ def man5(rows, version):
            '.PP',
            'A running \\fBvmbroker serve\\fR rereads the file on SIGHUP: \\fBlog.level\\fR '
            'applies at once; every other key applies at the next restart (the reload names '
-           'the keys that changed).']
+           'the keys that changed). The templates in \\fBtemplates.dir\\fR are reread too.']
     section = None
     for sec, key, meaning, default in rows:
         if sec != section:
@@ -69,7 +69,8 @@ def example(rows, version):
     out = ['# /etc/vmbroker/vmbroker.conf: the configuration of vmbroker ' + version + '.',
            '# Every key is listed, commented out, with its default; see vmbroker.conf(5).',
            '# VMBROKER_<SECTION>_<KEY> in the environment overrides a key.',
-           '# `systemctl reload vmbroker` (SIGHUP) applies log.level; the rest needs a restart.']
+           '# `systemctl reload vmbroker` (SIGHUP) applies log.level and rereads the templates;',
+           '# the rest needs a restart.']
     section = None
     for sec, key, meaning, default in rows:
         if sec != section:

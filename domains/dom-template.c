@@ -568,18 +568,35 @@ dom_template_to_json(const DomTemplate *tmpl)
 }
 
 struct _DomTemplateSet {
+    gatomicrefcount ref;
     GPtrArray *list;   /* DomTemplate*, owned, sorted by name */
     GHashTable *by_name; /* name -> DomTemplate*, borrowed from list */
 };
 
 /**
- * dom_template_set_free:
+ * dom_template_set_ref:
+ * @set: a set
+ *
+ * A set never changes once loaded; a reload makes a new one, and readers of the old one keep
+ * it alive with a reference.
+ *
+ * Returns: (transfer full): @set
+ */
+DomTemplateSet *
+dom_template_set_ref(DomTemplateSet *set)
+{
+    g_atomic_ref_count_inc(&set->ref);
+    return set;
+}
+
+/**
+ * dom_template_set_unref:
  * @set: (nullable): a set
  */
 void
-dom_template_set_free(DomTemplateSet *set)
+dom_template_set_unref(DomTemplateSet *set)
 {
-    if (!set)
+    if (!set || !g_atomic_ref_count_dec(&set->ref))
         return;
     g_hash_table_unref(set->by_name);
     g_ptr_array_unref(set->list);
@@ -619,6 +636,7 @@ dom_template_set_load_dir(const char *dir, GError **error)
         return NULL;
     }
     set = g_new0(DomTemplateSet, 1);
+    g_atomic_ref_count_init(&set->ref);
     set->list = g_ptr_array_new_with_free_func((GDestroyNotify) dom_template_free);
     set->by_name = g_hash_table_new(g_str_hash, g_str_equal);
     while ((entry = g_dir_read_name(d))) {

@@ -109,8 +109,9 @@ json_object *dom_template_to_json(const DomTemplate *tmpl);
 
 /* A folder of templates */
 DomTemplateSet *dom_template_set_load_dir(const char *dir, GError **error);
-void dom_template_set_free(DomTemplateSet *set);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(DomTemplateSet, dom_template_set_free)
+DomTemplateSet *dom_template_set_ref(DomTemplateSet *set);
+void dom_template_set_unref(DomTemplateSet *set);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DomTemplateSet, dom_template_set_unref)
 
 const DomTemplate *dom_template_set_lookup(const DomTemplateSet *set, const char *name);
 guint dom_template_set_count(const DomTemplateSet *set);

@@ -66,9 +66,11 @@ api_templates_list(HttpRequest *req, void *app)
     needs = svc_vms_template_needs(a->vms, &error);
     if (!needs) {
         /* libvirt cannot say now: the list still comes, with `available` null (unknown). */
+        g_autoptr(DomTemplateSet) set = svc_templates_get(a->templates);
+
         vmb_warning("GET /api/v1/templates: %s", error->message);
-        for (guint i = 0; i < dom_template_set_count(a->templates); i++) {
-            json_object *t = api_render_template(dom_template_set_nth(a->templates, i));
+        for (guint i = 0; i < dom_template_set_count(set); i++) {
+            json_object *t = api_render_template(dom_template_set_nth(set, i));
             json_object_object_add(t, "available", NULL);
             json_object_object_add(t, "unavailable_reason", NULL);
             json_object_array_add(out, t);

@@ -7,13 +7,13 @@
 #include "db-pool.h"
 #include "dom-hypervisor.h"
 #include "http-server.h"
-#include "dom-template.h"
 #include "svc-accel.h"
 #include "svc-auth.h"
 #include "svc-console.h"
 #include "svc-isos.h"
 #include "svc-events.h"
 #include "svc-health.h"
+#include "svc-templates.h"
 #include "svc-vms.h"
 
 typedef struct {
@@ -25,7 +25,7 @@ typedef struct {
     VmbBounded *bounded;   /* libvirt work of requests, waited for within a bound */
     SvcAuth *auth;         /* logins, sessions, tokens */
     VmbMetrics *metrics;   /* what /metrics shows */
-    DomTemplateSet *templates; /* loaded from templates.dir at start */
+    SvcTemplates *templates; /* in use now: a SIGHUP reloads them */
     SvcVms *vms;           /* the VM life cycle */
     SvcOps *ops;           /* operations: what a waiting request waits for */
     SvcEvents *events;     /* event streams */

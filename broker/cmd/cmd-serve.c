@@ -14,7 +14,6 @@
 #include "db-limits.h"
 #include "db-migrate.h"
 #include "db-ports.h"
-#include "db-templates.h"
 #include "dom-storage.h"
 #include "svc-health.h"
 #include "svc-janitor.h"
@@ -54,15 +53,7 @@ prepare_tx(DbConn *conn, void *data, GError **error)
                                               ? (int) cfg->limits_max_running_per_user : -1,
                                    error))
         return false;
-    for (guint i = 0; i < dom_template_set_count(tx->templates); i++) {
-        const DomTemplate *t = dom_template_set_nth(tx->templates, i);
-        g_autoptr(json_object) def = dom_template_to_json(t);
-        if (!db_templates_upsert(conn, t->name, dom_template_kind_to_string(t->kind),
-                                 json_object_to_json_string_ext(def, JSON_C_TO_STRING_PLAIN),
-                                 NULL, error))
-            return false;
-    }
-    return true;
+    return svc_templates_store(conn, tx->templates, error);
 }
 
 /* The reaper's view of console activity. */
@@ -82,7 +73,7 @@ typedef struct {
     VmbMetrics *metrics;
     DbPool *pool;
     DbCache *cache;           /* counts changes of pool: freed before it */
-    DomTemplateSet *templates;
+    SvcTemplates *templates;  /* replaced by a SIGHUP */
     char *host_id;
     DomHypervisor *hv;
     SvcAccel *accel;
@@ -116,7 +107,7 @@ daemon_clear(Daemon *d)
     g_clear_pointer(&d->accel, svc_accel_free);
     g_clear_pointer(&d->hv, dom_hypervisor_free);
     g_clear_pointer(&d->host_id, g_free);
-    g_clear_pointer(&d->templates, dom_template_set_free);
+    g_clear_pointer(&d->templates, svc_templates_free);
     g_clear_pointer(&d->cache, db_cache_free);
     g_clear_pointer(&d->pool, db_pool_free);
     g_clear_pointer(&d->metrics, vmb_metrics_free);
@@ -130,6 +121,7 @@ static bool
 open_database(Daemon *d, GError **error)
 {
     const Config *cfg = d->cfg;
+    g_autoptr(DomTemplateSet) templates = NULL;
     PrepareTx prep;
     int applied = 0;
 
@@ -150,12 +142,13 @@ open_database(Daemon *d, GError **error)
         vmb_info("applied %d migration(s); schema at version %d", applied,
                  db_migrate_known_version());
     d->cache = db_cache_new(d->pool, cfg->database_url, cfg->database_cache_entries);
-    d->templates = dom_template_set_load_dir(cfg->templates_dir, error);
-    if (!d->templates)
+    templates = dom_template_set_load_dir(cfg->templates_dir, error);
+    if (!templates)
         return false;
-    prep = (PrepareTx) { cfg, d->templates, NULL };
+    prep = (PrepareTx) { cfg, templates, NULL };
     if (!db_pool_transaction(d->pool, prepare_tx, &prep, error))
         return false;
+    d->templates = svc_templates_new(g_steal_pointer(&templates));
     d->host_id = g_steal_pointer(&prep.host_id);
     d->health = svc_health_new(&(SvcHealthOptions) {
         .db = d->pool,
@@ -362,11 +355,11 @@ watchdog_ping(gpointer data)
     vmb_notify("WATCHDOG=1");
 }
 
-/* SIGHUP: reads the config again and applies what can change under running threads (the
- * log level); every other changed key is named as needing a restart. A config that no
- * longer loads changes nothing. */
+/* SIGHUP, the config: applies what can change under running threads (the log level); every
+ * other changed key is named as needing a restart. A config that no longer loads changes
+ * nothing. */
 static void
-reload(Daemon *d, const char *config_path)
+reload_config(Daemon *d, const char *config_path)
 {
     g_autoptr(GError) error = NULL;
     g_autoptr(Config) fresh = config_load(config_path, CONFIG_NEEDS_DATABASE, &error);
@@ -382,7 +375,7 @@ reload(Daemon *d, const char *config_path)
     for (char **k = changed; *k; k++)
         if (strcmp(*k, "log.level") != 0)
             g_string_append_printf(restart, "%s%s", restart->len ? ", " : "", *k);
-    vmb_info("SIGHUP: reread %s: log.level %s%s%s; %s%s; templates are read at start only",
+    vmb_info("SIGHUP: reread %s: log.level %s%s%s; %s%s",
              config_path ? config_path : "(no file: defaults and environment)",
              vmb_log_level_names[old_level], old_level == fresh->log_level ? "" : " -> ",
              old_level == fresh->log_level ? " (unchanged)"
@@ -390,7 +383,29 @@ reload(Daemon *d, const char *config_path)
              restart->len ? "changed, applied at the next restart: " : "nothing else changed",
              restart->str);
     vmb_log_set_level(fresh->log_level);
-    vmb_notify("READY=1\nSTATUS=configuration reread");
+}
+
+/* SIGHUP, the templates: the folder read again is in use for what starts after it (creates,
+ * starts of ephemeral VMs, idle and lifetime limits); running guests keep their domains. One
+ * bad file keeps the running templates. */
+static void
+reload_templates(Daemon *d)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GString) summary = g_string_new(NULL);
+
+    if (!svc_templates_reload(d->templates, d->cfg->templates_dir, d->pool, summary, &error))
+        vmb_warning("SIGHUP: kept the running templates: %s", error->message);
+    else
+        vmb_info("SIGHUP: reread templates from %s: %s", d->cfg->templates_dir, summary->str);
+}
+
+static void
+reload(Daemon *d, const char *config_path)
+{
+    reload_config(d, config_path);
+    reload_templates(d);
+    vmb_notify("READY=1\nSTATUS=configuration and templates reread");
 }
 
 /* Tells the service manager (if any) that we serve, and keeps its watchdog fed. */

@@ -22,7 +22,7 @@
 typedef struct {
     Config *cfg;
     DbPool *pool;
-    DomTemplateSet *templates;
+    SvcTemplates *templates;
     char *host_id;
     DomHypervisor *hv;
     SvcAccel *accel;
@@ -46,7 +46,7 @@ vm_ctx_clear(VmCtx *c)
     g_clear_pointer(&c->accel, svc_accel_free);
     g_clear_pointer(&c->hv, dom_hypervisor_free);
     g_clear_pointer(&c->host_id, g_free);
-    g_clear_pointer(&c->templates, dom_template_set_free);
+    g_clear_pointer(&c->templates, svc_templates_free);
     g_clear_pointer(&c->pool, db_pool_free);
     g_clear_pointer(&c->cfg, config_free);
 }
@@ -59,10 +59,14 @@ vm_ctx_open(VmCtx *c, GError **error)
 {
     const Config *cfg = c->cfg;
     g_autoptr(DbConn) conn = NULL;
+    DomTemplateSet *set;
 
     c->pool = cmd_open_pool(cfg);
-    c->templates = dom_template_set_load_dir(cfg->templates_dir, error);
-    if (!c->templates || !(conn = db_pool_acquire(c->pool, error)) ||
+    set = dom_template_set_load_dir(cfg->templates_dir, error);
+    if (!set)
+        return false;
+    c->templates = svc_templates_new(set);
+    if (!(conn = db_pool_acquire(c->pool, error)) ||
         !db_hosts_ensure(conn, "local", cfg->libvirt_uri, &c->host_id, error))
         return false;
     g_clear_pointer(&conn, db_conn_release);

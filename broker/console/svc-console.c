@@ -532,6 +532,7 @@ svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
     g_autofree char *user_id = NULL;
     g_autoptr(DbConn) db = NULL;
     g_autoptr(DbVm) vm = NULL;
+    g_autoptr(DomTemplateSet) set = NULL;
     const DomTemplate *tmpl;
     OpenWait *w;
 
@@ -554,7 +555,8 @@ svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
     if (!vm)
         return false;
     g_clear_pointer(&db, db_conn_release);
-    tmpl = dom_template_set_lookup(console->opts.templates, vm->template_name);
+    set = svc_templates_get(console->opts.templates);
+    tmpl = dom_template_set_lookup(set, vm->template_name);
     w = g_new0(OpenWait, 1);
     w->console = console;
     w->vm_id = g_strdup(vm_id);

@@ -9,7 +9,7 @@
 #include "db-pool.h"
 #include "db-vms.h"
 #include "dom-hypervisor.h"
-#include "dom-template.h"
+#include "svc-templates.h"
 #include "vmb-metrics.h"
 #include "vmb-splice.h"
 #include "vmb-wsupstream.h"
@@ -21,7 +21,7 @@ typedef struct {
     DbPool *db;                  /* PostgreSQL */
     DomHypervisor *hv;           /* libvirt */
     SvcVms *vms;                 /* mints tickets, says when VMs stop */
-    const DomTemplateSet *templates; /* exclusive consoles */
+    SvcTemplates *templates;     /* exclusive consoles */
     const char *console_listen;  /* where QEMU's websocket servers listen */
     size_t buffer_size;          /* relay buffer per direction */
     VmbMetrics *metrics;         /* (nullable) connection counters */

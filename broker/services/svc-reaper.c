@@ -16,7 +16,8 @@ struct SvcReaper {
 static void
 reap_one(SvcReaper *r, DbConn *db, const DbVm *vm, gint64 now_s)
 {
-    const DomTemplate *t = dom_template_set_lookup(r->opts.templates, vm->template_name);
+    g_autoptr(DomTemplateSet) set = svc_templates_get(r->opts.templates);
+    const DomTemplate *t = dom_template_set_lookup(set, vm->template_name);
     g_autofree char *reason = NULL;
     g_autoptr(GError) err = NULL;
     g_autoptr(DbVm) stopping = NULL;

@@ -6,7 +6,7 @@
 #include <glib.h>
 
 #include "db-pool.h"
-#include "dom-template.h"
+#include "svc-templates.h"
 #include "svc-vms.h"
 
 typedef struct SvcReaper SvcReaper;
@@ -21,7 +21,7 @@ typedef struct {
     SvcVms *vms;                     /* stops */
     SvcReaperActivityFunc activity;  /* live console activity of a VM */
     gpointer activity_data;          /* for activity */
-    const DomTemplateSet *templates; /* idle timeouts and lifetimes */
+    SvcTemplates *templates;         /* idle timeouts and lifetimes */
     unsigned interval_s;             /* how often it looks */
 } SvcReaperOptions;
 

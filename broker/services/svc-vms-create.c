@@ -54,15 +54,17 @@ svc_vms_memory_room_tx(SvcVms *vms, DbConn *conn, const DomTemplate *tmpl, const
                        GError **error)
 {
     g_autoptr(GPtrArray) all = NULL;
+    g_autoptr(DomTemplateSet) set = NULL;
     guint64 used_mib = 0;
 
     if (!vms->opts.host_memory_mib)
         return true;
+    set = svc_templates_get(vms->opts.templates);
     if (!db_vms_lock_memory(conn, error) || !(all = db_vms_list(conn, NULL, error)))
         return false;
     for (guint i = 0; i < all->len; i++) {
         const DbVm *vm = all->pdata[i];
-        const DomTemplate *t = dom_template_set_lookup(vms->opts.templates, vm->template_name);
+        const DomTemplate *t = dom_template_set_lookup(set, vm->template_name);
         /* Every guest whose QEMU may still hold memory, a stopping one too. */
         if (svc_vms_vm_is_active(vm) && g_strcmp0(vm->id, vm_id) != 0)
             used_mib += t ? t->memory_mib : 0;
@@ -595,7 +597,8 @@ DbVm *
 svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, DbOp **ret_op,
                GError **error)
 {
-    const DomTemplate *tmpl = dom_template_set_lookup(vms->opts.templates, req->template_name);
+    g_autoptr(DomTemplateSet) set = svc_templates_get(vms->opts.templates);
+    const DomTemplate *tmpl = dom_template_set_lookup(set, req->template_name);
     g_autoptr(DbUser) owner = NULL;
     g_autoptr(DbIso) iso = NULL;
     g_autofree char *id = g_uuid_string_random();
@@ -658,6 +661,7 @@ svc_vms_run_create(SvcVms *vms, const DbOp *op, GError **error)
     g_autoptr(DbVm) vm = db ? db_vms_get(db, op->vm_id, NULL, error) : NULL;
     g_autoptr(DbIso) iso = NULL;
     g_autoptr(DbVm) running = NULL;
+    g_autoptr(DomTemplateSet) set = NULL;
     const DomTemplate *tmpl;
 
     if (!vm)
@@ -671,7 +675,8 @@ svc_vms_run_create(SvcVms *vms, const DbOp *op, GError **error)
                     db_vm_state_to_string(vm->state));
         return false;
     }
-    tmpl = dom_template_set_lookup(vms->opts.templates, vm->template_name);
+    set = svc_templates_get(vms->opts.templates);
+    tmpl = dom_template_set_lookup(set, vm->template_name);
     if (!tmpl) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "Template '%s' is no longer offered.",
                     vm->template_name);

@@ -305,13 +305,15 @@ svc_vms_start_now(SvcVms *vms, const DbUser *caller, const char *id, const char 
     g_autoptr(DbIso) iso = NULL;
     g_auto(StartPlan) plan = { 0 };
     g_autoptr(GError) err = NULL;
+    g_autoptr(DomTemplateSet) set = NULL;
     const DomTemplate *tmpl;
     bool defined = false;
     StartTx tx;
 
     if (!vm)
         return NULL;
-    tmpl = dom_template_set_lookup(vms->opts.templates, vm->template_name);
+    set = svc_templates_get(vms->opts.templates);
+    tmpl = dom_template_set_lookup(set, vm->template_name);
     if (!tmpl) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
                     "Template '%s' of this VM is no longer offered.", vm->template_name);

@@ -475,6 +475,7 @@ svc_vms_stop_words(const DbUser *caller, const DbVm *vm)
 
 typedef struct {
     SvcVms *vms;
+    DomTemplateSet *set;     /* what the templates are read from */
     const DomTemplate *only; /* (nullable) this template, not all */
     GPtrArray *needs;        /* SvcTemplateNeed */
     GError *error;
@@ -487,6 +488,7 @@ template_need_free(gpointer data)
 
     g_free(n->reason);
     g_free(n->hint);
+    dom_template_set_unref(n->set);
     g_free(n);
 }
 
@@ -497,6 +499,7 @@ needs_job_free(gpointer data)
 
     if (job->needs)
         g_ptr_array_unref(job->needs);
+    g_clear_pointer(&job->set, dom_template_set_unref);
     g_clear_error(&job->error);
     g_free(job);
 }
@@ -505,13 +508,14 @@ static void
 needs_job_run(gpointer data)
 {
     NeedsJob *job = data;
-    const DomTemplateSet *set = job->vms->opts.templates;
+    const DomTemplateSet *set = job->set;
     g_autoptr(GPtrArray) needs = g_ptr_array_new_with_free_func(template_need_free);
 
     for (guint i = 0; i < (job->only ? 1 : dom_template_set_count(set)); i++) {
         SvcTemplateNeed *n = g_new0(SvcTemplateNeed, 1);
 
         n->tmpl = job->only ? job->only : dom_template_set_nth(set, i);
+        n->set = dom_template_set_ref(job->set);
         g_ptr_array_add(needs, n);
         if (!svc_vms_template_need_now(job->vms, n->tmpl, &n->reason, &n->hint, &job->error))
             return;
@@ -527,6 +531,7 @@ run_needs_job(SvcVms *vms, const DomTemplate *only, GError **error)
     GPtrArray *needs;
 
     job->vms = vms;
+    job->set = svc_templates_get(vms->opts.templates);
     job->only = only;
     if (!vmb_bounded_run(vms->opts.bounded, needs_job_run, job, needs_job_free,
                          vms->opts.call_timeout_s * 1000, NULL)) {

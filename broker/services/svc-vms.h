@@ -14,6 +14,7 @@
 #include "dom-template.h"
 #include "svc-accel.h"
 #include "svc-ops.h"
+#include "svc-templates.h"
 #include "vmb-bounded.h"
 #include "vmb-metrics.h"
 
@@ -23,7 +24,7 @@ typedef struct {
     DbPool *db;                      /* PostgreSQL */
     DomHypervisor *hv;               /* libvirt */
     SvcAccel *accel;                 /* the domain type new guests get */
-    const DomTemplateSet *templates; /* loaded at start */
+    SvcTemplates *templates;         /* in use now (a reload replaces them) */
     const char *host_id;             /* hosts row of this libvirt */
     const char *name_prefix;         /* libvirt.name_prefix */
     const char *console_listen;      /* where QEMU's VNC and websocket servers bind */
@@ -125,7 +126,8 @@ bool svc_vms_template_need_now(SvcVms *vms, const DomTemplate *tmpl, char **ret_
 /* The same for every loaded template, within libvirt.call_timeout_s: (element-type
  * SvcTemplateNeed), in the template set's order. */
 typedef struct {
-    const DomTemplate *tmpl; /* borrowed from the template set */
+    const DomTemplate *tmpl; /* borrowed from set */
+    DomTemplateSet *set;     /* a reference that keeps tmpl */
     char *reason;            /* NULL: usable */
     char *hint;              /* for admins */
 } SvcTemplateNeed;

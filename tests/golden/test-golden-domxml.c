@@ -143,8 +143,8 @@ TEST(domxml)
     DO_TEST("overlay-raw-ephemeral-kvm");
     DO_TEST("libvirt-network-sata");
     DO_TEST("escaping");
-    dom_template_set_free(shipped);
-    dom_template_set_free(extra);
+    dom_template_set_unref(shipped);
+    dom_template_set_unref(extra);
 }
 
 TEST(guest_network)

@@ -7,8 +7,10 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -77,6 +79,58 @@ class Templates(harness.TestCase):
         subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2',
                         os.path.join(base, 'debian-12.qcow2'), '16M'], check=True)
         self.assertTrue(self.listing(alice)['debian-overlay']['available'])
+
+    def sighup(self, word):
+        """Sends SIGHUP and returns the first log line with @word written after it."""
+        before = len(self.broker.log())
+        self.broker.signal(signal.SIGHUP)
+        deadline = time.monotonic() + harness.WAIT_S
+        while time.monotonic() < deadline:
+            lines = [l for l in self.broker.log()[before:].splitlines() if word in l]
+            if lines:
+                return lines[0]
+            time.sleep(0.1)
+        self.fail(f'no "{word}" after SIGHUP: {self.broker.log()[before:]}')
+
+    def test_sighup_reloads_templates(self):
+        overrides = {'templates': {'dir': self.templates}}
+        self.migrate(self.config(**overrides))
+        self.broker = self.serve(**overrides)
+        alice = self.user('alice', 'user')
+        self.assertNotIn('small', self.listing(alice))
+        with open(os.path.join(self.templates, 'memtest.json')) as f:
+            memtest = json.load(f)
+
+        # Added, removed and changed, read again while the broker serves.
+        self.write('small', {**memtest, 'description': 'memtest in 128 MiB', 'memory_mib': 128})
+        self.write('memtest', {**memtest, 'description': 'memtest, described anew'})
+        os.unlink(os.path.join(self.templates, 'gone-iso.json'))
+        line = self.sighup('SIGHUP: reread templates')
+        self.assertIn('added: small;', line)
+        self.assertIn('removed: gone-iso;', line)
+        self.assertIn('changed: memtest', line)
+        now = self.listing(alice)
+        self.assertNotIn('gone-iso', now)
+        self.assertEqual(now['memtest']['description'], 'memtest, described anew')
+        self.assertTrue(now['small']['available'])
+        self.assertEqual(self.db.scalar("SELECT version FROM templates WHERE name = 'memtest'"),
+                         '2')
+        # A create uses the new template: its guest has the new template's memory.
+        status, _, body = self.broker.request('POST', '/api/v1/vms', {'template': 'small'},
+                                              headers=alice)
+        self.assertEqual(status, 201, body)
+        vm_id = json.loads(body)['vm']['id']
+        self.addCleanup(self.broker.request, 'DELETE', f'/api/v1/vms/{vm_id}', headers=alice)
+        domain = self.db.scalar(f"SELECT domain_uuid FROM vms WHERE id = '{vm_id}'")
+        xml = subprocess.run(['virsh', '-c', self.broker.sections['libvirt']['uri'],
+                              'dumpxml', domain], capture_output=True, text=True, check=True)
+        self.assertIn("<memory unit='KiB'>131072</memory>", xml.stdout)
+
+        # A bad file keeps what runs, and says which file.
+        with open(os.path.join(self.templates, 'broken.json'), 'w') as f:
+            f.write('{"kind": ')
+        self.assertIn('broken.json', self.sighup('kept the running templates'))
+        self.assertIn('small', self.listing(alice))
 
 
 if __name__ == '__main__':
