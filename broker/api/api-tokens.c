@@ -42,8 +42,10 @@ api_tokens_create(HttpRequest *req, void *app)
                                   (g_get_real_time() + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC,
                                   &expires_in, &error))
         return api_error(req, error);
-    token = svc_users_create_token(a->db, caller->user, caller->user->username, name,
-                                   expires_in, &id, &error);
+    /* Through a token ("t:" and its digest), that token becomes the new one's parent. */
+    token = svc_users_create_token(a->db, caller->user, caller->user->username, name, expires_in,
+                                   caller->kind == API_AUTH_TOKEN ? caller->credential + 2 : NULL,
+                                   &id, &error);
     if (!token)
         return api_error(req, error);
     json_object_object_add(out, "id", json_object_new_string(id));

@@ -287,7 +287,7 @@ token_create(const AdminArgs *a)
     g_autofree char *id = NULL;
     g_autofree char *token = svc_users_create_token(a->pool, NULL, a->args[0],
                                                     a->name ? a->name : "cli", a->expires_in,
-                                                    &id, &error);
+                                                    NULL, &id, &error);
 
     if (!token) {
         cmd_fail_error("token create", error);

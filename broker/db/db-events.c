@@ -23,8 +23,10 @@ db_events_after(DbConn *conn, gint64 after_id, unsigned limit, GError **error)
     g_autofree char *lim = g_strdup_printf("%u", limit);
     const char *params[] = { after, lim };
     g_autoptr(PGresult) res = db_exec_prepared(conn, PGRES_TUPLES_OK, "events_after",
-        "SELECT id, kind, owner_id, requested_by, payload::text FROM events"
-        " WHERE id > $1::bigint ORDER BY id LIMIT $2::int", 2, params, error);
+        "SELECT e.id, e.kind, e.owner_id, e.requested_by, e.payload::text,"
+        "       coalesce(u.role = 'user', false)"
+        " FROM events e LEFT JOIN users u ON u.id = e.owner_id"
+        " WHERE e.id > $1::bigint ORDER BY e.id LIMIT $2::int", 2, params, error);
     GPtrArray *out;
 
     if (!res)
@@ -37,6 +39,7 @@ db_events_after(DbConn *conn, gint64 after_id, unsigned limit, GError **error)
         ev->owner_id = db_value_dup(res, i, 2);
         ev->requested_by = db_value_dup(res, i, 3);
         ev->payload = db_value_dup(res, i, 4);
+        ev->owner_is_user = PQgetvalue(res, i, 5)[0] == 't';
         g_ptr_array_add(out, ev);
     }
     return out;

@@ -12,6 +12,7 @@ typedef struct {
     gint64 id;            /* the order; a stream's Last-Event-ID */
     char *kind;           /* "vm" or "operation" */
     char *owner_id;       /* (nullable) the VM's owner when it happened */
+    bool owner_is_user;   /* that owner's role is 'user': a service account may see it */
     char *requested_by;   /* (nullable) who asked for the operation */
     char *payload;        /* JSON object text */
 } DbEvent;

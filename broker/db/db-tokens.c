@@ -13,6 +13,8 @@
  * @name: a label, 1 to 100 characters
  * @secret_hash: hex SHA-256 of the token
  * @expires_in_s: seconds until expiry, 0 for never
+ * @parent_hash: (nullable): hex SHA-256 of the token it is minted with, which becomes its
+ *   parent: revoking that one revokes this one
  * @ret_id: (out) (optional): the token's id
  * @error: return location for an error
  *
@@ -20,15 +22,17 @@
  */
 bool
 db_tokens_insert(DbConn *conn, const char *user_id, const char *name,
-                 const char *secret_hash, gint64 expires_in_s, char **ret_id, GError **error)
+                 const char *secret_hash, gint64 expires_in_s, const char *parent_hash,
+                 char **ret_id, GError **error)
 {
     g_autofree char *expires = expires_in_s > 0 ? g_strdup_printf("%" G_GINT64_FORMAT,
                                                                   expires_in_s) : NULL;
-    const char *params[] = { user_id, name, secret_hash, expires };
+    const char *params[] = { user_id, name, secret_hash, expires, parent_hash };
     g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
-        "INSERT INTO api_tokens (user_id, name, secret_hash, expires_at)"
-        " VALUES ($1, $2, $3, now() + make_interval(secs => $4::bigint)) RETURNING id",
-        4, params, error);
+        "INSERT INTO api_tokens (user_id, name, secret_hash, expires_at, parent_id)"
+        " VALUES ($1, $2, $3, now() + make_interval(secs => $4::bigint),"
+        "         (SELECT id FROM api_tokens WHERE secret_hash = $5))"
+        " RETURNING id", 5, params, error);
 
     if (!res)
         return false;
@@ -160,6 +164,7 @@ db_tokens_list(DbConn *conn, const char *user_id, GError **error)
  * @token_id: the token's id (any text: a malformed id is simply not found)
  * @error: return location for an error
  *
+ * The tokens minted through it (and through those, down the line) are revoked with it.
  * Revoking any of a user's tokens also ends their console sessions: a portal that withdraws
  * a user's access withdraws the consoles it opened for them.
  *
@@ -170,10 +175,13 @@ db_tokens_revoke(DbConn *conn, const char *user_id, const char *token_id, GError
 {
     const char *params[] = { user_id, token_id };
     g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
-        "WITH t AS (UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())"
-        "   WHERE ($1::uuid IS NULL OR user_id = $1::uuid) AND id::text = $2 RETURNING user_id),"
+        "WITH RECURSIVE tree AS (SELECT id, true AS asked FROM api_tokens"
+        "   WHERE ($1::uuid IS NULL OR user_id = $1::uuid) AND id::text = $2"
+        "   UNION SELECT c.id, false FROM api_tokens c JOIN tree ON c.parent_id = tree.id),"
+        " t AS (UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now())"
+        "   WHERE id IN (SELECT id FROM tree) RETURNING user_id),"
         " c AS (DELETE FROM console_sessions WHERE user_id IN (SELECT user_id FROM t))"
-        " SELECT count(*) FROM t", 2, params, error);
+        " SELECT count(*) FROM tree WHERE asked", 2, params, error);
 
     if (!res)
         return false;

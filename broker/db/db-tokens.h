@@ -10,8 +10,8 @@
 
 /* @expires_in_s: lifetime in seconds, 0 for a token that does not expire. */
 bool db_tokens_insert(DbConn *conn, const char *user_id, const char *name,
-                      const char *secret_hash, gint64 expires_in_s, char **ret_id,
-                      GError **error);
+                      const char *secret_hash, gint64 expires_in_s, const char *parent_hash,
+                      char **ret_id, GError **error);
 
 /* One row of a token listing; the secret is never read back. */
 typedef struct {

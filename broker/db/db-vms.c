@@ -108,7 +108,8 @@ db_vm_free(DbVm *vm)
 /* Timestamps travel as microseconds since the epoch; volume names hex-encoded and
  * comma-separated, so no array or quoting syntax needs parsing here. */
 #define VM_COLUMNS                                                                     \
-    "v.id, v.name, v.owner_id, u.username, v.template_name, v.template_version,"       \
+    "v.id, v.name, v.owner_id, u.username, u.role = 'user', v.template_name,"           \
+    " v.template_version,"                                                              \
     " v.iso_id, v.host_id, v.domain_uuid, v.accelerator, v.state, v.state_reason, v.vnc_port,"         \
     " v.ws_port, (SELECT string_agg(encode(convert_to(d, 'UTF8'), 'hex'), ',')"          \
     " FROM unnest(v.disk_volumes) AS d), v.console_connections, "                       \
@@ -145,6 +146,7 @@ vm_from_row(const PGresult *res, int row)
     vm->name = db_value_dup(res, row, c++);
     vm->owner_id = db_value_dup(res, row, c++);
     vm->owner_name = db_value_dup(res, row, c++);
+    vm->owner_is_user = PQgetvalue(res, row, c++)[0] == 't';
     vm->template_name = db_value_dup(res, row, c++);
     vm->template_version = (int) strtol(PQgetvalue(res, row, c++), NULL, 10);
     vm->iso_id = db_value_dup(res, row, c++);

@@ -36,6 +36,7 @@ typedef struct {
     char *name;               /* libvirt domain name, unique */
     char *owner_id;           /* users.id */
     char *owner_name;         /* users.username */
+    bool owner_is_user;       /* users.role is 'user': a service account may see the VM */
     char *template_name;      /* templates.name */
     int template_version;     /* the template's version when the VM was made */
     char *iso_id;             /* isos.id, NULL when none */

@@ -20,7 +20,7 @@
 struct SvcEventStream {
     SvcEvents *hub;
     char *user_id;
-    bool sees_all;
+    DbRole role;        /* admins see all, service accounts what users own */
     gint64 cursor;          /* the last event id handled */
     GString *pending;       /* formatted, not yet read */
     gint64 last_sent_us;    /* for keep-alives */
@@ -202,7 +202,7 @@ svc_events_open(SvcEvents *hub, const DbUser *caller, gint64 last_id, SvcEventWa
     s = g_new0(SvcEventStream, 1);
     s->hub = hub;
     s->user_id = g_strdup(caller->id);
-    s->sees_all = caller->role == DB_ROLE_ADMIN || caller->role == DB_ROLE_SERVICE;
+    s->role = caller->role;
     s->cursor = last_id < 0 ? hub->newest : last_id;
     s->pending = g_string_new("retry: 2000\n\n");
     s->last_sent_us = g_get_monotonic_time();
@@ -236,7 +236,8 @@ svc_event_stream_close(SvcEventStream *s)
 static bool
 visible(const SvcEventStream *s, const DbEvent *ev)
 {
-    return s->sees_all || g_strcmp0(ev->owner_id, s->user_id) == 0 ||
+    return s->role == DB_ROLE_ADMIN || (s->role == DB_ROLE_SERVICE && ev->owner_is_user) ||
+           g_strcmp0(ev->owner_id, s->user_id) == 0 ||
            g_strcmp0(ev->requested_by, s->user_id) == 0;
 }
 

@@ -170,6 +170,7 @@ typedef struct {
     const char *name;
     const char *digest;
     gint64 expires_in_s;
+    const char *parent_hash; /* nullable: the token it is minted with */
     char *id;                /* out */
 } TokenTx;
 
@@ -182,8 +183,8 @@ token_tx(DbConn *conn, void *data, GError **error)
 
     g_clear_pointer(&tx->id, g_free);
     if (!user ||
-        !db_tokens_insert(conn, user->id, tx->name, tx->digest, tx->expires_in_s, &tx->id,
-                          error))
+        !db_tokens_insert(conn, user->id, tx->name, tx->digest, tx->expires_in_s,
+                          tx->parent_hash, &tx->id, error))
         return false;
     json_object_object_add(detail, "user", json_object_new_string(user->username));
     json_object_object_add(detail, "name", json_object_new_string(tx->name));
@@ -230,6 +231,8 @@ svc_users_token_lifetime(gint64 requested_s, gint64 parent_end, gint64 now,
  * @username: the token's owner
  * @name: a label, 1 to 100 characters
  * @expires_in_s: lifetime in seconds, 0 for none
+ * @parent_hash: (nullable): hex SHA-256 of the token the request came with: revoking that
+ *   one revokes this one
  * @ret_id: (out) (optional): the token's id
  * @error: return location for an error
  *
@@ -237,12 +240,13 @@ svc_users_token_lifetime(gint64 requested_s, gint64 parent_end, gint64 now,
  */
 char *
 svc_users_create_token(DbPool *pool, const DbUser *caller, const char *username,
-                       const char *name, gint64 expires_in_s, char **ret_id, GError **error)
+                       const char *name, gint64 expires_in_s, const char *parent_hash,
+                       char **ret_id, GError **error)
 {
     g_autofree char *token = NULL;
     g_autofree char *digest = NULL;
     glong namelen = g_utf8_validate(name, -1, NULL) ? g_utf8_strlen(name, -1) : -1;
-    TokenTx tx = { caller, username, name, NULL, expires_in_s, NULL };
+    TokenTx tx = { caller, username, name, NULL, expires_in_s, parent_hash, NULL };
 
     if (namelen < 1 || namelen > 100) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,

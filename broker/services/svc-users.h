@@ -57,5 +57,5 @@ DbUser *svc_users_cli_account(DbPool *pool, GError **error);
 /* Creates an API token for @username; returns the token (shown once) or NULL. @caller NULL:
  * the command line. */
 char *svc_users_create_token(DbPool *pool, const DbUser *caller, const char *username,
-                             const char *name, gint64 expires_in_s, char **ret_id,
-                             GError **error);
+                             const char *name, gint64 expires_in_s, const char *parent_hash,
+                             char **ret_id, GError **error);

@@ -236,7 +236,7 @@ op_visible(SvcVms *vms, const DbUser *caller, const DbOp *op)
 {
     g_autoptr(DbVm) vm = NULL;
 
-    if (svc_vms_sees_all(caller) || g_strcmp0(op->requested_by, caller->id) == 0)
+    if (caller->role == DB_ROLE_ADMIN || g_strcmp0(op->requested_by, caller->id) == 0)
         return true;
     vm = svc_vms_get(vms, caller, op->vm_id, NULL);
     return vm != NULL;

@@ -64,6 +64,7 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(StartPlan, svc_vms_start_plan_clear)
 /* svc-vms.c */
 bool svc_vms_claim_wait(SvcVms *vms, const char *id, GError **error);
 bool svc_vms_sees_all(const DbUser *caller);
+bool svc_vms_may_see(const DbUser *caller, const DbVm *vm);
 bool svc_vms_short_name_valid(const char *name);
 bool svc_vms_vm_is_active(const DbVm *vm);
 DbPortLeaseOptions svc_vms_lease_options(SvcVms *vms);

@@ -219,6 +219,26 @@ owner_filter(const DbUser *caller)
     return svc_vms_sees_all(caller) ? NULL : caller->id;
 }
 
+/* Whether @caller sees @vm: admins every VM, a service account those of users (never an
+ * admin's or another service account's), anyone else their own. */
+bool
+svc_vms_may_see(const DbUser *caller, const DbVm *vm)
+{
+    if (caller->role == DB_ROLE_SERVICE)
+        return vm->owner_is_user;
+    return caller->role == DB_ROLE_ADMIN || strcmp(vm->owner_id, caller->id) == 0;
+}
+
+/* Drops from @list what @caller may not see. */
+static GPtrArray *
+visible_only(const DbUser *caller, GPtrArray *list)
+{
+    for (guint i = list ? list->len : 0; i-- > 0;)
+        if (!svc_vms_may_see(caller, list->pdata[i]))
+            g_ptr_array_remove_index(list, i);
+    return list;
+}
+
 bool
 svc_vms_short_name_valid(const char *name)
 {
@@ -287,6 +307,7 @@ DbVm *
 svc_vms_get(SvcVms *vms, const DbUser *caller, const char *id, GError **error)
 {
     g_autoptr(DbConn) db = NULL;
+    g_autoptr(DbVm) vm = NULL;
 
     /* Not a uuid: no such VM (rather than a type error from PostgreSQL). */
     if (!g_uuid_string_is_valid(id)) {
@@ -294,8 +315,12 @@ svc_vms_get(SvcVms *vms, const DbUser *caller, const char *id, GError **error)
         return NULL;
     }
     db = db_pool_acquire(vms->opts.db, error);
-
-    return db ? db_vms_get(db, id, owner_filter(caller), error) : NULL;
+    vm = db ? db_vms_get(db, id, owner_filter(caller), error) : NULL;
+    if (vm && !svc_vms_may_see(caller, vm)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No such VM.");
+        return NULL;
+    }
+    return g_steal_pointer(&vm);
 }
 
 /**
@@ -317,7 +342,7 @@ svc_vms_list(SvcVms *vms, const DbUser *caller, const char *owner, GError **erro
     if (!db)
         return NULL;
     if (!svc_vms_sees_all(caller) || !owner)
-        return db_vms_list(db, owner_filter(caller), error);
+        return visible_only(caller, db_vms_list(db, owner_filter(caller), error));
     who = db_users_get_by_name(db, owner, &err);
     if (!who) {
         if (vmb_error_kind(err) != VMB_ERROR_NOT_FOUND) {
@@ -326,7 +351,7 @@ svc_vms_list(SvcVms *vms, const DbUser *caller, const char *owner, GError **erro
         }
         return g_ptr_array_new_with_free_func((GDestroyNotify) db_vm_free);
     }
-    return db_vms_list(db, who->id, error);
+    return visible_only(caller, db_vms_list(db, who->id, error));
 }
 
 /**
@@ -341,12 +366,15 @@ svc_vms_list(SvcVms *vms, const DbUser *caller, const char *owner, GError **erro
 char *
 svc_vms_list_key(const DbUser *caller, const char *owner)
 {
+    /* Admins and service accounts see different sets: apart. */
+    const char *view = caller->role == DB_ROLE_SERVICE ? "vms:users" : "vms:all";
+
     if (!svc_vms_sees_all(caller))
         return g_strconcat("vms:owner-id:", caller->id, NULL);
     if (!owner)
-        return g_strdup("vms:all");
+        return g_strdup(view);
     /* ?owner= comes from the client: only a name a user can have becomes a key. */
-    return svc_users_name_valid(owner) ? g_strconcat("vms:owner:", owner, NULL) : NULL;
+    return svc_users_name_valid(owner) ? g_strconcat(view, ":owner:", owner, NULL) : NULL;
 }
 
 /**

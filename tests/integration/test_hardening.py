@@ -176,6 +176,38 @@ class Hardening(harness.TestCase):
         self.assertIsNone(self.db.scalar(
             f"SELECT expires_at FROM api_tokens WHERE id = '{child['id']}'") or None)
 
+    def test_revoking_a_token_revokes_the_tokens_minted_with_it(self):
+        self.start()
+
+        def bearer(args):
+            r = self.vmb('token', 'create', 'alice', *args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return {'Authorization': 'Bearer ' + r.stdout.strip()}
+
+        def status(auth):
+            return self.broker.request('GET', '/api/v1/tokens', headers=auth)[0]
+
+        parent = bearer(['--name', 'parent'])
+        child = self.mint(parent)
+        grandchild = self.mint({'Authorization': 'Bearer ' + child['token']})
+        unrelated = bearer(['--name', 'other'])
+        through_session = self.mint(self.session('alice'))
+        parent_id = self.db.scalar("SELECT id FROM api_tokens WHERE name = 'parent'")
+        got, _, body = self.broker.request('DELETE', f'/api/v1/tokens/{parent_id}',
+                                           headers=unrelated)
+        self.assertEqual(got, 204, body)
+        for name, token in (('child', child), ('grandchild', grandchild)):
+            self.assertEqual(status({'Authorization': 'Bearer ' + token['token']}), 401, name)
+        self.assertEqual(status(parent), 401)
+        self.assertEqual(status(unrelated), 200)
+        self.assertEqual(status({'Authorization': 'Bearer ' + through_session['token']}), 200)
+        # Revoking a child leaves its parent alone.
+        second = self.mint(unrelated)
+        got, _, body = self.broker.request('DELETE', f"/api/v1/tokens/{second['id']}",
+                                           headers=unrelated)
+        self.assertEqual(got, 204, body)
+        self.assertEqual(status(unrelated), 200)
+
     def test_a_service_account_acts_only_for_enabled_users(self):
         r = self.vmb('user', 'add', 'portal', '--role', 'service', '--password-stdin',
                      input=PASSWORD + '\n')
@@ -211,6 +243,45 @@ class Hardening(harness.TestCase):
         self.assertEqual(self.db.psql("SELECT role, disabled FROM users "
                                       "WHERE username = 'newstudent'"), [['user', 'f']])
         self.assertEqual(self.db.psql('SELECT name, state FROM vms'), [])
+
+    def test_a_service_account_sees_only_the_vms_of_users(self):
+        r = self.vmb('user', 'add', 'portal', '--role', 'service', '--password-stdin',
+                     input=PASSWORD + '\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.vmb('token', 'create', 'portal')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        portal = {'Authorization': 'Bearer ' + r.stdout.strip()}
+        self.start()
+        status, _, mine = self.admin_api('POST', '/api/v1/vms', {'template': 'memtest'})
+        self.assertEqual(status, 201, mine)
+        admins = mine['vm']['id']
+        self.addCleanup(self.admin_api, 'DELETE', f'/api/v1/vms/{admins}')
+        status, _, body = self.broker.request('POST', '/api/v1/vms',
+                                              {'template': 'memtest', 'owner': 'student'},
+                                              headers=portal)
+        self.assertEqual(status, 201, body)
+        students = json.loads(body)['vm']['id']
+        self.addCleanup(self.admin_api, 'DELETE', f'/api/v1/vms/{students}')
+
+        def as_portal(method, path):
+            status, _, data = self.broker.request(method, path, headers=portal)
+            return status, json.loads(data) if data else None
+
+        for path in ('/api/v1/vms', '/api/v1/vms?owner=admin', '/api/v1/vms?owner=student'):
+            status, listed = as_portal('GET', path)
+            self.assertEqual(status, 200, listed)
+            self.assertNotIn(admins, [v['id'] for v in listed], path)
+        self.assertIn(students, [v['id'] for v in as_portal('GET', '/api/v1/vms')[1]])
+        # The admin's VM is not there for it, whatever it tries; nothing changed.
+        for method, path in (('GET', ''), ('GET', '/operations'), ('POST', '/stop'),
+                             ('POST', '/reboot'), ('POST', '/console'), ('DELETE', '')):
+            status, body = as_portal(method, f'/api/v1/vms/{admins}{path}')
+            self.assertEqual(status, 404, (method, path, body))
+        self.assertEqual(self.db.scalar(f"SELECT state FROM vms WHERE id = '{admins}'"),
+                         'running')
+        # ... while the admin still sees both.
+        status, _, listed = self.admin_api('GET', '/api/v1/vms')
+        self.assertEqual({admins, students} - {v['id'] for v in listed}, set())
 
     # --- what only the operator sees ---
 
