@@ -68,7 +68,7 @@ api_auth_login(HttpRequest *req, void *app)
 
     if (reply)
         return reply;
-    login = svc_auth_login(a->auth, a->db, username, password, http_request_remote_addr(req),
+    login = svc_auth_login(a->auth, username, password, http_request_remote_addr(req),
                            &retry, &error);
     if (!login)
         return throttled_reply(req, error, retry);
@@ -102,7 +102,7 @@ api_auth_logout(HttpRequest *req, void *app)
 
     if (reply)
         return reply;
-    if (caller->kind == API_AUTH_SESSION && !svc_auth_logout(a->db, secret, &error))
+    if (caller->kind == API_AUTH_SESSION && !svc_auth_logout(a->auth, secret, &error))
         return api_error(req, error);
     reply = http_reply_empty(204);
     cookie = session_cookie(a, req, "", 0);
@@ -134,7 +134,7 @@ api_auth_signup(HttpRequest *req, void *app)
     reply = read_credentials(req, &body, &username, &password);
     if (reply)
         return reply;
-    if (!svc_auth_signup(a->auth, a->db, username, password, http_request_remote_addr(req),
+    if (!svc_auth_signup(a->auth, username, password, http_request_remote_addr(req),
                          &retry, &error))
         return throttled_reply(req, error, retry);
     json_object_object_add(out, "username", json_object_new_string(username));

@@ -131,14 +131,14 @@ api_authenticate(HttpRequest *req, App *app, ApiCaller **ret_caller)
         g_autofree char *digest = vmb_secret_sha256_hex(authz + 7, strlen(authz + 7));
         caller->kind = API_AUTH_TOKEN;
         caller->credential = g_strconcat("t:", digest, NULL);
-        caller->user = svc_auth_token(app->cache, app->db, authz + 7, &caller->expires_at,
+        caller->user = svc_auth_token(app->auth, authz + 7, &caller->expires_at,
                                       &error);
     } else if (cookie && *cookie) {
         g_autofree char *csrf_hash = NULL;
         g_autofree char *digest = vmb_secret_sha256_hex(cookie, strlen(cookie));
         caller->kind = API_AUTH_SESSION;
         caller->credential = g_strconcat("s:", digest, NULL);
-        caller->user = svc_auth_session(app->auth, app->db, cookie, &csrf_hash,
+        caller->user = svc_auth_session(app->auth, cookie, &csrf_hash,
                                         &caller->expires_at, &error);
         if (caller->user && method_changes_state(http_request_method(req))) {
             HttpReply *refused = check_csrf(req, app, csrf_hash);
@@ -178,7 +178,7 @@ api_sees_internals(HttpRequest *req, App *app)
         return true;
     if (!authz || g_ascii_strncasecmp(authz, "Bearer ", 7) != 0 || !authz[7])
         return false;
-    user = svc_auth_token(app->cache, app->db, authz + 7, NULL, NULL);
+    user = svc_auth_token(app->auth, authz + 7, NULL, NULL);
     if (user)
         http_request_set_user(req, user->username);
     return user && user->role == DB_ROLE_ADMIN;

@@ -43,7 +43,7 @@ api_tokens_create(HttpRequest *req, void *app)
                                   &expires_in, &error))
         return api_error(req, error);
     /* Through a token ("t:" and its digest), that token becomes the new one's parent. */
-    token = svc_users_create_token(a->db, caller->user, caller->user->username, name, expires_in,
+    token = svc_users_create_token(a->users, caller->user, caller->user->username, name, expires_in,
                                    caller->kind == API_AUTH_TOKEN ? caller->credential + 2 : NULL,
                                    &id, &error);
     if (!token)
@@ -75,7 +75,7 @@ api_tokens_list(HttpRequest *req, void *app)
 
     if (reply)
         return reply;
-    tokens = svc_users_tokens(a->db, caller->user, &error);
+    tokens = svc_users_tokens(a->users, caller->user, &error);
     if (!tokens)
         return api_error(req, error);
     for (guint i = 0; i < tokens->len; i++)
@@ -100,7 +100,7 @@ api_tokens_delete(HttpRequest *req, void *app)
 
     if (reply)
         return reply;
-    if (!svc_users_revoke_token(a->db, caller->user, http_request_param(req, "id"), false,
+    if (!svc_users_revoke_token(a->users, caller->user, http_request_param(req, "id"), false,
                                 http_request_remote_addr(req), &error))
         return api_error(req, error);
     return http_reply_empty(204);

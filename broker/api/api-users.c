@@ -26,7 +26,7 @@ api_users_list(HttpRequest *req, void *app)
 
     if (reply)
         return reply;
-    users = svc_users_list(a->db, caller->user, &error);
+    users = svc_users_list(a->users, caller->user, &error);
     if (!users)
         return api_error(req, error);
     for (guint i = 0; i < users->len; i++)
@@ -43,7 +43,7 @@ set_disabled(HttpRequest *req, App *a, bool disabled)
 
     if (reply)
         return reply;
-    if (!svc_users_set_disabled(a->db, caller->user, http_request_param(req, "id"), disabled,
+    if (!svc_users_set_disabled(a->users, caller->user, http_request_param(req, "id"), disabled,
                                 http_request_remote_addr(req), &error))
         return api_error(req, error);
     return http_reply_empty(204);

@@ -18,8 +18,11 @@ static bool
 add_console_urls(App *a, json_object *obj, const DbVm *vm, const char *user_id,
                  const char *credential, GError **error)
 {
-    g_autofree char *t1 = svc_vms_mint_ticket(a->vms, vm, "page", user_id, error);
-    g_autofree char *t2 = t1 ? svc_vms_mint_ticket(a->vms, vm, "ws", user_id, error) : NULL;
+    g_autofree char *t1 = svc_console_mint_ticket(a->console, vm, "page", user_id, credential,
+                                                  error);
+    g_autofree char *t2 = t1 ? svc_console_mint_ticket(a->console, vm, "ws", user_id,
+                                                       credential, error)
+                             : NULL;
     g_autofree char *path = NULL;
     g_autofree char *path_escaped = NULL;
     g_autofree char *console_url = NULL;
@@ -27,8 +30,6 @@ add_console_urls(App *a, json_object *obj, const DbVm *vm, const char *user_id,
 
     if (!t2)
         return false;
-    svc_console_note_ticket(a->console, t1, credential);
-    svc_console_note_ticket(a->console, t2, credential);
     /* Tickets ride in the fragment: browsers send it to no server and no Referer. */
     console_url = g_strdup_printf("%s/ui/console.html#vm=%s&ticket=%s",
                                   a->cfg->http_public_url, vm->id, t1);
@@ -484,10 +485,10 @@ api_vms_console_ticket(HttpRequest *req, void *app)
                                                   db_vm_state_to_string(vm->state));
         return http_problem_kind(VMB_ERROR_CONFLICT, detail, NULL);
     }
-    ticket = svc_vms_mint_ticket(a->vms, vm, "ws", caller->user->id, &error);
+    ticket = svc_console_mint_ticket(a->console, vm, "ws", caller->user->id, caller->credential,
+                                     &error);
     if (!ticket || !add_console_urls(a, out, vm, caller->user->id, caller->credential, &error))
         return api_error(req, error);
-    svc_console_note_ticket(a->console, ticket, caller->credential);
     expires = g_date_time_add_seconds(now, a->cfg->console_ticket_ttl_s);
     ws_path = g_strdup_printf("/api/v1/vms/%s/console/ws?ticket=%s", vm->id, ticket);
     json_object_object_add(out, "ticket", json_object_new_string(ticket));

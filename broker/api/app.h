@@ -24,6 +24,7 @@ typedef struct {
     SvcAccel *accel;       /* the accelerator new guests get */
     VmbBounded *bounded;   /* libvirt work of requests, waited for within a bound */
     SvcAuth *auth;         /* logins, sessions, tokens */
+    SvcUsers *users;       /* accounts and their API tokens */
     VmbMetrics *metrics;   /* what /metrics shows */
     SvcTemplates *templates; /* in use now: a SIGHUP reloads them */
     SvcVms *vms;           /* the VM life cycle */

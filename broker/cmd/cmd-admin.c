@@ -83,7 +83,7 @@ read_password_line(GError **error)
 
 /* What a user or token subcommand gets from its dispatcher. */
 typedef struct {
-    DbPool *pool;
+    SvcUsers *users;
     const char *const *args; /* the positional arguments after the sub-verb */
     int nargs;
     bool json;               /* --json */
@@ -103,7 +103,7 @@ user_add(const AdminArgs *a)
 
     password = a->password_stdin ? read_password_line(&error)
                                  : vmb_secret_new_password(GENERATED_PASSWORD_LEN, &error);
-    if (!password || !svc_users_add(a->pool, NULL, a->args[0], role, password, &id, &error)) {
+    if (!password || !svc_users_add(a->users, NULL, a->args[0], role, password, &id, &error)) {
         /* user add and token create keep the status they always had: 1 for any failure. */
         cmd_fail_error("user add", error);
         return CMD_EXIT_FAILURE;
@@ -129,7 +129,7 @@ static int
 user_list(const AdminArgs *a)
 {
     g_autoptr(GError) error = NULL;
-    g_autoptr(GPtrArray) users = svc_users_list(a->pool, cmd_cli_caller(), &error);
+    g_autoptr(GPtrArray) users = svc_users_list(a->users, cmd_cli_caller(), &error);
     g_autoptr(json_object) out = json_object_new_array();
 
     if (!users)
@@ -154,7 +154,7 @@ static int
 user_change(const AdminArgs *a, const char *verb)
 {
     g_autoptr(GError) error = NULL;
-    g_autoptr(DbUser) user = svc_users_get(a->pool, cmd_cli_caller(), a->args[0], &error);
+    g_autoptr(DbUser) user = svc_users_get(a->users, cmd_cli_caller(), a->args[0], &error);
     g_autofree char *password = NULL;
     g_autofree char *what = g_strdup_printf("user %s", verb);
     bool ok;
@@ -164,11 +164,11 @@ user_change(const AdminArgs *a, const char *verb)
     if (strcmp(verb, "passwd") == 0) {
         password = a->password_stdin ? read_password_line(&error)
                                      : vmb_secret_new_password(GENERATED_PASSWORD_LEN, &error);
-        ok = password && svc_users_set_password(a->pool, cmd_cli_caller(), user->id, password,
+        ok = password && svc_users_set_password(a->users, cmd_cli_caller(), user->id, password,
                                                 NULL, &error);
     } else {
         user->disabled = strcmp(verb, "disable") == 0;
-        ok = svc_users_set_disabled(a->pool, cmd_cli_caller(), user->id, user->disabled, NULL,
+        ok = svc_users_set_disabled(a->users, cmd_cli_caller(), user->id, user->disabled, NULL,
                                     &error);
     }
     if (!ok)
@@ -226,6 +226,25 @@ pick_sub(const SubVerb *subs, size_t n, int argc, char **argv, const char *usage
     return NULL;
 }
 
+/* Runs @sub on the database of @config_path with @args, its positional arguments taken from
+ * @argv after the sub-verb. */
+static int
+run_sub(const char *config_path, const SubVerb *sub, int argc, char **argv, AdminArgs *args)
+{
+    g_autoptr(Config) cfg = cmd_load_config(config_path, CONFIG_NEEDS_DATABASE);
+    g_autoptr(DbPool) pool = NULL;
+    g_autoptr(SvcUsers) users = NULL;
+
+    if (!cfg)
+        return CMD_EXIT_FAILURE;
+    pool = cmd_open_pool(cfg);
+    users = cmd_open_users(cfg, pool);
+    args->users = users;
+    args->args = (const char *const *) argv + 2;
+    args->nargs = argc - 2;
+    return sub->run(args);
+}
+
 /**
  * cmd_user:
  * @config_path: (nullable): config file
@@ -255,8 +274,6 @@ cmd_user(const char *config_path, int argc, char **argv)
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON (the API's shapes)" },
         G_OPTION_ENTRY_NULL
     };
-    g_autoptr(Config) cfg = NULL;
-    g_autoptr(DbPool) pool = NULL;
     const SubVerb *sub;
     int ret = CMD_EXIT_OK;
 
@@ -271,13 +288,8 @@ cmd_user(const char *config_path, int argc, char **argv)
                    "list | disable NAME | enable NAME | passwd NAME [--password-stdin] [--json]");
     if (!sub)
         return CMD_EXIT_USAGE;
-    cfg = cmd_load_config(config_path, CONFIG_NEEDS_DATABASE);
-    if (!cfg)
-        return CMD_EXIT_FAILURE;
-    pool = cmd_open_pool(cfg);
-    return sub->run(&(AdminArgs) { .pool = pool, .args = (const char *const *) argv + 2,
-                                   .nargs = argc - 2, .json = json,
-                                   .password_stdin = password_stdin, .role = role });
+    return run_sub(config_path, sub, argc, argv, &(AdminArgs) {
+        .json = json, .password_stdin = password_stdin, .role = role });
 }
 
 static int
@@ -285,7 +297,7 @@ token_create(const AdminArgs *a)
 {
     g_autoptr(GError) error = NULL;
     g_autofree char *id = NULL;
-    g_autofree char *token = svc_users_create_token(a->pool, NULL, a->args[0],
+    g_autofree char *token = svc_users_create_token(a->users, NULL, a->args[0],
                                                     a->name ? a->name : "cli", a->expires_in,
                                                     NULL, &id, &error);
 
@@ -309,7 +321,7 @@ static int
 token_list(const AdminArgs *a)
 {
     g_autoptr(GError) error = NULL;
-    g_autoptr(GPtrArray) tokens = svc_users_all_tokens(a->pool, cmd_cli_caller(),
+    g_autoptr(GPtrArray) tokens = svc_users_all_tokens(a->users, cmd_cli_caller(),
                                                        a->nargs ? a->args[0] : NULL, &error);
     g_autoptr(json_object) out = json_object_new_array();
 
@@ -335,7 +347,7 @@ token_revoke(const AdminArgs *a)
 {
     g_autoptr(GError) error = NULL;
 
-    if (!svc_users_revoke_token(a->pool, cmd_cli_caller(), a->args[0], true, NULL, &error))
+    if (!svc_users_revoke_token(a->users, cmd_cli_caller(), a->args[0], true, NULL, &error))
         return cmd_fail_error("token revoke", error);
     if (a->json) {
         g_autoptr(json_object) out = json_object_new_object();
@@ -377,8 +389,6 @@ cmd_token(const char *config_path, int argc, char **argv)
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print JSON (the API's shapes)" },
         G_OPTION_ENTRY_NULL
     };
-    g_autoptr(Config) cfg = NULL;
-    g_autoptr(DbPool) pool = NULL;
     const SubVerb *sub;
     int ret = CMD_EXIT_OK;
 
@@ -392,11 +402,6 @@ cmd_token(const char *config_path, int argc, char **argv)
                    "list [USER] | revoke ID [--json]");
     if (!sub)
         return CMD_EXIT_USAGE;
-    cfg = cmd_load_config(config_path, CONFIG_NEEDS_DATABASE);
-    if (!cfg)
-        return CMD_EXIT_FAILURE;
-    pool = cmd_open_pool(cfg);
-    return sub->run(&(AdminArgs) { .pool = pool, .args = (const char *const *) argv + 2,
-                                   .nargs = argc - 2, .json = json, .name = name,
-                                   .expires_in = expires_in });
+    return run_sub(config_path, sub, argc, argv, &(AdminArgs) {
+        .json = json, .name = name, .expires_in = expires_in });
 }

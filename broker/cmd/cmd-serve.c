@@ -79,6 +79,7 @@ typedef struct {
     SvcAccel *accel;
     VmbBounded *bounded;      /* requests' libvirt work, waited for at most call_timeout_s */
     SvcAuth *auth;
+    SvcUsers *users;
     SvcOps *ops;              /* freed first: its workers use the services below */
     SvcEvents *events;        /* its streams end with the HTTP server */
     SvcVms *vms;
@@ -103,6 +104,7 @@ daemon_clear(Daemon *d)
     g_clear_pointer(&d->vms, svc_vms_free);
     g_clear_pointer(&d->health, svc_health_free);
     g_clear_pointer(&d->auth, svc_auth_free);
+    g_clear_pointer(&d->users, svc_users_free);
     g_clear_pointer(&d->bounded, vmb_bounded_free);
     g_clear_pointer(&d->accel, svc_accel_free);
     g_clear_pointer(&d->hv, dom_hypervisor_free);
@@ -221,9 +223,11 @@ start_services(Daemon *d, GError **error)
 {
     const Config *cfg = d->cfg;
 
+    d->users = cmd_open_users(cfg, d->pool);
     d->auth = svc_auth_new(&(SvcAuthOptions) {
-        .argon2 = { cfg->auth_argon2_memory_kib, cfg->auth_argon2_iterations,
-                    cfg->auth_argon2_lanes },
+        .db = d->pool,
+        .cache = d->cache,
+        .argon2 = cmd_argon2(cfg),
         .max_hashing = cfg->auth_max_hashing,
         .session_idle_s = cfg->auth_session_idle_s,
         .session_max_s = cfg->auth_session_max_s,
@@ -267,7 +271,6 @@ start_services(Daemon *d, GError **error)
         .call_timeout_s = cfg->libvirt_call_timeout_s,
         .max_running_per_user = cfg->limits_max_running_per_user,
         .host_memory_mib = cfg->limits_host_memory_mib,
-        .ticket_ttl_s = cfg->console_ticket_ttl_s,
         .metrics = d->metrics,
         .cache = d->cache,
     });
@@ -277,6 +280,7 @@ start_services(Daemon *d, GError **error)
         .vms = d->vms,
         .templates = d->templates,
         .console_listen = cfg->console_listen,
+        .ticket_ttl_s = cfg->console_ticket_ttl_s,
         .buffer_size = cfg->console_buffer_bytes,
         .metrics = d->metrics,
         .session_idle_s = cfg->console_session_idle_s,
@@ -437,6 +441,7 @@ serve_until_signal(Daemon *d, const char *config_path, const sigset_t *sigs, GEr
         .accel = d->accel,
         .bounded = d->bounded,
         .auth = d->auth,
+        .users = d->users,
         .metrics = d->metrics,
         .templates = d->templates,
         .vms = d->vms,

@@ -112,6 +112,19 @@ cmd_open_pool(const Config *cfg)
     return db_pool_new(&opts);
 }
 
+SvcArgon2Params
+cmd_argon2(const Config *cfg)
+{
+    return (SvcArgon2Params) { cfg->auth_argon2_memory_kib, cfg->auth_argon2_iterations,
+                               cfg->auth_argon2_lanes };
+}
+
+SvcUsers *
+cmd_open_users(const Config *cfg, DbPool *pool)
+{
+    return svc_users_new(&(SvcUsersOptions) { .db = pool, .argon2 = cmd_argon2(cfg) });
+}
+
 /**
  * cmd_cli_caller:
  *

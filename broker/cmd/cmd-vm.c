@@ -22,6 +22,7 @@
 typedef struct {
     Config *cfg;
     DbPool *pool;
+    SvcUsers *users;
     SvcTemplates *templates;
     char *host_id;
     DomHypervisor *hv;
@@ -47,6 +48,7 @@ vm_ctx_clear(VmCtx *c)
     g_clear_pointer(&c->hv, dom_hypervisor_free);
     g_clear_pointer(&c->host_id, g_free);
     g_clear_pointer(&c->templates, svc_templates_free);
+    g_clear_pointer(&c->users, svc_users_free);
     g_clear_pointer(&c->pool, db_pool_free);
     g_clear_pointer(&c->cfg, config_free);
 }
@@ -62,6 +64,7 @@ vm_ctx_open(VmCtx *c, GError **error)
     DomTemplateSet *set;
 
     c->pool = cmd_open_pool(cfg);
+    c->users = cmd_open_users(cfg, c->pool);
     set = dom_template_set_load_dir(cfg->templates_dir, error);
     if (!set)
         return false;
@@ -101,20 +104,8 @@ vm_ctx_open(VmCtx *c, GError **error)
         .call_timeout_s = cfg->libvirt_call_timeout_s,
         .max_running_per_user = cfg->limits_max_running_per_user,
         .host_memory_mib = cfg->limits_host_memory_mib,
-        .ticket_ttl_s = cfg->console_ticket_ttl_s,
     });
     c->cli = cmd_cli_caller();
-    return true;
-}
-
-static bool
-uuid_like(const char *s)
-{
-    if (strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++)
-        if ((i == 8 || i == 13 || i == 18 || i == 23) ? s[i] != '-' : !g_ascii_isxdigit(s[i]))
-            return false;
     return true;
 }
 
@@ -126,7 +117,7 @@ vm_resolve(VmCtx *c, const char *ref, GError **error)
     g_autoptr(DbVm) found = NULL;
     g_autofree char *full = NULL;
 
-    if (uuid_like(ref))
+    if (g_uuid_string_is_valid(ref))
         return svc_vms_get(c->vms, c->cli, ref, error);
     if (!(conn = db_pool_acquire(c->pool, error)))
         return NULL;
@@ -287,7 +278,7 @@ vm_act(VmCtx *c, const char *verb, const char *ref)
         return CMD_EXIT_OK;
     }
     /* An operation needs a requester with a users row: the broker that runs it acts as it. */
-    if (!(c->account = svc_users_cli_account(c->pool, &error)))
+    if (!(c->account = svc_users_cli_account(c->users, &error)))
         return cmd_fail_error(what, error);
     c->cli = c->account;
     op = queue_op(c, verb, vm, &active, &error);

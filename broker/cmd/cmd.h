@@ -6,6 +6,7 @@
 #include "config.h"
 #include "db-pool.h"
 #include "db-users.h"
+#include "svc-users.h"
 #include "vmb-json.h"
 
 /* Exit statuses, documented in README's "Command line". */
@@ -30,6 +31,10 @@ bool cmd_parse_options(const char *name, const char *params, const char *summary
 /* A small pool on database.url; what this process writes to the audit log from now on is
  * marked as the command line's (origin "cli:<OS user>"). */
 DbPool *cmd_open_pool(const Config *cfg);
+/* The configured cost of password hashes (auth.argon2_*). */
+SvcArgon2Params cmd_argon2(const Config *cfg);
+/* The users service over @pool, hashing passwords at that cost. */
+SvcUsers *cmd_open_users(const Config *cfg, DbPool *pool);
 /* The caller of the user, token and audit verbs: an admin with no users row (id NULL), so
  * the services apply the admin's rules and audit it with no actor; its rows carry the origin
  * cmd_open_pool set. (The vm verbs act as svc_users_cli_account: operations need a row.) */

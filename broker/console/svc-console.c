@@ -89,14 +89,9 @@ ticket_cred_free(gpointer data)
     g_free(tc);
 }
 
-/**
- * svc_console_note_ticket:
- * @console: the service
- * @ticket: a ticket just minted
- * @credential: (nullable): ApiCaller.credential of the request that minted it
- */
-void
-svc_console_note_ticket(SvcConsole *console, const char *ticket, const char *credential)
+/* Remembers (in this process) the credential @ticket was minted through; NULL: none. */
+static void
+note_ticket(SvcConsole *console, const char *ticket, const char *credential)
 {
     TicketCred *tc;
     gint64 now = g_get_monotonic_time();
@@ -118,6 +113,37 @@ svc_console_note_ticket(SvcConsole *console, const char *ticket, const char *cre
     g_hash_table_insert(console->ticket_creds,
                         vmb_secret_sha256_hex(ticket, strlen(ticket)), tc);
     g_mutex_unlock(&console->lock);
+}
+
+/**
+ * svc_console_mint_ticket:
+ * @console: the service
+ * @vm: the VM
+ * @purpose: "page" (redeemed by the console page) or "ws" (opens the websocket)
+ * @user_id: who may use it: the caller, or the owner a service account acts for
+ * @credential: (nullable): ApiCaller.credential of the request that mints it: a console
+ *   opened with the ticket closes when that ends
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): a ticket, valid once within ticket_ttl_s.
+ */
+char *
+svc_console_mint_ticket(SvcConsole *console, const DbVm *vm, const char *purpose,
+                        const char *user_id, const char *credential, GError **error)
+{
+    g_autofree char *ticket = vmb_secret_new_token("", error);
+    g_autofree char *digest = NULL;
+    g_autoptr(DbConn) db = NULL;
+
+    if (!ticket)
+        return NULL;
+    digest = vmb_secret_sha256_hex(ticket, strlen(ticket));
+    db = db_pool_acquire(console->opts.db, error);
+    if (!db || !db_tickets_insert(db, digest, purpose, user_id, vm->id,
+                                  console->opts.ticket_ttl_s, error))
+        return NULL;
+    note_ticket(console, ticket, credential);
+    return g_steal_pointer(&ticket);
 }
 
 /* The credential a ticket (by digest) was minted through, forgotten now; NULL if unknown. */
@@ -436,10 +462,9 @@ svc_console_session(SvcConsole *console, const char *vm_id, const SvcConsoleCred
     password = svc_vms_vnc_password(console->opts.vms, vm, error);
     if (!password)
         return false;
-    ws_ticket = svc_vms_mint_ticket(console->opts.vms, vm, "ws", user_id, error);
+    ws_ticket = svc_console_mint_ticket(console, vm, "ws", user_id, credential, error);
     if (!ws_ticket)
         return false;
-    svc_console_note_ticket(console, ws_ticket, credential);
     ret->password = g_steal_pointer(&password);
     ret->ws_ticket = g_steal_pointer(&ws_ticket);
     ret->vm = g_steal_pointer(&vm);

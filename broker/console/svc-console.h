@@ -20,9 +20,10 @@ typedef struct SvcVms SvcVms;
 typedef struct {
     DbPool *db;                  /* PostgreSQL */
     DomHypervisor *hv;           /* libvirt */
-    SvcVms *vms;                 /* mints tickets, says when VMs stop */
+    SvcVms *vms;                 /* VNC passwords, says when VMs stop */
     SvcTemplates *templates;     /* exclusive consoles */
     const char *console_listen;  /* where QEMU's websocket servers listen */
+    unsigned ticket_ttl_s;       /* console ticket lifetime, <= 60 */
     size_t buffer_size;          /* relay buffer per direction */
     VmbMetrics *metrics;         /* (nullable) connection counters */
     unsigned session_idle_s;     /* a console session unused this long ends */
@@ -67,8 +68,10 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(SvcConsoleGrant, svc_console_grant_clear)
 /* Ends the console sessions on @vm_id (of @user_id only, when given) and closes its consoles. */
 bool svc_console_end_sessions(SvcConsole *console, const char *vm_id, const char *user_id,
                               GError **error);
-/* Remembers (in this process) the credential a ticket was minted through; NULL: none. */
-void svc_console_note_ticket(SvcConsole *console, const char *ticket, const char *credential);
+/* A one-time console ticket for @vm, usable by @user_id for @purpose ("page" or "ws"),
+ * minted through @credential (nullable). */
+char *svc_console_mint_ticket(SvcConsole *console, const DbVm *vm, const char *purpose,
+                              const char *user_id, const char *credential, GError **error);
 /* Redeems a "ws" ticket (of @caller_id when the request carried credentials), fills
  * @ret_bind (whose access the connection will live on) and queues the opening of QEMU's
  * websocket with the client's key on the relay's event loop; @done runs there later

@@ -135,6 +135,24 @@ db_users_insert(DbConn *conn, const char *username, DbRole role,
     return true;
 }
 
+/* The one user @where (over alias u, $1 = @key) selects; @what names it in the error. */
+static DbUser *
+get_one(DbConn *conn, const char *where, const char *key, const char *what, GError **error)
+{
+    const char *params[] = { key };
+    g_autofree char *sql = g_strconcat("SELECT " DB_USERS_COLUMNS " FROM users u WHERE ", where,
+                                       NULL);
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK, sql, 1, params, error);
+
+    if (!res)
+        return NULL;
+    if (PQntuples(res) == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "no user %s '%s'", what, key);
+        return NULL;
+    }
+    return db_users_from_row(res, 0, 0);
+}
+
 /**
  * db_users_get_by_name:
  * @conn: a connection
@@ -146,18 +164,7 @@ db_users_insert(DbConn *conn, const char *username, DbRole role,
 DbUser *
 db_users_get_by_name(DbConn *conn, const char *username, GError **error)
 {
-    const char *params[] = { username };
-    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
-        "SELECT " DB_USERS_COLUMNS " FROM users u WHERE u.username = $1",
-        1, params, error);
-
-    if (!res)
-        return NULL;
-    if (PQntuples(res) == 0) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "no user '%s'", username);
-        return NULL;
-    }
-    return db_users_from_row(res, 0, 0);
+    return get_one(conn, "u.username = $1", username, "named", error);
 }
 
 /**
@@ -171,17 +178,7 @@ db_users_get_by_name(DbConn *conn, const char *username, GError **error)
 DbUser *
 db_users_get_by_id(DbConn *conn, const char *id, GError **error)
 {
-    const char *params[] = { id };
-    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
-        "SELECT " DB_USERS_COLUMNS " FROM users u WHERE u.id::text = $1", 1, params, error);
-
-    if (!res)
-        return NULL;
-    if (PQntuples(res) == 0) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "no user with id '%s'", id);
-        return NULL;
-    }
-    return db_users_from_row(res, 0, 0);
+    return get_one(conn, "u.id::text = $1", id, "with id", error);
 }
 
 /**
@@ -229,6 +226,20 @@ db_users_list(DbConn *conn, GError **error)
     return out;
 }
 
+/* For a statement whose one row counts the users it changed: false (VMB_ERROR_NOT_FOUND)
+ * when none was. */
+static bool
+changed_a_user(const PGresult *res, GError **error)
+{
+    if (!res)
+        return false;
+    if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No such user.");
+        return false;
+    }
+    return true;
+}
+
 /**
  * db_users_set_disabled:
  * @conn: a connection
@@ -251,13 +262,8 @@ db_users_set_disabled(DbConn *conn, const char *id, bool disabled, GError **erro
         " c AS (DELETE FROM console_sessions WHERE $2::boolean AND user_id IN (SELECT id FROM u))"
         " SELECT count(*) FROM u", 2, params, error);
 
-    if (!res)
-        return false;
-    if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No such user.");
-        return false;
-    }
-    return true;
+
+    return changed_a_user(res, error);
 }
 
 /**
@@ -280,11 +286,6 @@ db_users_set_password(DbConn *conn, const char *id, const char *password_hash, G
         " s AS (DELETE FROM sessions WHERE user_id IN (SELECT id FROM u))"
         " SELECT count(*) FROM u", 2, params, error);
 
-    if (!res)
-        return false;
-    if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No such user.");
-        return false;
-    }
-    return true;
+
+    return changed_a_user(res, error);
 }

@@ -118,17 +118,6 @@ action_valid(const char *action)
     return true;
 }
 
-static bool
-uuid_like(const char *s)
-{
-    if (strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++)
-        if ((i == 8 || i == 13 || i == 18 || i == 23) ? s[i] != '-' : !g_ascii_isxdigit(s[i]))
-            return false;
-    return true;
-}
-
 /* Fills @f from @q: times normalised, names and ids checked, the cursor decoded. */
 static bool
 build_filter(const SvcAuditQuery *q, DbAuditFilter *f, char **since, char **until,
@@ -143,7 +132,7 @@ build_filter(const SvcAuditQuery *q, DbAuditFilter *f, char **since, char **unti
         g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "user is not a valid user name.");
         return false;
     }
-    if (q->vm && !uuid_like(q->vm)) {
+    if (q->vm && !g_uuid_string_is_valid(q->vm)) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "vm is a VM id (a UUID).");
         return false;
     }

@@ -236,7 +236,6 @@ audit_failed_login(DbConn *conn, const char *username, const DbUser *user,
 /**
  * svc_auth_login:
  * @auth: the service
- * @pool: the database
  * @username: the name given
  * @password: the password given
  * @remote_addr: (nullable): the client's address, for throttling and the session row
@@ -250,7 +249,7 @@ audit_failed_login(DbConn *conn, const char *username, const DbUser *user,
  * Returns: (transfer full): the new session, or NULL.
  */
 SvcLogin *
-svc_auth_login(SvcAuth *auth, DbPool *pool, const char *username, const char *password,
+svc_auth_login(SvcAuth *auth, const char *username, const char *password,
                const char *remote_addr, unsigned *ret_retry_after_s, GError **error)
 {
     const char *addr = remote_addr ? remote_addr : "-";
@@ -265,7 +264,7 @@ svc_auth_login(SvcAuth *auth, DbPool *pool, const char *username, const char *pa
 
     if (!throttle_check(auth, ukey, akey, ret_retry_after_s, error))
         return NULL;
-    conn = db_pool_acquire(pool, error);
+    conn = db_pool_acquire(auth->opts.db, error);
     if (!conn)
         return NULL;
     user = db_users_get_by_name(conn, username, &lookup_err);
@@ -293,7 +292,7 @@ svc_auth_login(SvcAuth *auth, DbPool *pool, const char *username, const char *pa
     }
     g_mutex_unlock(&auth->lock);
     /* The outcome is recorded with a connection taken again. */
-    conn = db_pool_acquire(pool, ok ? error : NULL);
+    conn = db_pool_acquire(auth->opts.db, ok ? error : NULL);
     if (!conn && ok)
         return NULL;
     if (!ok) {
@@ -334,7 +333,6 @@ signup_tx(DbConn *conn, void *data, GError **error)
 /**
  * svc_auth_signup:
  * @auth: the service
- * @pool: the database
  * @username: the wanted name
  * @password: the password
  * @remote_addr: (nullable): the client's address: attempts are counted per address, and
@@ -347,7 +345,7 @@ signup_tx(DbConn *conn, void *data, GError **error)
  * Returns: true on success; VMB_ERROR_CONFLICT when the name is taken.
  */
 bool
-svc_auth_signup(SvcAuth *auth, DbPool *pool, const char *username, const char *password,
+svc_auth_signup(SvcAuth *auth, const char *username, const char *password,
                 const char *remote_addr, unsigned *ret_retry_after_s, GError **error)
 {
     g_autofree char *skey = g_strconcat("s:", remote_addr ? remote_addr : "-", NULL);
@@ -385,26 +383,26 @@ svc_auth_signup(SvcAuth *auth, DbPool *pool, const char *username, const char *p
     hash_slot_give(auth);
     if (!hash)
         return false;
-    conn = db_pool_acquire(pool, error);
+    conn = db_pool_acquire(auth->opts.db, error);
     if (!conn)
         return false;
-    return db_pool_transaction(pool, signup_tx, &(SignupTx) { username, hash, remote_addr },
+    return db_pool_transaction(auth->opts.db, signup_tx, &(SignupTx) { username, hash, remote_addr },
                                error);
 }
 
 /**
  * svc_auth_logout:
- * @pool: the database
+ * @auth: the service
  * @session_secret: the cookie value
  * @error: return location for an error
  *
  * Returns: true when the session is gone.
  */
 bool
-svc_auth_logout(DbPool *pool, const char *session_secret, GError **error)
+svc_auth_logout(SvcAuth *auth, const char *session_secret, GError **error)
 {
     g_autofree char *hash = vmb_secret_sha256_hex(session_secret, strlen(session_secret));
-    g_autoptr(DbConn) conn = db_pool_acquire(pool, error);
+    g_autoptr(DbConn) conn = db_pool_acquire(auth->opts.db, error);
 
     return conn && db_sessions_delete(conn, hash, error);
 }
@@ -412,7 +410,6 @@ svc_auth_logout(DbPool *pool, const char *session_secret, GError **error)
 /**
  * svc_auth_session:
  * @auth: the service
- * @pool: the database
  * @session_secret: the cookie value
  * @ret_csrf_hash: (out): the session's CSRF digest
  * @ret_expires_at: (out) (optional): the session's absolute end, Unix seconds
@@ -421,11 +418,11 @@ svc_auth_logout(DbPool *pool, const char *session_secret, GError **error)
  * Returns: (transfer full): the session's user, or NULL (VMB_ERROR_UNAUTHORIZED).
  */
 DbUser *
-svc_auth_session(SvcAuth *auth, DbPool *pool, const char *session_secret,
+svc_auth_session(SvcAuth *auth, const char *session_secret,
                  char **ret_csrf_hash, gint64 *ret_expires_at, GError **error)
 {
     g_autofree char *hash = vmb_secret_sha256_hex(session_secret, strlen(session_secret));
-    g_autoptr(DbConn) conn = db_pool_acquire(pool, error);
+    g_autoptr(DbConn) conn = db_pool_acquire(auth->opts.db, error);
 
     if (!conn)
         return NULL;
@@ -459,20 +456,19 @@ token_hit_copy(gconstpointer data)
 
 /**
  * svc_auth_token:
- * @cache: the read cache
- * @pool: the database
+ * @auth: the service
  * @token: the bearer token presented
  * @ret_expires_at: (out) (optional): when the token expires (Unix seconds), 0 for never
  * @error: return location for an error
  *
- * A token seen before is answered from @cache until it expires or its last_used_at is due
- * a new stamp (once a minute); revocations, expiries and users disabled anywhere drop it
- * from the cache.
+ * A token seen before is answered from the read cache until it expires or its last_used_at
+ * is due a new stamp (once a minute); revocations, expiries and users disabled anywhere drop
+ * it from the cache.
  *
  * Returns: (transfer full): the token's user, or NULL (VMB_ERROR_UNAUTHORIZED).
  */
 DbUser *
-svc_auth_token(DbCache *cache, DbPool *pool, const char *token, gint64 *ret_expires_at,
+svc_auth_token(SvcAuth *auth, const char *token, gint64 *ret_expires_at,
                GError **error)
 {
     g_autofree char *hash = vmb_secret_sha256_hex(token, strlen(token));
@@ -483,7 +479,7 @@ svc_auth_token(DbCache *cache, DbPool *pool, const char *token, gint64 *ret_expi
     guint64 gen;
     unsigned due_s = 0;
 
-    hit = db_cache_lookup(cache, key, token_hit_copy, &gen);
+    hit = db_cache_lookup(auth->opts.cache, key, token_hit_copy, &gen);
     if (hit) {
         bool live = (!hit->expires_at || g_get_real_time() / G_USEC_PER_SEC < hit->expires_at)
                     && g_get_monotonic_time() < hit->stamp_due;
@@ -494,7 +490,7 @@ svc_auth_token(DbCache *cache, DbPool *pool, const char *token, gint64 *ret_expi
         if (user)
             return user;
     }
-    conn = db_pool_acquire(pool, error);
+    conn = db_pool_acquire(auth->opts.db, error);
     if (!conn)
         return NULL;
     hit = g_new0(TokenHit, 1);
@@ -507,6 +503,6 @@ svc_auth_token(DbCache *cache, DbPool *pool, const char *token, gint64 *ret_expi
     if (ret_expires_at)
         *ret_expires_at = hit->expires_at;
     user = db_user_copy(hit->user);
-    db_cache_store(cache, key, gen, hit, (GDestroyNotify) token_hit_free);
+    db_cache_store(auth->opts.cache, key, gen, hit, (GDestroyNotify) token_hit_free);
     return user;
 }

@@ -14,6 +14,8 @@
 typedef struct SvcAuth SvcAuth;
 
 typedef struct {
+    DbPool *db;                  /* PostgreSQL */
+    DbCache *cache;              /* token checks answered without a query */
     SvcArgon2Params argon2;      /* cost of new hashes */
     unsigned max_hashing;        /* argon2 computations at once */
     unsigned session_idle_s;     /* a session unused this long ends */
@@ -40,19 +42,19 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SvcAuth, svc_auth_free)
 
 /* VMB_ERROR_UNAUTHORIZED for bad credentials, VMB_ERROR_TOO_MANY (with
  * *ret_retry_after_s set) when throttled or when too many hashes are running. */
-SvcLogin *svc_auth_login(SvcAuth *auth, DbPool *pool, const char *username,
+SvcLogin *svc_auth_login(SvcAuth *auth, const char *username,
                          const char *password, const char *remote_addr,
                          unsigned *ret_retry_after_s, GError **error);
-bool svc_auth_signup(SvcAuth *auth, DbPool *pool, const char *username,
+bool svc_auth_signup(SvcAuth *auth, const char *username,
                      const char *password, const char *remote_addr,
                      unsigned *ret_retry_after_s, GError **error);
-bool svc_auth_logout(DbPool *pool, const char *session_secret, GError **error);
+bool svc_auth_logout(SvcAuth *auth, const char *session_secret, GError **error);
 /* The CSRF token of the session whose cookie value is @session_secret. */
 char *svc_auth_csrf_token(const char *session_secret);
 
 /* @ret_expires_at (optional): the session's absolute end, or the token's expiry (0 for
  * never), in Unix seconds: what a token minted through it may not outlive. */
-DbUser *svc_auth_session(SvcAuth *auth, DbPool *pool, const char *session_secret,
+DbUser *svc_auth_session(SvcAuth *auth, const char *session_secret,
                          char **ret_csrf_hash, gint64 *ret_expires_at, GError **error);
-DbUser *svc_auth_token(DbCache *cache, DbPool *pool, const char *token, gint64 *ret_expires_at,
+DbUser *svc_auth_token(SvcAuth *auth, const char *token, gint64 *ret_expires_at,
                        GError **error);

@@ -17,6 +17,25 @@
 /* Longer passwords are refused: argon2 would accept them, but they only cost CPU. */
 #define PASSWORD_MAX 1024
 
+struct SvcUsers {
+    SvcUsersOptions opts;
+};
+
+SvcUsers *
+svc_users_new(const SvcUsersOptions *opts)
+{
+    SvcUsers *users = g_new0(SvcUsers, 1);
+
+    users->opts = *opts;
+    return users;
+}
+
+void
+svc_users_free(SvcUsers *users)
+{
+    g_free(users);
+}
+
 /**
  * svc_users_name_valid:
  * @username: a candidate login name
@@ -119,7 +138,7 @@ add_tx(DbConn *conn, void *data, GError **error)
 
 /**
  * svc_users_add:
- * @pool: the database
+ * @users: the service
  * @caller: (nullable): who creates the user, for the audit log; NULL for the command line
  * @username: login name, checked against the documented charset
  * @role: "admin", "user" or "service"
@@ -130,7 +149,7 @@ add_tx(DbConn *conn, void *data, GError **error)
  * Returns: true when the user was created.
  */
 bool
-svc_users_add(DbPool *pool, const DbUser *caller, const char *username, const char *role,
+svc_users_add(SvcUsers *users, const DbUser *caller, const char *username, const char *role,
               const char *password, char **ret_id, GError **error)
 {
     g_autofree char *hash = NULL;
@@ -148,12 +167,12 @@ svc_users_add(DbPool *pool, const DbUser *caller, const char *username, const ch
         return false;
     }
     if (password) {
-        hash = svc_users_hash_password(password, &SVC_ARGON2_DEFAULTS, error);
+        hash = svc_users_hash_password(password, &users->opts.argon2, error);
         if (!hash)
             return false;
     }
     tx.hash = hash;
-    if (!db_pool_transaction(pool, add_tx, &tx, error)) {
+    if (!db_pool_transaction(users->opts.db, add_tx, &tx, error)) {
         g_free(tx.id);
         return false;
     }
@@ -226,7 +245,7 @@ svc_users_token_lifetime(gint64 requested_s, gint64 parent_end, gint64 now,
 
 /**
  * svc_users_create_token:
- * @pool: the database
+ * @users: the service
  * @caller: (nullable): who asks, for the audit log; NULL for the command line
  * @username: the token's owner
  * @name: a label, 1 to 100 characters
@@ -239,7 +258,7 @@ svc_users_token_lifetime(gint64 requested_s, gint64 parent_end, gint64 now,
  * Returns: (transfer full): the token, shown to the caller once; NULL on error.
  */
 char *
-svc_users_create_token(DbPool *pool, const DbUser *caller, const char *username,
+svc_users_create_token(SvcUsers *users, const DbUser *caller, const char *username,
                        const char *name, gint64 expires_in_s, const char *parent_hash,
                        char **ret_id, GError **error)
 {
@@ -263,7 +282,7 @@ svc_users_create_token(DbPool *pool, const DbUser *caller, const char *username,
         return NULL;
     digest = vmb_secret_sha256_hex(token, strlen(token));
     tx.digest = digest;
-    if (!db_pool_transaction(pool, token_tx, &tx, error)) {
+    if (!db_pool_transaction(users->opts.db, token_tx, &tx, error)) {
         g_free(tx.id);
         return NULL;
     }
@@ -285,18 +304,18 @@ require_admin(const DbUser *caller, GError **error)
 
 /**
  * svc_users_list:
- * @pool: the database
+ * @users: the service
  * @caller: who asks: an admin
  * @error: return location for an error (VMB_ERROR_FORBIDDEN for others)
  *
  * Returns: (transfer full) (element-type DbUser): every user, or NULL.
  */
 GPtrArray *
-svc_users_list(DbPool *pool, const DbUser *caller, GError **error)
+svc_users_list(SvcUsers *users, const DbUser *caller, GError **error)
 {
     g_autoptr(DbConn) conn = NULL;
 
-    if (!require_admin(caller, error) || !(conn = db_pool_acquire(pool, error)))
+    if (!require_admin(caller, error) || !(conn = db_pool_acquire(users->opts.db, error)))
         return NULL;
     return db_users_list(conn, error);
 }
@@ -332,7 +351,7 @@ account_tx(DbConn *conn, void *data, GError **error)
 
 /**
  * svc_users_set_disabled:
- * @pool: the database
+ * @users: the service
  * @caller: who asks: an admin
  * @id: the user
  * @disabled: disable (their sessions end, their tokens stop working) or enable
@@ -342,7 +361,7 @@ account_tx(DbConn *conn, void *data, GError **error)
  * Returns: true on success.
  */
 bool
-svc_users_set_disabled(DbPool *pool, const DbUser *caller, const char *id, bool disabled,
+svc_users_set_disabled(SvcUsers *users, const DbUser *caller, const char *id, bool disabled,
                        const char *remote_addr, GError **error)
 {
     AccountTx tx = { caller, id, disabled, NULL, remote_addr };
@@ -353,12 +372,12 @@ svc_users_set_disabled(DbPool *pool, const DbUser *caller, const char *id, bool 
         g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "You cannot disable yourself.");
         return false;
     }
-    return db_pool_transaction(pool, account_tx, &tx, error);
+    return db_pool_transaction(users->opts.db, account_tx, &tx, error);
 }
 
 /**
  * svc_users_set_password:
- * @pool: the database
+ * @users: the service
  * @caller: who asks: an admin
  * @id: the user
  * @password: the new password, 1 to 1024 bytes
@@ -370,7 +389,7 @@ svc_users_set_disabled(DbPool *pool, const DbUser *caller, const char *id, bool 
  * Returns: true on success.
  */
 bool
-svc_users_set_password(DbPool *pool, const DbUser *caller, const char *id,
+svc_users_set_password(SvcUsers *users, const DbUser *caller, const char *id,
                        const char *password, const char *remote_addr, GError **error)
 {
     g_autofree char *hash = NULL;
@@ -378,16 +397,16 @@ svc_users_set_password(DbPool *pool, const DbUser *caller, const char *id,
 
     if (!require_admin(caller, error))
         return false;
-    hash = svc_users_hash_password(password, &SVC_ARGON2_DEFAULTS, error);
+    hash = svc_users_hash_password(password, &users->opts.argon2, error);
     if (!hash)
         return false;
     tx.hash = hash;
-    return db_pool_transaction(pool, account_tx, &tx, error);
+    return db_pool_transaction(users->opts.db, account_tx, &tx, error);
 }
 
 /**
  * svc_users_get:
- * @pool: the database
+ * @users: the service
  * @caller: who asks: an admin
  * @username: the user
  * @error: return location for an error (FORBIDDEN, NOT_FOUND)
@@ -395,34 +414,34 @@ svc_users_set_password(DbPool *pool, const DbUser *caller, const char *id,
  * Returns: (transfer full): the user, or NULL.
  */
 DbUser *
-svc_users_get(DbPool *pool, const DbUser *caller, const char *username, GError **error)
+svc_users_get(SvcUsers *users, const DbUser *caller, const char *username, GError **error)
 {
     g_autoptr(DbConn) conn = NULL;
 
-    if (!require_admin(caller, error) || !(conn = db_pool_acquire(pool, error)))
+    if (!require_admin(caller, error) || !(conn = db_pool_acquire(users->opts.db, error)))
         return NULL;
     return db_users_get_by_name(conn, username, error);
 }
 
 /**
  * svc_users_tokens:
- * @pool: the database
+ * @users: the service
  * @caller: whose tokens
  * @error: return location for an error
  *
  * Returns: (transfer full) (element-type DbToken): the caller's tokens, or NULL.
  */
 GPtrArray *
-svc_users_tokens(DbPool *pool, const DbUser *caller, GError **error)
+svc_users_tokens(SvcUsers *users, const DbUser *caller, GError **error)
 {
-    g_autoptr(DbConn) conn = db_pool_acquire(pool, error);
+    g_autoptr(DbConn) conn = db_pool_acquire(users->opts.db, error);
 
     return conn ? db_tokens_list(conn, caller->id, error) : NULL;
 }
 
 /**
  * svc_users_all_tokens:
- * @pool: the database
+ * @users: the service
  * @caller: who asks: an admin
  * @username: (nullable): whose tokens; NULL for every user's
  * @error: return location for an error (FORBIDDEN, NOT_FOUND for an unknown user)
@@ -430,14 +449,14 @@ svc_users_tokens(DbPool *pool, const DbUser *caller, GError **error)
  * Returns: (transfer full) (element-type DbToken): the tokens with their owners' names.
  */
 GPtrArray *
-svc_users_all_tokens(DbPool *pool, const DbUser *caller, const char *username,
+svc_users_all_tokens(SvcUsers *users, const DbUser *caller, const char *username,
                      GError **error)
 {
     g_autoptr(DbConn) conn = NULL;
     g_autoptr(DbUser) user = NULL;
     GPtrArray *tokens;
 
-    if (!require_admin(caller, error) || !(conn = db_pool_acquire(pool, error)))
+    if (!require_admin(caller, error) || !(conn = db_pool_acquire(users->opts.db, error)))
         return NULL;
     if (!username)
         return db_tokens_list(conn, NULL, error);
@@ -468,7 +487,7 @@ revoke_tx(DbConn *conn, void *data, GError **error)
 
 /**
  * svc_users_revoke_token:
- * @pool: the database
+ * @users: the service
  * @caller: whose token
  * @token_id: the token
  * @any_owner: an admin revokes anyone's token (the command line); else only the caller's
@@ -478,7 +497,7 @@ revoke_tx(DbConn *conn, void *data, GError **error)
  * Returns: true on success.
  */
 bool
-svc_users_revoke_token(DbPool *pool, const DbUser *caller, const char *token_id,
+svc_users_revoke_token(SvcUsers *users, const DbUser *caller, const char *token_id,
                        bool any_owner, const char *remote_addr, GError **error)
 {
     RevokeTx tx = { caller, caller->id, token_id, remote_addr };
@@ -488,12 +507,12 @@ svc_users_revoke_token(DbPool *pool, const DbUser *caller, const char *token_id,
             return false;
         tx.owner_id = NULL;
     }
-    return db_pool_transaction(pool, revoke_tx, &tx, error);
+    return db_pool_transaction(users->opts.db, revoke_tx, &tx, error);
 }
 
 /**
  * svc_users_cli_account:
- * @pool: the database
+ * @users: the service
  * @error: return location for an error (VMB_ERROR_CONFLICT when a user of that name exists
  *   that is not such an account)
  *
@@ -504,9 +523,9 @@ svc_users_revoke_token(DbPool *pool, const DbUser *caller, const char *token_id,
  * Returns: (transfer full): the account, or NULL.
  */
 DbUser *
-svc_users_cli_account(DbPool *pool, GError **error)
+svc_users_cli_account(SvcUsers *users, GError **error)
 {
-    g_autoptr(DbConn) conn = db_pool_acquire(pool, error);
+    g_autoptr(DbConn) conn = db_pool_acquire(users->opts.db, error);
     g_autoptr(DbUser) user = conn ? db_users_ensure(conn, SVC_USERS_CLI_ACCOUNT, DB_ROLE_ADMIN,
                                                     error)
                                   : NULL;

@@ -32,7 +32,6 @@
 
 #include "db-audit.h"
 #include "db-isos.h"
-#include "db-tickets.h"
 #include "dom-accel.h"
 #include "dom-lifecycle.h"
 #include "dom-storage.h"
@@ -44,7 +43,6 @@
 #include "vmb-error.h"
 #include "vmb-log.h"
 #include "vmb-net.h"
-#include "vmb-secret.h"
 
 
 /**
@@ -614,33 +612,4 @@ svc_vms_template_need(SvcVms *vms, const DomTemplate *tmpl, char **ret_reason, c
     *ret_reason = g_steal_pointer(&n->reason);
     *ret_hint = g_steal_pointer(&n->hint);
     return true;
-}
-
-
-/**
- * svc_vms_mint_ticket:
- * @vms: the service
- * @vm: the VM
- * @purpose: "page" (redeemed by the console page) or "ws" (opens the websocket)
- * @user_id: who may use it: the caller, or the owner a service account acts for
- * @error: return location for an error
- *
- * Returns: (transfer full): a ticket, valid once within ticket_ttl_s.
- */
-char *
-svc_vms_mint_ticket(SvcVms *vms, const DbVm *vm, const char *purpose, const char *user_id,
-                    GError **error)
-{
-    g_autofree char *ticket = vmb_secret_new_token("", error);
-    g_autofree char *digest = NULL;
-    g_autoptr(DbConn) db = NULL;
-
-    if (!ticket)
-        return NULL;
-    digest = vmb_secret_sha256_hex(ticket, strlen(ticket));
-    db = db_pool_acquire(vms->opts.db, error);
-    if (!db || !db_tickets_insert(db, digest, purpose, user_id, vm->id, vms->opts.ticket_ttl_s,
-                                  error))
-        return NULL;
-    return g_steal_pointer(&ticket);
 }

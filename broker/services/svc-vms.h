@@ -38,7 +38,6 @@ typedef struct {
     unsigned call_timeout_s;         /* which waits this long at most */
     unsigned max_running_per_user;   /* for non-admin owners; 0 for no limit */
     guint64 host_memory_mib;         /* guests' memory on this host at most; 0: unlimited */
-    unsigned ticket_ttl_s;           /* console ticket lifetime, <= 60 */
     VmbMetrics *metrics;             /* (nullable) spawn durations */
     DbCache *cache;                  /* (nullable) where rendered VM lists are kept */
 } SvcVmsOptions;
@@ -112,9 +111,6 @@ void svc_vms_set_reconciler(SvcVms *vms, SvcVmsReconcileFunc fn, gpointer data);
 /* Deletes the ephemeral volumes of @vm, which is off; missing ones are fine. */
 void svc_vms_drop_ephemeral_disks(SvcVms *vms, virConnectPtr conn, const DbVm *vm);
 
-/* A one-time console ticket for @vm, usable by @user_id for @purpose ("page" or "ws"). */
-char *svc_vms_mint_ticket(SvcVms *vms, const DbVm *vm, const char *purpose,
-                          const char *user_id, GError **error);
 /* The running domain's VNC password, for the authenticated console page. */
 char *svc_vms_vnc_password(SvcVms *vms, const DbVm *vm, GError **error);
 

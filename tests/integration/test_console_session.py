@@ -200,13 +200,16 @@ class ConsoleSession(harness.TestCase):
         root = self.user('root', 'admin')
         other = self.user('carol', 'admin')
         portal = self.user('portal', 'service')
-        cases = ((root, 'stopped by its owner'),  # an admin stopping their own VM
-                 (other, 'stopped by an administrator (carol)'),
-                 (portal, 'stopped by the course portal (service account portal)'))
-        for auth, words in cases:
+        # A service account sees (and stops) only users' VMs: the portal's is a student's.
+        cases = ((root, {}, 'stopped by its owner'),  # an admin stopping their own VM
+                 (other, {}, 'stopped by an administrator (carol)'),
+                 (portal, {'owner': 'student'},
+                  'stopped by the course portal (service account portal)'))
+        for auth, owner, words in cases:
             with self.subTest(words):
                 status, _, data = self.broker.request('POST', '/api/v1/vms',
-                                                      {'template': 'memtest'}, headers=root)
+                                                      {'template': 'memtest', **owner},
+                                                      headers=portal if owner else root)
                 self.assertEqual(status, 201, data)
                 vm = json.loads(data)['vm']
                 self.addCleanup(self.broker.request, 'DELETE', f'/api/v1/vms/{vm["id"]}',
