@@ -150,7 +150,8 @@ open_database(Daemon *d, GError **error)
     prep = (PrepareTx) { cfg, templates, NULL };
     if (!db_pool_transaction(d->pool, prepare_tx, &prep, error))
         return false;
-    d->templates = svc_templates_new(g_steal_pointer(&templates));
+    d->templates = svc_templates_new(&(SvcTemplatesOptions) { d->pool, cfg->templates_dir },
+                                     g_steal_pointer(&templates));
     d->host_id = g_steal_pointer(&prep.host_id);
     d->health = svc_health_new(&(SvcHealthOptions) {
         .db = d->pool,
@@ -398,7 +399,7 @@ reload_templates(Daemon *d)
     g_autoptr(GError) error = NULL;
     g_autoptr(GString) summary = g_string_new(NULL);
 
-    if (!svc_templates_reload(d->templates, d->cfg->templates_dir, d->pool, summary, &error))
+    if (!svc_templates_reload(d->templates, summary, &error))
         vmb_warning("SIGHUP: kept the running templates: %s", error->message);
     else
         vmb_info("SIGHUP: reread templates from %s: %s", d->cfg->templates_dir, summary->str);

@@ -68,7 +68,8 @@ vm_ctx_open(VmCtx *c, GError **error)
     set = dom_template_set_load_dir(cfg->templates_dir, error);
     if (!set)
         return false;
-    c->templates = svc_templates_new(set);
+    c->templates = svc_templates_new(&(SvcTemplatesOptions) { c->pool, cfg->templates_dir },
+                                     set);
     if (!(conn = db_pool_acquire(c->pool, error)) ||
         !db_hosts_ensure(conn, "local", cfg->libvirt_uri, &c->host_id, error))
         return false;

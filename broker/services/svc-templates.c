@@ -8,15 +8,19 @@
 #include "vmb-json.h"
 
 struct SvcTemplates {
+    DbPool *db;
+    char *dir;
     GMutex lock;
     DomTemplateSet *set;
 };
 
 SvcTemplates *
-svc_templates_new(DomTemplateSet *set)
+svc_templates_new(const SvcTemplatesOptions *opts, DomTemplateSet *set)
 {
     SvcTemplates *templates = g_new0(SvcTemplates, 1);
 
+    templates->db = opts->db;
+    templates->dir = g_strdup(opts->dir);
     g_mutex_init(&templates->lock);
     templates->set = set;
     return templates;
@@ -29,6 +33,7 @@ svc_templates_free(SvcTemplates *templates)
         return;
     g_clear_pointer(&templates->set, dom_template_set_unref);
     g_mutex_clear(&templates->lock);
+    g_free(templates->dir);
     g_free(templates);
 }
 
@@ -100,13 +105,12 @@ describe(GString *out, const char *what, const DomTemplateSet *from,
 }
 
 bool
-svc_templates_reload(SvcTemplates *templates, const char *dir, DbPool *db, GString *summary,
-                     GError **error)
+svc_templates_reload(SvcTemplates *templates, GString *summary, GError **error)
 {
-    g_autoptr(DomTemplateSet) fresh = dom_template_set_load_dir(dir, error);
+    g_autoptr(DomTemplateSet) fresh = dom_template_set_load_dir(templates->dir, error);
     g_autoptr(DomTemplateSet) old = NULL;
 
-    if (!fresh || !db_pool_transaction(db, store_tx, fresh, error))
+    if (!fresh || !db_pool_transaction(templates->db, store_tx, fresh, error))
         return false;
     g_mutex_lock(&templates->lock);
     old = g_steal_pointer(&templates->set);

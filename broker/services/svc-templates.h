@@ -12,8 +12,13 @@
 
 typedef struct SvcTemplates SvcTemplates;
 
-/* Takes @set over. */
-SvcTemplates *svc_templates_new(DomTemplateSet *set);
+typedef struct {
+    DbPool *db;      /* where a reload stores the templates' rows */
+    const char *dir; /* templates.dir, read again by a reload */
+} SvcTemplatesOptions;
+
+/* Takes @set, as loaded from @opts->dir, over. */
+SvcTemplates *svc_templates_new(const SvcTemplatesOptions *opts, DomTemplateSet *set);
 void svc_templates_free(SvcTemplates *templates);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SvcTemplates, svc_templates_free)
 
@@ -23,7 +28,6 @@ DomTemplateSet *svc_templates_get(SvcTemplates *templates);
 /* Writes @set's definitions to the templates table (in the caller's transaction). */
 bool svc_templates_store(DbConn *conn, const DomTemplateSet *set, GError **error);
 
-/* Loads @dir again, stores it and puts it in use; @summary gets what changed ("2 templates;
- * added: a; removed: b; changed: c"). One bad file keeps the running set. */
-bool svc_templates_reload(SvcTemplates *templates, const char *dir, DbPool *db,
-                          GString *summary, GError **error);
+/* Loads the folder again, stores it and puts it in use; @summary gets what changed
+ * ("2 template(s); added: a; removed: b; changed: c"). One bad file keeps the running set. */
+bool svc_templates_reload(SvcTemplates *templates, GString *summary, GError **error);

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Event streams (GET /api/v1/events) against the real binary, PostgreSQL and a memtest guest:
-# a second client sees a VM's changes as they happen, a user sees only their own, a stream
-# resumes after Last-Event-ID, the bounds answer 429, and a thousand idle streams cost the
-# broker no thread each.
+# a second client sees a VM's changes as they happen, a user sees only their own (a service
+# account those of users, never an admin's), a stream resumes after Last-Event-ID, the bounds
+# answer 429, and a thousand idle streams cost the broker no thread each.
 import json
 import os
 import resource
@@ -126,6 +126,20 @@ class Events(VmCase):
         with again.lock:
             resumed = [int(e['id']) for e in again.events if 'id' in e]
         self.assertEqual(resumed[:len(ids) - 1], ids[1:])
+
+    def test_a_service_account_sees_the_events_of_users_vms_only(self):
+        self.start()
+        portal = self.stream('portal')
+        _, mine = self.create(who='root')
+        _, theirs = self.create(who='alice')
+
+        def of(vm_id):
+            return lambda ev: ev['event'] == 'vm' and data(ev)['id'] == vm_id
+
+        portal.wait(of(theirs['vm']['id']), "alice's VM")
+        # The admin's VM was made first: had the portal been shown it, it would be there now.
+        with portal.lock:
+            self.assertEqual([e for e in portal.events if of(mine['vm']['id'])(e)], [])
 
     def test_bounds_answer_429(self):
         # A stream waits suspended: its client's leaving is seen at the next keep-alive.
