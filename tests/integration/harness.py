@@ -47,6 +47,21 @@ def mkdtemp(prefix):
     return d
 
 
+def small_iso(test, tag=''):
+    """A tiny bootable ISO (El Torito, no emulation: cli; hlt), different per TAG."""
+    d = mkdtemp('vmbt-iso-')
+    test.addCleanup(shutil.rmtree, d, True)
+    os.makedirs(os.path.join(d, 'root'))
+    with open(os.path.join(d, 'root', 'boot.img'), 'wb') as f:
+        f.write(b'\xfa\xf4' + tag.encode().ljust(2046, b'\0'))
+    out = os.path.join(d, 'small.iso')
+    subprocess.run(['xorriso', '-as', 'mkisofs', '-quiet', '-b', 'boot.img',
+                    '-no-emul-boot', '-boot-load-size', '4', '-o', out,
+                    os.path.join(d, 'root')], check=True, capture_output=True)
+    with open(out, 'rb') as f:
+        return f.read()
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -228,14 +228,7 @@ class Console(harness.TestCase):
 
     def open_consoles(self, paths):
         """Opens a websocket per path, all at once, and checks every 101; returns them."""
-        socks = []
-        for path in paths:
-            s = socket.create_connection((self.broker.host, self.broker.port), timeout=60)
-            socks.append(s)
-            s.sendall((f'GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n'
-                       'Connection: Upgrade\r\nSec-WebSocket-Key: '
-                       'dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n'
-                       f'Origin: {self.origin}\r\n\r\n').encode())
+        socks = self.send_upgrades(paths)
         for s in socks:
             head = b''
             while b'\r\n\r\n' not in head:

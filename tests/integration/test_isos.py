@@ -5,7 +5,6 @@
 import hashlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -66,20 +65,6 @@ class Isos(harness.TestCase):
         self.assertEqual(self.files(), before_files)
         self.assertEqual(self.db.scalar('SELECT count(*) FROM isos'), before_rows)
 
-    def small_iso(self, tag):
-        """A second, tiny bootable ISO (El Torito, no emulation), different per TAG."""
-        d = harness.mkdtemp('vmbt-iso-')
-        self.addCleanup(shutil.rmtree, d, True)
-        os.makedirs(os.path.join(d, 'root'))
-        with open(os.path.join(d, 'root', 'boot.img'), 'wb') as f:
-            f.write(b'\xfa\xf4' + tag.encode().ljust(2046, b'\0'))  # cli; hlt
-        out = os.path.join(d, 'small.iso')
-        subprocess.run(['xorriso', '-as', 'mkisofs', '-quiet', '-b', 'boot.img',
-                        '-no-emul-boot', '-boot-load-size', '4', '-o', out,
-                        os.path.join(d, 'root')], check=True, capture_output=True)
-        with open(out, 'rb') as f:
-            return f.read()
-
     def test_real_iso_is_stored_once_per_content_and_boots(self):
         self.start()
         alice, bob, admin = self.user('alice'), self.user('bob'), self.user('root', 'admin')
@@ -103,7 +88,7 @@ class Isos(harness.TestCase):
         # Private ISOs stay private; an admin's upload is everyone's.
         _, _, listed = self.broker.get_json('/api/v1/isos', headers=bob)
         self.assertEqual([i['name'] for i in listed], ['mine'])
-        status, _, pub = self.upload(admin, 'course', self.small_iso('course'))
+        status, _, pub = self.upload(admin, 'course', harness.small_iso(self, 'course'))
         self.assertEqual(status, 201)
         self.assertTrue(json.loads(pub)['public'])
         _, _, listed = self.broker.get_json('/api/v1/isos', headers=bob)
@@ -136,7 +121,7 @@ class Isos(harness.TestCase):
                                       (admin, 'shared', 'course', 's1'),
                                       (admin, 'twin1', 'twins', 't1'),
                                       (admin, 'twin2', 'twins', 't2')):
-            status, _, body = self.upload(who, name, self.small_iso(tag))
+            status, _, body = self.upload(who, name, harness.small_iso(self, tag))
             self.assertEqual(status, 201, body)
             ids[label] = json.loads(body)['id']
 
@@ -199,7 +184,7 @@ class Isos(harness.TestCase):
         self.start()
         alice = self.user('alice')
         before = self.files()
-        data = self.small_iso('names')
+        data = harness.small_iso(self, 'names')
         for name, want in (('..%2F..%2Fetc%2Fpasswd', 404), ('.hidden', 400),
                            ('a%01b', 400), ('x' * 201, 400), ('%2e%2e', 400)):
             with self.subTest(name):
@@ -227,12 +212,13 @@ class Isos(harness.TestCase):
         status, _, _ = self.upload(alice, 'memtest', open(MEMTEST, 'rb').read())
         self.assertEqual(status, 201)
         rows = '1'
-        status, _, body = self.upload(alice, 'second', self.small_iso('quota') + b'\0' * (1 << 20))
+        status, _, body = self.upload(alice, 'second',
+                                      harness.small_iso(self, 'quota') + b'\0' * (1 << 20))
         self.assertEqual(status, 413, body)
         self.assertIn('quota', json.loads(body)['detail'])
         self.assertEqual(self.db.scalar('SELECT count(*) FROM isos'), rows)
         # Admins have no quota (the size cap still holds).
-        status, _, _ = self.upload(admin, 'course', self.small_iso('admin'))
+        status, _, _ = self.upload(admin, 'course', harness.small_iso(self, 'admin'))
         self.assertEqual(status, 201)
 
     def chunked_upload(self, auth, name, data):
@@ -291,7 +277,7 @@ class Isos(harness.TestCase):
         self.assertNotIn(mnt, body.decode())  # no internals
         self.assertNothingLeft(before)
         # Space comes back: a small one fits.
-        status, _, _ = self.upload(alice, 'small', self.small_iso('fits'))
+        status, _, _ = self.upload(alice, 'small', harness.small_iso(self, 'fits'))
         self.assertEqual(status, 201)
 
 

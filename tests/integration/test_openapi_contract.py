@@ -9,7 +9,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -166,19 +165,6 @@ class Contract(harness.TestCase):
 
     # --- the calls ---
 
-    def small_iso(self):
-        d = harness.mkdtemp('vmbt-iso-')
-        self.addCleanup(shutil.rmtree, d, True)
-        os.makedirs(os.path.join(d, 'root'))
-        with open(os.path.join(d, 'root', 'boot.img'), 'wb') as f:
-            f.write(b'\xfa\xf4'.ljust(2048, b'\0'))  # cli; hlt
-        out = os.path.join(d, 'small.iso')
-        subprocess.run(['xorriso', '-as', 'mkisofs', '-quiet', '-b', 'boot.img',
-                        '-no-emul-boot', '-boot-load-size', '4', '-o', out,
-                        os.path.join(d, 'root')], check=True, capture_output=True)
-        with open(out, 'rb') as f:
-            return f.read()
-
     def public_and_sessions(self):
         self.expect(200, 'get', '/healthz')
         status, _ = self.call('get', '/readyz')
@@ -230,7 +216,7 @@ class Contract(harness.TestCase):
         self.assertIn('memtest', [t['name'] for t in templates])
 
     def isos(self):
-        data = self.small_iso()
+        data = harness.small_iso(self)
         iso = self.expect(201, 'put', '/api/v1/isos/{iso}', who='alice', iso='tiny.iso',
                           raw=data, headers={'Content-Type': 'application/octet-stream'})
         again = self.expect(200, 'put', '/api/v1/isos/{iso}', who='alice', iso='tiny.iso',
