@@ -2,6 +2,7 @@
 // api_tokens: insert.
 #include "db-tokens.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "vmb-error.h"
@@ -155,6 +156,22 @@ db_tokens_list(DbConn *conn, const char *user_id, GError **error)
         g_ptr_array_add(out, t);
     }
     return out;
+}
+
+bool
+db_tokens_count_live(DbConn *conn, const char *user_id, unsigned *ret_count, GError **error)
+{
+    const char *params[] = { user_id };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "WITH u AS (SELECT id FROM users WHERE id = $1 FOR UPDATE)"
+        " SELECT count(*) FROM api_tokens t JOIN u ON t.user_id = u.id"
+        " WHERE t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())",
+        1, params, error);
+
+    if (!res)
+        return false;
+    *ret_count = (unsigned) strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+    return true;
 }
 
 /**

@@ -34,6 +34,10 @@ DbUser *db_tokens_authenticate(DbConn *conn, const char *secret_hash, gint64 *re
 /* @user_id's tokens (NULL: every user's, with their owner's name), newest first: a GPtrArray
  * of DbToken. */
 GPtrArray *db_tokens_list(DbConn *conn, const char *user_id, GError **error);
+/* How many of @user_id's tokens still work, counted under a lock on the user's row (inside a
+ * transaction: two mints cannot both take the last place). */
+bool db_tokens_count_live(DbConn *conn, const char *user_id, unsigned *ret_count,
+                          GError **error);
 /* Revokes @token_id if it belongs to @user_id (NULL: to anyone); VMB_ERROR_NOT_FOUND
  * otherwise. */
 bool db_tokens_revoke(DbConn *conn, const char *user_id, const char *token_id,

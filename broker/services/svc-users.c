@@ -199,10 +199,18 @@ token_tx(DbConn *conn, void *data, GError **error)
     TokenTx *tx = data;
     g_autoptr(DbUser) user = db_users_get_by_name(conn, tx->username, error);
     g_autoptr(json_object) detail = json_object_new_object();
+    unsigned live = 0;
 
     g_clear_pointer(&tx->id, g_free);
-    if (!user ||
-        !db_tokens_insert(conn, user->id, tx->name, tx->digest, tx->expires_in_s,
+    if (!user || (tx->caller && !db_tokens_count_live(conn, user->id, &live, error)))
+        return false;
+    if (live >= SVC_USERS_MAX_TOKENS) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_TOO_MANY,
+                    "You have %u API tokens that still work, the most allowed; revoke one "
+                    "first.", live);
+        return false;
+    }
+    if (!db_tokens_insert(conn, user->id, tx->name, tx->digest, tx->expires_in_s,
                           tx->parent_hash, &tx->id, error))
         return false;
     json_object_object_add(detail, "user", json_object_new_string(user->username));

@@ -66,6 +66,10 @@ bool svc_users_token_lifetime(gint64 requested_s, gint64 parent_end, gint64 now,
 #define SVC_USERS_CLI_ACCOUNT "vmbroker-cli"
 DbUser *svc_users_cli_account(SvcUsers *users, GError **error);
 
+/* Tokens that still work (not revoked, not expired) a user may hold when minting through the
+ * API; one more answers VMB_ERROR_TOO_MANY. The command line is not bound. */
+#define SVC_USERS_MAX_TOKENS 100
+
 /* Creates an API token for @username; returns the token (shown once) or NULL. @caller NULL:
  * the command line. */
 char *svc_users_create_token(SvcUsers *users, const DbUser *caller, const char *username,

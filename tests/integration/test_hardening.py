@@ -244,6 +244,24 @@ class Hardening(harness.TestCase):
                                       "WHERE username = 'newstudent'"), [['user', 'f']])
         self.assertEqual(self.db.psql('SELECT name, state FROM vms'), [])
 
+    def test_a_user_holds_a_bounded_number_of_working_tokens(self):
+        self.start()
+        r = self.vmb('token', 'create', 'alice')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        auth = {'Authorization': 'Bearer ' + r.stdout.strip()}
+        minted = [self.mint(auth) for _ in range(99)]  # with the command line's: 100
+        status, hdrs, body = self.broker.request('POST', '/api/v1/tokens', {'name': 't'},
+                                                 headers=auth)
+        self.assertEqual(status, 429, body)
+        self.assertEqual(hdrs['content-type'], 'application/problem+json')
+        self.assertEqual(self.db.scalar('SELECT count(*) FROM api_tokens'), '100')
+        # A revoked token frees its place; the command line is not bound.
+        status, _, body = self.broker.request('DELETE', f"/api/v1/tokens/{minted[0]['id']}",
+                                              headers=auth)
+        self.assertEqual(status, 204, body)
+        self.mint(auth)
+        self.assertEqual(self.vmb('token', 'create', 'alice').returncode, 0)
+
     def test_a_service_account_sees_only_the_vms_of_users(self):
         r = self.vmb('user', 'add', 'portal', '--role', 'service', '--password-stdin',
                      input=PASSWORD + '\n')
