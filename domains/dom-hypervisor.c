@@ -286,6 +286,26 @@ dom_hypervisor_generation(DomHypervisor *hv)
 }
 
 /**
+ * dom_hypervisor_is_up:
+ * @hv: a handle
+ *
+ * What the handle knows without calling libvirtd, for gauges read at any time: it holds a
+ * connection that neither keepalive, libvirtd's close nor a bounded call has given up on.
+ *
+ * Returns: whether a live connection is held.
+ */
+bool
+dom_hypervisor_is_up(DomHypervisor *hv)
+{
+    bool up;
+
+    g_mutex_lock(&hv->lock);
+    up = hv->conn && !g_atomic_int_get(&hv->lost);
+    g_mutex_unlock(&hv->lock);
+    return up;
+}
+
+/**
  * dom_hypervisor_ping:
  * @hv: a handle
  * @error: return location for an error (VMB_ERROR_UNAVAILABLE)

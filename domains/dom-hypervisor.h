@@ -35,6 +35,8 @@ virConnectPtr dom_hypervisor_get(DomHypervisor *hv, GError **error);
 /* Like dom_hypervisor_get, opening a connection if there is none; may block on a hung
  * libvirtd: for the thread that reconnects. */
 virConnectPtr dom_hypervisor_connect(DomHypervisor *hv, GError **error);
+/* True while a connection is held that nothing has found dead; calls nothing. */
+bool dom_hypervisor_is_up(DomHypervisor *hv);
 /* True when libvirtd answers a call. */
 bool dom_hypervisor_ping(DomHypervisor *hv, GError **error);
 /* Declares the connection hung (a bounded call found no answer): the next get drops it and

@@ -153,12 +153,6 @@ open_database(Daemon *d, GError **error)
     d->templates = svc_templates_new(&(SvcTemplatesOptions) { d->pool, cfg->templates_dir },
                                      g_steal_pointer(&templates));
     d->host_id = g_steal_pointer(&prep.host_id);
-    d->health = svc_health_new(&(SvcHealthOptions) {
-        .db = d->pool,
-        .cache = d->cache,
-        .host_id = d->host_id,
-        .metrics = d->metrics,
-    });
     return true;
 }
 
@@ -200,24 +194,6 @@ open_libvirt(Daemon *d)
         svc_accel_refresh(d->accel, conn, true);
 }
 
-static void
-declare_metrics(VmbMetrics *m)
-{
-    vmb_metrics_declare(m, "vmbroker_db_pool_waits_total", VMB_METRIC_COUNTER,
-                        "Database connection requests that had to wait.", NULL, 0);
-    vmb_metrics_declare(m, "vmbroker_cache_lookups_total", VMB_METRIC_COUNTER,
-                        "Token checks and VM lists by whether the read cache answered.",
-                        NULL, 0);
-    vmb_metrics_declare(m, "vmbroker_cache_listening", VMB_METRIC_GAUGE,
-                        "1 while the cache's LISTEN connection is up (else it is bypassed).",
-                        NULL, 0);
-    vmb_metrics_declare(m, "vmbroker_vms", VMB_METRIC_GAUGE, "VMs by state.", NULL, 0);
-    vmb_metrics_declare(m, "vmbroker_ports_free", VMB_METRIC_GAUGE,
-                        "Console ports that can be leased now, by kind.", NULL, 0);
-    vmb_metrics_declare(m, "vmbroker_console_connections", VMB_METRIC_GAUGE,
-                        "Console connections open now.", NULL, 0);
-}
-
 /* Auth, VMs, consoles and ISOs. */
 static bool
 start_services(Daemon *d, GError **error)
@@ -237,7 +213,20 @@ start_services(Daemon *d, GError **error)
         .max_signups_addr = cfg->auth_signups_per_addr,
         .window_s = cfg->auth_login_window_s,
     });
-    declare_metrics(d->metrics);
+    d->health = svc_health_new(&(SvcHealthOptions) {
+        .db = d->pool,
+        .cache = d->cache,
+        .host_id = d->host_id,
+        .metrics = d->metrics,
+        .hv = d->hv,
+        .templates = d->templates,
+        .storage_dir = cfg->storage_dir,
+        .host_memory_mib = cfg->limits_host_memory_mib,
+    });
+    svc_health_declare_metrics(d->metrics);
+    vmb_metrics_declare(d->metrics, "vmbroker_build_info", VMB_METRIC_GAUGE,
+                        "Always 1; the version of the running broker is its label.", NULL, 0);
+    vmb_metrics_set(d->metrics, "vmbroker_build_info", 1, "version", VMB_VERSION, NULL);
     d->ops = svc_ops_new(&(SvcOpsOptions) {
         .db = d->pool,
         .conninfo = cfg->database_url,

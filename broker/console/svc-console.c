@@ -31,6 +31,7 @@
 #define TICKET_CREDS_TTL_US (10 * 60 * G_USEC_PER_SEC)
 /* Console sessions one user may hold on one VM (tabs, browsers); the oldest go first. */
 #define SESSIONS_PER_USER_VM 16
+#define FAILURES_METRIC "vmbroker_console_failures_total"
 
 struct SvcConsole {
     SvcConsoleOptions opts;
@@ -337,6 +338,12 @@ svc_console_new(const SvcConsoleOptions *opts, GError **error)
                             VMB_METRIC_COUNTER, "Console websocket connections made.", NULL, 0);
         vmb_metrics_declare(opts->metrics, "vmbroker_console_disconnects_total",
                             VMB_METRIC_COUNTER, "Console websocket connections ended.", NULL, 0);
+        vmb_metrics_declare(opts->metrics, FAILURES_METRIC, VMB_METRIC_COUNTER,
+                            "Console connections whose guest did not answer (a ticket that "
+                            "passed, then no websocket from QEMU).", NULL, 0);
+        vmb_metrics_add(opts->metrics, "vmbroker_console_connects_total", 0, NULL);
+        vmb_metrics_add(opts->metrics, "vmbroker_console_disconnects_total", 0, NULL);
+        vmb_metrics_add(opts->metrics, FAILURES_METRIC, 0, NULL);
     }
     return g_steal_pointer(&console);
 }
@@ -522,6 +529,8 @@ open_done(VmbWsUpstream *upstream, const GError *error, void *data)
 
     if (upstream && w->exclusive)
         svc_console_close_vm(w->console, w->vm_id, "another viewer opened this console");
+    if (!upstream && w->console->opts.metrics)
+        vmb_metrics_add(w->console->opts.metrics, FAILURES_METRIC, 1, NULL);
     w->done(upstream, error, w->done_data);
     g_free(w->vm_id);
     g_free(w);

@@ -55,9 +55,16 @@ svc_ops_new(const SvcOpsOptions *opts)
     g_mutex_init(&ops->lock);
     g_cond_init(&ops->wake);
     ops->waiters = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    if (opts->metrics)
+    if (opts->metrics) {
         vmb_metrics_declare(opts->metrics, OPS_METRIC, VMB_METRIC_COUNTER,
                             "Operations this broker ended, by kind and result.", NULL, 0);
+        /* Every series from the start, so that a rate over the first failure is not empty. */
+        for (int k = 0; k < DB_OP_KIND_LAST; k++)
+            for (int failed = 0; failed < 2; failed++)
+                vmb_metrics_add(opts->metrics, OPS_METRIC, 0, "kind",
+                                db_op_kind_to_string((DbOpKind) k), "result",
+                                failed ? "failed" : "succeeded", NULL);
+    }
     return ops;
 }
 

@@ -62,13 +62,7 @@ svc_vms_memory_room_tx(SvcVms *vms, DbConn *conn, const DomTemplate *tmpl, const
     set = svc_templates_get(vms->opts.templates);
     if (!db_vms_lock_memory(conn, error) || !(all = db_vms_list(conn, NULL, error)))
         return false;
-    for (guint i = 0; i < all->len; i++) {
-        const DbVm *vm = all->pdata[i];
-        const DomTemplate *t = dom_template_set_lookup(set, vm->template_name);
-        /* Every guest whose QEMU may still hold memory, a stopping one too. */
-        if (svc_vms_vm_is_active(vm) && g_strcmp0(vm->id, vm_id) != 0)
-            used_mib += t ? t->memory_mib : 0;
-    }
+    used_mib = svc_vms_memory_in_use_mib(set, all, vm_id);
     if (used_mib + tmpl->memory_mib <= vms->opts.host_memory_mib)
         return true;
     g_set_error(error, VMB_ERROR, VMB_ERROR_EXHAUSTED,

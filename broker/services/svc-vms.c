@@ -257,6 +257,28 @@ svc_vms_vm_is_active(const DbVm *vm)
            vm->state == DB_VM_PAUSED || vm->state == DB_VM_STOPPING;
 }
 
+/**
+ * svc_vms_memory_in_use_mib:
+ * @set: the templates, for each guest's memory
+ * @vms: (element-type DbVm): the rows to count
+ * @except_id: (nullable): a row not to count (the guest being placed)
+ *
+ * Returns: the memory of every guest whose QEMU may hold some, a stopping one too.
+ */
+guint64
+svc_vms_memory_in_use_mib(const DomTemplateSet *set, GPtrArray *vms, const char *except_id)
+{
+    guint64 used_mib = 0;
+
+    for (guint i = 0; i < vms->len; i++) {
+        const DbVm *vm = vms->pdata[i];
+        const DomTemplate *t = dom_template_set_lookup(set, vm->template_name);
+        if (svc_vms_vm_is_active(vm) && g_strcmp0(vm->id, except_id) != 0)
+            used_mib += t ? t->memory_mib : 0;
+    }
+    return used_mib;
+}
+
 static bool
 probe_port(const char *kind, unsigned port, void *data)
 {

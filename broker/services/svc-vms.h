@@ -131,5 +131,9 @@ GPtrArray *svc_vms_template_needs(SvcVms *vms, GError **error);
 /* The same for one template (svc_vms_template_need_now on the bounded pool). */
 bool svc_vms_template_need(SvcVms *vms, const DomTemplate *tmpl, char **ret_reason,
                            char **ret_hint, GError **error);
+/* The memory (MiB) of the guests among @vms (element-type DbVm) that may hold some on the
+ * host, but @except_id's: the host budget's count, for creates and /metrics alike. */
+guint64 svc_vms_memory_in_use_mib(const DomTemplateSet *set, GPtrArray *vms,
+                                  const char *except_id);
 /* Who stopped @vm, in words for the VM's state_reason. */
 char *svc_vms_stop_words(const DbUser *caller, const DbVm *vm);
