@@ -324,11 +324,40 @@ api_console_ws(HttpRequest *req, void *app)
     w->vm_id = g_strdup(http_request_param(req, "id"));
     w->fallback_credential = caller ? g_strdup(caller->credential) : NULL;
     reply = http_reply_deferred(req, &w->deferred);
-    if (!svc_console_open(a->console, w->vm_id, ticket, caller ? caller->user->id : NULL, key,
+    if (!svc_console_open(a->console, w->vm_id, ticket, caller ? caller->user->id : NULL,
+                          http_request_remote_addr(req), key,
                           http_request_header(req, "Sec-WebSocket-Protocol"), &w->bind,
                           console_opened, w, &error)) {
         http_deferred_finish(w->deferred, api_error(req, error));
         console_wait_free(w);
     }
     return reply;
+}
+
+/**
+ * api_vms_connections:
+ * @req: GET /api/v1/vms/{id}/connections
+ * @app: the daemon's state
+ *
+ * Returns: 200 [connection], newest first (the VM's last 100 console connections: who,
+ *   from where, opened, closed, why, bytes each way).
+ */
+HttpReply *
+api_vms_connections(HttpRequest *req, void *app)
+{
+    App *a = app;
+    g_autoptr(ApiCaller) caller = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) list = NULL;
+    g_autoptr(json_object) out = json_object_new_array();
+    HttpReply *reply = api_authenticate(req, a, &caller);
+
+    if (reply)
+        return reply;
+    list = svc_vms_connections(a->vms, caller->user, http_request_param(req, "id"), &error);
+    if (!list)
+        return api_error(req, error);
+    for (guint i = 0; i < list->len; i++)
+        json_object_array_add(out, api_render_connection(list->pdata[i]));
+    return http_reply_json(200, out);
 }

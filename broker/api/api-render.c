@@ -139,6 +139,30 @@ api_render_audit(const DbAuditRow *row)
 }
 
 /**
+ * api_render_connection:
+ * @c: a console connection's history row
+ *
+ * Returns: (transfer full): {id, user, user_id, remote_addr, opened_at, closed_at, reason,
+ *   bytes_in, bytes_out}; closed_at and reason are null while it is open.
+ */
+json_object *
+api_render_connection(const DbConsoleConn *c)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "id", json_object_new_string(c->id));
+    json_object_object_add(o, "user", api_render_string(c->username));
+    json_object_object_add(o, "user_id", api_render_string(c->user_id));
+    json_object_object_add(o, "remote_addr", api_render_string(c->remote_addr));
+    json_object_object_add(o, "opened_at", json_object_new_string(c->opened_at));
+    json_object_object_add(o, "closed_at", api_render_string(c->closed_at));
+    json_object_object_add(o, "reason", api_render_string(c->reason));
+    json_object_object_add(o, "bytes_in", json_object_new_uint64(c->bytes_in));
+    json_object_object_add(o, "bytes_out", json_object_new_uint64(c->bytes_out));
+    return o;
+}
+
+/**
  * api_render_iso:
  * @iso: an ISO's record
  *

@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 
 #include "db-audit.h"
+#include "db-console-history.h"
 #include "db-isos.h"
 #include "db-ops.h"
 #include "db-tokens.h"
@@ -31,6 +32,7 @@ json_object *api_render_token(const DbToken *token);
 /* audit row: {id, at, actor, actor_id, origin, action, object_kind, object_id, remote_addr,
  * detail} */
 json_object *api_render_audit(const DbAuditRow *row);
+json_object *api_render_connection(const DbConsoleConn *c);
 /* iso: {id, name, size, sha256, public} */
 json_object *api_render_iso(const DbIso *iso);
 /* template: {name, kind, memory_mib, vcpus, ...} */

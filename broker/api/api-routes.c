@@ -25,6 +25,7 @@ const HttpRoute api_routes[] = {
     { "POST", "/api/v1/vms/{id}/start", api_vms_start, 0 },
     { "POST", "/api/v1/vms/{id}/reboot", api_vms_reboot, 0 },
     { "GET", "/api/v1/vms/{id}/operations", api_ops_list_vm, 0 },
+    { "GET", "/api/v1/vms/{id}/connections", api_vms_connections, 0 },
     { "GET", "/api/v1/operations/{id}", api_ops_get, 0 },
     { "GET", "/api/v1/events", api_events, 0 },
     { "POST", "/api/v1/vms/{id}/console", api_vms_console_ticket, 0 },

@@ -39,6 +39,7 @@ HttpReply *api_isos_delete(HttpRequest *req, void *app);
 HttpReply *api_console_session(HttpRequest *req, void *app);
 HttpReply *api_console_sessions_end(HttpRequest *req, void *app);
 HttpReply *api_console_ws(HttpRequest *req, void *app);
+HttpReply *api_vms_connections(HttpRequest *req, void *app);
 
 HttpReply *api_users_list(HttpRequest *req, void *app);
 HttpReply *api_users_disable(HttpRequest *req, void *app);

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "db-audit.h"
+#include "db-console-history.h"
 #include "db-sessions.h"
 #include "db-tickets.h"
 #include "dom-lifecycle.h"
@@ -63,6 +64,7 @@ typedef struct {
 typedef struct {
     SvcConsole *console;
     guint64 serial;
+    char *id;            /* its console_history row */
     int client_sock;     /* valid while in console->open: shut down, never closed, here */
     SvcConsoleBinding bind;
     bool shut;
@@ -79,6 +81,7 @@ svc_console_binding_clear(SvcConsoleBinding *bind)
 {
     g_clear_pointer(&bind->user_id, g_free);
     g_clear_pointer(&bind->credential, g_free);
+    g_clear_pointer(&bind->address, g_free);
 }
 
 static void
@@ -219,6 +222,14 @@ guard_sweep(gpointer data)
     g_mutex_unlock(&console->lock);
 }
 
+static void
+console_conn_free(ConsoleConn *c)
+{
+    svc_console_binding_clear(&c->bind);
+    g_free(c->id);
+    g_free(c);
+}
+
 /* The relay let the pair go: forget it before the client socket is closed by @done. */
 static void
 conn_done(void *data)
@@ -229,17 +240,45 @@ conn_done(void *data)
     g_hash_table_remove(c->console->open, &c->serial);
     g_mutex_unlock(&c->console->lock);
     c->done(c->done_data);
-    svc_console_binding_clear(&c->bind);
-    g_free(c);
+    console_conn_free(c);
 }
 
 typedef struct {
     char *vm_id;
     int delta;         /* +1 connect, -1 disconnect, 0 vmbroker closed the VM's consoles */
+    char *conn_id;     /* the connection's history row, on connect and disconnect */
+    char *user_id;     /* (nullable) on connect and disconnect */
+    char *address;     /* (nullable) on connect and disconnect */
     guint64 bytes_in;  /* on disconnect */
     guint64 bytes_out;
     char *reason;      /* on disconnect and close */
 } ConsoleEvent;
+
+static void
+console_event_free(ConsoleEvent *ev)
+{
+    g_free(ev->vm_id);
+    g_free(ev->conn_id);
+    g_free(ev->user_id);
+    g_free(ev->address);
+    g_free(ev->reason);
+    g_free(ev);
+}
+
+/* The VM's counts and history, then the audit row. */
+static bool
+record_event(DbConn *db, const ConsoleEvent *ev)
+{
+    if (ev->delta == 0)
+        return db_vms_console_closed(db, ev->vm_id, ev->reason, NULL);
+    if (!db_vms_console_adjust(db, ev->vm_id, ev->delta, NULL))
+        return false;
+    return ev->delta > 0
+               ? db_console_history_open(db, ev->conn_id, ev->vm_id, ev->user_id, ev->address,
+                                         NULL)
+               : db_console_history_close(db, ev->conn_id, ev->reason, ev->bytes_in,
+                                          ev->bytes_out, NULL);
+}
 
 static void
 event_job(gpointer data, gpointer user_data)
@@ -249,13 +288,16 @@ event_job(gpointer data, gpointer user_data)
     g_autoptr(DbConn) db = db_pool_acquire(console->opts.db, NULL);
     g_autoptr(json_object) detail = json_object_new_object();
     DbAuditEntry entry = {
+        .actor_id = ev->user_id,
         .action = ev->delta > 0 ? "console.connect"
                   : ev->delta < 0 ? "console.disconnect" : "console.close",
         .object_kind = "vm",
         .object_id = ev->vm_id,
+        .remote_addr = ev->address,
     };
-    bool ok;
 
+    if (ev->conn_id)
+        json_object_object_add(detail, "connection", json_object_new_string(ev->conn_id));
     if (ev->delta < 0) {
         json_object_object_add(detail, "bytes_in", json_object_new_uint64(ev->bytes_in));
         json_object_object_add(detail, "bytes_out", json_object_new_uint64(ev->bytes_out));
@@ -264,28 +306,32 @@ event_job(gpointer data, gpointer user_data)
         json_object_object_add(detail, "reason", json_object_new_string(ev->reason));
     if (json_object_object_length(detail) > 0)
         entry.detail_json = json_object_to_json_string_ext(detail, JSON_C_TO_STRING_PLAIN);
-    /* Best effort: a lost count is repaired when the VM stops (its count is reset). */
-    ok = db && (ev->delta ? db_vms_console_adjust(db, ev->vm_id, ev->delta, NULL)
-                          : db_vms_console_closed(db, ev->vm_id, ev->reason, NULL));
-    if (ok)
+    /* Best effort: what a broker could not write is repaired when the VM stops (its count
+     * is reset and its open history rows are closed). */
+    if (db && record_event(db, ev))
         db_audit_insert(db, &entry, NULL);
     if (console->opts.metrics && ev->delta)
         vmb_metrics_add(console->opts.metrics, ev->delta > 0
                             ? "vmbroker_console_connects_total"
                             : "vmbroker_console_disconnects_total", 1, NULL);
-    g_free(ev->vm_id);
-    g_free(ev->reason);
-    g_free(ev);
+    console_event_free(ev);
 }
 
+/* @c: (nullable) the connection that opened or closed, NULL when vmbroker closed the VM's
+ * consoles. */
 static void
-queue_event(SvcConsole *console, const char *vm_id, int delta, guint64 in, guint64 out,
-            const char *reason)
+queue_event(SvcConsole *console, const char *vm_id, int delta, const ConsoleConn *c,
+            guint64 in, guint64 out, const char *reason)
 {
     ConsoleEvent *ev = g_new0(ConsoleEvent, 1);
 
     ev->vm_id = g_strdup(vm_id);
     ev->delta = delta;
+    if (c) {
+        ev->conn_id = g_strdup(c->id);
+        ev->user_id = g_strdup(c->bind.user_id);
+        ev->address = g_strdup(c->bind.address);
+    }
     ev->bytes_in = in;
     ev->bytes_out = out;
     ev->reason = g_strdup(reason);
@@ -293,9 +339,10 @@ queue_event(SvcConsole *console, const char *vm_id, int delta, guint64 in, guint
 }
 
 static void
-on_close(const char *tag, guint64 bytes_in, guint64 bytes_out, const char *reason, void *data)
+on_close(const char *tag, guint64 bytes_in, guint64 bytes_out, const char *reason,
+         void *done_data, void *data)
 {
-    queue_event(data, tag, -1, bytes_in, bytes_out, reason);
+    queue_event(data, tag, -1, done_data, bytes_in, bytes_out, reason);
 }
 
 static void
@@ -542,6 +589,7 @@ open_done(VmbWsUpstream *upstream, const GError *error, void *data)
  * @vm_id: the VM
  * @ticket: the "ws" ticket
  * @caller_id: (nullable): the user the request's credentials name, if it had any
+ * @address: (nullable): the client's address, kept in the connection's history
  * @ws_key: the client's Sec-WebSocket-Key
  * @ws_protocol: (nullable): the client's Sec-WebSocket-Protocol
  * @ret_bind: (out): the ticket's user and credential, for svc_console_attach(); set
@@ -558,7 +606,8 @@ open_done(VmbWsUpstream *upstream, const GError *error, void *data)
  */
 bool
 svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
-                 const char *caller_id, const char *ws_key, const char *ws_protocol,
+                 const char *caller_id, const char *address, const char *ws_key,
+                 const char *ws_protocol,
                  SvcConsoleBinding *ret_bind, VmbSpliceConnectFunc done, void *done_data,
                  GError **error)
 {
@@ -580,6 +629,7 @@ svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
     svc_console_binding_clear(ret_bind);
     ret_bind->user_id = g_strdup(user_id);
     ret_bind->credential = take_credential(console, digest);
+    ret_bind->address = g_strdup(address);
     if (caller_id && strcmp(caller_id, user_id) != 0) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_FORBIDDEN,
                     "This console ticket was issued to another user.");
@@ -630,25 +680,29 @@ svc_console_attach(SvcConsole *console, int client_sock, int upstream_fd, GBytes
     ConsoleConn *c = g_new0(ConsoleConn, 1);
 
     c->console = console;
+    c->id = g_uuid_string_random();
     c->client_sock = client_sock;
     c->bind.user_id = bind ? g_strdup(bind->user_id) : NULL;
     c->bind.credential = bind ? g_strdup(bind->credential) : NULL;
+    c->bind.address = bind ? g_strdup(bind->address) : NULL;
     c->done = done;
     c->done_data = done_data;
     g_mutex_lock(&console->lock);
     c->serial = ++console->next_serial;
     g_hash_table_insert(console->open, &c->serial, c);
     g_mutex_unlock(&console->lock);
+    /* Queued first: the events run in order, and the pair may end (and queue its close)
+     * as soon as the relay has it. */
+    queue_event(console, vm_id, +1, c, 0, 0, NULL);
     if (!vmb_splice_add(console->splice, client_sock, upstream_fd, to_client, to_upstream,
                         vm_id, conn_done, c, error)) {
+        queue_event(console, vm_id, -1, c, 0, 0, "the relay refused the connection");
         g_mutex_lock(&console->lock);
         g_hash_table_remove(console->open, &c->serial);
         g_mutex_unlock(&console->lock);
-        svc_console_binding_clear(&c->bind);
-        g_free(c);
+        console_conn_free(c);
         return false;
     }
-    queue_event(console, vm_id, +1, 0, 0, NULL);
     return true;
 }
 
@@ -668,7 +722,7 @@ svc_console_close_vm(SvcConsole *console, const char *vm_id, const char *reason)
     if (!vmb_splice_tag_stats(console->splice, vm_id, &n, NULL, NULL, NULL) || n == 0)
         return;
     vmb_splice_close_tag(console->splice, vm_id, reason);
-    queue_event(console, vm_id, 0, 0, 0, reason);
+    queue_event(console, vm_id, 0, NULL, 0, 0, reason);
 }
 
 /**

@@ -35,6 +35,7 @@ typedef struct {
 typedef struct {
     char *user_id;     /* the ticket's user */
     char *credential;  /* (nullable) "s:"/"t:" digest of the session or token that minted it */
+    char *address;     /* (nullable) the client's address, for the connection's history */
 } SvcConsoleBinding;
 
 void svc_console_binding_clear(SvcConsoleBinding *bind);
@@ -78,7 +79,8 @@ char *svc_console_mint_ticket(SvcConsole *console, const DbVm *vm, const char *p
  * (VmbSpliceConnectFunc: QEMU's side, or the error). False when refused at once (@done will
  * not run). */
 bool svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
-                      const char *caller_id, const char *ws_key, const char *ws_protocol,
+                      const char *caller_id, const char *address, const char *ws_key,
+                      const char *ws_protocol,
                       SvcConsoleBinding *ret_bind, VmbSpliceConnectFunc done, void *done_data,
                       GError **error);
 /* Hands the pair to the relay; @done runs (on the relay's thread) when it ends. The

@@ -164,7 +164,8 @@ pair_close(VmbSplice *s, Pair *p, const char *reason)
     g_mutex_unlock(&s->lock);
 
     if (s->on_close)
-        s->on_close(p->tag, p->bytes[CLIENT], p->bytes[UPSTREAM], reason, s->on_close_data);
+        s->on_close(p->tag, p->bytes[CLIENT], p->bytes[UPSTREAM], reason, p->done_data,
+                    s->on_close_data);
     if (p->done)
         p->done(p->done_data);
 

@@ -18,9 +18,10 @@ typedef void (*VmbSpliceDoneFunc)(void *done_data);
 /* Called once per pair, from the engine thread, when it ends (before its done function).
  * @bytes_in: read from the client and sent upstream; @bytes_out: written to the client;
  * @reason: "closed" for a clean two-way close, the close_tag reason, "shutdown" from
- * vmb_splice_free(), or a description of the socket error. */
+ * vmb_splice_free(), or a description of the socket error; @done_data: the pair's, as
+ * given to vmb_splice_add(); @data: the engine's on_close_data. */
 typedef void (*VmbSpliceCloseFunc)(const char *tag, guint64 bytes_in, guint64 bytes_out,
-                                   const char *reason, void *data);
+                                   const char *reason, void *done_data, void *data);
 
 /* Called once per vmb_splice_connect(), from the engine thread, when it ends: on success
  * @upstream is QEMU's side with its handshake done (the callee takes its fields: it must

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db-console-history.h"
 #include "vmb-error.h"
 
 static const char *const state_names[] = {
@@ -449,7 +450,10 @@ db_vms_set_state(DbConn *conn, const char *id, DbVmState to, const char *reason,
         "                    ELSE started_at END,"
         "  stopped_at = CASE WHEN $2 = 'stopped' THEN now() ELSE stopped_at END,"
         "  vnc_port = CASE WHEN $2 = 'stopped' THEN NULL ELSE vnc_port END,"
-        "  ws_port = CASE WHEN $2 = 'stopped' THEN NULL ELSE ws_port END"
+        "  ws_port = CASE WHEN $2 = 'stopped' THEN NULL ELSE ws_port END,"
+        /* Counts a dead broker could not take back end with the guest. */
+        "  console_connections = CASE WHEN $2 = 'stopped' THEN 0"
+        "                             ELSE console_connections END"
         " WHERE id = $1 AND state = ANY($4::text[]) RETURNING *)"
         " SELECT " VM_COLUMNS " FROM v JOIN users u ON u.id = v.owner_id", 4, params, error);
     if (!res)
@@ -458,7 +462,9 @@ db_vms_set_state(DbConn *conn, const char *id, DbVmState to, const char *reason,
         set_transition_error(conn, id, to, error);
         return NULL;
     }
-    if (to == DB_VM_STOPPED && !db_ports_release_vm(conn, id, cooldown_s, NULL, error))
+    if (to == DB_VM_STOPPED && (!db_ports_release_vm(conn, id, cooldown_s, NULL, error) ||
+                                !db_console_history_close_vm(conn, id, reason ? reason : "the VM stopped",
+                                                            error)))
         return NULL;
     return vm_from_row(res, 0);
 }

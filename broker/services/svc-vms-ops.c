@@ -6,6 +6,8 @@
 // what the row says.
 #include "svc-vms-private.h"
 
+#include "db-console-history.h"
+
 #include "db-users.h"
 #include "vmb-error.h"
 #include "vmb-log.h"
@@ -285,4 +287,25 @@ svc_vms_operations(SvcVms *vms, const DbUser *caller, const char *vm_id, GError 
     if (!vm || !(db = db_pool_acquire(vms->opts.db, error)))
         return NULL;
     return db_ops_list_vm(db, vm->id, 100, error);
+}
+
+/**
+ * svc_vms_connections:
+ * @vms: the service
+ * @caller: who asks
+ * @vm_id: a VM the caller can see
+ * @error: return location for an error
+ *
+ * Returns: (transfer full) (element-type DbConsoleConn): the VM's last console connections
+ *   (DB_CONSOLE_HISTORY_KEEP), newest first.
+ */
+GPtrArray *
+svc_vms_connections(SvcVms *vms, const DbUser *caller, const char *vm_id, GError **error)
+{
+    g_autoptr(DbVm) vm = svc_vms_get(vms, caller, vm_id, error);
+    g_autoptr(DbConn) db = NULL;
+
+    if (!vm || !(db = db_pool_acquire(vms->opts.db, error)))
+        return NULL;
+    return db_console_history_list(db, vm->id, DB_CONSOLE_HISTORY_KEEP, error);
 }

@@ -93,6 +93,9 @@ DbOp *svc_vms_queue(SvcVms *vms, const DbUser *caller, const char *id, DbOpKind 
 DbOp *svc_vms_operation(SvcVms *vms, const DbUser *caller, const char *op_id, GError **error);
 GPtrArray *svc_vms_operations(SvcVms *vms, const DbUser *caller, const char *vm_id,
                               GError **error);
+/* The console connections of a VM @caller sees (element-type DbConsoleConn). */
+GPtrArray *svc_vms_connections(SvcVms *vms, const DbUser *caller, const char *vm_id,
+                               GError **error);
 
 /* Called from any thread when a VM can no longer serve a console (stopped, deleted): the
  * console service closes its connections then. */

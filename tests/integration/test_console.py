@@ -8,6 +8,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -68,9 +69,16 @@ class Console(harness.TestCase):
                                               {'template': template, **body}, headers=auth)
         self.assertEqual(status, 201, data)
         made = json.loads(data)
-        self.addCleanup(self.broker.request, 'DELETE', f'/api/v1/vms/{made["vm"]["id"]}',
-                        headers=auth)
+        self.addCleanup(self.delete_quietly, auth, made['vm']['id'])
         return made
+
+    def delete_quietly(self, auth, vm_id):
+        """Deletes through the broker of the moment; one a test restarted may have stopped
+        first (remove_domains cleans up after it)."""
+        try:
+            self.broker.request('DELETE', f'/api/v1/vms/{vm_id}', headers=auth)
+        except OSError:
+            pass
 
     def fragment(self, url):
         return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).fragment))
@@ -215,16 +223,49 @@ class Console(harness.TestCase):
         self.wait_for('one connection', lambda: self.get_vm(alice, vm['id'])['console']
                       ['connections'] == 1)
         self.assertIsNotNone(self.get_vm(alice, vm['id'])['console']['last_activity_at'])
+        held = self.wait_for('the open connection in the history',
+                             lambda: self.history(alice, vm['id']))
+        self.assertEqual([(c['user'], c['remote_addr'], c['closed_at'], c['reason'])
+                          for c in held], [('alice', '127.0.0.1', None, None)])
         out, _ = proc.communicate(timeout=120)
         self.assertEqual(json.loads(out)['status'], 101)
         self.wait_for('no connection', lambda: self.get_vm(alice, vm['id'])['console']
                       ['connections'] == 0)
-        actions = [r[0] for r in self.db.psql(
-            f"SELECT action FROM audit_log WHERE object_id = '{vm['id']}' ORDER BY id")]
-        self.assertIn('console.connect', actions)
-        self.assertIn('console.disconnect', actions)
+        # A second session: the history lists both, newest first, with their bytes.
+        self.assertEqual(self.probe(self.ws_ticket(alice, vm['id'])['ws_path'],
+                                    password=s['password'])['status'], 101)
+        def both_closed():
+            got = self.history(alice, vm['id'])
+            return got if len(got) == 2 and all(c['closed_at'] for c in got) else None
+        conns = self.wait_for('both connections closed', both_closed)
+        self.assertEqual(conns[1]['id'], held[0]['id'])
+        self.assertGreater(conns[0]['opened_at'], conns[1]['opened_at'])
+        for c in conns:
+            self.assertEqual((c['user'], c['remote_addr'], c['reason']),
+                             ('alice', '127.0.0.1', 'closed'))
+            self.assertGreater(c['bytes_in'], 0)  # the RFB handshake
+            self.assertGreater(c['bytes_out'], c['bytes_in'])  # and a framebuffer
+            self.assertGreaterEqual(c['closed_at'], c['opened_at'])
+        bob = self.user('bob')
+        status, _, _ = self.broker.request('GET', f'/api/v1/vms/{vm["id"]}/connections',
+                                           headers=bob)
+        self.assertEqual(status, 404)
+        audit = self.db.psql(
+            "SELECT a.action, u.username, host(a.remote_addr), a.detail->>'connection'"
+            f" FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id"
+            f" WHERE a.object_id = '{vm['id']}' AND a.action LIKE 'console.%' ORDER BY a.id")
+        self.assertEqual(sorted(r[0] for r in audit), ['console.connect'] * 2 +
+                         ['console.disconnect'] * 2)
+        self.assertEqual({(r[1], r[2]) for r in audit}, {('alice', '127.0.0.1')})
+        self.assertEqual({r[3] for r in audit}, {c['id'] for c in conns})
         _, _, metrics = self.broker.request('GET', '/metrics')
         self.assertRegex(metrics.decode(), r'vmbroker_console_connects_total [1-9]')
+
+    def history(self, auth, vm_id):
+        status, _, data = self.broker.request('GET', f'/api/v1/vms/{vm_id}/connections',
+                                              headers=auth)
+        self.assertEqual(status, 200, data)
+        return json.loads(data)
 
     def open_consoles(self, paths):
         """Opens a websocket per path, all at once, and checks every 101; returns them."""
@@ -431,6 +472,31 @@ class Console(harness.TestCase):
         got = self.wait_for('the VM stopped', lambda: (lambda v: v if v['state'] == 'stopped'
                                                        else None)(self.get_vm(alice, vm['id'])))
         self.assertEqual(got['console']['closed_reason'], got['state_reason'])
+        self.assertEqual(got['console']['connections'], 0)
+        closed = self.wait_for('the connection closed in the history', lambda: [
+            c for c in self.history(alice, vm['id']) if c['closed_at']])
+        self.assertEqual([c['reason'] for c in closed], [got['state_reason']])
+
+    def test_a_connection_its_broker_lost_is_closed_when_the_vm_stops(self):
+        self.start()
+        alice = self.user('alice')
+        vm = self.create(alice)['vm']
+        viewer = self.hold_console(alice, vm['id'], seconds=120)
+        self.wait_for('the open connection', lambda: self.history(alice, vm['id']))
+        self.broker.signal(signal.SIGKILL)  # no chance to write the close
+        self.broker.wait()
+        viewer.communicate(timeout=120)
+        self.broker = harness.Broker(self, self.broker.sections, self.workdir)
+        [lost] = self.history(alice, vm['id'])
+        self.assertIsNone(lost['closed_at'])
+        status, _, body = self.broker.request('POST', f'/api/v1/vms/{vm["id"]}/stop',
+                                              headers=alice)
+        self.assertEqual(status, 202, body)
+        got = self.wait_for('the VM stopped', lambda: (lambda v: v if v['state'] == 'stopped'
+                                                       else None)(self.get_vm(alice, vm['id'])))
+        [closed] = self.history(alice, vm['id'])
+        self.assertEqual((closed['id'], closed['reason']), (lost['id'], got['state_reason']))
+        self.assertIsNotNone(closed['closed_at'])
         self.assertEqual(got['console']['connections'], 0)
 
 

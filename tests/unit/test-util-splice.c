@@ -37,7 +37,8 @@ static GMutex pairs_lock;
 static GCond pairs_cond;
 
 static void
-on_close(const char *tag, guint64 bytes_in, guint64 bytes_out, const char *reason, void *data)
+on_close(const char *tag, guint64 bytes_in, guint64 bytes_out, const char *reason,
+         void *done_data, void *data)
 {
     Audit *a = data;
 
