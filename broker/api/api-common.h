@@ -4,7 +4,9 @@
 #pragma once
 
 #include "app.h"
+#include "db-ops.h"
 #include "db-users.h"
+#include "db-vms.h"
 
 typedef enum {
     API_AUTH_TOKEN,   /* Authorization: Bearer */
@@ -51,3 +53,8 @@ bool api_json_uint(json_object *obj, const char *key, gint64 max, gint64 *ret,
 
 /* The problem reply for @error; logs it when its detail is hidden from the client. */
 HttpReply *api_error(HttpRequest *req, const GError *error);
+
+/* The answer to a request that queued an operation on a VM (api-vms.c): it waits for the
+ * end without a thread, or answers 202 at once with `Prefer: respond-async`. */
+HttpReply *api_vms_answer_op(HttpRequest *req, App *a, const DbUser *caller, const DbOp *op,
+                             const DbVm *vm, const DbOp *active, const GError *error);

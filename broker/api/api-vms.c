@@ -157,6 +157,40 @@ created_reply(App *a, const DbVm *vm)
     return reply;
 }
 
+/* Whether @op is a snapshot operation doing @action. */
+static bool
+snapshot_action_is(const DbOp *op, const char *action)
+{
+    g_autoptr(json_object) params = NULL;
+    json_object *v;
+
+    if (op->kind != DB_OP_SNAPSHOT)
+        return false;
+    params = json_tokener_parse(op->params ? op->params : "{}");
+    return params && json_object_object_get_ex(params, "action", &v) &&
+           g_strcmp0(json_object_get_string(v), action) == 0;
+}
+
+/* 201 {name, vm} for a snapshot taken, at its address. */
+static HttpReply *
+snapshot_created_reply(const DbVm *vm, const DbOp *op)
+{
+    g_autoptr(json_object) params = json_tokener_parse(op->params ? op->params : "{}");
+    g_autoptr(json_object) out = json_object_new_object();
+    json_object *name = NULL;
+    g_autofree char *location = NULL;
+    HttpReply *reply;
+
+    json_object_object_get_ex(params, "name", &name);
+    json_object_object_add(out, "name", json_object_get(name));
+    json_object_object_add(out, "vm", api_render_vm(vm));
+    location = g_strdup_printf("/api/v1/vms/%s/snapshots/%s", vm->id,
+                               json_object_get_string(name));
+    reply = http_reply_json(201, out);
+    http_reply_add_header(reply, "Location", location);
+    return reply;
+}
+
 /* What a waiting request answers when its operation ended (or did not, in time). */
 static HttpReply *
 op_reply(OpWait *w, const DbOp *op)
@@ -180,13 +214,15 @@ op_reply(OpWait *w, const DbOp *op)
         return http_problem_from_error(error, extra);
     }
     json_object_put(extra);
-    if (op->kind == DB_OP_DELETE)
+    if (op->kind == DB_OP_DELETE || snapshot_action_is(op, "delete"))
         return http_reply_empty(204);
     vm = svc_vms_get(w->a->vms, w->caller, op->vm_id, &error);
     if (!vm)
         return http_problem_from_error(error, NULL);
     if (op->kind == DB_OP_CREATE)
         return created_reply(w->a, vm);
+    if (snapshot_action_is(op, "create"))
+        return snapshot_created_reply(vm, op);
     {
         g_autoptr(json_object) out = api_render_vm(vm);
         return http_reply_json(op->kind == DB_OP_REBOOT ? 202 : 200, out);
@@ -389,6 +425,31 @@ api_vms_stop(HttpRequest *req, void *app)
     return http_reply_json(202, out);
 }
 
+/**
+ * api_vms_answer_op:
+ * @req: the request that queued @op
+ * @a: the daemon's state
+ * @caller: who asked
+ * @op: (nullable): the queued operation, or NULL with @error (and @active when the VM was
+ *   busy with it)
+ * @vm: (nullable): the VM as it was when @op was queued
+ * @active: (nullable): the VM's operation that refused @op
+ * @error: (nullable): why nothing was queued
+ *
+ * Returns: the answer when it ends, or at once: 202 {vm, operation} when the client prefers
+ *   not to wait, 409 with the VM's operation, or the problem of @error.
+ */
+HttpReply *
+api_vms_answer_op(HttpRequest *req, App *a, const DbUser *caller, const DbOp *op,
+                  const DbVm *vm, const DbOp *active, const GError *error)
+{
+    if (!op)
+        return busy_reply(req, error, active, admin_view(caller));
+    if (prefers_async(req))
+        return accepted_reply(vm, op, admin_view(caller));
+    return wait_for(req, a, caller, op);
+}
+
 /* Start, reboot and delete: queued; the answer waits for the end unless the client
  * prefers not to wait (then 202 {vm, operation}). */
 static HttpReply *
@@ -405,11 +466,7 @@ queue_action(HttpRequest *req, App *a, DbOpKind kind)
         return reply;
     op = svc_vms_queue(a->vms, caller->user, http_request_param(req, "id"), kind,
                        http_request_remote_addr(req), &vm, &active, &error);
-    if (!op)
-        return busy_reply(req, error, active, admin_view(caller->user));
-    if (prefers_async(req))
-        return accepted_reply(vm, op, admin_view(caller->user));
-    return wait_for(req, a, caller->user, op);
+    return api_vms_answer_op(req, a, caller->user, op, vm, active, error);
 }
 
 /**

@@ -40,6 +40,10 @@ HttpReply *api_console_session(HttpRequest *req, void *app);
 HttpReply *api_console_sessions_end(HttpRequest *req, void *app);
 HttpReply *api_console_ws(HttpRequest *req, void *app);
 HttpReply *api_vms_connections(HttpRequest *req, void *app);
+HttpReply *api_snapshots_list(HttpRequest *req, void *app);
+HttpReply *api_snapshots_create(HttpRequest *req, void *app);
+HttpReply *api_snapshots_revert(HttpRequest *req, void *app);
+HttpReply *api_snapshots_delete(HttpRequest *req, void *app);
 
 HttpReply *api_users_list(HttpRequest *req, void *app);
 HttpReply *api_users_disable(HttpRequest *req, void *app);

@@ -261,6 +261,9 @@ start_services(Daemon *d, GError **error)
         .call_timeout_s = cfg->libvirt_call_timeout_s,
         .max_running_per_user = cfg->limits_max_running_per_user,
         .host_memory_mib = cfg->limits_host_memory_mib,
+        .snapshots_per_vm = cfg->limits_snapshots_per_vm,
+        .snapshots_per_user = cfg->limits_snapshots_per_user,
+        .snapshot_disk_gib = cfg->limits_snapshot_disk_gib,
         .metrics = d->metrics,
         .cache = d->cache,
     });

@@ -94,6 +94,9 @@ typedef struct {
     /* [limits] */
     unsigned limits_max_running_per_user; /* running VMs a non-admin may have */
     guint64 limits_host_memory_mib; /* guests' memory on the host at most, 0 for no limit */
+    unsigned limits_snapshots_per_vm;   /* snapshots one VM may hold (0: none) */
+    unsigned limits_snapshots_per_user; /* snapshots of all a user's VMs together */
+    unsigned limits_snapshot_disk_gib;  /* a VM's disks with their snapshots, at most */
 
     /* [templates] */
     char *templates_dir;           /* folder of template files loaded at start */

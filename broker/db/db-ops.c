@@ -9,7 +9,7 @@
 
 static const char *const kind_names[DB_OP_KIND_LAST] = {
     [DB_OP_CREATE] = "create", [DB_OP_START] = "start",   [DB_OP_STOP] = "stop",
-    [DB_OP_REBOOT] = "reboot", [DB_OP_DELETE] = "delete",
+    [DB_OP_REBOOT] = "reboot", [DB_OP_DELETE] = "delete", [DB_OP_SNAPSHOT] = "snapshot",
 };
 
 static const char *const state_names[DB_OP_STATE_LAST] = {

@@ -16,6 +16,7 @@ typedef enum {
     DB_OP_STOP,
     DB_OP_REBOOT,
     DB_OP_DELETE,
+    DB_OP_SNAPSHOT, /* params {"action": "create"|"revert"|"delete", "name": NAME} */
 
     DB_OP_KIND_LAST
 } DbOpKind;

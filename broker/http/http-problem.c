@@ -23,7 +23,7 @@ static const struct {
     [VMB_ERROR_TOO_MANY] = { 429, true },
     [VMB_ERROR_UNAVAILABLE] = { 503, false },
     [VMB_ERROR_EXHAUSTED] = { 503, true },
-    [VMB_ERROR_NO_SPACE] = { 507, false },
+    [VMB_ERROR_NO_SPACE] = { 507, true },
     [VMB_ERROR_CONFIG] = { 500, false },
     [VMB_ERROR_SCHEMA] = { 500, false },
     [VMB_ERROR_HOST_UNSUITABLE] = { 503, true },

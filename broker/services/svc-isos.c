@@ -250,7 +250,8 @@ svc_isos_upload_begin(SvcIsos *isos, const DbUser *user, const char *name, gint6
     up->tmp_path = g_strdup_printf("%s/%s.part", dir, token);
     up->fd = open(up->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (up->fd < 0) {
-        g_set_error(error, VMB_ERROR, errno == ENOSPC ? VMB_ERROR_NO_SPACE : VMB_ERROR_INTERNAL,
+        g_set_error(error, VMB_ERROR_PRIVATE,
+                    errno == ENOSPC ? VMB_ERROR_NO_SPACE : VMB_ERROR_INTERNAL,
                     "creating %s: %s", up->tmp_path, g_strerror(errno));
         g_clear_pointer(&up->tmp_path, g_free);
         return NULL;
@@ -289,7 +290,7 @@ svc_isos_upload_write(SvcUpload *up, const void *data, size_t len, GError **erro
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            g_set_error(error, VMB_ERROR,
+            g_set_error(error, VMB_ERROR_PRIVATE,
                         errno == ENOSPC || errno == EDQUOT ? VMB_ERROR_NO_SPACE
                                                            : VMB_ERROR_INTERNAL,
                         "writing %s: %s", up->tmp_path, g_strerror(errno));
@@ -359,7 +360,8 @@ svc_isos_upload_finish(SvcUpload *up, bool *ret_existed, GError **error)
     volume = g_strdup_printf("%siso-%s.iso", isos->name_prefix, digest);
     final = g_build_filename(isos->storage_dir, "isos", volume, NULL);
     if (fdatasync(up->fd) < 0) {
-        g_set_error(error, VMB_ERROR, errno == ENOSPC ? VMB_ERROR_NO_SPACE : VMB_ERROR_INTERNAL,
+        g_set_error(error, VMB_ERROR_PRIVATE,
+                    errno == ENOSPC ? VMB_ERROR_NO_SPACE : VMB_ERROR_INTERNAL,
                     "syncing %s: %s", up->tmp_path, g_strerror(errno));
         return NULL;
     }

@@ -7,7 +7,6 @@
 #include "svc-vms-private.h"
 
 #include "db-console-history.h"
-
 #include "db-users.h"
 #include "vmb-error.h"
 #include "vmb-log.h"
@@ -88,7 +87,6 @@ svc_vms_queue(SvcVms *vms, const DbUser *caller, const char *id, DbOpKind kind,
 {
     g_autoptr(DbVm) vm = svc_vms_get(vms, caller, id, error);
     DbOpSpec spec;
-    QueueTx tx = { &spec, NULL, NULL };
 
     g_return_val_if_fail(kind == DB_OP_START || kind == DB_OP_REBOOT || kind == DB_OP_DELETE,
                          NULL);
@@ -101,6 +99,26 @@ svc_vms_queue(SvcVms *vms, const DbUser *caller, const char *id, DbOpKind kind,
     }
     spec = svc_vms_op_spec(vms, kind, caller, remote_addr, NULL);
     spec.vm_id = vm->id;
+    return svc_vms_queue_spec(vms, &spec, &vm, ret_vm, ret_active, error);
+}
+
+/**
+ * svc_vms_queue_spec:
+ * @vms: the service
+ * @spec: the operation, its vm_id set
+ * @vm: (inout): the VM as the caller read it; moved to @ret_vm on success
+ * @ret_vm: (out) (optional): the VM
+ * @ret_active: (out) (optional): with VMB_ERROR_CONFLICT, the VM's active operation
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the queued operation (the workers are woken), or NULL.
+ */
+DbOp *
+svc_vms_queue_spec(SvcVms *vms, const DbOpSpec *spec, DbVm **vm, DbVm **ret_vm,
+                   DbOp **ret_active, GError **error)
+{
+    QueueTx tx = { spec, NULL, NULL };
+
     if (!db_pool_transaction(vms->opts.db, queue_tx, &tx, error)) {
         if (ret_active)
             *ret_active = g_steal_pointer(&tx.active);
@@ -109,7 +127,7 @@ svc_vms_queue(SvcVms *vms, const DbUser *caller, const char *id, DbOpKind kind,
     }
     svc_ops_kick(vms->opts.ops);
     if (ret_vm)
-        *ret_vm = g_steal_pointer(&vm);
+        *ret_vm = g_steal_pointer(vm);
     return tx.op;
 }
 
@@ -169,7 +187,8 @@ already_done(SvcVms *vms, const DbOp *op)
     g_autoptr(DbVm) vm = NULL;
     g_autoptr(GError) err = NULL;
 
-    if (op->attempts <= 1 || op->kind == DB_OP_CREATE || op->kind == DB_OP_STOP)
+    if (op->attempts <= 1 || op->kind == DB_OP_CREATE || op->kind == DB_OP_STOP ||
+        op->kind == DB_OP_SNAPSHOT)
         return false;
     db = db_pool_acquire(vms->opts.db, NULL);
     vm = db ? db_vms_get(db, op->vm_id, NULL, &err) : NULL;
@@ -196,6 +215,9 @@ run_op(SvcOps *ops, const DbOp *op, gpointer data, GError **error)
     case DB_OP_STOP:
         ok = svc_vms_run_stop(vms, op, error);
         break;
+    case DB_OP_SNAPSHOT:
+        ok = svc_vms_run_snapshot(vms, op, error);
+        break;
     default:
         ok = run_user_op(vms, op, error);
         break;
@@ -209,7 +231,7 @@ void
 svc_vms_set_runners(SvcVms *vms)
 {
     static const DbOpKind kinds[] = { DB_OP_CREATE, DB_OP_START, DB_OP_STOP, DB_OP_REBOOT,
-                                      DB_OP_DELETE };
+                                      DB_OP_DELETE, DB_OP_SNAPSHOT };
 
     for (size_t i = 0; i < G_N_ELEMENTS(kinds); i++)
         svc_ops_set_runner(vms->opts.ops, kinds[i], run_op, vms);

@@ -11,6 +11,7 @@
 #include "db-tickets.h"
 #include "dom-accel.h"
 #include "dom-lifecycle.h"
+#include "dom-snapshot.h"
 #include "dom-storage.h"
 #include "dom-virt.h"
 #include "dom-xml.h"
@@ -79,6 +80,9 @@ stop_domain(SvcVms *vms, const DbVm *vm, bool drop_ephemeral, GError **error)
     vmb_crash_point("stop:after-destroy");
     if (drop_ephemeral) {
         svc_vms_step(vms, "removing the disks", 80);
+        /* Their snapshots lived inside them: libvirt's records of those go too. */
+        if (dom && vm->disk_volumes && *vm->disk_volumes)
+            dom_snapshot_delete_all(dom, true, NULL);
         svc_vms_drop_ephemeral_disks(vms, conn, vm);
     }
     return true;
@@ -457,6 +461,10 @@ svc_vms_delete_now(SvcVms *vms, const DbUser *caller, const char *id, const char
     }
     vmb_crash_point("delete:after-destroy");
     svc_vms_step(vms, "removing the domain and its disks", 60);
+    /* Snapshots inside a disk that stays (a persistent overlay) are deleted from it; an
+     * ephemeral disk takes its own with it. */
+    if (dom)
+        dom_snapshot_delete_all(dom, vm->disk_volumes && *vm->disk_volumes, NULL);
     if (dom && !dom_lifecycle_undefine(dom, true, error)) {
         svc_vms_release(vms, vm->id);
         return false;

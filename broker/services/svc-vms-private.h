@@ -76,6 +76,11 @@ DbOpSpec svc_vms_op_spec(SvcVms *vms, DbOpKind kind, const DbUser *caller,
                          const char *remote_addr, const char *params);
 void svc_vms_step(SvcVms *vms, const char *step, unsigned progress);
 void svc_vms_set_runners(SvcVms *vms);
+DbOp *svc_vms_queue_spec(SvcVms *vms, const DbOpSpec *spec, DbVm **vm, DbVm **ret_vm,
+                         DbOp **ret_active, GError **error);
+
+/* svc-vms-snapshots.c */
+bool svc_vms_run_snapshot(SvcVms *vms, const DbOp *op, GError **error);
 
 /* svc-vms-create.c */
 bool svc_vms_state_tx(SvcVms *vms, StateTx *tx, GError **error);

@@ -38,6 +38,9 @@ typedef struct {
     unsigned call_timeout_s;         /* which waits this long at most */
     unsigned max_running_per_user;   /* for non-admin owners; 0 for no limit */
     guint64 host_memory_mib;         /* guests' memory on this host at most; 0: unlimited */
+    unsigned snapshots_per_vm;       /* snapshots one VM may hold */
+    unsigned snapshots_per_user;     /* snapshots a role-user owner's VMs may hold together */
+    unsigned snapshot_disk_gib;      /* a VM's disks with their snapshots, at most */
     VmbMetrics *metrics;             /* (nullable) spawn durations */
     DbCache *cache;                  /* (nullable) where rendered VM lists are kept */
 } SvcVmsOptions;
@@ -93,6 +96,22 @@ DbOp *svc_vms_queue(SvcVms *vms, const DbUser *caller, const char *id, DbOpKind 
 DbOp *svc_vms_operation(SvcVms *vms, const DbUser *caller, const char *op_id, GError **error);
 GPtrArray *svc_vms_operations(SvcVms *vms, const DbUser *caller, const char *vm_id,
                               GError **error);
+typedef enum {
+    SVC_SNAPSHOT_CREATE,
+    SVC_SNAPSHOT_REVERT,
+    SVC_SNAPSHOT_DELETE,
+} SvcSnapshotAction;
+
+/* Queues a snapshot's create (of a running VM with a disk), revert (of a running VM) or
+ * delete, as an operation of kind snapshot; the worker checks the limits and asks libvirt. */
+DbOp *svc_vms_snapshot_queue(SvcVms *vms, const DbUser *caller, const char *vm_id,
+                             SvcSnapshotAction action, const char *name,
+                             const char *remote_addr, DbVm **ret_vm, DbOp **ret_active,
+                             GError **error);
+/* The snapshots of a VM @caller sees (element-type DomSnapshot), newest first; a VM without
+ * a domain has none. */
+GPtrArray *svc_vms_snapshots(SvcVms *vms, const DbUser *caller, const char *vm_id,
+                             GError **error);
 /* The console connections of a VM @caller sees (element-type DbConsoleConn). */
 GPtrArray *svc_vms_connections(SvcVms *vms, const DbUser *caller, const char *vm_id,
                                GError **error);

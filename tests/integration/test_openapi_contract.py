@@ -270,6 +270,18 @@ class Contract(harness.TestCase):
         self.expect(400, 'get', '/api/v1/vms/{id}/console/ws', id=vm_id,
                     query={'ticket': 'not-a-ticket'}, headers={'Origin': self.origin})  # no Upgrade
 
+        self.assertEqual(self.expect(200, 'get', '/api/v1/vms/{id}/snapshots', who='alice',
+                                     id=vm_id), [])
+        self.expect(404, 'get', '/api/v1/vms/{id}/snapshots', who='bob', id=vm_id)
+        self.expect(409, 'post', '/api/v1/vms/{id}/snapshots', who='alice', id=vm_id,
+                    body={})  # memtest has no disk (test_snapshots takes real ones)
+        self.expect(400, 'post', '/api/v1/vms/{id}/snapshots', who='alice', id=vm_id,
+                    body={'name': 'Not A Name'})
+        self.expect(404, 'post', '/api/v1/vms/{id}/snapshots/{sid}/revert', who='alice',
+                    id=vm_id, sid='none')
+        self.expect(404, 'delete', '/api/v1/vms/{id}/snapshots/{sid}', who='alice', id=vm_id,
+                    sid='none')
+
         self.expect(202, 'post', '/api/v1/vms/{id}/stop', who='alice', id=vm_id)
         self.wait_state(vm_id, 'stopped')
         self.expect(409, 'post', '/api/v1/vms/{id}/stop', who='alice', id=vm_id)

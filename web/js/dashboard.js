@@ -1,6 +1,6 @@
-// The dashboard: my VMs with their live state and running operation (from the event stream)
-// and power buttons, the templates with a boot button each, and my ISOs with a boot button
-// per ISO template.
+// The dashboard: my VMs with their live state and running operation (from the event stream),
+// power buttons and snapshots (take, revert, delete) for VMs with a disk, the templates with
+// a boot button each, and my ISOs with a boot button per ISO template.
 import { api, ApiError, requireUser } from './api.js';
 import { coalesce, follow } from './live.js';
 import { ago, bytes, el, say, topbar } from './ui.js';
@@ -36,6 +36,35 @@ function vmButtons(vm, row) {
     b.reboot.textContent = s === 'paused' ? 'Restart' : 'Reboot';
     b.reboot.setAttribute('aria-label', `${b.reboot.textContent}: ${vm.name}`);
     b.del.disabled = busy || s === 'creating';
+    b.snapshot.hidden = !hasDisk(vm);
+    b.snapshot.disabled = busy || s !== 'running';
+    for (const btn of row.parts.snaps.querySelectorAll('button'))
+        btn.disabled = busy || (btn.dataset.action === 'revert' ? s !== 'running'
+                                                                : !(s === 'running' || s === 'stopped'));
+}
+
+// Snapshots need a disk: an overlay, or an ISO template with a blank disk.
+function hasDisk(vm) {
+    const t = templates.find((x) => x.name === vm.template);
+    return !!t && (t.kind === 'overlay' || t.disk_gib > 0);
+}
+
+function showSnapshots(row) {
+    loadSnapshots(row).catch((e) => say(row.parts.msg, `Could not list the snapshots: ${e.message}`));
+}
+
+async function loadSnapshots(row) {
+    if (!hasDisk(row.vm)) return;
+    const list = await api('GET', `/api/v1/vms/${encodeURIComponent(row.vm.id)}/snapshots`);
+    const mk = (text, action, name, cls) => el('button', {
+        type: 'button', class: cls || null, dataset: { action, snap: name },
+        'aria-label': `${text} snapshot ${name} of ${row.vm.name}`,
+    }, text);
+    row.parts.snaps.replaceChildren(...(list || []).map((snap) => el('li', { dataset: { snap: snap.name } },
+        el('span', { class: 'snap-name' }, snap.name), ` · ${ago(snap.created_at)} `,
+        mk('Revert', 'revert', snap.name), ' ', mk('Delete', 'snapdel', snap.name, 'danger'))));
+    row.parts.snapsTitle.hidden = !list || list.length === 0;
+    vmButtons(row.vm, row);
 }
 
 function stateLine(vm) {
@@ -68,6 +97,7 @@ function makeRow(vm) {
         start: mk('Start', 'start'),
         stop: mk('Stop', 'stop'),
         reboot: mk('Reboot', 'reboot'),
+        snapshot: mk('Take snapshot', 'snapshot'),
         del: mk('Delete', 'delete', 'danger'),
     };
     const parts = {
@@ -77,6 +107,8 @@ function makeRow(vm) {
         step: el('span', { class: 'step muted small', 'aria-live': 'polite' }),
         facts: el('p', { class: 'muted small' }),
         msg: el('div', { class: 'msg error', role: 'alert' }),
+        snapsTitle: el('p', { class: 'muted small', hidden: true }, 'Snapshots (disks and memory):'),
+        snaps: el('ul', { class: 'snapshots' }),
         buttons,
     };
     const li = el('li', { class: 'card vm', dataset: { id: vm.id } },
@@ -84,21 +116,27 @@ function makeRow(vm) {
         el('p', { class: 'state-line' }, parts.badge, parts.reason, parts.step),
         parts.facts,
         parts.msg,
-        el('div', { class: 'actions' }, Object.values(buttons)));
+        el('div', { class: 'actions' }, Object.values(buttons)),
+        parts.snapsTitle,
+        parts.snaps);
     for (const btn of Object.values(buttons))
         btn.setAttribute('aria-label', `${btn.textContent}: ${vm.name}`);
     const row = { li, parts, busy: false, vm };
     li.addEventListener('click', (ev) => {
         const btn = ev.target.closest('button[data-action]');
-        if (btn && !btn.disabled) act(row, btn.dataset.action);
+        if (btn && !btn.disabled) act(row, btn.dataset.action, btn.dataset.snap);
     });
+    showSnapshots(row);
     return row;
 }
 
-async function act(row, action) {
+async function act(row, action, snap) {
     const vm = row.vm;
     if (action === 'delete' &&
         !confirm(`Delete ${vm.name}? It is switched off and its disks are removed.`))
+        return;
+    if (action === 'revert' &&
+        !confirm(`Revert ${vm.name} to snapshot ${snap}? What changed since is lost.`))
         return;
     row.busy = true;
     vmButtons(vm, row);
@@ -127,6 +165,10 @@ async function act(row, action) {
             $('vm-empty').hidden = rows.size > 0;
             return;
         }
+        if (action === 'snapshot' || action === 'revert' || action === 'snapdel') {
+            await snapshotAction(row, action, snap);
+            return;
+        }
         const updated = await api('POST', `/api/v1/vms/${encodeURIComponent(vm.id)}/${action}`);
         if (updated && updated.id) fillRow(row, updated);
     } catch (e) {
@@ -135,6 +177,22 @@ async function act(row, action) {
         row.busy = false;
         vmButtons(row.vm, row);
     }
+}
+
+async function snapshotAction(row, action, snap) {
+    const base = `/api/v1/vms/${encodeURIComponent(row.vm.id)}/snapshots`;
+    const one = `${base}/${encodeURIComponent(snap || '')}`;
+    if (action === 'snapshot') {
+        const r = await api('POST', base);
+        say(row.parts.msg, `Snapshot ${r.name} taken.`, 'info');
+    } else if (action === 'revert') {
+        const updated = await api('POST', `${one}/revert`);
+        if (updated && updated.id) fillRow(row, updated);
+        say(row.parts.msg, `Back at snapshot ${snap}.`, 'info');
+    } else {
+        await api('DELETE', one);
+    }
+    await loadSnapshots(row);
 }
 
 function renderVms(vms) {
@@ -323,6 +381,11 @@ async function init() {
     try {
         templates = (await api('GET', '/api/v1/templates')) || [];
         renderTemplates();
+        // Cards drawn before the templates came learn now which VMs have a disk.
+        for (const row of rows.values()) {
+            vmButtons(row.vm, row);
+            showSnapshots(row);
+        }
     } catch (e) {
         say($('boot-msg'), `Could not list the templates: ${e.message}`);
     }
