@@ -295,3 +295,31 @@ api_json_uint(json_object *obj, const char *key, gint64 max, gint64 *ret, GError
     *ret = n;
     return true;
 }
+
+/**
+ * api_list_reply:
+ * @req: a GET
+ * @a: the daemon's state
+ * @list: fetches the caller's elements (NULL with an error)
+ * @render: renders one
+ *
+ * Returns: 200 [element], or the authentication's or @list's problem.
+ */
+HttpReply *
+api_list_reply(HttpRequest *req, App *a, ApiListFunc list, ApiRenderFunc render)
+{
+    g_autoptr(ApiCaller) caller = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) items = NULL;
+    g_autoptr(json_object) out = json_object_new_array();
+    HttpReply *reply = api_authenticate(req, a, &caller);
+
+    if (reply)
+        return reply;
+    items = list(a, caller->user, req, &error);
+    if (!items)
+        return api_error(req, error);
+    for (guint i = 0; i < items->len; i++)
+        json_object_array_add(out, render(items->pdata[i]));
+    return http_reply_json(200, out);
+}

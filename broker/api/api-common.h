@@ -58,3 +58,10 @@ HttpReply *api_error(HttpRequest *req, const GError *error);
  * end without a thread, or answers 202 at once with `Prefer: respond-async`. */
 HttpReply *api_vms_answer_op(HttpRequest *req, App *a, const DbUser *caller, const DbOp *op,
                              const DbVm *vm, const DbOp *active, const GError *error);
+
+/* What a listing asks of its service, and how it renders one element. */
+typedef GPtrArray *(*ApiListFunc)(App *a, const DbUser *caller, HttpRequest *req,
+                                  GError **error);
+typedef json_object *(*ApiRenderFunc)(gconstpointer item);
+/* An authenticated GET that answers 200 with the JSON array of @list's elements. */
+HttpReply *api_list_reply(HttpRequest *req, App *a, ApiListFunc list, ApiRenderFunc render);

@@ -334,6 +334,18 @@ api_console_ws(HttpRequest *req, void *app)
     return reply;
 }
 
+static GPtrArray *
+list_connections(App *a, const DbUser *caller, HttpRequest *req, GError **error)
+{
+    return svc_vms_connections(a->vms, caller, http_request_param(req, "id"), error);
+}
+
+static json_object *
+render_connection(gconstpointer item)
+{
+    return api_render_connection(item);
+}
+
 /**
  * api_vms_connections:
  * @req: GET /api/v1/vms/{id}/connections
@@ -345,19 +357,5 @@ api_console_ws(HttpRequest *req, void *app)
 HttpReply *
 api_vms_connections(HttpRequest *req, void *app)
 {
-    App *a = app;
-    g_autoptr(ApiCaller) caller = NULL;
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GPtrArray) list = NULL;
-    g_autoptr(json_object) out = json_object_new_array();
-    HttpReply *reply = api_authenticate(req, a, &caller);
-
-    if (reply)
-        return reply;
-    list = svc_vms_connections(a->vms, caller->user, http_request_param(req, "id"), &error);
-    if (!list)
-        return api_error(req, error);
-    for (guint i = 0; i < list->len; i++)
-        json_object_array_add(out, api_render_connection(list->pdata[i]));
-    return http_reply_json(200, out);
+    return api_list_reply(req, app, list_connections, render_connection);
 }

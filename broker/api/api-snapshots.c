@@ -12,8 +12,9 @@
 
 /* {name, description, created_at, state} */
 static json_object *
-render_snapshot(const DomSnapshot *s)
+render_snapshot(gconstpointer item)
 {
+    const DomSnapshot *s = item;
     json_object *o = json_object_new_object();
     g_autoptr(GDateTime) at = g_date_time_new_from_unix_utc(s->created);
     g_autofree char *iso = at ? g_date_time_format_iso8601(at) : NULL;
@@ -26,6 +27,12 @@ render_snapshot(const DomSnapshot *s)
     return o;
 }
 
+static GPtrArray *
+list_snapshots(App *a, const DbUser *caller, HttpRequest *req, GError **error)
+{
+    return svc_vms_snapshots(a->vms, caller, http_request_param(req, "id"), error);
+}
+
 /**
  * api_snapshots_list:
  * @req: GET /api/v1/vms/{id}/snapshots
@@ -36,21 +43,7 @@ render_snapshot(const DomSnapshot *s)
 HttpReply *
 api_snapshots_list(HttpRequest *req, void *app)
 {
-    App *a = app;
-    g_autoptr(ApiCaller) caller = NULL;
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GPtrArray) list = NULL;
-    g_autoptr(json_object) out = json_object_new_array();
-    HttpReply *reply = api_authenticate(req, a, &caller);
-
-    if (reply)
-        return reply;
-    list = svc_vms_snapshots(a->vms, caller->user, http_request_param(req, "id"), &error);
-    if (!list)
-        return api_error(req, error);
-    for (guint i = 0; i < list->len; i++)
-        json_object_array_add(out, render_snapshot(list->pdata[i]));
-    return http_reply_json(200, out);
+    return api_list_reply(req, app, list_snapshots, render_snapshot);
 }
 
 static HttpReply *

@@ -44,6 +44,9 @@ HttpReply *api_snapshots_list(HttpRequest *req, void *app);
 HttpReply *api_snapshots_create(HttpRequest *req, void *app);
 HttpReply *api_snapshots_revert(HttpRequest *req, void *app);
 HttpReply *api_snapshots_delete(HttpRequest *req, void *app);
+HttpReply *api_disks_list(HttpRequest *req, void *app);
+HttpReply *api_disks_delete(HttpRequest *req, void *app);
+HttpReply *api_disks_reset(HttpRequest *req, void *app);
 
 HttpReply *api_users_list(HttpRequest *req, void *app);
 HttpReply *api_users_disable(HttpRequest *req, void *app);

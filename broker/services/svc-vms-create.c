@@ -159,6 +159,8 @@ svc_vms_plan_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTem
         /* The owner's overlay of this template, kept across VMs and re-attached. */
         g_autofree char *vol = dom_storage_persistent_volume_name(vms->name_prefix,
                                                                   vm->owner_name, tmpl);
+        if (!svc_vms_disk_quota(vms, conn, vm->owner_name, tmpl, error))
+            return false;
         plan->disk_path = dom_storage_reuse_overlay(conn, vms->name_prefix, vol, tmpl,
                                                     &plan->backing_path, &plan->disk_made,
                                                     error);

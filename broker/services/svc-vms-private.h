@@ -82,6 +82,10 @@ DbOp *svc_vms_queue_spec(SvcVms *vms, const DbOpSpec *spec, DbVm **vm, DbVm **re
 /* svc-vms-snapshots.c */
 bool svc_vms_run_snapshot(SvcVms *vms, const DbOp *op, GError **error);
 
+/* svc-vms-disks.c */
+bool svc_vms_disk_quota(SvcVms *vms, virConnectPtr conn, const char *owner,
+                        const DomTemplate *tmpl, GError **error);
+
 /* svc-vms-create.c */
 bool svc_vms_state_tx(SvcVms *vms, StateTx *tx, GError **error);
 bool svc_vms_run_create(SvcVms *vms, const DbOp *op, GError **error);

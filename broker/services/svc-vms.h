@@ -10,6 +10,7 @@
 #include "db-pool.h"
 #include "db-users.h"
 #include "db-vms.h"
+#include "dom-disks.h"
 #include "dom-hypervisor.h"
 #include "dom-template.h"
 #include "svc-accel.h"
@@ -41,6 +42,7 @@ typedef struct {
     unsigned snapshots_per_vm;       /* snapshots one VM may hold */
     unsigned snapshots_per_user;     /* snapshots a role-user owner's VMs may hold together */
     unsigned snapshot_disk_gib;      /* a VM's disks with their snapshots, at most */
+    unsigned disk_gib_per_user;      /* a user's persistent disks together; 0: no quota */
     VmbMetrics *metrics;             /* (nullable) spawn durations */
     DbCache *cache;                  /* (nullable) where rendered VM lists are kept */
 } SvcVmsOptions;
@@ -112,6 +114,23 @@ DbOp *svc_vms_snapshot_queue(SvcVms *vms, const DbUser *caller, const char *vm_i
  * a domain has none. */
 GPtrArray *svc_vms_snapshots(SvcVms *vms, const DbUser *caller, const char *vm_id,
                              GError **error);
+/* A user's persistent disk, as a listing shows it. */
+typedef struct {
+    char *id;         /* "TEMPLATE@OWNER" */
+    DomDisk *disk;
+    char *vm_id;      /* (nullable) the VM of that owner and template, an active one first */
+    char *vm_name;    /* (nullable) its name */
+} SvcDisk;
+
+void svc_disk_free(SvcDisk *d);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SvcDisk, svc_disk_free)
+
+/* The persistent disks @caller sees (element-type SvcDisk). */
+GPtrArray *svc_vms_disks(SvcVms *vms, const DbUser *caller, GError **error);
+/* Deletes disk @id, or resets it to its template's base, while no VM runs on it. */
+bool svc_vms_disk_change(SvcVms *vms, const DbUser *caller, const char *id, bool reset,
+                         const char *remote_addr, GError **error);
+
 /* The console connections of a VM @caller sees (element-type DbConsoleConn). */
 GPtrArray *svc_vms_connections(SvcVms *vms, const DbUser *caller, const char *vm_id,
                                GError **error);

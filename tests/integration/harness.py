@@ -76,6 +76,43 @@ def one_line(text):
 
 # --- PostgreSQL ----------------------------------------------------------------------------
 
+def virsh(*args):
+    """virsh -q on qemu:///system; returns CompletedProcess (text)."""
+    return subprocess.run(['virsh', '-q', '-c', 'qemu:///system', *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def remove_domains(prefix):
+    """Destroys and undefines the domains named PREFIX*, with their storage and snapshots."""
+    for name in virsh('list', '--all', '--name').stdout.split():
+        if name.startswith(prefix):
+            virsh('destroy', name)
+            virsh('undefine', name, '--remove-all-storage', '--snapshots-metadata')
+
+
+def qemu_io(test, domain, command):
+    """Runs qemu-io COMMAND on the first qcow2 disk of running DOMAIN, inside its QEMU (the
+    monitor's qemu-io); returns what it printed, which goes to the domain's log."""
+    def hmp(command):
+        r = virsh('qemu-monitor-command', domain, '--hmp', command)
+        test.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+    info = hmp('info block')
+    device = re.search(r'Attached to:\s+(\S+)', info.split('.qcow2', 1)[1]).group(1)
+    log = f'/var/log/libvirt/qemu/{domain}.log'
+    before = os.path.getsize(log)
+    hmp(f'qemu-io -d {device} "{command}"')
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with open(log, errors='replace') as f:
+            f.seek(before)
+            out = f.read()
+        if 'bytes at offset' in out or 'Pattern verification failed' in out:
+            return out
+        time.sleep(0.1)
+    test.fail(f'qemu-io printed nothing for {command!r}')
+
+
 class Cluster:
     """A PostgreSQL cluster reached by unix socket as superuser vmbroker."""
 
@@ -412,6 +449,26 @@ class TestCase(unittest.TestCase):
     def serve(self, db=None, env=None, wait=True, **overrides):
         return Broker(self, base_config(db or self.db, self.workdir, **overrides),
                       self.workdir, env=env, wait=wait)
+
+    def api(self, method, path, body=None, auth=None, want=None):
+        """METHOD PATH on self.broker with the AUTH headers; checks the status is WANT when
+        given; returns the JSON body (None when empty)."""
+        status, _, data = self.broker.request(method, path, body, headers=auth)
+        if want is not None:
+            self.assertEqual(status, want, data)
+        return json.loads(data) if data else None
+
+    def bearer_user(self, name, config, role='user', password=None):
+        """Adds user NAME (with PASSWORD when given) and a token of theirs; returns the
+        Authorization header that carries it."""
+        args = ['user', 'add', name, '--role', role]
+        if password:
+            args.append('--password-stdin')
+        r = self.vmb(*args, input=password + '\n' if password else None, config=config)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.vmb('token', 'create', name, config=config)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return {'Authorization': 'Bearer ' + r.stdout.strip()}
 
     def assertFailsWithOneLine(self, r, *needles, code=1):
         """R failed with exit CODE and one stderr line `vmbroker: ...` containing NEEDLES."""

@@ -31,9 +31,7 @@ def promtool(*args, stdin=None):
                           timeout=120)
 
 
-def virsh(*args):
-    return subprocess.run(['virsh', '-q', '-c', 'qemu:///system', *args],
-                          capture_output=True, text=True, timeout=60)
+virsh = harness.virsh
 
 
 def parse_metrics(text):
@@ -52,18 +50,9 @@ class Alerts(harness.TestCase):
         self.migrate(self.config(**overrides))
         self.broker = self.serve(**overrides)
         self.prefix = self.broker.sections['libvirt']['name_prefix']
-        self.addCleanup(self.remove_domains)
-        r = self.vmb('user', 'add', 'alice', config=self.broker.config)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        r = self.vmb('token', 'create', 'alice', config=self.broker.config)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.auth = {'Authorization': 'Bearer ' + r.stdout.strip()}
+        self.addCleanup(harness.remove_domains, self.prefix)
+        self.auth = self.bearer_user('alice', self.broker.config)
 
-    def remove_domains(self):
-        for name in virsh('list', '--all', '--name').stdout.split():
-            if name.startswith(self.prefix):
-                virsh('destroy', name)
-                virsh('undefine', name, '--remove-all-storage')
 
     def scrape(self):
         status, _, body = self.broker.request('GET', '/metrics')

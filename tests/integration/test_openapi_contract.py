@@ -282,6 +282,10 @@ class Contract(harness.TestCase):
         self.expect(404, 'delete', '/api/v1/vms/{id}/snapshots/{sid}', who='alice', id=vm_id,
                     sid='none')
 
+        self.assertEqual(self.expect(200, 'get', '/api/v1/disks', who='alice'), [])
+        self.expect(404, 'delete', '/api/v1/disks/{id}', who='alice', id='memtest@alice')
+        self.expect(404, 'post', '/api/v1/disks/{id}/reset', who='alice', id='memtest@alice')
+
         self.expect(202, 'post', '/api/v1/vms/{id}/stop', who='alice', id=vm_id)
         self.wait_state(vm_id, 'stopped')
         self.expect(409, 'post', '/api/v1/vms/{id}/stop', who='alice', id=vm_id)

@@ -8,7 +8,6 @@
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -17,12 +16,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 PROBE = os.environ['VMB_CONSOLE_PROBE']
-PASSWORD = 'a good password'
 
 
-def virsh(*args):
-    return subprocess.run(['virsh', '-q', '-c', 'qemu:///system', *args],
-                          capture_output=True, text=True, timeout=120)
+virsh = harness.virsh
 
 
 class Snapshots(harness.TestCase):
@@ -45,32 +41,15 @@ class Snapshots(harness.TestCase):
         self.broker = self.serve(**overrides)
         self.origin = f'http://{self.broker.host}:{self.broker.port}'
         self.prefix = self.broker.sections['libvirt']['name_prefix']
-        self.addCleanup(self.remove_domains)
-        self.alice = self.user('alice')
-        self.bob = self.user('bob')
-
-    def remove_domains(self):
-        for name in virsh('list', '--all', '--name').stdout.split():
-            if name.startswith(self.prefix):
-                virsh('destroy', name)
-                virsh('undefine', name, '--remove-all-storage', '--snapshots-metadata')
-
-    def user(self, name):
-        r = self.vmb('user', 'add', name, '--password-stdin', input=PASSWORD + '\n',
-                     config=self.broker.config)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        r = self.vmb('token', 'create', name, config=self.broker.config)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        return {'Authorization': 'Bearer ' + r.stdout.strip()}
+        self.addCleanup(harness.remove_domains, self.prefix)
+        self.alice = self.bearer_user('alice', self.broker.config)
+        self.bob = self.bearer_user('bob', self.broker.config)
 
     def call(self, method, path, body=None, who=None, want=None):
-        status, _, data = self.broker.request(method, path, body, headers=who or self.alice)
-        if want is not None:
-            self.assertEqual(status, want, data)
-        return status, json.loads(data) if data else None
+        return self.api(method, path, body, who or self.alice, want)
 
     def create(self, template):
-        _, made = self.call('POST', '/api/v1/vms', {'template': template}, want=201)
+        made = self.call('POST', '/api/v1/vms', {'template': template}, want=201)
         vm = made['vm']
         self.addCleanup(self.broker.request, 'DELETE', f'/api/v1/vms/{vm["id"]}',
                         headers=self.alice)
@@ -78,30 +57,14 @@ class Snapshots(harness.TestCase):
 
     def snap(self, vm, name, want=201):
         return self.call('POST', f'/api/v1/vms/{vm["id"]}/snapshots', {'name': name},
-                         want=want)[1]
+                         want=want)
 
     def names(self, vm):
         return [s['name'] for s in self.call('GET', f'/api/v1/vms/{vm["id"]}/snapshots',
-                                             want=200)[1]]
+                                             want=200)]
 
     def qemu_io(self, vm, command):
-        """Runs COMMAND with qemu-io on the guest's disk inside its QEMU; returns what it
-        printed (to the domain's log)."""
-        info = virsh('qemu-monitor-command', vm['name'], '--hmp', 'info block').stdout
-        device = re.search(r'Attached to:\s+(\S+)', info.split('.qcow2', 1)[1]).group(1)
-        log = f'/var/log/libvirt/qemu/{vm["name"]}.log'
-        before = os.path.getsize(log)
-        r = virsh('qemu-monitor-command', vm['name'], '--hmp', f'qemu-io -d {device} "{command}"')
-        self.assertEqual(r.returncode, 0, r.stderr)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with open(log, errors='replace') as f:
-                f.seek(before)
-                out = f.read()
-            if 'bytes at offset' in out or 'Pattern verification failed' in out:
-                return out
-            time.sleep(0.1)
-        self.fail(f'qemu-io printed nothing for {command!r}')
+        return harness.qemu_io(self, vm['name'], command)
 
     def graphics(self, vm):
         xml = virsh('dumpxml', '--security-info', vm['name']).stdout
@@ -120,12 +83,12 @@ class Snapshots(harness.TestCase):
         info = virsh('snapshot-dumpxml', vm['name'], 'clean').stdout
         self.assertIn(f'vmbroker: snapshot \'clean\' of VM {vm["id"]} (owner alice)',
                       info.replace('&apos;', "'"))
-        [s] = self.call('GET', f'/api/v1/vms/{vm["id"]}/snapshots', want=200)[1]
+        [s] = self.call('GET', f'/api/v1/vms/{vm["id"]}/snapshots', want=200)
         self.assertEqual((s['name'], s['state']), ('clean', 'running'))
 
         self.assertIn('wrote 4096/4096', self.qemu_io(vm, 'write -P 0xab 0 4k'))
         self.assertNotIn('verification failed', self.qemu_io(vm, 'read -P 0xab 0 4k'))
-        _, back = self.call('POST', f'/api/v1/vms/{vm["id"]}/snapshots/clean/revert',
+        back = self.call('POST', f'/api/v1/vms/{vm["id"]}/snapshots/clean/revert',
                             want=200)
         self.assertEqual((back['state'], back['vnc_port'], back['ws_port']),
                          ('running', vm['vnc_port'], vm['ws_port']))
@@ -133,7 +96,7 @@ class Snapshots(harness.TestCase):
         self.assertIn('verification failed', self.qemu_io(vm, 'read -P 0xab 0 4k'))
         self.assertEqual(self.graphics(vm), before)
         # The console the student had works as before: same port, same password.
-        _, t = self.call('POST', f'/api/v1/vms/{vm["id"]}/console', want=201)
+        t = self.call('POST', f'/api/v1/vms/{vm["id"]}/console', want=201)
         probe = subprocess.run([PROBE, self.broker.host, str(self.broker.port), t['ws_path'],
                                 self.origin, before['passwd']], capture_output=True,
                                text=True, timeout=120)
@@ -185,7 +148,7 @@ class Snapshots(harness.TestCase):
     def wait_state(self, vm, state):
         deadline = time.monotonic() + harness.WAIT_S
         while time.monotonic() < deadline:
-            if self.call('GET', f'/api/v1/vms/{vm["id"]}', want=200)[1]['state'] == state:
+            if self.call('GET', f'/api/v1/vms/{vm["id"]}', want=200)['state'] == state:
                 return
             time.sleep(0.3)
         self.fail(f'VM never {state}')

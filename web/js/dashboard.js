@@ -374,6 +374,50 @@ async function loadIsos() {
     $('iso-empty').hidden = (isos || []).length > 0;
 }
 
+/* --- persistent disks ------------------------------------------------------------------ */
+
+async function diskAction(disk, action, button) {
+    const what = action === 'reset'
+        ? `Reset the disk of ${disk.template}? Everything on it is erased; it starts again from the template's image.`
+        : `Delete the disk of ${disk.template}? Everything on it is lost.`;
+    if (!confirm(what)) return;
+    button.disabled = true;
+    try {
+        const path = `/api/v1/disks/${encodeURIComponent(disk.id)}`;
+        await api(action === 'reset' ? 'POST' : 'DELETE', action === 'reset' ? `${path}/reset` : path);
+        say($('disk-msg'), action === 'reset' ? `The disk of ${disk.template} is as new.` : '', 'info');
+        await loadDisks();
+    } catch (e) {
+        say($('disk-msg'), e.message);
+        button.disabled = false;
+    }
+}
+
+async function loadDisks() {
+    let disks;
+    try {
+        disks = (await api('GET', '/api/v1/disks')) || [];
+    } catch (e) {
+        say($('disk-msg'), `Could not list your disks: ${e.message}`);
+        return;
+    }
+    $('disk-list').replaceChildren(...disks.map((disk) => {
+        const facts = [`${bytes(disk.capacity_bytes)}`, `${bytes(disk.allocation_bytes)} used`];
+        if (disk.owner !== me.username) facts.unshift(`of ${disk.owner}`);
+        if (disk.vm_name) facts.push(`used by ${disk.vm_name}`);
+        const mk = (text, action, cls) => {
+            const b = el('button', { type: 'button', class: cls, 'aria-label': `${text} the disk of ${disk.template}` }, text);
+            b.addEventListener('click', () => diskAction(disk, action, b));
+            return b;
+        };
+        return el('li', { class: 'card disk', dataset: { id: disk.id } },
+            el('h3', {}, `${disk.template} disk`),
+            el('p', { class: 'muted small' }, facts.join(' · ')),
+            el('div', { class: 'actions' }, mk('Reset', 'reset', null), mk('Delete', 'delete', 'danger')));
+    }));
+    $('disk-empty').hidden = disks.length > 0;
+}
+
 async function init() {
     me = await requireUser();
     topbar(me, 'dashboard');
@@ -390,6 +434,7 @@ async function init() {
         say($('boot-msg'), `Could not list the templates: ${e.message}`);
     }
     loadIsos();
+    loadDisks();
 }
 
 init();
