@@ -21,6 +21,7 @@ static const char usage[] =
     "  token create|list|revoke   manage API tokens (--json)\n"
     "  vm list|show|start|stop|reboot|delete  manage VMs as an admin (--json)\n"
     "  audit                      read the audit log (--since, --user, --vm, --json)\n"
+    "  image list                 list the base images of overlay templates (--json)\n"
     "  template list|render NAME  show the templates and the domain XML they make\n"
     "  version                    print the version\n"
     "\n"
@@ -40,6 +41,7 @@ static const struct {
     { "template", cmd_template },
     { "vm", cmd_vm },
     { "audit", cmd_audit },
+    { "image", cmd_image },
     { "version", cmd_version },
 };
 

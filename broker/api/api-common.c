@@ -323,3 +323,40 @@ api_list_reply(HttpRequest *req, App *a, ApiListFunc list, ApiRenderFunc render)
         json_object_array_add(out, render(items->pdata[i]));
     return http_reply_json(200, out);
 }
+
+/**
+ * api_upload_check:
+ * @req: a streamed upload's request
+ * @what: what is uploaded, for the client ("the ISO")
+ * @other_type: (nullable): a Content-Type accepted besides application/octet-stream
+ * @ret_declared: (out): the Content-Length, or -1 without one
+ *
+ * Returns: (nullable): NULL when the upload may start, else the 415 or 400 reply.
+ */
+HttpReply *
+api_upload_check(HttpRequest *req, const char *what, const char *other_type,
+                 gint64 *ret_declared)
+{
+    const char *ctype = http_request_header(req, "Content-Type");
+    const char *clen = http_request_header(req, "Content-Length");
+    guint64 declared = 0;
+
+    if (!ctype || (g_ascii_strcasecmp(ctype, "application/octet-stream") != 0 &&
+                   (!other_type || g_ascii_strcasecmp(ctype, other_type) != 0))) {
+        g_autofree char *words = g_strdup_printf("Send %s as the raw body, with Content-Type "
+                                                 "application/octet-stream.", what);
+        return http_problem_kind(VMB_ERROR_UNSUPPORTED_MEDIA, words, NULL);
+    }
+    if (clen && !g_ascii_string_to_unsigned(clen, 10, 0, G_MAXINT64, &declared, NULL))
+        return http_problem_kind(VMB_ERROR_INVALID, "Content-Length is not a number.", NULL);
+    *ret_declared = clen ? (gint64) declared : -1;
+    return NULL;
+}
+
+HttpReply *
+api_upload_error(const char *what, const GError *error)
+{
+    if (http_problem_status(vmb_error_kind(error)) >= 500)
+        vmb_warning("%s upload: %s", what, error->message);
+    return http_problem_from_error(error, NULL);
+}

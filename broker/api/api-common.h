@@ -65,3 +65,10 @@ typedef GPtrArray *(*ApiListFunc)(App *a, const DbUser *caller, HttpRequest *req
 typedef json_object *(*ApiRenderFunc)(gconstpointer item);
 /* An authenticated GET that answers 200 with the JSON array of @list's elements. */
 HttpReply *api_list_reply(HttpRequest *req, App *a, ApiListFunc list, ApiRenderFunc render);
+
+/* A streamed upload's start: 415 unless the body is application/octet-stream (or
+ * @other_type), 400 for a malformed Content-Length; *@ret_declared is it, or -1. */
+HttpReply *api_upload_check(HttpRequest *req, const char *what, const char *other_type,
+                            gint64 *ret_declared);
+/* The problem for an upload's @error, logged (as @what) when it is the server's fault. */
+HttpReply *api_upload_error(const char *what, const GError *error);

@@ -7,9 +7,7 @@
 
 #include "api-common.h"
 #include "api-render.h"
-#include "http-problem.h"
 #include "svc-isos.h"
-#include "vmb-log.h"
 
 typedef struct {
     App *app;
@@ -17,39 +15,23 @@ typedef struct {
 } UploadCtx;
 
 static HttpReply *
-upload_error(const GError *error)
-{
-    if (http_problem_status(vmb_error_kind(error)) >= 500)
-        vmb_warning("ISO upload: %s", error->message);
-    return http_problem_from_error(error, NULL);
-}
-
-static HttpReply *
 upload_begin(HttpRequest *req, void *app, void **ret_ctx)
 {
     App *a = app;
     g_autoptr(ApiCaller) caller = NULL;
     g_autoptr(GError) error = NULL;
-    const char *ctype = http_request_header(req, "Content-Type");
-    const char *clen = http_request_header(req, "Content-Length");
-    guint64 declared = 0;
+    gint64 declared = -1;
     UploadCtx *ctx;
     SvcUpload *up;
     HttpReply *reply = api_authenticate(req, a, &caller);
 
-    if (reply)
+    if (reply || (reply = api_upload_check(req, "the ISO", "application/x-iso9660-image",
+                                           &declared)))
         return reply;
-    if (!ctype || (g_ascii_strcasecmp(ctype, "application/octet-stream") != 0 &&
-                   g_ascii_strcasecmp(ctype, "application/x-iso9660-image") != 0))
-        return http_problem_kind(VMB_ERROR_UNSUPPORTED_MEDIA, "Send the ISO as the raw body, with Content-Type "
-                                     "application/octet-stream.", NULL);
-    if (clen && !g_ascii_string_to_unsigned(clen, 10, 0, G_MAXINT64, &declared, NULL))
-        return http_problem_kind(VMB_ERROR_INVALID, "Content-Length is not a number.", NULL);
-    up = svc_isos_upload_begin(a->isos, caller->user, http_request_param(req, "iso"),
-                               clen ? (gint64) declared : -1, http_request_remote_addr(req),
-                               &error);
+    up = svc_isos_upload_begin(a->isos, caller->user, http_request_param(req, "iso"), declared,
+                               http_request_remote_addr(req), &error);
     if (!up)
-        return upload_error(error);
+        return api_upload_error("ISO", error);
     ctx = g_new0(UploadCtx, 1);
     ctx->app = a;
     ctx->upload = up;
@@ -64,7 +46,7 @@ upload_chunk(void *data, const void *bytes, size_t len)
     g_autoptr(GError) error = NULL;
 
     if (!svc_isos_upload_write(ctx->upload, bytes, len, &error))
-        return upload_error(error);
+        return api_upload_error("ISO", error);
     return NULL;
 }
 
@@ -80,7 +62,7 @@ upload_finish(void *data, HttpRequest *req, void *app)
 
     iso = svc_isos_upload_finish(ctx->upload, &existed, &error);
     if (!iso)
-        return upload_error(error);
+        return api_upload_error("ISO", error);
     out = api_render_iso(iso);
     reply = http_reply_json(existed ? 200 : 201, out);
     {

@@ -163,6 +163,29 @@ api_render_connection(const DbConsoleConn *c)
 }
 
 /**
+ * api_render_image:
+ * @img: a base image
+ *
+ * Returns: (transfer full): {name, format, capacity_bytes, allocation_bytes, templates}.
+ */
+json_object *
+api_render_image(const SvcImage *img)
+{
+    json_object *o = json_object_new_object();
+    json_object *names = json_object_new_array();
+
+    for (guint i = 0; i < img->templates->len; i++)
+        json_object_array_add(names, json_object_new_string(img->templates->pdata[i]));
+    json_object_object_add(o, "name", json_object_new_string(img->image->name));
+    json_object_object_add(o, "format", api_render_string(img->image->format));
+    json_object_object_add(o, "capacity_bytes", json_object_new_uint64(img->image->capacity));
+    json_object_object_add(o, "allocation_bytes",
+                           json_object_new_uint64(img->image->allocation));
+    json_object_object_add(o, "templates", names);
+    return o;
+}
+
+/**
  * api_render_iso:
  * @iso: an ISO's record
  *

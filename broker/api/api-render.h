@@ -13,6 +13,7 @@
 #include "db-users.h"
 #include "db-vms.h"
 #include "dom-template.h"
+#include "svc-images.h"
 
 /* An RFC 3339 UTC time, or JSON null for NULL. */
 json_object *api_render_time(GDateTime *t);
@@ -33,6 +34,7 @@ json_object *api_render_token(const DbToken *token);
  * detail} */
 json_object *api_render_audit(const DbAuditRow *row);
 json_object *api_render_connection(const DbConsoleConn *c);
+json_object *api_render_image(const SvcImage *img);
 /* iso: {id, name, size, sha256, public} */
 json_object *api_render_iso(const DbIso *iso);
 /* template: {name, kind, memory_mib, vcpus, ...} */

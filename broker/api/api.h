@@ -33,6 +33,7 @@ HttpReply *api_events(HttpRequest *req, void *app);
 HttpReply *api_vms_console_ticket(HttpRequest *req, void *app);
 
 extern const HttpStream api_isos_upload;
+extern const HttpStream api_images_upload;
 HttpReply *api_isos_list(HttpRequest *req, void *app);
 HttpReply *api_isos_delete(HttpRequest *req, void *app);
 
@@ -47,6 +48,8 @@ HttpReply *api_snapshots_delete(HttpRequest *req, void *app);
 HttpReply *api_disks_list(HttpRequest *req, void *app);
 HttpReply *api_disks_delete(HttpRequest *req, void *app);
 HttpReply *api_disks_reset(HttpRequest *req, void *app);
+HttpReply *api_images_list(HttpRequest *req, void *app);
+HttpReply *api_images_delete(HttpRequest *req, void *app);
 
 HttpReply *api_users_list(HttpRequest *req, void *app);
 HttpReply *api_users_disable(HttpRequest *req, void *app);

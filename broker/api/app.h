@@ -10,6 +10,7 @@
 #include "svc-accel.h"
 #include "svc-auth.h"
 #include "svc-console.h"
+#include "svc-images.h"
 #include "svc-isos.h"
 #include "svc-events.h"
 #include "svc-health.h"
@@ -32,6 +33,7 @@ typedef struct {
     SvcEvents *events;     /* event streams */
     SvcConsole *console;   /* console tickets and the relay */
     SvcIsos *isos;         /* ISO uploads */
+    SvcImages *images;     /* base images (admins) */
     SvcHealth *health;     /* what /readyz and /metrics read from the database */
     char *host_id;         /* hosts row of libvirt.uri */
     bool secure_cookies;   /* public_url is https: Secure cookies with the __Host- prefix */

@@ -85,6 +85,7 @@ typedef struct {
     SvcVms *vms;
     SvcConsole *console;
     SvcIsos *isos;
+    SvcImages *images;
     SvcSync *sync;            /* freed before vms and hv: its callbacks use them */
     SvcReaper *reaper;
     SvcJanitor *janitor;
@@ -99,6 +100,7 @@ daemon_clear(Daemon *d)
     g_clear_pointer(&d->janitor, svc_janitor_stop);
     g_clear_pointer(&d->reaper, svc_reaper_stop);
     g_clear_pointer(&d->sync, svc_sync_free);
+    g_clear_pointer(&d->images, svc_images_free);
     g_clear_pointer(&d->isos, svc_isos_free);
     g_clear_pointer(&d->console, svc_console_free);
     g_clear_pointer(&d->vms, svc_vms_free);
@@ -290,6 +292,16 @@ start_services(Daemon *d, GError **error)
         .max_bytes = cfg->storage_max_iso_bytes,
         .quota_bytes = cfg->storage_user_quota_bytes,
     });
+    d->images = svc_images_new(&(SvcImagesOptions) {
+        .db = d->pool,
+        .hv = d->hv,
+        .templates = d->templates,
+        .bounded = d->bounded,
+        .call_timeout_s = cfg->libvirt_call_timeout_s,
+        .name_prefix = cfg->libvirt_name_prefix,
+        .storage_dir = cfg->storage_dir,
+        .max_bytes = cfg->storage_max_image_bytes,
+    });
     return d->console != NULL;
 }
 
@@ -443,6 +455,7 @@ serve_until_signal(Daemon *d, const char *config_path, const sigset_t *sigs, GEr
         .events = d->events,
         .console = d->console,
         .isos = d->isos,
+        .images = d->images,
         .health = d->health,
         .host_id = d->host_id,
         .secure_cookies = g_str_has_prefix(cfg->http_public_url, "https://"),

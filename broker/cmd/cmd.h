@@ -49,4 +49,5 @@ int cmd_token(const char *config_path, int argc, char **argv);
 int cmd_template(const char *config_path, int argc, char **argv);
 int cmd_vm(const char *config_path, int argc, char **argv);
 int cmd_audit(const char *config_path, int argc, char **argv);
+int cmd_image(const char *config_path, int argc, char **argv);
 int cmd_version(const char *config_path, int argc, char **argv);

@@ -101,6 +101,8 @@ static const KeyDef keys[] = {
       OFF(storage_max_iso_bytes) },
     { "storage", "user_quota_bytes", KEY_UINT64, "21474836480", 0, G_GUINT64_CONSTANT(1) << 44,
       OFF(storage_user_quota_bytes) },
+    { "storage", "max_image_bytes", KEY_UINT64, "68719476736", 1, G_GUINT64_CONSTANT(1) << 44,
+      OFF(storage_max_image_bytes) },
     { "console", "listen", KEY_ADDRESS, "127.0.0.1", 0, 0, OFF(console_listen) },
     { "console", "vnc_ports", KEY_PORTS, "5900-5999", 0, 0, OFF(console_vnc_ports) },
     { "console", "ws_ports", KEY_PORTS, "5700-5799", 0, 0, OFF(console_ws_ports) },

@@ -76,6 +76,7 @@ typedef struct {
     /* [storage] */
     char *storage_dir;             /* where vmbroker's storage pools live */
     guint64 storage_max_iso_bytes; /* one uploaded ISO at most */
+    guint64 storage_max_image_bytes; /* one base image at most: its file and virtual size */
     guint64 storage_user_quota_bytes; /* one user's uploaded ISOs together at most */
 
     /* [console] */

@@ -21,6 +21,7 @@
 #include "svc-audit.h"
 #include "svc-users.h"
 #include "vmb-error.h"
+#include "vmb-file.h"
 #include "vmb-iso.h"
 #include "vmb-secret.h"
 
@@ -278,27 +279,12 @@ svc_isos_upload_begin(SvcIsos *isos, const DbUser *user, const char *name, gint6
 bool
 svc_isos_upload_write(SvcUpload *up, const void *data, size_t len, GError **error)
 {
-    const char *p = data;
-    size_t left = len;
-
     if (up->written + len > up->limit) {
         set_too_large(error, up->limit, up->limit < up->isos->opts.max_bytes);
         return false;
     }
-    while (left > 0) {
-        ssize_t n = write(up->fd, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            g_set_error(error, VMB_ERROR_PRIVATE,
-                        errno == ENOSPC || errno == EDQUOT ? VMB_ERROR_NO_SPACE
-                                                           : VMB_ERROR_INTERNAL,
-                        "writing %s: %s", up->tmp_path, g_strerror(errno));
-            return false;
-        }
-        p += n;
-        left -= (size_t) n;
-    }
+    if (!vmb_file_write_all(up->fd, data, len, up->tmp_path, error))
+        return false;
     if (EVP_DigestUpdate(up->sha, data, len) != 1) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_INTERNAL, "SHA-256 failed");
         return false;

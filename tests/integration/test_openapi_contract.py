@@ -282,6 +282,13 @@ class Contract(harness.TestCase):
         self.expect(404, 'delete', '/api/v1/vms/{id}/snapshots/{sid}', who='alice', id=vm_id,
                     sid='none')
 
+        self.assertEqual(self.expect(200, 'get', '/api/v1/images', who='root'), [])
+        self.expect(403, 'get', '/api/v1/images', who='alice')
+        self.expect(403, 'put', '/api/v1/images/{name}', who='alice', name='x.qcow2',
+                    raw=b'x', headers={'Content-Type': 'application/octet-stream'})
+        self.expect(422, 'put', '/api/v1/images/{name}', who='root', name='x.qcow2',
+                    raw=b'\0' * 4096, headers={'Content-Type': 'application/octet-stream'})
+        self.expect(404, 'delete', '/api/v1/images/{name}', who='root', name='x.qcow2')
         self.assertEqual(self.expect(200, 'get', '/api/v1/disks', who='alice'), [])
         self.expect(404, 'delete', '/api/v1/disks/{id}', who='alice', id='memtest@alice')
         self.expect(404, 'post', '/api/v1/disks/{id}/reset', who='alice', id='memtest@alice')

@@ -1,9 +1,10 @@
 // The admin page: every VM (owner, ports, state, age; kept current by the event stream) with
-// stop and delete, the users with disable, and the audit log (filtered, a page at a time). A
-// non-admin sees "Admins only" and nothing is fetched (the API refuses anyway).
-import { api, requireUser } from './api.js';
+// stop and delete, the users with disable, the base images (upload with progress, delete)
+// and the audit log (filtered, a page at a time). A non-admin sees "Admins only" and nothing
+// is fetched (the API refuses anyway).
+import { api, explain, freshCsrfToken, requireUser } from './api.js';
 import { coalesce, follow } from './live.js';
-import { ago, el, say, topbar, when } from './ui.js';
+import { ago, bytes, el, say, topbar, when } from './ui.js';
 
 const $ = (id) => document.getElementById(id);
 const busy = new Set(); // ids of VMs with an action in flight
@@ -112,6 +113,67 @@ async function loadUsers() {
     }));
 }
 
+async function loadImages() {
+    let images;
+    try {
+        images = (await api('GET', '/api/v1/images')) || [];
+    } catch (e) {
+        say($('images-msg'), `Could not list the base images: ${e.message}`);
+        return;
+    }
+    $('image-rows').replaceChildren(...images.map((img) => {
+        const del = el('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${img.name}` }, 'Delete');
+        del.addEventListener('click', async () => {
+            if (!confirm(`Delete the base image ${img.name}?`)) return;
+            del.disabled = true;
+            try {
+                await api('DELETE', `/api/v1/images/${encodeURIComponent(img.name)}`);
+                say($('images-msg'), `${img.name} is deleted.`, 'ok');
+            } catch (e) {
+                say($('images-msg'), `Could not delete ${img.name}: ${e.message}`);
+            }
+            await loadImages();
+        });
+        return el('tr', { dataset: { name: img.name } },
+            el('td', { class: 'mono' }, img.name), el('td', {}, img.format ?? '?'),
+            el('td', {}, bytes(img.capacity_bytes)), el('td', {}, bytes(img.allocation_bytes)),
+            el('td', {}, img.templates.join(', ') || '–'), el('td', { class: 'actions' }, del));
+    }));
+    $('image-empty').hidden = images.length > 0;
+}
+
+// PUT with XMLHttpRequest, whose upload.onprogress drives the progress bar.
+async function uploadImage(ev) {
+    ev.preventDefault();
+    const file = $('image-file').files[0];
+    const name = $('image-name').value.trim();
+    const bar = $('image-progress');
+    if (!file || !name) return;
+    const xhr = new XMLHttpRequest();
+    xhr.open('PUT', `/api/v1/images/${encodeURIComponent(name)}?format=${encodeURIComponent($('image-format').value)}`);
+    xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    const t = await freshCsrfToken();
+    if (t) xhr.setRequestHeader('X-CSRF-Token', t);
+    xhr.upload.onprogress = (e) => { bar.max = e.total || file.size || 1; bar.value = e.loaded; };
+    const done = (text, kind) => {
+        bar.hidden = true;
+        $('image-upload').disabled = false;
+        say($('images-msg'), text, kind);
+        loadImages();
+    };
+    xhr.onload = () => {
+        let data = null;
+        try { data = JSON.parse(xhr.responseText); } catch { data = null; }
+        if (xhr.status === 201) done(`${name} is uploaded (${bytes(data.capacity_bytes)}).`, 'ok');
+        else done(`The upload failed: ${explain(xhr.status, data, xhr.getResponseHeader('Retry-After'))}`);
+    };
+    xhr.onerror = () => done('The upload was cut off: the connection to the server broke.');
+    bar.hidden = false;
+    $('image-upload').disabled = true;
+    say($('images-msg'), '');
+    xhr.send(file);
+}
+
 // The audit log: the filter form's values, then "Older entries" follows next_cursor.
 let auditCursor = null;
 
@@ -160,6 +222,13 @@ async function init() {
     $('admin-content').hidden = false;
     followVms();
     loadUsers();
+    loadImages();
+    $('image-form').addEventListener('submit', uploadImage);
+    $('image-file').addEventListener('change', () => {
+        const f = $('image-file').files[0];
+        if (f && !$('image-name').value) $('image-name').value = f.name.toLowerCase();
+        if (f && /\.(raw|img)$/i.test(f.name)) $('image-format').value = 'raw';
+    });
     $('audit-filter').addEventListener('submit', (e) => { e.preventDefault(); loadAudit(false); });
     $('audit-more').addEventListener('click', () => loadAudit(true));
     loadAudit(false);
