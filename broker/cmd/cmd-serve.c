@@ -196,7 +196,57 @@ open_libvirt(Daemon *d)
         svc_accel_refresh(d->accel, conn, true);
 }
 
-/* Auth, VMs, consoles and ISOs. */
+/* What /readyz and /metrics read, with the gauges they set. */
+static void
+start_health(Daemon *d)
+{
+    const Config *cfg = d->cfg;
+
+    d->health = svc_health_new(&(SvcHealthOptions) {
+        .db = d->pool,
+        .cache = d->cache,
+        .host_id = d->host_id,
+        .metrics = d->metrics,
+        .hv = d->hv,
+        .templates = d->templates,
+        .storage_dir = cfg->storage_dir,
+        .host_memory_mib = cfg->limits_host_memory_mib,
+    });
+    svc_health_declare_metrics(d->metrics);
+    vmb_metrics_declare(d->metrics, "vmbroker_build_info", VMB_METRIC_GAUGE,
+                        "Always 1; the version of the running broker is its label.", NULL, 0);
+    vmb_metrics_set(d->metrics, "vmbroker_build_info", 1, "version", VMB_VERSION, NULL);
+}
+
+/* ISOs and base images. */
+static void
+start_uploads(Daemon *d)
+{
+    const Config *cfg = d->cfg;
+
+    d->isos = svc_isos_new(&(SvcIsosOptions) {
+        .db = d->pool,
+        .hv = d->hv,
+        .bounded = d->bounded,
+        .call_timeout_s = cfg->libvirt_call_timeout_s,
+        .storage_dir = cfg->storage_dir,
+        .name_prefix = cfg->libvirt_name_prefix,
+        .max_bytes = cfg->storage_max_iso_bytes,
+        .quota_bytes = cfg->storage_user_quota_bytes,
+    });
+    d->images = svc_images_new(&(SvcImagesOptions) {
+        .db = d->pool,
+        .hv = d->hv,
+        .templates = d->templates,
+        .bounded = d->bounded,
+        .call_timeout_s = cfg->libvirt_call_timeout_s,
+        .name_prefix = cfg->libvirt_name_prefix,
+        .storage_dir = cfg->storage_dir,
+        .max_bytes = cfg->storage_max_image_bytes,
+    });
+}
+
+/* Auth, health, operations, events, VMs, consoles and uploads. */
 static bool
 start_services(Daemon *d, GError **error)
 {
@@ -215,20 +265,7 @@ start_services(Daemon *d, GError **error)
         .max_signups_addr = cfg->auth_signups_per_addr,
         .window_s = cfg->auth_login_window_s,
     });
-    d->health = svc_health_new(&(SvcHealthOptions) {
-        .db = d->pool,
-        .cache = d->cache,
-        .host_id = d->host_id,
-        .metrics = d->metrics,
-        .hv = d->hv,
-        .templates = d->templates,
-        .storage_dir = cfg->storage_dir,
-        .host_memory_mib = cfg->limits_host_memory_mib,
-    });
-    svc_health_declare_metrics(d->metrics);
-    vmb_metrics_declare(d->metrics, "vmbroker_build_info", VMB_METRIC_GAUGE,
-                        "Always 1; the version of the running broker is its label.", NULL, 0);
-    vmb_metrics_set(d->metrics, "vmbroker_build_info", 1, "version", VMB_VERSION, NULL);
+    start_health(d);
     d->ops = svc_ops_new(&(SvcOpsOptions) {
         .db = d->pool,
         .conninfo = cfg->database_url,
@@ -282,26 +319,7 @@ start_services(Daemon *d, GError **error)
         .session_idle_s = cfg->console_session_idle_s,
         .session_max_s = cfg->console_session_max_s,
     }, error);
-    d->isos = svc_isos_new(&(SvcIsosOptions) {
-        .db = d->pool,
-        .hv = d->hv,
-        .bounded = d->bounded,
-        .call_timeout_s = cfg->libvirt_call_timeout_s,
-        .storage_dir = cfg->storage_dir,
-        .name_prefix = cfg->libvirt_name_prefix,
-        .max_bytes = cfg->storage_max_iso_bytes,
-        .quota_bytes = cfg->storage_user_quota_bytes,
-    });
-    d->images = svc_images_new(&(SvcImagesOptions) {
-        .db = d->pool,
-        .hv = d->hv,
-        .templates = d->templates,
-        .bounded = d->bounded,
-        .call_timeout_s = cfg->libvirt_call_timeout_s,
-        .name_prefix = cfg->libvirt_name_prefix,
-        .storage_dir = cfg->storage_dir,
-        .max_bytes = cfg->storage_max_image_bytes,
-    });
+    start_uploads(d);
     return d->console != NULL;
 }
 
