@@ -422,13 +422,88 @@ load_fields(Loader *l, DomTemplate *t)
            load_boot(l, t);
 }
 
+/* @name is a template's name: 1-64 of a-z, 0-9, '_' and '-', starting with a letter or
+ * digit. */
+static bool
+name_valid(const char *name)
+{
+    return name[0] && g_ascii_isalnum(name[0]) && strlen(name) <= 64 &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(name);
+}
+
+/**
+ * dom_template_parse:
+ * @name: the template's name
+ * @text: its JSON text
+ * @len: the text's length
+ * @where: what errors start with: the file's path, or "template NAME"
+ * @error: return location for an error
+ *
+ * Validates one template definition. Errors have kind VMB_ERROR_CONFIG and read
+ * "<where>: field '<field>': <reason>" (or "<where>: <reason>" for the text as a whole).
+ *
+ * Returns: (transfer full): the template (its path NULL), or NULL on error.
+ */
+DomTemplate *
+dom_template_parse(const char *name, const char *text, gsize len, const char *where,
+                   GError **error)
+{
+    g_autoptr(json_object) root = NULL;
+    g_autoptr(DomTemplate) t = g_new0(DomTemplate, 1);
+    json_tokener *tok;
+    enum json_tokener_error jerr;
+    size_t consumed;
+    Loader l = { .path = where, .error = error };
+
+    if (!name_valid(name)) {
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG,
+                    "%s: a template name is 1-64 of a-z, 0-9, '_' and '-', starting with a "
+                    "letter or digit", where);
+        return NULL;
+    }
+    if (len > 1024 * 1024 || strlen(text) != len) {
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: not a JSON text", where);
+        return NULL;
+    }
+    if (!g_utf8_validate(text, (gssize) len, NULL)) {
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: not valid UTF-8", where);
+        return NULL;
+    }
+    tok = json_tokener_new();
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    root = json_tokener_parse_ex(tok, text, (int) len);
+    jerr = json_tokener_get_error(tok);
+    consumed = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    if (!root || jerr != json_tokener_success) {
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: invalid JSON at byte %zu: %s",
+                    where, consumed, jerr == json_tokener_continue ? "unexpected end of file"
+                                                                   : json_tokener_error_desc(jerr));
+        return NULL;
+    }
+    if (text[consumed + strspn(text + consumed, " \t\r\n")] != '\0') {
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG,
+                    "%s: trailing text after the JSON object at byte %zu", where, consumed);
+        return NULL;
+    }
+    if (!json_object_is_type(root, json_type_object)) {
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: a template is a JSON object",
+                    where);
+        return NULL;
+    }
+    l.root = root;
+    if (!load_fields(&l, t))
+        return NULL;
+    t->name = g_strdup(name);
+    return g_steal_pointer(&t);
+}
+
 /**
  * dom_template_load_file:
  * @path: a template file, "<name>.json"
  * @error: return location for an error
  *
- * Reads and validates one template. Errors have kind VMB_ERROR_CONFIG and read
- * "<path>: field '<field>': <reason>" (or "<path>: <reason>" for the file as a whole).
+ * Reads and validates one template (dom_template_parse(), errors starting with @path).
  *
  * Returns: (transfer full): the template, or NULL on error.
  */
@@ -439,68 +514,28 @@ dom_template_load_file(const char *path, GError **error)
     g_autofree char *base = g_path_get_basename(path);
     gsize len = 0;
     g_autoptr(GError) local = NULL;
-    g_autoptr(json_object) root = NULL;
-    g_autoptr(DomTemplate) t = g_new0(DomTemplate, 1);
-    json_tokener *tok;
-    enum json_tokener_error jerr;
-    size_t consumed;
-    Loader l = { .path = path, .error = error };
+    DomTemplate *t;
 
     if (!g_str_has_suffix(base, ".json")) {
-        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: a template file name ends in .json",
-                    path);
+        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG,
+                    "%s: a template file name ends in .json", path);
         return NULL;
     }
     base[strlen(base) - strlen(".json")] = '\0';
-    if (!base[0] || !g_ascii_isalnum(base[0]) || strspn(base, "abcdefghijklmnopqrstuvwxyz"
-                                                              "0123456789_-") != strlen(base) ||
-        strlen(base) > 64) {
+    if (!name_valid(base)) {
         g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG,
                     "%s: a template name is 1-64 of a-z, 0-9, '_' and '-', starting with a "
-                    "letter or digit",
-                    path);
+                    "letter or digit", path);
         return NULL;
     }
     if (!g_file_get_contents(path, &text, &len, &local)) {
         g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: %s", path, local->message);
         return NULL;
     }
-    if (len > 1024 * 1024 || strlen(text) != len) {
-        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: not a JSON text file", path);
-        return NULL;
-    }
-    if (!g_utf8_validate(text, (gssize) len, NULL)) {
-        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: not valid UTF-8", path);
-        return NULL;
-    }
-
-    tok = json_tokener_new();
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    root = json_tokener_parse_ex(tok, text, (int) len);
-    jerr = json_tokener_get_error(tok);
-    consumed = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
-    if (!root || jerr != json_tokener_success) {
-        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: invalid JSON at byte %zu: %s", path,
-                    consumed, jerr == json_tokener_continue ? "unexpected end of file"
-                                                            : json_tokener_error_desc(jerr));
-        return NULL;
-    }
-    if (text[consumed + strspn(text + consumed, " \t\r\n")] != '\0') {
-        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: trailing text after the JSON object at byte %zu",
-                    path, consumed);
-        return NULL;
-    }
-    if (!json_object_is_type(root, json_type_object)) {
-        g_set_error(error, VMB_ERROR_PRIVATE, VMB_ERROR_CONFIG, "%s: a template is a JSON object", path);
-        return NULL;
-    }
-    l.root = root;
-    if (!load_fields(&l, t))
-        return NULL;
-    t->name = g_steal_pointer(&base);
-    t->path = g_strdup(path);
-    return g_steal_pointer(&t);
+    t = dom_template_parse(base, text, len, path, error);
+    if (t)
+        t->path = g_strdup(path);
+    return t;
 }
 
 /**
@@ -657,6 +692,27 @@ dom_template_set_load_dir(const char *dir, GError **error)
         g_hash_table_insert(set->by_name, t->name, t);
     }
     return g_steal_pointer(&set);
+}
+
+/**
+ * dom_template_set_add:
+ * @set: a set no reader holds yet (just loaded)
+ * @tmpl: (transfer full): a template
+ *
+ * Returns: true when @tmpl joined @set; false (and @tmpl freed) when @set has one by that
+ *   name already.
+ */
+bool
+dom_template_set_add(DomTemplateSet *set, DomTemplate *tmpl)
+{
+    if (g_hash_table_contains(set->by_name, tmpl->name)) {
+        dom_template_free(tmpl);
+        return false;
+    }
+    g_ptr_array_add(set->list, tmpl);
+    g_ptr_array_sort(set->list, compare_by_name);
+    g_hash_table_insert(set->by_name, tmpl->name, tmpl);
+    return true;
 }
 
 /**

@@ -59,7 +59,7 @@ typedef enum {
 /* A loaded, validated template. Read-only for callers. */
 typedef struct {
     char *name;              /* the file name without ".json": [a-z0-9][a-z0-9_-]* */
-    char *path;              /* the file it was loaded from */
+    char *path;              /* the file it was loaded from; NULL: defined through the API */
     char *description;       /* free text for people, may be empty */
     DomTemplateKind kind;
     guint memory_mib;        /* guest RAM */
@@ -100,6 +100,8 @@ int dom_template_image_format_from_string(const char *s);
 
 /* One template */
 DomTemplate *dom_template_load_file(const char *path, GError **error);
+DomTemplate *dom_template_parse(const char *name, const char *text, gsize len,
+                                const char *where, GError **error);
 void dom_template_free(DomTemplate *tmpl);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(DomTemplate, dom_template_free)
 
@@ -113,6 +115,8 @@ DomTemplateSet *dom_template_set_ref(DomTemplateSet *set);
 void dom_template_set_unref(DomTemplateSet *set);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(DomTemplateSet, dom_template_set_unref)
 
+/* Adds @tmpl (transfer full) to a set no reader holds yet; false when the name is taken. */
+bool dom_template_set_add(DomTemplateSet *set, DomTemplate *tmpl);
 const DomTemplate *dom_template_set_lookup(const DomTemplateSet *set, const char *name);
 guint dom_template_set_count(const DomTemplateSet *set);
 const DomTemplate *dom_template_set_nth(const DomTemplateSet *set, guint i);

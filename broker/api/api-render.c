@@ -208,12 +208,16 @@ api_render_iso(const DbIso *iso)
  * api_render_template:
  * @tmpl: a loaded template
  *
- * Returns: (transfer full): its public fields (dom_template_to_json: no host paths).
+ * Returns: (transfer full): its public fields (dom_template_to_json: no host paths) and its
+ *   source: "file" (templates.dir, read-only here) or "api".
  */
 json_object *
 api_render_template(const DomTemplate *tmpl)
 {
-    return dom_template_to_json(tmpl);
+    json_object *o = dom_template_to_json(tmpl);
+
+    json_object_object_add(o, "source", json_object_new_string(tmpl->path ? "file" : "api"));
+    return o;
 }
 
 json_object *

@@ -50,6 +50,9 @@ HttpReply *api_disks_delete(HttpRequest *req, void *app);
 HttpReply *api_disks_reset(HttpRequest *req, void *app);
 HttpReply *api_images_list(HttpRequest *req, void *app);
 HttpReply *api_images_delete(HttpRequest *req, void *app);
+HttpReply *api_templates_create(HttpRequest *req, void *app);
+HttpReply *api_templates_update(HttpRequest *req, void *app);
+HttpReply *api_templates_delete(HttpRequest *req, void *app);
 
 HttpReply *api_users_list(HttpRequest *req, void *app);
 HttpReply *api_users_disable(HttpRequest *req, void *app);

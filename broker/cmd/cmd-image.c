@@ -65,7 +65,7 @@ cmd_image(const char *config_path, int argc, char **argv)
     if (!cfg)
         return CMD_EXIT_FAILURE;
     pool = cmd_open_pool(cfg);
-    if (!(set = dom_template_set_load_dir(cfg->templates_dir, &error)))
+    if (!(set = svc_templates_load(pool, cfg->templates_dir, &error)))
         return cmd_fail_error("image list", error);
     templates = svc_templates_new(&(SvcTemplatesOptions) { pool, cfg->templates_dir }, set);
     hv = dom_hypervisor_new(cfg->libvirt_uri);

@@ -146,7 +146,7 @@ open_database(Daemon *d, GError **error)
         vmb_info("applied %d migration(s); schema at version %d", applied,
                  db_migrate_known_version());
     d->cache = db_cache_new(d->pool, cfg->database_url, cfg->database_cache_entries);
-    templates = dom_template_set_load_dir(cfg->templates_dir, error);
+    templates = svc_templates_load(d->pool, cfg->templates_dir, error);
     if (!templates)
         return false;
     prep = (PrepareTx) { cfg, templates, NULL };

@@ -65,7 +65,7 @@ vm_ctx_open(VmCtx *c, GError **error)
 
     c->pool = cmd_open_pool(cfg);
     c->users = cmd_open_users(cfg, c->pool);
-    set = dom_template_set_load_dir(cfg->templates_dir, error);
+    set = svc_templates_load(c->pool, cfg->templates_dir, error);
     if (!set)
         return false;
     c->templates = svc_templates_new(&(SvcTemplatesOptions) { c->pool, cfg->templates_dir },

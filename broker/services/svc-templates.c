@@ -5,7 +5,10 @@
 #include <string.h>
 
 #include "db-templates.h"
+#include "svc-audit.h"
+#include "vmb-error.h"
 #include "vmb-json.h"
+#include "vmb-log.h"
 
 struct SvcTemplates {
     DbPool *db;
@@ -104,10 +107,49 @@ describe(GString *out, const char *what, const DomTemplateSet *from,
     }
 }
 
+/* Adds the API's templates to @set; one whose name a file took, or that no longer passes
+ * (a newer vmbroker checks more), is left out with a warning. */
+static bool
+add_api_templates(DbPool *db, DomTemplateSet *set, GError **error)
+{
+    g_autoptr(DbConn) conn = db_pool_acquire(db, error);
+    g_autoptr(GPtrArray) rows = conn ? db_api_templates_list(conn, error) : NULL;
+
+    for (guint i = 0; rows && i + 1 < rows->len; i += 2) {
+        const char *name = rows->pdata[i], *text = rows->pdata[i + 1];
+        g_autofree char *where = g_strdup_printf("template %s (defined through the API)", name);
+        g_autoptr(GError) bad = NULL;
+        DomTemplate *t = dom_template_parse(name, text, strlen(text), where, &bad);
+        if (!t)
+            vmb_warning("%s; left out", bad->message);
+        else if (!dom_template_set_add(set, t))
+            vmb_warning("%s: a file of templates.dir has that name; the file's is used", where);
+    }
+    return rows != NULL;
+}
+
+/**
+ * svc_templates_load:
+ * @db: PostgreSQL
+ * @dir: templates.dir
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the files of @dir and the templates defined through the API.
+ */
+DomTemplateSet *
+svc_templates_load(DbPool *db, const char *dir, GError **error)
+{
+    g_autoptr(DomTemplateSet) set = dom_template_set_load_dir(dir, error);
+
+    if (!set || !add_api_templates(db, set, error))
+        return NULL;
+    return g_steal_pointer(&set);
+}
+
 bool
 svc_templates_reload(SvcTemplates *templates, GString *summary, GError **error)
 {
-    g_autoptr(DomTemplateSet) fresh = dom_template_set_load_dir(templates->dir, error);
+    g_autoptr(DomTemplateSet) fresh = svc_templates_load(templates->db, templates->dir, error);
     g_autoptr(DomTemplateSet) old = NULL;
 
     if (!fresh || !db_pool_transaction(templates->db, store_tx, fresh, error))
@@ -120,5 +162,112 @@ svc_templates_reload(SvcTemplates *templates, GString *summary, GError **error)
     describe(summary, "added", fresh, old, false);
     describe(summary, "removed", old, fresh, false);
     describe(summary, "changed", fresh, old, true);
+    return true;
+}
+
+static bool
+admin_only(const DbUser *caller, GError **error)
+{
+    if (caller->role == DB_ROLE_ADMIN)
+        return true;
+    g_set_error(error, VMB_ERROR, VMB_ERROR_FORBIDDEN, "Templates are defined by admins.");
+    return false;
+}
+
+/* Whether a template file (read-only here) holds @name. */
+static bool
+file_template(SvcTemplates *templates, const char *name)
+{
+    g_autoptr(DomTemplateSet) set = svc_templates_get(templates);
+    const DomTemplate *t = dom_template_set_lookup(set, name);
+
+    return t && t->path;
+}
+
+/* @text as a template for the API: valid as a file would be, and with no host path in it. */
+static bool
+check_definition(const char *name, const char *text, GError **error)
+{
+    g_autofree char *where = g_strdup_printf("template %s", name);
+    g_autoptr(GError) bad = NULL;
+    g_autoptr(DomTemplate) t = dom_template_parse(name, text, strlen(text), where, &bad);
+
+    if (!t) {
+        /* Its words name fields, never host paths: the uploader needs them. */
+        g_set_error_literal(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, bad->message);
+        return false;
+    }
+    if (t->iso_path) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE,
+                    "%s: field 'iso_path': a host path is for template files; a template "
+                    "defined here boots an uploaded ISO or a base image", where);
+        return false;
+    }
+    return true;
+}
+
+typedef struct {
+    const char *name;
+    const char *text;     /* NULL: delete */
+    const DbUser *caller;
+    const char *remote_addr;
+    bool create;
+} ChangeTx;
+
+static bool
+change_tx(DbConn *conn, void *data, GError **error)
+{
+    ChangeTx *tx = data;
+    g_autoptr(json_object) detail = json_object_new_object();
+    const char *action = !tx->text ? "template.delete"
+                         : tx->create ? "template.create" : "template.update";
+
+    if (tx->text && !db_api_templates_put(conn, tx->name, tx->text, tx->caller->id, tx->create,
+                                          error))
+        return false;
+    if (!tx->text && !db_api_templates_delete(conn, tx->name, error))
+        return false;
+    if (tx->text)
+        json_object_object_add(detail, "definition", json_tokener_parse(tx->text));
+    return svc_audit_write(conn, tx->caller, action, "template", tx->name, tx->remote_addr,
+                           detail, error);
+}
+
+/**
+ * svc_templates_change:
+ * @templates: the service
+ * @caller: who asks (an admin)
+ * @name: the template
+ * @text: (nullable): its JSON definition; NULL deletes it
+ * @create: a new template rather than a replacement
+ * @remote_addr: (nullable): for the audit log
+ * @error: return location for an error (VMB_ERROR_FORBIDDEN, _UNPROCESSABLE with the field
+ *   that is wrong, _CONFLICT for a file's name, a name in use or a template VMs use,
+ *   _NOT_FOUND)
+ *
+ * Stores the change (audited as template.create, .update or .delete) and puts the templates
+ * in use anew, as a reload does.
+ *
+ * Returns: true on success.
+ */
+bool
+svc_templates_change(SvcTemplates *templates, const DbUser *caller, const char *name,
+                     const char *text, bool create, const char *remote_addr, GError **error)
+{
+    ChangeTx tx = { name, text, caller, remote_addr, create };
+    g_autoptr(GString) summary = g_string_new(NULL);
+
+    if (!admin_only(caller, error) || (text && !check_definition(name, text, error)))
+        return false;
+    if (file_template(templates, name)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+                    "Template %s is a file of templates.dir: change it there.", name);
+        return false;
+    }
+    if (!db_pool_transaction(templates->db, change_tx, &tx, error))
+        return false;
+    if (!svc_templates_reload(templates, summary, error))
+        return false;
+    vmb_info("templates changed through the API: %s", summary->str);
     return true;
 }

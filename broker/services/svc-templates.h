@@ -8,6 +8,7 @@
 #include <glib.h>
 
 #include "db-pool.h"
+#include "db-users.h"
 #include "dom-template.h"
 
 typedef struct SvcTemplates SvcTemplates;
@@ -28,6 +29,15 @@ DomTemplateSet *svc_templates_get(SvcTemplates *templates);
 /* Writes @set's definitions to the templates table (in the caller's transaction). */
 bool svc_templates_store(DbConn *conn, const DomTemplateSet *set, GError **error);
 
-/* Loads the folder again, stores it and puts it in use; @summary gets what changed
+/* The files of @dir with the templates defined through the API (api_templates). */
+DomTemplateSet *svc_templates_load(DbPool *db, const char *dir, GError **error);
+
+/* Defines (@create), replaces or (@text NULL) deletes a template of the API's, as an admin;
+ * the set in use is reloaded. Template files stay read-only. */
+bool svc_templates_change(SvcTemplates *templates, const DbUser *caller, const char *name,
+                          const char *text, bool create, const char *remote_addr,
+                          GError **error);
+
+/* Loads the folder and the API's templates again, stores them and puts them in use; @summary gets what changed
  * ("2 template(s); added: a; removed: b; changed: c"). One bad file keeps the running set. */
 bool svc_templates_reload(SvcTemplates *templates, GString *summary, GError **error);

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// Base images from the admin page: the admin picks a qcow2 file (the name fills in from it),
-// uploads it with the progress bar and sees it listed with its size; a qcow2 with a backing
-// file is refused with the server's reason; Delete removes the image from the page, the API
-// and libvirt's base pool.
+// Base images and templates from the admin page: the admin picks a qcow2 file (the name fills
+// in from it), uploads it with the progress bar and sees it listed with its size; a qcow2 with
+// a backing file is refused with the server's reason; Delete removes the image from the page,
+// the API and libvirt's base pool. Then the admin defines a template with the form (it shows
+// on the dashboard), edits it, is told what is wrong with a bad one, and deletes it.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -46,5 +47,30 @@ await run('images', async ({ broker, page, name }) => {
     const vols = spawnSync('virsh', ['-c', 'qemu:///system', 'vol-list', `${broker.prefix}base`], { encoding: 'utf8' }).stdout;
     check(!vols.includes('lab-base.qcow2'), `libvirt's base pool still lists the image:\n${vols}`);
     await shot(page, name, 'deleted');
+
+    const tmsg = page.locator('#templates-msg');
+    await page.locator('#template-name').fill('lab');
+    await page.getByRole('button', { name: 'Save template' }).click();
+    await tmsg.filter({ hasText: 'lab is defined.' }).waitFor();
+    const trow = page.locator('#template-rows tr[data-name="lab"]');
+    check((await trow.textContent()).includes('api'), `the template's row does not say api: ${await trow.textContent()}`);
+    await trow.getByRole('button', { name: 'Edit template lab' }).click();
+    const def = JSON.parse(await page.locator('#template-json').inputValue());
+    check(def.memory_mib === 1024, `Edit did not load the definition: ${JSON.stringify(def)}`);
+    await page.locator('#template-json').fill(JSON.stringify({ ...def, memory_mib: 0 }));
+    await page.getByRole('button', { name: 'Save template' }).click();
+    await tmsg.filter({ hasText: 'memory_mib' }).waitFor();
+    await page.locator('#template-json').fill(JSON.stringify({ ...def, memory_mib: 768 }));
+    await page.getByRole('button', { name: 'Save template' }).click();
+    await tmsg.filter({ hasText: 'lab is changed.' }).waitFor();
+    check((await trow.textContent()).includes('768 MiB'), `the row does not show the change: ${await trow.textContent()}`);
+    await shot(page, name, 'template');
+    await page.goto(`${broker.origin}/`);
+    await page.locator('#template-list .card[data-name="lab"]').waitFor();
+    await page.goto(`${broker.origin}/ui/admin.html`);
+    page.once('dialog', (d) => d.accept());
+    await page.locator('#template-rows tr[data-name="lab"]').getByRole('button', { name: 'Delete template lab' }).click();
+    await tmsg.filter({ hasText: 'lab is deleted.' }).waitFor();
+    check(!(await broker.api('GET', '/api/v1/templates')).body.some((t) => t.name === 'lab'), 'the API still lists the template');
 });
 fs.rmSync(work, { recursive: true, force: true });

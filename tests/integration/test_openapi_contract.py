@@ -282,6 +282,18 @@ class Contract(harness.TestCase):
         self.expect(404, 'delete', '/api/v1/vms/{id}/snapshots/{sid}', who='alice', id=vm_id,
                     sid='none')
 
+        lab = {'kind': 'iso', 'memory_mib': 256, 'vcpus': 1, 'video': 'vga', 'network': 'none',
+               'boot': ['cdrom']}
+        self.expect(403, 'post', '/api/v1/templates', who='alice', body={'name': 'lab', **lab})
+        self.expect(422, 'post', '/api/v1/templates', who='root',
+                    body={'name': 'lab', **lab, 'vcpus': 0})
+        self.assertEqual(self.expect(201, 'post', '/api/v1/templates', who='root',
+                                     body={'name': 'lab', **lab})['source'], 'api')
+        self.expect(409, 'post', '/api/v1/templates', who='root', body={'name': 'lab', **lab})
+        self.expect(200, 'put', '/api/v1/templates/{name}', who='root', name='lab', body=lab)
+        self.expect(404, 'put', '/api/v1/templates/{name}', who='root', name='none', body=lab)
+        self.expect(409, 'delete', '/api/v1/templates/{name}', who='root', name='memtest')
+        self.expect(204, 'delete', '/api/v1/templates/{name}', who='root', name='lab')
         self.assertEqual(self.expect(200, 'get', '/api/v1/images', who='root'), [])
         self.expect(403, 'get', '/api/v1/images', who='alice')
         self.expect(403, 'put', '/api/v1/images/{name}', who='alice', name='x.qcow2',

@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 PASSWORD = 'a good password'
+MEMTEST = '/usr/lib/memtest86+/memtest86+x64.iso'
 
 
 class Templates(harness.TestCase):
@@ -131,6 +132,76 @@ class Templates(harness.TestCase):
             f.write('{"kind": ')
         self.assertIn('broken.json', self.sighup('kept the running templates'))
         self.assertIn('small', self.listing(alice))
+
+    def start_for_the_api(self):
+        """A broker on the test's templates; returns alice's and an admin's headers, the
+        memtest template and that template without its host path (one the API takes)."""
+        overrides = {'templates': {'dir': self.templates}}
+        self.migrate(self.config(**overrides))
+        self.broker = self.serve(**overrides)
+        self.addCleanup(harness.remove_domains, self.broker.sections['libvirt']['name_prefix'])
+        with open(os.path.join(harness.SRC, 'templates', 'memtest.json')) as f:
+            memtest = json.load(f)
+        return (self.user('alice', 'user'), self.user('root', 'admin'), memtest,
+                {k: v for k, v in memtest.items() if k != 'iso_path'})
+
+    def test_admins_define_templates_through_the_api(self):
+        alice, admin, memtest, lab = self.start_for_the_api()
+        lab.update(description='boot an uploaded ISO', memory_mib=384)
+
+        self.api('POST', '/api/v1/templates', {'name': 'lab', **lab}, auth=alice, want=403)
+        made = self.api('POST', '/api/v1/templates', {'name': 'lab', **lab}, auth=admin, want=201)
+        self.assertEqual((made['name'], made['source'], made['memory_mib']), ('lab', 'api', 384))
+        self.assertEqual(self.listing(alice)['lab']['description'], 'boot an uploaded ISO')
+        self.assertEqual(self.listing(alice)['memtest']['source'], 'file')
+        self.api('POST', '/api/v1/templates', {'name': 'lab', **lab}, auth=admin, want=409)
+        # The checks of template files, with the field that is wrong; no host paths here.
+        bad = self.api('POST', '/api/v1/templates', {'name': 'bad', **lab, 'memory_mib': 0},
+                       auth=admin, want=422)
+        self.assertIn("'memory_mib'", bad['detail'])
+        self.assertIn("'iso_path'", self.api('POST', '/api/v1/templates',
+                                              {'name': 'host', **memtest}, auth=admin,
+                                              want=422)['detail'])
+        self.api('POST', '/api/v1/templates', {'name': 'Bad Name', **lab}, auth=admin, want=422)
+        self.api('POST', '/api/v1/templates', {'name': 'memtest', **lab}, auth=admin, want=409)
+        self.api('PUT', '/api/v1/templates/memtest', lab, auth=admin, want=409)
+        self.api('DELETE', '/api/v1/templates/memtest', auth=admin, want=409)
+
+        changed = self.api('PUT', '/api/v1/templates/lab', {**lab, 'memory_mib': 512},
+                           auth=admin, want=200)
+        self.assertEqual(changed['memory_mib'], 512)
+        self.api('PUT', '/api/v1/templates/nope', lab, auth=admin, want=404)
+        # Kept across a reload and a restart, and used like a file's template.
+        self.broker.signal(signal.SIGHUP)
+        self.broker.kill()
+        self.broker = self.serve(templates={'dir': self.templates})
+        self.assertEqual(self.listing(alice)['lab']['memory_mib'], 512)
+        r = self.vmb('template', 'list', config=self.broker.config)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn('lab', r.stdout.split())  # the command line lists the files only
+
+        actions = [row[0] for row in self.db.psql(
+            "SELECT action FROM audit_log WHERE object_kind = 'template' ORDER BY id")]
+        self.assertEqual(actions, ['template.create', 'template.update'])
+        self.api('DELETE', '/api/v1/templates/lab', auth=admin, want=204)
+        self.assertNotIn('lab', self.listing(alice))
+        self.api('DELETE', '/api/v1/templates/lab', auth=admin, want=404)
+
+    def test_a_template_defined_through_the_api_boots_and_is_kept_while_used(self):
+        alice, admin, _, lab = self.start_for_the_api()
+        self.api('POST', '/api/v1/templates', {'name': 'lab', **lab}, auth=admin, want=201)
+        with open(MEMTEST, 'rb') as f:
+            status, _, iso = self.broker.raw_request(
+                'PUT', '/api/v1/isos/lab.iso', f.read(),
+                {'Content-Type': 'application/octet-stream', **alice})
+        self.assertEqual(status, 201, iso)
+        vm = self.api('POST', '/api/v1/vms', {'template': 'lab', 'iso': json.loads(iso)['id']},
+                      auth=alice, want=201)['vm']
+        self.assertEqual((vm['template'], vm['state']), ('lab', 'running'))
+        self.assertIn('use template lab', self.api('DELETE', '/api/v1/templates/lab',
+                                                   auth=admin, want=409)['detail'])
+        self.api('DELETE', f'/api/v1/vms/{vm["id"]}', auth=alice, want=204)
+        self.api('DELETE', '/api/v1/templates/lab', auth=admin, want=204)
 
 
 if __name__ == '__main__':

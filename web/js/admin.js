@@ -1,6 +1,6 @@
 // The admin page: every VM (owner, ports, state, age; kept current by the event stream) with
-// stop and delete, the users with disable, the base images (upload with progress, delete)
-// and the audit log (filtered, a page at a time). A non-admin sees "Admins only" and nothing
+// stop and delete, the users with disable, the templates (define, edit and delete those of
+// the API's), the base images (upload with progress, delete) and the audit log (filtered, a page at a time). A non-admin sees "Admins only" and nothing
 // is fetched (the API refuses anyway).
 import { api, explain, freshCsrfToken, requireUser } from './api.js';
 import { coalesce, follow } from './live.js';
@@ -113,6 +113,69 @@ async function loadUsers() {
     }));
 }
 
+const apiTemplates = new Set(); // names of the templates defined through the API
+
+async function loadTemplates() {
+    let list;
+    try {
+        list = (await api('GET', '/api/v1/templates')) || [];
+    } catch (e) {
+        say($('templates-msg'), `Could not list the templates: ${e.message}`);
+        return;
+    }
+    apiTemplates.clear();
+    $('template-rows').replaceChildren(...list.map((t) => {
+        const actions = el('td', { class: 'actions' });
+        if (t.source === 'api') {
+            apiTemplates.add(t.name);
+            const edit = el('button', { type: 'button', 'aria-label': `Edit template ${t.name}` }, 'Edit');
+            edit.addEventListener('click', () => {
+                const { name, source, available, unavailable_reason, admin_hint, needs_iso, ...def } = t;
+                if (!def.disk_gib) delete def.disk_gib; // the listing's 0 is a file's "no disk"
+                $('template-name').value = name;
+                $('template-json').value = JSON.stringify(def, null, 2);
+                $('template-name').focus();
+            });
+            const del = el('button', { type: 'button', class: 'danger', 'aria-label': `Delete template ${t.name}` }, 'Delete');
+            del.addEventListener('click', async () => {
+                if (!confirm(`Delete the template ${t.name}?`)) return;
+                try {
+                    await api('DELETE', `/api/v1/templates/${encodeURIComponent(t.name)}`);
+                    say($('templates-msg'), `${t.name} is deleted.`, 'ok');
+                } catch (e) {
+                    say($('templates-msg'), `Could not delete ${t.name}: ${e.message}`);
+                }
+                await loadTemplates();
+            });
+            actions.append(edit, ' ', del);
+        }
+        return el('tr', { dataset: { name: t.name } },
+            el('td', { class: 'mono' }, t.name), el('td', {}, t.source), el('td', {}, t.kind),
+            el('td', {}, `${t.memory_mib} MiB`), actions);
+    }));
+}
+
+async function saveTemplate(ev) {
+    ev.preventDefault();
+    const name = $('template-name').value.trim();
+    let def;
+    try {
+        def = JSON.parse($('template-json').value);
+    } catch (e) {
+        say($('templates-msg'), `The definition is not JSON: ${e.message}`);
+        return;
+    }
+    const exists = apiTemplates.has(name);
+    try {
+        if (exists) await api('PUT', `/api/v1/templates/${encodeURIComponent(name)}`, { body: def });
+        else await api('POST', '/api/v1/templates', { body: { ...def, name } });
+        say($('templates-msg'), `${name} is ${exists ? 'changed' : 'defined'}.`, 'ok');
+    } catch (e) {
+        say($('templates-msg'), `Could not save ${name}: ${e.message}`);
+    }
+    await loadTemplates();
+}
+
 async function loadImages() {
     let images;
     try {
@@ -222,6 +285,8 @@ async function init() {
     $('admin-content').hidden = false;
     followVms();
     loadUsers();
+    loadTemplates();
+    $('template-form').addEventListener('submit', saveTemplate);
     loadImages();
     $('image-form').addEventListener('submit', uploadImage);
     $('image-file').addEventListener('change', () => {
