@@ -108,6 +108,7 @@ vm_ctx_open(VmCtx *c, GError **error)
         .snapshots_per_vm = cfg->limits_snapshots_per_vm,
         .snapshots_per_user = cfg->limits_snapshots_per_user,
         .snapshot_disk_gib = cfg->limits_snapshot_disk_gib,
+        .snapshot_gib_per_user = cfg->limits_snapshot_gib_per_user,
         .disk_gib_per_user = cfg->limits_disk_gib_per_user,
     });
     c->cli = cmd_cli_caller();

@@ -124,6 +124,8 @@ static const KeyDef keys[] = {
     { "limits", "snapshots_per_user", KEY_UINT, "10", 0, 10000,
       OFF(limits_snapshots_per_user) },
     { "limits", "snapshot_disk_gib", KEY_UINT, "64", 1, 65536, OFF(limits_snapshot_disk_gib) },
+    { "limits", "snapshot_gib_per_user", KEY_UINT, "256", 1, 1048576,
+      OFF(limits_snapshot_gib_per_user) },
     { "limits", "disk_gib_per_user", KEY_UINT, "100", 0, 1048576,
       OFF(limits_disk_gib_per_user) },
     { "templates", "dir", KEY_DIR, VMB_TEMPLATES_DIR, 0, 0, OFF(templates_dir) },

@@ -98,6 +98,7 @@ typedef struct {
     unsigned limits_snapshots_per_vm;   /* snapshots one VM may hold (0: none) */
     unsigned limits_snapshots_per_user; /* snapshots of all a user's VMs together */
     unsigned limits_snapshot_disk_gib;  /* a VM's disks with their snapshots, at most */
+    unsigned limits_snapshot_gib_per_user; /* a user's disks holding snapshots, together */
     unsigned limits_disk_gib_per_user;  /* a user's persistent disks together; 0: no quota */
 
     /* [templates] */

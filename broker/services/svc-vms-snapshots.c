@@ -2,10 +2,11 @@
 // Snapshots of a VM. Each create, revert or delete is an operation of kind "snapshot", so it
 // never runs beside a stop, a start or another snapshot of the same VM, survives a broker's
 // death and shows its progress. The worker checks the bounds (limits.snapshots_per_vm,
-// .snapshots_per_user, .snapshot_disk_gib) against libvirt, then asks dom-snapshot for an
+// .snapshots_per_user, .snapshot_disk_gib, .snapshot_gib_per_user) against libvirt, then asks dom-snapshot for an
 // internal snapshot with the guest's memory (README: Snapshots says why).
 #include "svc-vms-private.h"
 
+#include <string.h>
 #include <json-c/json.h>
 
 #include "db-users.h"
@@ -94,38 +95,52 @@ svc_vms_snapshot_queue(SvcVms *vms, const DbUser *caller, const char *vm_id,
     return svc_vms_queue_spec(vms, &spec, &vm, ret_vm, ret_active, error);
 }
 
-/* Snapshots held by the VMs of @vm's owner, when the owner is a role-user (admins and
- * service accounts are not bounded). */
+/* What the VMs of @vm's owner hold: their snapshots, and the host bytes of the disks of
+ * those that hold any (their snapshots inside) or are @vm. */
 static bool
-owner_count(SvcVms *vms, virConnectPtr conn, DbConn *db, const DbVm *vm, unsigned *ret_n,
-            GError **error)
+owner_usage(virConnectPtr conn, DbConn *db, const DbVm *vm, unsigned *ret_n,
+            guint64 *ret_bytes, GError **error)
 {
     g_autoptr(GPtrArray) mine = db_vms_list(db, vm->owner_id, error);
 
     *ret_n = 0;
-    if (!mine)
-        return false;
-    for (guint i = 0; i < mine->len; i++) {
+    *ret_bytes = 0;
+    for (guint i = 0; mine && i < mine->len; i++) {
         const DbVm *v = mine->pdata[i];
         g_autoptr(virDomain) dom = virDomainLookupByName(conn, v->name);
         int n = dom ? dom_snapshot_count(dom, NULL) : 0;
+        guint64 bytes = 0;
         *ret_n += n > 0 ? (unsigned) n : 0;
+        if (dom && (n > 0 || strcmp(v->id, vm->id) == 0) &&
+            dom_snapshot_disk_bytes(dom, &bytes, NULL))
+            *ret_bytes += bytes;
     }
-    return true;
+    return mine != NULL;
 }
 
-/* The bounds a new snapshot of @vm must keep. */
+static bool
+refuse_space(GError **error, const char *whose, guint64 bytes, const char *key, unsigned gib)
+{
+    g_set_error(error, VMB_ERROR, VMB_ERROR_NO_SPACE,
+                "%s disks already take %.1f GiB with their snapshots; another would pass "
+                "limits.%s (%u GiB). Delete a snapshot first.", whose, (double) bytes / GIB,
+                key, gib);
+    return false;
+}
+
+/* The bounds a new snapshot of @vm must keep: per VM and, for a role-user owner, per user,
+ * in number and in host bytes (a running guest's memory is saved too). */
 static bool
 check_room(SvcVms *vms, virConnectPtr conn, DbConn *db, const DbVm *vm, virDomainPtr dom,
            GError **error)
 {
     g_autoptr(DomTemplateSet) set = svc_templates_get(vms->opts.templates);
     const DomTemplate *t = dom_template_set_lookup(set, vm->template_name);
+    guint64 memory = (t ? t->memory_mib : 0) * MIB, bytes = 0, all_bytes = 0;
     int n = dom_snapshot_count(dom, error);
     unsigned all = 0;
-    guint64 bytes = 0;
 
-    if (n < 0)
+    if (n < 0 || !dom_snapshot_disk_bytes(dom, &bytes, error))
         return false;
     if ((unsigned) n >= vms->opts.snapshots_per_vm) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_TOO_MANY,
@@ -133,22 +148,23 @@ check_room(SvcVms *vms, virConnectPtr conn, DbConn *db, const DbVm *vm, virDomai
                     "delete one first.", n);
         return false;
     }
-    if (vm->owner_is_user && (!owner_count(vms, conn, db, vm, &all, error) ||
-                              all >= vms->opts.snapshots_per_user)) {
-        if (error && !*error)
-            g_set_error(error, VMB_ERROR, VMB_ERROR_TOO_MANY,
-                        "%s's VMs hold %u snapshot(s), the most they may "
-                        "(limits.snapshots_per_user); delete one first.", vm->owner_name, all);
+    if (bytes + memory > vms->opts.snapshot_disk_gib * GIB)
+        return refuse_space(error, "This VM's", bytes, "snapshot_disk_gib",
+                            vms->opts.snapshot_disk_gib);
+    if (!vm->owner_is_user)
+        return true;
+    if (!owner_usage(conn, db, vm, &all, &all_bytes, error))
+        return false;
+    if (all >= vms->opts.snapshots_per_user) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_TOO_MANY,
+                    "%s's VMs hold %u snapshot(s), the most they may "
+                    "(limits.snapshots_per_user); delete one first.", vm->owner_name, all);
         return false;
     }
-    if (!dom_snapshot_disk_bytes(dom, &bytes, error))
-        return false;
-    if (bytes + (t ? t->memory_mib : 0) * MIB > vms->opts.snapshot_disk_gib * GIB) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_NO_SPACE,
-                    "This VM's disk already takes %.1f GiB with its snapshots; another would "
-                    "pass limits.snapshot_disk_gib (%u GiB). Delete a snapshot first.",
-                    (double) bytes / GIB, vms->opts.snapshot_disk_gib);
-        return false;
+    if (all_bytes + memory > vms->opts.snapshot_gib_per_user * GIB) {
+        g_autofree char *whose = g_strdup_printf("%s's", vm->owner_name);
+        return refuse_space(error, whose, all_bytes, "snapshot_gib_per_user",
+                            vms->opts.snapshot_gib_per_user);
     }
     return true;
 }

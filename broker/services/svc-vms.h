@@ -42,6 +42,7 @@ typedef struct {
     unsigned snapshots_per_vm;       /* snapshots one VM may hold */
     unsigned snapshots_per_user;     /* snapshots a role-user owner's VMs may hold together */
     unsigned snapshot_disk_gib;      /* a VM's disks with their snapshots, at most */
+    unsigned snapshot_gib_per_user;  /* a role-user's disks that hold snapshots, together */
     unsigned disk_gib_per_user;      /* a user's persistent disks together; 0: no quota */
     VmbMetrics *metrics;             /* (nullable) spawn durations */
     DbCache *cache;                  /* (nullable) where rendered VM lists are kept */

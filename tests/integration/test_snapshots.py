@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Snapshots on the real stack: a running guest with a qcow2 disk is snapshotted (an ordinary
 # libvirt snapshot with vmbroker's description), a pattern written to its disk afterwards is
-# gone after the revert while the console keeps its ports and password, the bounds per VM,
-# per user and on disk size answer 429 and 507, a stopped and restarted VM (other ports) still
-# reverts, and a deleted VM leaves none behind. Disk contents are read inside the running
+# gone after the revert while the console keeps its ports and password, the bounds in number
+# and in host bytes, per VM and per user, answer 429 and 507, a stopped and restarted VM
+# (other ports) still reverts, and a deleted VM leaves none behind. Disk contents are read inside the running
 # QEMU with its `qemu-io` monitor command, whose output goes to the domain's log.
 import json
 import os
@@ -30,13 +30,16 @@ class Snapshots(harness.TestCase):
             memtest = json.load(f)
         for name, fields in (('memtest', {}), ('disk', {'disk_gib': 1, 'boot': ['cdrom', 'hd']}),
                              ('bigdisk', {'disk_gib': 1, 'memory_mib': 1024,
+                                          'boot': ['cdrom', 'hd']}),
+                             ('hugemem', {'disk_gib': 1, 'memory_mib': 2048,
                                           'boot': ['cdrom', 'hd']})):
             with open(os.path.join(self.templates, name + '.json'), 'w') as f:
                 json.dump({**memtest, **fields}, f)
         overrides = {'templates': {'dir': self.templates},
                      'libvirt': {'stop_timeout_s': '2'},
                      'limits': {'max_running_per_user': '3', 'snapshots_per_vm': '3',
-                                'snapshots_per_user': '3', 'snapshot_disk_gib': '1'}}
+                                'snapshots_per_user': '3', 'snapshot_disk_gib': '2',
+                                'snapshot_gib_per_user': '1'}}
         self.migrate(self.config(**overrides))
         self.broker = self.serve(**overrides)
         self.origin = f'http://{self.broker.host}:{self.broker.port}'
@@ -142,8 +145,13 @@ class Snapshots(harness.TestCase):
         self.assertNotIn(one['name'], virsh('list', '--all', '--name').stdout.split())
         self.call('DELETE', f'/api/v1/vms/{diskless["id"]}', want=204)
 
-        big = self.create('bigdisk')  # 1 GiB of memory alone fills snapshot_disk_gib = 1
-        self.assertIn('limits.snapshot_disk_gib', self.snap(big, 'z', want=507)['detail'])
+        # Sizes: 1 GiB of memory (saved with the snapshot) fits a VM's 2 GiB but passes the
+        # user's 1 GiB; 2 GiB passes the VM's.
+        big = self.create('bigdisk')
+        self.assertIn('limits.snapshot_gib_per_user', self.snap(big, 'z', want=507)['detail'])
+        self.call('DELETE', f'/api/v1/vms/{big["id"]}', want=204)
+        huge = self.create('hugemem')
+        self.assertIn('limits.snapshot_disk_gib', self.snap(huge, 'z', want=507)['detail'])
 
     def wait_state(self, vm, state):
         deadline = time.monotonic() + harness.WAIT_S
