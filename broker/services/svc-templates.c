@@ -256,6 +256,7 @@ svc_templates_change(SvcTemplates *templates, const DbUser *caller, const char *
 {
     ChangeTx tx = { name, text, caller, remote_addr, create };
     g_autoptr(GString) summary = g_string_new(NULL);
+    g_autoptr(GError) bad = NULL;
 
     if (!admin_only(caller, error) || (text && !check_definition(name, text, error)))
         return false;
@@ -266,8 +267,12 @@ svc_templates_change(SvcTemplates *templates, const DbUser *caller, const char *
     }
     if (!db_pool_transaction(templates->db, change_tx, &tx, error))
         return false;
-    if (!svc_templates_reload(templates, summary, error))
-        return false;
-    vmb_info("templates changed through the API: %s", summary->str);
+    /* Stored, the change stands: a folder that does not load now (a bad file) keeps the set
+     * in use, as SIGHUP does, and the next reload brings the change in. */
+    if (!svc_templates_reload(templates, summary, &bad))
+        vmb_warning("template %s stored; the templates in use stay as they were: %s", name,
+                    bad->message);
+    else
+        vmb_info("templates changed through the API: %s", summary->str);
     return true;
 }
