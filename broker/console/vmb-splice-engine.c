@@ -473,6 +473,9 @@ run_commands(VmbSplice *s)
         case CMD_STOP:
             go_on = false;
             break;
+        case CMD_SYNC:
+            s->sync_seen = c->sync;
+            break;
         }
         vmb_splice_cmd_free(c);
     }
@@ -507,6 +510,26 @@ bulk_tick(VmbSplice *s)
         if (!p->dead)
             apply_delta(s, p);
         pair_settle(s, p);
+    }
+}
+
+/* End of a loop pass. A CMD_SYNC run in this pass asks for one more pass, whose epoll_wait
+ * comes after the vmb_splice_sync() call and so reports everything ready before it (fds
+ * registered in this pass included); the end of that pass wakes the caller. */
+static void
+sync_pass_end(VmbSplice *s)
+{
+    if (s->sync_waking) {
+        g_mutex_lock(&s->lock);
+        s->syncs_done = s->sync_waking;
+        g_cond_broadcast(&s->synced);
+        g_mutex_unlock(&s->lock);
+        s->sync_waking = 0;
+    }
+    if (s->sync_seen) {
+        s->sync_waking = s->sync_seen;
+        s->sync_seen = 0;
+        vmb_splice_wake(s);
     }
 }
 
@@ -564,10 +587,15 @@ vmb_splice_engine_main(gpointer data)
         if (s->connecting && g_get_monotonic_time() >= s->next_connect_check_us)
             vmb_splice_connect_expire(s);
         g_ptr_array_set_size(s->graveyard, 0);
+        sync_pass_end(s);
     }
     vmb_splice_connect_stop(s);
     while (s->pairs.head)
         pair_close(s, s->pairs.head->data, "shutdown");
     g_ptr_array_set_size(s->graveyard, 0);
+    g_mutex_lock(&s->lock);
+    s->syncs_done = s->syncs_asked;   /* no caller waits past the end */
+    g_cond_broadcast(&s->synced);
+    g_mutex_unlock(&s->lock);
     return NULL;
 }

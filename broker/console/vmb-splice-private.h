@@ -91,7 +91,7 @@ typedef struct {
     GQueue waiting;      /* of Connect *, oldest first */
 } Upstream;
 
-typedef enum { CMD_ADD, CMD_CLOSE_TAG, CMD_STOP, CMD_CONNECT } CmdKind;
+typedef enum { CMD_ADD, CMD_CLOSE_TAG, CMD_STOP, CMD_CONNECT, CMD_SYNC } CmdKind;
 
 typedef struct {
     CmdKind kind;
@@ -99,6 +99,7 @@ typedef struct {
     Connect *connect;    /* CMD_CONNECT */
     char *tag;           /* CMD_CLOSE_TAG */
     char *reason;        /* CMD_CLOSE_TAG */
+    guint64 sync;        /* CMD_SYNC: its number */
 } Cmd;
 
 struct VmbSplice {
@@ -115,8 +116,13 @@ struct VmbSplice {
     bool stopping;
     GHashTable *tags;    /* tag -> TagStats * of open pairs */
     VmbSpliceStats totals;
+    guint64 syncs_asked;  /* vmb_splice_sync() calls numbered so far */
+    guint64 syncs_done;   /* the highest whose loop pass ended */
+    GCond synced;         /* signalled when syncs_done grows */
 
     /* engine thread only */
+    guint64 sync_seen;    /* the highest CMD_SYNC run in this loop pass */
+    guint64 sync_waking;  /* the highest to wake at the end of this pass */
     guint8 *scratch;
     GQueue pairs;        /* of Pair *, linked through Pair.link */
     GQueue bulk;         /* of End *, linked through End.bulk_link */

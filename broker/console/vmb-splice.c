@@ -34,6 +34,7 @@ vmb_splice_new(const VmbSpliceOptions *options, GError **error)
     s->on_close = options ? options->on_close : NULL;
     s->on_close_data = options ? options->on_close_data : NULL;
     g_mutex_init(&s->lock);
+    g_cond_init(&s->synced);
     g_queue_init(&s->commands);
     g_queue_init(&s->pairs);
     g_queue_init(&s->bulk);
@@ -112,6 +113,7 @@ vmb_splice_free(VmbSplice *s)
     if (s->epfd >= 0)
         close(s->epfd);
     g_free(s->scratch);
+    g_cond_clear(&s->synced);
     g_mutex_clear(&s->lock);
     g_free(s);
 }
@@ -261,6 +263,40 @@ vmb_splice_close_tag(VmbSplice *s, const char *tag, const char *reason)
     g_queue_push_tail(&s->commands, c);
     g_mutex_unlock(&s->lock);
     vmb_splice_wake(s);
+}
+
+/**
+ * vmb_splice_sync:
+ * @s: the engine
+ *
+ * Waits until the engine has finished a pass of its loop whose wait for events began after
+ * this call: what was ready for it before the call (a byte written to a pair's far end, a close, a command)
+ * has been handled, without sleeping for a guessed time. Any thread but the engine's; for
+ * tests and fuzzing, which drive the engine step by step. Returns at once when the engine
+ * is stopping.
+ */
+void
+vmb_splice_sync(VmbSplice *s)
+{
+    guint64 mine;
+    Cmd *c;
+
+    g_return_if_fail(s);
+
+    c = g_new0(Cmd, 1);
+    c->kind = CMD_SYNC;
+    g_mutex_lock(&s->lock);
+    if (s->stopping) {
+        g_mutex_unlock(&s->lock);
+        g_free(c);
+        return;
+    }
+    c->sync = mine = ++s->syncs_asked;
+    g_queue_push_tail(&s->commands, c);     /* the engine frees it */
+    vmb_splice_wake(s);
+    while (s->syncs_done < mine)
+        g_cond_wait(&s->synced, &s->lock);
+    g_mutex_unlock(&s->lock);
 }
 
 /**

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // The splice engine (broker/console/vmb-splice*.c) driven by random events on two real
 // socketpairs: the input is a program of writes, reads, half-closes, closes and close-by-tag
-// on the browser's and QEMU's far ends. Whatever the order, each side receives a prefix of
-// what the other sent, in order, and every pair ends exactly once, with its fds released.
+// on the browser's and QEMU's far ends, paced by vmb_splice_sync() (the engine handles what
+// is ready before the next step) and, once per input at most, by a sleep past the bulk tick.
+// Whatever the order, each side receives a prefix of what the other sent, in order, and
+// every pair ends exactly once, with its fds released.
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -84,6 +87,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g_autoptr(GBytes) lead = g_bytes_new_static(first, strlen(first));
     unsigned before;
     gint64 deadline;
+    bool slept = false;
 
     if (!engine) {
         engine = vmb_splice_new(&(VmbSpliceOptions) { .buffer_size = 4096 }, &error);
@@ -111,7 +115,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 3: end_read(&q); break;
         case 4: if (b.fd >= 0) shutdown(b.fd, arg & 1 ? SHUT_WR : SHUT_RD); break;
         case 5: if (q.fd >= 0) shutdown(q.fd, arg & 1 ? SHUT_WR : SHUT_RD); break;
-        case 6: g_usleep(arg * 20); break;
+        case 6:
+            if (arg == 31 && !slept) {
+                g_usleep(10 * 1000);    /* past a bulk tick (8 ms) */
+                slept = true;
+            } else
+                vmb_splice_sync(engine);
+            break;
         case 7: if (arg == 0) vmb_splice_close_tag(engine, "fuzz", "fuzz"); break;
         }
     }
