@@ -118,15 +118,23 @@ action_valid(const char *action)
     return true;
 }
 
-/* Fills @f from @q: times normalised, names and ids checked, the cursor decoded. */
-static bool
-build_filter(const SvcAuditQuery *q, DbAuditFilter *f, char **since, char **until,
-             GError **error)
+/**
+ * svc_audit_filter:
+ * @q: the query as the client gave it
+ * @now_us: the present, in microseconds since the epoch (for spans)
+ * @f: (out): the filter for db_audit_list(), borrowing from @q, @since and @until
+ * @since: (out) (transfer full): @q's since, normalised (NULL when none)
+ * @until: (out) (transfer full): @q's until, normalised (NULL when none)
+ * @error: return location for an error (VMB_ERROR_INVALID)
+ *
+ * Times normalised, names and ids checked, the cursor decoded.
+ */
+bool
+svc_audit_filter(const SvcAuditQuery *q, gint64 now_us, DbAuditFilter *f, char **since,
+                 char **until, GError **error)
 {
-    gint64 now = g_get_real_time();
-
-    if ((q->since && !(*since = svc_audit_parse_time(q->since, now, error))) ||
-        (q->until && !(*until = svc_audit_parse_time(q->until, now, error))))
+    if ((q->since && !(*since = svc_audit_parse_time(q->since, now_us, error))) ||
+        (q->until && !(*until = svc_audit_parse_time(q->until, now_us, error))))
         return false;
     if (q->user && !svc_users_name_valid(q->user)) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID, "user is not a valid user name.");
@@ -192,7 +200,7 @@ svc_audit_list(DbPool *pool, const DbUser *caller, const SvcAuditQuery *query,
         g_set_error(error, VMB_ERROR, VMB_ERROR_FORBIDDEN, "Only admins read the audit log.");
         return NULL;
     }
-    if (!build_filter(query, &f, &since, &until, error))
+    if (!svc_audit_filter(query, g_get_real_time(), &f, &since, &until, error))
         return NULL;
     page = f.limit;
     f.limit = page + 1;

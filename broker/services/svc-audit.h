@@ -38,6 +38,10 @@ bool svc_audit_write(DbConn *conn, const DbUser *actor, const char *action,
 GPtrArray *svc_audit_list(DbPool *pool, const DbUser *caller, const SvcAuditQuery *query,
                           char **ret_next_cursor, GError **error);
 
+/* Checks @q and turns it into @f (which borrows from @q, *since and *until). */
+bool svc_audit_filter(const SvcAuditQuery *q, gint64 now_us, DbAuditFilter *f, char **since,
+                      char **until, GError **error);
+
 /* An ISO 8601 time (UTC when it names no zone) or a span back from @now_us, as ISO 8601
  * UTC. VMB_ERROR_INVALID otherwise. */
 char *svc_audit_parse_time(const char *text, gint64 now_us, GError **error);
