@@ -317,3 +317,41 @@ dom_network_ensure(virConnectPtr conn, const char *name, const char *subnet, GEr
     }
     return start_network(net, name, error);
 }
+
+/**
+ * dom_network_state:
+ * @conn: a connection to a host
+ * @name: the configured guest network's name
+ * @error: return location for an error
+ *
+ * For /readyz: "active" (guests can be defined on it now), "inactive" (defined, not
+ * running), or "absent" (the network or its filter is missing); the next create defines and
+ * starts what is missing, so only a libvirt error is a failure.
+ *
+ * Returns: (transfer none): the state, or NULL when libvirt could not be asked.
+ */
+const char *
+dom_network_state(virConnectPtr conn, const char *name, GError **error)
+{
+    g_autoptr(virNWFilter) f = virNWFilterLookupByName(conn, name);
+    g_autoptr(virNetwork) net = NULL;
+    int active;
+
+    if (!f && virGetLastErrorCode() != VIR_ERR_NO_NWFILTER) {
+        dom_virt_set_error(error, "looking up network filter '%s'", name);
+        return NULL;
+    }
+    net = virNetworkLookupByName(conn, name);
+    if (!net && virGetLastErrorCode() != VIR_ERR_NO_NETWORK) {
+        dom_virt_set_error(error, "looking up network '%s'", name);
+        return NULL;
+    }
+    if (!f || !net)
+        return "absent";
+    active = virNetworkIsActive(net);
+    if (active < 0) {
+        dom_virt_set_error(error, "reading the state of network '%s'", name);
+        return NULL;
+    }
+    return active ? "active" : "inactive";
+}

@@ -19,3 +19,6 @@ char *dom_network_bridge_name(const char *name);
 /* Defining and starting both where missing */
 bool dom_network_ensure(virConnectPtr conn, const char *name, const char *subnet,
                         GError **error);
+
+/* "active", "inactive" or "absent" (network or filter missing); NULL on a libvirt error */
+const char *dom_network_state(virConnectPtr conn, const char *name, GError **error);

@@ -7,6 +7,8 @@
 
 #include "api-common.h"
 #include "http-problem.h"
+#include "dom-network.h"
+#include "dom-virt.h"
 #include "svc-health.h"
 #include "vmb-log.h"
 
@@ -33,8 +35,10 @@ api_health_live(HttpRequest *req, void *app)
 
 typedef struct {
     DomHypervisor *hv;
-    bool ok;       /* out */
-    GError *error; /* out */
+    const char *network;       /* the guest network's name */
+    bool ok;                   /* out */
+    const char *network_state; /* out: dom_network_state(), NULL when unknown */
+    GError *error;             /* out */
 } PingJob;
 
 static void
@@ -51,7 +55,17 @@ ping_job_run(gpointer data)
 {
     PingJob *job = data;
 
+    g_autoptr(virConnect) conn = NULL;
+    g_autoptr(GError) net_error = NULL;
+
     job->ok = dom_hypervisor_ping(job->hv, &job->error);
+    if (!job->ok)
+        return;
+    conn = dom_hypervisor_get(job->hv, &net_error);
+    if (conn)
+        job->network_state = dom_network_state(conn, job->network, &net_error);
+    if (net_error)
+        vmb_warning("readyz: %s", net_error->message);
 }
 
 /* dom_hypervisor_ping() within its bound. A ping that finds no answer marks the connection
@@ -59,7 +73,7 @@ ping_job_run(gpointer data)
  * client does not cope well with several calls in flight on a connection that is closed
  * under them). */
 static bool
-ping_libvirt(App *a, GError **error)
+ping_libvirt(App *a, const char **ret_network_state, GError **error)
 {
     PingJob *job = g_new0(PingJob, 1);
     guint bound_ms = a->cfg->libvirt_keepalive_interval_s
@@ -69,6 +83,7 @@ ping_libvirt(App *a, GError **error)
     bool ok;
 
     job->hv = a->hv;
+    job->network = a->cfg->guests_network;
     if (!vmb_bounded_run(a->bounded, ping_job_run, job, ping_job_free, bound_ms, NULL)) {
         dom_hypervisor_mark_lost(a->hv, "no answer");
         g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
@@ -76,6 +91,7 @@ ping_libvirt(App *a, GError **error)
         return false;
     }
     ok = job->ok;
+    *ret_network_state = job->network_state;
     if (!ok)
         g_propagate_error(error, g_steal_pointer(&job->error));
     ping_job_free(job);
@@ -89,7 +105,9 @@ ping_libvirt(App *a, GError **error)
  *
  * Both answers carry `checks` and `accelerator` ({mode, accelerator, finding, fix}): what
  * new guests get on this host, and why; for callers api_sees_internals() allows. Others get
- * the status alone.
+ * the status alone. `checks.guest_network` is the guest network's state (dom_network_state(),
+ * "unknown" when libvirt is down); it does not decide readiness, since the next create
+ * defines and starts what is missing.
  *
  * Returns: 200 when PostgreSQL and libvirt answer and guests can get an accelerator, else
  * 503 naming what is down.
@@ -101,7 +119,8 @@ api_health_ready(HttpRequest *req, void *app)
     g_autoptr(GError) db_err = NULL;
     g_autoptr(GError) hv_err = NULL;
     bool db_ok = svc_health_db_ping(a->health, &db_err);
-    bool hv_ok = ping_libvirt(a, &hv_err);
+    const char *network_state = NULL;
+    bool hv_ok = ping_libvirt(a, &network_state, &hv_err);
     bool decided = svc_accel_decided(a->accel);
     bool accel_ok = decided && svc_accel_check(a->accel, NULL);
     json_object *checks = json_object_new_object();
@@ -112,6 +131,8 @@ api_health_ready(HttpRequest *req, void *app)
     json_object_object_add(checks, "accelerator",
                            json_object_new_string(accel_ok ? "ok" : decided ? "unusable"
                                                                             : "undecided"));
+    json_object_object_add(checks, "guest_network",
+                           json_object_new_string(network_state ? network_state : "unknown"));
     bool inside = api_sees_internals(req, a);
 
     if (db_ok && hv_ok && accel_ok) {

@@ -29,6 +29,7 @@ class Libvirtd(faults.FaultCase):
             faults.stop_libvirtd()
             status, ready = self.api('GET', '/readyz')
             self.assertEqual((status, ready['checks']['libvirt']), (503, 'down'), ready)
+            self.assertEqual(ready['checks']['guest_network'], 'unknown', ready)
             status, got = self.api('POST', '/api/v1/vms', {'template': 'memtest'}, self.admin)
             self.assertEqual(status, 503, got)
             status, got = self.api('POST', f'/api/v1/vms/{alive["id"]}/stop', auth=self.admin)

@@ -100,6 +100,11 @@ class Isolation(harness.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         return {'Authorization': 'Bearer ' + r.stdout.strip()}
 
+    def network_state(self):
+        status, _, body = self.broker.get_json('/readyz')
+        self.assertEqual(status, 200, body)
+        return body['checks']['guest_network']
+
     def create(self, auth, template):
         status, _, data = self.broker.request('POST', '/api/v1/vms', {'template': template},
                                               headers=auth, timeout=300)
@@ -128,6 +133,7 @@ class Isolation(harness.TestCase):
         self.prefix = self.broker.sections['libvirt']['name_prefix']
         self.addCleanup(self.remove_libvirt_objects)
         auth = self.user_token('alice')
+        self.assertEqual(self.network_state(), 'absent')
         other = self.create(auth, 'memtest')
 
         run(MAKE_ISO, iso,
@@ -136,6 +142,7 @@ class Isolation(harness.TestCase):
         probe = self.create(self.user_token('bob'), 'netprobe')  # another user's guest
         xml = virsh('dumpxml', probe['name']).stdout
         self.assertIn(f"<filterref filter='{self.net_name}'", xml)
+        self.assertEqual(self.network_state(), 'active')
 
         # The guest boots under TCG on busy cores: minutes. A guard, not a measurement.
         ready, _, _ = select.select([self.peer.stdout], [], [], 600)
@@ -151,6 +158,8 @@ class Isolation(harness.TestCase):
         listener.settimeout(0)
         with self.assertRaises(BlockingIOError):
             listener.accept()
+        virsh('net-destroy', self.net_name)
+        self.assertEqual(self.network_state(), 'inactive')
 
 
 if __name__ == '__main__':
