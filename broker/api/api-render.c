@@ -61,6 +61,7 @@ api_render_vm(const DbVm *vm)
     json_object_object_add(o, "updated_at", api_render_time(vm->updated_at));
     json_object_object_add(o, "started_at", api_render_time(vm->started_at));
     json_object_object_add(o, "stopped_at", api_render_time(vm->stopped_at));
+    json_object_object_add(o, "console_ready_at", api_render_time(vm->console_ready_at));
     json_object_object_add(console, "connections",
                            json_object_new_int((int) vm->console_connections));
     json_object_object_add(console, "last_activity_at", api_render_time(vm->console_last_activity_at));

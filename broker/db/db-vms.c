@@ -103,6 +103,7 @@ db_vm_free(DbVm *vm)
     g_clear_pointer(&vm->updated_at, g_date_time_unref);
     g_clear_pointer(&vm->started_at, g_date_time_unref);
     g_clear_pointer(&vm->stopped_at, g_date_time_unref);
+    g_clear_pointer(&vm->console_ready_at, g_date_time_unref);
     g_free(vm);
 }
 
@@ -116,7 +117,7 @@ db_vm_free(DbVm *vm)
     " FROM unnest(v.disk_volumes) AS d), v.console_connections, "                       \
     DB_US("v.console_last_activity_at") ", v.console_closed_reason, "                   \
     DB_US("v.console_closed_at") ", " DB_US("v.created_at") ", " DB_US("v.updated_at")   \
-    ", " DB_US("v.started_at") ", " DB_US("v.stopped_at")
+    ", " DB_US("v.started_at") ", " DB_US("v.stopped_at") ", " DB_US("v.console_ready_at")
 
 static char **
 volumes_from_hex(const char *text)
@@ -168,6 +169,7 @@ vm_from_row(const PGresult *res, int row)
     vm->updated_at = db_value_time(res, row, c++);
     vm->started_at = db_value_time(res, row, c++);
     vm->stopped_at = db_value_time(res, row, c++);
+    vm->console_ready_at = db_value_time(res, row, c++);
     return vm;
 }
 
@@ -449,6 +451,8 @@ db_vms_set_state(DbConn *conn, const char *id, DbVmState to, const char *reason,
         "  started_at = CASE WHEN $2 = 'running' AND state <> 'paused' THEN now()"
         "                    ELSE started_at END,"
         "  stopped_at = CASE WHEN $2 = 'stopped' THEN now() ELSE stopped_at END,"
+        "  console_ready_at = CASE WHEN $2 = 'running' AND state <> 'paused' OR $2 = 'stopped'"
+        "                          THEN NULL ELSE console_ready_at END,"
         "  vnc_port = CASE WHEN $2 = 'stopped' THEN NULL ELSE vnc_port END,"
         "  ws_port = CASE WHEN $2 = 'stopped' THEN NULL ELSE ws_port END,"
         /* Counts a dead broker could not take back end with the guest. */
@@ -593,6 +597,37 @@ db_vms_console_touch(DbConn *conn, const char *id, GDateTime *at, GError **error
         " AND (console_last_activity_at IS NULL OR console_last_activity_at < $2::timestamptz)",
         2, params, error);
 
+    return res != NULL;
+}
+
+/**
+ * db_vms_console_ready:
+ * @conn: a connection
+ * @id: the VM
+ * @started_at: the start the watch was for (DbVm.started_at)
+ * @at: when its screen first showed something
+ * @error: return location for an error
+ *
+ * Records @at once per start: not for a VM that stopped, or started again, since.
+ *
+ * Returns: true on success; *@ret_recorded says whether the row took it.
+ */
+bool
+db_vms_console_ready(DbConn *conn, const char *id, GDateTime *started_at, GDateTime *at,
+                     bool *ret_recorded, GError **error)
+{
+    g_autofree char *started = g_strdup_printf(
+        "%" G_GINT64_FORMAT, g_date_time_to_unix(started_at) * G_USEC_PER_SEC +
+                                 g_date_time_get_microsecond(started_at));
+    g_autofree char *t = g_date_time_format_iso8601(at);
+    const char *params[] = { id, started, t };
+    g_autoptr(PGresult) res = exec_vm(conn, PGRES_COMMAND_OK,
+        "UPDATE vms SET console_ready_at = $3::timestamptz WHERE id = $1 AND state = 'running'"
+        " AND console_ready_at IS NULL AND " DB_US("started_at") " = $2::bigint",
+        3, params, error);
+
+    if (res)
+        *ret_recorded = strcmp(PQcmdTuples(res), "1") == 0;
     return res != NULL;
 }
 

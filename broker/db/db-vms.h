@@ -56,6 +56,7 @@ typedef struct {
     GDateTime *updated_at;
     GDateTime *started_at;    /* NULL when never started */
     GDateTime *stopped_at;    /* NULL when never stopped */
+    GDateTime *console_ready_at; /* the screen first showed something since the start */
 } DbVm;
 
 void db_vm_free(DbVm *vm);
@@ -95,6 +96,8 @@ bool db_vms_console_adjust(DbConn *conn, const char *id, int delta, GError **err
 /* Records the time of the last byte a console client sent, if later than the stored one. */
 bool db_vms_console_touch(DbConn *conn, const char *id, GDateTime *at, GError **error);
 /* Records that vmbroker closed the VM's console connections itself, and why. */
+bool db_vms_console_ready(DbConn *conn, const char *id, GDateTime *started_at, GDateTime *at,
+                          bool *ret_recorded, GError **error);
 bool db_vms_console_closed(DbConn *conn, const char *id, const char *reason, GError **error);
 /* Records libvirt's uuid once the domain is defined. */
 bool db_vms_set_domain(DbConn *conn, const char *id, const char *domain_uuid,

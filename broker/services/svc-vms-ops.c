@@ -197,6 +197,21 @@ already_done(SvcVms *vms, const DbOp *op)
     return vm && vm->state == DB_VM_RUNNING;
 }
 
+/* After a create or start that ran: the new guest's screen is watched for console-ready. */
+static void
+watch_ready(SvcVms *vms, const DbOp *op)
+{
+    g_autoptr(DbConn) db = NULL;
+    g_autoptr(DbVm) vm = NULL;
+
+    if (!vms->ready || (op->kind != DB_OP_CREATE && op->kind != DB_OP_START))
+        return;
+    db = db_pool_acquire(vms->opts.db, NULL);
+    vm = db ? db_vms_get(db, op->vm_id, NULL, NULL) : NULL;
+    if (vm && vm->state == DB_VM_RUNNING && !vm->console_ready_at)
+        svc_ready_watch(vms->ready, vm, op->created_at, "cold");
+}
+
 static bool
 run_op(SvcOps *ops, const DbOp *op, gpointer data, GError **error)
 {
@@ -223,6 +238,8 @@ run_op(SvcOps *ops, const DbOp *op, gpointer data, GError **error)
         break;
     }
     g_private_set(&current_op, NULL);
+    if (ok)
+        watch_ready(vms, op);
     return ok;
 }
 

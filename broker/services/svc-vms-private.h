@@ -4,6 +4,7 @@
 // and the operation runners) share. Not for use outside them.
 #pragma once
 
+#include "svc-ready.h"
 #include "svc-vms.h"
 
 #define SPAWN_METRIC "vmbroker_vm_spawn_seconds"
@@ -24,6 +25,7 @@ struct SvcVms {
     gpointer console_end_data;
     SvcVmsReconcileFunc reconcile; /* (nullable) set once, before operations run */
     gpointer reconcile_data;
+    SvcReady *ready;       /* (nullable) console-ready watches, with a hypervisor and pool */
 };
 
 typedef struct {

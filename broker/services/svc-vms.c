@@ -75,6 +75,10 @@ svc_vms_new(const SvcVmsOptions *opts)
         vmb_metrics_declare(opts->metrics, SPAWN_METRIC, VMB_METRIC_HISTOGRAM,
                             "Seconds from a create request to a running guest.", bounds,
                             G_N_ELEMENTS(bounds));
+    if (opts->hv && opts->bounded)
+        vms->ready = svc_ready_new(&(SvcReadyOptions) { .db = opts->db, .hv = opts->hv,
+                                                        .bounded = opts->bounded,
+                                                        .metrics = opts->metrics });
     svc_vms_set_runners(vms);
     return vms;
 }
@@ -88,6 +92,7 @@ svc_vms_free(SvcVms *vms)
 {
     if (!vms)
         return;
+    svc_ready_free(vms->ready);
     g_hash_table_unref(vms->claimed);
     g_mutex_clear(&vms->claim_lock);
     g_cond_clear(&vms->claim_freed);

@@ -333,6 +333,10 @@ export async function run(name, body, opts = {}) {
     try {
         await broker.start(opts.config || {});
         const context = await launch(cleanups);
+        // The dashboard would leave for the console once a booted VM's screen is up; the
+        // tests that click "Open console" themselves turn that off (test-ready keeps it).
+        if (!opts.autoOpenConsole)
+            await context.addInitScript(() => localStorage.setItem('vmbroker.autoOpenConsole', 'off'));
         const page = await newPage(context, problems);
         await body({ broker, context, page, name, problems });
         check(problems.length === 0, `the pages reported problems:\n  ${problems.join('\n  ')}`);

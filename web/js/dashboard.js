@@ -1,6 +1,8 @@
 // The dashboard: my VMs with their live state and running operation (from the event stream),
 // power buttons and snapshots (take, revert, delete) for VMs with a disk, the templates with
-// a boot button each, and my ISOs with a boot button per ISO template.
+// a boot button each, and my ISOs with a boot button per ISO template. A running VM whose
+// screen is not up yet (console_ready_at) shows "Starting…"; one booted here opens its
+// console when the screen is up, unless "Open the console when the screen is up" is off.
 import { api, ApiError, requireUser } from './api.js';
 import { coalesce, follow } from './live.js';
 import { ago, bytes, el, say, topbar } from './ui.js';
@@ -19,6 +21,18 @@ const STATE_WORDS = {
 let templates = [];
 let me = null;
 const rows = new Map(); // vm id -> {li, parts, busy}
+// The VM just booted here whose console opens once its screen is up (console_ready_at).
+let openWhenReady = null;
+const AUTO_OPEN_KEY = 'vmbroker.autoOpenConsole';
+// The server stops watching a screen after 600 s: a VM without console_ready_at by then
+// is simply running.
+const READY_WATCH_MS = 600 * 1000;
+
+/* Running, but the guest has not drawn anything yet. */
+function starting(vm) {
+    return vm.state === 'running' && !vm.console_ready_at && !!vm.started_at &&
+        Date.now() - Date.parse(vm.started_at) < READY_WATCH_MS;
+}
 
 /* --- VMs ------------------------------------------------------------------------------ */
 
@@ -68,7 +82,7 @@ async function loadSnapshots(row) {
 }
 
 function stateLine(vm) {
-    const words = STATE_WORDS[vm.state] || vm.state;
+    const words = starting(vm) ? 'Starting…' : STATE_WORDS[vm.state] || vm.state;
     const reason = vm.state_reason ? ` — ${vm.state_reason}` : '';
     return [words, reason];
 }
@@ -86,7 +100,16 @@ function fillRow(row, vm) {
     if (vm.console && vm.console.connections) facts.push(`${vm.console.connections} console connection(s)`);
     p.facts.textContent = facts.join(' · ');
     row.li.dataset.state = vm.state;
+    row.li.dataset.ready = vm.console_ready_at ? 'yes' : 'no';
     vmButtons(vm, row);
+    if (openWhenReady === vm.id) {
+        if (vm.console_ready_at) {
+            openWhenReady = null;
+            act(row, 'console');
+        } else if (vm.state !== 'running' && vm.state !== 'creating') {
+            openWhenReady = null;
+        }
+    }
 }
 
 function makeRow(vm) {
@@ -277,7 +300,12 @@ async function boot(button, body, box) {
         renderVms(vms || []);
         // The notice goes next to the VM it is about; the box by the button only clears.
         const row = rows.get(r.vm.id);
-        const text = `${r.vm.name} is ${STATE_WORDS[r.vm.state]?.toLowerCase() || r.vm.state}.`;
+        let text = `${r.vm.name} is ${STATE_WORDS[r.vm.state]?.toLowerCase() || r.vm.state}.`;
+        if ($('auto-open').checked && r.vm.state === 'running') {
+            text = `${r.vm.name} is starting; its console opens when the screen is up.`;
+            openWhenReady = r.vm.id;
+            if (row) fillRow(row, row.vm);  // it may be up already
+        }
         if (row) {
             say(box, '');
             say(row.parts.msg, text, 'ok');
@@ -421,6 +449,12 @@ async function loadDisks() {
 async function init() {
     me = await requireUser();
     topbar(me, 'dashboard');
+    const auto = $('auto-open');
+    auto.checked = localStorage.getItem(AUTO_OPEN_KEY) !== 'off';
+    auto.addEventListener('change', () => {
+        localStorage.setItem(AUTO_OPEN_KEY, auto.checked ? 'on' : 'off');
+        if (!auto.checked) openWhenReady = null;
+    });
     live();
     try {
         templates = (await api('GET', '/api/v1/templates')) || [];

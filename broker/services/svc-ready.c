@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Watching a screen costs one libvirt screenshot (QEMU's screendump, a PNG of the
+// framebuffer) every SVC_READY_INTERVAL_MS per starting VM, on the bounded pool so a hung
+// libvirtd holds nothing up, and ends at the first frame that is not one flat colour, when
+// the VM stops or is gone, or after SVC_READY_GIVE_UP_S. No VNC client shares the guest's
+// console, and no password leaves libvirt.
+#include "svc-ready.h"
+
+#include "dom-lifecycle.h"
+#include "dom-screen.h"
+#include "dom-virt.h"
+#include "vmb-error.h"
+#include "vmb-log.h"
+
+/* One screenshot's bound: libvirt answers a live guest's in well under a second. */
+#define SHOT_BOUND_MS 5000
+
+struct SvcReady {
+    SvcReadyOptions opts;
+    GMutex lock;
+    GCond wake;
+    bool stopping;
+    GPtrArray *watches;      /* of Watch *, waiting for their next look */
+    GThread *thread;
+};
+
+typedef struct {
+    char *vm_id;
+    char *name;              /* the domain */
+    GDateTime *started_at;   /* the start watched: a later one has its own watch */
+    GDateTime *requested_at;
+    const char *path;        /* static */
+    gint64 give_up_us;       /* monotonic */
+} Watch;
+
+typedef enum { LOOK_AGAIN, LOOK_DONE } LookResult;
+
+typedef struct {
+    DomHypervisor *hv;
+    char *name;
+    bool blank;              /* out */
+    GError *error;           /* out */
+} ShotJob;
+
+static void
+watch_free(Watch *w)
+{
+    if (!w)
+        return;
+    g_free(w->vm_id);
+    g_free(w->name);
+    g_date_time_unref(w->started_at);
+    g_date_time_unref(w->requested_at);
+    g_free(w);
+}
+
+static void
+shot_job_free(gpointer data)
+{
+    ShotJob *job = data;
+
+    g_free(job->name);
+    g_clear_error(&job->error);
+    g_free(job);
+}
+
+static void
+shot_job_run(gpointer data)
+{
+    ShotJob *job = data;
+    g_autoptr(virConnect) conn = dom_hypervisor_get(job->hv, &job->error);
+    g_autoptr(virDomain) dom = conn ? dom_lifecycle_lookup(conn, job->name, &job->error) : NULL;
+    g_autoptr(GBytes) image = dom ? dom_lifecycle_screenshot(dom, NULL, &job->error) : NULL;
+
+    if (image)
+        dom_screen_blank(image, &job->blank, &job->error);
+}
+
+/* The screen of @w's domain now: true when it shows something; false with @error when it
+ * could not be seen. */
+static bool
+screen_shows(SvcReady *r, const Watch *w, GError **error)
+{
+    ShotJob *job = g_new0(ShotJob, 1);
+    bool shows;
+
+    job->hv = r->opts.hv;
+    job->name = g_strdup(w->name);
+    if (!vmb_bounded_run(r->opts.bounded, shot_job_run, job, shot_job_free, SHOT_BOUND_MS,
+                         NULL)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+                    "no screenshot within %u ms", SHOT_BOUND_MS);
+        return false;
+    }
+    shows = !job->error && !job->blank;
+    if (job->error)
+        g_propagate_error(error, g_steal_pointer(&job->error));
+    shot_job_free(job);
+    return shows;
+}
+
+static void
+record(SvcReady *r, const Watch *w)
+{
+    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DbConn) conn = db_pool_acquire(r->opts.db, &error);
+    bool recorded = false;
+    double seconds = (double) g_date_time_difference(now, w->requested_at) / G_USEC_PER_SEC;
+
+    if (!conn || !db_vms_console_ready(conn, w->vm_id, w->started_at, now, &recorded, &error)) {
+        vmb_warning("console-ready of VM %s: %s", w->vm_id, error->message);
+        return;
+    }
+    if (!recorded)
+        return;     /* stopped or started again meanwhile */
+    vmb_info("VM %s: console ready %.3f s after the request (%s)", w->vm_id, seconds, w->path);
+    if (r->opts.metrics)
+        vmb_metrics_observe(r->opts.metrics, SVC_READY_METRIC, seconds, "path", w->path, NULL);
+}
+
+static LookResult
+look(SvcReady *r, const Watch *w)
+{
+    g_autoptr(GError) error = NULL;
+
+    if (screen_shows(r, w, &error)) {
+        record(r, w);
+        return LOOK_DONE;
+    }
+    if (g_get_monotonic_time() >= w->give_up_us) {
+        vmb_info("VM %s: no console-ready within %d s", w->vm_id, SVC_READY_GIVE_UP_S);
+        return LOOK_DONE;
+    }
+    /* Gone, or not running any more: its next start has a watch of its own. */
+    if (error && (vmb_error_kind(error) == VMB_ERROR_NOT_FOUND ||
+                  vmb_error_kind(error) == VMB_ERROR_CONFLICT))
+        return LOOK_DONE;
+    if (error && vmb_error_kind(error) != VMB_ERROR_UNAVAILABLE)
+        vmb_debug("console-ready of VM %s: %s", w->vm_id, error->message);
+    return LOOK_AGAIN;
+}
+
+/* The watcher: each round looks at every watch once, then waits for the next round, a new
+ * watch or the end. */
+static gpointer
+ready_main(gpointer data)
+{
+    SvcReady *r = data;
+
+    g_mutex_lock(&r->lock);
+    while (!r->stopping) {
+        g_autoptr(GPtrArray) round = NULL;
+        gint64 next = g_get_monotonic_time() + SVC_READY_INTERVAL_MS * 1000;
+
+        if (r->watches->len == 0) {
+            g_cond_wait(&r->wake, &r->lock);
+            continue;
+        }
+        round = g_steal_pointer(&r->watches);
+        r->watches = g_ptr_array_new_with_free_func((GDestroyNotify) watch_free);
+        g_mutex_unlock(&r->lock);
+        for (guint i = 0; i < round->len; i++)
+            if (look(r, round->pdata[i]) == LOOK_DONE)
+                g_clear_pointer(&round->pdata[i], watch_free);
+        g_mutex_lock(&r->lock);
+        for (guint i = 0; i < round->len; i++)
+            if (round->pdata[i])
+                g_ptr_array_add(r->watches, g_steal_pointer(&round->pdata[i]));
+        if (!r->stopping)
+            g_cond_wait_until(&r->wake, &r->lock, next);
+    }
+    g_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+/**
+ * svc_ready_new:
+ * @opts: what it uses; borrowed, and must outlive it
+ *
+ * Returns: (transfer full): the watcher, its thread started.
+ */
+SvcReady *
+svc_ready_new(const SvcReadyOptions *opts)
+{
+    static const double bounds[] = { 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600 };
+    SvcReady *r = g_new0(SvcReady, 1);
+
+    r->opts = *opts;
+    g_mutex_init(&r->lock);
+    g_cond_init(&r->wake);
+    r->watches = g_ptr_array_new_with_free_func((GDestroyNotify) watch_free);
+    if (opts->metrics)
+        vmb_metrics_declare(opts->metrics, SVC_READY_METRIC, VMB_METRIC_HISTOGRAM,
+                            "Seconds from a create or start request to the guest's first "
+                            "non-blank screen, by path (cold, pool, restore).",
+                            bounds, G_N_ELEMENTS(bounds));
+    r->thread = g_thread_new("vmb-ready", ready_main, r);
+    return r;
+}
+
+/**
+ * svc_ready_free:
+ * @r: (nullable): the watcher
+ *
+ * Stops watching (a look under way ends within its bound) and joins the thread.
+ */
+void
+svc_ready_free(SvcReady *r)
+{
+    if (!r)
+        return;
+    g_mutex_lock(&r->lock);
+    r->stopping = true;
+    g_cond_signal(&r->wake);
+    g_mutex_unlock(&r->lock);
+    g_thread_join(r->thread);
+    g_ptr_array_unref(r->watches);
+    g_cond_clear(&r->wake);
+    g_mutex_clear(&r->lock);
+    g_free(r);
+}
+
+/**
+ * svc_ready_watch:
+ * @r: the watcher
+ * @vm: a VM that was just started (its row after the start: name, started_at)
+ * @requested_at: when the create or start was asked for
+ * @path: "cold" (a boot), "pool" or "restore"; a static string
+ *
+ * Any thread; returns at once. The first look comes within SVC_READY_INTERVAL_MS.
+ */
+void
+svc_ready_watch(SvcReady *r, const DbVm *vm, GDateTime *requested_at, const char *path)
+{
+    Watch *w;
+
+    g_return_if_fail(r && vm && requested_at && path);
+    if (!vm->started_at)
+        return;
+    w = g_new0(Watch, 1);
+    w->vm_id = g_strdup(vm->id);
+    w->name = g_strdup(vm->name);
+    w->started_at = g_date_time_ref(vm->started_at);
+    w->requested_at = g_date_time_ref(requested_at);
+    w->path = path;
+    w->give_up_us = g_get_monotonic_time() + (gint64) SVC_READY_GIVE_UP_S * G_USEC_PER_SEC;
+    g_mutex_lock(&r->lock);
+    g_ptr_array_add(r->watches, w);
+    g_cond_signal(&r->wake);
+    g_mutex_unlock(&r->lock);
+}
