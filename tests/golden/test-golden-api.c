@@ -67,11 +67,13 @@ TEST(vm_running)
     vm.created_at = at("2026-12-06T09:00:00Z");
     vm.updated_at = at("2026-12-06T09:00:01Z");
     vm.started_at = at("2026-12-06T09:00:01Z");
+    vm.console_ready_at = at("2026-12-06T09:00:02Z");
     vm.console_last_activity_at = at("2026-12-06T09:05:00Z");
     check_golden("vm-running", api_render_vm(&vm));
     g_date_time_unref(vm.created_at);
     g_date_time_unref(vm.updated_at);
     g_date_time_unref(vm.started_at);
+    g_date_time_unref(vm.console_ready_at);
     g_date_time_unref(vm.console_last_activity_at);
 }
 

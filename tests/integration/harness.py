@@ -14,10 +14,12 @@ import secrets
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
 import unittest
+import zlib
 
 SRC = os.environ.get('VMB_SOURCE_ROOT') or os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__))))
@@ -76,6 +78,7 @@ def one_line(text):
 
 # --- PostgreSQL ----------------------------------------------------------------------------
 
+
 def virsh(*args):
     """virsh -q on qemu:///system; returns CompletedProcess (text)."""
     return subprocess.run(['virsh', '-q', '-c', 'qemu:///system', *args], capture_output=True,
@@ -88,6 +91,36 @@ def remove_domains(prefix):
         if name.startswith(prefix):
             virsh('destroy', name)
             virsh('undefine', name, '--remove-all-storage', '--snapshots-metadata')
+
+
+def png_colours(path):
+    """The distinct colours of an 8-bit RGB PNG (QEMU's screendump), rows undone here."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    pos, idat = 8, b''
+    while pos < len(data):
+        n, kind = struct.unpack('>I4s', data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+        if kind == b'IHDR':
+            width, height, depth, colour = struct.unpack('>IIBB', body[:10])
+        elif kind == b'IDAT':
+            idat += body
+    assert (depth, colour) == (8, 2), (depth, colour)
+    raw, stride, prev, seen = zlib.decompress(idat), width * 3, bytearray(width * 3), set()
+    for y in range(height):
+        f, row = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = row[i - 3] if i >= 3 else 0
+            b, c = prev[i], prev[i - 3] if i >= 3 else 0
+            p = a + b - c
+            pred = [0, a, b, (a + b) // 2,
+                    a if abs(p - a) <= abs(p - b) and abs(p - a) <= abs(p - c)
+                    else b if abs(p - b) <= abs(p - c) else c][f]
+            row[i] = (row[i] + pred) & 0xff
+        seen.update(bytes(row[i:i + 3]) for i in range(0, stride, 3))
+        prev = row
+    return seen
 
 
 def qemu_io(test, domain, command):

@@ -6,11 +6,9 @@
 # vmbroker_console_ready_seconds{path="cold"}.
 import datetime
 import os
-import struct
 import subprocess
 import sys
 import time
-import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -18,36 +16,6 @@ import harness  # noqa: E402
 
 def when(text):
     return datetime.datetime.fromisoformat(text.replace('Z', '+00:00'))
-
-
-def png_colours(path):
-    """The distinct colours of an 8-bit RGB PNG (QEMU's screendump), rows undone here."""
-    with open(path, 'rb') as f:
-        data = f.read()
-    pos, idat = 8, b''
-    while pos < len(data):
-        n, kind = struct.unpack('>I4s', data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + n]
-        pos += 12 + n
-        if kind == b'IHDR':
-            width, height, depth, colour = struct.unpack('>IIBB', body[:10])
-        elif kind == b'IDAT':
-            idat += body
-    assert (depth, colour) == (8, 2), (depth, colour)
-    raw, stride, prev, seen = zlib.decompress(idat), width * 3, bytearray(width * 3), set()
-    for y in range(height):
-        f, row = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            a = row[i - 3] if i >= 3 else 0
-            b, c = prev[i], prev[i - 3] if i >= 3 else 0
-            p = a + b - c
-            pred = [0, a, b, (a + b) // 2,
-                    a if abs(p - a) <= abs(p - b) and abs(p - a) <= abs(p - c)
-                    else b if abs(p - b) <= abs(p - c) else c][f]
-            row[i] = (row[i] + pred) & 0xff
-        seen.update(bytes(row[i:i + 3]) for i in range(0, stride, 3))
-        prev = row
-    return seen
 
 
 class Ready(harness.TestCase):
@@ -90,7 +58,7 @@ class Ready(harness.TestCase):
         shot = os.path.join(self.workdir, 'screen.png')
         subprocess.run(['virsh', '-q', '-c', 'qemu:///system', 'screenshot', got['name'], shot],
                        check=True, capture_output=True)
-        self.assertGreater(len(png_colours(shot)), 1, 'the screen is one flat colour')
+        self.assertGreater(len(harness.png_colours(shot)), 1, 'the screen is one flat colour')
         return got
 
     def test_ready_after_a_create_and_after_a_start(self):
