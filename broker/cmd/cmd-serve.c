@@ -355,6 +355,7 @@ start_background(Daemon *d, GError **error)
         vmb_warning("reconciliation: %s (serving anyway; it is retried until it succeeds)",
                     err->message);
     svc_sync_start(d->sync);
+    svc_vms_watch_unready(d->vms);
     /* After the first reconciliation, so that what this broker's previous run left running
      * is judged against libvirt before it is taken again. */
     if (!svc_ops_start(d->ops, error))

@@ -309,6 +309,46 @@ db_vms_list(DbConn *conn, const char *owner_id, GError **error)
     return vms;
 }
 
+/**
+ * db_vms_list_unready:
+ * @conn: a connection
+ * @host_id: the host whose VMs to list
+ * @within_s: how recent a start may be
+ * @ret_requested: (out) (element-type GDateTime): for each VM, when its start was asked for
+ *   (its latest create or start operation before it started; the start itself when none)
+ * @error: return location for an error
+ *
+ * The VMs running on @host_id since at most @within_s whose console is not ready yet: the
+ * watches a broker that stopped left unfinished.
+ *
+ * Returns: (transfer full) (element-type DbVm): the VMs, or NULL on error.
+ */
+GPtrArray *
+db_vms_list_unready(DbConn *conn, const char *host_id, unsigned within_s,
+                    GPtrArray **ret_requested, GError **error)
+{
+    g_autofree char *within = g_strdup_printf("%u", within_s);
+    const char *params[] = { host_id, within };
+    g_autoptr(PGresult) res = exec_vm(conn, PGRES_TUPLES_OK,
+        "SELECT " VM_COLUMNS ", " DB_US("COALESCE((SELECT max(o.created_at) FROM operations o"
+        "  WHERE o.vm_id = v.id AND o.kind IN ('create', 'start')"
+        "  AND o.created_at <= v.started_at), v.started_at)")
+        " FROM vms v JOIN users u ON u.id = v.owner_id"
+        " WHERE v.host_id = $1 AND v.state = 'running' AND v.console_ready_at IS NULL"
+        " AND v.started_at > now() - make_interval(secs => $2::int)", 2, params, error);
+    GPtrArray *vms;
+
+    if (!res)
+        return NULL;
+    vms = g_ptr_array_new_with_free_func((GDestroyNotify) db_vm_free);
+    *ret_requested = g_ptr_array_new_with_free_func((GDestroyNotify) g_date_time_unref);
+    for (int i = 0; i < PQntuples(res); i++) {
+        g_ptr_array_add(vms, vm_from_row(res, i));
+        g_ptr_array_add(*ret_requested, db_value_time(res, i, PQnfields(res) - 1));
+    }
+    return vms;
+}
+
 /* The row an INSERT ... SELECT FROM templates returned; none means no such template. */
 static DbVm *
 inserted_vm(const PGresult *res, const char *template_name, GError **error)

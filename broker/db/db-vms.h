@@ -121,3 +121,7 @@ DbVm *db_vms_get(DbConn *conn, const char *id, const char *owner_id, GError **er
 DbVm *db_vms_get_by_name(DbConn *conn, const char *name, GError **error);
 /* (element-type DbVm): every VM, or @owner_id's, oldest first. */
 GPtrArray *db_vms_list(DbConn *conn, const char *owner_id, GError **error);
+/* Running VMs of @host_id started within @within_s, console not ready; and when each was
+ * asked for (element-type GDateTime). */
+GPtrArray *db_vms_list_unready(DbConn *conn, const char *host_id, unsigned within_s,
+                               GPtrArray **ret_requested, GError **error);

@@ -212,6 +212,36 @@ watch_ready(SvcVms *vms, const DbOp *op)
         svc_ready_watch(vms->ready, vm, op->created_at, "cold");
 }
 
+/**
+ * svc_vms_watch_unready:
+ * @vms: the service
+ *
+ * At start-up: watches again the VMs of this host that started recently and whose console
+ * is not ready yet, as the broker that started them (this one's previous run, or one that
+ * died) would have.
+ */
+void
+svc_vms_watch_unready(SvcVms *vms)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DbConn) db = NULL;
+    g_autoptr(GPtrArray) requested = NULL;
+    g_autoptr(GPtrArray) list = NULL;
+
+    if (!vms->ready)
+        return;
+    db = db_pool_acquire(vms->opts.db, &error);
+    list = db ? db_vms_list_unready(db, vms->opts.host_id, SVC_READY_GIVE_UP_S, &requested,
+                                    &error)
+              : NULL;
+    if (!list) {
+        vmb_warning("console-ready watches after the restart: %s", error->message);
+        return;
+    }
+    for (guint i = 0; i < list->len; i++)
+        svc_ready_watch(vms->ready, list->pdata[i], requested->pdata[i], "cold");
+}
+
 static bool
 run_op(SvcOps *ops, const DbOp *op, gpointer data, GError **error)
 {

@@ -150,6 +150,8 @@ void svc_vms_release(SvcVms *vms, const char *id);
 /* Brings VM @vm_id's row in line with libvirt, under its claim. */
 typedef void (*SvcVmsReconcileFunc)(const char *vm_id, gpointer data);
 void svc_vms_set_reconciler(SvcVms *vms, SvcVmsReconcileFunc fn, gpointer data);
+/* After the first reconciliation: console-ready watches for starts a stopped broker left. */
+void svc_vms_watch_unready(SvcVms *vms);
 /* Deletes the ephemeral volumes of @vm, which is off; missing ones are fine. */
 void svc_vms_drop_ephemeral_disks(SvcVms *vms, virConnectPtr conn, const DbVm *vm);
 

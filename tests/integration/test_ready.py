@@ -3,7 +3,8 @@
 # the vm object's console_ready_at is set, later than the domain's start, and the guest's
 # screen then really shows something (a screenshot taken here, decoded here, has a second
 # colour); it is null while stopped; /metrics counts each in
-# vmbroker_console_ready_seconds{path="cold"}.
+# vmbroker_console_ready_seconds{path="cold"}. A start whose watch a broker left unfinished
+# (killed) is watched again by the next broker.
 import datetime
 import os
 import subprocess
@@ -21,9 +22,9 @@ def when(text):
 class Ready(harness.TestCase):
     def setUp(self):
         super().setUp()
-        overrides = {'libvirt': {'stop_timeout_s': '2'}}
-        self.migrate(self.config(**overrides))
-        self.broker = self.serve(**overrides)
+        self.overrides = {'libvirt': {'stop_timeout_s': '2'}}
+        self.migrate(self.config(**self.overrides))
+        self.broker = self.serve(**self.overrides)
         self.addCleanup(harness.remove_domains, self.broker.sections['libvirt']['name_prefix'])
         self.alice = self.bearer_user('alice', self.broker.config)
 
@@ -78,6 +79,17 @@ class Ready(harness.TestCase):
         second = self.assert_ready_after_start(vm)
         self.assertGreater(when(second['started_at']), when(first['console_ready_at']))
         self.assertEqual(self.ready_count(), 2)
+
+    def test_a_restarted_broker_watches_an_unfinished_start(self):
+        vm = self.api('POST', '/api/v1/vms', {'template': 'memtest'}, self.alice, want=201)['vm']
+        self.assert_ready_after_start(vm)
+        # As if the broker had died before the screen came up: its watch is gone with it.
+        self.broker.kill()
+        self.db.psql(f"UPDATE vms SET console_ready_at = NULL WHERE id = '{vm['id']}'")
+        self.broker = self.serve(**self.overrides)
+        self.assertEqual(self.vm(vm)['state'], 'running')
+        self.assert_ready_after_start(vm)
+        self.assertEqual(self.ready_count(), 1)
 
 
 if __name__ == '__main__':
