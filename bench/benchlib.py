@@ -11,6 +11,8 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
+import time
 
 SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(SRC, 'tests', 'integration'))
@@ -46,6 +48,41 @@ def virsh(*args, check=False):
     if check and r.returncode != 0:
         raise RuntimeError(f'virsh {" ".join(args)}: {r.stderr.strip()}')
     return r
+
+
+def pct(xs, p):
+    """The P-th percentile of XS (nearest rank)."""
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def storm(n_users, cycles, one_cycle, label='bench'):
+    """Runs one_cycle(user, i) n_users x cycles times, users in parallel; returns (what
+    the calls returned, wall seconds). Exits naming the first errors when any call failed."""
+    times, errors = [], []
+    lock = threading.Lock()
+
+    def user(u):
+        for i in range(cycles):
+            try:
+                dt = one_cycle(u, i)
+            except Exception as e:  # reported after the storm
+                with lock:
+                    errors.append(f'user {u} cycle {i}: {e}')
+                return
+            with lock:
+                times.append(dt)
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=user, args=(u,)) for u in range(n_users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - t0
+    if errors:
+        sys.exit(f'{label}: ' + '; '.join(errors[:5]))
+    return times, wall
 
 
 class Env:

@@ -20,40 +20,6 @@ import benchlib
 from benchlib import virsh
 
 
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
-
-
-def storm(n_users, cycles, one_cycle):
-    """Runs one_cycle(user, i) n_users x cycles times, users in parallel; returns
-    (times to running in ms, wall seconds)."""
-    times, errors = [], []
-    lock = threading.Lock()
-
-    def user(u):
-        for i in range(cycles):
-            try:
-                dt = one_cycle(u, i)
-            except Exception as e:  # reported after the storm
-                with lock:
-                    errors.append(f'user {u} cycle {i}: {e}')
-                return
-            with lock:
-                times.append(dt)
-
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=user, args=(u,)) for u in range(n_users)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.monotonic() - t0
-    if errors:
-        sys.exit('bench/ops: ' + '; '.join(errors[:5]))
-    return times, wall
-
-
 def main():
     n_users = int(sys.argv[1]) if len(sys.argv) > 1 else 16
     cycles = int(sys.argv[2]) if len(sys.argv) > 2 else 4
@@ -114,28 +80,28 @@ def main():
     loads = [benchlib.loadavg()]
     watcher = threading.Thread(target=bystander)
     watcher.start()
-    ours, ours_wall = storm(n_users, cycles, api_cycle)
+    ours, ours_wall = benchlib.storm(n_users, cycles, api_cycle, 'bench/ops')
     done.set()
     watcher.join()
     loads.append(benchlib.loadavg())
-    theirs, theirs_wall = storm(n_users, cycles, virsh_cycle)
+    theirs, theirs_wall = benchlib.storm(n_users, cycles, virsh_cycle, 'bench/ops')
     loads.append(benchlib.loadavg())
 
     n = n_users * cycles
-    rows = [['vmbroker POST until 201, DELETE', f'{pct(ours, 50):.0f}', f'{pct(ours, 99):.0f}',
+    rows = [['vmbroker POST until 201, DELETE', f'{benchlib.pct(ours, 50):.0f}', f'{benchlib.pct(ours, 99):.0f}',
              f'{n / ours_wall * 60:.1f}'],
-            ['virsh create, destroy', f'{pct(theirs, 50):.0f}', f'{pct(theirs, 99):.0f}',
+            ['virsh create, destroy', f'{benchlib.pct(theirs, 50):.0f}', f'{benchlib.pct(theirs, 99):.0f}',
              f'{n / theirs_wall * 60:.1f}']]
-    p99_list = pct(lists, 99)
+    p99_list = benchlib.pct(lists, 99)
     benchlib.table(
         f'bench/ops: {n_users} users x {cycles} create/delete cycles at once, memtest, '
         f'qemu:///system, {benchlib.cpus()} CPUs, 1-min load avg '
         f'{" -> ".join(l.split()[0] for l in loads)}',
         ['path', 'to running p50 ms', 'p99 ms', 'cycles/min'], rows,
-        [f'ratio p50 vmbroker : virsh = {pct(ours, 50) / pct(theirs, 50):.3f}, '
+        [f'ratio p50 vmbroker : virsh = {benchlib.pct(ours, 50) / benchlib.pct(theirs, 50):.3f}, '
          f'throughput vmbroker : virsh = {theirs_wall / ours_wall:.3f}',
          f'GET /api/v1/vms during the vmbroker storm: {len(lists)} requests, '
-         f'p50 {pct(lists, 50):.1f} ms, p99 {p99_list:.1f} ms '
+         f'p50 {benchlib.pct(lists, 50):.1f} ms, p99 {p99_list:.1f} ms '
          f'(target <= 20 ms: {"met" if p99_list <= 20 else "MISSED"})'])
 
 

@@ -15,19 +15,10 @@ import json
 import os
 import re
 import sys
-import threading
 import time
 
 import benchlib
-from benchlib import virsh
-
-sys.path.insert(0, os.path.join(benchlib.SRC, 'tests', 'integration'))
-import harness  # noqa: E402
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+from benchlib import harness, virsh
 
 
 class Bench:
@@ -94,31 +85,6 @@ class Bench:
         return ready - t0
 
 
-def burst(n, one):
-    """one(u) for u in 0..n-1 at once; returns (seconds each, wall seconds to the last)."""
-    times, errors, lock = [], [], threading.Lock()
-
-    def go(u):
-        try:
-            dt = one(u)
-        except Exception as e:  # reported below
-            with lock:
-                errors.append(str(e))
-            return
-        with lock:
-            times.append(dt)
-
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=go, args=(u,)) for u in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        sys.exit('bench/ready: ' + '; '.join(errors[:5]))
-    return times, time.monotonic() - t0
-
-
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 30
@@ -130,13 +96,13 @@ def main():
         ours.append(b.ours(0))
         theirs.append(b.theirs(0))
     loads.append(benchlib.loadavg())
-    ours_b, ours_wall = burst(n, b.ours)
+    ours_b, ours_wall = benchlib.storm(n, 1, lambda u, i: b.ours(u), 'bench/ready')
     loads.append(benchlib.loadavg())
-    theirs_b, theirs_wall = burst(n, b.theirs)
+    theirs_b, theirs_wall = benchlib.storm(n, 1, lambda u, i: b.theirs(u), 'bench/ready')
     loads.append(benchlib.loadavg())
 
     def row(label, xs, wall=None):
-        return [label, len(xs), f'{pct(xs, 50) * 1000:.0f}', f'{pct(xs, 99) * 1000:.0f}',
+        return [label, len(xs), f'{benchlib.pct(xs, 50) * 1000:.0f}', f'{benchlib.pct(xs, 99) * 1000:.0f}',
                 f'{wall:.1f}' if wall is not None else '-']
 
     rows = [row('cold: vmbroker create -> console_ready_at', ours),
@@ -149,8 +115,8 @@ def main():
         f'bench/ready: console-ready of memtest, accelerator {b.accel}, {benchlib.cpus()} CPUs, '
         f'1-min load avg {" -> ".join(l.split()[0] for l in loads)}',
         ['path', 'n', 'p50 ms', 'p99 ms', 'all ready s'], rows,
-        [f'ratio p50 vmbroker : virsh = {pct(ours, 50) / pct(theirs, 50):.3f} (one at a time), '
-         f'{pct(ours_b, 50) / pct(theirs_b, 50):.3f} (burst)',
+        [f'ratio p50 vmbroker : virsh = {benchlib.pct(ours, 50) / benchlib.pct(theirs, 50):.3f} (one at a time), '
+         f'{benchlib.pct(ours_b, 50) / benchlib.pct(theirs_b, 50):.3f} (burst)',
          f'burst of {n}: all ready in {ours_wall:.1f} s by vmbroker (target with a pool: '
          f'<= 20 s; cold shown for reference)'])
 
