@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // Watching a screen costs one libvirt screenshot (QEMU's screendump, a PNG of the
-// framebuffer) every SVC_READY_INTERVAL_MS per starting VM, on the bounded pool so a hung
-// libvirtd holds nothing up, and ends at the first frame that is not one flat colour, when
-// the VM stops or is gone, or after SVC_READY_GIVE_UP_S. No VNC client shares the guest's
-// console, and no password leaves libvirt.
+// framebuffer) every SVC_READY_INTERVAL_MS per starting VM, LOOKERS at a time, on the
+// bounded pool so a hung libvirtd holds nothing up. It ends at the first frame that is not
+// one flat colour, when the VM stops or is gone, or after SVC_READY_GIVE_UP_S. No VNC
+// client shares the guest's console, and no password leaves libvirt.
 #include "svc-ready.h"
 
 #include "dom-lifecycle.h"
@@ -14,6 +14,9 @@
 
 /* One screenshot's bound: libvirt answers a live guest's in well under a second. */
 #define SHOT_BOUND_MS 5000
+/* Screens looked at at once: a class that starts together is seen within a round or two,
+ * and most of the bounded pool stays free for requests. */
+#define LOOKERS 4
 
 struct SvcReady {
     SvcReadyOptions opts;
@@ -22,6 +25,10 @@ struct SvcReady {
     bool stopping;
     GPtrArray *watches;      /* of Watch *, waiting for their next look */
     GThread *thread;
+    GThreadPool *lookers;    /* a round's looks, LOOKERS at a time */
+    GMutex round_lock;
+    GCond round_done;
+    guint round_left;        /* looks of this round not finished */
 };
 
 typedef struct {
@@ -31,6 +38,7 @@ typedef struct {
     GDateTime *requested_at;
     const char *path;        /* static */
     gint64 give_up_us;       /* monotonic */
+    bool done;               /* its last look ended it */
 } Watch;
 
 typedef enum { LOOK_AGAIN, LOOK_DONE } LookResult;
@@ -141,6 +149,35 @@ look(SvcReady *r, const Watch *w)
     return LOOK_AGAIN;
 }
 
+/* A looker thread: one watch's look in this round. */
+static void
+look_one(gpointer data, gpointer user_data)
+{
+    Watch *w = data;
+    SvcReady *r = user_data;
+
+    w->done = look(r, w) == LOOK_DONE;
+    g_mutex_lock(&r->round_lock);
+    if (--r->round_left == 0)
+        g_cond_signal(&r->round_done);
+    g_mutex_unlock(&r->round_lock);
+}
+
+/* Looks at every watch of @round, LOOKERS at a time, and waits for them all. */
+static void
+run_round(SvcReady *r, GPtrArray *round)
+{
+    g_mutex_lock(&r->round_lock);
+    r->round_left = round->len;
+    g_mutex_unlock(&r->round_lock);
+    for (guint i = 0; i < round->len; i++)
+        g_thread_pool_push(r->lookers, round->pdata[i], NULL);
+    g_mutex_lock(&r->round_lock);
+    while (r->round_left > 0)
+        g_cond_wait(&r->round_done, &r->round_lock);
+    g_mutex_unlock(&r->round_lock);
+}
+
 /* The watcher: each round looks at every watch once, then waits for the next round, a new
  * watch or the end. */
 static gpointer
@@ -160,13 +197,14 @@ ready_main(gpointer data)
         round = g_steal_pointer(&r->watches);
         r->watches = g_ptr_array_new_with_free_func((GDestroyNotify) watch_free);
         g_mutex_unlock(&r->lock);
-        for (guint i = 0; i < round->len; i++)
-            if (look(r, round->pdata[i]) == LOOK_DONE)
-                g_clear_pointer(&round->pdata[i], watch_free);
+        run_round(r, round);
         g_mutex_lock(&r->lock);
-        for (guint i = 0; i < round->len; i++)
-            if (round->pdata[i])
+        for (guint i = 0; i < round->len; i++) {
+            Watch *w = round->pdata[i];
+
+            if (!w->done)
                 g_ptr_array_add(r->watches, g_steal_pointer(&round->pdata[i]));
+        }
         if (!r->stopping)
             g_cond_wait_until(&r->wake, &r->lock, next);
     }
@@ -189,6 +227,9 @@ svc_ready_new(const SvcReadyOptions *opts)
     r->opts = *opts;
     g_mutex_init(&r->lock);
     g_cond_init(&r->wake);
+    g_mutex_init(&r->round_lock);
+    g_cond_init(&r->round_done);
+    r->lookers = g_thread_pool_new(look_one, r, LOOKERS, FALSE, NULL);
     r->watches = g_ptr_array_new_with_free_func((GDestroyNotify) watch_free);
     if (opts->metrics)
         vmb_metrics_declare(opts->metrics, SVC_READY_METRIC, VMB_METRIC_HISTOGRAM,
@@ -215,7 +256,10 @@ svc_ready_free(SvcReady *r)
     g_cond_signal(&r->wake);
     g_mutex_unlock(&r->lock);
     g_thread_join(r->thread);
+    g_thread_pool_free(r->lookers, FALSE, TRUE);
     g_ptr_array_unref(r->watches);
+    g_cond_clear(&r->round_done);
+    g_mutex_clear(&r->round_lock);
     g_cond_clear(&r->wake);
     g_mutex_clear(&r->lock);
     g_free(r);
