@@ -217,9 +217,12 @@ cmd_template_main(const char *templates_dir, const char *name_prefix, const char
         cmd_fail("template: unknown command '%s' (see --help)", argv[1]);
         return CMD_EXIT_USAGE;
     }
-    if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
-        fputs(USAGE, stdout);
-        return CMD_EXIT_OK;
+    /* Anywhere after the command ("render memtest --help"): the usage, nothing loaded. */
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(USAGE, stdout);
+            return CMD_EXIT_OK;
+        }
     }
     set = dom_template_set_load_dir(templates_dir, &error);
     if (!set) {

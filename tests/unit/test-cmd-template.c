@@ -186,6 +186,8 @@ TEST(errors_are_one_line)
     g_auto(Run) baddir = run(VMB_SOURCE_ROOT "/tests/unit/data/templates-bad",
                              (const char *const[]) { "list", NULL });
     g_auto(Run) help = run(SHIPPED_DIR, (const char *const[]) { "--help", NULL });
+    /* Usage after a name too, with no templates folder to load (as cmd_template passes). */
+    g_auto(Run) late_help = run(NULL, (const char *const[]) { "render", "memtest", "--help", NULL });
 
     g_assert_cmpint(unknown.status, ==, 1);
     g_assert_cmpstr(unknown.err, ==,
@@ -201,6 +203,9 @@ TEST(errors_are_one_line)
     g_assert_cmpint(help.status, ==, 0);
     g_assert_true(g_str_has_prefix(help.out, "usage: vmbroker template list\n"));
     g_assert_nonnull(strstr(help.out, "--domain-type defaults to libvirt.domain_type;"));
+    g_assert_cmpint(late_help.status, ==, 0);
+    g_assert_cmpstr(late_help.out, ==, help.out);
+    g_assert_cmpstr(late_help.err, ==, "");
 }
 
 TEST_MAIN()
