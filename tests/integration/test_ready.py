@@ -67,6 +67,10 @@ class Ready(harness.TestCase):
         vm = self.api('POST', '/api/v1/vms', {'template': 'memtest'}, self.alice, want=201)['vm']
         first = self.assert_ready_after_start(vm)
         self.assertEqual(self.ready_count(), 1)
+        # The event stream announced it (the dashboard opens the console on that event).
+        self.assertEqual(self.db.scalar(
+            "SELECT count(*) FROM events WHERE kind = 'vm'"
+            f" AND vm_id = '{vm['id']}' AND payload->>'console_ready_at' IS NOT NULL"), '1')
 
         self.api('POST', f'/api/v1/vms/{vm["id"]}/stop', auth=self.alice, want=202)
         deadline = time.monotonic() + harness.WAIT_S
