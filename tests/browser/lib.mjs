@@ -336,7 +336,9 @@ export async function run(name, body, opts = {}) {
         // The dashboard would leave for the console once a booted VM's screen is up; the
         // tests that click "Open console" themselves turn that off (test-ready keeps it).
         if (!opts.autoOpenConsole)
-            await context.addInitScript(() => localStorage.setItem('vmbroker.autoOpenConsole', 'off'));
+            await context.addInitScript(() => {
+                if (location.protocol.startsWith('http')) localStorage.setItem('vmbroker.autoOpenConsole', 'off');
+            });
         const page = await newPage(context, problems);
         await body({ broker, context, page, name, problems });
         check(problems.length === 0, `the pages reported problems:\n  ${problems.join('\n  ')}`);
