@@ -95,9 +95,10 @@ bool db_vms_lock_memory(DbConn *conn, GError **error);
 bool db_vms_console_adjust(DbConn *conn, const char *id, int delta, GError **error);
 /* Records the time of the last byte a console client sent, if later than the stored one. */
 bool db_vms_console_touch(DbConn *conn, const char *id, GDateTime *at, GError **error);
-/* Records that vmbroker closed the VM's console connections itself, and why. */
+/* Records when the screen first showed something, once per start (@started_at's). */
 bool db_vms_console_ready(DbConn *conn, const char *id, GDateTime *started_at, GDateTime *at,
                           bool *ret_recorded, GError **error);
+/* Records that vmbroker closed the VM's console connections itself, and why. */
 bool db_vms_console_closed(DbConn *conn, const char *id, const char *reason, GError **error);
 /* Records libvirt's uuid once the domain is defined. */
 bool db_vms_set_domain(DbConn *conn, const char *id, const char *domain_uuid,
