@@ -6,9 +6,9 @@
 #include <string.h>
 
 #include "api-common.h"
-#include "http-problem.h"
 #include "dom-network.h"
 #include "dom-virt.h"
+#include "http-problem.h"
 #include "svc-health.h"
 #include "vmb-log.h"
 
@@ -54,7 +54,6 @@ static void
 ping_job_run(gpointer data)
 {
     PingJob *job = data;
-
     g_autoptr(virConnect) conn = NULL;
     g_autoptr(GError) net_error = NULL;
 
