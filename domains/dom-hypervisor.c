@@ -328,6 +328,34 @@ dom_hypervisor_ping(DomHypervisor *hv, GError **error)
 }
 
 /**
+ * dom_hypervisor_uri:
+ * @hv: a handle
+ *
+ * Returns: (transfer none): the libvirt URI it connects to.
+ */
+const char *
+dom_hypervisor_uri(DomHypervisor *hv)
+{
+    return hv->uri;
+}
+
+/**
+ * dom_hypervisor_lost:
+ * @hv: a handle
+ *
+ * Without taking the handle's lock (a caller stuck in libvirt may hold it): whether the
+ * connection was found dead and not yet replaced. Background work that may wait asks this
+ * first, so that no call of its queues on a connection that is going away.
+ *
+ * Returns: true while the connection is known lost.
+ */
+bool
+dom_hypervisor_lost(DomHypervisor *hv)
+{
+    return g_atomic_int_get(&hv->lost) != 0;
+}
+
+/**
  * dom_hypervisor_mark_lost:
  * @hv: a handle
  * @why: for the lost callback ("no answer")

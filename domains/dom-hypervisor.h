@@ -37,6 +37,9 @@ virConnectPtr dom_hypervisor_get(DomHypervisor *hv, GError **error);
 virConnectPtr dom_hypervisor_connect(DomHypervisor *hv, GError **error);
 /* True while a connection is held that nothing has found dead; calls nothing. */
 bool dom_hypervisor_is_up(DomHypervisor *hv);
+const char *dom_hypervisor_uri(DomHypervisor *hv);
+/* Lock-free: the connection is known dead and not replaced yet. */
+bool dom_hypervisor_lost(DomHypervisor *hv);
 /* True when libvirtd answers a call. */
 bool dom_hypervisor_ping(DomHypervisor *hv, GError **error);
 /* Declares the connection hung (a bounded call found no answer): the next get drops it and

@@ -4,6 +4,12 @@
 // bounded pool so a hung libvirtd holds nothing up. It ends at the first frame that is not
 // one flat colour, when the VM stops or is gone, or after SVC_READY_GIVE_UP_S. No VNC
 // client shares the guest's console, and no password leaves libvirt.
+//
+// Screenshots go over a libvirt connection of the watcher's own, without keepalive: a
+// screenshot is a stream, and libvirt's client crashed (in its event dispatch) when the
+// shared connection's keepalive closed it under a stream in flight on a libvirtd that had
+// stopped answering (tests/faults/test_libvirtd.py). Calls in flight are bounded: one per
+// watch, LOOKERS in all, none while the shared connection is known lost.
 #include "svc-ready.h"
 
 #include "dom-lifecycle.h"
@@ -29,6 +35,9 @@ struct SvcReady {
     GMutex round_lock;
     GCond round_done;
     guint round_left;        /* looks of this round not finished */
+    GMutex conn_lock;
+    virConnectPtr conn;      /* (nullable) the watcher's own connection, under conn_lock */
+    gint in_flight;          /* (atomic) screenshot jobs not finished, abandoned ones too */
 };
 
 typedef struct {
@@ -39,13 +48,15 @@ typedef struct {
     const char *path;        /* static */
     gint64 give_up_us;       /* monotonic */
     bool done;               /* its last look ended it */
+    gint *busy;              /* (atomic, shared with its screenshot job) one is under way */
 } Watch;
 
 typedef enum { LOOK_AGAIN, LOOK_DONE } LookResult;
 
 typedef struct {
-    DomHypervisor *hv;
+    SvcReady *r;
     char *name;
+    gint *busy;              /* the watch's; cleared when the job is freed */
     bool blank;              /* out */
     GError *error;           /* out */
 } ShotJob;
@@ -59,6 +70,7 @@ watch_free(Watch *w)
     g_free(w->name);
     g_date_time_unref(w->started_at);
     g_date_time_unref(w->requested_at);
+    g_atomic_rc_box_release(w->busy);
     g_free(w);
 }
 
@@ -67,16 +79,46 @@ shot_job_free(gpointer data)
 {
     ShotJob *job = data;
 
+    g_atomic_int_set(job->busy, 0);
+    g_atomic_rc_box_release(job->busy);
+    (void) g_atomic_int_dec_and_test(&job->r->in_flight);
     g_free(job->name);
     g_clear_error(&job->error);
     g_free(job);
+}
+
+/* A reference to the watcher's connection, opened when there is none or it died. */
+static virConnectPtr
+own_conn(SvcReady *r, GError **error)
+{
+    virConnectPtr conn;
+
+    g_mutex_lock(&r->conn_lock);
+    if (r->conn && virConnectIsAlive(r->conn) != 1)
+        g_clear_pointer(&r->conn, virConnectClose);  /* calls still on it keep their refs */
+    conn = r->conn;
+    if (conn)
+        virConnectRef(conn);
+    g_mutex_unlock(&r->conn_lock);
+    if (conn)
+        return conn;
+    conn = dom_virt_connect(dom_hypervisor_uri(r->opts.hv), error);
+    if (!conn)
+        return NULL;
+    g_mutex_lock(&r->conn_lock);
+    if (!r->conn) {
+        virConnectRef(conn);
+        r->conn = conn;
+    }
+    g_mutex_unlock(&r->conn_lock);
+    return conn;
 }
 
 static void
 shot_job_run(gpointer data)
 {
     ShotJob *job = data;
-    g_autoptr(virConnect) conn = dom_hypervisor_get(job->hv, &job->error);
+    g_autoptr(virConnect) conn = own_conn(job->r, &job->error);
     g_autoptr(virDomain) dom = conn ? dom_lifecycle_lookup(conn, job->name, &job->error) : NULL;
     g_autoptr(GBytes) image = dom ? dom_lifecycle_screenshot(dom, NULL, &job->error) : NULL;
 
@@ -85,15 +127,26 @@ shot_job_run(gpointer data)
 }
 
 /* The screen of @w's domain now: true when it shows something; false with @error when it
- * could not be seen. */
+ * could not be seen. No call is made while libvirt is known lost or while this watch's
+ * last screenshot is still under way (one that outlived its bound): calls must not pile
+ * up on a libvirtd that does not answer. */
 static bool
 screen_shows(SvcReady *r, const Watch *w, GError **error)
 {
-    ShotJob *job = g_new0(ShotJob, 1);
+    ShotJob *job;
     bool shows;
 
-    job->hv = r->opts.hv;
+    if (dom_hypervisor_lost(r->opts.hv) || g_atomic_int_get(&r->in_flight) >= LOOKERS ||
+        !g_atomic_int_compare_and_exchange(w->busy, 0, 1)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+                    "libvirt is reconnecting, or earlier screenshots are still under way");
+        return false;
+    }
+    g_atomic_int_inc(&r->in_flight);
+    job = g_new0(ShotJob, 1);
+    job->r = r;
     job->name = g_strdup(w->name);
+    job->busy = g_atomic_rc_box_acquire(w->busy);
     if (!vmb_bounded_run(r->opts.bounded, shot_job_run, job, shot_job_free, SHOT_BOUND_MS,
                          NULL)) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
@@ -229,6 +282,7 @@ svc_ready_new(const SvcReadyOptions *opts)
     g_cond_init(&r->wake);
     g_mutex_init(&r->round_lock);
     g_cond_init(&r->round_done);
+    g_mutex_init(&r->conn_lock);
     r->lookers = g_thread_pool_new(look_one, r, LOOKERS, FALSE, NULL);
     r->watches = g_ptr_array_new_with_free_func((GDestroyNotify) watch_free);
     if (opts->metrics)
@@ -257,6 +311,12 @@ svc_ready_free(SvcReady *r)
     g_mutex_unlock(&r->lock);
     g_thread_join(r->thread);
     g_thread_pool_free(r->lookers, FALSE, TRUE);
+    /* Jobs abandoned on a hung libvirtd use @r until they end (as vmb_bounded_free(),
+     * after this, waits for them too). */
+    while (g_atomic_int_get(&r->in_flight) > 0)
+        g_usleep(10 * 1000);
+    g_clear_pointer(&r->conn, virConnectClose);
+    g_mutex_clear(&r->conn_lock);
     g_ptr_array_unref(r->watches);
     g_cond_clear(&r->round_done);
     g_mutex_clear(&r->round_lock);
@@ -289,6 +349,7 @@ svc_ready_watch(SvcReady *r, const DbVm *vm, GDateTime *requested_at, const char
     w->requested_at = g_date_time_ref(requested_at);
     w->path = path;
     w->give_up_us = g_get_monotonic_time() + (gint64) SVC_READY_GIVE_UP_S * G_USEC_PER_SEC;
+    w->busy = g_atomic_rc_box_new0(gint);
     g_mutex_lock(&r->lock);
     g_ptr_array_add(r->watches, w);
     g_cond_signal(&r->wake);
