@@ -16,6 +16,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -445,7 +446,18 @@ class Broker:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+        self.print_warnings()
         remove_pools(self.sections.get('libvirt', {}).get('name_prefix'))
+
+    def print_warnings(self):
+        """The log's last warnings and errors on stderr, which meson shows for a test that
+        failed: the cause the problem+json keeps private is there."""
+        lines = [l for l in self.log().splitlines()
+                 if re.match(r'\S+ (warning|error|critical) ', l)]
+        if lines:
+            print(f'--- vmbroker on port {self.port}: its last warnings ---', file=sys.stderr)
+            for line in lines[-30:]:
+                print(line, file=sys.stderr)
 
 
 # --- test case base ------------------------------------------------------------------------
