@@ -219,7 +219,8 @@ parse_response(const char *head, char **ret_accept, char **ret_protocol, GError 
     g_auto(GStrv) lines = g_strsplit(head, "\r\n", -1);
     g_autofree char *accept = NULL;
     g_autofree char *protocol = NULL;
-    const char *status = lines[0];
+    /* An answer that starts with its blank line has no status line: g_strsplit("") is {}. */
+    const char *status = lines[0] ? lines[0] : "";
 
     if (!g_str_has_prefix(status, "HTTP/1.") || strlen(status) < 12 || status[8] != ' ' ||
         strncmp(status + 9, "101", 3) != 0 || (status[12] != ' ' && status[12] != '\0')) {
@@ -229,7 +230,7 @@ parse_response(const char *head, char **ret_accept, char **ret_protocol, GError 
                     "console upstream refused the upgrade: '%s'", escaped);
         return false;
     }
-    for (size_t i = 1; lines[i]; i++) {
+    for (size_t i = 1; lines[0] && lines[i]; i++) {
         const char *colon = strchr(lines[i], ':');
         g_autofree char *name = NULL;
         g_autofree char *value = NULL;

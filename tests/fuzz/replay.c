@@ -27,6 +27,10 @@ main(int argc, char **argv)
 {
     unsigned files = 0;
 
+    /* A GLib critical is a bug the fuzzer found (a NULL where a string was due): fatal here,
+     * so an input kept in the corpus for one stays a failing test until it is fixed. */
+    g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+
     for (int i = 1; i < argc; i++) {
         g_autoptr(GDir) dir = g_dir_open(argv[i], 0, NULL);
         const char *name;
