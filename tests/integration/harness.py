@@ -271,14 +271,17 @@ def base_config(db, workdir, http_port=None, **overrides):
     if not os.path.isdir(templates):
         templates = os.path.join(workdir, 'templates')
         os.makedirs(templates, exist_ok=True)
-    base = (int(tag, 16) % 40) * 200 + 20000  # port ranges of the test's own
+    # 10 VNC and 10 websocket ports of the test's own, in one of 400 blocks: two tests that
+    # run side by side on one libvirtd rarely share a block (libvirt refuses a port another
+    # domain of its holds: "Failed to reserve port").
+    base = (int(tag, 16) % 400) * 20 + 20000
     cfg = {
         'http': {'listen': f'127.0.0.1:{http_port or free_port()}'},
         'database': {'url': db.conninfo if db else 'host=/nonexistent dbname=none'},
         'libvirt': {'uri': 'qemu:///system', 'name_prefix': f'vmbt{tag}-'},
         'storage': {'dir': storage},
         'console': {'listen': '127.0.0.1', 'vnc_ports': f'{base}-{base + 9}',
-                    'ws_ports': f'{base + 100}-{base + 109}'},
+                    'ws_ports': f'{base + 10}-{base + 19}'},
         'templates': {'dir': templates},
         'log': {'level': 'info'},
     }
