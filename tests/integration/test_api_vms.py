@@ -176,6 +176,14 @@ class VmCase(harness.TestCase):
         self.assertEqual(status, 200, vm)
         return vm
 
+    def settled(self, vm_id, who='alice'):
+        """Waits for VM_ID's console_ready_at: the broker writes it (and its event) a moment
+        after the create, which a snapshot of the database taken before would see change."""
+        deadline = time.monotonic() + harness.WAIT_S
+        while not self.get_vm(vm_id, who)['console_ready_at']:
+            self.assertLess(time.monotonic(), deadline, 'no console_ready_at')
+            time.sleep(0.1)
+
     def wait_state(self, vm_id, state, who='alice'):
         deadline = time.monotonic() + harness.WAIT_S
         while True:
@@ -518,6 +526,7 @@ class Limits(VmCase):
     def test_second_vm_at_the_running_limit_is_409_with_the_running_vm_and_its_console(self):
         self.start(limits={'max_running_per_user': '1'})
         _, first = self.create()
+        self.settled(first['vm']['id'])
         before = self.snapshot()
         tickets = int(self.db.scalar('SELECT count(*) FROM console_tickets'))
         resp = self.broker.request('POST', '/api/v1/vms', {'template': 'memtest'}, headers={
@@ -567,6 +576,7 @@ class Limits(VmCase):
                    limits={'max_running_per_user': '0'})
         _, first = self.create(who='root')
         self.assertEqual((first['vm']['vnc_port'], first['vm']['ws_port']), (int(vnc), int(ws)))
+        self.settled(first['vm']['id'], who='root')
         before = self.snapshot()
         p = self.problem(self.broker.request('POST', '/api/v1/vms', {'template': 'memtest'},
                                              headers={'Authorization':
