@@ -155,10 +155,17 @@ run_user_op(SvcVms *vms, const DbOp *op, GError **error)
     g_autoptr(DbConn) db = db_pool_acquire(vms->opts.db, error);
     g_autoptr(DbUser) caller = NULL;
     g_autoptr(DbVm) vm = NULL;
+    g_autoptr(GError) err = NULL;
 
     if (!db)
         return false;
-    if (!op->requested_by || !(caller = db_users_get_by_id(db, op->requested_by, NULL))) {
+    if (op->requested_by && !(caller = db_users_get_by_id(db, op->requested_by, &err)) &&
+        vmb_error_kind(err) != VMB_ERROR_NOT_FOUND) {
+        /* The database failed (a killed backend): not a missing user; tried again. */
+        g_propagate_error(error, g_steal_pointer(&err));
+        return false;
+    }
+    if (!caller) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
                     "The user who asked for this no longer exists.");
         return false;
