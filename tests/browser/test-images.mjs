@@ -63,7 +63,8 @@ await run('images', async ({ broker, page, name }) => {
     await page.locator('#template-json').fill(JSON.stringify({ ...def, memory_mib: 768 }));
     await page.getByRole('button', { name: 'Save template' }).click();
     await tmsg.filter({ hasText: 'lab is changed.' }).waitFor();
-    check((await trow.textContent()).includes('768 MiB'), `the row does not show the change: ${await trow.textContent()}`);
+    // The row is drawn again after the message: wait for it rather than read it at once.
+    await waitFor('the row showing the change', async () => (await trow.textContent()).includes('768 MiB'));
     await shot(page, name, 'template');
     await page.goto(`${broker.origin}/`);
     await page.locator('#template-list .card[data-name="lab"]').waitFor();
