@@ -17,7 +17,11 @@
 
 static int listen_fd = -1;
 static unsigned listen_port;
-static GAsyncQueue *answers;   /* GBytes the server sends, one per connection */
+/* What the server sends to each connection it accepts: this execution's answer. A connection
+ * the server accepts late (its client gave up) gets a newer answer nobody reads, so a lost
+ * connection cannot put the answers out of step with their executions. */
+static GMutex answer_lock;
+static GBytes *answer;
 static VmbSplice *engine;
 
 /* What the engine's connect ended with. */
@@ -34,7 +38,7 @@ static gpointer
 server_main(gpointer unused)
 {
     for (;;) {
-        g_autoptr(GBytes) answer = g_async_queue_pop(answers);
+        g_autoptr(GBytes) sent = NULL;
         const guint8 *p;
         gsize len;
         char sink[4096];
@@ -42,7 +46,10 @@ server_main(gpointer unused)
 
         if (fd < 0)
             continue;
-        p = g_bytes_get_data(answer, &len);
+        g_mutex_lock(&answer_lock);
+        sent = g_bytes_ref(answer);
+        g_mutex_unlock(&answer_lock);
+        p = g_bytes_get_data(sent, &len);
         while (len > 0) {
             ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
             if (n <= 0)
@@ -70,7 +77,6 @@ start_server(void)
     g_assert(listen(listen_fd, 4) == 0);
     g_assert(getsockname(listen_fd, (struct sockaddr *) &a, &alen) == 0);
     listen_port = ntohs(a.sin_port);
-    answers = g_async_queue_new_full((GDestroyNotify) g_bytes_unref);
     g_thread_unref(g_thread_new("fuzz-qemu", server_main, NULL));
 }
 
@@ -132,7 +138,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     protocol = data[0] & 1 ? "binary" : NULL;
     if (listen_fd < 0)
         start_server();
-    g_async_queue_push(answers, g_bytes_new(data + 1, size - 1));
+    g_mutex_lock(&answer_lock);
+    g_clear_pointer(&answer, g_bytes_unref);
+    answer = g_bytes_new(data + 1, size - 1);
+    g_mutex_unlock(&answer_lock);
     if (data[0] & 2) {
         connect_by_engine(protocol, size - 1);
         return 0;
