@@ -550,45 +550,52 @@ engine_timeout_ms(VmbSplice *s)
     return left <= 0 ? 0 : (int) ((left + 999) / 1000);
 }
 
-gpointer
-vmb_splice_engine_main(gpointer data)
+/**
+ * vmb_splice_engine_pass:
+ * @s: the engine
+ * @timeout_ms: how long epoll_wait may wait; -1 for the engine's own timeout
+ *
+ * One pass of the loop: waits for events, handles them, the bulk tick and the connect
+ * deadlines. Engine thread (or the caller of a stepped engine).
+ *
+ * Returns: false once a stop command was handled.
+ */
+bool
+vmb_splice_engine_pass(VmbSplice *s, int timeout_ms)
 {
-    VmbSplice *s = data;
     struct epoll_event events[MAX_EVENTS];
     bool running = true;
-    sigset_t pipe_signal;
+    int n = epoll_wait(s->epfd, events, MAX_EVENTS,
+                       timeout_ms < 0 ? engine_timeout_ms(s) : timeout_ms);
 
-    /* splice(2) into a socket whose peer is gone raises SIGPIPE in this thread; blocked, it
-     * is only EPIPE. */
-    sigemptyset(&pipe_signal);
-    sigaddset(&pipe_signal, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_signal, NULL);
-
-    while (running) {
-        int n = epoll_wait(s->epfd, events, MAX_EVENTS, engine_timeout_ms(s));
-
-        if (n < 0) {
-            /* EINTR only: the other errors mean a broken epfd, a bug. */
-            g_assert(errno == EINTR);
-            continue;
-        }
-        for (int i = 0; i < n; i++) {
-            if (events[i].data.ptr == s)
-                running = run_commands(s) && running;
-            else if (events[i].data.ptr == &s->cepfd)
-                vmb_splice_connect_events(s);
-            else
-                end_event(s, events[i].data.ptr, events[i].events);
-        }
-        if (s->bulk.length && g_get_monotonic_time() >= s->next_tick_us) {
-            bulk_tick(s);
-            s->next_tick_us = g_get_monotonic_time() + BULK_TICK_MS * 1000;
-        }
-        if (s->connecting && g_get_monotonic_time() >= s->next_connect_check_us)
-            vmb_splice_connect_expire(s);
-        g_ptr_array_set_size(s->graveyard, 0);
-        sync_pass_end(s);
+    if (n < 0) {
+        /* EINTR only: the other errors mean a broken epfd, a bug. */
+        g_assert(errno == EINTR);
+        return true;
     }
+    for (int i = 0; i < n; i++) {
+        if (events[i].data.ptr == s)
+            running = run_commands(s) && running;
+        else if (events[i].data.ptr == &s->cepfd)
+            vmb_splice_connect_events(s);
+        else
+            end_event(s, events[i].data.ptr, events[i].events);
+    }
+    if (s->bulk.length && g_get_monotonic_time() >= s->next_tick_us) {
+        bulk_tick(s);
+        s->next_tick_us = g_get_monotonic_time() + BULK_TICK_MS * 1000;
+    }
+    if (s->connecting && g_get_monotonic_time() >= s->next_connect_check_us)
+        vmb_splice_connect_expire(s);
+    g_ptr_array_set_size(s->graveyard, 0);
+    sync_pass_end(s);
+    return running;
+}
+
+/* After the stop command: ends what is left and releases every waiting vmb_splice_sync(). */
+void
+vmb_splice_engine_shutdown(VmbSplice *s)
+{
     vmb_splice_connect_stop(s);
     while (s->pairs.head)
         pair_close(s, s->pairs.head->data, "shutdown");
@@ -597,5 +604,22 @@ vmb_splice_engine_main(gpointer data)
     s->syncs_done = s->syncs_asked;   /* no caller waits past the end */
     g_cond_broadcast(&s->synced);
     g_mutex_unlock(&s->lock);
+}
+
+gpointer
+vmb_splice_engine_main(gpointer data)
+{
+    VmbSplice *s = data;
+    sigset_t pipe_signal;
+
+    /* splice(2) into a socket whose peer is gone raises SIGPIPE in this thread; blocked, it
+     * is only EPIPE. */
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_signal, NULL);
+
+    while (vmb_splice_engine_pass(s, -1))
+        ;
+    vmb_splice_engine_shutdown(s);
     return NULL;
 }

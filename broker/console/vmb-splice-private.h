@@ -109,7 +109,8 @@ struct VmbSplice {
     int epfd;
     int evfd;
     int cepfd;           /* epoll set of connects in flight, itself in epfd */
-    GThread *thread;
+    GThread *thread;     /* NULL when stepped */
+    bool stepped;
 
     GMutex lock;         /* guards the fields down to the next comment */
     GQueue commands;     /* of Cmd *, for the engine thread */
@@ -144,5 +145,7 @@ void vmb_splice_connect_start(VmbSplice *s, Connect *c);
 void vmb_splice_connect_events(VmbSplice *s);
 void vmb_splice_connect_expire(VmbSplice *s);
 void vmb_splice_connect_stop(VmbSplice *s);
-/* The engine thread. */
+/* The engine thread, and the loop it runs (which a stepped engine's caller runs). */
 gpointer vmb_splice_engine_main(gpointer data);
+bool vmb_splice_engine_pass(VmbSplice *s, int timeout_ms);
+void vmb_splice_engine_shutdown(VmbSplice *s);

@@ -19,7 +19,10 @@
  * @error: return location for an error
  *
  * Starts the engine's thread. Its callbacks (on_close, done) run on that thread and must not
- * block for long, nor call vmb_splice_free().
+ * block for long, nor call vmb_splice_free(). A stepped engine (options->stepped) has no
+ * thread: its loop runs in vmb_splice_step() and vmb_splice_sync(), on the caller's thread,
+ * which must have SIGPIPE ignored or blocked. The fuzzer drives it so, so that a run is the
+ * same each time it is replayed.
  *
  * Returns: (transfer full): the engine, or NULL on error.
  */
@@ -69,6 +72,10 @@ vmb_splice_new(const VmbSpliceOptions *options, GError **error)
                     g_strerror(errno));
         return NULL;
     }
+    if (options && options->stepped) {
+        s->stepped = true;
+        return g_steal_pointer(&s);
+    }
     s->thread = g_thread_try_new("vmb-splice", vmb_splice_engine_main, s, &thread_error);
     if (!s->thread) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_INTERNAL, "splice thread: %s",
@@ -92,7 +99,7 @@ vmb_splice_free(VmbSplice *s)
 {
     if (!s)
         return;
-    if (s->thread) {
+    if (s->thread || s->stepped) {
         Cmd *c = g_new0(Cmd, 1);
         c->kind = CMD_STOP;
         g_mutex_lock(&s->lock);
@@ -100,7 +107,13 @@ vmb_splice_free(VmbSplice *s)
         g_queue_push_tail(&s->commands, c);
         g_mutex_unlock(&s->lock);
         vmb_splice_wake(s);
+    }
+    if (s->thread)
         g_thread_join(s->thread);
+    else if (s->stepped) {
+        while (vmb_splice_engine_pass(s, 0))
+            ;
+        vmb_splice_engine_shutdown(s);
     }
     g_queue_clear_full(&s->commands, (GDestroyNotify) vmb_splice_cmd_free);
     g_clear_pointer(&s->graveyard, g_ptr_array_unref);
@@ -273,7 +286,7 @@ vmb_splice_close_tag(VmbSplice *s, const char *tag, const char *reason)
  * this call: what was ready for it before the call (a byte written to a pair's far end, a close, a command)
  * has been handled, without sleeping for a guessed time. Any thread but the engine's; for
  * tests and fuzzing, which drive the engine step by step. Returns at once when the engine
- * is stopping.
+ * is stopping. On a stepped engine, the same as vmb_splice_step(s, 0).
  */
 void
 vmb_splice_sync(VmbSplice *s)
@@ -282,6 +295,10 @@ vmb_splice_sync(VmbSplice *s)
     Cmd *c;
 
     g_return_if_fail(s);
+    if (s->stepped) {
+        vmb_splice_step(s, 0);
+        return;
+    }
 
     c = g_new0(Cmd, 1);
     c->kind = CMD_SYNC;
@@ -297,6 +314,21 @@ vmb_splice_sync(VmbSplice *s)
     while (s->syncs_done < mine)
         g_cond_wait(&s->synced, &s->lock);
     g_mutex_unlock(&s->lock);
+}
+
+/**
+ * vmb_splice_step:
+ * @s: a stepped engine
+ * @timeout_ms: how long to wait for something to handle
+ *
+ * Runs one pass of a stepped engine's loop on this thread: handles what is ready (waiting up
+ * to @timeout_ms for it), the bulk tick and connect deadlines when due. Callbacks run inside.
+ */
+void
+vmb_splice_step(VmbSplice *s, unsigned timeout_ms)
+{
+    g_return_if_fail(s && s->stepped);
+    vmb_splice_engine_pass(s, (int) MIN(timeout_ms, (unsigned) G_MAXINT));
 }
 
 /**

@@ -42,6 +42,7 @@ typedef struct {
     size_t buffer_size;          /* bound of each direction's buffer; 0 for the default */
     VmbSpliceCloseFunc on_close; /* (nullable) audit hook for every pair that ends */
     void *on_close_data;         /* passed to on_close */
+    bool stepped;                /* no thread: the caller runs the loop (vmb_splice_step()) */
 } VmbSpliceOptions;
 
 typedef struct {
@@ -66,6 +67,7 @@ bool vmb_splice_add(VmbSplice *s, int client_fd, int upstream_fd, GBytes *to_cli
                     void *done_data, GError **error);
 void vmb_splice_close_tag(VmbSplice *s, const char *tag, const char *reason);
 void vmb_splice_sync(VmbSplice *s);
+void vmb_splice_step(VmbSplice *s, unsigned timeout_ms);
 bool vmb_splice_connect(VmbSplice *s, const char *addr, unsigned port, const char *ws_key,
                         const char *ws_protocol, unsigned timeout_ms, unsigned wait_ms,
                         VmbSpliceConnectFunc done, void *done_data, GError **error);

@@ -747,4 +747,39 @@ TEST(splice_sync)
     g_clear_pointer(&s, vmb_splice_free);
 }
 
+/* A stepped engine has no thread: nothing moves until the caller steps it, a step moves what
+ * was ready, and freeing it ends the open pairs on the caller's thread. */
+TEST(splice_stepped)
+{
+    Audit audit;
+    g_autoptr(VmbSplice) s = NULL;
+    TestPair tp;
+    char c;
+
+    audit_init(&audit);
+    s = vmb_splice_new(&(VmbSpliceOptions) { .on_close = on_close, .on_close_data = &audit,
+                                             .stepped = true }, NULL);
+    add_pair(s, &tp, false, "step", NULL, NULL);
+    g_assert_cmpint(send(tp.client, "x", 1, MSG_NOSIGNAL), ==, 1);
+    g_usleep(20 * 1000);
+    g_assert_cmpint(recv(tp.upstream, &c, 1, MSG_DONTWAIT), ==, -1);
+    vmb_splice_step(s, 0);      /* the add */
+    for (unsigned i = 0; i < 100; i++) {
+        vmb_splice_sync(s);
+        g_assert_cmpint(recv(tp.upstream, &c, 1, MSG_DONTWAIT), ==, 1);
+        g_assert_cmpint(send(tp.upstream, &c, 1, MSG_NOSIGNAL), ==, 1);
+        vmb_splice_step(s, 1000);
+        g_assert_cmpint(recv(tp.client, &c, 1, MSG_DONTWAIT), ==, 1);
+        g_assert_cmpint(send(tp.client, &c, 1, MSG_NOSIGNAL), ==, 1);
+    }
+    g_assert_cmpuint(tp.done_calls, ==, 0);
+    g_clear_pointer(&s, vmb_splice_free);
+    g_assert_cmpuint(tp.done_calls, ==, 1);
+    g_assert_cmpuint(audit.closes, ==, 1);
+    g_assert_cmpstr(audit.reasons->pdata[0], ==, "step:shutdown");
+    close(tp.client);
+    close(tp.upstream);
+    audit_clear(&audit);
+}
+
 TEST_MAIN()
