@@ -257,7 +257,9 @@ setup(Bench *b, char **ret_host_id)
         die("connect", err);
     if (!db_migrate_apply(conn, NULL, &err))
         die("migrate", err);
-    if (!db_hosts_ensure(conn, "local", "qemu:///system", ret_host_id, &err) ||
+    if (!db_hosts_ensure_configured(conn, &(DbHostSpec) { DB_HOST_CONFIGURED, "qemu:///system",
+                                                          "127.0.0.1", ranges, 0 },
+                                    ret_host_id, &err) ||
         !db_ports_sync(conn, *ret_host_id, &ranges, &err) ||
         !db_templates_upsert(conn, "bench", "iso", "bench\n", NULL, &err) ||
         !db_users_insert(conn, "bench", DB_ROLE_USER, NULL, &user_id, &err))

@@ -22,6 +22,7 @@ static const char usage[] =
     "  vm list|show|start|stop|reboot|delete  manage VMs as an admin (--json)\n"
     "  audit                      read the audit log (--since, --user, --vm, --json)\n"
     "  image list                 list the base images of overlay templates (--json)\n"
+    "  host add|list|disable|enable|remove  manage the hypervisor hosts (--json)\n"
     "  template list|render NAME  show the templates and the domain XML they make\n"
     "  version                    print the version\n"
     "\n"
@@ -42,6 +43,7 @@ static const struct {
     { "vm", cmd_vm },
     { "audit", cmd_audit },
     { "image", cmd_image },
+    { "host", cmd_host },
     { "version", cmd_version },
 };
 

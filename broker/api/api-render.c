@@ -53,6 +53,7 @@ api_render_vm(const DbVm *vm)
     json_object_object_add(o, "state", json_object_new_string(db_vm_state_to_string(vm->state)));
     json_object_object_add(o, "state_reason", api_render_string(vm->state_reason));
     json_object_object_add(o, "accelerator", api_render_string(vm->accelerator));
+    json_object_object_add(o, "host", api_render_string(vm->host_name));
     json_object_object_add(o, "vnc_port", vm->vnc_port ? json_object_new_int((int) vm->vnc_port)
                                                        : NULL);
     json_object_object_add(o, "ws_port", vm->ws_port ? json_object_new_int((int) vm->ws_port)
@@ -88,6 +89,42 @@ api_render_user(const DbUser *user, bool admin_view)
     json_object_object_add(o, "role", json_object_new_string(db_role_to_string(user->role)));
     if (admin_view)
         json_object_object_add(o, "disabled", json_object_new_boolean(user->disabled));
+    return o;
+}
+
+static json_object *
+render_range(unsigned first, unsigned last)
+{
+    g_autofree char *text = g_strdup_printf("%u-%u", first, last);
+
+    return json_object_new_string(text);
+}
+
+/**
+ * api_render_host:
+ * @host: a hypervisor host
+ *
+ * Returns: (transfer full): {name, uri, console_address, vnc_ports, ws_ports, memory_mib,
+ *   enabled, from_config, vms, created_at}; memory_mib null for no budget.
+ */
+json_object *
+api_render_host(const DbHost *host)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "name", json_object_new_string(host->name));
+    json_object_object_add(o, "uri", json_object_new_string(host->uri));
+    json_object_object_add(o, "console_address", json_object_new_string(host->console_address));
+    json_object_object_add(o, "vnc_ports", render_range(host->ranges.vnc_first,
+                                                        host->ranges.vnc_last));
+    json_object_object_add(o, "ws_ports", render_range(host->ranges.ws_first,
+                                                       host->ranges.ws_last));
+    json_object_object_add(o, "memory_mib", host->memory_mib
+                           ? json_object_new_int64((gint64) host->memory_mib) : NULL);
+    json_object_object_add(o, "enabled", json_object_new_boolean(host->enabled));
+    json_object_object_add(o, "from_config", json_object_new_boolean(host->from_config));
+    json_object_object_add(o, "vms", json_object_new_int((int) host->vms));
+    json_object_object_add(o, "created_at", api_render_time(host->created_at));
     return o;
 }
 

@@ -7,6 +7,7 @@
 
 #include "db-audit.h"
 #include "db-console-history.h"
+#include "db-hosts.h"
 #include "db-isos.h"
 #include "db-ops.h"
 #include "db-tokens.h"
@@ -27,6 +28,9 @@ json_object *api_render_vm(const DbVm *vm);
 json_object *api_render_op(const DbOp *op, bool admin_view);
 /* user: {id, username, role}; with @admin_view also {disabled}. */
 json_object *api_render_user(const DbUser *user, bool admin_view);
+/* host: {name, uri, console_address, vnc_ports, ws_ports, memory_mib, enabled, from_config,
+ * vms, created_at} */
+json_object *api_render_host(const DbHost *host);
 /* token: {id, name, created_at, expires_at, last_used_at, revoked} (never the secret), and
  * {user} in an admin's listing of every user's tokens. */
 json_object *api_render_token(const DbToken *token);

@@ -52,5 +52,9 @@ const HttpRoute api_routes[] = {
     { "GET", "/api/v1/tokens", api_tokens_list, 0 },
     { "DELETE", "/api/v1/tokens/{id}", api_tokens_delete, 0 },
     { "GET", "/api/v1/audit", api_audit_list, 0 },
+    { "GET", "/api/v1/hosts", api_hosts_list, 0 },
+    { "POST", "/api/v1/hosts", api_hosts_add, 0 },
+    { "PATCH", "/api/v1/hosts/{name}", api_hosts_change, 0 },
+    { "DELETE", "/api/v1/hosts/{name}", api_hosts_remove, 0 },
 };
 const size_t api_routes_count = G_N_ELEMENTS(api_routes);

@@ -14,6 +14,7 @@
 #include "svc-isos.h"
 #include "svc-events.h"
 #include "svc-health.h"
+#include "svc-hosts.h"
 #include "svc-templates.h"
 #include "svc-vms.h"
 
@@ -26,6 +27,7 @@ typedef struct {
     VmbBounded *bounded;   /* libvirt work of requests, waited for within a bound */
     SvcAuth *auth;         /* logins, sessions, tokens */
     SvcUsers *users;       /* accounts and their API tokens */
+    SvcHosts *hosts;       /* hypervisor hosts (admins) */
     VmbMetrics *metrics;   /* what /metrics shows */
     SvcTemplates *templates; /* in use now: a SIGHUP reloads them */
     SvcVms *vms;           /* the VM life cycle */

@@ -41,14 +41,11 @@ prepare_tx(DbConn *conn, void *data, GError **error)
 {
     PrepareTx *tx = data;
     const Config *cfg = tx->cfg;
-    DbPortRanges ranges = {
-        cfg->console_vnc_ports.first, cfg->console_vnc_ports.last,
-        cfg->console_ws_ports.first, cfg->console_ws_ports.last,
-    };
+    DbHostSpec host = cmd_configured_host(cfg);
 
     g_clear_pointer(&tx->host_id, g_free);
-    if (!db_hosts_ensure(conn, "local", cfg->libvirt_uri, &tx->host_id, error) ||
-        !db_ports_sync(conn, tx->host_id, &ranges, error) ||
+    if (!db_hosts_ensure_configured(conn, &host, &tx->host_id, error) ||
+        !db_ports_sync(conn, tx->host_id, &host.ranges, error) ||
         !db_limits_set_max_running(conn, cfg->limits_max_running_per_user
                                               ? (int) cfg->limits_max_running_per_user : -1,
                                    error))
@@ -80,6 +77,7 @@ typedef struct {
     VmbBounded *bounded;      /* requests' libvirt work, waited for at most call_timeout_s */
     SvcAuth *auth;
     SvcUsers *users;
+    SvcHosts *hosts;
     SvcOps *ops;              /* freed first: its workers use the services below */
     SvcEvents *events;        /* its streams end with the HTTP server */
     SvcVms *vms;
@@ -107,6 +105,7 @@ daemon_clear(Daemon *d)
     g_clear_pointer(&d->health, svc_health_free);
     g_clear_pointer(&d->auth, svc_auth_free);
     g_clear_pointer(&d->users, svc_users_free);
+    g_clear_pointer(&d->hosts, svc_hosts_free);
     g_clear_pointer(&d->bounded, vmb_bounded_free);
     g_clear_pointer(&d->accel, svc_accel_free);
     g_clear_pointer(&d->hv, dom_hypervisor_free);
@@ -253,6 +252,7 @@ start_services(Daemon *d, GError **error)
     const Config *cfg = d->cfg;
 
     d->users = cmd_open_users(cfg, d->pool);
+    d->hosts = svc_hosts_new(&(SvcHostsOptions) { .db = d->pool });
     d->auth = svc_auth_new(&(SvcAuthOptions) {
         .db = d->pool,
         .cache = d->cache,
@@ -468,6 +468,7 @@ serve_until_signal(Daemon *d, const char *config_path, const sigset_t *sigs, GEr
         .bounded = d->bounded,
         .auth = d->auth,
         .users = d->users,
+        .hosts = d->hosts,
         .metrics = d->metrics,
         .templates = d->templates,
         .vms = d->vms,

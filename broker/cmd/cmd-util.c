@@ -125,6 +125,19 @@ cmd_open_users(const Config *cfg, DbPool *pool)
     return svc_users_new(&(SvcUsersOptions) { .db = pool, .argon2 = cmd_argon2(cfg) });
 }
 
+DbHostSpec
+cmd_configured_host(const Config *cfg)
+{
+    return (DbHostSpec) {
+        .name = DB_HOST_CONFIGURED,
+        .uri = cfg->libvirt_uri,
+        .console_address = cfg->console_listen,
+        .ranges = { cfg->console_vnc_ports.first, cfg->console_vnc_ports.last,
+                    cfg->console_ws_ports.first, cfg->console_ws_ports.last },
+        .memory_mib = cfg->limits_host_memory_mib,
+    };
+}
+
 /**
  * cmd_cli_caller:
  *

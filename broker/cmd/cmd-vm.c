@@ -62,6 +62,7 @@ vm_ctx_open(VmCtx *c, GError **error)
     const Config *cfg = c->cfg;
     g_autoptr(DbConn) conn = NULL;
     DomTemplateSet *set;
+    DbHostSpec host = cmd_configured_host(cfg);
 
     c->pool = cmd_open_pool(cfg);
     c->users = cmd_open_users(cfg, c->pool);
@@ -71,7 +72,7 @@ vm_ctx_open(VmCtx *c, GError **error)
     c->templates = svc_templates_new(&(SvcTemplatesOptions) { c->pool, cfg->templates_dir },
                                      set);
     if (!(conn = db_pool_acquire(c->pool, error)) ||
-        !db_hosts_ensure(conn, "local", cfg->libvirt_uri, &c->host_id, error))
+        !db_hosts_ensure_configured(conn, &host, &c->host_id, error))
         return false;
     g_clear_pointer(&conn, db_conn_release);
     c->hv = dom_hypervisor_new(cfg->libvirt_uri); /* connects only when used: never here */

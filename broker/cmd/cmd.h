@@ -4,6 +4,7 @@
 #pragma once
 
 #include "config.h"
+#include "db-hosts.h"
 #include "db-pool.h"
 #include "db-users.h"
 #include "svc-users.h"
@@ -39,6 +40,8 @@ SvcUsers *cmd_open_users(const Config *cfg, DbPool *pool);
  * the services apply the admin's rules and audit it with no actor; its rows carry the origin
  * cmd_open_pool set. (The vm verbs act as svc_users_cli_account: operations need a row.) */
 const DbUser *cmd_cli_caller(void);
+/* The host the config describes (DB_HOST_CONFIGURED); its strings belong to @cfg. */
+DbHostSpec cmd_configured_host(const Config *cfg);
 /* Prints @obj as one line of JSON on stdout. */
 void cmd_print_json(json_object *obj);
 
@@ -50,4 +53,5 @@ int cmd_template(const char *config_path, int argc, char **argv);
 int cmd_vm(const char *config_path, int argc, char **argv);
 int cmd_audit(const char *config_path, int argc, char **argv);
 int cmd_image(const char *config_path, int argc, char **argv);
+int cmd_host(const char *config_path, int argc, char **argv);
 int cmd_version(const char *config_path, int argc, char **argv);

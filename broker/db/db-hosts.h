@@ -1,12 +1,56 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-// Queries on the hosts table (one row, `local`, until placement across hosts exists).
+// Queries on the hosts table: the configured host (`local`), kept in line with the config at
+// every start, and the hosts admins add.
 #pragma once
 
 #include <stdbool.h>
 #include <glib.h>
 
 #include "db-pool.h"
+#include "db-ports.h"
 
-/* Inserts host @name or updates its URI; @ret_id gets its id. */
-bool db_hosts_ensure(DbConn *conn, const char *name, const char *uri, char **ret_id,
-                     GError **error);
+/* The name of the host the config file describes (libvirt.uri, console.*). */
+#define DB_HOST_CONFIGURED "local"
+
+typedef struct {
+    char *id;
+    char *name;
+    char *uri;                /* libvirt URI */
+    char *console_address;    /* where QEMU's VNC and websocket servers listen */
+    DbPortRanges ranges;
+    guint64 memory_mib;       /* guests' memory there at most; 0 for no budget */
+    bool enabled;             /* false: it takes no new VMs */
+    bool from_config;         /* the config file's host */
+    unsigned vms;             /* VMs placed there */
+    GDateTime *created_at;
+} DbHost;
+
+void db_host_free(DbHost *host);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DbHost, db_host_free)
+
+/* What a host is made of; the fields db_hosts_insert and db_hosts_update write. */
+typedef struct {
+    const char *name;
+    const char *uri;
+    const char *console_address;
+    DbPortRanges ranges;
+    guint64 memory_mib;       /* 0 for no budget */
+} DbHostSpec;
+
+/* Inserts the configured host or brings its row in line with @spec (its `enabled` stays);
+ * @ret_id gets its id. The caller syncs its port rows. */
+bool db_hosts_ensure_configured(DbConn *conn, const DbHostSpec *spec, char **ret_id,
+                                GError **error);
+/* A new host; VMB_ERROR_CONFLICT when the name is taken. The caller syncs its port rows. */
+DbHost *db_hosts_insert(DbConn *conn, const DbHostSpec *spec, GError **error);
+GPtrArray *db_hosts_list(DbConn *conn, GError **error);
+/* Host @name, its row locked FOR UPDATE when @lock; VMB_ERROR_NOT_FOUND. */
+DbHost *db_hosts_get(DbConn *conn, const char *name, bool lock, GError **error);
+/* Writes @spec's URI, console address, ranges and budget over host @id's (not its name). */
+bool db_hosts_update(DbConn *conn, const char *id, const DbHostSpec *spec, GError **error);
+bool db_hosts_set_enabled(DbConn *conn, const char *id, bool enabled, GError **error);
+/* Removes a host without VMs (its port rows go with it); VMB_ERROR_CONFLICT otherwise. */
+bool db_hosts_delete(DbConn *conn, const char *id, GError **error);
+/* Inside a create's transaction: VMB_ERROR_EXHAUSTED when host @id takes no new VMs. Its
+ * row is locked FOR SHARE, so it is not disabled or removed before the commit. */
+bool db_hosts_check_open(DbConn *conn, const char *id, GError **error);

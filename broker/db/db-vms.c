@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "db-console-history.h"
+#include "db-hosts.h"
 #include "vmb-error.h"
 
 static const char *const state_names[] = {
@@ -92,6 +93,7 @@ db_vm_free(DbVm *vm)
     g_free(vm->template_name);
     g_free(vm->iso_id);
     g_free(vm->host_id);
+    g_free(vm->host_name);
     g_free(vm->domain_uuid);
     g_free(vm->accelerator);
     g_free(vm->state_reason);
@@ -117,7 +119,8 @@ db_vm_free(DbVm *vm)
     " FROM unnest(v.disk_volumes) AS d), v.console_connections, "                       \
     DB_US("v.console_last_activity_at") ", v.console_closed_reason, "                   \
     DB_US("v.console_closed_at") ", " DB_US("v.created_at") ", " DB_US("v.updated_at")   \
-    ", " DB_US("v.started_at") ", " DB_US("v.stopped_at") ", " DB_US("v.console_ready_at")
+    ", " DB_US("v.started_at") ", " DB_US("v.stopped_at") ", " DB_US("v.console_ready_at") \
+    ", (SELECT h.name FROM hosts h WHERE h.id = v.host_id)"
 
 static char **
 volumes_from_hex(const char *text)
@@ -170,6 +173,7 @@ vm_from_row(const PGresult *res, int row)
     vm->started_at = db_value_time(res, row, c++);
     vm->stopped_at = db_value_time(res, row, c++);
     vm->console_ready_at = db_value_time(res, row, c++);
+    vm->host_name = db_value_dup(res, row, c++);
     return vm;
 }
 
@@ -389,7 +393,8 @@ db_vms_insert(DbConn *conn, const DbVmSpec *spec, const DbPortLeaseOptions *leas
 
     if (!require_transaction(conn, "db_vms_insert", error))
         return NULL;
-    if (!db_ports_lease_pair(conn, spec->host_id, id, lease, &pair, error))
+    if (!db_hosts_check_open(conn, spec->host_id, error) ||
+        !db_ports_lease_pair(conn, spec->host_id, id, lease, &pair, error))
         return NULL;
     vnc = g_strdup_printf("%u", pair.vnc);
     ws = g_strdup_printf("%u", pair.ws);

@@ -41,6 +41,7 @@ typedef struct {
     int template_version;     /* the template's version when the VM was made */
     char *iso_id;             /* isos.id, NULL when none */
     char *host_id;            /* hosts.id */
+    char *host_name;          /* hosts.name */
     char *domain_uuid;        /* libvirt's uuid, NULL until defined */
     char *accelerator;        /* domain type it was last defined with, NULL until then */
     DbVmState state;          /* see DbVmState */

@@ -50,6 +50,7 @@ running_vm(void)
         .template_name = S("memtest"),
         .template_version = 1,
         .host_id = S("40570000-0000-4000-8000-000000000001"),
+        .host_name = S("local"),
         .domain_uuid = S("d0d0d0d0-0000-4000-8000-000000000001"),
         .accelerator = S("qemu"),
         .state = DB_VM_RUNNING,
@@ -125,6 +126,24 @@ TEST(iso)
                   .size = 6291456, .volume = S("9f86d081884c7d65.iso"), .is_public = true };
 
     check_golden("iso", api_render_iso(&iso));
+}
+
+TEST(hosts_configured_and_added)
+{
+    DbHost local = { .id = S("40570000-0000-4000-8000-000000000001"), .name = S("local"),
+                     .uri = S("qemu:///system"), .console_address = S("127.0.0.1"),
+                     .ranges = { 5900, 5999, 5700, 5799 }, .enabled = true,
+                     .from_config = true, .vms = 3 };
+    DbHost added = { .id = S("40570000-0000-4000-8000-000000000002"), .name = S("hv2"),
+                     .uri = S("qemu+ssh://hv2.example/system"), .console_address = S("10.0.0.2"),
+                     .ranges = { 6000, 6099, 6100, 6199 }, .memory_mib = 65536 };
+
+    local.created_at = at("2026-12-06T09:00:00Z");
+    added.created_at = at("2026-12-06T10:00:00Z");
+    check_golden("host-local", api_render_host(&local));
+    check_golden("host-added", api_render_host(&added));
+    g_date_time_unref(local.created_at);
+    g_date_time_unref(added.created_at);
 }
 
 TEST(template_shows_no_host_paths)

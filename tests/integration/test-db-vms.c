@@ -686,12 +686,40 @@ TEST(hosts_templates_audit)
                            .object_kind = "vm", .object_id = "x",
                            .remote_addr = "2001:db8::1", .detail_json = "{\"template\": \"tiny\"}" };
 
-    g_assert_true(db_hosts_ensure(conn, "local", "qemu:///system", &same, &err));
+    DbHostSpec local = { DB_HOST_CONFIGURED, "qemu:///system", "127.0.0.1",
+                         { VNC_FIRST, VNC_FIRST + 1, WS_FIRST, WS_FIRST + 1 }, 0 };
+    DbHostSpec hv2 = { "hv2", "qemu+ssh://hv2/system", "10.0.0.2",
+                       { 5900, 5999, 5700, 5799 }, 4096 };
+
+    g_assert_true(db_hosts_ensure_configured(conn, &local, &same, &err));
     g_assert_cmpstr(same, ==, db->host_id);
-    g_assert_true(db_hosts_ensure(conn, "local", "qemu+ssh://hv1/system", &moved, &err));
+    local.uri = "qemu+ssh://hv1/system";
+    g_assert_true(db_hosts_ensure_configured(conn, &local, &moved, &err));
     g_assert_cmpstr(moved, ==, db->host_id);
-    g_assert_true(db_hosts_ensure(conn, "hv2", "qemu+ssh://hv2/system", &other, &err));
-    g_assert_cmpstr(other, !=, db->host_id);
+    {
+        g_autoptr(DbHost) h = db_hosts_insert(conn, &hv2, &err);
+        g_autoptr(DbHost) again = NULL;
+        g_autoptr(DbHost) got = NULL;
+
+        g_assert_nonnull(h);
+        other = g_strdup(h->id);
+        g_assert_cmpstr(other, !=, db->host_id);
+        g_assert_cmpuint(h->memory_mib, ==, 4096);
+        g_assert_false(h->from_config);
+        again = db_hosts_insert(conn, &hv2, &err);
+        g_assert_error(err, VMB_ERROR, VMB_ERROR_CONFLICT);
+        g_clear_error(&err);
+        got = db_hosts_get(conn, DB_HOST_CONFIGURED, false, &err);
+        g_assert_cmpstr(got->uri, ==, "qemu+ssh://hv1/system");
+        g_assert_true(got->from_config && got->enabled);
+    }
+    /* A disabled host takes no new VMs; one with VMs is not removed. */
+    g_assert_true(db_hosts_set_enabled(conn, db->host_id, false, &err));
+    g_assert_null(insert_vm(db, "refused", db->alice_id, &err));
+    g_assert_error(err, VMB_ERROR, VMB_ERROR_EXHAUSTED);
+    g_clear_error(&err);
+    g_assert_true(db_hosts_set_enabled(conn, db->host_id, true, &err));
+    g_assert_true(db_hosts_delete(conn, other, &err));
 
     /* The version grows with the content only. */
     g_assert_true(db_templates_upsert(conn, "tiny", "iso", "name = tiny\n", &version, &err));

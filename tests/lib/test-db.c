@@ -51,7 +51,9 @@ test_db_new(const char *tag, unsigned pool_size, unsigned vnc_first, unsigned ws
     conn = db_pool_acquire(db->pool, &err);
     check_ok(conn != NULL, err);
     check_ok(db_migrate_apply(conn, NULL, &err), err);
-    check_ok(db_hosts_ensure(conn, "local", "qemu:///system", &db->host_id, &err), err);
+    check_ok(db_hosts_ensure_configured(conn, &(DbHostSpec) {
+                 DB_HOST_CONFIGURED, "qemu:///system", "127.0.0.1", ranges, 0 },
+                 &db->host_id, &err), err);
     check_ok(db_ports_sync(conn, db->host_id, &ranges, &err), err);
     check_ok(db_templates_upsert(conn, "tiny", "iso", "name = tiny\n", NULL, &err), err);
     check_ok(db_users_insert(conn, "alice", DB_ROLE_USER, NULL, &db->alice_id, &err), err);
