@@ -26,15 +26,6 @@ dom_snapshot_free(DomSnapshot *snap)
     g_free(snap);
 }
 
-static char *
-node_to_string(xmlDoc *doc, xmlNode *node)
-{
-    g_autoptr(xmlBuffer) buf = xmlBufferCreate();
-
-    xmlNodeDump(buf, doc, node, 0, 0);
-    return g_strdup((const char *) xmlBufferContent(buf));
-}
-
 static virDomainSnapshotPtr
 lookup(virDomainPtr dom, const char *name, GError **error)
 {
@@ -184,7 +175,7 @@ dom_snapshot_create(virDomainPtr dom, const char *name, const char *description,
     xmlNewTextChild(root, NULL, X("name"), X(name));
     if (description)
         xmlNewTextChild(root, NULL, X("description"), X(description));
-    xml = node_to_string(doc, root);
+    xml = dom_virt_node_string(doc, root);
     snap = virDomainSnapshotCreateXML(dom, xml, VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC);
     if (!snap) {
         dom_virt_set_error_kind(error, virGetLastErrorCode() == VIR_ERR_OPERATION_INVALID
@@ -227,7 +218,7 @@ record_with_live_console(virDomainPtr dom, virDomainSnapshotPtr snap, GError **e
     }
     copy = xmlDocCopyNode(lg->nodesetval->nodeTab[0], sdoc, 1);
     xmlFreeNode(xmlReplaceNode(sg->nodesetval->nodeTab[0], copy));
-    return node_to_string(sdoc, xmlDocGetRootElement(sdoc));
+    return dom_virt_node_string(sdoc, xmlDocGetRootElement(sdoc));
 }
 
 /**

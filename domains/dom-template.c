@@ -93,7 +93,7 @@ ENUM_STRINGS(image_format, DomImageFormat, image_format_names)
 static const char *const known_fields[] = {
     "description", "kind", "memory_mib", "vcpus", "video", "disk_bus", "network",
     "network_name", "boot", "idle_timeout_s", "max_lifetime_s", "iso_path", "disk_gib",
-    "base_image", "base_format", "persistent", "console_exclusive",
+    "base_image", "base_format", "persistent", "console_exclusive", "warm_pool",
 };
 
 /**
@@ -411,6 +411,20 @@ load_boot(Loader *l, DomTemplate *t)
     return true;
 }
 
+/* Guests kept booted for takers: only for a template whose create needs nothing per request
+ * (no user ISO, no disk kept per user). */
+static bool
+load_warm_pool(Loader *l, DomTemplate *t)
+{
+    if (!get_uint(l, "warm_pool", false, 0, DOM_TEMPLATE_WARM_POOL_MAX, &t->warm_pool))
+        return false;
+    if (t->warm_pool && (dom_template_needs_iso(t) || t->persistent))
+        return field_error(l, "warm_pool", "needs a template whose guests need nothing per "
+                                           "user (a fixed \"iso_path\" or an overlay that is "
+                                           "not persistent)");
+    return true;
+}
+
 static bool
 load_fields(Loader *l, DomTemplate *t)
 {
@@ -419,7 +433,7 @@ load_fields(Loader *l, DomTemplate *t)
            get_uint(l, "max_lifetime_s", false, 0, G_MAXINT32, &t->max_lifetime_s) &&
            get_bool(l, "console_exclusive", &t->console_exclusive) &&
            (t->kind == DOM_TEMPLATE_KIND_ISO ? load_iso_kind(l, t) : load_overlay_kind(l, t)) &&
-           load_boot(l, t);
+           load_boot(l, t) && load_warm_pool(l, t);
 }
 
 /* @name is a template's name: 1-64 of a-z, 0-9, '_' and '-', starting with a letter or
@@ -593,6 +607,7 @@ dom_template_to_json(const DomTemplate *tmpl)
     json_object_object_add(o, "console_exclusive",
                            json_object_new_boolean(tmpl->console_exclusive));
     json_object_object_add(o, "needs_iso", json_object_new_boolean(dom_template_needs_iso(tmpl)));
+    json_object_object_add(o, "warm_pool", json_object_new_int64(tmpl->warm_pool));
     if (tmpl->kind == DOM_TEMPLATE_KIND_ISO) {
         json_object_object_add(o, "disk_gib", json_object_new_int64(tmpl->disk_gib));
     } else {

@@ -57,6 +57,9 @@ typedef enum {
 } DomImageFormat;
 
 /* A loaded, validated template. Read-only for callers. */
+/* The most guests a template's warm pool may keep. */
+#define DOM_TEMPLATE_WARM_POOL_MAX 64
+
 typedef struct {
     char *name;              /* the file name without ".json": [a-z0-9][a-z0-9_-]* */
     char *path;              /* the file it was loaded from; NULL: defined through the API */
@@ -73,6 +76,7 @@ typedef struct {
     guint idle_timeout_s;    /* 0: never idle out; enforced by the reaper */
     guint max_lifetime_s;    /* 0: unlimited; enforced by the reaper */
     bool console_exclusive;  /* a new console viewer closes the older ones */
+    guint warm_pool;         /* guests kept booted for creates to take; 0: none */
     /* kind iso */
     char *iso_path;          /* a fixed ISO on the host; NULL: the user picks an uploaded ISO */
     guint disk_gib;          /* size of a blank qcow2 disk; 0: none */

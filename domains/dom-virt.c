@@ -224,3 +224,19 @@ dom_virt_host_domain_type(virConnectPtr conn, GError **error)
                     "the host's capabilities list no domain type for new guests");
     return first;
 }
+
+/**
+ * dom_virt_node_string:
+ * @doc: a document
+ * @node: one of its nodes
+ *
+ * Returns: (transfer full): @node and what it holds as XML text.
+ */
+char *
+dom_virt_node_string(xmlDoc *doc, xmlNode *node)
+{
+    g_autoptr(xmlBuffer) buf = xmlBufferCreate();
+
+    xmlNodeDump(buf, doc, node, 0, 0);
+    return g_strdup((const char *) xmlBufferContent(buf));
+}

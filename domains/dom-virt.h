@@ -40,3 +40,5 @@ void dom_virt_set_error_kind(GError **error, VmbErrorKind kind, const char *fmt,
 /* XML parsing of libvirt's answers (never of user input) */
 xmlDoc *dom_virt_parse_xml(const char *xml, const char *what, GError **error);
 char *dom_virt_xpath_string(xmlDoc *doc, const char *expr);
+/* @node of @doc serialized on its own, unindented. */
+char *dom_virt_node_string(xmlDoc *doc, xmlNode *node);

@@ -129,6 +129,26 @@ api_render_host(const DbHost *host)
 }
 
 /**
+ * api_render_pool:
+ * @pool: a template's warm pool
+ *
+ * Returns: (transfer full): {template, size, ready, starting, schedules}; schedules are not
+ *   built yet and always [].
+ */
+json_object *
+api_render_pool(const SvcPoolInfo *pool)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "template", json_object_new_string(pool->template_name));
+    json_object_object_add(o, "size", json_object_new_int((int) pool->size));
+    json_object_object_add(o, "ready", json_object_new_int((int) pool->ready));
+    json_object_object_add(o, "starting", json_object_new_int((int) pool->starting));
+    json_object_object_add(o, "schedules", json_object_new_array());
+    return o;
+}
+
+/**
  * api_render_token:
  * @token: an API token's record
  *

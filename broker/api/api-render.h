@@ -15,6 +15,7 @@
 #include "db-vms.h"
 #include "dom-template.h"
 #include "svc-images.h"
+#include "svc-pools.h"
 
 /* An RFC 3339 UTC time, or JSON null for NULL. */
 json_object *api_render_time(GDateTime *t);
@@ -31,6 +32,8 @@ json_object *api_render_user(const DbUser *user, bool admin_view);
 /* host: {name, uri, console_address, vnc_ports, ws_ports, memory_mib, enabled, from_config,
  * vms, created_at} */
 json_object *api_render_host(const DbHost *host);
+/* pool: {template, size, ready, starting, schedules} */
+json_object *api_render_pool(const SvcPoolInfo *pool);
 /* token: {id, name, created_at, expires_at, last_used_at, revoked} (never the secret), and
  * {user} in an admin's listing of every user's tokens. */
 json_object *api_render_token(const DbToken *token);

@@ -15,6 +15,7 @@
 #include "svc-events.h"
 #include "svc-health.h"
 #include "svc-hosts.h"
+#include "svc-pools.h"
 #include "svc-templates.h"
 #include "svc-vms.h"
 
@@ -28,6 +29,7 @@ typedef struct {
     SvcAuth *auth;         /* logins, sessions, tokens */
     SvcUsers *users;       /* accounts and their API tokens */
     SvcHosts *hosts;       /* hypervisor hosts (admins) */
+    SvcPools *pools;       /* warm pools */
     VmbMetrics *metrics;   /* what /metrics shows */
     SvcTemplates *templates; /* in use now: a SIGHUP reloads them */
     SvcVms *vms;           /* the VM life cycle */

@@ -28,6 +28,9 @@
  * passwords, readiness pings); more wait their turn within their callers' bound. */
 #define LIBVIRT_WORKERS 16
 
+/* How often the warm pools' filler looks. */
+#define POOLS_INTERVAL_S 2
+
 typedef struct {
     const Config *cfg;
     const DomTemplateSet *templates;
@@ -78,6 +81,7 @@ typedef struct {
     SvcAuth *auth;
     SvcUsers *users;
     SvcHosts *hosts;
+    SvcPools *pools;          /* stopped before vms: its filler creates and deletes */
     SvcOps *ops;              /* freed first: its workers use the services below */
     SvcEvents *events;        /* its streams end with the HTTP server */
     SvcVms *vms;
@@ -93,6 +97,7 @@ typedef struct {
 static void
 daemon_clear(Daemon *d)
 {
+    g_clear_pointer(&d->pools, svc_pools_stop);
     g_clear_pointer(&d->ops, svc_ops_free);
     g_clear_pointer(&d->events, svc_events_free);
     g_clear_pointer(&d->janitor, svc_janitor_stop);
@@ -368,6 +373,12 @@ start_background(Daemon *d, GError **error)
         .templates = d->templates,
         .interval_s = cfg->console_reaper_interval_s,
     });
+    d->pools = svc_pools_start(&(SvcPoolsOptions) {
+        .db = d->pool,
+        .vms = d->vms,
+        .templates = d->templates,
+        .interval_s = POOLS_INTERVAL_S,
+    });
     d->janitor = svc_janitor_start(&(SvcJanitorOptions) {
         .db = d->pool,
         .interval_s = cfg->database_janitor_interval_s,
@@ -469,6 +480,7 @@ serve_until_signal(Daemon *d, const char *config_path, const sigset_t *sigs, GEr
         .auth = d->auth,
         .users = d->users,
         .hosts = d->hosts,
+        .pools = d->pools,
         .metrics = d->metrics,
         .templates = d->templates,
         .vms = d->vms,

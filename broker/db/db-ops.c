@@ -184,6 +184,30 @@ db_ops_insert(DbConn *conn, const DbOpSpec *spec, DbOp **ret_active, GError **er
 }
 
 /**
+ * db_ops_insert_done:
+ * @conn: a connection inside the transaction that did the work
+ * @spec: the operation
+ * @error: return location for an error
+ *
+ * Records an operation done at once, in the request (a create that took a pool's guest).
+ *
+ * Returns: (transfer full): the succeeded operation, or NULL.
+ */
+DbOp *
+db_ops_insert_done(DbConn *conn, const DbOpSpec *spec, GError **error)
+{
+    const char *params[] = { spec->vm_id, db_op_kind_to_string(spec->kind), spec->requested_by,
+                             spec->remote_addr, spec->params ? spec->params : "{}" };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "INSERT INTO operations AS o (vm_id, kind, requested_by, remote_addr, params, state,"
+        "  step, progress, started_at, finished_at)"
+        " VALUES ($1, $2, $3, $4, $5::jsonb, 'succeeded', 'succeeded', 100, now(), now())"
+        " RETURNING " OP_COLUMNS, 5, params, error);
+
+    return first_op(res);
+}
+
+/**
  * db_ops_claim:
  * @conn: a connection
  * @broker: this broker's instance name

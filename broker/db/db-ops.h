@@ -70,6 +70,8 @@ typedef struct {
  * has an active operation (*ret_active then set to it), VMB_ERROR_TOO_MANY when the
  * requester has max_active_per_user active ones. */
 DbOp *db_ops_insert(DbConn *conn, const DbOpSpec *spec, DbOp **ret_active, GError **error);
+/* Inserts an operation that succeeded already, in the caller's transaction. */
+DbOp *db_ops_insert_done(DbConn *conn, const DbOpSpec *spec, GError **error);
 /* Takes the oldest queued operation, or a running one whose heartbeat is older than
  * @stale_s, for @broker; NULL with no error when there is none. */
 DbOp *db_ops_claim(DbConn *conn, const char *broker, unsigned stale_s, GError **error);

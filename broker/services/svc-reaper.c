@@ -4,6 +4,9 @@
 // byte a client sent is written to PostgreSQL, so the idle clock survives a broker restart.
 #include "svc-reaper.h"
 
+#include <string.h>
+
+#include "db-pools.h"
 #include "db-vms.h"
 #include "vmb-log.h"
 #include "vmb-periodic.h"
@@ -67,8 +70,10 @@ sweep(gpointer data)
     }
     for (guint i = 0; i < all->len; i++) {
         const DbVm *vm = all->pdata[i];
-        /* A paused guest holds its memory and ports as a running one does. */
-        if (vm->state == DB_VM_RUNNING || vm->state == DB_VM_PAUSED)
+        /* A paused guest holds its memory and ports as a running one does. A warm pool's
+         * guest waits without a console by design: its clocks start when it is taken. */
+        if ((vm->state == DB_VM_RUNNING || vm->state == DB_VM_PAUSED) &&
+            strcmp(vm->owner_name, DB_POOL_ACCOUNT) != 0)
             reap_one(r, db, vm, now_s);
     }
 }

@@ -605,6 +605,11 @@ svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, Db
 
     if (!check_create(vms, req, tmpl, &owner, &iso, ret_running, error))
         return NULL;
+    if (svc_vms_take_possible(req, owner, tmpl)) {
+        DbVm *taken = svc_vms_take(vms, req, owner, tmpl, ret_op);
+        if (taken)
+            return taken;
+    }
     name = req->name ? dom_xml_domain_name_named(vms->name_prefix, owner->username, req->name)
                      : dom_xml_domain_name(vms->name_prefix, owner->username, id);
     if (dom_template_has_disk(tmpl) && !tmpl->persistent) {

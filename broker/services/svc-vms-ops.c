@@ -7,6 +7,7 @@
 #include "svc-vms-private.h"
 
 #include "db-console-history.h"
+#include "db-pools.h"
 #include "db-users.h"
 #include "vmb-error.h"
 #include "vmb-log.h"
@@ -129,6 +130,54 @@ svc_vms_queue_spec(SvcVms *vms, const DbOpSpec *spec, DbVm **vm, DbVm **ret_vm,
     if (ret_vm)
         *ret_vm = g_steal_pointer(vm);
     return tx.op;
+}
+
+typedef struct {
+    const DbOpSpec *spec;
+    bool queued;   /* out */
+} PoolDeleteTx;
+
+static bool
+pool_delete_tx(DbConn *conn, void *data, GError **error)
+{
+    PoolDeleteTx *tx = data;
+    g_autoptr(DbOp) op = NULL;
+    bool member = false;
+
+    tx->queued = false;
+    if (!db_pools_lock_member(conn, tx->spec->vm_id, &member, error))
+        return false;
+    if (!member)
+        return true;
+    op = db_ops_insert(conn, tx->spec, NULL, error);
+    tx->queued = op != NULL;
+    return op != NULL;
+}
+
+/**
+ * svc_vms_delete_pool_guest:
+ * @vms: the service
+ * @pool: the pool account
+ * @id: a VM of the pool account
+ * @error: return location for an error (VMB_ERROR_CONFLICT when it has an operation)
+ *
+ * Queues its delete as the pool account, unless a create took it meanwhile (the row lock
+ * orders the two: a guest is never deleted under its new owner).
+ *
+ * Returns: true when the delete is queued or the guest is no longer the pool's.
+ */
+bool
+svc_vms_delete_pool_guest(SvcVms *vms, const DbUser *pool, const char *id, GError **error)
+{
+    DbOpSpec spec = svc_vms_op_spec(vms, DB_OP_DELETE, pool, NULL, NULL);
+    PoolDeleteTx tx = { &spec, false };
+
+    spec.vm_id = id;
+    if (!db_pool_transaction(vms->opts.db, pool_delete_tx, &tx, error))
+        return false;
+    if (tx.queued)
+        svc_ops_kick(vms->opts.ops);
+    return true;
 }
 
 /* --- runners --- */

@@ -104,6 +104,12 @@ bool svc_vms_delete_tx(DbConn *conn, void *data, GError **error);
 bool svc_vms_memory_room_tx(SvcVms *vms, DbConn *conn, const DomTemplate *tmpl,
                             const char *vm_id, GError **error);
 
+/* svc-vms-take.c */
+bool svc_vms_take_possible(const SvcVmRequest *req, const DbUser *owner,
+                           const DomTemplate *tmpl);
+DbVm *svc_vms_take(SvcVms *vms, const SvcVmRequest *req, const DbUser *owner,
+                   const DomTemplate *tmpl, DbOp **ret_op);
+
 /* svc-vms-power.c */
 bool svc_vms_run_stop(SvcVms *vms, const DbOp *op, GError **error);
 DbVm *svc_vms_start_now(SvcVms *vms, const DbUser *caller, const char *id,

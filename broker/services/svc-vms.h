@@ -96,6 +96,8 @@ DbVm *svc_vms_stop_system(SvcVms *vms, const char *id, const char *action, const
 DbOp *svc_vms_queue(SvcVms *vms, const DbUser *caller, const char *id, DbOpKind kind,
                     const char *remote_addr, DbVm **ret_vm, DbOp **ret_active, GError **error);
 /* Operations visible to @caller: those of VMs it sees and those it asked for. */
+bool svc_vms_delete_pool_guest(SvcVms *vms, const DbUser *pool, const char *id,
+                               GError **error);
 DbOp *svc_vms_operation(SvcVms *vms, const DbUser *caller, const char *op_id, GError **error);
 GPtrArray *svc_vms_operations(SvcVms *vms, const DbUser *caller, const char *vm_id,
                               GError **error);

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Warm pools in PostgreSQL: the sizes set through the API and the pool account's guests.
+#include "db-pools.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmb-error.h"
+
+void
+db_pool_member_free(DbPoolMember *m)
+{
+    if (!m)
+        return;
+    g_free(m->id);
+    g_free(m->template_name);
+    g_free(m);
+}
+
+GHashTable *
+db_pools_sizes(DbConn *conn, GError **error)
+{
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "SELECT template_name, size FROM pools", 0, NULL, error);
+    GHashTable *out;
+
+    if (!res)
+        return NULL;
+    out = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    for (int i = 0; i < PQntuples(res); i++)
+        g_hash_table_insert(out, g_strdup(PQgetvalue(res, i, 0)),
+                            GINT_TO_POINTER(atoi(PQgetvalue(res, i, 1))));
+    return out;
+}
+
+bool
+db_pools_set_size(DbConn *conn, const char *template_name, unsigned size, GError **error)
+{
+    g_autofree char *n = g_strdup_printf("%u", size);
+    const char *params[] = { template_name, n };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "INSERT INTO pools (template_name, size)"
+        " SELECT name, $2::int FROM templates WHERE name = $1"
+        " ON CONFLICT (template_name) DO UPDATE SET size = EXCLUDED.size, updated_at = now()"
+        " RETURNING size", 2, params, error);
+
+    if (!res)
+        return false;
+    if (PQntuples(res) == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No template '%s'.", template_name);
+        return false;
+    }
+    return true;
+}
+
+GPtrArray *
+db_pools_members(DbConn *conn, GError **error)
+{
+    const char *params[] = { DB_POOL_ACCOUNT };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "SELECT v.id, v.template_name, v.template_version = t.version, v.state,"
+        " v.state = 'running' AND v.console_ready_at IS NOT NULL,"
+        " EXISTS (SELECT 1 FROM operations o WHERE o.vm_id = v.id"
+        "         AND o.state IN ('queued', 'running'))"
+        " FROM vms v JOIN users u ON u.id = v.owner_id AND u.username = $1"
+        " LEFT JOIN templates t ON t.name = v.template_name"
+        " ORDER BY v.created_at, v.id", 1, params, error);
+    GPtrArray *out;
+
+    if (!res)
+        return NULL;
+    out = g_ptr_array_new_with_free_func((GDestroyNotify) db_pool_member_free);
+    for (int i = 0; i < PQntuples(res); i++) {
+        DbPoolMember *m = g_new0(DbPoolMember, 1);
+
+        m->id = g_strdup(PQgetvalue(res, i, 0));
+        m->template_name = g_strdup(PQgetvalue(res, i, 1));
+        m->current = PQgetvalue(res, i, 2)[0] == 't';
+        if (!db_vm_state_from_string(PQgetvalue(res, i, 3), &m->state))
+            m->state = DB_VM_ERROR;
+        m->ready = PQgetvalue(res, i, 4)[0] == 't';
+        m->busy = PQgetvalue(res, i, 5)[0] == 't';
+        g_ptr_array_add(out, m);
+    }
+    return out;
+}
+
+char *
+db_pools_claim(DbConn *conn, const char *template_name, const char *host_id, GError **error)
+{
+    const char *params[] = { template_name, host_id, DB_POOL_ACCOUNT };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "SELECT v.id FROM vms v JOIN users u ON u.id = v.owner_id AND u.username = $3"
+        " JOIN templates t ON t.name = v.template_name AND t.version = v.template_version"
+        " WHERE v.template_name = $1 AND v.host_id = $2 AND v.state = 'running'"
+        " AND v.console_ready_at IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.vm_id = v.id"
+        "                 AND o.state IN ('queued', 'running'))"
+        " ORDER BY v.console_ready_at LIMIT 1 FOR UPDATE OF v SKIP LOCKED",
+        3, params, error);
+
+    if (!res || PQntuples(res) == 0)
+        return NULL;
+    return g_strdup(PQgetvalue(res, 0, 0));
+}
+
+bool
+db_pools_lock_member(DbConn *conn, const char *id, bool *ret_member, GError **error)
+{
+    const char *params[] = { id, DB_POOL_ACCOUNT };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "SELECT 1 FROM vms v JOIN users u ON u.id = v.owner_id AND u.username = $2"
+        " WHERE v.id = $1 FOR UPDATE OF v", 2, params, error);
+
+    if (!res)
+        return false;
+    *ret_member = PQntuples(res) > 0;
+    return true;
+}
+
+bool
+db_pools_hand_over(DbConn *conn, const char *id, const char *owner_id, GError **error)
+{
+    const char *params[] = { id, owner_id };
+    g_autoptr(PGresult) res = db_exec_result(conn,
+        "UPDATE vms SET owner_id = $2, started_at = t.at, console_ready_at = t.at,"
+        " console_last_activity_at = t.at, updated_at = t.at"
+        " FROM (SELECT clock_timestamp() AS at) t WHERE id = $1", 2, params);
+    const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+
+    if (PQresultStatus(res) == PGRES_COMMAND_OK)
+        return true;
+    if (constraint && strcmp(constraint, "vms_running_limit") == 0)
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+                    "You already have as many running VMs as you may.");
+    else
+        db_set_error(conn, res, error);
+    return false;
+}

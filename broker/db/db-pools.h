@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Warm pools: the sizes admins set (pools), and the guests of the pool account that wait
+// to be taken (vms owned by DB_POOL_ACCOUNT).
+#pragma once
+
+#include <stdbool.h>
+#include <glib.h>
+
+#include "db-pool.h"
+#include "db-vms.h"
+
+/* The account that owns the guests of every warm pool: an admin without a password. */
+#define DB_POOL_ACCOUNT "vmbroker-pool"
+
+typedef struct {
+    char *id;
+    char *template_name;
+    bool current;       /* made from the template's current version */
+    DbVmState state;
+    bool ready;         /* running with its console ready: can be taken */
+    bool busy;          /* has an active operation */
+} DbPoolMember;
+
+void db_pool_member_free(DbPoolMember *m);
+
+/* Template name -> size (GINT_TO_POINTER) of every size an admin set. */
+GHashTable *db_pools_sizes(DbConn *conn, GError **error);
+/* VMB_ERROR_NOT_FOUND for a template the database does not know. */
+bool db_pools_set_size(DbConn *conn, const char *template_name, unsigned size, GError **error);
+/* The pool account's VMs, oldest first. */
+GPtrArray *db_pools_members(DbConn *conn, GError **error);
+
+/* --- inside a transaction --- */
+/* Locks a ready guest of @template_name on @host_id that no operation holds (the longest
+ * ready first) and returns its id; NULL without an error when there is none. */
+char *db_pools_claim(DbConn *conn, const char *template_name, const char *host_id,
+                     GError **error);
+/* Whether VM @id still belongs to the pool account; its row is then locked. */
+bool db_pools_lock_member(DbConn *conn, const char *id, bool *ret_member, GError **error);
+/* Gives the claimed guest @id to @owner_id: its clocks (started, console ready, last
+ * activity) start now. VMB_ERROR_CONFLICT at the owner's running limit. */
+bool db_pools_hand_over(DbConn *conn, const char *id, const char *owner_id, GError **error);

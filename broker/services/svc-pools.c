@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// Warm pools: their sizes, what GET /api/v1/pools shows, and the filler that keeps each
+// pool at its size through the ordinary create and delete operations.
+#include "svc-pools.h"
+
+#include <string.h>
+
+#include "db-pools.h"
+#include "svc-audit.h"
+#include "vmb-error.h"
+#include "vmb-log.h"
+#include "vmb-periodic.h"
+
+/* Guests of one template that boot at once: a pool fills without starving the host. */
+#define STARTING_MAX 2
+
+struct SvcPools {
+    SvcPoolsOptions opts;
+    VmbPeriodic *clock;
+    char *last_warning;   /* the filler says a failure once, until it changes */
+};
+
+void
+svc_pool_info_free(SvcPoolInfo *info)
+{
+    if (!info)
+        return;
+    g_free(info->template_name);
+    g_free(info);
+}
+
+/* Whether @tmpl's guests may wait in a pool: they need nothing of the user who takes one. */
+static bool
+poolable(const DomTemplate *tmpl)
+{
+    return !dom_template_needs_iso(tmpl) && !tmpl->persistent;
+}
+
+/* The size @tmpl's pool keeps: the one set through the API, else the template's. */
+static unsigned
+target_size(GHashTable *sizes, const DomTemplate *tmpl)
+{
+    gpointer size;
+
+    if (!poolable(tmpl))
+        return 0;
+    if (g_hash_table_lookup_extended(sizes, tmpl->name, NULL, &size))
+        return (unsigned) GPOINTER_TO_INT(size);
+    return tmpl->warm_pool;
+}
+
+static void
+warn_once(SvcPools *pools, const char *what, const GError *error)
+{
+    g_autofree char *msg = g_strdup_printf("%s: %s", what, error->message);
+
+    if (g_strcmp0(msg, pools->last_warning) == 0)
+        return;
+    vmb_warning("warm pools: %s", msg);
+    g_free(pools->last_warning);
+    pools->last_warning = g_steal_pointer(&msg);
+}
+
+static void
+delete_guest(SvcPools *pools, const DbUser *account, const DbPoolMember *m, const char *why)
+{
+    g_autoptr(GError) error = NULL;
+
+    if (m->busy)
+        return;
+    if (svc_vms_delete_pool_guest(pools->opts.vms, account, m->id, &error))
+        vmb_info("warm pools: deleting guest %s of %s (%s)", m->id, m->template_name, why);
+    else
+        warn_once(pools, "deleting a guest", error);
+}
+
+static void
+boot_guests(SvcPools *pools, const DbUser *account, const DomTemplate *tmpl, unsigned count)
+{
+    for (unsigned i = 0; i < count; i++) {
+        SvcVmRequest req = { .caller = account, .template_name = tmpl->name };
+        g_autoptr(GError) error = NULL;
+        g_autoptr(DbOp) op = NULL;
+        g_autoptr(DbVm) vm = svc_vms_create(pools->opts.vms, &req, NULL, &op, &error);
+
+        if (!vm) {
+            warn_once(pools, tmpl->name, error);
+            return;
+        }
+    }
+}
+
+/* Brings one template's pool to its size with @members (the pool account's VMs). */
+static void
+fill_one(SvcPools *pools, const DbUser *account, const DomTemplate *tmpl, unsigned size,
+         GPtrArray *members)
+{
+    g_autoptr(GPtrArray) alive = g_ptr_array_new();
+    unsigned starting = 0;
+
+    for (guint i = 0; i < members->len; i++) {
+        const DbPoolMember *m = members->pdata[i];
+
+        if (strcmp(m->template_name, tmpl->name) != 0)
+            continue;
+        if (!m->current)
+            delete_guest(pools, account, m, "its template changed");
+        else if (m->state != DB_VM_CREATING && m->state != DB_VM_RUNNING)
+            delete_guest(pools, account, m, db_vm_state_to_string(m->state));
+        else {
+            g_ptr_array_add(alive, (gpointer) m);
+            starting += !m->ready;
+        }
+    }
+    /* Too many: the newest go first (the list is oldest first). */
+    for (guint i = alive->len; i > size; i--)
+        delete_guest(pools, account, alive->pdata[i - 1], "the pool is smaller now");
+    if (alive->len < size && starting < STARTING_MAX)
+        boot_guests(pools, account, tmpl, MIN(size - alive->len, STARTING_MAX - starting));
+}
+
+/* The pool account: an admin without a password (nobody signs in as it). */
+static DbUser *
+pool_account(DbConn *conn, GError **error)
+{
+    g_autoptr(DbUser) user = db_users_ensure(conn, DB_POOL_ACCOUNT, DB_ROLE_ADMIN, error);
+
+    if (user && (user->role != DB_ROLE_ADMIN || user->password_hash || user->disabled)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+                    "user %s exists but is not the pools' account (an enabled admin without "
+                    "a password)", DB_POOL_ACCOUNT);
+        return NULL;
+    }
+    return g_steal_pointer(&user);
+}
+
+static void
+fill(gpointer data)
+{
+    SvcPools *pools = data;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DomTemplateSet) set = svc_templates_get(pools->opts.templates);
+    g_autoptr(DbConn) conn = db_pool_acquire(pools->opts.db, &error);
+    g_autoptr(GHashTable) sizes = conn ? db_pools_sizes(conn, &error) : NULL;
+    g_autoptr(GPtrArray) members = sizes ? db_pools_members(conn, &error) : NULL;
+    g_autoptr(DbUser) account = NULL;
+    bool any = false;
+
+    for (guint i = 0; set && i < dom_template_set_count(set) && sizes; i++)
+        any = any || target_size(sizes, dom_template_set_nth(set, i)) > 0;
+    if (!members || (!any && members->len == 0)) {
+        if (error)
+            warn_once(pools, "reading the pools", error);
+        return;
+    }
+    account = pool_account(conn, &error);
+    g_clear_pointer(&conn, db_conn_release);
+    if (!account) {
+        warn_once(pools, "the pools' account", error);
+        return;
+    }
+    for (guint i = 0; i < dom_template_set_count(set); i++) {
+        const DomTemplate *tmpl = dom_template_set_nth(set, i);
+        fill_one(pools, account, tmpl, target_size(sizes, tmpl), members);
+    }
+    /* Guests of a template no longer offered. */
+    for (guint i = 0; i < members->len; i++) {
+        const DbPoolMember *m = members->pdata[i];
+        if (!dom_template_set_lookup(set, m->template_name))
+            delete_guest(pools, account, m, "its template is gone");
+    }
+}
+
+SvcPools *
+svc_pools_start(const SvcPoolsOptions *opts)
+{
+    SvcPools *pools = g_new0(SvcPools, 1);
+
+    pools->opts = *opts;
+    if (opts->interval_s)
+        pools->clock = vmb_periodic_start("vmb-pools", opts->interval_s, fill, pools);
+    return pools;
+}
+
+void
+svc_pools_stop(SvcPools *pools)
+{
+    if (!pools)
+        return;
+    g_clear_pointer(&pools->clock, vmb_periodic_stop);
+    g_free(pools->last_warning);
+    g_free(pools);
+}
+
+static bool
+require_admin(const DbUser *caller, GError **error)
+{
+    if (caller->role == DB_ROLE_ADMIN)
+        return true;
+    g_set_error(error, VMB_ERROR, VMB_ERROR_FORBIDDEN, "Only admins manage warm pools.");
+    return false;
+}
+
+static SvcPoolInfo *
+pool_info(const DomTemplate *tmpl, unsigned size, GPtrArray *members)
+{
+    SvcPoolInfo *info = g_new0(SvcPoolInfo, 1);
+
+    info->template_name = g_strdup(tmpl->name);
+    info->size = size;
+    for (guint i = 0; i < members->len; i++) {
+        const DbPoolMember *m = members->pdata[i];
+        if (strcmp(m->template_name, tmpl->name) != 0 || !m->current)
+            continue;
+        if (m->ready && !m->busy)
+            info->ready++;
+        else if (m->state == DB_VM_CREATING || m->state == DB_VM_RUNNING)
+            info->starting++;
+    }
+    return info;
+}
+
+/**
+ * svc_pools_list:
+ * @pools: the service
+ * @caller: an admin
+ * @error: return location for an error
+ *
+ * Returns: (transfer full) (element-type SvcPoolInfo): the pools of the templates offered
+ *   (those whose size is not 0, or was set), or NULL.
+ */
+GPtrArray *
+svc_pools_list(SvcPools *pools, const DbUser *caller, GError **error)
+{
+    g_autoptr(DomTemplateSet) set = svc_templates_get(pools->opts.templates);
+    g_autoptr(DbConn) conn = NULL;
+    g_autoptr(GHashTable) sizes = NULL;
+    g_autoptr(GPtrArray) members = NULL;
+    GPtrArray *out;
+
+    if (!require_admin(caller, error) || !(conn = db_pool_acquire(pools->opts.db, error)) ||
+        !(sizes = db_pools_sizes(conn, error)) || !(members = db_pools_members(conn, error)))
+        return NULL;
+    out = g_ptr_array_new_with_free_func((GDestroyNotify) svc_pool_info_free);
+    for (guint i = 0; i < dom_template_set_count(set); i++) {
+        const DomTemplate *tmpl = dom_template_set_nth(set, i);
+        unsigned size = target_size(sizes, tmpl);
+
+        if (size || g_hash_table_contains(sizes, tmpl->name))
+            g_ptr_array_add(out, pool_info(tmpl, size, members));
+    }
+    return out;
+}
+
+/**
+ * svc_pools_set_size:
+ * @pools: the service
+ * @caller: an admin
+ * @template_name: a template offered
+ * @size: 0 to 64
+ * @remote_addr: (nullable): for the audit log
+ * @error: return location for an error
+ *
+ * The filler brings the pool to @size within its next looks.
+ *
+ * Returns: (transfer full): the pool as it is now, or NULL.
+ */
+SvcPoolInfo *
+svc_pools_set_size(SvcPools *pools, const DbUser *caller, const char *template_name,
+                   gint64 size, const char *remote_addr, GError **error)
+{
+    g_autoptr(DomTemplateSet) set = svc_templates_get(pools->opts.templates);
+    const DomTemplate *tmpl = dom_template_set_lookup(set, template_name);
+    g_autoptr(DbConn) conn = NULL;
+    g_autoptr(GPtrArray) members = NULL;
+    g_autoptr(json_object) detail = json_object_new_object();
+
+    if (!require_admin(caller, error))
+        return NULL;
+    if (!tmpl) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No template '%s'.", template_name);
+        return NULL;
+    }
+    if (size < 0 || size > DOM_TEMPLATE_WARM_POOL_MAX || (size && !poolable(tmpl))) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+                    size && !poolable(tmpl)
+                        ? "Template '%s' cannot have a pool: its guests need an ISO or a disk "
+                          "of the user's own."
+                        : "A pool of '%s' keeps 0 to 64 guests.", template_name);
+        return NULL;
+    }
+    json_object_object_add(detail, "size", json_object_new_int64(size));
+    if (!(conn = db_pool_acquire(pools->opts.db, error)) ||
+        !db_pools_set_size(conn, template_name, (unsigned) size, error) ||
+        !svc_audit_write(conn, caller->id ? caller : NULL, "pool.size", "template",
+                         template_name, remote_addr, detail, error) ||
+        !(members = db_pools_members(conn, error)))
+        return NULL;
+    return pool_info(tmpl, (unsigned) size, members);
+}

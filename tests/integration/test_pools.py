@@ -1,0 +1,136 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Warm pools on the real stack (binary, PostgreSQL, libvirtd, memtest guests under QEMU): a
+# pool of 2 fills, a create takes a ready guest that is then its new owner's on the live
+# domain (metadata, title, a new VNC password: the old one no longer opens the console), the
+# pool refills, and a pool set to 0 drains while the taken guests stay.
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+PROBE = os.environ['VMB_CONSOLE_PROBE']
+BOOT_S = 600  # two memtest guests booting under TCG on a busy machine
+
+
+def virsh(*args):
+    return subprocess.run(['virsh', '-q', '-c', 'qemu:///system', *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def vnc_password(domain):
+    xml = virsh('dumpxml', '--security-info', domain).stdout
+    return re.search(r"<graphics type='vnc'[^>]* passwd='([^']*)'", xml).group(1)
+
+
+class Pools(harness.TestCase):
+    def setUp(self):
+        super().setUp()
+        sections = harness.base_config(self.db, self.workdir, libvirt={'stop_timeout_s': '2'})
+        # Cleanups run last first: the broker (whose filler makes guests) stops before the
+        # guests are removed.
+        self.addCleanup(harness.remove_domains, sections['libvirt']['name_prefix'])
+        self.broker = harness.Broker(self, sections, self.workdir)
+        self.origin = f'http://{self.broker.host}:{self.broker.port}'
+        self.admin = self.bearer_user('root', self.broker.config, role='admin')
+        self.alice = self.bearer_user('alice', self.broker.config)
+        self.bob = self.bearer_user('bob', self.broker.config)
+
+    def pool(self):
+        pools = self.api('GET', '/api/v1/pools', auth=self.admin, want=200)
+        return {p['template']: p for p in pools}.get('memtest')
+
+    def wait_for(self, what, fn, deadline_s=BOOT_S):
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            got = fn()
+            if got:
+                return got
+            time.sleep(0.5)
+        self.fail(f'timed out waiting for {what}: {self.pool()}')
+
+    def pool_guests(self):
+        return {r[0]: r[1] for r in self.db.psql(
+            "SELECT v.id, v.name FROM vms v JOIN users u ON u.id = v.owner_id"
+            " WHERE u.username = 'vmbroker-pool'")}
+
+    def probe(self, vm_id, console_url, password):
+        """Opens VM_ID's console through CONSOLE_URL's ticket with PASSWORD (None: the one
+        the broker gives); returns what the probe saw and the password given."""
+        ticket = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(console_url).fragment))
+        status, _, data = self.broker.request(
+            'POST', f'/api/v1/vms/{vm_id}/console/session', {'ticket': ticket['ticket']})
+        self.assertEqual(status, 200, data)
+        s = json.loads(data)
+        r = subprocess.run([PROBE, self.broker.host, str(self.broker.port), s['ws_path'],
+                            self.origin, password or s['password']],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout), s['password']
+
+    def test_fill_take_refill_drain(self):
+        self.api('PUT', '/api/v1/pools/memtest', {'size': 2}, auth=self.alice, want=403)
+        self.api('PUT', '/api/v1/pools/memtest', {'size': 65}, auth=self.admin, want=400)
+        self.api('PUT', '/api/v1/pools/nothing', {'size': 1}, auth=self.admin, want=404)
+        got = self.api('PUT', '/api/v1/pools/memtest', {'size': 2}, auth=self.admin, want=200)
+        self.assertEqual((got['template'], got['size'], got['schedules']), ('memtest', 2, []))
+        self.wait_for('a full pool', lambda: self.pool()['ready'] == 2)
+        guests = self.pool_guests()
+        self.assertEqual(len(guests), 2)
+        old = {name: vnc_password(name) for name in guests.values()}
+
+        # A create takes a ready guest: already running, its screen up, alice's everywhere.
+        made = self.api('POST', '/api/v1/vms', {'template': 'memtest'}, auth=self.alice,
+                        want=201)
+        vm = made['vm']
+        self.assertIn(vm['id'], guests)
+        self.assertEqual((vm['owner'], vm['state']), ('alice', 'running'))
+        self.assertIsNotNone(vm['console_ready_at'])
+        self.assertGreaterEqual(vm['console_ready_at'], vm['started_at'])
+        self.assertEqual([v['id'] for v in self.api('GET', '/api/v1/vms', auth=self.alice,
+                                                      want=200)], [vm['id']])
+        meta = virsh('metadata', vm['name'], 'https://vmbroker.dev/xmlns/domain/1').stdout
+        self.assertIn('<owner>alice</owner>', meta.replace('vmbroker:', ''))
+        self.assertIn('<title>alice: memtest</title>', virsh('dumpxml', vm['name']).stdout)
+        new = vnc_password(vm['name'])
+        self.assertNotEqual(new, old[vm['name']])
+        ops = self.api('GET', f"/api/v1/vms/{vm['id']}/operations", auth=self.alice, want=200)
+        self.assertEqual([(o['kind'], o['state']) for o in ops][:1], [('create', 'succeeded')])
+
+        # The console opens with the password the broker gives; the pool's old one fails.
+        ok, given = self.probe(vm['id'], made['console_url'], None)
+        self.assertEqual((ok['status'], ok['error']), (101, ''), ok)
+        self.assertGreater(ok['width'], 0)
+        self.assertEqual(given, new)
+        again = self.api('POST', f"/api/v1/vms/{vm['id']}/console", auth=self.alice, want=201)
+        refused, _ = self.probe(vm['id'], again['console_url'], old[vm['name']])
+        self.assertEqual(refused['status'], 101)
+        self.assertNotEqual(refused['error'], '', refused)
+        self.assertEqual(refused['width'], 0)
+
+        # The pool refills behind the take; bob takes the other guest at once.
+        bob_vm = self.api('POST', '/api/v1/vms', {'template': 'memtest'}, auth=self.bob,
+                          want=201)['vm']
+        self.assertIn(bob_vm['id'], guests)
+        self.wait_for('the pool refilled', lambda: self.pool()['ready'] == 2)
+        self.assertFalse(set(self.pool_guests()) & {vm['id'], bob_vm['id']})
+        _, _, metrics = self.broker.request('GET', '/metrics')
+        self.assertRegex(metrics.decode(),
+                         r'vmbroker_console_ready_seconds_count\{path="pool"\} 2\b')
+
+        # Size 0: the pool's guests go, the taken ones stay.
+        self.api('PUT', '/api/v1/pools/memtest', {'size': 0}, auth=self.admin, want=200)
+        self.wait_for('the pool drained', lambda: not self.pool_guests())
+        self.assertEqual(self.api('GET', f"/api/v1/vms/{vm['id']}", auth=self.alice,
+                                  want=200)['state'], 'running')
+        self.assertEqual(self.db.scalar("SELECT count(*) FROM audit_log"
+                                        " WHERE action = 'pool.size'"), '2')
+
+
+if __name__ == '__main__':
+    harness.main()
