@@ -132,19 +132,30 @@ api_render_host(const DbHost *host)
  * api_render_pool:
  * @pool: a template's warm pool
  *
- * Returns: (transfer full): {template, size, ready, starting, schedules}; schedules are not
- *   built yet and always [].
+ * Returns: (transfer full): {template, size, ready, starting, schedules: [{id, from, until,
+ *   size}]}.
  */
 json_object *
 api_render_pool(const SvcPoolInfo *pool)
 {
     json_object *o = json_object_new_object();
+    json_object *schedules = json_object_new_array();
 
     json_object_object_add(o, "template", json_object_new_string(pool->template_name));
     json_object_object_add(o, "size", json_object_new_int((int) pool->size));
     json_object_object_add(o, "ready", json_object_new_int((int) pool->ready));
     json_object_object_add(o, "starting", json_object_new_int((int) pool->starting));
-    json_object_object_add(o, "schedules", json_object_new_array());
+    for (guint i = 0; i < pool->schedules->len; i++) {
+        const DbPoolSchedule *sch = pool->schedules->pdata[i];
+        json_object *so = json_object_new_object();
+
+        json_object_object_add(so, "id", json_object_new_string(sch->id));
+        json_object_object_add(so, "from", api_render_time(sch->starts_at));
+        json_object_object_add(so, "until", api_render_time(sch->ends_at));
+        json_object_object_add(so, "size", json_object_new_int((int) sch->size));
+        json_object_array_add(schedules, so);
+    }
+    json_object_object_add(o, "schedules", schedules);
     return o;
 }
 

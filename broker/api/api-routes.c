@@ -54,6 +54,7 @@ const HttpRoute api_routes[] = {
     { "GET", "/api/v1/audit", api_audit_list, 0 },
     { "GET", "/api/v1/pools", api_pools_list, 0 },
     { "PUT", "/api/v1/pools/{name}", api_pools_set, 0 },
+    { "POST", "/api/v1/pools/{name}/schedules", api_pools_schedule, 0 },
     { "GET", "/api/v1/hosts", api_hosts_list, 0 },
     { "POST", "/api/v1/hosts", api_hosts_add, 0 },
     { "PATCH", "/api/v1/hosts/{name}", api_hosts_change, 0 },

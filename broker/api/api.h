@@ -59,6 +59,7 @@ HttpReply *api_users_disable(HttpRequest *req, void *app);
 HttpReply *api_users_enable(HttpRequest *req, void *app);
 HttpReply *api_pools_list(HttpRequest *req, void *app);
 HttpReply *api_pools_set(HttpRequest *req, void *app);
+HttpReply *api_pools_schedule(HttpRequest *req, void *app);
 HttpReply *api_hosts_list(HttpRequest *req, void *app);
 HttpReply *api_hosts_add(HttpRequest *req, void *app);
 HttpReply *api_hosts_change(HttpRequest *req, void *app);

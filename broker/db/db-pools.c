@@ -17,6 +17,99 @@ db_pool_member_free(DbPoolMember *m)
     g_free(m);
 }
 
+void
+db_pool_schedule_free(DbPoolSchedule *s)
+{
+    if (!s)
+        return;
+    g_free(s->id);
+    g_free(s->template_name);
+    g_clear_pointer(&s->starts_at, g_date_time_unref);
+    g_clear_pointer(&s->ends_at, g_date_time_unref);
+    g_free(s);
+}
+
+#define SCHEDULE_COLUMNS \
+    "id, template_name, " DB_US("starts_at") ", " DB_US("ends_at") ", size"
+
+static DbPoolSchedule *
+schedule_from_row(const PGresult *res, int row)
+{
+    DbPoolSchedule *s = g_new0(DbPoolSchedule, 1);
+
+    s->id = db_value_dup(res, row, 0);
+    s->template_name = db_value_dup(res, row, 1);
+    s->starts_at = db_value_time(res, row, 2);
+    s->ends_at = db_value_time(res, row, 3);
+    s->size = (unsigned) atoi(PQgetvalue(res, row, 4));
+    return s;
+}
+
+DbPoolSchedule *
+db_pools_add_schedule(DbConn *conn, const char *template_name, GDateTime *starts_at,
+                      GDateTime *ends_at, unsigned size, GError **error)
+{
+    g_autofree char *from = g_date_time_format_iso8601(starts_at);
+    g_autofree char *until = g_date_time_format_iso8601(ends_at);
+    g_autofree char *n = g_strdup_printf("%u", size);
+    g_autofree char *max = g_strdup_printf("%d", DB_POOL_SCHEDULES_MAX);
+    const char *params[] = { template_name, from, until, n, max };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "INSERT INTO pool_schedules (template_name, starts_at, ends_at, size)"
+        " SELECT $1, $2::timestamptz, $3::timestamptz, $4::int"
+        " WHERE (SELECT count(*) FROM pool_schedules WHERE template_name = $1"
+        "        AND ends_at > now()) < $5::int"
+        " RETURNING " SCHEDULE_COLUMNS, 5, params, error);
+
+    if (!res)
+        return NULL;
+    if (PQntuples(res) == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_TOO_MANY,
+                    "Template '%s' has %d schedules already.", template_name,
+                    DB_POOL_SCHEDULES_MAX);
+        return NULL;
+    }
+    return schedule_from_row(res, 0);
+}
+
+GPtrArray *
+db_pools_schedules(DbConn *conn, GError **error)
+{
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "SELECT " SCHEDULE_COLUMNS " FROM pool_schedules WHERE ends_at > now()"
+        " ORDER BY template_name, starts_at, id", 0, NULL, error);
+    GPtrArray *out;
+
+    if (!res)
+        return NULL;
+    out = g_ptr_array_new_with_free_func((GDestroyNotify) db_pool_schedule_free);
+    for (int i = 0; i < PQntuples(res); i++)
+        g_ptr_array_add(out, schedule_from_row(res, i));
+    return out;
+}
+
+GHashTable *
+db_pools_scheduled(DbConn *conn, unsigned lead_s, GError **error)
+{
+    g_autofree char *lead = g_strdup_printf("%u", lead_s);
+    const char *params[] = { lead };
+    g_autoptr(PGresult) gone = db_exec(conn, PGRES_COMMAND_OK,
+        "DELETE FROM pool_schedules WHERE ends_at <= now()", 0, NULL, error);
+    g_autoptr(PGresult) res = gone ? db_exec(conn, PGRES_TUPLES_OK,
+        "SELECT template_name, max(size) FROM pool_schedules"
+        " WHERE starts_at <= now() + make_interval(secs => $1::int) AND ends_at > now()"
+        " GROUP BY template_name", 1, params, error) : NULL;
+    GHashTable *out;
+
+    if (!res)
+        return NULL;
+    out = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    for (int i = 0; i < PQntuples(res); i++)
+        g_hash_table_insert(out, g_strdup(PQgetvalue(res, i, 0)),
+                            GINT_TO_POINTER(atoi(PQgetvalue(res, i, 1))));
+    return out;
+}
+
 GHashTable *
 db_pools_sizes(DbConn *conn, GError **error)
 {

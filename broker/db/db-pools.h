@@ -23,10 +23,33 @@ typedef struct {
 
 void db_pool_member_free(DbPoolMember *m);
 
+typedef struct {
+    char *id;
+    char *template_name;
+    GDateTime *starts_at;
+    GDateTime *ends_at;
+    unsigned size;
+} DbPoolSchedule;
+
+void db_pool_schedule_free(DbPoolSchedule *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DbPoolSchedule, db_pool_schedule_free)
+
+/* Schedules a template may hold at once. */
+#define DB_POOL_SCHEDULES_MAX 100
+
 /* Template name -> size (GINT_TO_POINTER) of every size an admin set. */
 GHashTable *db_pools_sizes(DbConn *conn, GError **error);
 /* VMB_ERROR_NOT_FOUND for a template the database does not know. */
 bool db_pools_set_size(DbConn *conn, const char *template_name, unsigned size, GError **error);
+/* Adds a schedule; VMB_ERROR_TOO_MANY past DB_POOL_SCHEDULES_MAX for the template. */
+DbPoolSchedule *db_pools_add_schedule(DbConn *conn, const char *template_name,
+                                      GDateTime *starts_at, GDateTime *ends_at, unsigned size,
+                                      GError **error);
+/* The schedules not ended yet, by template and start. */
+GPtrArray *db_pools_schedules(DbConn *conn, GError **error);
+/* Template name -> the largest size (GINT_TO_POINTER) of its schedules that hold now or
+ * start within @lead_s; schedules that ended are deleted first. */
+GHashTable *db_pools_scheduled(DbConn *conn, unsigned lead_s, GError **error);
 /* The pool account's VMs, oldest first. */
 GPtrArray *db_pools_members(DbConn *conn, GError **error);
 

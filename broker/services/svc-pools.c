@@ -13,6 +13,11 @@
 
 /* Guests of one template that boot at once: a pool fills without starving the host. */
 #define STARTING_MAX 2
+/* A schedule's guests are booted from this long before its start, to be ready then. */
+#define SCHEDULE_LEAD_S 600
+/* How far ahead, and for how long, a schedule may be. */
+#define SCHEDULE_AHEAD_MAX_S (366 * 24 * 3600)
+#define SCHEDULE_SPAN_MAX_S (7 * 24 * 3600)
 
 struct SvcPools {
     SvcPoolsOptions opts;
@@ -26,6 +31,7 @@ svc_pool_info_free(SvcPoolInfo *info)
     if (!info)
         return;
     g_free(info->template_name);
+    g_clear_pointer(&info->schedules, g_ptr_array_unref);
     g_free(info);
 }
 
@@ -36,17 +42,21 @@ poolable(const DomTemplate *tmpl)
     return !dom_template_needs_iso(tmpl) && !tmpl->persistent;
 }
 
-/* The size @tmpl's pool keeps: the one set through the API, else the template's. */
+/* The size @tmpl's pool keeps: the one set through the API, else the template's, or more
+ * while a schedule (@scheduled, nullable) asks for more. */
 static unsigned
-target_size(GHashTable *sizes, const DomTemplate *tmpl)
+target_size(GHashTable *sizes, GHashTable *scheduled, const DomTemplate *tmpl)
 {
     gpointer size;
+    unsigned base = tmpl->warm_pool;
 
     if (!poolable(tmpl))
         return 0;
     if (g_hash_table_lookup_extended(sizes, tmpl->name, NULL, &size))
-        return (unsigned) GPOINTER_TO_INT(size);
-    return tmpl->warm_pool;
+        base = (unsigned) GPOINTER_TO_INT(size);
+    if (scheduled && g_hash_table_lookup_extended(scheduled, tmpl->name, NULL, &size))
+        base = MAX(base, (unsigned) GPOINTER_TO_INT(size));
+    return base;
 }
 
 static void
@@ -142,12 +152,14 @@ fill(gpointer data)
     g_autoptr(DomTemplateSet) set = svc_templates_get(pools->opts.templates);
     g_autoptr(DbConn) conn = db_pool_acquire(pools->opts.db, &error);
     g_autoptr(GHashTable) sizes = conn ? db_pools_sizes(conn, &error) : NULL;
-    g_autoptr(GPtrArray) members = sizes ? db_pools_members(conn, &error) : NULL;
+    g_autoptr(GHashTable) scheduled = sizes ? db_pools_scheduled(conn, SCHEDULE_LEAD_S, &error)
+                                            : NULL;
+    g_autoptr(GPtrArray) members = scheduled ? db_pools_members(conn, &error) : NULL;
     g_autoptr(DbUser) account = NULL;
     bool any = false;
 
-    for (guint i = 0; set && i < dom_template_set_count(set) && sizes; i++)
-        any = any || target_size(sizes, dom_template_set_nth(set, i)) > 0;
+    for (guint i = 0; members && i < dom_template_set_count(set); i++)
+        any = any || target_size(sizes, scheduled, dom_template_set_nth(set, i)) > 0;
     if (!members || (!any && members->len == 0)) {
         if (error)
             warn_once(pools, "reading the pools", error);
@@ -161,7 +173,7 @@ fill(gpointer data)
     }
     for (guint i = 0; i < dom_template_set_count(set); i++) {
         const DomTemplate *tmpl = dom_template_set_nth(set, i);
-        fill_one(pools, account, tmpl, target_size(sizes, tmpl), members);
+        fill_one(pools, account, tmpl, target_size(sizes, scheduled, tmpl), members);
     }
     /* Guests of a template no longer offered. */
     for (guint i = 0; i < members->len; i++) {
@@ -201,13 +213,22 @@ require_admin(const DbUser *caller, GError **error)
     return false;
 }
 
+/* @tmpl's pool: its size now, its guests among @members, its @schedules (all templates'). */
 static SvcPoolInfo *
-pool_info(const DomTemplate *tmpl, unsigned size, GPtrArray *members)
+pool_info(const DomTemplate *tmpl, unsigned size, GPtrArray *members, GPtrArray *schedules)
 {
     SvcPoolInfo *info = g_new0(SvcPoolInfo, 1);
 
     info->template_name = g_strdup(tmpl->name);
     info->size = size;
+    info->schedules = g_ptr_array_new_with_free_func((GDestroyNotify) db_pool_schedule_free);
+    for (guint i = 0; i < schedules->len;) {
+        const DbPoolSchedule *sch = schedules->pdata[i];
+        if (strcmp(sch->template_name, tmpl->name) == 0)
+            g_ptr_array_add(info->schedules, g_ptr_array_steal_index(schedules, i));
+        else
+            i++;
+    }
     for (guint i = 0; i < members->len; i++) {
         const DbPoolMember *m = members->pdata[i];
         if (strcmp(m->template_name, tmpl->name) != 0 || !m->current)
@@ -235,21 +256,74 @@ svc_pools_list(SvcPools *pools, const DbUser *caller, GError **error)
     g_autoptr(DomTemplateSet) set = svc_templates_get(pools->opts.templates);
     g_autoptr(DbConn) conn = NULL;
     g_autoptr(GHashTable) sizes = NULL;
+    g_autoptr(GHashTable) scheduled = NULL;
     g_autoptr(GPtrArray) members = NULL;
+    g_autoptr(GPtrArray) schedules = NULL;
     GPtrArray *out;
 
     if (!require_admin(caller, error) || !(conn = db_pool_acquire(pools->opts.db, error)) ||
-        !(sizes = db_pools_sizes(conn, error)) || !(members = db_pools_members(conn, error)))
+        !(sizes = db_pools_sizes(conn, error)) ||
+        !(scheduled = db_pools_scheduled(conn, SCHEDULE_LEAD_S, error)) ||
+        !(members = db_pools_members(conn, error)) ||
+        !(schedules = db_pools_schedules(conn, error)))
         return NULL;
     out = g_ptr_array_new_with_free_func((GDestroyNotify) svc_pool_info_free);
     for (guint i = 0; i < dom_template_set_count(set); i++) {
         const DomTemplate *tmpl = dom_template_set_nth(set, i);
-        unsigned size = target_size(sizes, tmpl);
+        unsigned size = target_size(sizes, scheduled, tmpl);
+        SvcPoolInfo *info = pool_info(tmpl, size, members, schedules);
 
-        if (size || g_hash_table_contains(sizes, tmpl->name))
-            g_ptr_array_add(out, pool_info(tmpl, size, members));
+        if (size || g_hash_table_contains(sizes, tmpl->name) || info->schedules->len)
+            g_ptr_array_add(out, info);
+        else
+            svc_pool_info_free(info);
     }
     return out;
+}
+
+/* Pool @template_name as svc_pools_list() shows it. */
+static SvcPoolInfo *
+find_pool(SvcPools *pools, const DbUser *caller, const char *template_name, GError **error)
+{
+    g_autoptr(GPtrArray) all = svc_pools_list(pools, caller, error);
+
+    for (guint i = 0; all && i < all->len; i++) {
+        const SvcPoolInfo *info = all->pdata[i];
+        if (strcmp(info->template_name, template_name) == 0)
+            return g_ptr_array_steal_index(all, i);
+    }
+    if (all)
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INTERNAL, "pool %s not listed", template_name);
+    return NULL;
+}
+
+/* An admin asks for @size (@min_size to 64) guests of @template_name, which may have a pool. */
+static bool
+check_request(SvcPools *pools, const DbUser *caller, const char *template_name, gint64 size,
+              gint64 min_size, GError **error)
+{
+    g_autoptr(DomTemplateSet) set = svc_templates_get(pools->opts.templates);
+    const DomTemplate *tmpl = dom_template_set_lookup(set, template_name);
+
+    if (!require_admin(caller, error))
+        return false;
+    if (!tmpl) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No template '%s'.", template_name);
+        return false;
+    }
+    if (size && !poolable(tmpl)) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+                    "Template '%s' cannot have a pool: its guests need an ISO or a disk of "
+                    "the user's own.", template_name);
+        return false;
+    }
+    if (size < min_size || size > DOM_TEMPLATE_WARM_POOL_MAX) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+                    "'size' must be %" G_GINT64_FORMAT " to %d.", min_size,
+                    DOM_TEMPLATE_WARM_POOL_MAX);
+        return false;
+    }
+    return true;
 }
 
 /**
@@ -269,32 +343,78 @@ SvcPoolInfo *
 svc_pools_set_size(SvcPools *pools, const DbUser *caller, const char *template_name,
                    gint64 size, const char *remote_addr, GError **error)
 {
-    g_autoptr(DomTemplateSet) set = svc_templates_get(pools->opts.templates);
-    const DomTemplate *tmpl = dom_template_set_lookup(set, template_name);
     g_autoptr(DbConn) conn = NULL;
-    g_autoptr(GPtrArray) members = NULL;
     g_autoptr(json_object) detail = json_object_new_object();
 
-    if (!require_admin(caller, error))
+    if (!check_request(pools, caller, template_name, size, 0, error))
         return NULL;
-    if (!tmpl) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_NOT_FOUND, "No template '%s'.", template_name);
-        return NULL;
-    }
-    if (size < 0 || size > DOM_TEMPLATE_WARM_POOL_MAX || (size && !poolable(tmpl))) {
-        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
-                    size && !poolable(tmpl)
-                        ? "Template '%s' cannot have a pool: its guests need an ISO or a disk "
-                          "of the user's own."
-                        : "A pool of '%s' keeps 0 to 64 guests.", template_name);
-        return NULL;
-    }
     json_object_object_add(detail, "size", json_object_new_int64(size));
     if (!(conn = db_pool_acquire(pools->opts.db, error)) ||
         !db_pools_set_size(conn, template_name, (unsigned) size, error) ||
         !svc_audit_write(conn, caller->id ? caller : NULL, "pool.size", "template",
-                         template_name, remote_addr, detail, error) ||
-        !(members = db_pools_members(conn, error)))
+                         template_name, remote_addr, detail, error))
         return NULL;
-    return pool_info(tmpl, (unsigned) size, members);
+    g_clear_pointer(&conn, db_conn_release);
+    return find_pool(pools, caller, template_name, error);
+}
+
+/* @text as an RFC 3339 time, for schedule member @what. */
+static GDateTime *
+parse_time(const char *text, const char *what, GError **error)
+{
+    GDateTime *t = text ? g_date_time_new_from_iso8601(text, NULL) : NULL;
+
+    if (!t)
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+                    "'%s' must be a time such as 2026-12-07T09:00:00Z.", what);
+    return t;
+}
+
+/**
+ * svc_pools_add_schedule:
+ * @pools: the service
+ * @caller: an admin
+ * @template_name: a template that may have a pool
+ * @from: RFC 3339: when the guests must be ready (booted from SCHEDULE_LEAD_S before)
+ * @until: RFC 3339: when they go away; after @from and now, at most 7 days after @from
+ * @size: 1 to 64 guests
+ * @remote_addr: (nullable): for the audit log
+ * @error: return location for an error
+ *
+ * Returns: (transfer full): the pool with its schedules, or NULL.
+ */
+SvcPoolInfo *
+svc_pools_add_schedule(SvcPools *pools, const DbUser *caller, const char *template_name,
+                       const char *from, const char *until, gint64 size,
+                       const char *remote_addr, GError **error)
+{
+    g_autoptr(GDateTime) starts = NULL, ends = NULL, now = g_date_time_new_now_utc();
+    g_autoptr(DbConn) conn = NULL;
+    g_autoptr(DbPoolSchedule) sch = NULL;
+    g_autoptr(json_object) detail = json_object_new_object();
+
+    if (!check_request(pools, caller, template_name, size, 1, error) ||
+        !(starts = parse_time(from, "from", error)) || !(ends = parse_time(until, "until", error)))
+        return NULL;
+    if (g_date_time_compare(ends, starts) <= 0 || g_date_time_compare(ends, now) <= 0 ||
+        g_date_time_difference(ends, starts) > SCHEDULE_SPAN_MAX_S * G_TIME_SPAN_SECOND ||
+        g_date_time_difference(starts, now) > SCHEDULE_AHEAD_MAX_S * G_TIME_SPAN_SECOND) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
+                    "'until' must be after 'from' and in the future, at most 7 days after "
+                    "'from', which is at most a year ahead.");
+        return NULL;
+    }
+    if (!(conn = db_pool_acquire(pools->opts.db, error)) ||
+        !(sch = db_pools_add_schedule(conn, template_name, starts, ends, (unsigned) size,
+                                      error)))
+        return NULL;
+    json_object_object_add(detail, "schedule", json_object_new_string(sch->id));
+    json_object_object_add(detail, "from", json_object_new_string(from));
+    json_object_object_add(detail, "until", json_object_new_string(until));
+    json_object_object_add(detail, "size", json_object_new_int64(size));
+    if (!svc_audit_write(conn, caller->id ? caller : NULL, "pool.schedule", "template",
+                         template_name, remote_addr, detail, error))
+        return NULL;
+    g_clear_pointer(&conn, db_conn_release);
+    return find_pool(pools, caller, template_name, error);
 }

@@ -11,6 +11,7 @@
 #include "db-pool.h"
 #include "db-users.h"
 #include "svc-templates.h"
+#include "db-pools.h"
 #include "svc-vms.h"
 
 typedef struct SvcPools SvcPools;
@@ -28,6 +29,7 @@ typedef struct {
     unsigned size;       /* guests it keeps */
     unsigned ready;      /* running with the screen up: a create takes one now */
     unsigned starting;   /* being made or booting */
+    GPtrArray *schedules; /* DbPoolSchedule, not ended yet, by start */
 } SvcPoolInfo;
 
 void svc_pool_info_free(SvcPoolInfo *info);
@@ -40,6 +42,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SvcPools, svc_pools_stop)
 GPtrArray *svc_pools_list(SvcPools *pools, const DbUser *caller, GError **error);
 /* Sets a template's pool size (over its `warm_pool`); VMB_ERROR_NOT_FOUND, INVALID for a
  * template whose guests need something per user or a size over 64. */
+/* Adds a schedule: from @from (RFC 3339; its guests are booted from 10 minutes before) to
+ * @until the pool keeps at least @size (1 to 64) guests. */
+SvcPoolInfo *svc_pools_add_schedule(SvcPools *pools, const DbUser *caller,
+                                    const char *template_name, const char *from,
+                                    const char *until, gint64 size, const char *remote_addr,
+                                    GError **error);
 SvcPoolInfo *svc_pools_set_size(SvcPools *pools, const DbUser *caller,
                                 const char *template_name, gint64 size,
                                 const char *remote_addr, GError **error);

@@ -3,6 +3,7 @@
 # pool of 2 fills, a create takes a ready guest that is then its new owner's on the live
 # domain (metadata, title, a new VNC password: the old one no longer opens the console), the
 # pool refills, and a pool set to 0 drains while the taken guests stay.
+import datetime
 import json
 import os
 import re
@@ -130,6 +131,47 @@ class Pools(harness.TestCase):
                                   want=200)['state'], 'running')
         self.assertEqual(self.db.scalar("SELECT count(*) FROM audit_log"
                                         " WHERE action = 'pool.size'"), '2')
+
+    def test_a_schedule_fills_the_pool_and_it_drains_after(self):
+        def at(s):
+            t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=s)
+            return t.strftime('%Y-%m-%dT%H:%M:%SZ')
+
+        path = '/api/v1/pools/memtest/schedules'
+        self.api('POST', path, {'from': at(5), 'until': at(60), 'size': 1}, auth=self.alice,
+                 want=403)
+        for bad in ({'from': at(60), 'until': at(5), 'size': 1},
+                    {'from': 'at nine', 'until': at(60), 'size': 1},
+                    {'from': at(5), 'until': at(60), 'size': 0}):
+            self.api('POST', path, bad, auth=self.admin, want=400)
+        self.api('POST', '/api/v1/pools/nothing/schedules',
+                 {'from': at(5), 'until': at(60), 'size': 1}, auth=self.admin, want=404)
+        self.assertIsNone(self.pool())
+
+        # Starting within the lead time: its guest boots now, to be ready at `from`.
+        pool = self.api('POST', path, {'from': at(5), 'until': at(60), 'size': 1},
+                        auth=self.admin, want=201)
+        self.assertEqual((pool['size'], len(pool['schedules']), pool['schedules'][0]['size']),
+                         (1, 1, 1))
+        self.wait_for('the scheduled guest', lambda: self.pool()['ready'] == 1)
+        self.assertEqual(len(self.pool_guests()), 1)
+        # After `until` the schedule goes, and its guest with it.
+        self.wait_for('the schedule to end', lambda: self.pool() is None, deadline_s=120)
+        self.wait_for('the pool drained', lambda: not self.pool_guests())
+
+    def test_pool_guests_survive_a_broker_restart(self):
+        self.api('PUT', '/api/v1/pools/memtest', {'size': 1}, auth=self.admin, want=200)
+        self.wait_for('a full pool', lambda: self.pool()['ready'] == 1)
+        [guest] = self.pool_guests()
+        self.broker.kill()
+        self.broker = harness.Broker(self, self.broker.sections, self.workdir)
+        # Reconciled with libvirt at start: the same guest, still ready, nothing new booted.
+        self.assertEqual(self.pool()['ready'], 1)
+        time.sleep(3)   # past a look of the filler
+        self.assertEqual(list(self.pool_guests()), [guest])
+        vm = self.api('POST', '/api/v1/vms', {'template': 'memtest'}, auth=self.alice,
+                      want=201)['vm']
+        self.assertEqual((vm['id'], vm['owner']), (guest, 'alice'))
 
 
 if __name__ == '__main__':
