@@ -25,7 +25,9 @@ from benchlib import harness, virsh
 
 class Bench:
     def __init__(self, burst):
-        self.env = benchlib.Env('ready', ports=max(50, 2 * burst + 10),
+        # The broker's ports, then the reference domains' (base + 100 + ...: ws), in 100.
+        self.ports = max(50, 2 * burst + 10)
+        self.env = benchlib.Env('ready', ports=self.ports,
                                 libvirt={'stop_timeout_s': '2'},
                                 operations={'workers': str(burst)},
                                 limits={'max_running_per_user': '1'})
@@ -44,8 +46,14 @@ class Bench:
     def ours(self, u):
         """One create until console-ready, then its delete; the seconds to ready."""
         t0 = time.time()
-        vm = self.api('POST', '/api/v1/vms', self.tokens[u], {'template': 'memtest'}, 201)['vm']
-        self.accel = vm['accelerator']
+        # Asynchronously: 30 cold boots at once on a small host take longer than the 60 s a
+        # create's answer waits for; the figure is the VM's own console_ready_at either way.
+        vm = self.env.broker.request('POST', '/api/v1/vms', {'template': 'memtest'}, headers={
+            'Authorization': f'Bearer {self.tokens[u]}', 'Prefer': 'respond-async'},
+            timeout=600)
+        if vm[0] not in (201, 202):
+            raise RuntimeError(f'POST /api/v1/vms: {vm[0]} {vm[2][:200]!r}')
+        vm = json.loads(vm[2])['vm']
         deadline = time.monotonic() + 600
         while not self.api('GET', f'/api/v1/vms/{vm["id"]}', self.tokens[u])['console_ready_at']:
             if time.monotonic() > deadline:
@@ -53,6 +61,7 @@ class Bench:
             time.sleep(0.05)
         ready = float(self.env.db.scalar(
             f"SELECT extract(epoch FROM console_ready_at) FROM vms WHERE id = '{vm['id']}'"))
+        self.accel = self.env.db.scalar(f"SELECT accelerator FROM vms WHERE id = '{vm['id']}'")
         self.api('DELETE', f'/api/v1/vms/{vm["id"]}', self.tokens[u], want=204)
         return ready - t0
 
@@ -77,9 +86,9 @@ class Bench:
         self.ref = []
         for u in range(len(self.tokens)):
             x = re.sub(r'<name>[^<]*</name>', f'<name>{self.env.prefix}ref{u}</name>', xml, count=1)
-            x = re.sub(r"(<graphics[^>]*\bport=')\d+'", rf"\g<1>{self.env.port_base + 50 + u}'", x)
-            x = re.sub(r"(<graphics[^>]*\bwebsocket=')\d+'",
-                       rf"\g<1>{self.env.port_base + 150 + u}'", x)
+            vnc = self.env.port_base + self.ports + u
+            x = re.sub(r"(<graphics[^>]*\bport=')\d+'", rf"\g<1>{vnc}'", x)
+            x = re.sub(r"(<graphics[^>]*\bwebsocket=')\d+'", rf"\g<1>{vnc + 100}'", x)
             path = os.path.join(self.env.workdir, f'ref{u}.xml')
             with open(path, 'w') as f:
                 f.write(x)

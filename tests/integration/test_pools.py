@@ -7,6 +7,7 @@ import datetime
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -173,6 +174,32 @@ class Pools(harness.TestCase):
                       want=201)['vm']
         self.assertEqual((vm['id'], vm['owner']), (guest, 'alice'))
 
+    def test_a_template_change_replaces_the_pool_guests(self):
+        with open(os.path.join(harness.SRC, 'templates', 'memtest.json')) as f:
+            memtest = json.load(f)
+        templates = os.path.join(self.workdir, 'templates')
+        os.makedirs(templates)
+
+        def write(description):
+            with open(os.path.join(templates, 'lab.json'), 'w') as f:
+                json.dump({**memtest, 'warm_pool': 1, 'description': description}, f)
+
+        write('version 1')
+        self.broker.kill()
+        self.broker = harness.Broker(self, {**self.broker.sections,
+                                            'templates': {'dir': templates}}, self.workdir)
+        pools = self.api('GET', '/api/v1/pools', auth=self.admin, want=200)
+        self.assertEqual([(p['template'], p['size']) for p in pools], [('lab', 1)])
+        self.wait_for('the lab pool', lambda: self.api(
+            'GET', '/api/v1/pools', auth=self.admin, want=200)[0]['ready'] == 1)
+        [first] = self.pool_guests()
+        write('version 2')
+        self.broker.signal(signal.SIGHUP)
+        self.wait_for('a guest of the new version', lambda: (lambda g: len(g) == 1 and first
+                      not in g)(self.pool_guests()))
+        self.assertEqual(self.db.scalar(
+            "SELECT v.template_version FROM vms v JOIN users u ON u.id = v.owner_id"
+            " WHERE u.username = 'vmbroker-pool'"), '2')
 
 if __name__ == '__main__':
     harness.main()
