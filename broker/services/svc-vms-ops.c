@@ -298,10 +298,29 @@ svc_vms_watch_unready(SvcVms *vms)
         svc_ready_watch(vms->ready, list->pdata[i], requested->pdata[i], "cold");
 }
 
-static bool
-run_op(SvcOps *ops, const DbOp *op, gpointer data, GError **error)
+/* Waits for one of the HV_OPS_MAX places of operations at libvirtd. */
+static void
+hv_op_enter(SvcVms *vms)
 {
-    SvcVms *vms = data;
+    g_mutex_lock(&vms->claim_lock);
+    while (vms->hv_calls >= HV_OPS_MAX)
+        g_cond_wait(&vms->hv_call_freed, &vms->claim_lock);
+    vms->hv_calls++;
+    g_mutex_unlock(&vms->claim_lock);
+}
+
+static void
+hv_op_leave(SvcVms *vms)
+{
+    g_mutex_lock(&vms->claim_lock);
+    vms->hv_calls--;
+    g_cond_signal(&vms->hv_call_freed);
+    g_mutex_unlock(&vms->claim_lock);
+}
+
+static bool
+run_op_now(SvcVms *vms, const DbOp *op, GError **error)
+{
     bool ok;
 
     if (!reconcile_first(vms, op, error))
@@ -326,6 +345,18 @@ run_op(SvcOps *ops, const DbOp *op, gpointer data, GError **error)
     g_private_set(&current_op, NULL);
     if (ok)
         watch_ready(vms, op);
+    return ok;
+}
+
+static bool
+run_op(SvcOps *ops, const DbOp *op, gpointer data, GError **error)
+{
+    SvcVms *vms = data;
+    bool ok;
+
+    hv_op_enter(vms);
+    ok = run_op_now(vms, op, error);
+    hv_op_leave(vms);
     return ok;
 }
 

@@ -11,6 +11,12 @@
 /* QEMU uses at most 8 characters of a VNC password. */
 #define VNC_PASSWORD_LEN 8
 
+/* Operations that talk to one libvirtd at once. libvirtd serves at most 5 requests of a
+ * client at a time (max_client_requests) and stops reading the connection beyond that, so
+ * its keepalive drops a connection whose 5 requests all take long (a burst of creates under
+ * TCG did); 4 leave room for the requests' own short calls and the keepalive. */
+#define HV_OPS_MAX 4
+
 struct SvcVms {
     SvcVmsOptions opts;
     char *host_id;
@@ -21,6 +27,8 @@ struct SvcVms {
     GMutex claim_lock;
     GCond claim_freed;
     GHashTable *claimed;   /* ids of VMs an operation is working on */
+    unsigned hv_calls;     /* operations talking to libvirt now, at most HV_OPS_MAX */
+    GCond hv_call_freed;
     SvcVmsConsoleEndFunc console_end; /* (nullable) under claim_lock */
     gpointer console_end_data;
     SvcVmsReconcileFunc reconcile; /* (nullable) set once, before operations run */

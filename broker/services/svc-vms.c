@@ -70,6 +70,7 @@ svc_vms_new(const SvcVmsOptions *opts)
     vms->opts.guest_subnet = vms->guest_subnet;
     g_mutex_init(&vms->claim_lock);
     g_cond_init(&vms->claim_freed);
+    g_cond_init(&vms->hv_call_freed);
     vms->claimed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     if (opts->metrics)
         vmb_metrics_declare(opts->metrics, SPAWN_METRIC, VMB_METRIC_HISTOGRAM,
@@ -96,6 +97,7 @@ svc_vms_free(SvcVms *vms)
     g_hash_table_unref(vms->claimed);
     g_mutex_clear(&vms->claim_lock);
     g_cond_clear(&vms->claim_freed);
+    g_cond_clear(&vms->hv_call_freed);
     g_free(vms->host_id);
     g_free(vms->name_prefix);
     g_free(vms->console_listen);
