@@ -182,17 +182,24 @@ class Pools(harness.TestCase):
 
         def write(description):
             with open(os.path.join(templates, 'lab.json'), 'w') as f:
-                json.dump({**memtest, 'warm_pool': 1, 'description': description}, f)
+                json.dump({**memtest, 'warm_pool': 1, 'description': description,
+                           'idle_timeout_s': 2, 'max_lifetime_s': 3}, f)
 
         write('version 1')
         self.broker.kill()
-        self.broker = harness.Broker(self, {**self.broker.sections,
-                                            'templates': {'dir': templates}}, self.workdir)
+        sections = dict(self.broker.sections)
+        sections['templates'] = {'dir': templates}
+        sections['console'] = {**sections['console'], 'reaper_interval_s': '1'}
+        self.broker = harness.Broker(self, sections, self.workdir)
         pools = self.api('GET', '/api/v1/pools', auth=self.admin, want=200)
         self.assertEqual([(p['template'], p['size']) for p in pools], [('lab', 1)])
         self.wait_for('the lab pool', lambda: self.api(
             'GET', '/api/v1/pools', auth=self.admin, want=200)[0]['ready'] == 1)
         [first] = self.pool_guests()
+        # The reaper leaves a waiting guest alone, past its idle time and lifetime.
+        time.sleep(5)
+        self.assertEqual(self.db.scalar(f"SELECT state FROM vms WHERE id = '{first}'"),
+                         'running')
         write('version 2')
         self.broker.signal(signal.SIGHUP)
         self.wait_for('a guest of the new version', lambda: (lambda g: len(g) == 1 and first
