@@ -33,12 +33,23 @@ class Events(faults.FaultCase):
         return got
 
     def test_guest_powers_off(self):
-        vm = self.create(self.admin, 'memtest-disk')
         # memtest has no ACPI: QEMU quitting is what a guest power-off looks like to libvirt
-        # (a SHUTDOWN event, then the process ends).
-        r = virsh('qemu-monitor-command', vm['name'], '--hmp', 'quit')
-        self.assertIn(r.returncode, (0, 1), r.stderr)
-        self.stopped_by_event(vm, 'the guest powered off')
+        # (a SHUTDOWN event, then the process ends). On a loaded host libvirt may read the
+        # monitor's end before that event and record a crash itself: then the VM's reason
+        # must say what libvirt says, and the power-off is tried again with another guest.
+        for attempt in range(3):
+            vm = self.create(self.admin, 'memtest-disk')
+            r = virsh('qemu-monitor-command', vm['name'], '--hmp', 'quit')
+            self.assertIn(r.returncode, (0, 1), r.stderr)
+            got = self.wait_state(self.admin, vm['id'], 'stopped')
+            libvirt_says = virsh('domstate', '--reason', vm['name']).stdout.strip()
+            if got['state_reason'] == 'crashed' and libvirt_says == 'shut off (crashed)':
+                print(f'attempt {attempt}: libvirt recorded a crash', file=sys.stderr)
+                continue
+            self.stopped_by_event(vm, 'the guest powered off')
+            break
+        else:
+            self.fail('libvirt recorded each of 3 power-offs as a crash')
         self.assert_agree()
 
     def test_guest_crashes(self):
