@@ -328,13 +328,3 @@ svc_hosts_list(SvcHosts *hosts, const DbUser *caller, GError **error)
         return NULL;
     return db_hosts_list(conn, error);
 }
-
-DbHost *
-svc_hosts_get(SvcHosts *hosts, const DbUser *caller, const char *name, GError **error)
-{
-    g_autoptr(DbConn) conn = NULL;
-
-    if (!require_admin(caller, error) || !(conn = db_pool_acquire(hosts->opts.db, error)))
-        return NULL;
-    return db_hosts_get(conn, name, false, error);
-}

@@ -37,7 +37,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SvcHosts, svc_hosts_free)
 
 /* Admins only (VMB_ERROR_FORBIDDEN); @caller's id NULL for the command line. */
 GPtrArray *svc_hosts_list(SvcHosts *hosts, const DbUser *caller, GError **error);
-DbHost *svc_hosts_get(SvcHosts *hosts, const DbUser *caller, const char *name, GError **error);
 DbHost *svc_hosts_add(SvcHosts *hosts, const DbUser *caller, const char *name,
                       const SvcHostFields *fields, const char *remote_addr, GError **error);
 DbHost *svc_hosts_change(SvcHosts *hosts, const DbUser *caller, const char *name,
