@@ -10,3 +10,8 @@
 
 bool dom_handover(virDomainPtr dom, const char *owner, const char *template_name,
                   const char *vnc_password, GError **error);
+/* The same for a domain saved with its memory (managed save): the image's definition gets
+ * the owner, title, new ports and password; a start then restores it. */
+bool dom_handover_saved(virDomainPtr dom, const char *owner, const char *template_name,
+                        const char *vnc_password, unsigned vnc_port, unsigned ws_port,
+                        GError **error);

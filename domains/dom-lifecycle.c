@@ -69,9 +69,41 @@ dom_lifecycle_define(virConnectPtr conn, const char *xml, GError **error)
 {
     virDomainPtr dom = virDomainDefineXMLFlags(conn, xml, VIR_DOMAIN_DEFINE_VALIDATE);
 
-    if (!dom)
+    if (!dom) {
         dom_virt_set_error(error, "defining domain");
+        return NULL;
+    }
+    /* The definition written is the one that starts: a memory image an earlier one left
+     * (a warm pool's saved guest) would be restored instead, with its old ports. */
+    if (virDomainHasManagedSaveImage(dom, 0) > 0 && virDomainManagedSaveRemove(dom, 0) < 0) {
+        dom_virt_set_error(error, "dropping the memory image of domain '%s'",
+                           virDomainGetName(dom));
+        virDomainFree(dom);
+        return NULL;
+    }
     return dom;
+}
+
+/**
+ * dom_lifecycle_save:
+ * @dom: a running domain
+ * @error: return location for an error
+ *
+ * Saves the guest's memory and devices to libvirt's managed save image and stops it; its
+ * next start restores it as it was (dom_handover_saved() edits who it is for first).
+ *
+ * Returns: true when the domain is stopped with its image saved.
+ */
+bool
+dom_lifecycle_save(virDomainPtr dom, GError **error)
+{
+    const char *name = virDomainGetName(dom);
+
+    if (virDomainManagedSave(dom, 0) < 0) {
+        dom_virt_set_error(error, "saving the memory of domain '%s'", name);
+        return false;
+    }
+    return true;
 }
 
 /**

@@ -26,6 +26,7 @@ int dom_lifecycle_state_from_string(const char *s);
 /* Domains */
 virDomainPtr dom_lifecycle_define(virConnectPtr conn, const char *xml, GError **error);
 virDomainPtr dom_lifecycle_lookup(virConnectPtr conn, const char *name, GError **error);
+bool dom_lifecycle_save(virDomainPtr dom, GError **error);
 bool dom_lifecycle_start(virDomainPtr dom, GError **error);
 bool dom_lifecycle_stop(virDomainPtr dom, guint timeout_ms, bool *ret_forced, GError **error);
 bool dom_lifecycle_destroy(virDomainPtr dom, GError **error);

@@ -94,6 +94,7 @@ static const char *const known_fields[] = {
     "description", "kind", "memory_mib", "vcpus", "video", "disk_bus", "network",
     "network_name", "boot", "idle_timeout_s", "max_lifetime_s", "iso_path", "disk_gib",
     "base_image", "base_format", "persistent", "console_exclusive", "warm_pool",
+    "memory_image", "memory_image_after_s",
 };
 
 /**
@@ -411,8 +412,8 @@ load_boot(Loader *l, DomTemplate *t)
     return true;
 }
 
-/* Guests kept booted for takers: only for a template whose create needs nothing per request
- * (no user ISO, no disk kept per user). */
+/* Guests kept booted (or saved, with memory_image) for takers: only for a template whose
+ * create needs nothing per request (no user ISO, no disk kept per user). */
 static bool
 load_warm_pool(Loader *l, DomTemplate *t)
 {
@@ -422,6 +423,13 @@ load_warm_pool(Loader *l, DomTemplate *t)
         return field_error(l, "warm_pool", "needs a template whose guests need nothing per "
                                            "user (a fixed \"iso_path\" or an overlay that is "
                                            "not persistent)");
+    t->memory_image_after_s = DOM_TEMPLATE_MEMORY_IMAGE_AFTER_S;
+    if (!get_bool(l, "memory_image", &t->memory_image) ||
+        !get_uint(l, "memory_image_after_s", false, 0, 3600, &t->memory_image_after_s))
+        return false;
+    if (t->memory_image && (dom_template_needs_iso(t) || t->persistent))
+        return field_error(l, "memory_image", "needs a template whose guests need nothing per "
+                                              "user, as \"warm_pool\" does");
     return true;
 }
 
@@ -608,6 +616,10 @@ dom_template_to_json(const DomTemplate *tmpl)
                            json_object_new_boolean(tmpl->console_exclusive));
     json_object_object_add(o, "needs_iso", json_object_new_boolean(dom_template_needs_iso(tmpl)));
     json_object_object_add(o, "warm_pool", json_object_new_int64(tmpl->warm_pool));
+    json_object_object_add(o, "memory_image", json_object_new_boolean(tmpl->memory_image));
+    if (tmpl->memory_image)
+        json_object_object_add(o, "memory_image_after_s",
+                               json_object_new_int64(tmpl->memory_image_after_s));
     if (tmpl->kind == DOM_TEMPLATE_KIND_ISO) {
         json_object_object_add(o, "disk_gib", json_object_new_int64(tmpl->disk_gib));
     } else {

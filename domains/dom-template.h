@@ -59,6 +59,8 @@ typedef enum {
 /* A loaded, validated template. Read-only for callers. */
 /* The most guests a template's warm pool may keep. */
 #define DOM_TEMPLATE_WARM_POOL_MAX 64
+/* How long a pool's guest runs with its screen up before it is saved, unless said. */
+#define DOM_TEMPLATE_MEMORY_IMAGE_AFTER_S 10
 
 typedef struct {
     char *name;              /* the file name without ".json": [a-z0-9][a-z0-9_-]* */
@@ -77,6 +79,8 @@ typedef struct {
     guint max_lifetime_s;    /* 0: unlimited; enforced by the reaper */
     bool console_exclusive;  /* a new console viewer closes the older ones */
     guint warm_pool;         /* guests kept booted for creates to take; 0: none */
+    bool memory_image;       /* the pool's guests wait saved to disk, restored when taken */
+    guint memory_image_after_s; /* how long a guest's screen is up before it is saved */
     /* kind iso */
     char *iso_path;          /* a fixed ISO on the host; NULL: the user picks an uploaded ISO */
     guint disk_gib;          /* size of a blank qcow2 disk; 0: none */

@@ -23,7 +23,7 @@ render_pool(gconstpointer item)
  * @req: GET /api/v1/pools
  * @app: the daemon's state
  *
- * Returns: 200 [{template, size, ready, starting, schedules}]; 403 for non-admins.
+ * Returns: 200 [{template, size, ready, starting, saved, schedules}]; 403 for non-admins.
  */
 HttpReply *
 api_pools_list(HttpRequest *req, void *app)

@@ -145,6 +145,7 @@ api_render_pool(const SvcPoolInfo *pool)
     json_object_object_add(o, "size", json_object_new_int((int) pool->size));
     json_object_object_add(o, "ready", json_object_new_int((int) pool->ready));
     json_object_object_add(o, "starting", json_object_new_int((int) pool->starting));
+    json_object_object_add(o, "saved", json_object_new_int((int) pool->saved));
     for (guint i = 0; i < pool->schedules->len; i++) {
         const DbPoolSchedule *sch = pool->schedules->pdata[i];
         json_object *so = json_object_new_object();

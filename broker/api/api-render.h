@@ -32,7 +32,7 @@ json_object *api_render_user(const DbUser *user, bool admin_view);
 /* host: {name, uri, console_address, vnc_ports, ws_ports, memory_mib, enabled, from_config,
  * vms, created_at} */
 json_object *api_render_host(const DbHost *host);
-/* pool: {template, size, ready, starting, schedules} */
+/* pool: {template, size, ready, starting, saved, schedules} */
 json_object *api_render_pool(const SvcPoolInfo *pool);
 /* token: {id, name, created_at, expires_at, last_used_at, revoked} (never the secret), and
  * {user} in an admin's listing of every user's tokens. */

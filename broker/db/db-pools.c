@@ -154,7 +154,9 @@ db_pools_members(DbConn *conn, GError **error)
         "SELECT v.id, v.template_name, v.template_version = t.version, v.state,"
         " v.state = 'running' AND v.console_ready_at IS NOT NULL,"
         " EXISTS (SELECT 1 FROM operations o WHERE o.vm_id = v.id"
-        "         AND o.state IN ('queued', 'running'))"
+        "         AND o.state IN ('queued', 'running')),"
+        " v.state = 'stopped' AND v.saved_at IS NOT NULL,"
+        " extract(epoch FROM clock_timestamp() - v.console_ready_at)"
         " FROM vms v JOIN users u ON u.id = v.owner_id AND u.username = $1"
         " LEFT JOIN templates t ON t.name = v.template_name"
         " ORDER BY v.created_at, v.id", 1, params, error);
@@ -173,28 +175,47 @@ db_pools_members(DbConn *conn, GError **error)
             m->state = DB_VM_ERROR;
         m->ready = PQgetvalue(res, i, 4)[0] == 't';
         m->busy = PQgetvalue(res, i, 5)[0] == 't';
+        m->saved = PQgetvalue(res, i, 6)[0] == 't';
+        m->ready_s = m->ready ? g_ascii_strtod(PQgetvalue(res, i, 7), NULL) : 0;
         g_ptr_array_add(out, m);
     }
     return out;
 }
 
 char *
-db_pools_claim(DbConn *conn, const char *template_name, const char *host_id, GError **error)
+db_pools_claim(DbConn *conn, const char *template_name, const char *host_id, bool *ret_saved,
+               GError **error)
 {
     const char *params[] = { template_name, host_id, DB_POOL_ACCOUNT };
+    /* A running guest first: it is handed over at once, a saved one is restored. */
     g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
-        "SELECT v.id FROM vms v JOIN users u ON u.id = v.owner_id AND u.username = $3"
+        "SELECT v.id, v.state = 'stopped'"
+        " FROM vms v JOIN users u ON u.id = v.owner_id AND u.username = $3"
         " JOIN templates t ON t.name = v.template_name AND t.version = v.template_version"
-        " WHERE v.template_name = $1 AND v.host_id = $2 AND v.state = 'running'"
-        " AND v.console_ready_at IS NOT NULL"
+        " WHERE v.template_name = $1 AND v.host_id = $2"
+        " AND (v.state = 'running' AND v.console_ready_at IS NOT NULL"
+        "      OR v.state = 'stopped' AND v.saved_at IS NOT NULL)"
         " AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.vm_id = v.id"
         "                 AND o.state IN ('queued', 'running'))"
-        " ORDER BY v.console_ready_at LIMIT 1 FOR UPDATE OF v SKIP LOCKED",
+        " ORDER BY v.state = 'stopped', coalesce(v.console_ready_at, v.saved_at)"
+        " LIMIT 1 FOR UPDATE OF v SKIP LOCKED",
         3, params, error);
 
     if (!res || PQntuples(res) == 0)
         return NULL;
+    *ret_saved = PQgetvalue(res, 0, 1)[0] == 't';
     return g_strdup(PQgetvalue(res, 0, 0));
+}
+
+bool
+db_pools_mark_saved(DbConn *conn, const char *id, GError **error)
+{
+    const char *params[] = { id };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,
+        "UPDATE vms SET saved_at = clock_timestamp() WHERE id = $1 AND state = 'stopped'",
+        1, params, error);
+
+    return res != NULL;
 }
 
 bool
@@ -212,13 +233,18 @@ db_pools_lock_member(DbConn *conn, const char *id, bool *ret_member, GError **er
 }
 
 bool
-db_pools_hand_over(DbConn *conn, const char *id, const char *owner_id, GError **error)
+db_pools_hand_over(DbConn *conn, const char *id, const char *owner_id,
+                   const DbPortPair *restored, GError **error)
 {
-    const char *params[] = { id, owner_id };
+    g_autofree char *vnc = restored ? g_strdup_printf("%u", restored->vnc) : NULL;
+    g_autofree char *ws = restored ? g_strdup_printf("%u", restored->ws) : NULL;
+    const char *params[] = { id, owner_id, vnc, ws };
     g_autoptr(PGresult) res = db_exec_result(conn,
         "UPDATE vms SET owner_id = $2, started_at = t.at, console_ready_at = t.at,"
-        " console_last_activity_at = t.at, updated_at = t.at"
-        " FROM (SELECT clock_timestamp() AS at) t WHERE id = $1", 2, params);
+        " console_last_activity_at = t.at, updated_at = t.at, saved_at = NULL,"
+        " state = 'running', state_reason = NULL,"
+        " vnc_port = coalesce($3::int, vnc_port), ws_port = coalesce($4::int, ws_port)"
+        " FROM (SELECT clock_timestamp() AS at) t WHERE id = $1", 4, params);
     const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
 
     if (PQresultStatus(res) == PGRES_COMMAND_OK)

@@ -7,6 +7,7 @@
 #include <glib.h>
 
 #include "db-pool.h"
+#include "db-ports.h"
 #include "db-vms.h"
 
 /* The account that owns the guests of every warm pool: an admin without a password. */
@@ -19,6 +20,8 @@ typedef struct {
     DbVmState state;
     bool ready;         /* running with its console ready: can be taken */
     bool busy;          /* has an active operation */
+    bool saved;         /* stopped with its memory saved (memory_image): can be taken */
+    double ready_s;     /* how long its console has been ready, when it is */
 } DbPoolMember;
 
 void db_pool_member_free(DbPoolMember *m);
@@ -54,12 +57,16 @@ GHashTable *db_pools_scheduled(DbConn *conn, unsigned lead_s, GError **error);
 GPtrArray *db_pools_members(DbConn *conn, GError **error);
 
 /* --- inside a transaction --- */
-/* Locks a ready guest of @template_name on @host_id that no operation holds (the longest
- * ready first) and returns its id; NULL without an error when there is none. */
+/* Locks a ready guest of @template_name on @host_id that no operation holds (a running one
+ * before a saved one, the longest ready first) and returns its id, and in @ret_saved whether
+ * it is saved; NULL without an error when there is none. */
 char *db_pools_claim(DbConn *conn, const char *template_name, const char *host_id,
-                     GError **error);
+                     bool *ret_saved, GError **error);
+/* Records that the guest @id, stopped now, waits with its memory saved. */
+bool db_pools_mark_saved(DbConn *conn, const char *id, GError **error);
 /* Whether VM @id still belongs to the pool account; its row is then locked. */
 bool db_pools_lock_member(DbConn *conn, const char *id, bool *ret_member, GError **error);
-/* Gives the claimed guest @id to @owner_id: its clocks (started, console ready, last
- * activity) start now. VMB_ERROR_CONFLICT at the owner's running limit. */
-bool db_pools_hand_over(DbConn *conn, const char *id, const char *owner_id, GError **error);
+/* Gives the claimed guest @id to @owner_id, running: its clocks (started, console ready,
+ * last activity) start now; a guest @restored from its memory image gets its new ports. VMB_ERROR_CONFLICT at the owner's running limit. */
+bool db_pools_hand_over(DbConn *conn, const char *id, const char *owner_id,
+                        const DbPortPair *restored, GError **error);

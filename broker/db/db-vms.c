@@ -566,7 +566,7 @@ db_vms_start(DbConn *conn, const char *id, const DbPortLeaseOptions *lease, GErr
     params[2] = ws;
     res = exec_vm(conn, PGRES_TUPLES_OK,
         "WITH v AS (UPDATE vms SET state = 'creating', state_reason = NULL,"
-        "  updated_at = now(), vnc_port = $2::int, ws_port = $3::int"
+        "  updated_at = now(), vnc_port = $2::int, ws_port = $3::int, saved_at = NULL"
         " WHERE id = $1 RETURNING *)"
         " SELECT " VM_COLUMNS " FROM v JOIN users u ON u.id = v.owner_id", 3, params, error);
     if (!res)

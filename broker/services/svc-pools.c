@@ -100,6 +100,22 @@ boot_guests(SvcPools *pools, const DbUser *account, const DomTemplate *tmpl, uns
     }
 }
 
+/* Saves the guests among @alive (of memory_image template @tmpl) whose screen has been up
+ * for the template's memory_image_after_s: they wait on disk, holding no memory. */
+static void
+save_guests(SvcPools *pools, const DomTemplate *tmpl, GPtrArray *alive)
+{
+    for (guint i = 0; i < alive->len; i++) {
+        const DbPoolMember *m = alive->pdata[i];
+        g_autoptr(GError) error = NULL;
+
+        if (!m->ready || m->busy || m->ready_s < tmpl->memory_image_after_s)
+            continue;
+        if (!svc_vms_save_pool_guest(pools->opts.vms, m->id, &error))
+            warn_once(pools, "saving a guest", error);
+    }
+}
+
 /* Brings one template's pool to its size with @members (the pool account's VMs). */
 static void
 fill_one(SvcPools *pools, const DbUser *account, const DomTemplate *tmpl, unsigned size,
@@ -115,18 +131,21 @@ fill_one(SvcPools *pools, const DbUser *account, const DomTemplate *tmpl, unsign
             continue;
         if (!m->current)
             delete_guest(pools, account, m, "its template changed");
-        else if (m->state != DB_VM_CREATING && m->state != DB_VM_RUNNING)
+        else if (m->state != DB_VM_CREATING && m->state != DB_VM_RUNNING && !m->saved)
             delete_guest(pools, account, m, db_vm_state_to_string(m->state));
         else {
             g_ptr_array_add(alive, (gpointer) m);
-            starting += !m->ready;
+            starting += !m->ready && !m->saved;
         }
     }
     /* Too many: the newest go first (the list is oldest first). */
     for (guint i = alive->len; i > size; i--)
-        delete_guest(pools, account, alive->pdata[i - 1], "the pool is smaller now");
+        delete_guest(pools, account, g_ptr_array_steal_index(alive, i - 1),
+                     "the pool is smaller now");
     if (alive->len < size && starting < STARTING_MAX)
         boot_guests(pools, account, tmpl, MIN(size - alive->len, STARTING_MAX - starting));
+    if (tmpl->memory_image)
+        save_guests(pools, tmpl, alive);
 }
 
 /* The pool account: an admin without a password (nobody signs in as it). */
@@ -233,9 +252,10 @@ pool_info(const DomTemplate *tmpl, unsigned size, GPtrArray *members, GPtrArray 
         const DbPoolMember *m = members->pdata[i];
         if (strcmp(m->template_name, tmpl->name) != 0 || !m->current)
             continue;
-        if (m->ready && !m->busy)
+        if ((m->ready || m->saved) && !m->busy) {
             info->ready++;
-        else if (m->state == DB_VM_CREATING || m->state == DB_VM_RUNNING)
+            info->saved += m->saved;
+        } else if (m->state == DB_VM_CREATING || m->state == DB_VM_RUNNING)
             info->starting++;
     }
     return info;

@@ -29,6 +29,7 @@ typedef struct {
     unsigned size;       /* guests it keeps */
     unsigned ready;      /* running with the screen up: a create takes one now */
     unsigned starting;   /* being made or booting */
+    unsigned saved;      /* of the ready ones: saved with their memory, restored when taken */
     GPtrArray *schedules; /* DbPoolSchedule, not ended yet, by start */
 } SvcPoolInfo;
 

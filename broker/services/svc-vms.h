@@ -98,6 +98,8 @@ DbOp *svc_vms_queue(SvcVms *vms, const DbUser *caller, const char *id, DbOpKind 
 /* Operations visible to @caller: those of VMs it sees and those it asked for. */
 bool svc_vms_delete_pool_guest(SvcVms *vms, const DbUser *pool, const char *id,
                                GError **error);
+/* Saves a warm pool's running guest with its memory, for a take to restore. */
+bool svc_vms_save_pool_guest(SvcVms *vms, const char *id, GError **error);
 DbOp *svc_vms_operation(SvcVms *vms, const DbUser *caller, const char *op_id, GError **error);
 GPtrArray *svc_vms_operations(SvcVms *vms, const DbUser *caller, const char *vm_id,
                               GError **error);

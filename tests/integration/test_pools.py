@@ -208,5 +208,113 @@ class Pools(harness.TestCase):
             "SELECT v.template_version FROM vms v JOIN users u ON u.id = v.owner_id"
             " WHERE u.username = 'vmbroker-pool'"), '2')
 
+    def disk(self, domain):
+        """DOMAIN's disk file."""
+        xml = virsh('dumpxml', domain).stdout
+        return re.search(r"<disk type='file' device='disk'>.*?<source file='([^']+)'",
+                         xml, re.S).group(1)
+
+    def write_disk(self, domain, pattern):
+        """Writes PATTERN over DOMAIN's first 4 KiB through its own QEMU, to the device the
+        guest sees (as the guest's writes go), and flushes it to the file."""
+        device = '/machine/peripheral/virtio-disk0/virtio-backend'
+        for command in (f'write -P {pattern} 0 4096', 'flush'):
+            r = virsh('qemu-monitor-command', domain, '--hmp',
+                      f'qemu-io -d {device} "{command}"')
+            self.assertEqual((r.returncode, r.stdout.strip()), (0, ''), r.stderr)
+
+    def disk_holds(self, domain, pattern):
+        """Whether DOMAIN's disk file holds PATTERN in its first 4 KiB (read beside QEMU)."""
+        path = self.disk(domain)
+        r = subprocess.run(['qemu-io', '-U', '-r', '-f', 'qcow2', '-c',
+                            f'read -P {pattern} 0 4096', path],
+                           capture_output=True, text=True, timeout=60)
+        self.assertIn('read 4096/4096 bytes', r.stdout, r.stderr)
+        return 'Pattern verification failed' not in r.stdout
+
+    def test_saved_guests_are_restored_each_with_its_own_disk(self):
+        with open(os.path.join(harness.SRC, 'templates', 'memtest.json')) as f:
+            memtest = json.load(f)
+        templates = os.path.join(self.workdir, 'templates')
+        os.makedirs(templates)
+        with open(os.path.join(templates, 'saved.json'), 'w') as f:
+            json.dump({**memtest, 'disk_gib': 1, 'warm_pool': 2, 'memory_image': True,
+                       'memory_image_after_s': 1}, f)
+        self.broker.kill()
+        sections = dict(self.broker.sections)
+        sections['templates'] = {'dir': templates}
+        self.broker = harness.Broker(self, sections, self.workdir)
+
+        def pool():
+            pools = self.api('GET', '/api/v1/pools', auth=self.admin, want=200)
+            return {p['template']: p for p in pools}['saved']
+
+        # The pool's guests boot, show their screen, then wait saved: stopped, portless.
+        self.wait_for('a saved pool', lambda: pool()['saved'] == 2)
+        self.assertEqual(pool()['ready'], 2)
+        guests = self.pool_guests()
+        for name in guests.values():
+            self.assertEqual(virsh('domstate', '--reason', name).stdout.strip(),
+                             'shut off (saved)')
+        self.assertEqual(self.db.psql(
+            "SELECT state, vnc_port IS NULL, state_reason FROM vms v JOIN users u"
+            " ON u.id = v.owner_id WHERE u.username = 'vmbroker-pool'"),
+            [['stopped', 't', 'saved with its memory for the pool\'s takers']] * 2)
+
+        # They stay saved across a broker restart (nothing to reconcile, nothing booted).
+        self.broker.kill()
+        self.broker = harness.Broker(self, sections, self.workdir)
+        time.sleep(3)   # past a look of the filler
+        self.assertEqual((pool()['saved'], self.pool_guests()), (2, guests))
+
+        # A create restores one: running at once with new ports and password, alice's.
+        made = self.api('POST', '/api/v1/vms', {'template': 'saved'}, auth=self.alice,
+                        want=201)
+        vm = made['vm']
+        self.assertIn(vm['id'], guests)
+        self.assertEqual((vm['owner'], vm['state']), ('alice', 'running'))
+        self.assertIsNotNone(vm['console_ready_at'])
+        self.assertEqual(virsh('domstate', '--reason', vm['name']).stdout.strip(),
+                         'running (restored)')
+        xml = virsh('dumpxml', vm['name']).stdout
+        self.assertIn('<title>alice: saved</title>', xml)
+        self.assertIn(f"port='{vm['vnc_port']}'", xml)
+        self.assertIn(f"websocket='{vm['ws_port']}'", xml)
+        ok, given = self.probe(vm['id'], made['console_url'], None)
+        self.assertEqual((ok['status'], ok['error']), (101, ''), ok)
+        self.assertGreater(ok['width'], 0)
+        self.assertEqual(given, vnc_password(vm['name']))
+        bob_vm = self.api('POST', '/api/v1/vms', {'template': 'saved'}, auth=self.bob,
+                          want=201)['vm']
+        self.assertIn(bob_vm['id'], guests)
+        _, _, metrics = self.broker.request('GET', '/metrics')
+        self.assertRegex(metrics.decode(),
+                         r'vmbroker_console_ready_seconds_count\{path="restore"\} 2\b')
+
+        # Each restored guest has its own disk: what is written to alice's is not in bob's.
+        self.assertNotEqual(self.disk(vm['name']), self.disk(bob_vm['name']))
+        self.assertFalse(self.disk_holds(vm['name'], '0x5a'))
+        self.write_disk(vm['name'], '0x5a')
+        self.assertTrue(self.disk_holds(vm['name'], '0x5a'))
+        self.assertFalse(self.disk_holds(bob_vm['name'], '0x5a'))
+
+        # The pool saves two more; a deleted guest's image and disk go with it.
+        self.wait_for('the pool saved again', lambda: (lambda p, g: p['saved'] == 2 and not
+                      set(g) & {vm['id'], bob_vm['id']})(pool(), self.pool_guests()))
+        self.api('DELETE', f"/api/v1/vms/{vm['id']}", auth=self.alice, want=204)
+        self.assertNotEqual(virsh('domstate', vm['name']).returncode, 0)
+        self.assertFalse(os.path.exists(f"/var/lib/libvirt/qemu/save/{vm['name']}.save"))
+
+        # An image that cannot be restored is not trusted: the create boots a cold guest,
+        # and the pool guest is deleted.
+        spoiled = self.pool_guests()
+        for name in spoiled.values():
+            os.remove(f'/var/lib/libvirt/qemu/save/{name}.save')
+        carol = self.bearer_user('carol', self.broker.config)
+        cold = self.api('POST', '/api/v1/vms', {'template': 'saved'}, auth=carol, want=201)['vm']
+        self.assertNotIn(cold['id'], spoiled)
+        self.wait_for('the spoiled guest deleted',
+                      lambda: len(set(spoiled) & set(self.pool_guests())) < 2)
+
 if __name__ == '__main__':
     harness.main()

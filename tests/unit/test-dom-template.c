@@ -114,6 +114,8 @@ static const struct {
     { "idle-negative.json", "field 'idle_timeout_s': must be between 0 and 2147483647, not -1" },
     { "description-control.json", "field 'description': must not contain control characters" },
     { "Upper.json", "a template name is 1-64 of a-z, 0-9, '_' and '-'" },
+    { "memory-image-user-iso.json", "field 'memory_image': needs a template whose guests need nothing per user" },
+    { "memory-image-after-long.json", "field 'memory_image_after_s': must be between 0 and 3600, not 4000" },
 };
 
 TEST(each_malformed_file_has_its_own_error)
