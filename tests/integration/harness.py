@@ -94,8 +94,8 @@ def remove_domains(prefix):
             virsh('undefine', name, '--remove-all-storage', '--snapshots-metadata')
 
 
-def png_colours(path):
-    """The distinct colours of an 8-bit RGB PNG (QEMU's screendump), rows undone here."""
+def png_rgb(path):
+    """An 8-bit RGB PNG (QEMU's screendump) as (width, height, its RGB bytes), rows undone."""
     with open(path, 'rb') as f:
         data = f.read()
     pos, idat = 8, b''
@@ -108,7 +108,7 @@ def png_colours(path):
         elif kind == b'IDAT':
             idat += body
     assert (depth, colour) == (8, 2), (depth, colour)
-    raw, stride, prev, seen = zlib.decompress(idat), width * 3, bytearray(width * 3), set()
+    raw, stride, prev, out = zlib.decompress(idat), width * 3, bytearray(width * 3), bytearray()
     for y in range(height):
         f, row = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
         for i in range(stride):
@@ -119,9 +119,15 @@ def png_colours(path):
                     a if abs(p - a) <= abs(p - b) and abs(p - a) <= abs(p - c)
                     else b if abs(p - b) <= abs(p - c) else c][f]
             row[i] = (row[i] + pred) & 0xff
-        seen.update(bytes(row[i:i + 3]) for i in range(0, stride, 3))
+        out += row
         prev = row
-    return seen
+    return width, height, out
+
+
+def png_colours(path):
+    """The distinct colours of an 8-bit RGB PNG (QEMU's screendump)."""
+    _, _, rgb = png_rgb(path)
+    return {bytes(rgb[i:i + 3]) for i in range(0, len(rgb), 3)}
 
 
 def qemu_io(test, domain, command):
