@@ -134,10 +134,7 @@ class Env:
         return r.stdout.strip()
 
     def remove_libvirt_objects(self):
-        for name in virsh('list', '--all', '--name').stdout.split():
-            if name.startswith(self.prefix):
-                virsh('destroy', name)
-                virsh('undefine', name, '--remove-all-storage')
+        harness.remove_domains(self.prefix)
         for kind in ('isos', 'base', 'disks'):
             if virsh('pool-info', self.prefix + kind).returncode == 0:
                 virsh('pool-destroy', self.prefix + kind)

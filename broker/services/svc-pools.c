@@ -252,7 +252,8 @@ pool_info(const DomTemplate *tmpl, unsigned size, GPtrArray *members, GPtrArray 
         const DbPoolMember *m = members->pdata[i];
         if (strcmp(m->template_name, tmpl->name) != 0 || !m->current)
             continue;
-        if ((m->ready || m->saved) && !m->busy) {
+        /* A memory_image template's guests are ready once saved (db_pools_claim). */
+        if ((m->saved || (m->ready && !tmpl->memory_image)) && !m->busy) {
             info->ready++;
             info->saved += m->saved;
         } else if (m->state == DB_VM_CREATING || m->state == DB_VM_RUNNING)

@@ -170,7 +170,10 @@ take_tx(DbConn *conn, void *data, GError **error)
         svc_vms_release(tx->vms, tx->claimed);
         g_clear_pointer(&tx->claimed, g_free);
     }
-    id = db_pools_claim(conn, tx->tmpl->name, tx->vms->host_id, &tx->saved, error);
+    /* A memory_image template's guest is ready once saved: its screen was up long enough
+     * for its desktop; a running one may still be booting past its first screen. */
+    id = db_pools_claim(conn, tx->tmpl->name, tx->vms->host_id, tx->tmpl->memory_image,
+                        &tx->saved, error);
     if (!id)
         return !(error && *error);
     if (tx->saved) {

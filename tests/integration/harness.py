@@ -87,11 +87,13 @@ def virsh(*args):
 
 
 def remove_domains(prefix):
-    """Destroys and undefines the domains named PREFIX*, with their storage and snapshots."""
+    """Destroys and undefines the domains named PREFIX*, with their storage, snapshots
+    and memory images."""
     for name in virsh('list', '--all', '--name').stdout.split():
         if name.startswith(prefix):
             virsh('destroy', name)
-            virsh('undefine', name, '--remove-all-storage', '--snapshots-metadata')
+            virsh('undefine', name, '--remove-all-storage', '--snapshots-metadata',
+                  '--managed-save')
 
 
 def png_rgb(path):
