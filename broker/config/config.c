@@ -513,6 +513,55 @@ config_changed_keys(const Config *a, const Config *b)
     return g_strv_builder_end(changed);
 }
 
+/* @raw (a value as the file has it) with GKeyFile's escapes undone: \s \n \t \r \\. An
+ * escape GKeyFile would refuse is an error here too, said once: g_key_file_get_string()
+ * answers NULL for it, which must not read as "not set", and GLib 2.74 also warns about it
+ * on stderr. Returns NULL with @ret_why set for such a value. */
+static char *
+unescape_value(const char *raw, char **ret_why)
+{
+    g_autoptr(GString) out = g_string_sized_new(strlen(raw));
+
+    for (const char *p = raw; *p; p++) {
+        if (*p != '\\') {
+            g_string_append_c(out, *p);
+            continue;
+        }
+        switch (*++p) {
+        case 's': g_string_append_c(out, ' '); break;
+        case 'n': g_string_append_c(out, '\n'); break;
+        case 't': g_string_append_c(out, '\t'); break;
+        case 'r': g_string_append_c(out, '\r'); break;
+        case '\\': g_string_append_c(out, '\\'); break;
+        case '\0':
+            *ret_why = g_strdup("ends with a lone '\\' (write '\\\\' for a backslash)");
+            return NULL;
+        default:
+            *ret_why = g_strdup_printf("has the unknown escape '\\%c' (write '\\\\' for a "
+                                       "backslash)", *p);
+            return NULL;
+        }
+    }
+    return g_string_free(g_steal_pointer(&out), FALSE);
+}
+
+/* Key @k's value in @kf, unescaped (NULL when the file does not set it); false with @error
+ * for a value whose escapes are wrong. */
+static bool
+read_file_value(GKeyFile *kf, const KeyDef *k, char **ret, GError **error)
+{
+    g_autofree char *raw = g_key_file_get_value(kf, k->section, k->key, NULL);
+    g_autofree char *why = NULL;
+
+    *ret = raw ? unescape_value(raw, &why) : NULL;
+    if (why) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFIG, "config: %s.%s = '%s': %s", k->section,
+                    k->key, raw, why);
+        return false;
+    }
+    return true;
+}
+
 /**
  * config_load:
  * @path: (nullable): the INI file; NULL for defaults and environment only
@@ -548,15 +597,17 @@ config_load(const char *path, ConfigNeeds needs, GError **error)
     for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
         const KeyDef *k = &keys[i];
         g_autofree char *var = env_name(k);
-        g_autofree char *file_value = path ? g_key_file_get_string(kf, k->section, k->key,
-                                                                   NULL) : NULL;
+        g_autofree char *file_value = NULL;
         const char *env_value = g_getenv(var);
-        const char *value = env_value ? env_value : file_value ? file_value : k->def;
+        const char *value;
         g_autofree char *why = NULL;
         g_autofree char *fallback = NULL;
 
+        if (path && !read_file_value(kf, k, &file_value, error))
+            return NULL;
         if (file_value)
             g_strstrip(file_value);
+        value = env_value ? env_value : file_value ? file_value : k->def;
         if (value == k->def && k->type == KEY_DIR && !g_file_test(value, G_FILE_TEST_IS_DIR)) {
             /* Not installed: a build run from its source tree uses the tree's folder. */
             g_autofree char *base = g_path_get_basename(value);

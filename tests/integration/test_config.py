@@ -76,6 +76,11 @@ class Config(harness.TestCase):
         self.bad('http', 'max_body_bytes', 'big')
         self.bad('auth', 'signup', 'perhaps')
 
+    def test_bad_escapes(self):
+        # GKeyFile's escapes: a lone or unknown one is refused, never read as "not set".
+        self.bad('http', 'public_url', 'https://vm.example.org\\', 'lone')
+        self.bad('log', 'level', 'in\\qfo', "unknown escape '\\q'")
+
     def test_bad_log_level(self):
         self.bad('log', 'level', 'loud')
 
