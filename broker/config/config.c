@@ -259,6 +259,10 @@ parse_url(const char *value, char **ret)
     const char *scheme = uri ? g_uri_get_scheme(uri) : NULL;
     char *copy;
 
+    /* GLib's parser takes "http://a b" with the host "a b". */
+    for (const char *p = value; *p; p++)
+        if ((unsigned char) *p <= ' ' || *p == 0x7f)
+            return g_strdup("must not contain spaces or control characters");
     if (!uri || !scheme || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) ||
         !g_uri_get_host(uri) || !*g_uri_get_host(uri))
         return g_strdup("not an http:// or https:// URL with a host");

@@ -31,6 +31,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The origin is a prefix of the URL and has no path. */
     g_assert(g_str_has_prefix(cfg->http_public_url, origin));
     g_assert(!strchr(strstr(origin, "://") ? strstr(origin, "://") + 3 : origin, '/'));
+    /* Nor a space or a control character, which would make it two header tokens. */
+    for (const char *p = origin; *p; p++)
+        g_assert((unsigned char) *p > ' ' && *p != 0x7f);
     config_free(cfg);
     return 0;
 }

@@ -77,9 +77,11 @@ class Config(harness.TestCase):
         self.bad('auth', 'signup', 'perhaps')
 
     def test_bad_escapes(self):
-        # GKeyFile's escapes: a lone or unknown one is refused, never read as "not set".
+        # GKeyFile's escapes: a lone or unknown one is refused, never read as "not set"; a URL
+        # with a space is refused whatever GLib's URL parser makes of it.
         self.bad('http', 'public_url', 'https://vm.example.org\\', 'lone')
         self.bad('log', 'level', 'in\\qfo', "unknown escape '\\q'")
+        self.bad('http', 'public_url', 'https://vm.example org', 'spaces')
 
     def test_bad_log_level(self):
         self.bad('log', 'level', 'loud')
