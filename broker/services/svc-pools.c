@@ -135,7 +135,8 @@ fill_one(SvcPools *pools, const DbUser *account, const DomTemplate *tmpl, unsign
             delete_guest(pools, account, m, db_vm_state_to_string(m->state));
         else {
             g_ptr_array_add(alive, (gpointer) m);
-            starting += !m->ready && !m->saved;
+            /* A memory_image guest holds its memory until it is saved. */
+            starting += !m->saved && (!m->ready || tmpl->memory_image);
         }
     }
     /* Too many: the newest go first (the list is oldest first). */
