@@ -47,12 +47,28 @@ api_session_cookie(const App *app)
 HttpReply *
 api_error(HttpRequest *req, const GError *error)
 {
+    return api_error_at(http_request_method(req), http_request_path(req), error);
+}
+
+/**
+ * api_error_at:
+ * @method: the request's method, for the log
+ * @path: its path, for the log
+ * @error: what went wrong
+ *
+ * api_error() for work that outlives its HttpRequest (a deferred answer's).
+ *
+ * Returns: (transfer full): the problem reply.
+ */
+HttpReply *
+api_error_at(const char *method, const char *path, const GError *error)
+{
     VmbErrorKind kind = vmb_error_kind(error);
     unsigned status = http_problem_status(kind);
 
     if (status >= 500 || vmb_error_is_private(error)) {
-        g_autofree char *path = vmb_log_field(http_request_path(req));
-        vmb_warning("%s %s: %s", http_request_method(req), path, error->message);
+        g_autofree char *logged = vmb_log_field(path);
+        vmb_warning("%s %s: %s", method, logged, error->message);
     }
     return http_problem_from_error(error, NULL);
 }

@@ -53,6 +53,7 @@ bool api_json_uint(json_object *obj, const char *key, gint64 max, gint64 *ret,
 
 /* The problem reply for @error; logs it when its detail is hidden from the client. */
 HttpReply *api_error(HttpRequest *req, const GError *error);
+HttpReply *api_error_at(const char *method, const char *path, const GError *error);
 
 /* The answer to a request that queued an operation on a VM (api-vms.c): it waits for the
  * end without a thread, or answers 202 at once with `Prefer: respond-async`. */

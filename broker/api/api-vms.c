@@ -91,9 +91,10 @@ api_templates_list(HttpRequest *req, void *app)
     return http_reply_json(200, out);
 }
 
-/* 409 at the running limit, listing the owner's VMs with fresh console links. */
+/* 409 at the running limit, listing the owner's VMs with fresh console links (@path: the
+ * request's, for the log). */
 static HttpReply *
-limit_reply(App *a, HttpRequest *req, const GError *error, GPtrArray *running)
+limit_reply(App *a, const char *path, const GError *error, GPtrArray *running)
 {
     g_autoptr(json_object) list = json_object_new_array();
     json_object *extra = json_object_new_object();
@@ -105,7 +106,7 @@ limit_reply(App *a, HttpRequest *req, const GError *error, GPtrArray *running)
         if (vm->state == DB_VM_RUNNING && !add_console_urls(a, o, vm, vm->owner_id, NULL, &err)) {
             json_object_put(o);
             json_object_put(extra);
-            return api_error(req, err);
+            return api_error_at("POST", path, err);
         }
         json_object_array_add(list, o);
     }
@@ -286,14 +287,87 @@ busy_reply(HttpRequest *req, const GError *error, const DbOp *active, bool admin
     return http_problem_from_error(error, extra);
 }
 
+/* A create, run on app->creates: a take from a warm pool talks to libvirt (a restore for
+ * seconds), and a request must not hold an HTTP thread meanwhile. */
+typedef struct {
+    App *a;
+    HttpDeferred *deferred;
+    DbUser *caller;
+    char *template_name;
+    char *iso_id;
+    char *name;
+    char *owner;
+    char *remote_addr;
+    char *path;        /* for the log */
+    bool async;        /* Prefer: respond-async */
+} CreateJob;
+
+static void
+create_job_free(CreateJob *j)
+{
+    db_user_free(j->caller);
+    g_free(j->template_name);
+    g_free(j->iso_id);
+    g_free(j->name);
+    g_free(j->owner);
+    g_free(j->remote_addr);
+    g_free(j->path);
+    g_free(j);
+}
+
+/**
+ * api_vms_create_run:
+ * @data: (transfer full): a CreateJob
+ * @pool_data: unused
+ *
+ * The thread pool function of App.creates: runs the create and answers its request, or
+ * hands the request to the wait for the create's operation.
+ */
+void
+api_vms_create_run(gpointer data, gpointer pool_data)
+{
+    CreateJob *j = data;
+    SvcVmRequest r = { .caller = j->caller, .template_name = j->template_name,
+                       .iso_id = j->iso_id, .name = j->name, .owner = j->owner,
+                       .remote_addr = j->remote_addr };
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) running = NULL;
+    g_autoptr(DbOp) op = NULL;
+    g_autoptr(DbVm) vm = svc_vms_create(j->a->vms, &r, &running, &op, &error);
+    HttpReply *reply;
+
+    if (!vm) {
+        reply = running ? limit_reply(j->a, j->path, error, running)
+                        : api_error_at("POST", j->path, error);
+    } else if (j->async) {
+        g_autofree char *location = g_strdup_printf("/api/v1/vms/%s", vm->id);
+        reply = accepted_reply(vm, op, admin_view(j->caller));
+        http_reply_add_header(reply, "Location", location);
+    } else {
+        OpWait *w = g_new0(OpWait, 1);
+
+        w->a = j->a;
+        w->deferred = j->deferred;
+        w->caller = db_user_copy(j->caller);
+        w->vm_id = g_strdup(op->vm_id);
+        w->kind = op->kind;
+        svc_ops_wait(j->a->ops, op->id, j->a->cfg->libvirt_call_timeout_s * 1000, op_done, w);
+        create_job_free(j);
+        return;
+    }
+    http_deferred_finish(j->deferred, reply);
+    create_job_free(j);
+}
+
 /**
  * api_vms_create:
  * @req: POST /api/v1/vms {template, iso?, name?, owner?}
  * @app: the daemon's state
  *
  * Returns: 201 {vm, console_url, novnc_url} once the VM runs (the request waits without a
- * thread); with `Prefer: respond-async` 202 {vm, operation} at once; 409 at the running
- * limit (with the running VMs and their console_url); 422, 429, 503 ...
+ * thread of the HTTP server: the create runs on App.creates); with `Prefer: respond-async`
+ * 202 {vm, operation} once the create is queued (or a pool's guest taken); 409 at the
+ * running limit (with the running VMs and their console_url); 422, 429, 503 ...
  */
 HttpReply *
 api_vms_create(HttpRequest *req, void *app)
@@ -302,31 +376,30 @@ api_vms_create(HttpRequest *req, void *app)
     g_autoptr(ApiCaller) caller = NULL;
     g_autoptr(json_object) body = NULL;
     g_autoptr(GError) error = NULL;
-    g_autoptr(GPtrArray) running = NULL;
-    g_autoptr(DbVm) vm = NULL;
-    g_autoptr(DbOp) op = NULL;
-    SvcVmRequest r = { 0 };
+    const char *template_name = NULL, *iso_id = NULL, *name = NULL, *owner = NULL;
     HttpReply *reply = api_authenticate(req, a, &caller);
+    CreateJob *j;
 
     if (reply || (reply = api_json_body(req, &body)))
         return reply;
-    if (!api_json_string(body, "template", true, &r.template_name, &error) ||
-        !api_json_string(body, "iso", false, &r.iso_id, &error) ||
-        !api_json_string(body, "name", false, &r.name, &error) ||
-        !api_json_string(body, "owner", false, &r.owner, &error))
+    if (!api_json_string(body, "template", true, &template_name, &error) ||
+        !api_json_string(body, "iso", false, &iso_id, &error) ||
+        !api_json_string(body, "name", false, &name, &error) ||
+        !api_json_string(body, "owner", false, &owner, &error))
         return api_error(req, error);
-    r.caller = caller->user;
-    r.remote_addr = http_request_remote_addr(req);
-    vm = svc_vms_create(a->vms, &r, &running, &op, &error);
-    if (!vm)
-        return running ? limit_reply(a, req, error, running) : api_error(req, error);
-    if (prefers_async(req)) {
-        g_autofree char *location = g_strdup_printf("/api/v1/vms/%s", vm->id);
-        reply = accepted_reply(vm, op, admin_view(caller->user));
-        http_reply_add_header(reply, "Location", location);
-        return reply;
-    }
-    return wait_for(req, a, caller->user, op);
+    j = g_new0(CreateJob, 1);
+    j->a = a;
+    j->caller = db_user_copy(caller->user);
+    j->template_name = g_strdup(template_name);
+    j->iso_id = g_strdup(iso_id);
+    j->name = g_strdup(name);
+    j->owner = g_strdup(owner);
+    j->remote_addr = g_strdup(http_request_remote_addr(req));
+    j->path = g_strdup(http_request_path(req));
+    j->async = prefers_async(req);
+    reply = http_reply_deferred(req, &j->deferred);
+    g_thread_pool_push(a->creates, j, NULL);
+    return reply;
 }
 
 /* The JSON array of @list, as GET /vms answers it. */

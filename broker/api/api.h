@@ -21,6 +21,7 @@ HttpReply *api_auth_me(HttpRequest *req, void *app);
 HttpReply *api_templates_list(HttpRequest *req, void *app);
 
 HttpReply *api_vms_create(HttpRequest *req, void *app);
+void api_vms_create_run(gpointer data, gpointer pool_data);
 HttpReply *api_vms_list(HttpRequest *req, void *app);
 HttpReply *api_vms_get(HttpRequest *req, void *app);
 HttpReply *api_vms_stop(HttpRequest *req, void *app);

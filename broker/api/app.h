@@ -34,6 +34,7 @@ typedef struct {
     SvcTemplates *templates; /* in use now: a SIGHUP reloads them */
     SvcVms *vms;           /* the VM life cycle */
     SvcOps *ops;           /* operations: what a waiting request waits for */
+    GThreadPool *creates;  /* creates, run off the HTTP threads (api_vms_create_run) */
     SvcEvents *events;     /* event streams */
     SvcConsole *console;   /* console tickets and the relay */
     SvcIsos *isos;         /* ISO uploads */

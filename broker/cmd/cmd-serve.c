@@ -492,6 +492,9 @@ serve_until_signal(Daemon *d, const char *config_path, const sigset_t *sigs, GEr
         .health = d->health,
         .host_id = d->host_id,
         .secure_cookies = g_str_has_prefix(cfg->http_public_url, "https://"),
+        /* As many creates at once as operations may run: more wait their turn here. */
+        .creates = g_thread_pool_new(api_vms_create_run, NULL, (gint) cfg->operations_workers,
+                                     FALSE, NULL),
     };
     HttpServer *srv = http_server_start(&(HttpServerOptions) {
         .listen_host = cfg->http_listen_host,
@@ -513,8 +516,10 @@ serve_until_signal(Daemon *d, const char *config_path, const sigset_t *sigs, GEr
     g_autoptr(VmbPeriodic) watchdog = NULL;
     int sig = 0;
 
-    if (!srv)
+    if (!srv) {
+        g_thread_pool_free(app.creates, FALSE, TRUE);
         return false;
+    }
     vmb_info("vmbroker %s listening on http://%s%s%s:%u (public URL %s)", VMB_VERSION,
              strchr(cfg->http_listen_host, ':') ? "[" : "", cfg->http_listen_host,
              strchr(cfg->http_listen_host, ':') ? "]" : "", http_server_port(srv),
@@ -531,6 +536,9 @@ serve_until_signal(Daemon *d, const char *config_path, const sigset_t *sigs, GEr
     vmb_info("received %s: finishing requests in flight, then stopping", strsignal(sig));
     svc_events_end_streams(d->events);
     http_server_stop(srv, cfg->http_shutdown_timeout_s);
+    /* Creates under way finish (their requests are answered or gone) before the services
+     * they use are freed. */
+    g_thread_pool_free(app.creates, FALSE, TRUE);
     vmb_info("stopped");
     return true;
 }
