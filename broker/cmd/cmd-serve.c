@@ -27,6 +27,8 @@
 /* Requests' libvirt work under way at once (creates, starts, reboots, deletes, console
  * passwords, readiness pings); more wait their turn within their callers' bound. */
 #define LIBVIRT_WORKERS 16
+/* Creates run at once (App.creates). */
+#define CREATE_WORKERS 4
 
 /* How often the warm pools' filler looks. */
 #define POOLS_INTERVAL_S 2
@@ -492,9 +494,10 @@ serve_until_signal(Daemon *d, const char *config_path, const sigset_t *sigs, GEr
         .health = d->health,
         .host_id = d->host_id,
         .secure_cookies = g_str_has_prefix(cfg->http_public_url, "https://"),
-        /* As many creates at once as operations may run: more wait their turn here. */
-        .creates = g_thread_pool_new(api_vms_create_run, NULL, (gint) cfg->operations_workers,
-                                     FALSE, NULL),
+        /* A cold create only queues its operation; a take's libvirt work waits for one of
+         * HV_OPS_MAX places anyway: more creates at once would only hold database
+         * connections while they wait. */
+        .creates = g_thread_pool_new(api_vms_create_run, NULL, CREATE_WORKERS, FALSE, NULL),
     };
     HttpServer *srv = http_server_start(&(HttpServerOptions) {
         .listen_host = cfg->http_listen_host,

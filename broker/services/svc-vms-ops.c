@@ -298,9 +298,15 @@ svc_vms_watch_unready(SvcVms *vms)
         svc_ready_watch(vms->ready, list->pdata[i], requested->pdata[i], "cold");
 }
 
-/* Waits for one of the HV_OPS_MAX places of operations at libvirtd. */
-static void
-hv_op_enter(SvcVms *vms)
+/**
+ * svc_vms_hv_enter:
+ * @vms: the service
+ *
+ * Waits for one of the HV_OPS_MAX places at libvirtd of work that may talk to it for long:
+ * operations, and a warm pool's takes and saves. svc_vms_hv_leave() gives it back.
+ */
+void
+svc_vms_hv_enter(SvcVms *vms)
 {
     g_mutex_lock(&vms->claim_lock);
     while (vms->hv_calls >= HV_OPS_MAX)
@@ -309,8 +315,8 @@ hv_op_enter(SvcVms *vms)
     g_mutex_unlock(&vms->claim_lock);
 }
 
-static void
-hv_op_leave(SvcVms *vms)
+void
+svc_vms_hv_leave(SvcVms *vms)
 {
     g_mutex_lock(&vms->claim_lock);
     vms->hv_calls--;
@@ -354,9 +360,9 @@ run_op(SvcOps *ops, const DbOp *op, gpointer data, GError **error)
     SvcVms *vms = data;
     bool ok;
 
-    hv_op_enter(vms);
+    svc_vms_hv_enter(vms);
     ok = run_op_now(vms, op, error);
-    hv_op_leave(vms);
+    svc_vms_hv_leave(vms);
     return ok;
 }
 

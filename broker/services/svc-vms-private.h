@@ -11,7 +11,7 @@
 /* QEMU uses at most 8 characters of a VNC password. */
 #define VNC_PASSWORD_LEN 8
 
-/* Operations that talk to one libvirtd at once. libvirtd serves at most 5 requests of a
+/* Operations (and pool takes and saves) that talk to one libvirtd at once. libvirtd serves at most 5 requests of a
  * client at a time (max_client_requests) and stops reading the connection beyond that, so
  * its keepalive drops a connection whose 5 requests all take long (a burst of creates under
  * TCG did); 4 leave room for the requests' own short calls and the keepalive. */
@@ -82,6 +82,8 @@ bool svc_vms_audit(DbConn *conn, const char *actor_id, const char *action, const
                    const char *remote_addr, const char *detail_json, GError **error);
 
 /* svc-vms-ops.c */
+void svc_vms_hv_enter(SvcVms *vms);
+void svc_vms_hv_leave(SvcVms *vms);
 DbOpSpec svc_vms_op_spec(SvcVms *vms, DbOpKind kind, const DbUser *caller,
                          const char *remote_addr, const char *params);
 void svc_vms_step(SvcVms *vms, const char *step, unsigned progress);

@@ -78,15 +78,20 @@ pool_job_run(gpointer data)
     }
 }
 
-/* Runs @job (transfer full) on the bounded pool, within @timeout_s. */
+/* Runs @job (transfer full) on the bounded pool, within @timeout_s, in one of the places at
+ * libvirtd that operations share (30 restores at once on one connection made libvirtd stop
+ * reading it, and its keepalive drop it). */
 static bool
 run_pool_job(SvcVms *vms, PoolJob *job, unsigned timeout_s, GError **error)
 {
-    bool ok;
+    bool ok, done;
 
     job->hv = vms->opts.hv;
-    if (!vmb_bounded_run(vms->opts.bounded, pool_job_run, job, pool_job_free,
-                         timeout_s * 1000, NULL)) {
+    svc_vms_hv_enter(vms);
+    done = vmb_bounded_run(vms->opts.bounded, pool_job_run, job, pool_job_free,
+                           timeout_s * 1000, NULL);
+    svc_vms_hv_leave(vms);
+    if (!done) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
                     "libvirt did not answer for %s within %u s", job->name, timeout_s);
         return false;
