@@ -68,6 +68,7 @@ bool vmb_splice_add(VmbSplice *s, int client_fd, int upstream_fd, GBytes *to_cli
 void vmb_splice_close_tag(VmbSplice *s, const char *tag, const char *reason);
 void vmb_splice_sync(VmbSplice *s);
 void vmb_splice_step(VmbSplice *s, unsigned timeout_ms);
+void vmb_splice_step_tick(VmbSplice *s);
 bool vmb_splice_connect(VmbSplice *s, const char *addr, unsigned port, const char *ws_key,
                         const char *ws_protocol, unsigned timeout_ms, unsigned wait_ms,
                         VmbSpliceConnectFunc done, void *done_data, GError **error);

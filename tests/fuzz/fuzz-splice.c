@@ -2,7 +2,9 @@
 // The splice engine (broker/console/vmb-splice*.c) driven by random events on two real
 // socketpairs: the input is a program of writes, reads, half-closes, closes and close-by-tag
 // on the browser's and QEMU's far ends, paced by vmb_splice_sync() (the engine handles what
-// is ready before the next step) and, once per input at most, by a sleep past the bulk tick.
+// is ready before the next step) and by bulk ticks brought forward (vmb_splice_step_tick()).
+// The sockets' buffers are small, so a few writes fill them and the engine meets a full
+// receiver often (and an input costs little).
 // Whatever the order, each side receives a prefix of what the other sent, in order, and
 // every pair ends exactly once, with its fds released. The engine is stepped: its loop runs
 // on this thread, so a run does the same each time and a crash replays alone.
@@ -58,6 +60,15 @@ end_read(End *e)
         g_byte_array_append(e->got, buf, (guint) n);
 }
 
+static void
+small_buffers(int fd)
+{
+    int size = 4096;
+
+    g_assert(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) == 0);
+    g_assert(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) == 0);
+}
+
 /* What @to got must be a prefix of what @from sent (@first ahead of it, from the engine). */
 static void
 check_prefix(const End *from, const End *to, const char *first)
@@ -84,7 +95,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g_autoptr(GBytes) lead = g_bytes_new_static(first, strlen(first));
     unsigned before;
     gint64 deadline;
-    bool slept = false;
 
     if (!engine) {
         signal(SIGPIPE, SIG_IGN);   /* the engine's loop runs here (its thread blocks it) */
@@ -94,6 +104,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     g_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, browser) == 0);
     g_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qemu) == 0);
+    for (unsigned i = 0; i < 2; i++) {
+        small_buffers(browser[i]);
+        small_buffers(qemu[i]);
+    }
     b.fd = browser[0];
     q.fd = qemu[0];
     before = done_count;
@@ -113,10 +127,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 4: if (b.fd >= 0) shutdown(b.fd, arg & 1 ? SHUT_WR : SHUT_RD); break;
         case 5: if (q.fd >= 0) shutdown(q.fd, arg & 1 ? SHUT_WR : SHUT_RD); break;
         case 6:
-            if (arg == 31 && !slept) {
-                g_usleep(10 * 1000);    /* past a bulk tick (8 ms) */
-                slept = true;
-            } else
+            if (arg == 31)
+                vmb_splice_step_tick(engine);
+            else
                 vmb_splice_sync(engine);
             break;
         case 7: if (arg == 0) vmb_splice_close_tag(engine, "fuzz", "fuzz"); break;
