@@ -4,12 +4,14 @@
 # callbacks and resyncs: a guest that died meanwhile is stopped, and events flow again.
 # A hung libvirtd (SIGSTOP) is noticed by keepalive; with keepalive off, no request waits on
 # it longer than libvirt.call_timeout_s (readyz: 2 s), and what a create had begun is
-# finished or undone once libvirtd answers again. The shared libvirtd is restarted once and
-# frozen twice, each briefly, and always brought back.
+# finished or undone once libvirtd answers again; takes from a warm pool stuck on it hold no
+# HTTP thread. The shared libvirtd is restarted once and frozen three times, each briefly,
+# and always brought back.
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -118,6 +120,53 @@ class Libvirtd(faults.FaultCase):
             'GET', f'/api/v1/vms/{vm["id"]}', auth=self.admin)[0] == 404)
         self.assert_agree()
 
+    def test_takes_waiting_on_libvirt_hold_no_http_thread(self):
+        # A create runs off the HTTP threads (App.creates): more takes from a warm pool than
+        # HTTP threads, all stuck on a frozen libvirtd in their handover, leave every HTTP
+        # thread free for other requests.
+        self.start(http={'threads': '2'},
+                   libvirt={'keepalive_interval_s': '0', 'call_timeout_s': '10',
+                            'sync_interval_s': '3600'})
+        self.admin = self.user('root')
+        self.assertEqual(self.api('PUT', '/api/v1/pools/memtest', {'size': 3}, self.admin)[0],
+                         200)
+        self.wait_for('a pool of 3 ready', lambda: self.api(
+            'GET', '/api/v1/pools', auth=self.admin)[1][0]['ready'] == 3)
+        pid = int(subprocess.run(['pgrep', '-x', 'libvirtd'], capture_output=True, text=True,
+                                 check=True).stdout.split()[0])
+        answers = []
+
+        def create():
+            answers.append(self.api('POST', '/api/v1/vms', {'template': 'memtest'},
+                                    self.admin, timeout=120)[0])
+        creates = [threading.Thread(target=create) for _ in range(3)]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for t in creates:
+                t.start()
+            time.sleep(1)   # the takes are read and wait on libvirt
+            # A generous bound against the 10 s each take waits on libvirt.
+            for _ in range(3):
+                t0 = time.monotonic()
+                status, vms = self.api('GET', '/api/v1/vms', auth=self.admin, timeout=30)
+                self.assertEqual(status, 200, vms)
+                self.assertLess(time.monotonic() - t0, 2)
+            self.assertEqual(answers, [])
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        for t in creates:
+            t.join(180)
+        self.assertEqual(len(answers), 3, answers)
+        self.assertTrue(set(answers) <= {201, 503}, answers)
+        faults.wait_libvirtd()
+        self.api('PUT', '/api/v1/pools/memtest', {'size': 0}, self.admin)
+        self.wait_for('the pool drained', lambda: not any(
+            p['ready'] or p['starting'] for p in self.api('GET', '/api/v1/pools',
+                                                          auth=self.admin)[1]))
+        self.wait_for('no VM in creating', lambda: 'creating' not in
+                      [v['state'] for v in self.api('GET', '/api/v1/vms', auth=self.admin)[1]])
+        self.wait_operations_idle()
+        self.assert_agree()
 
 if __name__ == '__main__':
     faults.main()
