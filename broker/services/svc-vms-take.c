@@ -251,17 +251,18 @@ svc_vms_take(SvcVms *vms, const SvcVmRequest *req, const DbUser *owner,
     g_autofree char *password = vmb_secret_new_password(VNC_PASSWORD_LEN, &error);
     gint64 start_us = g_get_monotonic_time();
     TakeTx tx = { .vms = vms, .req = req, .owner = owner, .tmpl = tmpl, .password = password };
+    bool failed;
 
-    if (!password || !db_pool_transaction(vms->opts.db, take_tx, &tx, &error)) {
+    failed = !password || !db_pool_transaction(vms->opts.db, take_tx, &tx, &error);
+    if (failed) {
         vmb_warning("create from the %s pool: %s; booting a new guest instead", tmpl->name,
                     error ? error->message : "no password");
         g_clear_pointer(&tx.vm, db_vm_free);
         g_clear_pointer(&tx.op, db_op_free);
-        if (tx.claimed && tx.restore_ran)
-            drop_restored(vms, tx.claimed);
-        else if (tx.claimed)
-            svc_vms_release(vms, tx.claimed);
-    } else if (tx.claimed)
+    }
+    if (failed && tx.claimed && tx.restore_ran)
+        drop_restored(vms, tx.claimed);
+    else if (tx.claimed)
         svc_vms_release(vms, tx.claimed);
     g_free(tx.claimed);
     if (password)
