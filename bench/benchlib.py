@@ -114,6 +114,9 @@ class Env:
         harness._cleanup(None, self.remove_libvirt_objects)
         self.broker = harness.Broker(None, cfg, self.workdir)
         self.config = self.broker.config
+        keep = os.environ.get('BENCH_KEEP_LOG')
+        if keep:    # a copy of the broker's log, made before the workdir goes
+            harness._cleanup(None, lambda: shutil.copy(self.broker.log_path, keep))
 
     @property
     def pid(self):
