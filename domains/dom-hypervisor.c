@@ -18,6 +18,7 @@ struct DomHypervisor {
     bool close_registered;    /* conn carries our close callback */
     gint lost;                /* (atomic) the close callback fired for conn */
     guint64 generation;       /* connections opened so far */
+    guint64 node_memory_mib;  /* the node's memory as its libvirtd said when last opened */
     bool watched;             /* watch below applies */
     DomHypervisorWatch watch;
 };
@@ -179,6 +180,7 @@ get_conn(DomHypervisor *hv, bool may_open, GError **error)
     virConnectPtr conn;
     bool watched, dropped = false;
     int event_id = -1;
+    virNodeInfo node = { 0 };
 
     g_mutex_lock(&hv->lock);
     if (hv->conn && (g_atomic_int_get(&hv->lost) || virConnectIsAlive(hv->conn) != 1)) {
@@ -216,6 +218,10 @@ get_conn(DomHypervisor *hv, bool may_open, GError **error)
     conn = dom_virt_connect(hv->uri, error);
     if (conn && watched && !watch_conn(hv, conn, &event_id, error))
         conn = NULL;
+    if (conn && virNodeGetInfo(conn, &node) < 0) {
+        node.memory = 0; /* unknown: a budget of its own applies, or none */
+        virResetLastError();
+    }
 
     g_mutex_lock(&hv->lock);
     hv->connecting = false;
@@ -224,6 +230,7 @@ get_conn(DomHypervisor *hv, bool may_open, GError **error)
         hv->event_id = event_id;
         hv->close_registered = watched;
         hv->generation++;
+        hv->node_memory_mib = node.memory / 1024;
         virConnectRef(conn);
     }
     g_mutex_unlock(&hv->lock);
@@ -283,6 +290,24 @@ dom_hypervisor_generation(DomHypervisor *hv)
     g = hv->generation;
     g_mutex_unlock(&hv->lock);
     return g;
+}
+
+/**
+ * dom_hypervisor_node_memory_mib:
+ * @hv: a handle
+ *
+ * Returns: the memory of the node @hv's libvirtd runs on, as it said when the current (or
+ * last) connection was opened; 0 before one was, or when it did not say.
+ */
+guint64
+dom_hypervisor_node_memory_mib(DomHypervisor *hv)
+{
+    guint64 mib;
+
+    g_mutex_lock(&hv->lock);
+    mib = hv->node_memory_mib;
+    g_mutex_unlock(&hv->lock);
+    return mib;
 }
 
 /**

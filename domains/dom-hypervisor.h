@@ -35,6 +35,8 @@ virConnectPtr dom_hypervisor_get(DomHypervisor *hv, GError **error);
 /* Like dom_hypervisor_get, opening a connection if there is none; may block on a hung
  * libvirtd: for the thread that reconnects. */
 virConnectPtr dom_hypervisor_connect(DomHypervisor *hv, GError **error);
+/* The node's memory (MiB) as libvirtd said at the last open; 0: not known. */
+guint64 dom_hypervisor_node_memory_mib(DomHypervisor *hv);
 /* True while a connection is held that nothing has found dead; calls nothing. */
 bool dom_hypervisor_is_up(DomHypervisor *hv);
 const char *dom_hypervisor_uri(DomHypervisor *hv);

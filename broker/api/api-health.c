@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "api-common.h"
+#include "db-hosts.h"
 #include "dom-network.h"
 #include "dom-virt.h"
 #include "http-problem.h"
@@ -97,6 +98,24 @@ ping_libvirt(App *a, const char **ret_network_state, GError **error)
     return ok;
 }
 
+/* Each host's libvirt: the configured one as just pinged, the added ones as their
+ * connections stand (keepalive watches them). Added hosts do not decide readiness: creates
+ * go to the hosts that are up. */
+static json_object *
+hosts_check(App *a, bool configured_ok)
+{
+    json_object *out = json_object_new_object();
+    g_autoptr(GPtrArray) states = a->fleet ? svc_fleet_states(a->fleet) : NULL;
+
+    json_object_object_add(out, DB_HOST_CONFIGURED,
+                           json_object_new_string(configured_ok ? "ok" : "down"));
+    for (guint i = 0; states && i < states->len; i++) {
+        const SvcFleetHostState *s = states->pdata[i];
+        json_object_object_add(out, s->name, json_object_new_string(s->up ? "ok" : "down"));
+    }
+    return out;
+}
+
 /**
  * api_health_ready:
  * @req: the request
@@ -106,7 +125,7 @@ ping_libvirt(App *a, const char **ret_network_state, GError **error)
  * new guests get on this host, and why; for callers api_sees_internals() allows. Others get
  * the status alone. `checks.guest_network` is the guest network's state (dom_network_state(),
  * "unknown" when libvirt is down); it does not decide readiness, since the next create
- * defines and starts what is missing.
+ * defines and starts what is missing. `checks.hosts` names each host's libvirt state.
  *
  * Returns: 200 when PostgreSQL and libvirt answer and guests can get an accelerator, else
  * 503 naming what is down.
@@ -132,6 +151,7 @@ api_health_ready(HttpRequest *req, void *app)
                                                                             : "undecided"));
     json_object_object_add(checks, "guest_network",
                            json_object_new_string(network_state ? network_state : "unknown"));
+    json_object_object_add(checks, "hosts", hosts_check(a, hv_ok));
     bool inside = api_sees_internals(req, a);
 
     if (db_ok && hv_ok && accel_ok) {

@@ -54,6 +54,9 @@ api_render_vm(const DbVm *vm)
     json_object_object_add(o, "state_reason", api_render_string(vm->state_reason));
     json_object_object_add(o, "accelerator", api_render_string(vm->accelerator));
     json_object_object_add(o, "host", api_render_string(vm->host_name));
+    json_object_object_add(o, "reachability", json_object_new_string(vm->host_unreachable
+                                                                         ? "unknown"
+                                                                         : "reachable"));
     json_object_object_add(o, "vnc_port", vm->vnc_port ? json_object_new_int((int) vm->vnc_port)
                                                        : NULL);
     json_object_object_add(o, "ws_port", vm->ws_port ? json_object_new_int((int) vm->ws_port)
@@ -105,7 +108,7 @@ render_range(unsigned first, unsigned last)
  * @host: a hypervisor host
  *
  * Returns: (transfer full): {name, uri, console_address, vnc_ports, ws_ports, memory_mib,
- *   enabled, from_config, vms, created_at}; memory_mib null for no budget.
+ *   enabled, reachable, from_config, vms, created_at}; memory_mib null for no budget.
  */
 json_object *
 api_render_host(const DbHost *host)
@@ -122,6 +125,7 @@ api_render_host(const DbHost *host)
     json_object_object_add(o, "memory_mib", host->memory_mib
                            ? json_object_new_int64((gint64) host->memory_mib) : NULL);
     json_object_object_add(o, "enabled", json_object_new_boolean(host->enabled));
+    json_object_object_add(o, "reachable", json_object_new_boolean(host->reachable));
     json_object_object_add(o, "from_config", json_object_new_boolean(host->from_config));
     json_object_object_add(o, "vms", json_object_new_int((int) host->vms));
     json_object_object_add(o, "created_at", api_render_time(host->created_at));

@@ -297,6 +297,7 @@ typedef struct {
     char *iso_id;
     char *name;
     char *owner;
+    char *host;        /* (nullable) the host asked for (admins) */
     char *remote_addr;
     char *path;        /* for the log */
     bool async;        /* Prefer: respond-async */
@@ -310,6 +311,7 @@ create_job_free(CreateJob *j)
     g_free(j->iso_id);
     g_free(j->name);
     g_free(j->owner);
+    g_free(j->host);
     g_free(j->remote_addr);
     g_free(j->path);
     g_free(j);
@@ -329,7 +331,7 @@ api_vms_create_run(gpointer data, gpointer pool_data)
     CreateJob *j = data;
     SvcVmRequest r = { .caller = j->caller, .template_name = j->template_name,
                        .iso_id = j->iso_id, .name = j->name, .owner = j->owner,
-                       .remote_addr = j->remote_addr };
+                       .host = j->host, .remote_addr = j->remote_addr };
     g_autoptr(GError) error = NULL;
     g_autoptr(GPtrArray) running = NULL;
     g_autoptr(DbOp) op = NULL;
@@ -361,7 +363,7 @@ api_vms_create_run(gpointer data, gpointer pool_data)
 
 /**
  * api_vms_create:
- * @req: POST /api/v1/vms {template, iso?, name?, owner?}
+ * @req: POST /api/v1/vms {template, iso?, name?, owner?, host?}
  * @app: the daemon's state
  *
  * Returns: 201 {vm, console_url, novnc_url} once the VM runs (the request waits without a
@@ -377,6 +379,7 @@ api_vms_create(HttpRequest *req, void *app)
     g_autoptr(json_object) body = NULL;
     g_autoptr(GError) error = NULL;
     const char *template_name = NULL, *iso_id = NULL, *name = NULL, *owner = NULL;
+    const char *host = NULL;
     HttpReply *reply = api_authenticate(req, a, &caller);
     CreateJob *j;
 
@@ -385,7 +388,8 @@ api_vms_create(HttpRequest *req, void *app)
     if (!api_json_string(body, "template", true, &template_name, &error) ||
         !api_json_string(body, "iso", false, &iso_id, &error) ||
         !api_json_string(body, "name", false, &name, &error) ||
-        !api_json_string(body, "owner", false, &owner, &error))
+        !api_json_string(body, "owner", false, &owner, &error) ||
+        !api_json_string(body, "host", false, &host, &error))
         return api_error(req, error);
     j = g_new0(CreateJob, 1);
     j->a = a;
@@ -394,6 +398,7 @@ api_vms_create(HttpRequest *req, void *app)
     j->iso_id = g_strdup(iso_id);
     j->name = g_strdup(name);
     j->owner = g_strdup(owner);
+    j->host = g_strdup(host);
     j->remote_addr = g_strdup(http_request_remote_addr(req));
     j->path = g_strdup(http_request_path(req));
     j->async = prefers_async(req);

@@ -13,6 +13,7 @@
 #include "svc-images.h"
 #include "svc-isos.h"
 #include "svc-events.h"
+#include "svc-fleet.h"
 #include "svc-health.h"
 #include "svc-hosts.h"
 #include "svc-pools.h"
@@ -29,6 +30,7 @@ typedef struct {
     SvcAuth *auth;         /* logins, sessions, tokens */
     SvcUsers *users;       /* accounts and their API tokens */
     SvcHosts *hosts;       /* hypervisor hosts (admins) */
+    SvcFleet *fleet;       /* (nullable) the added hosts' connections */
     SvcPools *pools;       /* warm pools */
     VmbMetrics *metrics;   /* what /metrics shows */
     SvcTemplates *templates; /* in use now: a SIGHUP reloads them */

@@ -15,6 +15,7 @@
 #include "db-migrate.h"
 #include "db-ports.h"
 #include "dom-storage.h"
+#include "svc-fleet.h"
 #include "svc-health.h"
 #include "svc-janitor.h"
 #include "svc-reaper.h"
@@ -32,6 +33,8 @@
 
 /* How often the warm pools' filler looks. */
 #define POOLS_INTERVAL_S 2
+/* How often the hosts table is read for hosts added while serving. */
+#define HOSTS_INTERVAL_S 2
 
 typedef struct {
     const Config *cfg;
@@ -91,6 +94,7 @@ typedef struct {
     SvcIsos *isos;
     SvcImages *images;
     SvcSync *sync;            /* freed before vms and hv: its callbacks use them */
+    SvcFleet *fleet;          /* added hosts: stopped with sync, freed after vms */
     SvcReaper *reaper;
     SvcJanitor *janitor;
     SvcHealth *health;        /* what /readyz and /metrics read from the database */
@@ -104,11 +108,14 @@ daemon_clear(Daemon *d)
     g_clear_pointer(&d->events, svc_events_free);
     g_clear_pointer(&d->janitor, svc_janitor_stop);
     g_clear_pointer(&d->reaper, svc_reaper_stop);
+    if (d->fleet)
+        svc_fleet_stop(d->fleet);
     g_clear_pointer(&d->sync, svc_sync_free);
     g_clear_pointer(&d->images, svc_images_free);
     g_clear_pointer(&d->isos, svc_isos_free);
     g_clear_pointer(&d->console, svc_console_free);
     g_clear_pointer(&d->vms, svc_vms_free);
+    g_clear_pointer(&d->fleet, svc_fleet_free);
     g_clear_pointer(&d->health, svc_health_free);
     g_clear_pointer(&d->auth, svc_auth_free);
     g_clear_pointer(&d->users, svc_users_free);
@@ -306,7 +313,6 @@ start_services(Daemon *d, GError **error)
         .bounded = d->bounded,
         .call_timeout_s = cfg->libvirt_call_timeout_s,
         .max_running_per_user = cfg->limits_max_running_per_user,
-        .host_memory_mib = cfg->limits_host_memory_mib,
         .snapshots_per_vm = cfg->limits_snapshots_per_vm,
         .snapshots_per_user = cfg->limits_snapshots_per_user,
         .snapshot_disk_gib = cfg->limits_snapshot_disk_gib,
@@ -320,7 +326,6 @@ start_services(Daemon *d, GError **error)
         .hv = d->hv,
         .vms = d->vms,
         .templates = d->templates,
-        .console_listen = cfg->console_listen,
         .ticket_ttl_s = cfg->console_ticket_ttl_s,
         .buffer_size = cfg->console_buffer_bytes,
         .metrics = d->metrics,
@@ -339,7 +344,7 @@ start_background(Daemon *d, GError **error)
     const Config *cfg = d->cfg;
     g_autoptr(GError) err = NULL;
 
-    d->sync = svc_sync_new(&(SvcSyncOptions) {
+    SvcSyncOptions sync = {
         .db = d->pool,
         .hv = d->hv,
         .vms = d->vms,
@@ -353,7 +358,9 @@ start_background(Daemon *d, GError **error)
         .destroy_orphans = cfg->libvirt_adopt_orphans == CONFIG_ORPHANS_DESTROY,
         .port_cooldown_s = cfg->console_port_cooldown_s,
         .metrics = d->metrics,
-    }, error);
+    };
+
+    d->sync = svc_sync_new(&sync, error);
     if (!d->sync)
         return false;
     if (svc_sync_reconcile(d->sync, &err))
@@ -362,7 +369,10 @@ start_background(Daemon *d, GError **error)
         vmb_warning("reconciliation: %s (serving anyway; it is retried until it succeeds)",
                     err->message);
     svc_sync_start(d->sync);
-    svc_vms_watch_unready(d->vms);
+    svc_vms_watch_unready(d->vms, d->host_id);
+    d->fleet = svc_fleet_start(&(SvcFleetOptions) { .db = d->pool, .vms = d->vms,
+                                                    .configured_id = d->host_id, .sync = sync,
+                                                    .interval_s = HOSTS_INTERVAL_S });
     /* After the first reconciliation, so that what this broker's previous run left running
      * is judged against libvirt before it is taken again. */
     if (!svc_ops_start(d->ops, error))
@@ -482,6 +492,7 @@ serve_until_signal(Daemon *d, const char *config_path, const sigset_t *sigs, GEr
         .auth = d->auth,
         .users = d->users,
         .hosts = d->hosts,
+        .fleet = d->fleet,
         .pools = d->pools,
         .metrics = d->metrics,
         .templates = d->templates,

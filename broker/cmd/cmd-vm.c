@@ -105,7 +105,6 @@ vm_ctx_open(VmCtx *c, GError **error)
         .bounded = c->bounded,
         .call_timeout_s = cfg->libvirt_call_timeout_s,
         .max_running_per_user = cfg->limits_max_running_per_user,
-        .host_memory_mib = cfg->limits_host_memory_mib,
         .snapshots_per_vm = cfg->limits_snapshots_per_vm,
         .snapshots_per_user = cfg->limits_snapshots_per_user,
         .snapshot_disk_gib = cfg->limits_snapshot_disk_gib,

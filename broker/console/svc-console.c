@@ -36,7 +36,6 @@
 
 struct SvcConsole {
     SvcConsoleOptions opts;
-    char *console_listen;
     VmbSplice *splice;
     GThreadPool *events; /* ConsoleEvent, one at a time, in order */
     GMutex lock;         /* guards the two tables below */
@@ -364,8 +363,6 @@ svc_console_new(const SvcConsoleOptions *opts, GError **error)
     g_autoptr(SvcConsole) console = g_new0(SvcConsole, 1);
 
     console->opts = *opts;
-    console->console_listen = g_strdup(opts->console_listen);
-    console->opts.console_listen = console->console_listen;
     console->events = g_thread_pool_new(event_job, console, 1, TRUE, NULL);
     g_mutex_init(&console->lock);
     console->ticket_creds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
@@ -418,7 +415,6 @@ svc_console_free(SvcConsole *console)
         g_hash_table_unref(console->open);
     if (console->ticket_creds)
         g_mutex_clear(&console->lock);
-    g_free(console->console_listen);
     g_free(console);
 }
 
@@ -616,6 +612,7 @@ svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
     g_autoptr(DbConn) db = NULL;
     g_autoptr(DbVm) vm = NULL;
     g_autoptr(DomTemplateSet) set = NULL;
+    g_autofree char *upstream = NULL;
     const DomTemplate *tmpl;
     OpenWait *w;
 
@@ -639,6 +636,12 @@ svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
     if (!vm)
         return false;
     g_clear_pointer(&db, db_conn_release);
+    upstream = svc_vms_console_address(console->opts.vms, vm);
+    if (!upstream) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+                    "This broker cannot reach the VM's host yet; try again shortly.");
+        return false;
+    }
     set = svc_templates_get(console->opts.templates);
     tmpl = dom_template_set_lookup(set, vm->template_name);
     w = g_new0(OpenWait, 1);
@@ -647,7 +650,7 @@ svc_console_open(SvcConsole *console, const char *vm_id, const char *ticket,
     w->exclusive = tmpl && tmpl->console_exclusive;
     w->done = done;
     w->done_data = done_data;
-    if (!vmb_splice_connect(console->splice, console->console_listen, vm->ws_port, ws_key,
+    if (!vmb_splice_connect(console->splice, upstream, vm->ws_port, ws_key,
                             ws_protocol, UPSTREAM_TIMEOUT_MS, UPSTREAM_WAIT_MS, open_done, w,
                             error)) {
         g_free(w->vm_id);

@@ -22,7 +22,6 @@ typedef struct {
     DomHypervisor *hv;           /* libvirt */
     SvcVms *vms;                 /* VNC passwords, says when VMs stop */
     SvcTemplates *templates;     /* exclusive consoles */
-    const char *console_listen;  /* where QEMU's websocket servers listen */
     unsigned ticket_ttl_s;       /* console ticket lifetime, <= 60 */
     size_t buffer_size;          /* relay buffer per direction */
     VmbMetrics *metrics;         /* (nullable) connection counters */

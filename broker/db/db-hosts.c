@@ -21,7 +21,7 @@ db_host_free(DbHost *host)
 
 #define HOST_COLUMNS                                                                   \
     "h.id, h.name, h.uri, h.console_address, h.vnc_first, h.vnc_last, h.ws_first,"    \
-    " h.ws_last, h.memory_mib, h.enabled, h.from_config,"                              \
+    " h.ws_last, h.memory_mib, h.enabled, h.reachable, h.from_config,"                 \
     " (SELECT count(*) FROM vms v WHERE v.host_id = h.id), " DB_US("h.created_at")
 
 static unsigned
@@ -46,6 +46,7 @@ host_from_row(const PGresult *res, int row)
     h->ranges.ws_last = uint_value(res, row, c++);
     h->memory_mib = g_ascii_strtoull(PQgetvalue(res, row, c++), NULL, 10);
     h->enabled = PQgetvalue(res, row, c++)[0] == 't';
+    h->reachable = PQgetvalue(res, row, c++)[0] == 't';
     h->from_config = PQgetvalue(res, row, c++)[0] == 't';
     h->vms = uint_value(res, row, c++);
     h->created_at = db_value_time(res, row, c++);
@@ -213,6 +214,17 @@ db_hosts_set_enabled(DbConn *conn, const char *id, bool enabled, GError **error)
     g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,
         "UPDATE hosts SET enabled = $2::boolean, updated_at = now() WHERE id = $1",
         2, params, error);
+
+    return res != NULL;
+}
+
+bool
+db_hosts_set_reachable(DbConn *conn, const char *id, bool reachable, GError **error)
+{
+    const char *params[] = { id, reachable ? "true" : "false" };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,
+        "UPDATE hosts SET reachable = $2::boolean WHERE id = $1"
+        " AND reachable IS DISTINCT FROM $2::boolean", 2, params, error);
 
     return res != NULL;
 }

@@ -20,6 +20,7 @@ typedef struct {
     DbPortRanges ranges;
     guint64 memory_mib;       /* guests' memory there at most; 0 for no budget */
     bool enabled;             /* false: it takes no new VMs */
+    bool reachable;           /* false: its libvirt was lost and is not back */
     bool from_config;         /* the config file's host */
     unsigned vms;             /* VMs placed there */
     GDateTime *created_at;
@@ -49,6 +50,8 @@ DbHost *db_hosts_get(DbConn *conn, const char *name, bool lock, GError **error);
 /* Writes @spec's URI, console address, ranges and budget over host @id's (not its name). */
 bool db_hosts_update(DbConn *conn, const char *id, const DbHostSpec *spec, GError **error);
 bool db_hosts_set_enabled(DbConn *conn, const char *id, bool enabled, GError **error);
+/* Records whether host @id's libvirt answers; a write only when that changes. */
+bool db_hosts_set_reachable(DbConn *conn, const char *id, bool reachable, GError **error);
 /* Removes a host without VMs (its port rows go with it); VMB_ERROR_CONFLICT otherwise. */
 bool db_hosts_delete(DbConn *conn, const char *id, GError **error);
 /* Inside a create's transaction: VMB_ERROR_EXHAUSTED when host @id takes no new VMs. Its

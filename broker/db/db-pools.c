@@ -183,23 +183,24 @@ db_pools_members(DbConn *conn, GError **error)
 }
 
 char *
-db_pools_claim(DbConn *conn, const char *template_name, const char *host_id, bool saved_only,
-               bool *ret_saved, GError **error)
+db_pools_claim(DbConn *conn, const char *template_name, bool saved_only, bool *ret_saved,
+               GError **error)
 {
-    const char *params[] = { template_name, host_id, DB_POOL_ACCOUNT, saved_only ? "t" : "f" };
+    const char *params[] = { template_name, DB_POOL_ACCOUNT, saved_only ? "t" : "f" };
     /* A running guest first: it is handed over at once, a saved one is restored. */
     g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
         "SELECT v.id, v.state = 'stopped'"
-        " FROM vms v JOIN users u ON u.id = v.owner_id AND u.username = $3"
+        " FROM vms v JOIN users u ON u.id = v.owner_id AND u.username = $2"
         " JOIN templates t ON t.name = v.template_name AND t.version = v.template_version"
-        " WHERE v.template_name = $1 AND v.host_id = $2"
-        " AND (v.state = 'running' AND v.console_ready_at IS NOT NULL AND NOT $4::bool"
+        " JOIN hosts h ON h.id = v.host_id AND h.enabled"
+        " WHERE v.template_name = $1"
+        " AND (v.state = 'running' AND v.console_ready_at IS NOT NULL AND NOT $3::bool"
         "      OR v.state = 'stopped' AND v.saved_at IS NOT NULL)"
         " AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.vm_id = v.id"
         "                 AND o.state IN ('queued', 'running'))"
         " ORDER BY v.state = 'stopped', coalesce(v.console_ready_at, v.saved_at)"
         " LIMIT 1 FOR UPDATE OF v SKIP LOCKED",
-        4, params, error);
+        3, params, error);
 
     if (!res || PQntuples(res) == 0)
         return NULL;

@@ -57,11 +57,11 @@ GHashTable *db_pools_scheduled(DbConn *conn, unsigned lead_s, GError **error);
 GPtrArray *db_pools_members(DbConn *conn, GError **error);
 
 /* --- inside a transaction --- */
-/* Locks a ready guest of @template_name on @host_id that no operation holds (a running one
- * before a saved one, the longest ready first; only a saved one when @saved_only) and
- * returns its id, and in @ret_saved whether it is saved; NULL without an error when there
- * is none. */
-char *db_pools_claim(DbConn *conn, const char *template_name, const char *host_id,
+/* Locks a ready guest of @template_name on an enabled host that no operation holds (a
+ * running one before a saved one, the longest ready first; only a saved one when
+ * @saved_only) and returns its id, and in @ret_saved whether it is saved; NULL without an
+ * error when there is none. */
+char *db_pools_claim(DbConn *conn, const char *template_name,
                      bool saved_only, bool *ret_saved, GError **error);
 /* Records that the guest @id, stopped now, waits with its memory saved. */
 bool db_pools_mark_saved(DbConn *conn, const char *id, GError **error);

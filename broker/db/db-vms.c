@@ -120,7 +120,8 @@ db_vm_free(DbVm *vm)
     DB_US("v.console_last_activity_at") ", v.console_closed_reason, "                   \
     DB_US("v.console_closed_at") ", " DB_US("v.created_at") ", " DB_US("v.updated_at")   \
     ", " DB_US("v.started_at") ", " DB_US("v.stopped_at") ", " DB_US("v.console_ready_at") \
-    ", (SELECT h.name FROM hosts h WHERE h.id = v.host_id)"
+    ", (SELECT h.name FROM hosts h WHERE h.id = v.host_id)"                             \
+    ", (SELECT h.reachable FROM hosts h WHERE h.id = v.host_id)"
 
 static char **
 volumes_from_hex(const char *text)
@@ -174,6 +175,7 @@ vm_from_row(const PGresult *res, int row)
     vm->stopped_at = db_value_time(res, row, c++);
     vm->console_ready_at = db_value_time(res, row, c++);
     vm->host_name = db_value_dup(res, row, c++);
+    vm->host_unreachable = PQgetvalue(res, row, c++)[0] == 'f';
     return vm;
 }
 
@@ -410,6 +412,44 @@ db_vms_insert(DbConn *conn, const DbVmSpec *spec, const DbPortLeaseOptions *leas
             9, params, error);
     }
     return inserted_vm(res, spec->template_name, error);
+}
+
+/**
+ * db_vms_insert_on_host:
+ * @conn: a connection inside a transaction
+ * @spec: what to create, and on which host
+ * @lease: (nullable): port probing; NULL for none
+ * @error: return location for an error
+ *
+ * Placement tries hosts in turn: a port lease taken before the host's other kind of port
+ * ran out, or a quarantine, is undone with the savepoint, so nothing of a host that could
+ * not take the VM is committed.
+ *
+ * Returns: (transfer full): the new VM, or NULL (errors as db_vms_insert).
+ */
+DbVm *
+db_vms_insert_on_host(DbConn *conn, const DbVmSpec *spec, const DbPortLeaseOptions *lease,
+                      GError **error)
+{
+    g_autoptr(PGresult) mark = NULL;
+    g_autoptr(PGresult) undo = NULL;
+    g_autoptr(GError) err = NULL;
+    DbVm *vm;
+
+    if (!require_transaction(conn, "db_vms_insert_on_host", error) ||
+        !(mark = db_exec(conn, PGRES_COMMAND_OK, "SAVEPOINT place", 0, NULL, error)))
+        return NULL;
+    vm = db_vms_insert(conn, spec, lease, &err);
+    if (vm)
+        return vm;
+    if (vmb_error_kind(err) != VMB_ERROR_EXHAUSTED) {
+        g_propagate_error(error, g_steal_pointer(&err));
+        return NULL;
+    }
+    undo = db_exec(conn, PGRES_COMMAND_OK, "ROLLBACK TO SAVEPOINT place", 0, NULL, error);
+    if (undo)
+        g_propagate_error(error, g_steal_pointer(&err));
+    return NULL;
 }
 
 /**

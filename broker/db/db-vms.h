@@ -42,6 +42,7 @@ typedef struct {
     char *iso_id;             /* isos.id, NULL when none */
     char *host_id;            /* hosts.id */
     char *host_name;          /* hosts.name */
+    bool host_unreachable;    /* its host's libvirt was lost and is not back (hosts.reachable) */
     char *domain_uuid;        /* libvirt's uuid, NULL until defined */
     char *accelerator;        /* domain type it was last defined with, NULL until then */
     DbVmState state;          /* see DbVmState */
@@ -77,6 +78,11 @@ typedef struct {
 /* Inserts the VM in `creating` with a leased port pair. Errors: VMB_ERROR_EXHAUSTED (no
  * free pair), VMB_ERROR_CONFLICT (name taken, or the running limit of broker_limits),
  * VMB_ERROR_UNPROCESSABLE (unknown template, ISO, owner or host). */
+/* db_vms_insert on one of several hosts: when this one has no free pair or is disabled
+ * (VMB_ERROR_EXHAUSTED), the transaction is as it was before (a savepoint), so the caller
+ * may try the next. */
+DbVm *db_vms_insert_on_host(DbConn *conn, const DbVmSpec *spec, const DbPortLeaseOptions *lease,
+                            GError **error);
 DbVm *db_vms_insert(DbConn *conn, const DbVmSpec *spec, const DbPortLeaseOptions *lease,
                     GError **error);
 /* Moves the VM to @to when its state allows (see db_vms_set_state in db-vms.c); `stopped`

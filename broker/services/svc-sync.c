@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "db-audit.h"
+#include "db-hosts.h"
 #include "db-users.h"
 #include "db-vms.h"
 #include "dom-lifecycle.h"
@@ -60,6 +61,7 @@ struct SvcSync {
     GPtrArray *rechecks;   /* (lock) EventJobs whose VM was claimed, to look at again */
     gint64 recheck_at;     /* (lock) monotonic time to queue them again; 0: none waits */
     gint synced;           /* (atomic) the last full pass succeeded */
+    int reachable;         /* (sync thread, or before it) hosts.reachable as last set; -1: not yet */
 };
 
 typedef struct {
@@ -365,6 +367,25 @@ reconcile_orphan(SvcSync *sync, virConnectPtr conn, const char *name, GError **e
     return true;
 }
 
+/* Records in the host's row whether its libvirt answers, when that changed (a write
+ * notifies every broker's read cache: VM lists show it). A failed write is tried again at
+ * the next change of state or pass. */
+static void
+set_reachable(SvcSync *sync, bool reachable)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(DbConn) db = NULL;
+
+    if (sync->reachable == (int) reachable)
+        return;
+    db = db_pool_acquire(sync->opts.db, &err);
+    if (db && db_hosts_set_reachable(db, sync->host_id, reachable, &err))
+        sync->reachable = reachable;
+    else
+        vmb_warning("sync: recording that the host is %s: %s",
+                    reachable ? "reachable" : "unreachable", err->message);
+}
+
 /**
  * svc_sync_reconcile:
  * @sync: the reconciler
@@ -423,6 +444,7 @@ svc_sync_reconcile(SvcSync *sync, GError **error)
         g_propagate_error(error, g_steal_pointer(&first));
         return false;
     }
+    set_reachable(sync, true);
     return true;
 }
 
@@ -587,8 +609,12 @@ sync_main(gpointer data)
         if (sync->quit)
             break;
         if (sync->lost && !down) {
-            vmb_warning("libvirt: connection lost; reconnecting");
+            vmb_warning("libvirt %s: connection lost; reconnecting",
+                        dom_hypervisor_uri(sync->opts.hv));
             down = true;
+            g_mutex_unlock(&sync->lock);
+            set_reachable(sync, false);
+            g_mutex_lock(&sync->lock);
         }
         sync->lost = false;
         g_mutex_unlock(&sync->lock);
@@ -602,13 +628,14 @@ sync_main(gpointer data)
                 if (!down)
                     vmb_warning("libvirt: %s; reconnecting", err->message);
                 down = true;
+                set_reachable(sync, false);
                 backoff_ms = backoff_ms ? MIN(backoff_ms * 2, BACKOFF_MAX_MS)
                                         : BACKOFF_FIRST_MS;
                 wake_at = now + (gint64) backoff_ms * 1000;
             } else if (gen != synced_gen || down || now >= next_full) {
                 if (gen != synced_gen || down) {
-                    vmb_info("libvirt: connected (connection %" G_GUINT64_FORMAT
-                             "); resyncing", gen);
+                    vmb_info("libvirt %s: connected (connection %" G_GUINT64_FORMAT
+                             "); resyncing", dom_hypervisor_uri(sync->opts.hv), gen);
                     if (sync->opts.metrics)
                         vmb_metrics_add(sync->opts.metrics, RECONNECTS_METRIC, 1, NULL);
                     /* libvirtd may be back on another kernel or with other permissions. */
@@ -665,6 +692,7 @@ svc_sync_new(const SvcSyncOptions *opts, GError **error)
     sync->name_prefix = g_strdup(opts->name_prefix);
     sync->opts.host_id = sync->host_id;
     sync->opts.name_prefix = sync->name_prefix;
+    sync->reachable = -1;
     g_mutex_init(&sync->lock);
     g_cond_init(&sync->wake);
     sync->worker = g_thread_pool_new_full(event_worker, sync, (GDestroyNotify) event_job_free, 1,
@@ -684,7 +712,7 @@ svc_sync_new(const SvcSyncOptions *opts, GError **error)
     watch.data = sync;
     if (!dom_hypervisor_watch(opts->hv, &watch, error))
         return NULL;
-    svc_vms_set_reconciler(opts->vms, reconcile_for_runner, sync);
+    svc_vms_set_reconciler(opts->vms, sync->host_id, reconcile_for_runner, sync);
     return g_steal_pointer(&sync);
 }
 
@@ -719,6 +747,7 @@ svc_sync_free(SvcSync *sync)
         g_mutex_unlock(&sync->lock);
         g_thread_join(sync->thread);
     }
+    svc_vms_set_reconciler(sync->opts.vms, sync->host_id, NULL, NULL);
     /* No more callbacks into @sync: the connection is dropped with them. */
     dom_hypervisor_watch(sync->opts.hv, &(DomHypervisorWatch) { 0 }, NULL);
     if (sync->worker)

@@ -25,8 +25,8 @@
 /* --- create --- */
 
 typedef struct {
-    const DbVmSpec *spec;
-    DbPortLeaseOptions lease;
+    DbVmSpec *spec;
+    const char *pin;          /* (nullable) the host it must go to */
     const char *actor_id;
     const char *remote_addr;
     DbOpSpec op_spec;
@@ -36,41 +36,6 @@ typedef struct {
     const DomTemplate *tmpl;
 } InsertTx;
 
-/**
- * svc_vms_memory_room_tx:
- * @vms: the service
- * @conn: a connection inside the transaction that will lease the guest's ports
- * @tmpl: the template of the guest about to be placed
- * @vm_id: (nullable): that guest's row when it has one (a start): not counted as in use
- * @error: return location for an error (VMB_ERROR_EXHAUSTED without room)
- *
- * The host memory budget (limits.host_memory_mib), checked under db_vms_lock_memory() so
- * that concurrent creates and starts cannot together overshoot it.
- *
- * Returns: true when @tmpl's guest fits beside every active one.
- */
-bool
-svc_vms_memory_room_tx(SvcVms *vms, DbConn *conn, const DomTemplate *tmpl, const char *vm_id,
-                       GError **error)
-{
-    g_autoptr(GPtrArray) all = NULL;
-    g_autoptr(DomTemplateSet) set = NULL;
-    guint64 used_mib = 0;
-
-    if (!vms->opts.host_memory_mib)
-        return true;
-    set = svc_templates_get(vms->opts.templates);
-    if (!db_vms_lock_memory(conn, error) || !(all = db_vms_list(conn, NULL, error)))
-        return false;
-    used_mib = svc_vms_memory_in_use_mib(set, all, vm_id);
-    if (used_mib + tmpl->memory_mib <= vms->opts.host_memory_mib)
-        return true;
-    g_set_error(error, VMB_ERROR, VMB_ERROR_EXHAUSTED,
-                "The host has no room for another %u MiB guest right now; try later.",
-                tmpl->memory_mib);
-    return false;
-}
-
 /* The row, its leases and its create operation, together or not at all. */
 static bool
 insert_tx(DbConn *conn, void *data, GError **error)
@@ -79,9 +44,7 @@ insert_tx(DbConn *conn, void *data, GError **error)
 
     g_clear_pointer(&tx->vm, db_vm_free); /* a retried transaction runs this again */
     g_clear_pointer(&tx->op, db_op_free);
-    if (!svc_vms_memory_room_tx(tx->vms, conn, tx->tmpl, NULL, error))
-        return false;
-    tx->vm = db_vms_insert(conn, tx->spec, &tx->lease, error);
+    tx->vm = svc_vms_place_tx(tx->vms, conn, tx->spec, tx->tmpl, tx->pin, error);
     if (!tx->vm || !svc_vms_audit(conn, tx->actor_id, "vm.create", tx->vm->id,
                                   tx->remote_addr, NULL, error))
         return false;
@@ -207,6 +170,7 @@ static bool
 define_and_start_as(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTemplate *tmpl,
                     const StartPlan *plan, bool *ret_defined, GError **error)
 {
+    g_autofree char *listen = svc_vms_console_address(vms, vm);
     DomInstance inst = {
         .domain_type = plan->domain_type,
         .name = vm->name,
@@ -222,16 +186,21 @@ define_and_start_as(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTe
         .disk_ephemeral = plan->disk_path && !tmpl->persistent,
         .vnc_port = vm->vnc_port,
         .ws_port = vm->ws_port,
-        .listen = vms->console_listen,
+        .listen = listen,
         .vnc_password = plan->password,
         .guest_network = vms->guest_network,
     };
-    g_autofree char *xml = dom_xml_build_string(tmpl, &inst, error);
+    g_autofree char *xml = NULL;
     g_autoptr(virDomain) dom = NULL;
     g_autoptr(DbConn) db = NULL;
     char uuid[VIR_UUID_STRING_BUFLEN];
 
-    if (!xml)
+    if (!listen) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+                    "This broker has no connection to the VM's host yet.");
+        return false;
+    }
+    if (!(xml = dom_xml_build_string(tmpl, &inst, error)))
         return false;
     /* Every start checks it: a host may be new, or its network may have been removed. */
     if (tmpl->network == DOM_NETWORK_ISOLATED &&
@@ -520,7 +489,7 @@ static DbVm *
 start_or_undo(SvcVms *vms, const DbVm *vm, const DomTemplate *tmpl, const DbIso *iso,
               const char *actor_id, const char *remote_addr, GError **error)
 {
-    g_autoptr(virConnect) conn = dom_hypervisor_get(vms->opts.hv, error);
+    g_autoptr(virConnect) conn = svc_vms_conn(vms, vm, error);
     g_auto(StartPlan) plan = { 0 };
     g_autoptr(GError) err = NULL;
     DeleteTx undo = { vm->id, vms->opts.port_cooldown_s, actor_id, remote_addr };
@@ -565,6 +534,11 @@ check_create(SvcVms *vms, const SvcVmRequest *req, const DomTemplate *tmpl,
     if (req->name && !svc_vms_short_name_valid(req->name)) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_INVALID,
                     "'name' has 1 to 32 of a-z, 0-9 and '-', starting with a letter or digit.");
+        return false;
+    }
+    if (req->host && req->caller->role != DB_ROLE_ADMIN) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_FORBIDDEN,
+                    "Only admins choose the host of a VM ('host').");
         return false;
     }
     if (!check_template(vms, tmpl, error))
@@ -623,10 +597,9 @@ svc_vms_create(SvcVms *vms, const SvcVmRequest *req, GPtrArray **ret_running, Db
             .owner_id = owner->id,
             .template_name = tmpl->name,
             .iso_id = iso ? iso->id : NULL,
-            .host_id = vms->host_id,
             .disk_volumes = volumes,
         },
-        .lease = svc_vms_lease_options(vms),
+        .pin = req->host,
         .vms = vms,
         .tmpl = tmpl,
         .actor_id = req->caller->id,

@@ -187,13 +187,26 @@ svc_vms_delete_pool_guest(SvcVms *vms, const DbUser *pool, const char *id, GErro
 static bool
 reconcile_first(SvcVms *vms, const DbOp *op, GError **error)
 {
-    if (op->attempts <= 1 || !vms->reconcile)
+    g_autoptr(DbConn) db = NULL;
+    g_autoptr(DbVm) vm = NULL;
+    g_autoptr(GError) err = NULL;
+
+    if (op->attempts <= 1)
         return true;
     vmb_info("operation %s: taken over (attempt %u); reconciling VM %s first", op->id,
              op->attempts, op->vm_id);
+    db = db_pool_acquire(vms->opts.db, &err);
+    vm = db ? db_vms_get(db, op->vm_id, NULL, &err) : NULL;
+    g_clear_pointer(&db, db_conn_release);
+    if (!vm && vmb_error_kind(err) == VMB_ERROR_NOT_FOUND)
+        return true; /* gone: the runner says so */
+    if (!vm) {
+        g_propagate_error(error, g_steal_pointer(&err));
+        return false;
+    }
     if (!svc_vms_claim_wait(vms, op->vm_id, error))
         return false;
-    vms->reconcile(op->vm_id, vms->reconcile_data);
+    svc_vms_reconcile(vms, vm);
     svc_vms_release(vms, op->vm_id);
     return true;
 }
@@ -259,43 +272,47 @@ watch_ready(SvcVms *vms, const DbOp *op)
 {
     g_autoptr(DbConn) db = NULL;
     g_autoptr(DbVm) vm = NULL;
+    SvcReady *ready;
 
-    if (!vms->ready || (op->kind != DB_OP_CREATE && op->kind != DB_OP_START))
+    if (op->kind != DB_OP_CREATE && op->kind != DB_OP_START)
         return;
     db = db_pool_acquire(vms->opts.db, NULL);
     vm = db ? db_vms_get(db, op->vm_id, NULL, NULL) : NULL;
-    if (vm && vm->state == DB_VM_RUNNING && !vm->console_ready_at)
-        svc_ready_watch(vms->ready, vm, op->created_at, "cold");
+    ready = vm ? svc_vms_host_ready(vms, vm->host_id) : NULL;
+    if (ready && vm->state == DB_VM_RUNNING && !vm->console_ready_at)
+        svc_ready_watch(ready, vm, op->created_at, "cold");
 }
 
 /**
  * svc_vms_watch_unready:
  * @vms: the service
  *
- * At start-up: watches again the VMs of this host that started recently and whose console
- * is not ready yet, as the broker that started them (this one's previous run, or one that
- * died) would have.
+ * @host_id: a host this broker reaches
+ *
+ * Once the host is reconciled: watches again its VMs that started recently and whose
+ * console is not ready yet, as the broker that started them (this one's previous run, or
+ * one that died) would have.
  */
 void
-svc_vms_watch_unready(SvcVms *vms)
+svc_vms_watch_unready(SvcVms *vms, const char *host_id)
 {
     g_autoptr(GError) error = NULL;
     g_autoptr(DbConn) db = NULL;
     g_autoptr(GPtrArray) requested = NULL;
     g_autoptr(GPtrArray) list = NULL;
+    SvcReady *ready = svc_vms_host_ready(vms, host_id);
 
-    if (!vms->ready)
+    if (!ready)
         return;
     db = db_pool_acquire(vms->opts.db, &error);
-    list = db ? db_vms_list_unready(db, vms->opts.host_id, SVC_READY_GIVE_UP_S, &requested,
-                                    &error)
+    list = db ? db_vms_list_unready(db, host_id, SVC_READY_GIVE_UP_S, &requested, &error)
               : NULL;
     if (!list) {
         vmb_warning("console-ready watches after the restart: %s", error->message);
         return;
     }
     for (guint i = 0; i < list->len; i++)
-        svc_ready_watch(vms->ready, list->pdata[i], requested->pdata[i], "cold");
+        svc_ready_watch(ready, list->pdata[i], requested->pdata[i], "cold");
 }
 
 /**
@@ -375,21 +392,6 @@ svc_vms_set_runners(SvcVms *vms)
 
     for (size_t i = 0; i < G_N_ELEMENTS(kinds); i++)
         svc_ops_set_runner(vms->opts.ops, kinds[i], run_op, vms);
-}
-
-/**
- * svc_vms_set_reconciler:
- * @vms: the service
- * @fn: brings one VM's row in line with libvirt; called under the VM's claim
- * @data: for @fn
- *
- * The reconciler (svc-sync) lends this to runners that take over an unfinished operation.
- */
-void
-svc_vms_set_reconciler(SvcVms *vms, SvcVmsReconcileFunc fn, gpointer data)
-{
-    vms->reconcile = fn;
-    vms->reconcile_data = data;
 }
 
 /* --- reads --- */

@@ -61,7 +61,7 @@ stop_params(const DbOp *op, char **ret_reason, bool *ret_drop)
 static bool
 stop_domain(SvcVms *vms, const DbVm *vm, bool drop_ephemeral, GError **error)
 {
-    g_autoptr(virConnect) conn = dom_hypervisor_get(vms->opts.hv, error);
+    g_autoptr(virConnect) conn = svc_vms_conn(vms, vm, error);
     g_autoptr(virDomain) dom = NULL;
     g_autoptr(GError) err = NULL;
 
@@ -145,7 +145,7 @@ stop_as(SvcVms *vms, const DbVm *vm, const DbUser *caller, const char *action,
     StateTx tx;
 
     /* A stop needs libvirt: without it, say so (503) rather than queue a stop that waits. */
-    if (!(conn = dom_hypervisor_get(vms->opts.hv, error)))
+    if (!(conn = svc_vms_conn(vms, vm, error)))
         return NULL;
     if (vm->state == DB_VM_STOPPED || vm->state == DB_VM_STOPPING) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT, "The VM is already %s.",
@@ -230,6 +230,7 @@ svc_vms_stop_system(SvcVms *vms, const char *id, const char *action, const char 
 
 typedef struct {
     const char *id;
+    const char *host_id;
     DbPortLeaseOptions lease;
     const char *actor_id;
     const char *remote_addr;
@@ -245,7 +246,7 @@ start_tx(DbConn *conn, void *data, GError **error)
 
     g_clear_pointer(&tx->vm, db_vm_free);
     /* The memory budget as a create checks it, in the transaction of the leases. */
-    if (!svc_vms_memory_room_tx(tx->vms, conn, tx->tmpl, tx->id, error))
+    if (!svc_vms_memory_room_tx(tx->vms, conn, tx->tmpl, tx->id, tx->host_id, error))
         return false;
     tx->vm = db_vms_start(conn, tx->id, &tx->lease, error);
     return tx->vm && svc_vms_audit(conn, tx->actor_id, "vm.start", tx->id, tx->remote_addr, NULL,
@@ -271,7 +272,7 @@ stop_if_paused(SvcVms *vms, const char *id, const char *actor_id, const char *re
         return false;
     if (vm->state != DB_VM_PAUSED)
         return true;
-    conn = dom_hypervisor_get(vms->opts.hv, error);
+    conn = svc_vms_conn(vms, vm, error);
     if (!conn)
         return false;
     dom = dom_lifecycle_lookup(conn, vm->name, &err);
@@ -336,15 +337,15 @@ svc_vms_start_now(SvcVms *vms, const DbUser *caller, const char *id, const char 
         svc_vms_release(vms, vm->id);
         return NULL;
     }
-    tx = (StartTx) { vm->id, svc_vms_lease_options(vms), caller->id, remote_addr, NULL, vms,
-                     tmpl };
+    tx = (StartTx) { vm->id, vm->host_id, svc_vms_lease_options(vms, vm->host_id), caller->id,
+                     remote_addr, NULL, vms, tmpl };
     if (!db_pool_transaction(vms->opts.db, start_tx, &tx, error)) {
         db_vm_free(tx.vm);
         svc_vms_release(vms, vm->id);
         return NULL;
     }
     vmb_crash_point("start:after-lease");
-    conn = dom_hypervisor_get(vms->opts.hv, &err);
+    conn = svc_vms_conn(vms, tx.vm, &err);
     if (!conn ||
         !svc_vms_plan_start(vms, conn, tx.vm, tmpl, iso ? iso->volume : NULL, &plan, &err) ||
         !svc_vms_define_and_start(vms, conn, tx.vm, tmpl, &plan, &defined, &err)) {
@@ -406,7 +407,7 @@ svc_vms_reboot_now(SvcVms *vms, const DbUser *caller, const char *id, const char
                     db_vm_state_to_string(vm->state));
         return NULL;
     }
-    conn = dom_hypervisor_get(vms->opts.hv, error);
+    conn = svc_vms_conn(vms, vm, error);
     dom = conn ? dom_lifecycle_lookup(conn, vm->name, error) : NULL;
     svc_vms_step(vms, "rebooting the guest", 50);
     if (!dom || !dom_lifecycle_reboot(dom, error))
@@ -443,7 +444,7 @@ svc_vms_delete_now(SvcVms *vms, const DbUser *caller, const char *id, const char
 
     if (!vm)
         return false;
-    conn = dom_hypervisor_get(vms->opts.hv, error);
+    conn = svc_vms_conn(vms, vm, error);
     if (!conn || !svc_vms_claim_wait(vms, vm->id, error))
         return false;
     dom = dom_lifecycle_lookup(conn, vm->name, &err);

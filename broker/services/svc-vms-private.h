@@ -21,7 +21,6 @@ struct SvcVms {
     SvcVmsOptions opts;
     char *host_id;
     char *name_prefix;
-    char *console_listen;
     char *guest_network;
     char *guest_subnet;
     GMutex claim_lock;
@@ -31,10 +30,11 @@ struct SvcVms {
     GCond hv_call_freed;
     SvcVmsConsoleEndFunc console_end; /* (nullable) under claim_lock */
     gpointer console_end_data;
-    SvcVmsReconcileFunc reconcile; /* (nullable) set once, before operations run */
-    gpointer reconcile_data;
-    SvcReady *ready;       /* (nullable) console-ready watches, with a hypervisor and pool */
+    GMutex hosts_lock;
+    GHashTable *hosts;     /* host id -> VmsHost: the hosts this broker reaches */
 };
+
+typedef struct VmsHost VmsHost;
 
 typedef struct {
     char *iso_path;
@@ -77,7 +77,6 @@ bool svc_vms_sees_all(const DbUser *caller);
 bool svc_vms_may_see(const DbUser *caller, const DbVm *vm);
 bool svc_vms_short_name_valid(const char *name);
 bool svc_vms_vm_is_active(const DbVm *vm);
-DbPortLeaseOptions svc_vms_lease_options(SvcVms *vms);
 bool svc_vms_audit(DbConn *conn, const char *actor_id, const char *action, const char *vm_id,
                    const char *remote_addr, const char *detail_json, GError **error);
 
@@ -111,8 +110,19 @@ bool svc_vms_define_and_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm,
                               const DomTemplate *tmpl, StartPlan *plan, bool *ret_defined,
                               GError **error);
 bool svc_vms_delete_tx(DbConn *conn, void *data, GError **error);
+
+/* svc-vms-hosts.c */
+void svc_vms_host_free(VmsHost *h);
+VmsHost *svc_vms_host(SvcVms *vms, const char *id);
+DomHypervisor *svc_vms_hv(SvcVms *vms, const char *host_id, GError **error);
+virConnectPtr svc_vms_conn(SvcVms *vms, const DbVm *vm, GError **error);
+SvcReady *svc_vms_host_ready(SvcVms *vms, const char *host_id);
+bool svc_vms_reconcile(SvcVms *vms, const DbVm *vm);
+DbPortLeaseOptions svc_vms_lease_options(SvcVms *vms, const char *host_id);
+DbVm *svc_vms_place_tx(SvcVms *vms, DbConn *conn, DbVmSpec *spec, const DomTemplate *tmpl,
+                       const char *pin, GError **error);
 bool svc_vms_memory_room_tx(SvcVms *vms, DbConn *conn, const DomTemplate *tmpl,
-                            const char *vm_id, GError **error);
+                            const char *vm_id, const char *host_id, GError **error);
 
 /* svc-vms-take.c */
 bool svc_vms_take_possible(const SvcVmRequest *req, const DbUser *owner,

@@ -191,7 +191,7 @@ static bool
 run_action(SvcVms *vms, const DbOp *op, const DbVm *vm, const char *action, const char *name,
            GError **error)
 {
-    g_autoptr(virConnect) conn = dom_hypervisor_get(vms->opts.hv, error);
+    g_autoptr(virConnect) conn = svc_vms_conn(vms, vm, error);
     g_autoptr(virDomain) dom = conn ? dom_lifecycle_lookup(conn, vm->name, error) : NULL;
     g_autoptr(DbConn) db = NULL;
 
@@ -308,13 +308,14 @@ GPtrArray *
 svc_vms_snapshots(SvcVms *vms, const DbUser *caller, const char *vm_id, GError **error)
 {
     g_autoptr(DbVm) vm = svc_vms_get(vms, caller, vm_id, error);
+    DomHypervisor *hv;
     ListJob *job;
     GPtrArray *list;
 
-    if (!vm)
+    if (!vm || !(hv = svc_vms_hv(vms, vm->host_id, error)))
         return NULL;
     job = g_new0(ListJob, 1);
-    job->hv = vms->opts.hv;
+    job->hv = hv;
     job->name = g_strdup(vm->name);
     if (!vmb_bounded_run(vms->opts.bounded, list_job_run, job, list_job_free,
                          vms->opts.call_timeout_s * 1000, NULL)) {

@@ -30,6 +30,7 @@ typedef struct {
     PoolJobKind kind;
     DomHypervisor *hv;
     char *name;
+    char *host_id;
     char *owner;
     char *template_name;
     char *password;
@@ -45,6 +46,7 @@ pool_job_free(gpointer data)
     PoolJob *job = data;
 
     g_free(job->name);
+    g_free(job->host_id);
     g_free(job->owner);
     g_free(job->template_name);
     if (job->password)
@@ -86,7 +88,11 @@ run_pool_job(SvcVms *vms, PoolJob *job, unsigned timeout_s, GError **error)
 {
     bool ok, done;
 
-    job->hv = vms->opts.hv;
+    job->hv = svc_vms_hv(vms, job->host_id, error);
+    if (!job->hv) {
+        pool_job_free(job);
+        return false;
+    }
     svc_vms_hv_enter(vms);
     done = vmb_bounded_run(vms->opts.bounded, pool_job_run, job, pool_job_free,
                            timeout_s * 1000, NULL);
@@ -111,6 +117,7 @@ pool_job_new(PoolJobKind kind, const DbVm *vm, const char *owner, const char *pa
 
     job->kind = kind;
     job->name = g_strdup(vm->name);
+    job->host_id = g_strdup(vm->host_id);
     job->owner = g_strdup(owner);
     job->template_name = g_strdup(vm->template_name);
     job->password = g_strdup(password);
@@ -142,10 +149,13 @@ typedef struct {
 static bool
 restore_tx(DbConn *conn, TakeTx *tx, const char *id, GError **error)
 {
-    DbPortLeaseOptions lease = svc_vms_lease_options(tx->vms);
     g_autoptr(DbVm) vm = db_vms_get(conn, id, NULL, error);
+    DbPortLeaseOptions lease;
 
-    if (!vm || !db_ports_lease_pair(conn, tx->vms->host_id, id, &lease, &tx->pair, error))
+    if (!vm)
+        return false;
+    lease = svc_vms_lease_options(tx->vms, vm->host_id);
+    if (!db_ports_lease_pair(conn, vm->host_id, id, &lease, &tx->pair, error))
         return false;
     vm->vnc_port = tx->pair.vnc;
     vm->ws_port = tx->pair.ws;
@@ -153,7 +163,7 @@ restore_tx(DbConn *conn, TakeTx *tx, const char *id, GError **error)
     return run_pool_job(tx->vms, pool_job_new(JOB_RESTORE, vm, tx->owner->username,
                                               tx->password),
                         tx->vms->opts.call_timeout_s, error) &&
-           svc_vms_memory_room_tx(tx->vms, conn, tx->tmpl, id, error);
+           svc_vms_memory_room_tx(tx->vms, conn, tx->tmpl, id, vm->host_id, error);
 }
 
 static bool
@@ -177,7 +187,7 @@ take_tx(DbConn *conn, void *data, GError **error)
     }
     /* A memory_image template's guest is ready once saved: its screen was up long enough
      * for its desktop; a running one may still be booting past its first screen. */
-    id = db_pools_claim(conn, tx->tmpl->name, tx->vms->host_id, tx->tmpl->memory_image,
+    id = db_pools_claim(conn, tx->tmpl->name, tx->tmpl->memory_image,
                         &tx->saved, error);
     if (!id)
         return !(error && *error);
@@ -222,7 +232,7 @@ drop_restored(SvcVms *vms, const char *id)
     g_autoptr(virDomain) dom = NULL;
 
     g_clear_pointer(&db, db_conn_release);
-    conn = vm ? dom_hypervisor_get(vms->opts.hv, &error) : NULL;
+    conn = vm ? svc_vms_conn(vms, vm, &error) : NULL;
     dom = conn ? dom_lifecycle_lookup(conn, vm->name, NULL) : NULL;
     if (dom)
         dom_lifecycle_destroy(dom, NULL);
@@ -348,11 +358,13 @@ svc_vms_save_pool_guest(SvcVms *vms, const char *id, GError **error)
  * @tmpl: its template
  *
  * Returns: whether a pool's guest could serve it: a template whose guests need nothing per
- *   user, no name asked for (a running domain keeps its name), not the pool's own create.
+ *   user, no name asked for (a running domain keeps its name), no host, not the pool's
+ *   own create.
  */
 bool
 svc_vms_take_possible(const SvcVmRequest *req, const DbUser *owner, const DomTemplate *tmpl)
 {
-    return !req->name && !req->iso_id && !dom_template_needs_iso(tmpl) && !tmpl->persistent &&
+    return !req->name && !req->iso_id && !req->host && !dom_template_needs_iso(tmpl) &&
+           !tmpl->persistent &&
            strcmp(owner->username, DB_POOL_ACCOUNT) != 0;
 }

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "db-audit.h"
+#include "db-hosts.h"
 #include "db-isos.h"
 #include "dom-accel.h"
 #include "dom-lifecycle.h"
@@ -42,7 +43,6 @@
 #include "vmb-crash.h"
 #include "vmb-error.h"
 #include "vmb-log.h"
-#include "vmb-net.h"
 
 
 /**
@@ -60,10 +60,8 @@ svc_vms_new(const SvcVmsOptions *opts)
     vms->opts = *opts;
     vms->host_id = g_strdup(opts->host_id);
     vms->name_prefix = g_strdup(opts->name_prefix);
-    vms->console_listen = g_strdup(opts->console_listen);
     vms->opts.host_id = vms->host_id;
     vms->opts.name_prefix = vms->name_prefix;
-    vms->opts.console_listen = vms->console_listen;
     vms->guest_network = g_strdup(opts->guest_network);
     vms->guest_subnet = g_strdup(opts->guest_subnet);
     vms->opts.guest_network = vms->guest_network;
@@ -76,10 +74,13 @@ svc_vms_new(const SvcVmsOptions *opts)
         vmb_metrics_declare(opts->metrics, SPAWN_METRIC, VMB_METRIC_HISTOGRAM,
                             "Seconds from a create request to a running guest.", bounds,
                             G_N_ELEMENTS(bounds));
-    if (opts->hv && opts->bounded)
-        vms->ready = svc_ready_new(&(SvcReadyOptions) { .db = opts->db, .hv = opts->hv,
-                                                        .bounded = opts->bounded,
-                                                        .metrics = opts->metrics });
+    g_mutex_init(&vms->hosts_lock);
+    vms->hosts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                       (GDestroyNotify) svc_vms_host_free);
+    if (opts->hv && opts->host_id)
+        svc_vms_add_host(vms, &(SvcVmsHost) { .id = opts->host_id, .name = DB_HOST_CONFIGURED,
+                                              .console_address = opts->console_listen,
+                                              .hv = opts->hv, .configured = true });
     svc_vms_set_runners(vms);
     return vms;
 }
@@ -93,14 +94,14 @@ svc_vms_free(SvcVms *vms)
 {
     if (!vms)
         return;
-    svc_ready_free(vms->ready);
+    g_hash_table_unref(vms->hosts);
+    g_mutex_clear(&vms->hosts_lock);
     g_hash_table_unref(vms->claimed);
     g_mutex_clear(&vms->claim_lock);
     g_cond_clear(&vms->claim_freed);
     g_cond_clear(&vms->hv_call_freed);
     g_free(vms->host_id);
     g_free(vms->name_prefix);
-    g_free(vms->console_listen);
     g_free(vms->guest_network);
     g_free(vms->guest_subnet);
     g_free(vms);
@@ -286,23 +287,6 @@ svc_vms_memory_in_use_mib(const DomTemplateSet *set, GPtrArray *vms, const char 
     return used_mib;
 }
 
-static bool
-probe_port(const char *kind, unsigned port, void *data)
-{
-    SvcVms *vms = data;
-    return vmb_net_port_is_free(vms->console_listen, port, NULL);
-}
-
-DbPortLeaseOptions
-svc_vms_lease_options(SvcVms *vms)
-{
-    return (DbPortLeaseOptions) {
-        .probe = probe_port,
-        .probe_data = vms,
-        .quarantine_s = vms->opts.port_quarantine_s,
-    };
-}
-
 /* Records an action on a VM; inside a transaction, a failure fails what it records. */
 bool
 svc_vms_audit(DbConn *conn, const char *actor_id, const char *action, const char *vm_id,
@@ -485,10 +469,14 @@ password_job_run(gpointer data)
 char *
 svc_vms_vnc_password(SvcVms *vms, const DbVm *vm, GError **error)
 {
-    PasswordJob *job = g_new0(PasswordJob, 1);
+    DomHypervisor *hv = svc_vms_hv(vms, vm->host_id, error);
+    PasswordJob *job;
     char *password;
 
-    job->hv = vms->opts.hv;
+    if (!hv)
+        return NULL;
+    job = g_new0(PasswordJob, 1);
+    job->hv = hv;
     job->name = g_strdup(vm->name);
     if (!vmb_bounded_run(vms->opts.bounded, password_job_run, job, password_job_free,
                          vms->opts.call_timeout_s * 1000, NULL)) {

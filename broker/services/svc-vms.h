@@ -38,7 +38,6 @@ typedef struct {
     VmbBounded *bounded;             /* where a console page's VNC password is read */
     unsigned call_timeout_s;         /* which waits this long at most */
     unsigned max_running_per_user;   /* for non-admin owners; 0 for no limit */
-    guint64 host_memory_mib;         /* guests' memory on this host at most; 0: unlimited */
     unsigned snapshots_per_vm;       /* snapshots one VM may hold */
     unsigned snapshots_per_user;     /* snapshots a role-user owner's VMs may hold together */
     unsigned snapshot_disk_gib;      /* a VM's disks with their snapshots, at most */
@@ -57,10 +56,25 @@ typedef struct {
     const char *template_name; /* a loaded template */
     const char *iso_id;        /* (nullable) an uploaded ISO, for templates that need one */
     const char *name;          /* (nullable) short name: the domain is <prefix><owner>-<name> */
+    const char *host;          /* (nullable) the host it must go to (admins only) */
     const char *remote_addr;   /* (nullable) for the audit log */
 } SvcVmRequest;
 
 SvcVms *svc_vms_new(const SvcVmsOptions *opts);
+
+/* A host VMs may be placed on, as this broker reaches it. The configured one (opts' hv,
+ * host_id and console_listen) is added by svc_vms_new. */
+typedef struct {
+    const char *id;               /* its hosts row */
+    const char *name;
+    const char *console_address;  /* where its QEMUs listen, and the console relay dials */
+    DomHypervisor *hv;            /* its libvirt; outlives the service */
+    bool configured;              /* the config file's host: ports are probed with a bind()
+                                   * there, and its storage pools hold ISOs, images, disks */
+} SvcVmsHost;
+bool svc_vms_add_host(SvcVms *vms, const SvcVmsHost *host);
+/* Where @vm's QEMU listens (its host's console address); NULL for a host not reached. */
+char *svc_vms_console_address(SvcVms *vms, const DbVm *vm);
 /* Waits for background stops to finish. */
 void svc_vms_free(SvcVms *vms);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SvcVms, svc_vms_free)
@@ -153,9 +167,11 @@ bool svc_vms_try_claim(SvcVms *vms, const char *id);
 void svc_vms_release(SvcVms *vms, const char *id);
 /* Brings VM @vm_id's row in line with libvirt, under its claim. */
 typedef void (*SvcVmsReconcileFunc)(const char *vm_id, gpointer data);
-void svc_vms_set_reconciler(SvcVms *vms, SvcVmsReconcileFunc fn, gpointer data);
-/* After the first reconciliation: console-ready watches for starts a stopped broker left. */
-void svc_vms_watch_unready(SvcVms *vms);
+void svc_vms_set_reconciler(SvcVms *vms, const char *host_id, SvcVmsReconcileFunc fn,
+                            gpointer data);
+/* After a host's first reconciliation: console-ready watches for starts a stopped broker
+ * left there. */
+void svc_vms_watch_unready(SvcVms *vms, const char *host_id);
 /* Deletes the ephemeral volumes of @vm, which is off; missing ones are fine. */
 void svc_vms_drop_ephemeral_disks(SvcVms *vms, virConnectPtr conn, const DbVm *vm);
 

@@ -92,8 +92,14 @@ void
 vmb_metrics_declare(VmbMetrics *m, const char *name, VmbMetricType type, const char *help,
                     const double *buckets, size_t nbuckets)
 {
-    Family *f = g_new0(Family, 1);
+    Family *f;
 
+    g_mutex_lock(&m->lock);
+    f = g_hash_table_lookup(m->families, name);
+    g_mutex_unlock(&m->lock);
+    if (f && f->type == type)
+        return; /* declared by another instance (a reconciler per host): its series stay */
+    f = g_new0(Family, 1);
     f->type = type;
     f->help = g_strdup(help);
     if (type == VMB_METRIC_HISTOGRAM) {

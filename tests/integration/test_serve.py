@@ -32,7 +32,8 @@ class Serve(harness.TestCase):
         self.assertEqual(status, 200, body)
         self.assertEqual(body['status'], 'ready')
         self.assertIn(body['checks'].pop('guest_network'), ('active', 'inactive', 'absent'))
-        self.assertEqual(body['checks'], {'database': 'ok', 'libvirt': 'ok', 'accelerator': 'ok'})
+        self.assertEqual(body['checks'], {'database': 'ok', 'libvirt': 'ok', 'accelerator': 'ok',
+                                          'hosts': {'local': 'ok'}})
         self.assertIn(body['accelerator']['accelerator'], ('kvm', 'qemu'))
 
     def test_unknown_path_is_a_problem_404(self):
@@ -123,7 +124,7 @@ class Serve(harness.TestCase):
         self.assertIn('database', problem['detail'])
         problem['checks'].pop('guest_network')
         self.assertEqual(problem['checks'], {'database': 'down', 'libvirt': 'ok',
-                                             'accelerator': 'ok'})
+                                             'accelerator': 'ok', 'hosts': {'local': 'ok'}})
         # Liveness does not depend on the database.
         self.assertEqual(b.request('GET', '/healthz')[0], 200)
 
@@ -136,7 +137,8 @@ class Serve(harness.TestCase):
             time.sleep(0.2)
         self.assertEqual(status, 200, body)
         body['checks'].pop('guest_network')
-        self.assertEqual(body['checks'], {'database': 'ok', 'libvirt': 'ok', 'accelerator': 'ok'})
+        self.assertEqual(body['checks'], {'database': 'ok', 'libvirt': 'ok', 'accelerator': 'ok',
+                                          'hosts': {'local': 'ok'}})
 
     def in_flight_then_signal(self, sig):
         b = self.serve()

@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The hosts VMs run on, as this broker reaches them (each one's libvirt, console address,
+// console-ready watches and reconciler), and placement: a new guest goes to the enabled host
+// with the most free memory that has a free port pair, decided in the transaction that
+// leases the pair.
+#include "svc-vms-private.h"
+
+#include <string.h>
+
+#include "db-hosts.h"
+#include "vmb-error.h"
+#include "vmb-net.h"
+
+struct VmsHost {
+    char *id;
+    char *name;
+    char *console_address;
+    DomHypervisor *hv;         /* borrowed: outlives the service */
+    bool configured;           /* the config file's host (SvcVmsHost) */
+    SvcReady *ready;           /* (nullable) console-ready watches of its guests */
+    SvcVmsReconcileFunc reconcile; /* (nullable) */
+    gpointer reconcile_data;
+};
+
+void
+svc_vms_host_free(VmsHost *h)
+{
+    svc_ready_free(h->ready);
+    g_free(h->id);
+    g_free(h->name);
+    g_free(h->console_address);
+    g_free(h);
+}
+
+/**
+ * svc_vms_add_host:
+ * @vms: the service
+ * @host: a hosts row and the libvirt of that host (which must outlive @vms)
+ *
+ * From now on VMs may be placed on @host and their operations reach it. A host added again
+ * keeps what it had.
+ *
+ * Returns: false when it was there already.
+ */
+bool
+svc_vms_add_host(SvcVms *vms, const SvcVmsHost *host)
+{
+    VmsHost *h;
+
+    g_mutex_lock(&vms->hosts_lock);
+    if (g_hash_table_contains(vms->hosts, host->id)) {
+        g_mutex_unlock(&vms->hosts_lock);
+        return false;
+    }
+    h = g_new0(VmsHost, 1);
+    h->id = g_strdup(host->id);
+    h->name = g_strdup(host->name);
+    h->console_address = g_strdup(host->console_address);
+    h->hv = host->hv;
+    h->configured = host->configured;
+    if (vms->opts.bounded)
+        h->ready = svc_ready_new(&(SvcReadyOptions) { .db = vms->opts.db, .hv = host->hv,
+                                                      .bounded = vms->opts.bounded,
+                                                      .metrics = vms->opts.metrics });
+    g_hash_table_insert(vms->hosts, h->id, h);
+    g_mutex_unlock(&vms->hosts_lock);
+    return true;
+}
+
+/* Host @id as this broker knows it; entries live as long as the service. */
+VmsHost *
+svc_vms_host(SvcVms *vms, const char *id)
+{
+    VmsHost *h;
+
+    g_mutex_lock(&vms->hosts_lock);
+    h = id ? g_hash_table_lookup(vms->hosts, id) : NULL;
+    g_mutex_unlock(&vms->hosts_lock);
+    return h;
+}
+
+/**
+ * svc_vms_hv:
+ * @vms: the service
+ * @host_id: a VM's host
+ * @error: return location for an error (VMB_ERROR_UNAVAILABLE)
+ *
+ * Returns: (transfer none): the libvirt of @host_id, or NULL when this broker has none.
+ */
+DomHypervisor *
+svc_vms_hv(SvcVms *vms, const char *host_id, GError **error)
+{
+    VmsHost *h = svc_vms_host(vms, host_id);
+
+    if (h)
+        return h->hv;
+    g_set_error(error, VMB_ERROR, VMB_ERROR_UNAVAILABLE,
+                "This broker has no connection to the VM's host yet; try again shortly.");
+    return NULL;
+}
+
+/* A reference to a live connection to @vm's host (release with virConnectClose), or NULL. */
+virConnectPtr
+svc_vms_conn(SvcVms *vms, const DbVm *vm, GError **error)
+{
+    DomHypervisor *hv = svc_vms_hv(vms, vm->host_id, error);
+
+    return hv ? dom_hypervisor_get(hv, error) : NULL;
+}
+
+/**
+ * svc_vms_console_address:
+ * @vms: the service
+ * @vm: a VM
+ *
+ * Returns: (transfer full) (nullable): where @vm's QEMU serves VNC and websocket: its
+ * host's console address.
+ */
+char *
+svc_vms_console_address(SvcVms *vms, const DbVm *vm)
+{
+    VmsHost *h = svc_vms_host(vms, vm->host_id);
+
+    return h ? g_strdup(h->console_address) : NULL;
+}
+
+SvcReady *
+svc_vms_host_ready(SvcVms *vms, const char *host_id)
+{
+    VmsHost *h = svc_vms_host(vms, host_id);
+
+    return h ? h->ready : NULL;
+}
+
+/**
+ * svc_vms_set_reconciler:
+ * @vms: the service
+ * @host_id: the host whose VMs @fn reconciles
+ * @fn: brings one VM's row in line with libvirt; called under the VM's claim
+ * @data: for @fn
+ *
+ * The reconciler of a host (svc-sync) lends this to runners that take over an unfinished
+ * operation of one of its VMs.
+ */
+void
+svc_vms_set_reconciler(SvcVms *vms, const char *host_id, SvcVmsReconcileFunc fn,
+                       gpointer data)
+{
+    VmsHost *h = svc_vms_host(vms, host_id);
+
+    if (!h)
+        return;
+    g_mutex_lock(&vms->hosts_lock);
+    h->reconcile = fn;
+    h->reconcile_data = data;
+    g_mutex_unlock(&vms->hosts_lock);
+}
+
+/* Runs the reconciler of @vm's host on it, if the host has one; false when it has none. */
+bool
+svc_vms_reconcile(SvcVms *vms, const DbVm *vm)
+{
+    VmsHost *h = svc_vms_host(vms, vm->host_id);
+    SvcVmsReconcileFunc fn = NULL;
+    gpointer data = NULL;
+
+    if (h) {
+        g_mutex_lock(&vms->hosts_lock);
+        fn = h->reconcile;
+        data = h->reconcile_data;
+        g_mutex_unlock(&vms->hosts_lock);
+    }
+    if (fn)
+        fn(vm->id, data);
+    return fn != NULL;
+}
+
+static bool
+probe_port(const char *kind, unsigned port, void *data)
+{
+    VmsHost *h = data;
+
+    return vmb_net_port_is_free(h->console_address, port, NULL);
+}
+
+/* Port probing applies to a host whose console address is this machine's only. */
+DbPortLeaseOptions
+svc_vms_lease_options(SvcVms *vms, const char *host_id)
+{
+    VmsHost *h = svc_vms_host(vms, host_id);
+
+    return (DbPortLeaseOptions) {
+        .probe = h && h->configured ? probe_port : NULL,
+        .probe_data = h,
+        .quarantine_s = vms->opts.port_quarantine_s,
+    };
+}
+
+/* --- placement --- */
+
+/* The memory budget of @host (MiB): its own, else what its libvirtd says the node has; 0
+ * for none known. */
+static guint64
+host_budget_mib(const DbHost *host, VmsHost *h)
+{
+    if (host->memory_mib)
+        return host->memory_mib;
+    return h ? dom_hypervisor_node_memory_mib(h->hv) : 0;
+}
+
+/* The memory of @host's guests among @all, but @except_id's. */
+static guint64
+host_used_mib(const DomTemplateSet *set, GPtrArray *all, const char *host_id,
+              const char *except_id)
+{
+    g_autoptr(GPtrArray) here = g_ptr_array_new();
+
+    for (guint i = 0; i < all->len; i++)
+        if (g_strcmp0(((DbVm *) all->pdata[i])->host_id, host_id) == 0)
+            g_ptr_array_add(here, all->pdata[i]);
+    return svc_vms_memory_in_use_mib(set, here, except_id);
+}
+
+typedef struct {
+    DbHost *host;     /* borrowed */
+    bool up;          /* this broker holds a live connection to it */
+    guint64 free_mib; /* G_MAXUINT64: no budget */
+} Candidate;
+
+/* Reachable hosts first, then the most free memory, then by name. */
+static gint
+candidate_cmp(gconstpointer a, gconstpointer b)
+{
+    const Candidate *x = a, *y = b;
+
+    if (x->up != y->up)
+        return x->up ? -1 : 1;
+    if (x->free_mib != y->free_mib)
+        return x->free_mib > y->free_mib ? -1 : 1;
+    return strcmp(x->host->name, y->host->name);
+}
+
+/* The hosts @tmpl's guest may go to, best first; why each other one may not, in @why. */
+static GArray *
+candidates(SvcVms *vms, GPtrArray *hosts, GPtrArray *all, const DomTemplate *tmpl,
+           const char *pin, GString *why)
+{
+    g_autoptr(DomTemplateSet) set = svc_templates_get(vms->opts.templates);
+    GArray *out = g_array_new(FALSE, FALSE, sizeof(Candidate));
+    /* Uploaded ISOs, base images and disks are in the configured host's pools only. */
+    bool needs_storage = dom_template_needs_iso(tmpl) || dom_template_has_disk(tmpl);
+
+    for (guint i = 0; i < hosts->len; i++) {
+        DbHost *host = hosts->pdata[i];
+        VmsHost *h = svc_vms_host(vms, host->id);
+        guint64 budget = host_budget_mib(host, h);
+        guint64 used = host_used_mib(set, all, host->id, NULL);
+        Candidate c = { host, h && dom_hypervisor_is_up(h->hv), G_MAXUINT64 };
+
+        if (pin && strcmp(host->name, pin) != 0)
+            continue;
+        if (!host->enabled) {
+            g_string_append_printf(why, "; host '%s' is disabled", host->name);
+            continue;
+        }
+        if (!h) {
+            g_string_append_printf(why, "; host '%s' is not connected yet", host->name);
+            continue;
+        }
+        if (needs_storage && !h->configured) {
+            g_string_append_printf(why, "; host '%s' has no storage for disks or uploaded "
+                                   "ISOs yet", host->name);
+            continue;
+        }
+        if (budget) {
+            c.free_mib = used < budget ? budget - used : 0;
+            if (c.free_mib < tmpl->memory_mib) {
+                g_string_append_printf(why, "; host '%s' has %" G_GUINT64_FORMAT " of %"
+                                       G_GUINT64_FORMAT " MiB free", host->name, c.free_mib,
+                                       budget);
+                continue;
+            }
+        }
+        g_array_append_val(out, c);
+    }
+    g_array_sort(out, candidate_cmp);
+    return out;
+}
+
+/**
+ * svc_vms_place_tx:
+ * @vms: the service
+ * @conn: a connection inside the create's transaction
+ * @spec: the new VM; its host_id is set to the host chosen
+ * @tmpl: its template
+ * @pin: (nullable): the name of the only host it may go to (admins)
+ * @error: return location for an error (VMB_ERROR_EXHAUSTED naming why for each host)
+ *
+ * Under db_vms_lock_memory(), so two creates (of any broker) never both take the last room
+ * of a host: the hosts best first (candidate_cmp), the first with a free port pair.
+ *
+ * Returns: (transfer full): the VM inserted with its leases, or NULL.
+ */
+DbVm *
+svc_vms_place_tx(SvcVms *vms, DbConn *conn, DbVmSpec *spec, const DomTemplate *tmpl,
+                 const char *pin, GError **error)
+{
+    g_autoptr(GPtrArray) all = NULL;
+    g_autoptr(GPtrArray) hosts = NULL;
+    g_autoptr(GArray) order = NULL;
+    g_autoptr(GString) why = g_string_new(NULL);
+
+    if (!db_vms_lock_memory(conn, error) || !(all = db_vms_list(conn, NULL, error)) ||
+        !(hosts = db_hosts_list(conn, error)))
+        return NULL;
+    order = candidates(vms, hosts, all, tmpl, pin, why);
+    for (guint i = 0; i < order->len; i++) {
+        const DbHost *host = g_array_index(order, Candidate, i).host;
+        DbPortLeaseOptions lease = svc_vms_lease_options(vms, host->id);
+        g_autoptr(GError) err = NULL;
+        DbVm *vm;
+
+        spec->host_id = host->id;
+        vm = db_vms_insert_on_host(conn, spec, &lease, &err);
+        if (vm)
+            return vm;
+        if (vmb_error_kind(err) != VMB_ERROR_EXHAUSTED) {
+            g_propagate_error(error, g_steal_pointer(&err));
+            return NULL;
+        }
+        g_string_append_printf(why, "; host '%s': %s", host->name, err->message);
+    }
+    spec->host_id = NULL;
+    if (pin && !why->len) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "There is no host '%s'.", pin);
+        return NULL;
+    }
+    g_set_error(error, VMB_ERROR, VMB_ERROR_EXHAUSTED,
+                "No host takes a %u MiB guest now%s.", tmpl->memory_mib,
+                why->len ? why->str : ": no host is set up");
+    return NULL;
+}
+
+/**
+ * svc_vms_memory_room_tx:
+ * @vms: the service
+ * @conn: a connection inside the transaction that will lease the guest's ports
+ * @tmpl: the template of the guest about to run again
+ * @vm_id: that guest's row: not counted as in use
+ * @host_id: its host
+ * @error: return location for an error (VMB_ERROR_EXHAUSTED without room)
+ *
+ * For a start or a take, whose guest stays on its host: that host's memory budget, checked
+ * under db_vms_lock_memory() as placement is.
+ *
+ * Returns: true when @tmpl's guest fits beside every other active one there.
+ */
+bool
+svc_vms_memory_room_tx(SvcVms *vms, DbConn *conn, const DomTemplate *tmpl, const char *vm_id,
+                       const char *host_id, GError **error)
+{
+    g_autoptr(GPtrArray) all = NULL;
+    g_autoptr(GPtrArray) hosts = NULL;
+    g_autoptr(DomTemplateSet) set = svc_templates_get(vms->opts.templates);
+    guint64 budget = 0, used;
+
+    if (!db_vms_lock_memory(conn, error) || !(all = db_vms_list(conn, NULL, error)) ||
+        !(hosts = db_hosts_list(conn, error)))
+        return false;
+    for (guint i = 0; i < hosts->len; i++) {
+        DbHost *host = hosts->pdata[i];
+        if (strcmp(host->id, host_id) == 0)
+            budget = host_budget_mib(host, svc_vms_host(vms, host_id));
+    }
+    used = host_used_mib(set, all, host_id, vm_id);
+    if (!budget || used + tmpl->memory_mib <= budget)
+        return true;
+    g_set_error(error, VMB_ERROR, VMB_ERROR_EXHAUSTED,
+                "The VM's host has no room for another %u MiB guest right now (%"
+                G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " MiB in use); try later.",
+                tmpl->memory_mib, used, budget);
+    return false;
+}
