@@ -189,6 +189,26 @@ dom_storage_ensure_pools(virConnectPtr conn, const char *prefix, const char *sto
                     storage_dir, g_strerror(errno));
         return false;
     }
+    return dom_storage_ensure_remote_pools(conn, prefix, storage_dir, owner, error);
+}
+
+/**
+ * dom_storage_ensure_remote_pools:
+ * @conn: a connection, to a libvirtd on another machine maybe
+ * @prefix: the configured name prefix
+ * @storage_dir: where the pools' folders go on that machine (libvirt makes them: its
+ *   parent must exist there)
+ * @owner: as for dom_storage_ensure_pools()
+ * @error: return location for an error
+ *
+ * dom_storage_ensure_pools() without making @storage_dir on this machine.
+ *
+ * Returns: true on success.
+ */
+bool
+dom_storage_ensure_remote_pools(virConnectPtr conn, const char *prefix, const char *storage_dir,
+                                DomPoolOwner owner, GError **error)
+{
     for (int k = 0; k < DOM_POOL_LAST; k++) {
         g_autofree char *name = dom_storage_pool_name(prefix, (DomPoolKind) k);
         g_autofree char *path = g_build_filename(storage_dir, pool_kind_names[k], NULL);
@@ -219,9 +239,19 @@ dom_storage_pool(virConnectPtr conn, const char *prefix, DomPoolKind kind, GErro
     return pool;
 }
 
-static virStorageVolPtr
-lookup_volume(virConnectPtr conn, const char *prefix, DomPoolKind kind, const char *vol_name,
-              GError **error)
+/**
+ * dom_storage_volume:
+ * @conn: a connection
+ * @prefix: the configured name prefix
+ * @kind: which pool
+ * @vol_name: the volume
+ * @error: return location for an error (not found, among others)
+ *
+ * Returns: (transfer full): the volume, or NULL.
+ */
+virStorageVolPtr
+dom_storage_volume(virConnectPtr conn, const char *prefix, DomPoolKind kind, const char *vol_name,
+                   GError **error)
 {
     g_autoptr(virStoragePool) pool = dom_storage_pool(conn, prefix, kind, error);
     virStorageVolPtr vol;
@@ -260,7 +290,7 @@ char *
 dom_storage_volume_path(virConnectPtr conn, const char *prefix, DomPoolKind kind,
                         const char *vol_name, GError **error)
 {
-    g_autoptr(virStorageVol) vol = lookup_volume(conn, prefix, kind, vol_name, error);
+    g_autoptr(virStorageVol) vol = dom_storage_volume(conn, prefix, kind, vol_name, error);
 
     return vol ? volume_path(vol, error) : NULL;
 }
@@ -448,7 +478,7 @@ dom_storage_create_overlay(virConnectPtr conn, const char *prefix, const char *v
     }
     if (!check_vol_name(vol_name, error))
         return NULL;
-    base = lookup_volume(conn, prefix, DOM_POOL_BASE, tmpl->base_image, error);
+    base = dom_storage_volume(conn, prefix, DOM_POOL_BASE, tmpl->base_image, error);
     if (!base)
         return NULL;
     have = vol_format(base, error);

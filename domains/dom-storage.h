@@ -31,10 +31,15 @@ typedef struct {
 #define DOM_POOL_OWNER_DEFAULT ((DomPoolOwner) { -1, -1 })
 bool dom_storage_ensure_pools(virConnectPtr conn, const char *prefix, const char *storage_dir,
                               DomPoolOwner owner, GError **error);
+bool dom_storage_ensure_remote_pools(virConnectPtr conn, const char *prefix,
+                                     const char *storage_dir, DomPoolOwner owner,
+                                     GError **error);
 virStoragePoolPtr dom_storage_pool(virConnectPtr conn, const char *prefix, DomPoolKind kind,
                                    GError **error);
 
 /* Volumes */
+virStorageVolPtr dom_storage_volume(virConnectPtr conn, const char *prefix, DomPoolKind kind,
+                                   const char *vol_name, GError **error);
 char *dom_storage_volume_path(virConnectPtr conn, const char *prefix, DomPoolKind kind,
                               const char *vol_name, GError **error);
 char *dom_storage_volume_format(virConnectPtr conn, const char *path, GError **error);

@@ -350,6 +350,8 @@ start_background(Daemon *d, GError **error)
         .vms = d->vms,
         .accel = d->accel,
         .host_id = d->host_id,
+        .host_name = DB_HOST_CONFIGURED,
+        .owner = cfg->operations_instance,
         .name_prefix = cfg->libvirt_name_prefix,
         .events = cfg->libvirt_events,
         .interval_s = cfg->libvirt_sync_interval_s,

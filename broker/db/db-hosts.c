@@ -266,3 +266,105 @@ db_hosts_check_open(DbConn *conn, const char *id, GError **error)
     }
     return true;
 }
+
+/**
+ * db_host_lease_take:
+ * @conn: a connection
+ * @id: a host
+ * @owner: the broker (operations.instance)
+ * @ttl_s: how long the lease runs unless renewed
+ * @ret_epoch: (out): the fencing epoch when @owner holds the lease, else 0
+ * @error: return location for an error
+ *
+ * One statement: a lease nobody holds is made (epoch 1); @owner's own is renewed (same
+ * epoch); another broker's that expired is taken over (epoch + 1); another's that runs is
+ * left alone.
+ *
+ * Returns: false on a database error.
+ */
+bool
+db_host_lease_take(DbConn *conn, const char *id, const char *owner, unsigned ttl_s,
+                   gint64 *ret_epoch, GError **error)
+{
+    g_autofree char *ttl = g_strdup_printf("%u", ttl_s);
+    const char *params[] = { id, owner, ttl };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "INSERT INTO host_leases AS l (host_id, owner, epoch, expires_at)"
+        " VALUES ($1, $2, 1, clock_timestamp() + make_interval(secs => $3::int))"
+        " ON CONFLICT (host_id) DO UPDATE SET owner = EXCLUDED.owner,"
+        "  epoch = l.epoch + CASE WHEN l.owner = EXCLUDED.owner THEN 0 ELSE 1 END,"
+        "  expires_at = EXCLUDED.expires_at"
+        " WHERE l.owner = EXCLUDED.owner OR l.expires_at < clock_timestamp()"
+        " RETURNING epoch", 3, params, error);
+
+    if (!res)
+        return false;
+    *ret_epoch = PQntuples(res) ? g_ascii_strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    return true;
+}
+
+bool
+db_host_lease_check(DbConn *conn, const char *id, const char *vm_id, const char *owner,
+                    gint64 epoch, GError **error)
+{
+    g_autofree char *e = g_strdup_printf("%" G_GINT64_FORMAT, epoch);
+    const char *op_params[] = { vm_id, owner };
+    const char *params[] = { id, owner, e };
+    g_autoptr(PGresult) op = db_exec(conn, PGRES_TUPLES_OK,
+        "SELECT 1 FROM operations WHERE vm_id = $1 AND state = 'running' AND broker = $2",
+        2, op_params, error);
+    g_autoptr(PGresult) res = NULL;
+
+    if (!op)
+        return false;
+    if (PQntuples(op) > 0)
+        return true;
+    res = db_exec(conn, PGRES_TUPLES_OK,
+        "SELECT 1 FROM host_leases WHERE host_id = $1 AND owner = $2 AND epoch = $3::bigint"
+        " AND expires_at > clock_timestamp() FOR SHARE", 3, params, error);
+    if (!res)
+        return false;
+    if (PQntuples(res) == 0) {
+        g_set_error(error, VMB_ERROR, VMB_ERROR_CONFLICT,
+                    "this broker no longer holds the host's lease (epoch %" G_GINT64_FORMAT
+                    ")", epoch);
+        return false;
+    }
+    return true;
+}
+
+bool
+db_host_lease_release(DbConn *conn, const char *id, const char *owner, GError **error)
+{
+    const char *params[] = { id, owner };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,
+        "UPDATE host_leases SET expires_at = clock_timestamp() - interval '1 second'"
+        " WHERE host_id = $1 AND owner = $2", 2, params, error);
+
+    return res != NULL;
+}
+
+char *
+db_host_volume_sha256(DbConn *conn, const char *id, const char *pool, const char *name,
+                      GError **error)
+{
+    const char *params[] = { id, pool, name };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_TUPLES_OK,
+        "SELECT sha256 FROM host_volumes WHERE host_id = $1 AND pool = $2 AND name = $3",
+        3, params, error);
+
+    return res && PQntuples(res) ? g_strdup(PQgetvalue(res, 0, 0)) : NULL;
+}
+
+bool
+db_host_volume_record(DbConn *conn, const char *id, const char *pool, const char *name,
+                      const char *sha256, GError **error)
+{
+    const char *params[] = { id, pool, name, sha256 };
+    g_autoptr(PGresult) res = db_exec(conn, PGRES_COMMAND_OK,
+        "INSERT INTO host_volumes (host_id, pool, name, sha256) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (host_id, pool, name) DO UPDATE SET sha256 = EXCLUDED.sha256,"
+        " copied_at = now()", 4, params, error);
+
+    return res != NULL;
+}

@@ -57,3 +57,26 @@ bool db_hosts_delete(DbConn *conn, const char *id, GError **error);
 /* Inside a create's transaction: VMB_ERROR_EXHAUSTED when host @id takes no new VMs. Its
  * row is locked FOR SHARE, so it is not disabled or removed before the commit. */
 bool db_hosts_check_open(DbConn *conn, const char *id, GError **error);
+
+/* --- leases: the broker that watches a host (migration 0026) --- */
+/* Takes host @id's lease for @owner, or renews it, for @ttl_s seconds: *ret_epoch is the
+ * fencing epoch when @owner holds it (a takeover of an expired one bumps it), 0 when another
+ * broker's lease runs. */
+bool db_host_lease_take(DbConn *conn, const char *id, const char *owner, unsigned ttl_s,
+                        gint64 *ret_epoch, GError **error);
+/* Inside a repair of VM @vm_id's row: VMB_ERROR_CONFLICT unless @owner still holds host
+ * @id's lease at @epoch (its row locked FOR SHARE until the transaction ends), or runs the
+ * VM's operation (which a takeover of the operation fences). */
+bool db_host_lease_check(DbConn *conn, const char *id, const char *vm_id, const char *owner,
+                         gint64 epoch, GError **error);
+/* Ends @owner's lease of host @id at once, for another broker to take (a clean stop). */
+bool db_host_lease_release(DbConn *conn, const char *id, const char *owner, GError **error);
+
+/* --- volumes copied to a host (migration 0027) --- */
+/* The SHA-256 recorded for volume @name of pool @pool ("isos", "base") on host @id, or NULL
+ * (no error) when no checked copy is recorded. */
+char *db_host_volume_sha256(DbConn *conn, const char *id, const char *pool, const char *name,
+                            GError **error);
+/* Records a checked copy (replacing an older record). */
+bool db_host_volume_record(DbConn *conn, const char *id, const char *pool, const char *name,
+                           const char *sha256, GError **error);

@@ -83,6 +83,7 @@ add_host(SvcFleet *fleet, const DbHost *host)
     so.vms = fleet->opts.vms;
     so.accel = NULL;
     so.host_id = host->id;
+    so.host_name = host->name;
     g_mutex_lock(&fleet->lock);
     g_ptr_array_add(fleet->hosts, h); /* the VM service holds the handle from now on */
     g_mutex_unlock(&fleet->lock);

@@ -23,6 +23,7 @@
 // A domain of this prefix with vmbroker's metadata but no row is adopted as `error`
 // without ports (or destroyed, with libvirt.adopt_orphans = destroy).
 #include "svc-sync.h"
+#include "svc-sync-lease.h"
 #include "svc-sync-words.h"
 
 #include <string.h>
@@ -61,7 +62,7 @@ struct SvcSync {
     GPtrArray *rechecks;   /* (lock) EventJobs whose VM was claimed, to look at again */
     gint64 recheck_at;     /* (lock) monotonic time to queue them again; 0: none waits */
     gint synced;           /* (atomic) the last full pass succeeded */
-    int reachable;         /* (sync thread, or before it) hosts.reachable as last set; -1: not yet */
+    SvcSyncLease *lease;   /* whether this broker watches the host */
 };
 
 typedef struct {
@@ -81,6 +82,9 @@ typedef struct {
     unsigned cooldown_s;
     const char *action;
     bool delete_row;       /* instead of a state change */
+    const char *host_id;
+    const char *owner;     /* (nullable) the lease's owner, this broker */
+    gint64 epoch;          /* the lease's epoch it holds */
 } RepairTx;
 
 static bool
@@ -90,6 +94,10 @@ repair_tx(DbConn *conn, void *data, GError **error)
     DbAuditEntry e = { .action = tx->action, .object_kind = "vm", .object_id = tx->id };
     g_autoptr(json_object) detail = NULL;
 
+    /* Fencing: a broker that lost the host's lease meanwhile writes nothing. */
+    if (tx->owner && !db_host_lease_check(conn, tx->host_id, tx->id, tx->owner, tx->epoch,
+                                          error))
+        return false;
     if (tx->delete_row) {
         if (!db_vms_delete(conn, tx->id, NULL, tx->cooldown_s, error))
             return false;
@@ -111,7 +119,9 @@ static bool
 repair(SvcSync *sync, const DbVm *vm, DbVmState to, const char *reason, const char *action,
        bool delete_row, GError **error)
 {
-    RepairTx tx = { vm->id, to, reason, sync->opts.port_cooldown_s, action, delete_row };
+    RepairTx tx = { vm->id, to, reason, sync->opts.port_cooldown_s, action, delete_row,
+                    sync->host_id, svc_sync_lease_owner(sync->lease),
+                    svc_sync_lease_epoch(sync->lease) };
 
     if (!db_pool_transaction(sync->opts.db, repair_tx, &tx, error))
         return false;
@@ -367,25 +377,6 @@ reconcile_orphan(SvcSync *sync, virConnectPtr conn, const char *name, GError **e
     return true;
 }
 
-/* Records in the host's row whether its libvirt answers, when that changed (a write
- * notifies every broker's read cache: VM lists show it). A failed write is tried again at
- * the next change of state or pass. */
-static void
-set_reachable(SvcSync *sync, bool reachable)
-{
-    g_autoptr(GError) err = NULL;
-    g_autoptr(DbConn) db = NULL;
-
-    if (sync->reachable == (int) reachable)
-        return;
-    db = db_pool_acquire(sync->opts.db, &err);
-    if (db && db_hosts_set_reachable(db, sync->host_id, reachable, &err))
-        sync->reachable = reachable;
-    else
-        vmb_warning("sync: recording that the host is %s: %s",
-                    reachable ? "reachable" : "unreachable", err->message);
-}
-
 /**
  * svc_sync_reconcile:
  * @sync: the reconciler
@@ -408,6 +399,11 @@ svc_sync_reconcile(SvcSync *sync, GError **error)
     if (!conn) {
         g_atomic_int_set(&sync->synced, 0);
         return false;
+    }
+    svc_sync_lease_tick(sync->lease);
+    if (!svc_sync_lease_held(sync->lease)) {
+        g_atomic_int_set(&sync->synced, 1); /* the owner's to do; nothing is wrong here */
+        return true;
     }
     /* Domains first: a create inserts its row before it defines its domain, so a domain
      * listed here whose row is missing below is not a create in progress. */
@@ -444,7 +440,7 @@ svc_sync_reconcile(SvcSync *sync, GError **error)
         g_propagate_error(error, g_steal_pointer(&first));
         return false;
     }
-    set_reachable(sync, true);
+    svc_sync_lease_set_reachable(sync->lease, true);
     return true;
 }
 
@@ -508,7 +504,11 @@ event_worker(gpointer data, gpointer user_data)
     bool changed = false, busy = false;
 
     /* Only what can end a run, pause or resume one (or start one behind vmbroker's back)
-     * needs a look. */
+     * needs a look, by the broker that watches the host. */
+    if (!svc_sync_lease_held(sync->lease)) {
+        event_job_free(job);
+        return;
+    }
     if (job->event == VIR_DOMAIN_EVENT_STOPPED || job->event == VIR_DOMAIN_EVENT_CRASHED ||
         job->event == VIR_DOMAIN_EVENT_UNDEFINED || job->event == VIR_DOMAIN_EVENT_STARTED ||
         job->event == VIR_DOMAIN_EVENT_SUSPENDED || job->event == VIR_DOMAIN_EVENT_RESUMED) {
@@ -584,6 +584,21 @@ on_lost(const char *why, void *data)
 
 /* --- the sync thread --- */
 
+/* (lock held) Renews the lease when @lease_at has come; true when it was just won. */
+static bool
+lease_due(SvcSync *sync, gint64 t, gint64 *lease_at)
+{
+    bool won;
+
+    if (t < *lease_at)
+        return false;
+    g_mutex_unlock(&sync->lock);
+    won = svc_sync_lease_tick(sync->lease);
+    g_mutex_lock(&sync->lock);
+    *lease_at = t + SVC_SYNC_LEASE_RENEW_S * G_USEC_PER_SEC;
+    return won;
+}
+
 static gpointer
 sync_main(gpointer data)
 {
@@ -593,6 +608,7 @@ sync_main(gpointer data)
                                                          : G_MAXUINT64;
     gint64 next_full = g_get_monotonic_time() + (gint64) sync->opts.interval_s * G_USEC_PER_SEC;
     gint64 wake_at = next_full;
+    gint64 lease_at = g_get_monotonic_time() + SVC_SYNC_LEASE_RENEW_S * G_USEC_PER_SEC;
     unsigned backoff_ms = 0; /* 0: connected */
     bool down = false;
 
@@ -602,8 +618,10 @@ sync_main(gpointer data)
         /* Events waiting for their VM's operation to end ride along on this thread. */
         gint64 recheck = requeue_rechecks(sync, t);
 
+        if (!sync->quit && lease_due(sync, t, &lease_at))
+            next_full = wake_at = t; /* taken over: a full pass at once */
         if (!sync->quit && !sync->lost && t < wake_at) {
-            g_cond_wait_until(&sync->wake, &sync->lock, MIN(wake_at, recheck));
+            g_cond_wait_until(&sync->wake, &sync->lock, MIN(MIN(wake_at, recheck), lease_at));
             continue;
         }
         if (sync->quit)
@@ -613,7 +631,7 @@ sync_main(gpointer data)
                         dom_hypervisor_uri(sync->opts.hv));
             down = true;
             g_mutex_unlock(&sync->lock);
-            set_reachable(sync, false);
+            svc_sync_lease_set_reachable(sync->lease, false);
             g_mutex_lock(&sync->lock);
         }
         sync->lost = false;
@@ -628,7 +646,7 @@ sync_main(gpointer data)
                 if (!down)
                     vmb_warning("libvirt: %s; reconnecting", err->message);
                 down = true;
-                set_reachable(sync, false);
+                svc_sync_lease_set_reachable(sync->lease, false);
                 backoff_ms = backoff_ms ? MIN(backoff_ms * 2, BACKOFF_MAX_MS)
                                         : BACKOFF_FIRST_MS;
                 wake_at = now + (gint64) backoff_ms * 1000;
@@ -692,7 +710,10 @@ svc_sync_new(const SvcSyncOptions *opts, GError **error)
     sync->name_prefix = g_strdup(opts->name_prefix);
     sync->opts.host_id = sync->host_id;
     sync->opts.name_prefix = sync->name_prefix;
-    sync->reachable = -1;
+    sync->lease = svc_sync_lease_new(opts->db, opts->host_id, opts->host_name, opts->owner,
+                                     opts->metrics);
+    sync->opts.host_name = NULL; /* the lease keeps a copy: the caller's may go */
+    sync->opts.owner = NULL;
     g_mutex_init(&sync->lock);
     g_cond_init(&sync->wake);
     sync->worker = g_thread_pool_new_full(event_worker, sync, (GDestroyNotify) event_job_free, 1,
@@ -752,6 +773,7 @@ svc_sync_free(SvcSync *sync)
     dom_hypervisor_watch(sync->opts.hv, &(DomHypervisorWatch) { 0 }, NULL);
     if (sync->worker)
         g_thread_pool_free(sync->worker, TRUE, TRUE);
+    g_clear_pointer(&sync->lease, svc_sync_lease_free); /* released: another broker takes it */
     if (sync->rechecks) {
         g_ptr_array_foreach(sync->rechecks, (GFunc) (void (*)(void)) event_job_free, NULL);
         g_ptr_array_free(sync->rechecks, TRUE);

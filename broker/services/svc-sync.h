@@ -23,6 +23,10 @@ typedef struct {
     SvcVms *vms;                    /* claims, ephemeral disks */
     SvcAccel *accel;                /* (nullable) probed again after every reconnect */
     const char *host_id;            /* hosts row of this libvirt: only its VMs are ours */
+    const char *host_name;          /* its name, for the log and /metrics */
+    const char *owner;              /* (nullable) this broker's name (operations.instance):
+                                     * events and syncs only while it holds the host's lease
+                                     * (svc-sync-lease.h); NULL: always */
     const char *name_prefix;        /* libvirt.name_prefix: only these domains are ours */
     bool events;                    /* follow lifecycle events (false: the periodic sync only) */
     unsigned interval_s;            /* full sync this often */

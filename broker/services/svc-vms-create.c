@@ -91,6 +91,21 @@ svc_vms_set_state(SvcVms *vms, const char *id, DbVmState to, const char *reason,
     return svc_vms_state_tx(vms, &tx, error) ? tx.vm : NULL;
 }
 
+/* On an added host: vmbroker's pools, and the uploaded ISO and base image @vm boots,
+ * copied from the configured host when missing. */
+static bool
+host_storage(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTemplate *tmpl,
+             const DbIso *iso, GError **error)
+{
+    if (!svc_vms_host_volume(vms, conn, vm, DOM_POOL_DISKS, NULL, NULL, error))
+        return false;
+    if (iso && !tmpl->iso_path &&
+        !svc_vms_host_volume(vms, conn, vm, DOM_POOL_ISOS, iso->volume, iso->sha256, error))
+        return false;
+    return tmpl->kind != DOM_TEMPLATE_KIND_OVERLAY ||
+           svc_vms_host_volume(vms, conn, vm, DOM_POOL_BASE, tmpl->base_image, NULL, error);
+}
+
 /* Paths and secrets of one start of @vm: resolves the ISO and makes the disk if missing. */
 void
 svc_vms_start_plan_clear(StartPlan *p)
@@ -107,16 +122,16 @@ svc_vms_start_plan_clear(StartPlan *p)
 
 bool
 svc_vms_plan_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm, const DomTemplate *tmpl,
-                   const char *iso_volume, StartPlan *plan, GError **error)
+                   const DbIso *iso, StartPlan *plan, GError **error)
 {
     svc_vms_step(vms, "preparing the disk", 10);
     plan->domain_type = svc_accel_domain_type(vms->opts.accel, conn, error);
-    if (!plan->domain_type)
+    if (!plan->domain_type || !host_storage(vms, conn, vm, tmpl, iso, error))
         return false;
     if (tmpl->iso_path)
         plan->iso_path = g_strdup(tmpl->iso_path);
-    else if (iso_volume && !(plan->iso_path = dom_storage_volume_path(
-                                 conn, vms->name_prefix, DOM_POOL_ISOS, iso_volume, error)))
+    else if (iso && !(plan->iso_path = dom_storage_volume_path(
+                          conn, vms->name_prefix, DOM_POOL_ISOS, iso->volume, error)))
         return false;
     if (tmpl->kind == DOM_TEMPLATE_KIND_OVERLAY && tmpl->persistent) {
         /* The owner's overlay of this template, kept across VMs and re-attached. */
@@ -500,7 +515,7 @@ start_or_undo(SvcVms *vms, const DbVm *vm, const DomTemplate *tmpl, const DbIso 
         db_pool_transaction(vms->opts.db, svc_vms_delete_tx, &undo, NULL);
         return NULL;
     }
-    if (svc_vms_plan_start(vms, conn, vm, tmpl, iso ? iso->volume : NULL, &plan, &err) &&
+    if (svc_vms_plan_start(vms, conn, vm, tmpl, iso, &plan, &err) &&
         svc_vms_define_and_start(vms, conn, vm, tmpl, &plan, &defined, &err)) {
         vmb_crash_point("create:after-start");
         running = svc_vms_set_state(vms, vm->id, DB_VM_RUNNING, NULL, NULL, NULL, NULL, &err);

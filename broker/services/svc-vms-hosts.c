@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "db-hosts.h"
+#include "dom-volcopy.h"
 #include "vmb-error.h"
 #include "vmb-net.h"
 
@@ -20,12 +21,15 @@ struct VmsHost {
     SvcReady *ready;           /* (nullable) console-ready watches of its guests */
     SvcVmsReconcileFunc reconcile; /* (nullable) */
     gpointer reconcile_data;
+    GMutex copy_lock;          /* one copy to the host at a time; pools_ready */
+    bool pools_ready;          /* vmbroker's pools were made or found there */
 };
 
 void
 svc_vms_host_free(VmsHost *h)
 {
     svc_ready_free(h->ready);
+    g_mutex_clear(&h->copy_lock);
     g_free(h->id);
     g_free(h->name);
     g_free(h->console_address);
@@ -58,6 +62,7 @@ svc_vms_add_host(SvcVms *vms, const SvcVmsHost *host)
     h->console_address = g_strdup(host->console_address);
     h->hv = host->hv;
     h->configured = host->configured;
+    g_mutex_init(&h->copy_lock);
     if (vms->opts.bounded)
         h->ready = svc_ready_new(&(SvcReadyOptions) { .db = vms->opts.db, .hv = host->hv,
                                                       .bounded = vms->opts.bounded,
@@ -247,8 +252,6 @@ candidates(SvcVms *vms, GPtrArray *hosts, GPtrArray *all, const DomTemplate *tmp
 {
     g_autoptr(DomTemplateSet) set = svc_templates_get(vms->opts.templates);
     GArray *out = g_array_new(FALSE, FALSE, sizeof(Candidate));
-    /* Uploaded ISOs, base images and disks are in the configured host's pools only. */
-    bool needs_storage = dom_template_needs_iso(tmpl) || dom_template_has_disk(tmpl);
 
     for (guint i = 0; i < hosts->len; i++) {
         DbHost *host = hosts->pdata[i];
@@ -267,9 +270,9 @@ candidates(SvcVms *vms, GPtrArray *hosts, GPtrArray *all, const DomTemplate *tmp
             g_string_append_printf(why, "; host '%s' is not connected yet", host->name);
             continue;
         }
-        if (needs_storage && !h->configured) {
-            g_string_append_printf(why, "; host '%s' has no storage for disks or uploaded "
-                                   "ISOs yet", host->name);
+        if (tmpl->persistent && !h->configured) {
+            g_string_append_printf(why, "; host '%s' does not keep persistent disks",
+                                   host->name);
             continue;
         }
         if (budget) {
@@ -380,4 +383,122 @@ svc_vms_memory_room_tx(SvcVms *vms, DbConn *conn, const DomTemplate *tmpl, const
                 G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT " MiB in use); try later.",
                 tmpl->memory_mib, used, budget);
     return false;
+}
+
+/* --- storage on added hosts --- */
+
+/* Where vmbroker's pools go on an added host: under libvirt's own images folder, which a
+ * libvirt host has (the prefix without its trailing '-' names the folder). */
+static char *
+remote_storage_dir(const char *prefix)
+{
+    g_autofree char *name = g_strdup(prefix);
+    size_t n = strlen(name);
+
+    while (n > 0 && name[n - 1] == '-')
+        name[--n] = '\0';
+    return g_strdup_printf("/var/lib/libvirt/images/%s", n ? name : "vmbroker");
+}
+
+/* (copy_lock held) vmbroker's pools on @h, made once. */
+static bool
+ensure_pools(SvcVms *vms, VmsHost *h, virConnectPtr conn, GError **error)
+{
+    g_autofree char *dir = NULL;
+
+    if (h->pools_ready)
+        return true;
+    dir = remote_storage_dir(vms->name_prefix);
+    h->pools_ready = dom_storage_ensure_remote_pools(conn, vms->name_prefix, dir,
+                                                     DOM_POOL_OWNER_DEFAULT, error);
+    return h->pools_ready;
+}
+
+typedef struct {
+    SvcVms *vms;
+    const char *what;
+    const char *host;
+} CopyProgress;
+
+static void
+copy_progress(guint64 done, guint64 total, void *data)
+{
+    CopyProgress *p = data;
+    g_autofree char *step = g_strdup_printf("copying %s to host '%s' (%" G_GUINT64_FORMAT
+                                            " of %" G_GUINT64_FORMAT " MiB)", p->what,
+                                            p->host, done >> 20, total >> 20);
+
+    svc_vms_step(p->vms, step, 15);
+}
+
+/* (copy_lock held) Volume @name of @kind on @h, copied from the configured host unless a
+ * checked copy (of @sha256 when given) is recorded and there. */
+static bool
+have_or_copy(SvcVms *vms, VmsHost *h, virConnectPtr conn, DomPoolKind kind, const char *name,
+             const char *sha256, GError **error)
+{
+    const char *pool = dom_storage_pool_kind_to_string(kind);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(DbConn) db = db_pool_acquire(vms->opts.db, error);
+    g_autofree char *recorded = db ? db_host_volume_sha256(db, h->id, pool, name, &err) : NULL;
+    g_autofree char *there = NULL;
+    g_autofree char *want = NULL;
+    g_autoptr(virConnect) src = NULL;
+    CopyProgress p = { vms, kind == DOM_POOL_ISOS ? "the ISO" : "the base image", h->name };
+
+    if (!db || err) {
+        if (err)
+            g_propagate_error(error, g_steal_pointer(&err));
+        return false;
+    }
+    g_clear_pointer(&db, db_conn_release);
+    there = dom_storage_volume_path(conn, vms->name_prefix, kind, name, NULL);
+    if (there && recorded && (!sha256 || strcmp(recorded, sha256) == 0))
+        return true;
+    if (there) /* a copy cut short, or of other content: made again */
+        dom_storage_delete_path(conn, there, NULL);
+    if (!(src = dom_hypervisor_get(vms->opts.hv, error)))
+        return false;
+    svc_vms_step(vms, kind == DOM_POOL_ISOS ? "copying the ISO to the VM's host"
+                                            : "copying the base image to the VM's host", 15);
+    want = sha256 ? g_strdup(sha256)
+                  : dom_volcopy_sha256(src, vms->name_prefix, kind, name, NULL, NULL, error);
+    if (!want || !dom_volcopy(src, conn, vms->name_prefix, kind, name, want, copy_progress, &p,
+                              error))
+        return false;
+    db = db_pool_acquire(vms->opts.db, error);
+    return db && db_host_volume_record(db, h->id, pool, name, want, error);
+}
+
+/**
+ * svc_vms_host_volume:
+ * @vms: the service
+ * @conn: a connection to @vm's host
+ * @vm: the VM about to start
+ * @kind: DOM_POOL_DISKS (only the pools), DOM_POOL_ISOS or DOM_POOL_BASE
+ * @name: (nullable): the volume @vm needs from the configured host's pool @kind
+ * @sha256: (nullable): what its content hashes to (an ISO's); NULL: what the configured
+ *   host's copy hashes to (a base image's)
+ * @error: return location for an error
+ *
+ * An added host gets vmbroker's pools once, and each ISO or base image a VM there needs,
+ * copied through libvirt's streams and checked, once (host_volumes); the configured host has
+ * them already.
+ *
+ * Returns: true when @vm's host has what it needs.
+ */
+bool
+svc_vms_host_volume(SvcVms *vms, virConnectPtr conn, const DbVm *vm, DomPoolKind kind,
+                    const char *name, const char *sha256, GError **error)
+{
+    VmsHost *h = svc_vms_host(vms, vm->host_id);
+    bool ok;
+
+    if (!h || h->configured)
+        return true;
+    g_mutex_lock(&h->copy_lock);
+    ok = ensure_pools(vms, h, conn, error) &&
+         (!name || have_or_copy(vms, h, conn, kind, name, sha256, error));
+    g_mutex_unlock(&h->copy_lock);
+    return ok;
 }

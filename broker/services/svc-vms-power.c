@@ -347,7 +347,7 @@ svc_vms_start_now(SvcVms *vms, const DbUser *caller, const char *id, const char 
     vmb_crash_point("start:after-lease");
     conn = svc_vms_conn(vms, tx.vm, &err);
     if (!conn ||
-        !svc_vms_plan_start(vms, conn, tx.vm, tmpl, iso ? iso->volume : NULL, &plan, &err) ||
+        !svc_vms_plan_start(vms, conn, tx.vm, tmpl, iso, &plan, &err) ||
         !svc_vms_define_and_start(vms, conn, tx.vm, tmpl, &plan, &defined, &err)) {
         g_autoptr(DbVm) back = NULL;
         bool off = !conn || !defined;

@@ -4,6 +4,8 @@
 // and the operation runners) share. Not for use outside them.
 #pragma once
 
+#include "db-isos.h"
+#include "dom-storage.h"
 #include "svc-ready.h"
 #include "svc-vms.h"
 
@@ -104,7 +106,7 @@ DbVm *svc_vms_set_state(SvcVms *vms, const char *id, DbVmState to, const char *r
                         const char *actor_id, const char *action, const char *remote_addr,
                         GError **error);
 bool svc_vms_plan_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm,
-                        const DomTemplate *tmpl, const char *iso_volume, StartPlan *plan,
+                        const DomTemplate *tmpl, const DbIso *iso, StartPlan *plan,
                         GError **error);
 bool svc_vms_define_and_start(SvcVms *vms, virConnectPtr conn, const DbVm *vm,
                               const DomTemplate *tmpl, StartPlan *plan, bool *ret_defined,
@@ -123,6 +125,8 @@ DbVm *svc_vms_place_tx(SvcVms *vms, DbConn *conn, DbVmSpec *spec, const DomTempl
                        const char *pin, GError **error);
 bool svc_vms_memory_room_tx(SvcVms *vms, DbConn *conn, const DomTemplate *tmpl,
                             const char *vm_id, const char *host_id, GError **error);
+bool svc_vms_host_volume(SvcVms *vms, virConnectPtr conn, const DbVm *vm, DomPoolKind kind,
+                         const char *name, const char *sha256, GError **error);
 
 /* svc-vms-take.c */
 bool svc_vms_take_possible(const SvcVmRequest *req, const DbUser *owner,

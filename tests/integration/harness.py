@@ -96,6 +96,53 @@ def remove_domains(prefix):
                   '--managed-save')
 
 
+def domain_names(uri, prefix):
+    """The names of the domains named PREFIX* that libvirt at URI has."""
+    r = subprocess.run(['virsh', '-q', '-c', uri, 'list', '--all', '--name'],
+                       capture_output=True, text=True, timeout=60)
+    return {n for n in r.stdout.split() if n.startswith(prefix)}
+
+
+def remove_domains_at(uri, prefix):
+    """remove_domains() on libvirt at URI (another host's, say), storage left to its pools."""
+    for name in domain_names(uri, prefix):
+        subprocess.run(['virsh', '-q', '-c', uri, 'destroy', name], capture_output=True)
+        subprocess.run(['virsh', '-q', '-c', uri, 'undefine', name], capture_output=True)
+
+
+TESTBED = os.path.join(SRC, 'contrib', 'testbed')
+
+
+def testbed_up(test, bed):
+    """contrib/testbed up BED, down again when TEST ends (None: the caller's to do);
+    returns the second host's (URI, console address)."""
+    if test:
+        _cleanup(test, lambda: subprocess.run([TESTBED, 'down', bed], capture_output=True,
+                                              timeout=180))
+    r = subprocess.run([TESTBED, 'up', bed], capture_output=True, text=True, timeout=180)
+    if r.returncode != 0:
+        raise RuntimeError(f'contrib/testbed up: {r.stderr}')
+    env = dict(line.split('=', 1) for line in r.stdout.split())
+    return env['VMB_HOST2_URI'], env['VMB_HOST2_CONSOLE']
+
+
+def idle_template(templates, workdir, name='idle', **fields):
+    """Writes template NAME to TEMPLATES: memtest's settings booting the idle guest
+    (tests/fixtures/make-idle-iso, made in WORKDIR once), 128 MiB, with FIELDS over them;
+    returns the template and the ISO's path."""
+    iso = os.path.join(workdir, 'idle.iso')
+    if not os.path.exists(iso):
+        subprocess.run([os.path.join(SRC, 'tests', 'fixtures', 'make-idle-iso'), iso],
+                       check=True, stdout=subprocess.DEVNULL, timeout=300)
+        os.chmod(iso, 0o644)
+    with open(os.path.join(SRC, 'templates', 'memtest.json')) as f:
+        t = {**json.load(f), 'iso_path': iso, 'memory_mib': 128,
+             'description': 'a guest that idles once booted (test fixture)', **fields}
+    with open(os.path.join(templates, name + '.json'), 'w') as f:
+        json.dump(t, f)
+    return t, iso
+
+
 def png_rgb(path):
     """An 8-bit RGB PNG (QEMU's screendump) as (width, height, its RGB bytes), rows undone."""
     with open(path, 'rb') as f:

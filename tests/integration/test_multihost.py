@@ -1,12 +1,16 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Many hosts (#17) on the test bed (contrib/testbed: a second libvirtd on this machine, in
-# namespaces of its own): a broker with its configured host and an added one places each
-# guest on the host with the most free memory, runs it there (each libvirtd holds exactly its
-# own guests), reaches its console through that host's console address, pins a guest where an
-# admin says, answers 503 naming each host's reason when none has room, keeps guests with disks
-# where the storage pools are, lists each host in /readyz, and follows the second host's
-# guests through that host's own events. Guests idle
-# once booted (tests/fixtures/make-idle-iso), so ten of them run on two cores.
+# namespaces of its own, with its own /var/lib/libvirt): a broker with its configured host
+# and an added one places each guest on the host with the most free memory, runs it there
+# (each libvirtd holds exactly its own guests), reaches its console through that host's
+# console address, pins a guest where an admin says, answers 503 naming each host's reason
+# when none has room, copies an uploaded ISO and a base image to the host that boots them
+# once (checked by SHA-256), keeps persistent disks on the configured host, lists each host
+# in /readyz, follows the second host's guests through that host's own events, and shows
+# them `unknown` while that host's libvirtd is down. Guests idle once booted
+# (tests/fixtures/make-idle-iso), so ten of them run on two cores.
+import glob
+import hashlib
 import json
 import os
 import shutil
@@ -19,48 +23,44 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 PROBE = os.environ['VMB_CONSOLE_PROBE']
-TESTBED = os.path.join(harness.SRC, 'contrib', 'testbed')
 GUEST_MIB = 128
 LOCAL_MIB, H2_MIB = 4 * GUEST_MIB, 6 * GUEST_MIB
 
 
 def domains(uri, prefix):
-    r = subprocess.run(['virsh', '-q', '-c', uri, 'list', '--all', '--name'],
-                       capture_output=True, text=True, timeout=60)
-    return sorted(n for n in r.stdout.split() if n.startswith(prefix))
+    return sorted(harness.domain_names(uri, prefix))
 
 
 class MultiHost(harness.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.shared = harness.mkdtemp('vmbt-mh-')
-        os.chmod(cls.shared, 0o755)
-        bed = os.path.join(cls.shared, 'testbed')
-        r = subprocess.run([TESTBED, 'up', bed], capture_output=True, text=True, timeout=180)
-        if r.returncode != 0:
+        cls.bed = os.path.join(cls.shared, 'testbed')
+        try:
+            cls.uri, cls.console = harness.testbed_up(None, cls.bed)
+        except RuntimeError:
             shutil.rmtree(cls.shared, True)
-            raise RuntimeError(f'contrib/testbed up: {r.stderr}')
-        cls.bed = bed
-        env = dict(line.split('=', 1) for line in r.stdout.split())
-        cls.uri, cls.console = env['VMB_HOST2_URI'], env['VMB_HOST2_CONSOLE']
+            raise
         templates = os.path.join(cls.shared, 'templates')
         os.makedirs(templates)
-        iso = os.path.join(cls.shared, 'idle.iso')
-        subprocess.run([os.path.join(harness.SRC, 'tests', 'fixtures', 'make-idle-iso'), iso],
-                       check=True, stdout=subprocess.DEVNULL, timeout=300)
-        os.chmod(iso, 0o644)
-        with open(os.path.join(harness.SRC, 'templates', 'memtest.json')) as f:
-            idle = {**json.load(f), 'iso_path': iso, 'memory_mib': GUEST_MIB,
-                    'description': 'a guest that idles once booted (test fixture)'}
-        with open(os.path.join(templates, 'idle.json'), 'w') as f:
-            json.dump(idle, f)
-        with open(os.path.join(templates, 'idle-disk.json'), 'w') as f:
-            json.dump({**idle, 'disk_gib': 1, 'boot': ['cdrom', 'hd']}, f)
+        idle, cls.iso = harness.idle_template(templates, cls.shared)
+        harness.idle_template(templates, cls.shared, 'idle-disk', disk_gib=1,
+                              boot=['cdrom', 'hd'])
+        # Boots the ISO a user uploaded, with a disk: both must be on the VM's host.
+        uploaded = {k: v for k, v in idle.items() if k != 'iso_path'}
+        with open(os.path.join(templates, 'own-iso.json'), 'w') as f:
+            json.dump({**uploaded, 'disk_gib': 1, 'boot': ['cdrom', 'hd']}, f)
+        overlay = {'kind': 'overlay', 'base_format': 'qcow2', 'base_image': 'tiny.qcow2',
+                   'memory_mib': GUEST_MIB, 'vcpus': 1, 'video': 'vga', 'disk_bus': 'virtio',
+                   'network': 'none', 'boot': ['hd']}
+        for name, kept in (('overlay', False), ('kept', True)):
+            with open(os.path.join(templates, name + '.json'), 'w') as f:
+                json.dump({**overlay, 'persistent': kept}, f)
         cls.templates = templates
 
     @classmethod
     def tearDownClass(cls):
-        subprocess.run([TESTBED, 'down', cls.bed], capture_output=True, timeout=180)
+        subprocess.run([harness.TESTBED, 'down', cls.bed], capture_output=True, timeout=180)
         shutil.rmtree(cls.shared, True)
 
     def setUp(self):
@@ -80,13 +80,14 @@ class MultiHost(harness.TestCase):
                      '--memory-mib', str(H2_MIB), config=self.broker.config)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.wait_for('the broker connected to h2', lambda: self.host_state('h2') == 'ok')
+        base = os.path.join(sections['storage']['dir'], 'base')
+        os.makedirs(base, exist_ok=True)
+        subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2',
+                        os.path.join(base, 'tiny.qcow2'), '64M'], check=True)
 
     def remove_guests(self):
-        for uri in (self.uri, 'qemu:///system'):
-            for name in domains(uri, self.prefix):
-                subprocess.run(['virsh', '-q', '-c', uri, 'destroy', name], capture_output=True)
-                subprocess.run(['virsh', '-q', '-c', uri, 'undefine', '--nvram', name],
-                               capture_output=True)
+        harness.remove_domains_at(self.uri, self.prefix)
+        harness.remove_domains(self.prefix)
 
     def wait_for(self, what, fn, deadline_s=harness.WAIT_S):
         deadline = time.monotonic() + deadline_s
@@ -160,13 +161,58 @@ class MultiHost(harness.TestCase):
         self.assertEqual(self.db.scalar('SELECT count(*) FROM port_leases'
                                         ' WHERE vm_id IS NOT NULL'), '0')
 
-    def test_pinning_storage_and_the_second_hosts_own_events(self):
-        # A guest with a disk goes where the storage pools are (local), though h2 has more
-        # room; pinned to h2 it is refused with the reason.
-        vm = self.create(template='idle-disk')['vm']
+    def test_an_uploaded_iso_is_copied_once_to_the_host_that_boots_it(self):
+        with open(self.iso, 'rb') as f:
+            data = f.read()
+        status, _, body = self.broker.raw_request(
+            'PUT', '/api/v1/isos/idle', data,
+            {'Content-Type': 'application/octet-stream', **self.admin})
+        self.assertIn(status, (200, 201), body)
+        iso = json.loads(body)
+        # h2 has the most room: the copy goes there, through libvirt, checked by SHA-256.
+        vm = self.create(template='own-iso', iso=iso['id'])['vm']
+        self.assertEqual(vm['host'], 'h2')
+        [(copied_sha, copied_at)] = self.db.psql(
+            "SELECT sha256, copied_at FROM host_volumes v JOIN hosts h ON h.id = v.host_id"
+            " WHERE h.name = 'h2' AND v.pool = 'isos'")
+        self.assertEqual(copied_sha, hashlib.sha256(data).hexdigest())
+        on_h2 = glob.glob(os.path.join(self.bed, 'lib', 'images', '*', 'isos', '*'))
+        self.assertEqual(len(on_h2), 1, on_h2)
+        with open(on_h2[0], 'rb') as f:
+            self.assertEqual(hashlib.sha256(f.read()).hexdigest(), copied_sha)
+        self.assertEqual(len(glob.glob(os.path.join(self.bed, 'lib', 'images', '*', 'disks',
+                                                    '*'))), 1)
+        got = self.console_greeting(vm)
+        self.assertEqual((got['status'], got['rfb']), (101, 'RFB 003.008'), got)
+        # A second guest of it on h2 boots the copy already there; one on local, the upload.
+        vm2 = self.create(template='own-iso', iso=iso['id'], host='h2', owner='erin')['vm']
+        self.assertEqual(self.db.psql("SELECT copied_at FROM host_volumes")[0][0], copied_at)
+        vm3 = self.create(template='own-iso', iso=iso['id'], host='local', owner='finn')['vm']
+        self.assertEqual(self.vm(vm3['id'])['state'], 'running')
+        for v in (vm, vm2, vm3):
+            self.api('DELETE', f"/api/v1/vms/{v['id']}", auth=self.admin, want=204)
+        self.assertEqual(glob.glob(os.path.join(self.bed, 'lib', 'images', '*', 'disks', '*')),
+                         [])
+
+        # A base image too: copied, checked against the configured host's, the overlay on h2.
+        vm = self.create(template='overlay')['vm']
+        self.assertEqual(vm['host'], 'h2')
+        self.assertEqual(self.vm(vm['id'])['state'], 'running')
+        [(base_sha,)] = self.db.psql("SELECT sha256 FROM host_volumes WHERE pool = 'base'")
+        with open(os.path.join(self.broker.sections['storage']['dir'], 'base', 'tiny.qcow2'),
+                  'rb') as f:
+            self.assertEqual(hashlib.sha256(f.read()).hexdigest(), base_sha)
+        self.assertEqual(len(glob.glob(os.path.join(self.bed, 'lib', 'images', '*', 'disks',
+                                                    '*'))), 1)
+        self.api('DELETE', f"/api/v1/vms/{vm['id']}", auth=self.admin, want=204)
+
+    def test_pinning_persistent_disks_and_the_second_hosts_own_events(self):
+        # A guest whose disk is kept for its owner stays where such disks are (local), though
+        # h2 has more room; pinned to h2 it is refused with the reason.
+        vm = self.create(template='kept')['vm']
         self.assertEqual(vm['host'], 'local')
-        p = self.create(template='idle-disk', host='h2', owner='carol', want=503)
-        self.assertIn("host 'h2' has no storage", p['detail'])
+        p = self.create(template='kept', host='h2', owner='carol', want=503)
+        self.assertIn("host 'h2' does not keep persistent disks", p['detail'])
         self.api('DELETE', f"/api/v1/vms/{vm['id']}", auth=self.admin, want=204)
 
         # Only admins pin; a host that does not exist is 422.
@@ -208,8 +254,7 @@ class MultiHost(harness.TestCase):
         self.assertEqual(self.vm(vm['id'])['reachability'], 'reachable')
         with open(os.path.join(self.bed, 'libvirtd.pid')) as f:
             os.kill(int(f.read().strip()), 9)
-        self.addCleanup(subprocess.run, [TESTBED, 'up', self.bed], capture_output=True,
-                        timeout=180)
+        self.addCleanup(harness.testbed_up, None, self.bed)
         self.wait_for('h2 seen down', lambda: self.host_state('h2') == 'down', deadline_s=60)
         # Its guest runs on (QEMU did not die with libvirtd): unknown, not stopped.
         self.wait_for('the guest unknown',
@@ -221,9 +266,7 @@ class MultiHost(harness.TestCase):
         # Creates go to the host that is up, though h2 has more room.
         self.assertEqual(self.create(owner='dave')['vm']['host'], 'local')
 
-        r = subprocess.run([TESTBED, 'up', self.bed], capture_output=True, text=True,
-                           timeout=180)
-        self.assertEqual(r.returncode, 0, r.stderr)
+        harness.testbed_up(None, self.bed)
         self.wait_for('h2 back', lambda: self.host_state('h2') == 'ok', deadline_s=120)
         self.wait_for('the guest reachable again',
                       lambda: self.vm(vm['id'])['reachability'] == 'reachable', deadline_s=60)
