@@ -78,9 +78,11 @@ typedef struct {
 /* Inserts the VM in `creating` with a leased port pair. Errors: VMB_ERROR_EXHAUSTED (no
  * free pair), VMB_ERROR_CONFLICT (name taken, or the running limit of broker_limits),
  * VMB_ERROR_UNPROCESSABLE (unknown template, ISO, owner or host). */
-/* db_vms_insert on one of several hosts: when this one has no free pair or is disabled
- * (VMB_ERROR_EXHAUSTED), the transaction is as it was before (a savepoint), so the caller
- * may try the next. */
+/* db_vms_insert, and db_vms_start on host @host_id (moving the VM there), for placement
+ * over several hosts: when this one has no free pair or takes no VM (VMB_ERROR_EXHAUSTED),
+ * the transaction is as it was before (a savepoint), so the caller may try the next. */
+DbVm *db_vms_start_on_host(DbConn *conn, const char *id, const char *host_id,
+                           const DbPortLeaseOptions *lease, GError **error);
 DbVm *db_vms_insert_on_host(DbConn *conn, const DbVmSpec *spec, const DbPortLeaseOptions *lease,
                             GError **error);
 DbVm *db_vms_insert(DbConn *conn, const DbVmSpec *spec, const DbPortLeaseOptions *lease,

@@ -63,8 +63,10 @@ known(SvcFleet *fleet, const char *id)
     return found;
 }
 
-/* A handle and a reconciler for @host; the VM service gets the handle once the host is
- * reconciled (or found unreachable: its reconciler keeps trying). */
+/* A handle and a reconciler for @host, lent to the VM service at once (placement prefers
+ * hosts it is connected to); the first reconciliation runs here, on the fleet's thread, so
+ * a host that does not answer holds up only the next hosts' pickup, and its reconciler
+ * keeps trying. */
 static void
 add_host(SvcFleet *fleet, const DbHost *host)
 {

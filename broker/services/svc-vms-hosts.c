@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "db-hosts.h"
+#include "db-pools.h"
 #include "dom-volcopy.h"
 #include "vmb-error.h"
 #include "vmb-net.h"
@@ -248,7 +249,7 @@ candidate_cmp(gconstpointer a, gconstpointer b)
 /* The hosts @tmpl's guest may go to, best first; why each other one may not, in @why. */
 static GArray *
 candidates(SvcVms *vms, GPtrArray *hosts, GPtrArray *all, const DomTemplate *tmpl,
-           const char *pin, GString *why)
+           const char *pin, const char *own_id, GString *why)
 {
     g_autoptr(DomTemplateSet) set = svc_templates_get(vms->opts.templates);
     GArray *out = g_array_new(FALSE, FALSE, sizeof(Candidate));
@@ -262,7 +263,8 @@ candidates(SvcVms *vms, GPtrArray *hosts, GPtrArray *all, const DomTemplate *tmp
 
         if (pin && strcmp(host->name, pin) != 0)
             continue;
-        if (!host->enabled) {
+        /* A disabled host keeps starting the VMs it has. */
+        if (!host->enabled && g_strcmp0(host->id, own_id) != 0) {
             g_string_append_printf(why, "; host '%s' is disabled", host->name);
             continue;
         }
@@ -290,23 +292,16 @@ candidates(SvcVms *vms, GPtrArray *hosts, GPtrArray *all, const DomTemplate *tmp
     return out;
 }
 
-/**
- * svc_vms_place_tx:
- * @vms: the service
- * @conn: a connection inside the create's transaction
- * @spec: the new VM; its host_id is set to the host chosen
- * @tmpl: its template
- * @pin: (nullable): the name of the only host it may go to (admins)
- * @error: return location for an error (VMB_ERROR_EXHAUSTED naming why for each host)
- *
- * Under db_vms_lock_memory(), so two creates (of any broker) never both take the last room
- * of a host: the hosts best first (candidate_cmp), the first with a free port pair.
- *
- * Returns: (transfer full): the VM inserted with its leases, or NULL.
- */
-DbVm *
-svc_vms_place_tx(SvcVms *vms, DbConn *conn, DbVmSpec *spec, const DomTemplate *tmpl,
-                 const char *pin, GError **error)
+/* One try of placement on @host, in a savepoint of its own: the VM, or NULL (with
+ * VMB_ERROR_EXHAUSTED the next host is tried). */
+typedef DbVm *(*PlaceTry)(DbConn *conn, const char *host_id, const DbPortLeaseOptions *lease,
+                          void *data, GError **error);
+
+/* Under db_vms_lock_memory(), so two placements (of any broker) never both take the last room
+ * of a host: the hosts best first (candidate_cmp), the first @try takes. */
+static DbVm *
+place(SvcVms *vms, DbConn *conn, const DomTemplate *tmpl, const char *pin, const char *own_id,
+      PlaceTry try, void *data, GError **error)
 {
     g_autoptr(GPtrArray) all = NULL;
     g_autoptr(GPtrArray) hosts = NULL;
@@ -316,15 +311,13 @@ svc_vms_place_tx(SvcVms *vms, DbConn *conn, DbVmSpec *spec, const DomTemplate *t
     if (!db_vms_lock_memory(conn, error) || !(all = db_vms_list(conn, NULL, error)) ||
         !(hosts = db_hosts_list(conn, error)))
         return NULL;
-    order = candidates(vms, hosts, all, tmpl, pin, why);
+    order = candidates(vms, hosts, all, tmpl, pin, own_id, why);
     for (guint i = 0; i < order->len; i++) {
         const DbHost *host = g_array_index(order, Candidate, i).host;
         DbPortLeaseOptions lease = svc_vms_lease_options(vms, host->id);
         g_autoptr(GError) err = NULL;
-        DbVm *vm;
+        DbVm *vm = try(conn, host->id, &lease, data, &err);
 
-        spec->host_id = host->id;
-        vm = db_vms_insert_on_host(conn, spec, &lease, &err);
         if (vm)
             return vm;
         if (vmb_error_kind(err) != VMB_ERROR_EXHAUSTED) {
@@ -333,7 +326,6 @@ svc_vms_place_tx(SvcVms *vms, DbConn *conn, DbVmSpec *spec, const DomTemplate *t
         }
         g_string_append_printf(why, "; host '%s': %s", host->name, err->message);
     }
-    spec->host_id = NULL;
     if (pin && !why->len) {
         g_set_error(error, VMB_ERROR, VMB_ERROR_UNPROCESSABLE, "There is no host '%s'.", pin);
         return NULL;
@@ -342,6 +334,69 @@ svc_vms_place_tx(SvcVms *vms, DbConn *conn, DbVmSpec *spec, const DomTemplate *t
                 "No host takes a %u MiB guest now%s.", tmpl->memory_mib,
                 why->len ? why->str : ": no host is set up");
     return NULL;
+}
+
+static DbVm *
+try_insert(DbConn *conn, const char *host_id, const DbPortLeaseOptions *lease, void *data,
+           GError **error)
+{
+    DbVmSpec *spec = data;
+
+    spec->host_id = host_id;
+    return db_vms_insert_on_host(conn, spec, lease, error);
+}
+
+/**
+ * svc_vms_place_tx:
+ * @vms: the service
+ * @conn: a connection inside the create's transaction
+ * @spec: the new VM; its host_id is set to the host chosen
+ * @tmpl: its template
+ * @pin: (nullable): the name of the only host it may go to (admins)
+ * @error: return location for an error (VMB_ERROR_EXHAUSTED naming why for each host)
+ *
+ * Returns: (transfer full): the VM inserted with its leases, or NULL.
+ */
+DbVm *
+svc_vms_place_tx(SvcVms *vms, DbConn *conn, DbVmSpec *spec, const DomTemplate *tmpl,
+                 const char *pin, GError **error)
+{
+    DbVm *vm = place(vms, conn, tmpl, pin, NULL, try_insert, spec, error);
+
+    if (!vm)
+        spec->host_id = NULL;
+    return vm;
+}
+
+static DbVm *
+try_start(DbConn *conn, const char *host_id, const DbPortLeaseOptions *lease, void *data,
+          GError **error)
+{
+    return db_vms_start_on_host(conn, data, host_id, lease, error);
+}
+
+/**
+ * svc_vms_place_start_tx:
+ * @vms: the service
+ * @conn: a connection inside the start's transaction
+ * @vm: the stopped VM
+ * @tmpl: its template
+ * @error: return location for an error (VMB_ERROR_EXHAUSTED naming why)
+ *
+ * A VM that keeps nothing on its host (no disk; not a warm pool's guest, whose memory may be
+ * saved there) goes where a create would; any other starts on its host, within that host's budget (a disabled host starts the VMs it
+ * has).
+ *
+ * Returns: (transfer full): the VM, `creating` with fresh ports on its host, or NULL.
+ */
+DbVm *
+svc_vms_place_start_tx(SvcVms *vms, DbConn *conn, const DbVm *vm, const DomTemplate *tmpl,
+                       GError **error)
+{
+    bool movable = !dom_template_has_disk(tmpl) && strcmp(vm->owner_name, DB_POOL_ACCOUNT) != 0;
+
+    return place(vms, conn, tmpl, movable ? NULL : vm->host_name, vm->host_id, try_start,
+                 vm->id, error);
 }
 
 /**

@@ -229,9 +229,7 @@ svc_vms_stop_system(SvcVms *vms, const char *id, const char *action, const char 
 }
 
 typedef struct {
-    const char *id;
-    const char *host_id;
-    DbPortLeaseOptions lease;
+    const DbVm *was;          /* the VM as it was, stopped */
     const char *actor_id;
     const char *remote_addr;
     DbVm *vm; /* out */
@@ -239,18 +237,39 @@ typedef struct {
     const DomTemplate *tmpl;
 } StartTx;
 
+/* The host (its own, or where a create would go for a VM that can move), the ports and the
+ * memory budget, in one transaction as a create's. */
 static bool
 start_tx(DbConn *conn, void *data, GError **error)
 {
     StartTx *tx = data;
 
     g_clear_pointer(&tx->vm, db_vm_free);
-    /* The memory budget as a create checks it, in the transaction of the leases. */
-    if (!svc_vms_memory_room_tx(tx->vms, conn, tx->tmpl, tx->id, tx->host_id, error))
-        return false;
-    tx->vm = db_vms_start(conn, tx->id, &tx->lease, error);
-    return tx->vm && svc_vms_audit(conn, tx->actor_id, "vm.start", tx->id, tx->remote_addr, NULL,
-                                   error);
+    tx->vm = svc_vms_place_start_tx(tx->vms, conn, tx->was, tx->tmpl, error);
+    return tx->vm && svc_vms_audit(conn, tx->actor_id, "vm.start", tx->was->id,
+                                   tx->remote_addr, NULL, error);
+}
+
+/* A VM that moved to another host leaves its definition on the old one: undefined there
+ * (it is off). An old host out of reach keeps it; its reconciler ignores a domain whose row
+ * names another host. */
+static void
+leave_old_host(SvcVms *vms, const DbVm *was, const DbVm *now)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(virConnect) old = NULL;
+    g_autoptr(virDomain) dom = NULL;
+
+    if (strcmp(was->host_id, now->host_id) == 0)
+        return;
+    vmb_info("vm %s: starts on host %s, moved from host %s", now->id, now->host_name,
+             was->host_name);
+    old = svc_vms_conn(vms, was, &err);
+    dom = old ? dom_lifecycle_lookup(old, was->name, &err) : NULL;
+    if (!dom ? vmb_error_kind(err) != VMB_ERROR_NOT_FOUND
+             : !dom_lifecycle_undefine(dom, false, &err))
+        vmb_warning("vm %s: its old definition on host %s stays: %s", was->id, was->host_name,
+                    err->message);
 }
 
 /* Under @id's claim: a paused VM is powered off (domain destroyed, row stopped with its
@@ -337,14 +356,14 @@ svc_vms_start_now(SvcVms *vms, const DbUser *caller, const char *id, const char 
         svc_vms_release(vms, vm->id);
         return NULL;
     }
-    tx = (StartTx) { vm->id, vm->host_id, svc_vms_lease_options(vms, vm->host_id), caller->id,
-                     remote_addr, NULL, vms, tmpl };
+    tx = (StartTx) { vm, caller->id, remote_addr, NULL, vms, tmpl };
     if (!db_pool_transaction(vms->opts.db, start_tx, &tx, error)) {
         db_vm_free(tx.vm);
         svc_vms_release(vms, vm->id);
         return NULL;
     }
     vmb_crash_point("start:after-lease");
+    leave_old_host(vms, vm, tx.vm);
     conn = svc_vms_conn(vms, tx.vm, &err);
     if (!conn ||
         !svc_vms_plan_start(vms, conn, tx.vm, tmpl, iso, &plan, &err) ||

@@ -123,6 +123,8 @@ bool svc_vms_reconcile(SvcVms *vms, const DbVm *vm);
 DbPortLeaseOptions svc_vms_lease_options(SvcVms *vms, const char *host_id);
 DbVm *svc_vms_place_tx(SvcVms *vms, DbConn *conn, DbVmSpec *spec, const DomTemplate *tmpl,
                        const char *pin, GError **error);
+DbVm *svc_vms_place_start_tx(SvcVms *vms, DbConn *conn, const DbVm *vm,
+                             const DomTemplate *tmpl, GError **error);
 bool svc_vms_memory_room_tx(SvcVms *vms, DbConn *conn, const DomTemplate *tmpl,
                             const char *vm_id, const char *host_id, GError **error);
 bool svc_vms_host_volume(SvcVms *vms, virConnectPtr conn, const DbVm *vm, DomPoolKind kind,

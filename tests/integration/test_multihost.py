@@ -219,8 +219,8 @@ class MultiHost(harness.TestCase):
         p = self.create(auth=self.alice, want=403, host='h2')
         self.assertIn('host', p['detail'])
         self.create(want=422, host='nowhere')
-        vm = self.create(host='local')['vm']
-        self.assertEqual(vm['host'], 'local')
+        on_local = self.create(host='local')['vm']
+        self.assertEqual(on_local['host'], 'local')
         vm = self.create(host='h2', owner='bob')['vm']
         self.assertEqual(vm['host'], 'h2')
         self.assertEqual(domains(self.uri, self.prefix), [vm['name']])
@@ -248,6 +248,23 @@ class MultiHost(harness.TestCase):
         self.assertIn("host 'h2' is disabled", p['detail'])
         self.api('DELETE', f"/api/v1/vms/{vm['id']}", auth=self.admin, want=204)
         self.assertEqual(domains(self.uri, self.prefix), [])
+
+        # A stopped guest that keeps nothing on its host starts where a create would go:
+        # h2 again, once enabled, leaving nothing defined on local.
+        self.api('DELETE', f"/api/v1/vms/{on_local['id']}", auth=self.admin, want=204)
+        self.assertEqual(self.vmb('host', 'enable', 'h2', config=self.broker.config)
+                         .returncode, 0)
+        vm = self.create(host='local', owner='gus')['vm']
+        self.api('POST', f"/api/v1/vms/{vm['id']}/stop", auth=self.admin, want=202)
+        self.wait_for('the stop', lambda: self.vm(vm['id'])['state'] == 'stopped')
+        self.api('POST', f"/api/v1/vms/{vm['id']}/start", auth=self.admin)
+        self.wait_for('the start', lambda: self.vm(vm['id'])['state'] == 'running')
+        self.assertEqual(self.vm(vm['id'])['host'], 'h2')
+        self.assertEqual(domains(self.uri, self.prefix), [vm['name']])
+        self.assertEqual(domains('qemu:///system', self.prefix), [])
+        got = self.console_greeting(self.vm(vm['id']))
+        self.assertEqual((got['status'], got['rfb']), (101, 'RFB 003.008'), got)
+        self.api('DELETE', f"/api/v1/vms/{vm['id']}", auth=self.admin, want=204)
 
     def test_a_lost_host_shows_its_guests_unknown_and_is_reconciled_when_back(self):
         vm = self.create(host='h2')['vm']
