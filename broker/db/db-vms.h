@@ -78,13 +78,6 @@ typedef struct {
 /* Inserts the VM in `creating` with a leased port pair. Errors: VMB_ERROR_EXHAUSTED (no
  * free pair), VMB_ERROR_CONFLICT (name taken, or the running limit of broker_limits),
  * VMB_ERROR_UNPROCESSABLE (unknown template, ISO, owner or host). */
-/* db_vms_insert, and db_vms_start on host @host_id (moving the VM there), for placement
- * over several hosts: when this one has no free pair or takes no VM (VMB_ERROR_EXHAUSTED),
- * the transaction is as it was before (a savepoint), so the caller may try the next. */
-DbVm *db_vms_start_on_host(DbConn *conn, const char *id, const char *host_id,
-                           const DbPortLeaseOptions *lease, GError **error);
-DbVm *db_vms_insert_on_host(DbConn *conn, const DbVmSpec *spec, const DbPortLeaseOptions *lease,
-                            GError **error);
 DbVm *db_vms_insert(DbConn *conn, const DbVmSpec *spec, const DbPortLeaseOptions *lease,
                     GError **error);
 /* Moves the VM to @to when its state allows (see db_vms_set_state in db-vms.c); `stopped`
@@ -98,9 +91,6 @@ DbVm *db_vms_start(DbConn *conn, const char *id, const DbPortLeaseOptions *lease
                    GError **error);
 /* Adds @delta (+1 on connect, -1 on disconnect) to the VM's open console connections and
  * marks activity now. A VM that is gone is not an error. */
-/* Inside a transaction: waits for every other transaction that placed a guest's memory to
- * end (an advisory lock held to commit), so that the memory it then reads is all there is. */
-bool db_vms_lock_memory(DbConn *conn, GError **error);
 bool db_vms_console_adjust(DbConn *conn, const char *id, int delta, GError **error);
 /* Records the time of the last byte a console client sent, if later than the stored one. */
 bool db_vms_console_touch(DbConn *conn, const char *id, GDateTime *at, GError **error);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "db-hosts.h"
+#include "db-place.h"
 #include "db-pools.h"
 #include "dom-volcopy.h"
 #include "vmb-error.h"
