@@ -133,7 +133,7 @@ TEST(hosts_configured_and_added)
     DbHost local = { .id = S("40570000-0000-4000-8000-000000000001"), .name = S("local"),
                      .uri = S("qemu:///system"), .console_address = S("127.0.0.1"),
                      .ranges = { 5900, 5999, 5700, 5799 }, .enabled = true,
-                     .from_config = true, .vms = 3 };
+                     .from_config = true, .reachable = true, .vms = 3 };
     DbHost added = { .id = S("40570000-0000-4000-8000-000000000002"), .name = S("hv2"),
                      .uri = S("qemu+ssh://hv2.example/system"), .console_address = S("10.0.0.2"),
                      .ranges = { 6000, 6099, 6100, 6199 }, .memory_mib = 65536 };
