@@ -339,9 +339,11 @@ dom_storage_volume_format(virConnectPtr conn, const char *path, GError **error)
     return vol_format(vol, error);
 }
 
-static char *
-volume_xml(const char *name, guint64 capacity_bytes, const char *backing_path,
-           const char *backing_format)
+/* A volume's XML for virStorageVolCreateXML (format "qcow2" or "raw"; an overlay names its
+ * backing image). */
+char *
+dom_storage_volume_xml(const char *name, guint64 capacity_bytes, const char *format,
+                       const char *backing_path, const char *backing_format)
 {
     g_autoptr(xmlDoc) doc = xmlNewDoc(X("1.0"));
     g_autoptr(xmlBuffer) buf = xmlBufferCreate();
@@ -357,7 +359,7 @@ volume_xml(const char *name, guint64 capacity_bytes, const char *backing_path,
     xmlNewTextChild(vol, NULL, X("allocation"), X("0"));
     n = xmlNewChild(vol, NULL, X("target"), NULL);
     n = xmlNewChild(n, NULL, X("format"), NULL);
-    xmlNewProp(n, X("type"), X("qcow2"));
+    xmlNewProp(n, X("type"), X(format));
     if (backing_path) {
         n = xmlNewChild(vol, NULL, X("backingStore"), NULL);
         xmlNewTextChild(n, NULL, X("path"), X(backing_path));
@@ -440,7 +442,7 @@ dom_storage_create_blank(virConnectPtr conn, const char *prefix, const char *vol
 
     if (!check_vol_name(vol_name, error))
         return NULL;
-    xml = volume_xml(vol_name, (guint64) size_gib << 30, NULL, NULL);
+    xml = dom_storage_volume_xml(vol_name, (guint64) size_gib << 30, "qcow2", NULL, NULL);
     return create_volume(conn, prefix, xml, vol_name, error);
 }
 
@@ -497,7 +499,7 @@ dom_storage_create_overlay(virConnectPtr conn, const char *prefix, const char *v
     base_path = volume_path(base, error);
     if (!base_path)
         return NULL;
-    xml = volume_xml(vol_name, info.capacity, base_path, want);
+    xml = dom_storage_volume_xml(vol_name, info.capacity, "qcow2", base_path, want);
     path = create_volume(conn, prefix, xml, vol_name, error);
     if (path && ret_backing_path)
         *ret_backing_path = g_steal_pointer(&base_path);

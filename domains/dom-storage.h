@@ -43,6 +43,8 @@ virStorageVolPtr dom_storage_volume(virConnectPtr conn, const char *prefix, DomP
 char *dom_storage_volume_path(virConnectPtr conn, const char *prefix, DomPoolKind kind,
                               const char *vol_name, GError **error);
 char *dom_storage_volume_format(virConnectPtr conn, const char *path, GError **error);
+char *dom_storage_volume_xml(const char *name, guint64 capacity_bytes, const char *format,
+                             const char *backing_path, const char *backing_format);
 char *dom_storage_create_blank(virConnectPtr conn, const char *prefix, const char *vol_name,
                                guint size_gib, GError **error);
 char *dom_storage_create_overlay(virConnectPtr conn, const char *prefix, const char *vol_name,

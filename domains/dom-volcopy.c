@@ -8,29 +8,9 @@
 
 #include "dom-virt.h"
 
-#define X(s) ((const xmlChar *) (s))
 #define CHUNK (256 * 1024)
 /* Progress is told about once per this many bytes. */
 #define PROGRESS_EVERY (64u << 20)
-
-static char *
-raw_volume_xml(const char *name, guint64 bytes)
-{
-    g_autoptr(xmlDoc) doc = xmlNewDoc(X("1.0"));
-    xmlNode *vol = xmlNewNode(NULL, X("volume"));
-    xmlNode *n;
-    char num[32];
-
-    xmlDocSetRootElement(doc, vol);
-    xmlNewTextChild(vol, NULL, X("name"), X(name));
-    g_snprintf(num, sizeof(num), "%" G_GUINT64_FORMAT, bytes);
-    n = xmlNewTextChild(vol, NULL, X("capacity"), X(num));
-    xmlNewProp(n, X("unit"), X("bytes"));
-    n = xmlNewChild(vol, NULL, X("target"), NULL);
-    n = xmlNewChild(n, NULL, X("format"), NULL);
-    xmlNewProp(n, X("type"), X("raw"));
-    return dom_virt_node_string(doc, vol);
-}
 
 /* Reads @vol whole through a download stream, hashing it and (with @to) sending it on. */
 static char *
@@ -107,7 +87,7 @@ send_copy(virConnectPtr src, virStorageVolPtr from, virConnectPtr dst, virStorag
           const char *name, guint64 total, DomVolCopyProgress progress, void *data,
           virStorageVolPtr *ret_made, GError **error)
 {
-    g_autofree char *xml = raw_volume_xml(name, total);
+    g_autofree char *xml = dom_storage_volume_xml(name, total, "raw", NULL, NULL);
     g_autoptr(virStream) up = virStreamNew(dst, 0);
     char *sent;
 

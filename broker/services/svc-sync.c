@@ -584,6 +584,14 @@ on_lost(const char *why, void *data)
 
 /* --- the sync thread --- */
 
+/* The next try after a failure: the backoff doubles from the first to the last. */
+static gint64
+back_off(unsigned *backoff_ms, gint64 now)
+{
+    *backoff_ms = *backoff_ms ? MIN(*backoff_ms * 2, BACKOFF_MAX_MS) : BACKOFF_FIRST_MS;
+    return now + (gint64) *backoff_ms * 1000;
+}
+
 /* (lock held) Renews the lease when @lease_at has come; true when it was just won. */
 static bool
 lease_due(SvcSync *sync, gint64 t, gint64 *lease_at)
@@ -647,9 +655,7 @@ sync_main(gpointer data)
                     vmb_warning("libvirt: %s; reconnecting", err->message);
                 down = true;
                 svc_sync_lease_set_reachable(sync->lease, false);
-                backoff_ms = backoff_ms ? MIN(backoff_ms * 2, BACKOFF_MAX_MS)
-                                        : BACKOFF_FIRST_MS;
-                wake_at = now + (gint64) backoff_ms * 1000;
+                wake_at = back_off(&backoff_ms, now);
             } else if (gen != synced_gen || down || now >= next_full) {
                 if (gen != synced_gen || down) {
                     vmb_info("libvirt %s: connected (connection %" G_GUINT64_FORMAT
@@ -668,9 +674,7 @@ sync_main(gpointer data)
                     wake_at = next_full;
                 } else {
                     vmb_warning("sync: %s; retrying", err->message);
-                    backoff_ms = backoff_ms ? MIN(backoff_ms * 2, BACKOFF_MAX_MS)
-                                            : BACKOFF_FIRST_MS;
-                    wake_at = now + (gint64) backoff_ms * 1000;
+                    wake_at = back_off(&backoff_ms, now);
                 }
             } else {
                 wake_at = next_full;

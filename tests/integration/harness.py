@@ -561,6 +561,16 @@ class TestCase(unittest.TestCase):
             self.assertEqual(status, want, data)
         return json.loads(data) if data else None
 
+    def wait_for(self, what, fn, deadline_s=WAIT_S):
+        """FN's first true answer, asked every 0.3 s; fails after DEADLINE_S."""
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            got = fn()
+            if got:
+                return got
+            time.sleep(0.3)
+        self.fail(f'timed out waiting for {what}')
+
     def bearer_user(self, name, config, role='user', password=None):
         """Adds user NAME (with PASSWORD when given) and a token of theirs; returns the
         Authorization header that carries it."""

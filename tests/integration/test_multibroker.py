@@ -56,15 +56,6 @@ class MultiBroker(harness.TestCase):
         harness.remove_domains_at(self.uri, self.prefix)
         harness.remove_domains(self.prefix)
 
-    def wait_for(self, what, fn, deadline_s=harness.WAIT_S):
-        deadline = time.monotonic() + deadline_s
-        while time.monotonic() < deadline:
-            got = fn()
-            if got:
-                return got
-            time.sleep(0.3)
-        self.fail(f'timed out waiting for {what}')
-
     def checks(self, broker):
         _, _, data = broker.request('GET', '/readyz', headers=self.admin)
         return json.loads(data).get('checks', {}).get('hosts', {})

@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -88,15 +87,6 @@ class MultiHost(harness.TestCase):
     def remove_guests(self):
         harness.remove_domains_at(self.uri, self.prefix)
         harness.remove_domains(self.prefix)
-
-    def wait_for(self, what, fn, deadline_s=harness.WAIT_S):
-        deadline = time.monotonic() + deadline_s
-        while time.monotonic() < deadline:
-            got = fn()
-            if got:
-                return got
-            time.sleep(0.3)
-        self.fail(f'timed out waiting for {what}')
 
     def host_state(self, name):
         status, _, data = self.broker.request('GET', '/readyz', headers=self.admin)
@@ -193,6 +183,23 @@ class MultiHost(harness.TestCase):
             self.api('DELETE', f"/api/v1/vms/{v['id']}", auth=self.admin, want=204)
         self.assertEqual(glob.glob(os.path.join(self.bed, 'lib', 'images', '*', 'disks', '*')),
                          [])
+
+        # A copy without its record (one cut short) is made again; one that does not hash to
+        # the ISO's recorded digest is deleted and the create fails, leaving nothing.
+        self.db.psql('DELETE FROM host_volumes')
+        self.db.psql(f"UPDATE isos SET sha256 = '{'0' * 64}' WHERE id = '{iso['id']}'")
+        status, _, body = self.broker.request('POST', '/api/v1/vms', {
+            'template': 'own-iso', 'iso': iso['id'], 'host': 'h2', 'owner': 'gil'},
+            headers=self.admin)
+        self.assertNotIn(status, (200, 201, 202), body)
+        self.assertEqual(glob.glob(os.path.join(self.bed, 'lib', 'images', '*', 'isos', '*')),
+                         [])
+        self.assertEqual(self.db.scalar('SELECT count(*) FROM host_volumes'), '0')
+        self.assertEqual(self.db.scalar('SELECT count(*) FROM vms'), '0')
+        self.db.psql(f"UPDATE isos SET sha256 = '{copied_sha}' WHERE id = '{iso['id']}'")
+        vm = self.create(template='own-iso', iso=iso['id'], host='h2', owner='gil')['vm']
+        self.assertEqual(self.db.psql('SELECT sha256 FROM host_volumes')[0][0], copied_sha)
+        self.api('DELETE', f"/api/v1/vms/{vm['id']}", auth=self.admin, want=204)
 
         # A base image too: copied, checked against the configured host's, the overlay on h2.
         vm = self.create(template='overlay')['vm']
